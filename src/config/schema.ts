@@ -1,0 +1,204 @@
+/** @module config/schema: the one validated configuration model (STYLE.md §9).
+ *  A file (JSON), `serve` flags and the embedded defaults all go through `parseConfig`, which names the key and
+ *  the problem on any error. Pure: no file I/O here (see config/load.ts). */
+
+import { z } from 'zod';
+import ipaddr from 'ipaddr.js';
+import { BrokerError } from '../errors.js';
+
+const ipv4 = z.string().refine((s) => ipaddr.IPv4.isValidFourPartDecimal(s), 'must be a dotted-quad IPv4 address');
+const ipv6Prefix = (minLen: number, maxLen: number) =>
+  z.string().refine((s) => {
+    try {
+      const [addr, len] = ipaddr.parseCIDR(s);
+      return addr.kind() === 'ipv6' && len >= minLen && len <= maxLen;
+    } catch {
+      return false;
+    }
+  }, `must be an IPv6 prefix in CIDR form with a length from ${minLen} to ${maxLen}`);
+const ipv6 = z.string().refine((s) => ipaddr.IPv6.isValid(s), 'must be an IPv6 address');
+const port = z.number().int().min(0).max(65535);
+
+export const AUTH_MODES = ['anonymous', 'authenticated', 'hybrid'] as const;
+export const MECHANISMS = ['ANONYMOUS', 'PLAIN', 'DIGEST-MD5'] as const;
+export type Mechanism = (typeof MECHANISMS)[number];
+
+export const configSchema = z
+  .object({
+    listen: z
+      .object({
+        /** IPv4 address for the TSP listeners (UDP and TCP). */
+        address: ipv4.default('0.0.0.0'),
+        port: port.default(3653),
+        udp: z.boolean().default(true),
+        tcp: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+    /** The server's IPv4 written into offers (outer endpoint). Default: the listen address, or when that is
+     *  0.0.0.0, the local address the kernel routes toward each client. */
+    serverIpv4: ipv4.nullable().default(null),
+    auth: z
+      .object({
+        mode: z.enum(AUTH_MODES).default('hybrid'),
+        /** PLAIN sends the password in clear: off unless the operator opts in (tsp-protocol.md §11). */
+        plain: z.boolean().default(false),
+        digestMd5: z.boolean().default(true),
+        realm: z.string().min(1).max(64).regex(/^[^"\\\r\n,]+$/, 'must not contain quotes, backslashes, commas or line breaks').default('tsp-broker'),
+        /** Failed authentications allowed per source IPv4 and per username in `failureWindowS` before 300 is
+         *  answered without checking (rate limit). */
+        maxFailures: z.number().int().min(1).default(10),
+        failureWindowS: z.number().int().min(1).default(300),
+      })
+      .strict()
+      .prefault({}),
+    tunnels: z
+      .object({
+        /** Tunnel types offered; v6anyv4 requests resolve to one of these. */
+        types: z.array(z.enum(['v6v4', 'v6udpv4'])).min(1).default(['v6v4', 'v6udpv4']),
+        keepalive: z
+          .object({
+            default: z.number().int().min(5).max(3600).default(30),
+            min: z.number().int().min(5).max(3600).default(10),
+            max: z.number().int().min(5).max(3600).default(300),
+          })
+          .strict()
+          .prefault({}),
+        /** A tunnel with no packet from the client for this many keepalive intervals is torn down. */
+        idleIntervals: z.number().int().min(2).max(100).default(4),
+        /** Never tear down for idleness sooner than this. */
+        idleMinS: z.number().int().min(10).default(60),
+        /** Lifetime in seconds written into offers and enforced. */
+        lifetimeS: z.number().int().min(60).default(604800),
+        /** One live tunnel per account: a newly accepted session replaces the old one. */
+        replaceExisting: z.boolean().default(true),
+        /** v6v4 requested from behind NAT: offer it to the observed address anyway (logged) or answer 303. */
+        v6v4BehindNat: z.enum(['offer', 'refuse']).default('refuse'),
+      })
+      .strict()
+      .prefault({}),
+    pools: z
+      .object({
+        /** Link addresses. null: a ULA /48 generated on first start and kept in the store. */
+        link: ipv6Prefix(16, 64).nullable().default(null),
+        /** 'per-account-64': a /64 per tunnel owner, server ::1 and client ::2. 'shared-128': server at the
+         *  pool's ::1 and a /128 per owner from the same /64 (link prefix must then be a /64). */
+        linkMode: z.enum(['per-account-64', 'shared-128']).default('per-account-64'),
+        /** Delegated prefixes (router mode). null: a ULA /40 generated on first start and kept. */
+        delegation: ipv6Prefix(16, 64).nullable().default(null),
+        prefixLen: z
+          .object({
+            default: z.number().int().min(16).max(64).default(56),
+            min: z.number().int().min(16).max(64).default(48),
+            max: z.number().int().min(16).max(64).default(64),
+          })
+          .strict()
+          .prefault({}),
+        /** Resolver written into offers (`<client><dns_server>`). null: the server's tunnel address. */
+        dnsServer: ipv6.nullable().default(null),
+      })
+      .strict()
+      .prefault({}),
+    limits: z
+      .object({
+        /** Sessions that have not reached an accepted tunnel, kept at once (memory bound). */
+        halfOpenSessions: z.number().int().min(1).default(10000),
+        /** Half-open sessions per source IPv4. */
+        halfOpenPerSource: z.number().int().min(1).default(64),
+        /** Any state before the accept expires after this long. */
+        negotiationTimeoutS: z.number().int().min(1).max(600).default(30),
+        /** Open TCP connections per source IPv4. */
+        tcpPerSource: z.number().int().min(1).default(32),
+      })
+      .strict()
+      .prefault({}),
+    store: z
+      .object({
+        driver: z.enum(['sqlite', 'postgres']).default('sqlite'),
+        /** SQLite database file. */
+        path: z.string().min(1).default('./data/tsp-broker.db'),
+        /** PostgreSQL connection string (driver postgres). */
+        url: z.string().nullable().default(null),
+      })
+      .strict()
+      .prefault({}),
+    dataplane: z
+      .object({
+        /** 'native': the C++ addon with a TUN device (needs root). 'memory': control only, no packets
+         *  (tests and demos without root). 'auto': native when possible, else memory with a warning. */
+        driver: z.enum(['native', 'memory', 'auto']).default('auto'),
+        tun: z.string().min(1).max(15).regex(/^[A-Za-z0-9_.-]+$/, 'must be a valid interface name').default('tsp0'),
+        mtu: z.number().int().min(1280).max(65535).default(1280),
+        threads: z.number().int().min(1).max(16).default(1),
+      })
+      .strict()
+      .prefault({}),
+    admin: z
+      .object({
+        enabled: z.boolean().default(true),
+        address: z.string().default('127.0.0.1'),
+        port: port.default(8080),
+        tls: z
+          .object({ cert: z.string(), key: z.string() })
+          .strict()
+          .nullable()
+          .default(null),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    if (c.tunnels.keepalive.min > c.tunnels.keepalive.max) issue(['tunnels', 'keepalive', 'min'], 'must be ≤ tunnels.keepalive.max');
+    const ka = c.tunnels.keepalive;
+    if (ka.default < ka.min || ka.default > ka.max) issue(['tunnels', 'keepalive', 'default'], 'must lie within min..max');
+    const pl = c.pools.prefixLen;
+    if (pl.min > pl.max) issue(['pools', 'prefixLen', 'min'], 'must be ≤ pools.prefixLen.max');
+    if (pl.default < pl.min || pl.default > pl.max) issue(['pools', 'prefixLen', 'default'], 'must lie within min..max');
+    if (c.pools.delegation) {
+      const len = ipaddr.parseCIDR(c.pools.delegation)[1];
+      if (len > pl.min) issue(['pools', 'delegation'], `a /${len} cannot hold a /${pl.min} (pools.prefixLen.min)`);
+    }
+    if (c.pools.link && c.pools.linkMode === 'shared-128' && ipaddr.parseCIDR(c.pools.link)[1] !== 64)
+      issue(['pools', 'link'], "must be a /64 when pools.linkMode is 'shared-128'");
+    if (c.auth.mode !== 'anonymous' && !c.auth.plain && !c.auth.digestMd5)
+      issue(['auth'], `mode '${c.auth.mode}' needs auth.plain or auth.digestMd5 enabled`);
+    if (c.store.driver === 'postgres' && !c.store.url) issue(['store', 'url'], "is required when store.driver is 'postgres'");
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+/** Validates raw input (parsed JSON merged with flags). Throws BrokerError CFG_INVALID whose message lists
+ *  every problem as `key.path: problem`. */
+export function parseConfig(raw: unknown): Config {
+  const r = configSchema.safeParse(raw);
+  if (r.success) return r.data;
+  const lines = r.error.issues.map((i) => {
+    const key = i.path.length ? i.path.join('.') : '(top level)';
+    if (i.code === 'unrecognized_keys') return `${[...i.path, ...i.keys].join('.')}: unknown key`;
+    return `${key}: ${i.message}`;
+  });
+  throw new BrokerError('CFG_INVALID', lines.join('\n'));
+}
+
+/** The embedded defaults, as `tsp-broker config defaults` prints them. */
+export function defaultConfig(): Config {
+  return parseConfig({});
+}
+
+/** Mechanisms advertised in CAPABILITY for a configuration, strongest first. */
+export function enabledMechanisms(c: Config): Mechanism[] {
+  const m: Mechanism[] = [];
+  if (c.auth.mode !== 'anonymous') {
+    if (c.auth.digestMd5) m.push('DIGEST-MD5');
+    if (c.auth.plain) m.push('PLAIN');
+  }
+  if (c.auth.mode !== 'authenticated') m.push('ANONYMOUS');
+  return m;
+}

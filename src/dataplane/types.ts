@@ -1,0 +1,96 @@
+/** @module dataplane/types: the packet path as the broker sees it (STYLE.md §4).
+ *  Implemented by the native addon (NativeDataPlane, src/dataplane/native.ts) and by MemoryDataPlane
+ *  (src/dataplane/memory.ts), an in-memory stand-in that owns a real UDP socket for control but moves no
+ *  packets; one contract suite (test/unit/dataplane/contract.ts) runs against both. */
+
+export type TunnelId = number & { readonly __brand: 'TunnelId' };
+
+/** The concrete encapsulations (v6anyv4 is resolved before a tunnel exists). */
+export type TunnelType = 'v6v4' | 'v6udpv4';
+
+/** An IPv4 transport endpoint. `port` is 0 for protocol-41 (v6v4) tunnels. */
+export interface Endpoint {
+  address: string;
+  port: number;
+}
+
+export interface Ipv6Prefix {
+  /** Canonical IPv6 text (any valid form; implementations normalise). Host bits must be zero. */
+  address: string;
+  length: number;
+}
+
+export interface TunnelSpec {
+  id: TunnelId;
+  type: TunnelType;
+  /** Where encapsulated packets go, and the only source decapsulated packets are accepted from. */
+  client: Endpoint;
+  /** The server's inner address on this tunnel: ICMPv6 echo requests to it are answered in place. */
+  serverIpv6: string;
+  /** The client's inner address (routed to the tunnel as a /128). */
+  clientIpv6: string;
+  /** A delegated prefix routed to the tunnel (router mode), if any. */
+  delegated?: Ipv6Prefix;
+}
+
+export interface TunnelCounters {
+  id: TunnelId;
+  /** Packets and bytes (inner IPv6) received from the client and accepted. */
+  rxPackets: number;
+  rxBytes: number;
+  /** Packets and bytes (inner IPv6) sent to the client. */
+  txPackets: number;
+  txBytes: number;
+  /** Unix ms of the last packet accepted from the client; 0 if none since the tunnel was added. */
+  lastRxMs: number;
+}
+
+/** Why packets were dropped; counters only ever grow. */
+export type DropReason =
+  | 'unknown_endpoint' // data from an (IPv4, port) or IPv4 with no tunnel
+  | 'spoofed_source' // inner source outside what the tunnel may use
+  | 'link_local_source' // router solicitations and the like, dropped quietly
+  | 'no_route' // packet from TUN matched no tunnel
+  | 'malformed' // too short, wrong version, bad length
+  | 'control_too_short'; // 0xF datagram under 8 bytes
+
+export interface ControlDatagram {
+  from: Endpoint;
+  /** The local IPv4 address the datagram arrived on, when the implementation knows it (IP_PKTINFO). */
+  localAddress?: string;
+  /** Owned by the receiver: implementations hand over a fresh copy. */
+  data: Buffer;
+}
+
+export interface DataPlane {
+  /** 'memory' for the stand-in, 'native' for the addon. Shown in logs and /metrics. */
+  readonly kind: 'memory' | 'native';
+  /** Binds the UDP socket (and for native: TUN, raw sockets, host setup). Rejects with DP_UNAVAILABLE saying
+   *  what is missing (root, /dev/net/tun, a busy port). */
+  start(): Promise<void>;
+  /** The UDP port actually bound (useful with port 0 in tests). Valid after start(). */
+  readonly udpPort: number;
+  /** Idempotent: an existing id gets the new endpoint and addresses without losing its counters. */
+  addTunnel(spec: TunnelSpec): void;
+  /** Removes the tunnel and its endpoint key, so a reused NAT port inherits nothing. Unknown ids are ignored. */
+  removeTunnel(id: TunnelId): void;
+  /** Counters of every tunnel, read in one call. */
+  readCounters(): TunnelCounters[];
+  /** Drop counters by reason since start. */
+  readDrops(): Record<DropReason, number>;
+  /** Control datagrams (first nibble 0xF) arrive here in batches, from the event loop. */
+  onControl(handler: (batch: readonly ControlDatagram[]) => void): void;
+  /** Sends one control reply from the TSP port, so the client's NAT binding is reused. */
+  sendControl(to: Endpoint, datagram: Uint8Array): void;
+  /** Stops the threads, closes sockets, undoes host setup. Idempotent. */
+  close(): Promise<void>;
+}
+
+export const EMPTY_DROPS: Readonly<Record<DropReason, number>> = {
+  unknown_endpoint: 0,
+  spoofed_source: 0,
+  link_local_source: 0,
+  no_route: 0,
+  malformed: 0,
+  control_too_short: 0,
+};

@@ -1,0 +1,208 @@
+/** @module store/types: persistence behind one interface (ARCHITECTURE.md "State and restart").
+ *  Implemented over Kysely: SQLite (src/store/sqlite.ts, default) and, later, PostgreSQL with the same query
+ *  code. All times are Unix milliseconds. Every method that changes state commits before it resolves, so a
+ *  caller may acknowledge on the wire once the promise resolves.
+ *  Errors: BrokerError with STORE_NOT_FOUND, STORE_CONFLICT (unique username...), POOL_EXHAUSTED, STORE_FAILED. */
+
+import type { TunnelType } from '../dataplane/types.js';
+
+export type Role = 'admin' | 'user';
+
+/** Per-account policy an operator can set. Absent fields mean "the broker's configured default". */
+export interface AccountLimits {
+  tunnelTypes?: TunnelType[];
+  minPrefixLen?: number;
+  maxPrefixLen?: number;
+}
+
+export interface Account {
+  id: number;
+  username: string;
+  role: Role;
+  disabled: boolean;
+  limits: AccountLimits;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** What authentication needs; never leaves the broker. */
+export interface AccountSecrets extends Account {
+  /** argon2id PHC string of the password (PLAIN and web login). */
+  passwordHash: string;
+  /** DIGEST-MD5 X = MD5(username:realm:password), 32 lower-case hex (password-equivalent: protect it). */
+  digestHa1: string;
+  /** The realm digestHa1 was computed for. */
+  digestRealm: string;
+}
+
+export interface NewAccount {
+  username: string;
+  role: Role;
+  passwordHash: string;
+  digestHa1: string;
+  digestRealm: string;
+  limits?: AccountLimits;
+}
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+}
+
+export type PoolName = 'link' | 'delegation';
+
+export interface Allocation {
+  id: number;
+  pool: PoolName;
+  /** Canonical compressed IPv6 text of the block's first address (host bits zero). */
+  prefix: string;
+  prefixLen: number;
+  accountId: number | null;
+  leaseId: string | null;
+  createdAt: number;
+}
+
+export interface AllocateRequest {
+  pool: PoolName;
+  /** The pool, e.g. 'fd12:3456:789a::/48'. Blocks are aligned sub-prefixes of it. */
+  poolPrefix: string;
+  /** Length of the block to hand out; >= the pool's length, <= 128. */
+  prefixLen: number;
+  /** An account's allocation is sticky: it gets the same block every time while it holds one of that length
+   *  in that pool; a different length replaces the old block in the same transaction. An anonymous lease is
+   *  keyed by leaseId and released with releaseLease(). */
+  owner: { accountId: number } | { leaseId: string };
+}
+
+export interface PoolUsage {
+  pool: PoolName;
+  poolPrefix: string;
+  /** Blocks currently allocated from the pool, and how many addresses (as a count of /64s, or /128s for
+   *  blocks longer than /64) they cover. */
+  blocks: number;
+}
+
+export type TunnelState = 'offered' | 'established' | 'ended';
+
+/** Why a tunnel ended: shown to operators and kept in the tunnels table. */
+export type EndReason =
+  | 'replaced' // a new session of the same account
+  | 'idle' // no packets from the client for the idle limit
+  | 'lifetime' // the offered lifetime passed
+  | 'admin' // killed by an operator
+  | 'deleted' // the client sent delete
+  | 'not_accepted' // offer never accepted (timeout, reject or TCP close)
+  | 'shutdown' // broker stopped and could not keep it
+  | 'account_disabled';
+
+export interface TunnelRecord {
+  id: number;
+  accountId: number | null;
+  /** Joined from accounts; null for anonymous tunnels. */
+  username: string | null;
+  leaseId: string | null;
+  type: TunnelType;
+  transport: 'udp' | 'tcp';
+  clientIpv4: string;
+  clientPort: number;
+  serverIpv4: string;
+  serverIpv6: string;
+  clientIpv6: string;
+  /** Delegated prefix (router mode) as canonical text, and its length. */
+  prefix: string | null;
+  prefixLen: number | null;
+  keepaliveInterval: number;
+  lifetimeS: number;
+  state: TunnelState;
+  createdAt: number;
+  establishedAt: number | null;
+  endedAt: number | null;
+  endReason: EndReason | null;
+  lastSeenAt: number | null;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+}
+
+export type NewTunnel = Omit<
+  TunnelRecord,
+  | 'id'
+  | 'username'
+  | 'state'
+  | 'establishedAt'
+  | 'endedAt'
+  | 'endReason'
+  | 'lastSeenAt'
+  | 'rxPackets'
+  | 'rxBytes'
+  | 'txPackets'
+  | 'txBytes'
+>;
+
+export interface TunnelFilter {
+  state?: TunnelState | 'live'; // 'live' = offered or established
+  accountId?: number;
+  type?: TunnelType;
+  limit?: number; // default 100, max 1000
+  offset?: number;
+}
+
+export interface CounterUpdate {
+  id: number;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  lastSeenAt: number | null;
+}
+
+export interface AuditEvent {
+  id: number;
+  at: number;
+  /** Who acted: 'cli', 'system', 'admin:<username>', 'token:<name>', 'user:<username>'. */
+  actor: string;
+  /** Dotted verb, e.g. 'account.create', 'tunnel.kill', 'auth.fail'. */
+  action: string;
+  target: string | null;
+  detail: Record<string, unknown> | null;
+}
+
+export interface Store {
+  readonly dialect: 'sqlite' | 'postgres';
+  close(): Promise<void>;
+
+  // settings: small key/value facts the broker must keep (generated ULA pools)
+  getSetting(key: string): Promise<string | undefined>;
+  /** Sets key only if absent; returns the value now stored (so two starters agree). */
+  setSettingIfAbsent(key: string, value: string): Promise<string>;
+
+  // accounts
+  createAccount(a: NewAccount): Promise<Account>; // STORE_CONFLICT if the username exists
+  getAccount(id: number): Promise<Account | undefined>;
+  getAccountSecrets(username: string): Promise<AccountSecrets | undefined>;
+  listAccounts(q: { search?: string; offset?: number; limit?: number }): Promise<Page<Account>>;
+  setPassword(id: number, p: { passwordHash: string; digestHa1: string; digestRealm: string }): Promise<void>;
+  setDisabled(id: number, disabled: boolean): Promise<void>;
+  setLimits(id: number, limits: AccountLimits): Promise<void>;
+  /** Deletes the account and releases its allocations; its ended tunnels stay with accountId null. */
+  deleteAccount(id: number): Promise<void>;
+
+  // allocation: unique constraints inside transactions, never read-then-write
+  allocate(req: AllocateRequest): Promise<Allocation>; // POOL_EXHAUSTED when no block is free
+  findAllocation(accountId: number, pool: PoolName): Promise<Allocation | undefined>;
+  releaseLease(leaseId: string): Promise<number>;
+  poolUsage(): Promise<PoolUsage[]>;
+
+  // tunnels
+  createTunnel(t: NewTunnel, at: number): Promise<TunnelRecord>; // state 'offered'
+  establishTunnel(id: number, at: number): Promise<void>;
+  endTunnel(id: number, reason: EndReason, at: number): Promise<void>; // idempotent on ended tunnels
+  updateCounters(updates: CounterUpdate[]): Promise<void>;
+  getTunnel(id: number): Promise<TunnelRecord | undefined>;
+  listTunnels(f: TunnelFilter): Promise<Page<TunnelRecord>>;
+
+  // audit trail
+  addAudit(e: Omit<AuditEvent, 'id'>): Promise<void>;
+  listAudit(q: { offset?: number; limit?: number; action?: string; actor?: string }): Promise<Page<AuditEvent>>;
+}
