@@ -129,6 +129,7 @@ export type NewTunnel = Omit<
   TunnelRecord,
   | 'id'
   | 'username'
+  | 'createdAt'
   | 'state'
   | 'establishedAt'
   | 'endedAt'

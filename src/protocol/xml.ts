@@ -1,0 +1,323 @@
+/** @module protocol/xml: TSP's XML messages. A small strict-but-tolerant reader of our own (no DTDs, no
+ *  entities beyond the five predefined, no external references: tsp-protocol.md §6.8), and writers that emit
+ *  byte-exact forms gogoc accepts, built from string templates with validated values (§6.3). Pure. */
+
+import ipaddr from 'ipaddr.js';
+import { RemoteProtocolError } from '../errors.js';
+
+export interface XmlElement {
+  name: string;
+  attrs: Record<string, string>;
+  children: XmlElement[];
+  text: string;
+}
+
+const NAME = /[A-Za-z_][A-Za-z0-9_.:-]*/y;
+const PREDEFINED: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+const MAX_DEPTH = 16;
+const MAX_ELEMENTS = 256;
+
+function decodeEntities(s: string): string {
+  return s.replace(/&([a-z]+|#[0-9]+|#x[0-9a-fA-F]+);|&/g, (m, ent: string | undefined) => {
+    if (ent === undefined) throw new RemoteProtocolError('TSP_BAD_XML', 'bare & in XML');
+    if (ent.startsWith('#x')) return String.fromCodePoint(parseInt(ent.slice(2), 16));
+    if (ent.startsWith('#')) return String.fromCodePoint(parseInt(ent.slice(1), 10));
+    const v = PREDEFINED[ent];
+    if (v === undefined) throw new RemoteProtocolError('TSP_BAD_XML', `entity ${m} is not allowed`);
+    return v;
+  });
+}
+
+/** Parses one XML document with a single root element. Tolerates an XML declaration, comments, any
+ *  whitespace and line ends, attributes in any order with either quote, self-closing tags, trailing
+ *  whitespace and NULs. Rejects DOCTYPE, CDATA, unknown entities, mismatched tags. Throws TSP_BAD_XML. */
+export function parseXml(input: string): XmlElement {
+  let i = 0;
+  const s = input;
+  const n = s.length;
+  let count = 0;
+  const fail = (what: string): never => {
+    throw new RemoteProtocolError('TSP_BAD_XML', `${what} at offset ${i}`);
+  };
+  const skipMisc = () => {
+    for (;;) {
+      while (i < n && /[\s\0]/.test(s[i]!)) i++;
+      if (s.startsWith('<?', i)) {
+        const e = s.indexOf('?>', i);
+        if (e < 0) fail('unterminated processing instruction');
+        i = e + 2;
+      } else if (s.startsWith('<!--', i)) {
+        const e = s.indexOf('-->', i);
+        if (e < 0) fail('unterminated comment');
+        i = e + 3;
+      } else if (s.startsWith('<!', i)) {
+        fail('DOCTYPE, CDATA and declarations are not allowed');
+      } else return;
+    }
+  };
+  const readName = (): string => {
+    NAME.lastIndex = i;
+    const m = NAME.exec(s);
+    if (!m) return fail('expected a name');
+    i += m[0].length;
+    return m[0].toLowerCase();
+  };
+  const element = (depth: number): XmlElement => {
+    if (depth > MAX_DEPTH) fail('elements nested too deep');
+    if (++count > MAX_ELEMENTS) fail('too many elements');
+    if (s[i] !== '<') fail('expected <');
+    i++;
+    const name = readName();
+    const attrs: Record<string, string> = {};
+    for (;;) {
+      while (i < n && /\s/.test(s[i]!)) i++;
+      if (s.startsWith('/>', i)) {
+        i += 2;
+        return { name, attrs, children: [], text: '' };
+      }
+      if (s[i] === '>') {
+        i++;
+        break;
+      }
+      const an = readName();
+      while (i < n && /\s/.test(s[i]!)) i++;
+      if (s[i] !== '=') fail(`expected = after attribute ${an}`);
+      i++;
+      while (i < n && /\s/.test(s[i]!)) i++;
+      const q = s[i];
+      if (q !== '"' && q !== "'") fail(`attribute ${an} value must be quoted`);
+      const e = s.indexOf(q!, i + 1);
+      if (e < 0) fail('unterminated attribute value');
+      const raw = s.slice(i + 1, e);
+      if (raw.includes('<')) fail('< in attribute value');
+      attrs[an] = decodeEntities(raw);
+      i = e + 1;
+    }
+    const children: XmlElement[] = [];
+    let text = '';
+    for (;;) {
+      if (i >= n) fail(`unterminated element <${name}>`);
+      if (s.startsWith('</', i)) {
+        i += 2;
+        const close = readName();
+        if (close !== name) fail(`</${close}> closes <${name}>`);
+        while (i < n && /\s/.test(s[i]!)) i++;
+        if (s[i] !== '>') fail('expected >');
+        i++;
+        return { name, attrs, children, text: text.trim() };
+      }
+      if (s.startsWith('<!--', i)) {
+        const e = s.indexOf('-->', i);
+        if (e < 0) fail('unterminated comment');
+        i = e + 3;
+        continue;
+      }
+      if (s.startsWith('<!', i) || s.startsWith('<?', i)) fail('declarations are not allowed inside elements');
+      if (s[i] === '<') {
+        children.push(element(depth + 1));
+        continue;
+      }
+      const e = s.indexOf('<', i);
+      const chunk = e < 0 ? s.slice(i) : s.slice(i, e);
+      text += decodeEntities(chunk);
+      i = e < 0 ? n : e;
+    }
+  };
+  skipMisc();
+  const root = element(0);
+  skipMisc();
+  if (i < n) fail('content after the root element');
+  return root;
+}
+
+export const child = (e: XmlElement | undefined, name: string): XmlElement | undefined =>
+  e?.children.find((c) => c.name === name);
+const children = (e: XmlElement | undefined, name: string): XmlElement[] =>
+  e ? e.children.filter((c) => c.name === name) : [];
+
+// ---- requests (client -> server) ----
+
+export type TunnelAction = 'create' | 'accept' | 'reject' | 'delete' | 'info';
+export type RequestedType = 'v6v4' | 'v6udpv4' | 'v6anyv4' | 'v4v6';
+const ACTIONS: readonly TunnelAction[] = ['create', 'accept', 'reject', 'delete', 'info'];
+const TYPES: readonly RequestedType[] = ['v6v4', 'v6udpv4', 'v6anyv4', 'v4v6'];
+
+export interface TunnelRequest {
+  action: TunnelAction;
+  /** Present for create. */
+  type?: RequestedType;
+  proxy: boolean;
+  /** The client's own idea of its IPv4 (its local socket address): the input to NAT detection. */
+  clientIpv4?: string;
+  /** The keepalive interval the client wishes (the offer decides). */
+  keepaliveInterval?: number;
+  /** Router mode: the requested prefix length. `prefixLength` undefined means the length was missing (520). */
+  router?: { prefixLength?: number; protocol?: string };
+}
+
+/** Reads a tunnel request. Unknown elements and attributes are ignored; enumerations are validated:
+ *  unknown action 500, unknown type 303, malformed client IPv4 501, bad prefix length 518. */
+export function parseTunnelRequest(xml: string): TunnelRequest {
+  const root = parseXml(xml);
+  if (root.name !== 'tunnel') throw new RemoteProtocolError('TSP_BAD_XML', `root element is <${root.name}>, expected <tunnel>`);
+  const action = (root.attrs.action ?? '').toLowerCase();
+  if (!ACTIONS.includes(action as TunnelAction))
+    throw new RemoteProtocolError('TSP_BAD_XML', action ? `unknown tunnel action "${action}"` : 'tunnel action missing');
+  const req: TunnelRequest = { action: action as TunnelAction, proxy: (root.attrs.proxy ?? 'no').toLowerCase() === 'yes' };
+  if (action !== 'create') return req;
+  const type = (root.attrs.type ?? '').toLowerCase();
+  if (!type) throw new RemoteProtocolError('TSP_BAD_XML', 'create without a tunnel type');
+  if (!TYPES.includes(type as RequestedType))
+    throw new RemoteProtocolError('TSP_UNSUPPORTED_TUNNEL', `unknown tunnel type "${type}"`);
+  req.type = type as RequestedType;
+  const client = child(root, 'client');
+  const v4 = children(client, 'address').find((a) => (a.attrs.type ?? '').toLowerCase() === 'ipv4');
+  if (v4) {
+    if (!ipaddr.IPv4.isValidFourPartDecimal(v4.text))
+      throw new RemoteProtocolError('TSP_BAD_IPV4', `client IPv4 address "${v4.text.slice(0, 40)}" is not valid`);
+    req.clientIpv4 = v4.text;
+  }
+  const v6 = children(client, 'address').find((a) => (a.attrs.type ?? '').toLowerCase() === 'ipv6');
+  if (v6 && !ipaddr.IPv6.isValid(v6.text))
+    throw new RemoteProtocolError('TSP_BAD_IPV6', `client IPv6 address "${v6.text.slice(0, 60)}" is not valid`);
+  const ka = child(client, 'keepalive');
+  if (ka?.attrs.interval !== undefined && /^\d{1,6}$/.test(ka.attrs.interval.trim()))
+    req.keepaliveInterval = Number(ka.attrs.interval.trim());
+  const router = child(client, 'router');
+  if (router) {
+    const prefix = child(router, 'prefix');
+    const lenText = prefix?.attrs.length?.trim();
+    const r: { prefixLength?: number; protocol?: string } = {};
+    if (lenText !== undefined && lenText !== '') {
+      if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > 128)
+        throw new RemoteProtocolError('TSP_PREFIX_LENGTH_UNSUPPORTED', `prefix length "${lenText.slice(0, 10)}" is not a number of bits`);
+      r.prefixLength = Number(lenText);
+    }
+    if (router.attrs.protocol) r.protocol = router.attrs.protocol;
+    req.router = r;
+  }
+  return req;
+}
+
+/** The create request, byte-identical to gogoc's for the same settings (tsp-protocol.md §6.1). */
+export function writeCreateRequest(p: {
+  type: RequestedType;
+  clientIpv4: string;
+  keepaliveInterval?: number; // undefined: no <keepalive> (gogoc keepalive=no)
+  prefixLength?: number; // router mode
+}): string {
+  const lines = [`<tunnel action="create" type="${p.type}" proxy="no">`, ' <client>', `  <address type="ipv4">${p.clientIpv4}</address>`];
+  if (p.keepaliveInterval !== undefined)
+    lines.push(`  <keepalive interval="${p.keepaliveInterval}">`, '    <address type="ipv6">::</address>', '  </keepalive>');
+  if (p.prefixLength !== undefined) lines.push('  <router>', `   <prefix length="${p.prefixLength}"/>`, '  </router>');
+  lines.push(' </client>', '</tunnel>');
+  return lines.map((l) => `${l}\r\n`).join('');
+}
+
+/** `<tunnel action="accept"></tunnel>\r\n` and friends: 35 bytes for accept (§6.7). */
+export function writeActionRequest(action: 'accept' | 'reject' | 'delete' | 'info'): string {
+  return `<tunnel action="${action}"></tunnel>\r\n`;
+}
+
+// ---- offers (server -> client) ----
+
+export interface Offer {
+  type: 'v6v4' | 'v6udpv4';
+  lifetimeS: number;
+  serverIpv4: string;
+  serverIpv6: string;
+  clientIpv4: string;
+  clientIpv6: string;
+  /** Omitted or interval 0: no keepalives (§6.6). */
+  keepalive?: { interval: number; address: string };
+  prefix?: { address: string; length: number };
+  /** Resolver for the client; always sent by our broker (unpatched gogoc crashes without it, §6.5). */
+  dnsServer?: string;
+}
+
+/** Eight groups of four zero-padded lower-case hex digits (mandatory in <prefix>, §6.3 rule 6). */
+export function expandIpv6(address: string): string {
+  return ipaddr.IPv6.parse(address)
+    .toNormalizedString()
+    .split(':')
+    .map((g) => g.padStart(4, '0'))
+    .join(':');
+}
+
+function checkedIpv4(s: string): string {
+  if (!ipaddr.IPv4.isValidFourPartDecimal(s)) throw new RemoteProtocolError('TSP_BAD_IPV4', `not an IPv4 address: ${s}`);
+  return s;
+}
+
+/** The offer XML in the exact form gogoc accepts (no declaration, double quotes, one space after names, no
+ *  whitespace in text, CR LF; §6.2 template with router and dns_server blocks). Values are validated here:
+ *  nothing unvalidated reaches the template. */
+export function writeOffer(o: Offer): string {
+  const ka = o.keepalive && o.keepalive.interval > 0 ? o.keepalive : undefined;
+  const lines = [
+    `<tunnel action="info" type="${o.type === 'v6v4' ? 'v6v4' : 'v6udpv4'}" lifetime="${Math.trunc(o.lifetimeS)}">`,
+    '  <server>',
+    `    <address type="ipv4">${checkedIpv4(o.serverIpv4)}</address>`,
+    `    <address type="ipv6">${expandIpv6(o.serverIpv6)}</address>`,
+    '  </server>',
+    '  <client>',
+    `    <address type="ipv4">${checkedIpv4(o.clientIpv4)}</address>`,
+    `    <address type="ipv6">${expandIpv6(o.clientIpv6)}</address>`,
+  ];
+  if (o.prefix)
+    lines.push(
+      '    <router>',
+      `      <prefix length="${Math.trunc(o.prefix.length)}">${expandIpv6(o.prefix.address)}</prefix>`,
+      '    </router>',
+    );
+  if (o.dnsServer)
+    lines.push('    <dns_server>', `      <address type="ipv6">${expandIpv6(o.dnsServer)}</address>`, '    </dns_server>');
+  if (ka)
+    lines.push(
+      `    <keepalive interval="${Math.trunc(ka.interval)}">`,
+      `      <address type="ipv6">${expandIpv6(ka.address)}</address>`,
+      '    </keepalive>',
+    );
+  lines.push('  </client>', '</tunnel>');
+  return lines.map((l) => `${l}\r\n`).join('');
+}
+
+/** Reads an offer on the client side (tolerant: compressed IPv6 accepted, values lower-cased), checking what
+ *  a client needs: a concrete type, four addresses, a prefix with a numeric length (tsp-protocol.md §13.2). */
+export function parseOffer(xml: string): Offer {
+  const root = parseXml(xml);
+  if (root.name !== 'tunnel') throw new RemoteProtocolError('TSP_BAD_XML', 'offer root is not <tunnel>');
+  const type = (root.attrs.type ?? '').toLowerCase();
+  if (type !== 'v6v4' && type !== 'v6udpv4') throw new RemoteProtocolError('TSP_UNSUPPORTED_TUNNEL', `offer type "${type}" is not concrete`);
+  const addr = (e: XmlElement | undefined, t: 'ipv4' | 'ipv6', what: string): string => {
+    const a = children(e, 'address').find((x) => (x.attrs.type ?? '').toLowerCase() === t);
+    const v = a?.text.toLowerCase() ?? '';
+    const ok = t === 'ipv4' ? ipaddr.IPv4.isValidFourPartDecimal(v) : ipaddr.IPv6.isValid(v);
+    if (!ok) throw new RemoteProtocolError(t === 'ipv4' ? 'TSP_BAD_IPV4' : 'TSP_BAD_IPV6', `offer ${what} ${t} address "${v}" invalid`);
+    return v;
+  };
+  const server = child(root, 'server');
+  const client = child(root, 'client');
+  const offer: Offer = {
+    type,
+    lifetimeS: Number(root.attrs.lifetime ?? 0) || 0,
+    serverIpv4: addr(server, 'ipv4', 'server'),
+    serverIpv6: addr(server, 'ipv6', 'server'),
+    clientIpv4: addr(client, 'ipv4', 'client'),
+    clientIpv6: addr(client, 'ipv6', 'client'),
+  };
+  const prefix = child(child(client, 'router'), 'prefix');
+  if (prefix) {
+    const len = prefix.attrs.length ?? '';
+    if (!/^\d{1,3}$/.test(len) || Number(len) > 128) throw new RemoteProtocolError('TSP_BAD_XML', 'offer prefix without a numeric length');
+    const p = prefix.text.toLowerCase();
+    if (!ipaddr.IPv6.isValid(p)) throw new RemoteProtocolError('TSP_BAD_IPV6', `offer prefix "${p}" invalid`);
+    offer.prefix = { address: p, length: Number(len) };
+  }
+  const dns = child(client, 'dns_server');
+  if (dns) offer.dnsServer = addr(dns, 'ipv6', 'dns_server');
+  const ka = child(client, 'keepalive');
+  const interval = Number(ka?.attrs.interval ?? 0);
+  if (ka && interval > 0) offer.keepalive = { interval, address: addr(ka, 'ipv6', 'keepalive') };
+  return offer;
+}
