@@ -1,0 +1,81 @@
+/** @module broker/accounts: the one path for account management (STYLE.md §9): the CLI, the REST API and
+ *  the web UI all call these functions, so they cannot drift apart. Every change is audited. */
+
+import { BrokerError } from '../errors.js';
+import type { Account, AccountLimits, Page, Role, Store } from '../store/types.js';
+import { makeCredentials } from './credentials.js';
+import type { Clock } from '../clock.js';
+import { systemClock } from '../clock.js';
+
+/** Usernames appear quoted in DIGEST-MD5 and in gogoc.conf: keep them to a safe alphabet. */
+const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+
+export function checkUsername(username: string): void {
+  if (!USERNAME.test(username))
+    throw new BrokerError('API_BAD_REQUEST', 'username must be 1–64 characters of letters, digits and . _ @ - (starting with a letter or digit)');
+}
+
+export class AccountService {
+  constructor(
+    private readonly store: Store,
+    private readonly realm: string,
+    private readonly clock: Clock = systemClock,
+  ) {}
+
+  private audit(actor: string, action: string, target: string, detail: Record<string, unknown> | null = null) {
+    return this.store.addAudit({ at: this.clock.now(), actor, action, target, detail });
+  }
+
+  async create(actor: string, p: { username: string; password: string; role?: Role; limits?: AccountLimits }): Promise<Account> {
+    checkUsername(p.username);
+    const creds = await makeCredentials(p.username, p.password, this.realm);
+    const account = await this.store.createAccount({ username: p.username, role: p.role ?? 'user', ...creds, limits: p.limits ?? {} });
+    await this.audit(actor, 'account.create', p.username, { role: account.role });
+    return account;
+  }
+
+  list(q: { search?: string; offset?: number; limit?: number }): Promise<Page<Account>> {
+    return this.store.listAccounts(q);
+  }
+
+  async get(username: string): Promise<Account> {
+    const a = await this.store.getAccountSecrets(username);
+    if (!a) throw new BrokerError('STORE_NOT_FOUND', `no account named ${username}`);
+    // strip the secrets: callers outside authentication never see them
+    const { passwordHash: _p, digestHa1: _d, digestRealm: _r, ...account } = a;
+    return account;
+  }
+
+  async getById(id: number): Promise<Account> {
+    const a = await this.store.getAccount(id);
+    if (!a) throw new BrokerError('STORE_NOT_FOUND', `no account with id ${id}`);
+    return a;
+  }
+
+  /** Changes the password: the argon2id hash and the DIGEST-MD5 secret together. */
+  async setPassword(actor: string, username: string, password: string): Promise<void> {
+    const a = await this.get(username);
+    await this.store.setPassword(a.id, await makeCredentials(username, password, this.realm));
+    await this.audit(actor, 'account.passwd', username);
+  }
+
+  async setDisabled(actor: string, username: string, disabled: boolean): Promise<Account> {
+    const a = await this.get(username);
+    await this.store.setDisabled(a.id, disabled);
+    await this.audit(actor, disabled ? 'account.disable' : 'account.enable', username);
+    return { ...a, disabled };
+  }
+
+  async setLimits(actor: string, username: string, limits: AccountLimits): Promise<Account> {
+    const a = await this.get(username);
+    await this.store.setLimits(a.id, limits);
+    await this.audit(actor, 'account.limits', username, { ...limits });
+    return { ...a, limits };
+  }
+
+  async delete(actor: string, username: string): Promise<void> {
+    const a = await this.get(username);
+    await this.store.deleteAccount(a.id);
+    await this.audit(actor, 'account.delete', username);
+  }
+}

@@ -1,0 +1,562 @@
+/** @module broker/broker: policy. Who may get what: authentication against the store, offer decisions
+ *  (tunnel type, NAT detection, addresses, keepalive), allocation, and the tunnel lifecycle (activation on
+ *  accept, replacement, expiry, restore after a restart). It is the SessionHandler the transports feed.
+ *
+ *  Lifecycle of a tunnel (rows in the store, entries in the data plane):
+ *    create  -> allocate (sticky per account, leased for anonymous) -> tunnels row 'offered' -> offer sent
+ *    accept  -> replaced tunnels ended -> row 'established' (committed) -> data plane add -> ack sent
+ *    end     -> data plane remove -> row 'ended' with reason and counters -> anonymous lease released
+ *  An offer that is never accepted (reject, timeout, TCP close, restart) is ended as 'not_accepted'. */
+
+import { EventEmitter } from 'node:events';
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config/schema.js';
+import { enabledMechanisms } from '../config/schema.js';
+import { BrokerError, isBrokerError } from '../errors.js';
+import type { DataPlane, TunnelId, TunnelSpec, TunnelType } from '../dataplane/types.js';
+import { ServerSession, type Mechanism, type SessionEvent } from '../protocol/server-session.js';
+import type { Offer, TunnelRequest } from '../protocol/xml.js';
+import type { EndReason, Store, TunnelRecord } from '../store/types.js';
+import type { SessionContext, SessionHandler } from '../transport/session-host.js';
+import { verifyPassword } from './credentials.js';
+import { FailureLimiter } from './rate-limit.js';
+import { linkAddresses, type Pools } from './pools.js';
+
+export interface BrokerDeps {
+  config: Config;
+  store: Store;
+  dataplane: DataPlane;
+  clock: Clock;
+  log: Logger;
+  pools: Pools;
+  /** Local IPv4 the kernel routes toward a peer (for offers when listening on 0.0.0.0). */
+  localAddressToward: (peer: string) => Promise<string>;
+  /** DIGEST nonce source; tests pin it. Default: 64 random bits in hex. */
+  newNonce?: () => string;
+}
+
+/** What the broker knows about one session beyond the protocol state. */
+interface SessionInfo {
+  accountId: number | null;
+  username: string | null;
+  mechanism: Mechanism | undefined;
+  /** Account being authenticated (looked up before the session verifies). */
+  candidate?: { id: number; username: string; limits: import('../store/types.js').AccountLimits };
+  limits: import('../store/types.js').AccountLimits;
+  offeredTunnelId?: number;
+  offeredSpec?: TunnelSpec;
+  offeredRecord?: TunnelRecord;
+  leaseId?: string;
+  result?: string;
+}
+
+interface LiveTunnel {
+  record: TunnelRecord;
+  spec: TunnelSpec;
+  /** Idle time counts from here when the data plane has seen no packet yet (activation or restore). */
+  activeSinceMs: number;
+  /** Counters persisted before the current data-plane entry existed (a restart resets the data plane). */
+  base: { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number };
+}
+
+export interface SessionOutcome {
+  transport: 'udp' | 'tcp';
+  mechanism: string;
+  result: string;
+}
+
+export class Broker extends EventEmitter implements SessionHandler {
+  private readonly sessions = new WeakMap<SessionContext, SessionInfo>();
+  private readonly live = new Map<number, LiveTunnel>();
+  private readonly limiter: FailureLimiter;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private readonly cfg: Config;
+  private readonly log: Logger;
+  /** Async work in flight (so close() can wait for it). */
+  private readonly inflight = new Set<Promise<unknown>>();
+
+  constructor(private readonly deps: BrokerDeps) {
+    super();
+    this.cfg = deps.config;
+    this.log = deps.log;
+    this.limiter = new FailureLimiter(deps.clock, deps.config.auth.maxFailures, deps.config.auth.failureWindowS * 1000);
+  }
+
+  /** Builds a server session with this configuration's capabilities. */
+  newSession = (transport: 'udp' | 'tcp', nowMs: number): ServerSession =>
+    new ServerSession({
+      transport,
+      tunnelTypes: this.cfg.tunnels.types,
+      mechanisms: enabledMechanisms(this.cfg),
+      realm: this.cfg.auth.realm,
+      negotiationTimeoutMs: this.cfg.limits.negotiationTimeoutS * 1000,
+      newNonce: this.deps.newNonce ?? (() => randomBytes(8).toString('hex')),
+      nowMs,
+    });
+
+  // ------------------------------------------------------------------ lifecycle
+
+  /** Puts the tunnels the store says are live back into the data plane (a restart, even kill -9, does not
+   *  drop clients that keep sending), ends offers that were never accepted, and starts the expiry sweep. */
+  async start(): Promise<void> {
+    const now = this.deps.clock.now();
+    for (let offset = 0; ; offset += 1000) {
+      const page = await this.deps.store.listTunnels({ state: 'live', limit: 1000, offset });
+      for (const t of page.items) {
+        if (t.state === 'offered') await this.endRecord(t, 'not_accepted');
+        else this.activate(t, now, { rxPackets: t.rxPackets, rxBytes: t.rxBytes, txPackets: t.txPackets, txBytes: t.txBytes });
+      }
+      if (page.items.length < 1000) break;
+    }
+    if (this.live.size) this.log.info({ tunnels: this.live.size }, 'restored live tunnels into the data plane');
+    const everyMs = Math.min(5000, (this.cfg.tunnels.idleMinS * 1000) / 4);
+    this.sweepTimer = setInterval(() => void this.track(this.sweep()), everyMs);
+    this.sweepTimer.unref();
+  }
+
+  /** Stops the sweep and waits for work in flight. Live tunnels stay 'established' in the store, so the next
+   *  start restores them. */
+  async close(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    await Promise.allSettled([...this.inflight]);
+    await this.persistCounters().catch(() => {});
+  }
+
+  liveTunnels(): TunnelRecord[] {
+    const counters = new Map(this.deps.dataplane.readCounters().map((c) => [c.id as number, c]));
+    return [...this.live.values()].map((t) => {
+      const c = counters.get(t.record.id);
+      const lastRx = c?.lastRxMs ? c.lastRxMs : t.record.lastSeenAt;
+      return {
+        ...t.record,
+        rxPackets: t.base.rxPackets + (c?.rxPackets ?? 0),
+        rxBytes: t.base.rxBytes + (c?.rxBytes ?? 0),
+        txPackets: t.base.txPackets + (c?.txPackets ?? 0),
+        txBytes: t.base.txBytes + (c?.txBytes ?? 0),
+        lastSeenAt: lastRx ?? null,
+      };
+    });
+  }
+
+  /** Ends a live tunnel on an operator's order. */
+  async killTunnel(id: number, actor: string): Promise<void> {
+    const t = this.live.get(id);
+    if (!t) throw new BrokerError('STORE_NOT_FOUND', `tunnel ${id} is not live`);
+    await this.endLive(id, 'admin');
+    await this.deps.store.addAudit({ at: this.deps.clock.now(), actor, action: 'tunnel.kill', target: String(id), detail: { username: t.record.username } });
+  }
+
+  /** Ends the live tunnels of an account (disabled or deleted account). */
+  async endAccountTunnels(accountId: number, reason: EndReason): Promise<number> {
+    const ids = [...this.live.values()].filter((t) => t.record.accountId === accountId).map((t) => t.record.id);
+    for (const id of ids) await this.endLive(id, reason);
+    return ids.length;
+  }
+
+  // ------------------------------------------------------------------ session events
+
+  onEvents(ctx: SessionContext, events: readonly SessionEvent[]): void {
+    let info = this.sessions.get(ctx);
+    if (!info) {
+      info = { accountId: null, username: null, mechanism: undefined, limits: {} };
+      this.sessions.set(ctx, info);
+    }
+    for (const e of events) this.onEvent(ctx, info, e);
+  }
+
+  private onEvent(ctx: SessionContext, info: SessionInfo, e: SessionEvent): void {
+    const slog = () => this.log.child({ session: ctx.id, transport: ctx.transport, peer: `${ctx.peer.address}:${ctx.peer.port}` });
+    switch (e.type) {
+      case 'version':
+      case 'deleteRequested':
+      case 'infoRequested':
+        if (e.type === 'deleteRequested') this.track(this.onDelete(ctx, info));
+        if (e.type === 'infoRequested') this.track(this.onInfo(ctx, info));
+        return;
+      case 'versionRefused':
+        info.result = 'version_refused';
+        return;
+      case 'verifyPlain':
+        this.track(this.verifyPlain(ctx, info, e.username, e.password));
+        return;
+      case 'lookupDigest':
+        this.track(this.lookupDigest(ctx, info, e.username));
+        return;
+      case 'authenticated':
+        info.mechanism = e.mechanism;
+        if (e.mechanism !== 'ANONYMOUS' && info.candidate) {
+          info.accountId = info.candidate.id;
+          info.username = info.candidate.username;
+          info.limits = info.candidate.limits;
+          this.limiter.clear(`user:${info.username}`);
+        }
+        return;
+      case 'authFailed':
+        info.result = 'auth_failed';
+        info.mechanism = (e.mechanism as Mechanism) ?? info.mechanism;
+        this.limiter.fail(`src:${ctx.peer.address}`);
+        if (e.username) this.limiter.fail(`user:${e.username}`);
+        slog().warn({ account: e.username, mechanism: e.mechanism, reason: e.reason }, 'authentication failed');
+        this.emit('authFailure', { mechanism: e.mechanism });
+        return;
+      case 'tunnelRequested':
+        this.track(this.decide(ctx, info, e.request));
+        return;
+      case 'offerAccepted':
+        this.track(this.accept(ctx, info));
+        return;
+      case 'offerWithdrawn':
+        this.track(this.withdraw(info, e.reason));
+        return;
+      case 'protocolError':
+        info.result ??= `error_${e.status}`;
+        slog().info({ account: info.username, code: e.code, status: e.status, reason: e.message }, 'request refused');
+        return;
+      case 'closed': {
+        const result = e.established ? 'established' : (info.result ?? (e.reason === 'timeout' ? 'timeout' : 'closed'));
+        if (!e.established && info.result !== 'established') this.reportOutcome(ctx, info, result, e.reason);
+        return;
+      }
+    }
+  }
+
+  private reportOutcome(ctx: SessionContext, info: SessionInfo, result: string, how?: string): void {
+    const line = {
+      session: ctx.id,
+      transport: ctx.transport,
+      peer: `${ctx.peer.address}:${ctx.peer.port}`,
+      account: info.username ?? (info.mechanism === 'ANONYMOUS' ? '(anonymous)' : null),
+      mechanism: info.mechanism ?? null,
+      result,
+      ...(how && how !== 'done' ? { ended: how } : {}),
+      ...(info.offeredRecord ? { tunnel: info.offeredRecord.id, type: info.offeredRecord.type } : {}),
+      ms: this.deps.clock.now() - ctx.startedMs,
+    };
+    if (result === 'established') this.log.info(line, 'session established a tunnel');
+    else this.log.info(line, 'session ended without a tunnel');
+    this.emit('session', { transport: ctx.transport, mechanism: info.mechanism ?? 'none', result } satisfies SessionOutcome);
+  }
+
+  private track(p: Promise<unknown>): void {
+    const q = p.catch((err: unknown) => this.log.error({ err }, 'unhandled error in session handling'));
+    this.inflight.add(q);
+    void q.finally(() => this.inflight.delete(q));
+  }
+
+  // ------------------------------------------------------------------ authentication
+
+  private throttled(ctx: SessionContext, username: string): boolean {
+    return this.limiter.isBlocked(`src:${ctx.peer.address}`) || this.limiter.isBlocked(`user:${username}`);
+  }
+
+  private async verifyPlain(ctx: SessionContext, info: SessionInfo, username: string, password: string): Promise<void> {
+    const now = () => this.deps.clock.now();
+    if (this.throttled(ctx, username)) return ctx.run(ctx.session.plainResult(false, 'too many failures (rate limited)', now()));
+    const a = await this.deps.store.getAccountSecrets(username);
+    if (!a) return ctx.run(ctx.session.plainResult(false, 'unknown user', now()));
+    if (a.disabled) return ctx.run(ctx.session.plainResult(false, 'account disabled', now()));
+    const ok = await verifyPassword(a.passwordHash, password);
+    if (ok) info.candidate = { id: a.id, username: a.username, limits: a.limits };
+    ctx.run(ctx.session.plainResult(ok, ok ? '' : 'wrong password', now()));
+  }
+
+  private async lookupDigest(ctx: SessionContext, info: SessionInfo, username: string): Promise<void> {
+    const now = () => this.deps.clock.now();
+    if (this.throttled(ctx, username)) return ctx.run(ctx.session.digestSecret(undefined, 'too many failures (rate limited)', now()));
+    const a = await this.deps.store.getAccountSecrets(username);
+    if (!a) return ctx.run(ctx.session.digestSecret(undefined, 'unknown user', now()));
+    if (a.disabled) return ctx.run(ctx.session.digestSecret(undefined, 'account disabled', now()));
+    if (a.digestRealm !== this.cfg.auth.realm)
+      return ctx.run(ctx.session.digestSecret(undefined, `credential kept for realm ${a.digestRealm}; set the password again`, now()));
+    info.candidate = { id: a.id, username: a.username, limits: a.limits };
+    ctx.run(ctx.session.digestSecret(Buffer.from(a.digestHa1, 'hex'), '', now()));
+  }
+
+  // ------------------------------------------------------------------ offers
+
+  /** The concrete type for a request, per tsp-protocol.md §8.1, or a BrokerError. */
+  chooseType(req: TunnelRequest, transport: 'udp' | 'tcp', observedIpv4: string, allowed: readonly TunnelType[]): TunnelType {
+    const refuse = (why: string) => new BrokerError('TSP_UNSUPPORTED_TUNNEL', why);
+    if (req.proxy) throw refuse('proxy tunnels (to a third-party IPv4) are not offered');
+    // a client that does not say its address is treated as behind NAT: v6udpv4 crosses NAT, v6v4 rarely does
+    const nat = req.clientIpv4 === undefined || req.clientIpv4 !== observedIpv4;
+    const can = (t: TunnelType) => allowed.includes(t);
+    switch (req.type) {
+      case 'v6udpv4':
+        if (transport !== 'udp') throw refuse('v6udpv4 needs TSP over UDP: the data path is the same UDP flow');
+        if (!can('v6udpv4')) throw refuse('v6udpv4 is not offered here');
+        return 'v6udpv4';
+      case 'v6anyv4':
+        if (!nat && can('v6v4')) return 'v6v4';
+        if (transport === 'udp' && can('v6udpv4')) return 'v6udpv4';
+        throw refuse(nat ? 'client is behind NAT and TSP came over TCP: v6udpv4 is impossible' : 'no tunnel type fits');
+      case 'v6v4':
+        if (!can('v6v4')) throw refuse('v6v4 is not offered here');
+        if (nat && this.cfg.tunnels.v6v4BehindNat === 'refuse')
+          throw refuse(`client reports ${req.clientIpv4 ?? 'no address'} but comes from ${observedIpv4}: protocol 41 does not cross NAT`);
+        return 'v6v4';
+      default:
+        throw refuse(`${req.type ?? 'no'} tunnels are not offered`);
+    }
+  }
+
+  private keepaliveFor(req: TunnelRequest): number {
+    const k = this.cfg.tunnels.keepalive;
+    const wish = req.keepaliveInterval && req.keepaliveInterval > 0 ? req.keepaliveInterval : k.default;
+    return Math.min(k.max, Math.max(k.min, wish));
+  }
+
+  private async decide(ctx: SessionContext, info: SessionInfo, req: TunnelRequest): Promise<void> {
+    let reserved: { record: TunnelRecord; spec: TunnelSpec; leaseId?: string } | undefined;
+    let result: { offer: Offer } | { error: BrokerError };
+    try {
+      if (info.offeredRecord) await this.withdraw(info, 'superseded');
+      reserved = await this.reserve(ctx, info, req);
+      result = { offer: this.offerFor(reserved.record) };
+    } catch (err) {
+      if (!isBrokerError(err)) this.log.error({ err, session: ctx.id }, 'offer failed');
+      result = { error: isBrokerError(err) ? err : new BrokerError('INTERNAL', 'offer failed', { cause: err }) };
+    }
+    if (ctx.session.awaiting !== 'offer') {
+      // the session timed out, closed or restarted while we allocated: give it all back
+      if (reserved) await this.endRecord(reserved.record, 'not_accepted');
+      return;
+    }
+    if (reserved) {
+      info.offeredRecord = reserved.record;
+      info.offeredSpec = reserved.spec;
+      info.leaseId = reserved.leaseId;
+    }
+    ctx.run(ctx.session.offerDecision(result, this.deps.clock.now()));
+  }
+
+  private async reserve(ctx: SessionContext, info: SessionInfo, req: TunnelRequest): Promise<{ record: TunnelRecord; spec: TunnelSpec; leaseId?: string }> {
+    const cfg = this.cfg;
+    const allowed = info.limits.tunnelTypes?.length ? cfg.tunnels.types.filter((t) => info.limits.tunnelTypes!.includes(t)) : cfg.tunnels.types;
+    const type = this.chooseType(req, ctx.transport, ctx.peer.address, allowed);
+    const anonymous = info.accountId === null;
+    let prefixLen: number | undefined;
+    if (req.router) {
+      if (anonymous) throw new BrokerError('TSP_PREFIX_FOR_ANONYMOUS', 'router mode needs an account');
+      if (req.router.prefixLength === undefined) throw new BrokerError('TSP_PREFIX_LENGTH_MISSING', 'router request without a prefix length');
+      const min = Math.max(cfg.pools.prefixLen.min, info.limits.minPrefixLen ?? 0);
+      const max = Math.min(cfg.pools.prefixLen.max, info.limits.maxPrefixLen ?? 128);
+      prefixLen = req.router.prefixLength;
+      if (prefixLen < min || prefixLen > max)
+        throw new BrokerError('TSP_PREFIX_LENGTH_UNSUPPORTED', `prefix length /${prefixLen} is outside /${min}../${max}`);
+    }
+    const leaseId = anonymous ? `anon-${randomUUID()}` : undefined;
+    const owner = anonymous ? { leaseId: leaseId! } : { accountId: info.accountId! };
+    const store = this.deps.store;
+    try {
+      let link;
+      try {
+        link = await store.allocate({ pool: 'link', poolPrefix: this.deps.pools.link, prefixLen: 64, owner });
+      } catch (err) {
+        if (isBrokerError(err) && err.code === 'POOL_EXHAUSTED') {
+          this.log.error({ pool: this.deps.pools.link, session: ctx.id }, 'link pool exhausted: no tunnel offered');
+        }
+        throw err;
+      }
+      let delegated;
+      if (prefixLen !== undefined) {
+        try {
+          delegated = await store.allocate({ pool: 'delegation', poolPrefix: this.deps.pools.delegation, prefixLen, owner });
+        } catch (err) {
+          if (isBrokerError(err) && err.code === 'POOL_EXHAUSTED') {
+            this.log.error({ pool: this.deps.pools.delegation, prefixLen, session: ctx.id }, 'delegation pool exhausted for this length');
+            throw new BrokerError('TSP_PREFIX_LENGTH_UNAVAILABLE', `no /${prefixLen} left in the delegation pool`, { cause: err });
+          }
+          throw err;
+        }
+      }
+      const { serverIpv6, clientIpv6 } = linkAddresses(link.prefix);
+      const serverIpv4 = await this.serverIpv4For(ctx);
+      const record = await store.createTunnel(
+        {
+          accountId: info.accountId,
+          leaseId: leaseId ?? null,
+          type,
+          transport: ctx.transport,
+          clientIpv4: ctx.peer.address,
+          clientPort: type === 'v6udpv4' ? ctx.peer.port : 0,
+          serverIpv4,
+          serverIpv6,
+          clientIpv6,
+          prefix: delegated?.prefix ?? null,
+          prefixLen: delegated?.prefixLen ?? null,
+          keepaliveInterval: this.keepaliveFor(req),
+          lifetimeS: cfg.tunnels.lifetimeS,
+        },
+        this.deps.clock.now(),
+      );
+      const full = { ...record, username: info.username };
+      return { record: full, spec: specOf(full), ...(leaseId ? { leaseId } : {}) };
+    } catch (err) {
+      if (leaseId) await store.releaseLease(leaseId).catch(() => {});
+      throw err;
+    }
+  }
+
+  private async serverIpv4For(ctx: SessionContext): Promise<string> {
+    if (this.cfg.serverIpv4) return this.cfg.serverIpv4;
+    if (this.cfg.listen.address !== '0.0.0.0') return this.cfg.listen.address;
+    if (ctx.localAddress && ctx.localAddress !== '0.0.0.0') return ctx.localAddress;
+    return this.deps.localAddressToward(ctx.peer.address);
+  }
+
+  offerFor(t: TunnelRecord): Offer {
+    const offer: Offer = {
+      type: t.type,
+      lifetimeS: t.lifetimeS,
+      serverIpv4: t.serverIpv4,
+      serverIpv6: t.serverIpv6,
+      clientIpv4: t.clientIpv4,
+      clientIpv6: t.clientIpv6,
+      keepalive: { interval: t.keepaliveInterval, address: t.serverIpv6 },
+      dnsServer: this.cfg.pools.dnsServer ?? t.serverIpv6,
+    };
+    if (t.prefix && t.prefixLen !== null) offer.prefix = { address: t.prefix, length: t.prefixLen };
+    return offer;
+  }
+
+  private async withdraw(info: SessionInfo, reason: string): Promise<void> {
+    const record = info.offeredRecord;
+    if (!record) return;
+    info.offeredRecord = undefined;
+    info.offeredSpec = undefined;
+    this.log.debug({ tunnel: record.id, reason }, 'offer withdrawn');
+    await this.endRecord(record, 'not_accepted');
+  }
+
+  // ------------------------------------------------------------------ activation and teardown
+
+  private async accept(ctx: SessionContext, info: SessionInfo): Promise<void> {
+    const record = info.offeredRecord;
+    const now = () => this.deps.clock.now();
+    if (!record) return ctx.run(ctx.session.acceptDone(new BrokerError('TSP_UNEXPECTED', 'no offer to accept'), now()));
+    try {
+      // one live tunnel per account, and one per client endpoint: the newest session wins
+      const key = endpointKey(record);
+      for (const t of [...this.live.values()]) {
+        const sameAccount = this.cfg.tunnels.replaceExisting && record.accountId !== null && t.record.accountId === record.accountId;
+        if (sameAccount || endpointKey(t.record) === key) await this.endLive(t.record.id, 'replaced');
+      }
+      const at = now();
+      await this.deps.store.establishTunnel(record.id, at); // committed before the ack goes out
+      const established: TunnelRecord = { ...record, state: 'established', establishedAt: at };
+      this.activate(established, at, { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0 });
+      info.offeredRecord = undefined;
+      info.result = 'established';
+      this.reportOutcome(ctx, { ...info, offeredRecord: established }, 'established');
+      ctx.run(ctx.session.acceptDone(undefined, now()));
+    } catch (err) {
+      this.log.error({ err, tunnel: record.id }, 'activation failed');
+      await this.endRecord(record, 'not_accepted').catch(() => {});
+      info.offeredRecord = undefined;
+      ctx.run(ctx.session.acceptDone(isBrokerError(err) ? err : new BrokerError('INTERNAL', 'activation failed', { cause: err }), now()));
+    }
+  }
+
+  private activate(t: TunnelRecord, now: number, base: LiveTunnel['base']): void {
+    const spec = specOf(t);
+    this.deps.dataplane.addTunnel(spec);
+    this.live.set(t.id, { record: t, spec, activeSinceMs: now, base });
+  }
+
+  private async endLive(id: number, reason: EndReason): Promise<void> {
+    const t = this.live.get(id);
+    if (!t) return;
+    const counters = this.deps.dataplane.readCounters().find((c) => c.id === (id as TunnelId));
+    this.deps.dataplane.removeTunnel(id as TunnelId);
+    this.live.delete(id);
+    if (counters)
+      await this.deps.store.updateCounters([
+        {
+          id,
+          rxPackets: t.base.rxPackets + counters.rxPackets,
+          rxBytes: t.base.rxBytes + counters.rxBytes,
+          txPackets: t.base.txPackets + counters.txPackets,
+          txBytes: t.base.txBytes + counters.txBytes,
+          lastSeenAt: counters.lastRxMs || t.record.lastSeenAt,
+        },
+      ]);
+    await this.endRecord(t.record, reason);
+    this.log.info({ tunnel: id, account: t.record.username, client: `${t.record.clientIpv4}:${t.record.clientPort}`, reason }, 'tunnel ended');
+    this.emit('tunnelEnded', { id, reason });
+  }
+
+  private async endRecord(t: TunnelRecord, reason: EndReason): Promise<void> {
+    await this.deps.store.endTunnel(t.id, reason, this.deps.clock.now());
+    if (t.leaseId) await this.deps.store.releaseLease(t.leaseId);
+  }
+
+  private async onDelete(ctx: SessionContext, info: SessionInfo): Promise<void> {
+    const mine = [...this.live.values()].filter((t) =>
+      info.accountId !== null ? t.record.accountId === info.accountId : endpointKey(t.record) === `${ctx.peer.address}:${ctx.peer.port}`,
+    );
+    for (const t of mine) await this.endLive(t.record.id, 'deleted');
+    ctx.run(ctx.session.deleteDone(mine.length ? undefined : new BrokerError('STORE_NOT_FOUND', 'no live tunnel to delete'), this.deps.clock.now()));
+  }
+
+  private async onInfo(ctx: SessionContext, info: SessionInfo): Promise<void> {
+    const t = [...this.live.values()].find((x) => info.accountId !== null && x.record.accountId === info.accountId);
+    ctx.run(ctx.session.infoDone(t ? this.offerFor(t.record) : undefined, this.deps.clock.now()));
+  }
+
+  // ------------------------------------------------------------------ expiry
+
+  /** Ends tunnels whose client fell silent for idleIntervals keepalive intervals (at least idleMinS), or whose
+   *  lifetime passed; persists counters. Runs every few seconds. */
+  async sweep(): Promise<void> {
+    const now = this.deps.clock.now();
+    const counters = new Map(this.deps.dataplane.readCounters().map((c) => [c.id as number, c]));
+    const expired: [number, EndReason][] = [];
+    for (const t of this.live.values()) {
+      const c = counters.get(t.record.id);
+      const lastRx = Math.max(c?.lastRxMs ?? 0, t.activeSinceMs);
+      const idleLimitMs = Math.max(this.cfg.tunnels.idleIntervals * t.record.keepaliveInterval, this.cfg.tunnels.idleMinS) * 1000;
+      if (now - lastRx > idleLimitMs) expired.push([t.record.id, 'idle']);
+      else if (t.record.establishedAt !== null && now > t.record.establishedAt + t.record.lifetimeS * 1000) expired.push([t.record.id, 'lifetime']);
+    }
+    for (const [id, reason] of expired) await this.endLive(id, reason);
+    await this.persistCounters();
+  }
+
+  private async persistCounters(): Promise<void> {
+    const counters = this.deps.dataplane.readCounters();
+    const updates = [];
+    for (const c of counters) {
+      const t = this.live.get(c.id);
+      if (!t) continue;
+      updates.push({
+        id: c.id as number,
+        rxPackets: t.base.rxPackets + c.rxPackets,
+        rxBytes: t.base.rxBytes + c.rxBytes,
+        txPackets: t.base.txPackets + c.txPackets,
+        txBytes: t.base.txBytes + c.txBytes,
+        lastSeenAt: c.lastRxMs || t.record.lastSeenAt,
+      });
+    }
+    if (updates.length) await this.deps.store.updateCounters(updates);
+  }
+}
+
+function endpointKey(t: Pick<TunnelRecord, 'type' | 'clientIpv4' | 'clientPort'>): string {
+  return `${t.clientIpv4}:${t.type === 'v6v4' ? 0 : t.clientPort}`;
+}
+
+export function specOf(t: TunnelRecord): TunnelSpec {
+  const spec: TunnelSpec = {
+    id: t.id as TunnelId,
+    type: t.type,
+    client: { address: t.clientIpv4, port: t.type === 'v6v4' ? 0 : t.clientPort },
+    serverIpv6: t.serverIpv6,
+    clientIpv6: t.clientIpv6,
+  };
+  if (t.prefix && t.prefixLen !== null) spec.delegated = { address: t.prefix, length: t.prefixLen };
+  return spec;
+}

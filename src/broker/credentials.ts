@@ -1,0 +1,41 @@
+/** @module broker/credentials: how passwords become what the store keeps: an argon2id hash (PLAIN and web
+ *  login) and the DIGEST-MD5 secret X = MD5(user:realm:pass) for the configured realm. Never the password. */
+
+import { hash, verify } from '@node-rs/argon2';
+import { digestSecret } from '../protocol/sasl/digest-md5.js';
+import { BrokerError } from '../errors.js';
+
+/** argon2id with the library's defaults (m=19 MiB, t=2, p=1: OWASP's minimum recommendation). */
+export async function hashPassword(password: string): Promise<string> {
+  return hash(password, { algorithm: 2 /* Argon2id */ });
+}
+
+export async function verifyPassword(phc: string, password: string): Promise<boolean> {
+  try {
+    return await verify(phc, password);
+  } catch {
+    return false; // a malformed stored hash fails closed
+  }
+}
+
+export interface StoredCredentials {
+  passwordHash: string;
+  digestHa1: string;
+  digestRealm: string;
+}
+
+/** Length and content rules for new passwords (the wire carries them as UTF-8, at most 255 bytes in PLAIN). */
+export function checkPassword(password: string): void {
+  if (password.length < 8) throw new BrokerError('API_BAD_REQUEST', 'password must be at least 8 characters');
+  if (Buffer.byteLength(password, 'utf8') > 255) throw new BrokerError('API_BAD_REQUEST', 'password must be at most 255 bytes');
+  if (/[\0\r\n]/.test(password)) throw new BrokerError('API_BAD_REQUEST', 'password must not contain NUL or line breaks');
+}
+
+export async function makeCredentials(username: string, password: string, realm: string): Promise<StoredCredentials> {
+  checkPassword(password);
+  return {
+    passwordHash: await hashPassword(password),
+    digestHa1: digestSecret(username, realm, password).toString('hex'),
+    digestRealm: realm,
+  };
+}

@@ -1,0 +1,129 @@
+/** @module transport/tcp: TSP over TCP. One connection is one session; the byte stream goes to the session
+ *  as it arrives (framing is the session's job). Connections per source IPv4 and half-open sessions are
+ *  bounded; a connection over a bound gets `530 Server too busy` and is closed. An accepted v6v4 tunnel
+ *  outlives its connection: EOF only closes the session (tsp-protocol.md §2.5). */
+
+import net from 'node:net';
+import type { Clock } from '../clock.js';
+import type { Endpoint } from '../dataplane/types.js';
+import type { ServerSession, Step } from '../protocol/server-session.js';
+import { statusLine } from '../protocol/framing.js';
+import { BrokerError } from '../errors.js';
+import type { SessionContext, SessionCounts, SessionFactory, SessionHandler } from './session-host.js';
+
+export interface TcpLimits {
+  halfOpenSessions: number;
+  tcpPerSource: number;
+}
+
+class TcpContext implements SessionContext {
+  readonly transport = 'tcp' as const;
+  ended = false;
+  timer: NodeJS.Timeout | undefined;
+  constructor(
+    readonly id: string,
+    readonly peer: Endpoint,
+    readonly localAddress: string | undefined,
+    readonly session: ServerSession,
+    readonly startedMs: number,
+    readonly socket: net.Socket,
+    private readonly owner: TcpControl,
+  ) {}
+  run(step: Step): void {
+    this.owner.apply(this, step);
+  }
+}
+
+export class TcpControl {
+  private server: net.Server | undefined;
+  private readonly contexts = new Set<TcpContext>();
+  private readonly perSource = new Map<string, number>();
+  private nextId = 1;
+  readonly dropped = { busy: 0 };
+
+  constructor(
+    private readonly newSession: SessionFactory,
+    private readonly handler: SessionHandler,
+    private readonly clock: Clock,
+    private readonly limits: TcpLimits,
+  ) {}
+
+  get port(): number {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? a.port : 0;
+  }
+
+  async listen(address: string, port: number): Promise<void> {
+    const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(new BrokerError('DP_UNAVAILABLE', `cannot listen on TCP ${address}:${port}: ${err.message}`, { cause: err })));
+      server.listen({ host: address, port, exclusive: true }, () => resolve());
+    });
+    server.on('error', () => {});
+    this.server = server;
+  }
+
+  counts(): SessionCounts {
+    let halfOpen = 0;
+    for (const c of this.contexts) if (c.session.isHalfOpen) halfOpen++;
+    return { total: this.contexts.size, halfOpen };
+  }
+
+  private accept(socket: net.Socket): void {
+    const peer = { address: (socket.remoteAddress ?? '').replace(/^::ffff:/, ''), port: socket.remotePort ?? 0 };
+    const n = this.perSource.get(peer.address) ?? 0;
+    if (n >= this.limits.tcpPerSource || this.counts().halfOpen >= this.limits.halfOpenSessions) {
+      this.dropped.busy++;
+      socket.on('error', () => {});
+      socket.end(statusLine(530, 'Server too busy'));
+      return;
+    }
+    this.perSource.set(peer.address, n + 1);
+    const now = this.clock.now();
+    const local = socket.localAddress?.replace(/^::ffff:/, '');
+    const ctx = new TcpContext(`tcp-${this.nextId++}`, peer, local, this.newSession('tcp', now), now, socket, this);
+    this.contexts.add(ctx);
+    socket.on('data', (chunk: Buffer) => {
+      if (!ctx.ended) ctx.run(ctx.session.receive(chunk, this.clock.now()));
+    });
+    socket.on('error', () => {}); // 'close' follows
+    socket.on('close', () => {
+      if (!ctx.ended) ctx.run(ctx.session.close(this.clock.now()));
+      this.release(ctx);
+    });
+  }
+
+  apply(ctx: TcpContext, step: Step): void {
+    if (!ctx.ended) for (const b of step.send) ctx.socket.write(b);
+    if (ctx.timer) clearTimeout(ctx.timer);
+    ctx.timer = undefined;
+    if (step.done) {
+      if (!ctx.ended) ctx.socket.end();
+      this.release(ctx);
+    } else if (step.wakeAtMs !== undefined && !ctx.ended) {
+      ctx.timer = setTimeout(() => ctx.run(ctx.session.timeout(this.clock.now())), Math.max(0, step.wakeAtMs - this.clock.now()));
+      ctx.timer.unref();
+    }
+    if (step.events.length) this.handler.onEvents(ctx, step.events);
+  }
+
+  private release(ctx: TcpContext): void {
+    if (ctx.ended) return;
+    ctx.ended = true;
+    if (ctx.timer) clearTimeout(ctx.timer);
+    this.contexts.delete(ctx);
+    const n = (this.perSource.get(ctx.peer.address) ?? 1) - 1;
+    if (n > 0) this.perSource.set(ctx.peer.address, n);
+    else this.perSource.delete(ctx.peer.address);
+  }
+
+  async close(): Promise<void> {
+    for (const ctx of [...this.contexts]) {
+      ctx.run(ctx.session.close(this.clock.now()));
+      ctx.socket.destroy();
+    }
+    const s = this.server;
+    this.server = undefined;
+    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+}
