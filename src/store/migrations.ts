@@ -1,0 +1,163 @@
+/** @module store/migrations: the versioned schema, applied at open.
+ *  MIGRATIONS is append-only: never edit a released step, add the next version. `migrate` runs every pending
+ *  step in one write transaction that first takes the dialect's migration lock (SQLite: BEGIN IMMEDIATE, so a
+ *  second process opening the same file waits; PostgreSQL: an advisory transaction lock), and records each step
+ *  in `schema_migrations`. Opening an up-to-date database therefore changes nothing.
+ *  We do not use Kysely's Migrator: on SQLite it runs DDL outside a transaction and takes no lock, so two
+ *  processes opening a fresh file at once could both try to create the tables.
+ *  The DDL is built with Kysely's schema builder and portable types; the only dialect difference is how an id is
+ *  generated (SQLite AUTOINCREMENT, so ids are never reused after a delete; PostgreSQL identity). */
+
+import { sql, type ColumnDefinitionBuilder, type CreateTableBuilder, type Kysely } from 'kysely';
+import type { Database } from './schema.js';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface Migration {
+  version: number;
+  name: string;
+  up(db: Kysely<Database>, dialect: Dialect): Promise<void>;
+}
+
+function withId<T extends string>(table: CreateTableBuilder<T, never>, dialect: Dialect): CreateTableBuilder<T, 'id'> {
+  return dialect === 'sqlite'
+    ? table.addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    : table.addColumn('id', 'bigint', (c) => c.primaryKey().generatedByDefaultAsIdentity());
+}
+
+const notNull = (c: ColumnDefinitionBuilder) => c.notNull();
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    async up(db, dialect) {
+      const schema = db.schema;
+      await schema
+        .createTable('settings')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', notNull)
+        .execute();
+
+      // No plaintext password column, ever: an argon2id PHC string for PLAIN and web login, and the DIGEST-MD5
+      // credential X = MD5(user:realm:pass) for the realm it was made for (tsp-protocol.md §5.4).
+      await withId(schema.createTable('accounts'), dialect)
+        .addColumn('username', 'text', (c) => c.notNull().unique())
+        .addColumn('role', 'text', notNull)
+        .addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('limits', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('password_hash', 'text', notNull)
+        .addColumn('digest_ha1', 'text', notNull)
+        .addColumn('digest_realm', 'text', notNull)
+        .addColumn('created_at', 'bigint', notNull)
+        .addColumn('updated_at', 'bigint', notNull)
+        .addCheckConstraint('accounts_role_check', sql`role in ('admin', 'user')`)
+        .addCheckConstraint('accounts_disabled_check', sql`disabled in (0, 1)`)
+        .execute();
+
+      // One allocation per owner and pool: the unique constraints are what make stickiness race-free.
+      // NULLs are distinct in both dialects, so anonymous rows never collide on account_id and vice versa.
+      await withId(schema.createTable('allocations'), dialect)
+        .addColumn('pool', 'text', notNull)
+        .addColumn('pool_prefix', 'text', notNull)
+        .addColumn('prefix', 'text', notNull)
+        .addColumn('prefix_len', 'integer', notNull)
+        .addColumn('account_id', 'bigint', (c) => c.references('accounts.id'))
+        .addColumn('lease_id', 'text')
+        .addColumn('created_at', 'bigint', notNull)
+        .addUniqueConstraint('allocations_account_pool', ['account_id', 'pool'])
+        .addUniqueConstraint('allocations_lease_pool', ['lease_id', 'pool'])
+        .addCheckConstraint('allocations_owner_check', sql`(account_id is null) <> (lease_id is null)`)
+        .execute();
+
+      // The buddy-claim tree of each pool (kysely-store.ts, allocate). The primary key is the constraint that
+      // keeps blocks from overlapping; its index also serves the ordered "next free block" scan.
+      await schema
+        .createTable('prefix_claims')
+        .addColumn('pool_prefix', 'text', notNull)
+        .addColumn('prefix_len', 'integer', notNull)
+        .addColumn('addr_hex', 'text', notNull)
+        .addColumn('kind', 'text', notNull)
+        .addColumn('children', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('allocation_id', 'bigint', (c) => c.references('allocations.id'))
+        .addPrimaryKeyConstraint('prefix_claims_pk', ['pool_prefix', 'prefix_len', 'addr_hex'])
+        .addCheckConstraint('prefix_claims_kind_check', sql`kind in ('block', 'split')`)
+        .execute();
+
+      await withId(schema.createTable('tunnels'), dialect)
+        .addColumn('account_id', 'bigint', (c) => c.references('accounts.id').onDelete('set null'))
+        .addColumn('lease_id', 'text')
+        .addColumn('type', 'text', notNull)
+        .addColumn('transport', 'text', notNull)
+        .addColumn('client_ipv4', 'text', notNull)
+        .addColumn('client_port', 'integer', notNull)
+        .addColumn('server_ipv4', 'text', notNull)
+        .addColumn('server_ipv6', 'text', notNull)
+        .addColumn('client_ipv6', 'text', notNull)
+        .addColumn('prefix', 'text')
+        .addColumn('prefix_len', 'integer')
+        .addColumn('keepalive_interval', 'integer', notNull)
+        .addColumn('lifetime_s', 'integer', notNull)
+        .addColumn('state', 'text', notNull)
+        .addColumn('created_at', 'bigint', notNull)
+        .addColumn('established_at', 'bigint')
+        .addColumn('ended_at', 'bigint')
+        .addColumn('end_reason', 'text')
+        .addColumn('last_seen_at', 'bigint')
+        .addColumn('rx_packets', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('rx_bytes', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('tx_packets', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('tx_bytes', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addCheckConstraint('tunnels_state_check', sql`state in ('offered', 'established', 'ended')`)
+        .execute();
+      // listTunnels: newest first, optionally by state ('live' is two states) or by account.
+      await schema.createIndex('tunnels_created').on('tunnels').columns(['created_at', 'id']).execute();
+      await schema.createIndex('tunnels_state_created').on('tunnels').columns(['state', 'created_at']).execute();
+      await schema.createIndex('tunnels_account_created').on('tunnels').columns(['account_id', 'created_at']).execute();
+
+      await withId(schema.createTable('audit'), dialect)
+        .addColumn('at', 'bigint', notNull)
+        .addColumn('actor', 'text', notNull)
+        .addColumn('action', 'text', notNull)
+        .addColumn('target', 'text')
+        .addColumn('detail', 'text')
+        .execute();
+      await schema.createIndex('audit_at').on('audit').columns(['at', 'id']).execute();
+      await schema.createIndex('audit_action_at').on('audit').columns(['action', 'at']).execute();
+      await schema.createIndex('audit_actor_at').on('audit').columns(['actor', 'at']).execute();
+    },
+  },
+];
+
+/** The latest schema version this code knows. */
+export const SCHEMA_VERSION = Math.max(...MIGRATIONS.map((m) => m.version));
+
+/** Applies the pending migrations inside `trx`, which must be a write transaction that already holds the
+ *  dialect's migration lock. Returns the versions it applied (empty when the schema was up to date).
+ *  A database newer than this code (a version we do not know) is refused: running old code on it could
+ *  corrupt data the newer code relies on. */
+export async function migrate(trx: Kysely<Database>, dialect: Dialect, now: number): Promise<number[]> {
+  await trx.schema
+    .createTable('schema_migrations')
+    .ifNotExists()
+    .addColumn('version', 'integer', (c) => c.primaryKey())
+    .addColumn('name', 'text', notNull)
+    .addColumn('applied_at', 'bigint', notNull)
+    .execute();
+  const rows = await trx.selectFrom('schema_migrations').select('version').execute();
+  const done = new Set(rows.map((r) => Number(r.version)));
+  const unknown = [...done].filter((v) => !MIGRATIONS.some((m) => m.version === v));
+  if (unknown.length > 0) {
+    throw new Error(
+      `database schema has versions ${unknown.join(', ')} unknown to this build (latest ${SCHEMA_VERSION})`,
+    );
+  }
+  const applied: number[] = [];
+  for (const m of [...MIGRATIONS].sort((a, b) => a.version - b.version)) {
+    if (done.has(m.version)) continue;
+    await m.up(trx, dialect);
+    await trx.insertInto('schema_migrations').values({ version: m.version, name: m.name, applied_at: now }).execute();
+    applied.push(m.version);
+  }
+  return applied;
+}

@@ -1,0 +1,110 @@
+/** @module store/schema: the Kysely typing of the tables migrations.ts creates. Column names are snake_case,
+ *  as in SQL; kysely-store.ts maps rows to the camelCase records of store/types.ts.
+ *  Integers that PostgreSQL keeps as int8 (ids, times, counters) come back from pg as strings, so their select
+ *  type is `number | string` and every reader converts with Number(). Booleans are integers 0/1 and JSON is
+ *  text, so the same SQL runs on SQLite and PostgreSQL. */
+
+import type { ColumnType, Generated } from 'kysely';
+
+/** An int8 column: pg returns it as a string, SQLite as a number. */
+export type Int8 = ColumnType<number | string, number, number>;
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
+export interface AccountsTable {
+  id: Generated<number | string>;
+  username: string;
+  role: string;
+  /** 0 or 1. */
+  disabled: number;
+  /** JSON of AccountLimits. */
+  limits: string;
+  password_hash: string;
+  digest_ha1: string;
+  digest_realm: string;
+  created_at: Int8;
+  updated_at: Int8;
+}
+
+export interface AllocationsTable {
+  id: Generated<number | string>;
+  pool: string;
+  /** Canonical text of the pool the block was cut from, e.g. 'fd00::/40'. */
+  pool_prefix: string;
+  /** Canonical text of the block's first address. */
+  prefix: string;
+  prefix_len: number;
+  account_id: Int8 | null;
+  lease_id: string | null;
+  created_at: Int8;
+}
+
+/** One row per claimed node of a pool's binary prefix tree (see allocate() in kysely-store.ts). */
+export interface PrefixClaimsTable {
+  pool_prefix: string;
+  prefix_len: number;
+  /** 32 hex digits of the node's first address: sorts like the address. */
+  addr_hex: string;
+  /** 'block': allocated whole; 'split': some block lies strictly inside. */
+  kind: 'block' | 'split';
+  /** For 'split': how many block claims lie inside it. 0 for 'block'. */
+  children: number;
+  /** For 'block': the allocation that owns it. */
+  allocation_id: Int8 | null;
+}
+
+export interface TunnelsTable {
+  id: Generated<number | string>;
+  account_id: Int8 | null;
+  lease_id: string | null;
+  type: string;
+  transport: string;
+  client_ipv4: string;
+  client_port: number;
+  server_ipv4: string;
+  server_ipv6: string;
+  client_ipv6: string;
+  prefix: string | null;
+  prefix_len: number | null;
+  keepalive_interval: number;
+  lifetime_s: number;
+  state: string;
+  created_at: Int8;
+  established_at: Int8 | null;
+  ended_at: Int8 | null;
+  end_reason: string | null;
+  last_seen_at: Int8 | null;
+  rx_packets: ColumnType<number | string, number | undefined, number>;
+  rx_bytes: ColumnType<number | string, number | undefined, number>;
+  tx_packets: ColumnType<number | string, number | undefined, number>;
+  tx_bytes: ColumnType<number | string, number | undefined, number>;
+}
+
+export interface AuditTable {
+  id: Generated<number | string>;
+  at: Int8;
+  actor: string;
+  action: string;
+  target: string | null;
+  /** JSON object, or null. */
+  detail: string | null;
+}
+
+export interface SchemaMigrationsTable {
+  version: number;
+  name: string;
+  applied_at: Int8;
+}
+
+export interface Database {
+  settings: SettingsTable;
+  accounts: AccountsTable;
+  allocations: AllocationsTable;
+  prefix_claims: PrefixClaimsTable;
+  tunnels: TunnelsTable;
+  audit: AuditTable;
+  schema_migrations: SchemaMigrationsTable;
+}

@@ -1,0 +1,147 @@
+/** @module store/sqlite: the default Store, one SQLite file through better-sqlite3 and Kysely's SqliteDialect.
+ *  The queries live in kysely-store.ts; this file opens the file, sets the connection up and says how a write
+ *  transaction runs on SQLite.
+ *
+ *  Connection settings, and why:
+ *  - journal_mode=WAL: readers never wait for the writer, and one fsync per commit instead of two.
+ *  - synchronous=FULL: with WAL, NORMAL can lose the last commits on power loss (never corrupts). We acknowledge
+ *    an allocation or an account change on the wire right after its commit (ARCHITECTURE.md, "State and
+ *    restart"); losing it would let the broker give the same prefix to someone else after a reboot while the
+ *    first client still routes it. Measured here, FULL costs about 0.4 ms per commit, far below TSP's pace, and
+ *    the frequent writes (counters) are batched into one transaction, so we pay it everywhere rather than juggle
+ *    per-transaction settings.
+ *  - foreign_keys=ON: SQLite leaves them off by default; deleteAccount relies on ON DELETE SET NULL.
+ *  - busy_timeout: how long a writer waits for another *process* holding the write lock. better-sqlite3 is
+ *    synchronous, so that wait blocks this event loop; keep it short enough not to stall the broker.
+ *
+ *  Write transactions (StoreDriver.write) are BEGIN IMMEDIATE, so the write lock is taken up front: two writers
+ *  never both hold read snapshots and then deadlock on the upgrade. Inside one process every write on a given
+ *  file also goes through one in-process queue shared by all Store instances on that file: a second instance's
+ *  BEGIN IMMEDIATE would otherwise block the event loop (busy_timeout) while the first instance's open
+ *  transaction waits for that same event loop to finish, a self-deadlock until the timeout. */
+
+import fs from 'node:fs';
+import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, SqliteDialect, sql, type SqliteDatabase } from 'kysely';
+import { BrokerError } from '../errors.js';
+import type { Clock } from '../clock.js';
+import type { Store } from './types.js';
+import type { Database } from './schema.js';
+import { KyselyStore, type StoreDriver } from './kysely-store.js';
+
+export interface SqliteStoreOptions {
+  /** Database file; its directory is created if missing. ':memory:' for a private in-memory database. */
+  file: string;
+  /** Time source for created_at/updated_at the Store methods do not take as a parameter. */
+  clock?: Clock;
+  /** Longest wait for another process's write lock. Default DEFAULT_BUSY_TIMEOUT_MS. */
+  busyTimeoutMs?: number;
+  /** Extra PRAGMAs applied after ours, e.g. { max_page_count: 64 } in tests to make the file "full". */
+  pragmas?: Record<string, string | number>;
+}
+
+/** Long enough for another broker process's largest transaction (a few ms), short enough that a stuck peer
+ *  stalls this event loop for at most this long before the write fails with STORE_FAILED. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+/** One queue per database file per process (see the module comment). Entries go when no store uses them. */
+const fileQueues = new Map<string, { tail: Promise<unknown>; users: number }>();
+let memoryDatabases = 0;
+
+/** Opens (creating if needed) the database file and brings its schema up to date. Rejects with STORE_FAILED
+ *  when the file cannot be opened or migrated. */
+export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
+  const inMemory = opts.file === ':memory:';
+  let raw: BetterSqlite3.Database;
+  try {
+    if (!inMemory) fs.mkdirSync(path.dirname(path.resolve(opts.file)), { recursive: true });
+    raw = new BetterSqlite3(opts.file);
+  } catch (cause) {
+    throw new BrokerError('STORE_FAILED', `cannot open SQLite database '${opts.file}': ${String(cause)}`, { cause });
+  }
+  try {
+    const mode = raw.pragma('journal_mode = WAL', { simple: true });
+    if (!inMemory && mode !== 'wal') throw new Error(`journal_mode is '${String(mode)}', WAL unavailable`);
+    raw.pragma('synchronous = FULL');
+    raw.pragma('foreign_keys = ON');
+    raw.pragma(`busy_timeout = ${Math.max(0, Math.trunc(opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS))}`);
+    for (const [name, value] of Object.entries(opts.pragmas ?? {})) raw.pragma(`${name} = ${value}`);
+  } catch (cause) {
+    raw.close();
+    throw new BrokerError('STORE_FAILED', `cannot set up SQLite database '${opts.file}': ${String(cause)}`, {
+      cause,
+    });
+  }
+
+  const queueKey = inMemory ? `:memory:${++memoryDatabases}` : fs.realpathSync(opts.file);
+  const queue = fileQueues.get(queueKey) ?? { tail: Promise.resolve(), users: 0 };
+  queue.users++;
+  fileQueues.set(queueKey, queue);
+
+  const driver: StoreDriver = {
+    dialect: 'sqlite',
+    write<T>(db: Kysely<Database>, fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+      const run = (): Promise<T> =>
+        db.connection().execute(async (conn) => {
+          await sql`begin immediate`.execute(conn);
+          try {
+            const result = await fn(conn);
+            await sql`commit`.execute(conn);
+            return result;
+          } catch (e) {
+            // SQLite may already have rolled back by itself (SQLITE_FULL, SQLITE_IOERR): ROLLBACK would then
+            // fail with "no transaction is active" and hide the real error.
+            if (raw.inTransaction) await sql`rollback`.execute(conn).catch(() => undefined);
+            throw e;
+          }
+        });
+      const result = queue.tail.then(run, run);
+      queue.tail = result.catch(() => undefined);
+      return result;
+    },
+    async lockForMigration() {
+      // BEGIN IMMEDIATE already holds the database's write lock for the whole transaction.
+    },
+    isTransient() {
+      // SQLITE_BUSY has already waited busy_timeout; running again would only double the stall.
+      return false;
+    },
+    onClose() {
+      if (--queue.users === 0) fileQueues.delete(queueKey);
+    },
+  };
+
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
+  const store = new KyselyStore(db, driver, opts.clock);
+  try {
+    await store.migrate();
+  } catch (e) {
+    await store.close().catch(() => undefined);
+    throw e;
+  }
+  return store;
+}
+
+/** Prepared statements kept per connection. Kysely's SQLite driver prepares every query anew, and parsing was a
+ *  fifth of an allocation's time; the store issues a few dozen distinct statements, so this holds them all. */
+const STATEMENT_CACHE_SIZE = 256;
+
+/** The database as Kysely's SqliteDialect sees it, reusing prepared statements (least recently used goes). */
+function withStatementCache(raw: BetterSqlite3.Database): SqliteDatabase {
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => raw.close(),
+    prepare(query: string) {
+      let stmt = cache.get(query);
+      if (stmt === undefined) {
+        stmt = raw.prepare(query);
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+      } else {
+        cache.delete(query);
+      }
+      cache.set(query, stmt);
+      return stmt;
+    },
+  };
+}
