@@ -1,0 +1,112 @@
+// @module native/batch: preallocated receive and send batches for recvmmsg/sendmmsg (STYLE.md §6).
+//
+// Buffer ownership: an RxBatch owns kBatch buffers of kBufferBytes. Packets are processed where they landed;
+// an OutBatch only points into those buffers (iovec), so a batch must be flushed before the next receive
+// into the same RxBatch. Nothing is allocated per packet.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "common.h"
+
+namespace tspdp {
+
+/** Room for one IP_PKTINFO control message per datagram. */
+constexpr size_t kControlBytes = CMSG_SPACE(sizeof(in_pktinfo));
+
+struct RxBatch {
+  std::unique_ptr<uint8_t[]> storage{new uint8_t[kBatch * kBufferBytes]};
+  mmsghdr msgs[kBatch];
+  iovec iov[kBatch];
+  sockaddr_in from[kBatch];
+  alignas(cmsghdr) uint8_t control[kBatch][kControlBytes];
+
+  RxBatch() {
+    std::memset(msgs, 0, sizeof msgs);
+    for (unsigned i = 0; i < kBatch; i++) {
+      iov[i] = {buffer(i), kBufferBytes};
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_name = &from[i];
+    }
+  }
+  uint8_t* buffer(unsigned i) { return storage.get() + i * kBufferBytes; }
+
+  /** recvmmsg overwrites the name and control lengths; restore them before each call. */
+  void rearm(bool with_pktinfo) {
+    for (unsigned i = 0; i < kBatch; i++) {
+      msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+      msgs[i].msg_hdr.msg_control = with_pktinfo ? control[i] : nullptr;
+      msgs[i].msg_hdr.msg_controllen = with_pktinfo ? kControlBytes : 0;
+      msgs[i].msg_hdr.msg_flags = 0;
+    }
+  }
+
+  /** The local IPv4 address datagram `i` was sent to (IP_PKTINFO), or 0. */
+  uint32_t local_address(unsigned i) {
+    msghdr* h = &msgs[i].msg_hdr;
+    for (cmsghdr* c = CMSG_FIRSTHDR(h); c != nullptr; c = CMSG_NXTHDR(h, c)) {
+      if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+        in_pktinfo info;
+        std::memcpy(&info, CMSG_DATA(c), sizeof info);
+        return info.ipi_addr.s_addr;
+      }
+    }
+    return 0;
+  }
+};
+
+/** Datagrams waiting for one sendmmsg on one socket. */
+struct OutBatch {
+  mmsghdr msgs[kBatch];
+  iovec iov[kBatch];
+  sockaddr_in to[kBatch];
+  unsigned count = 0;
+
+  OutBatch() { std::memset(msgs, 0, sizeof msgs); }
+
+  /** `connected`: the socket has a peer, so no address is given. */
+  void add(const uint8_t* data, size_t length, uint32_t address, uint16_t port, bool connected = false) {
+    const unsigned i = count++;
+    iov[i] = {const_cast<uint8_t*>(data), length};
+    msghdr& h = msgs[i].msg_hdr;
+    h.msg_iov = &iov[i];
+    h.msg_iovlen = 1;
+    if (connected) {
+      h.msg_name = nullptr;
+      h.msg_namelen = 0;
+    } else {
+      fill_sockaddr(&to[i], address, port);
+      h.msg_name = &to[i];
+      h.msg_namelen = sizeof(sockaddr_in);
+    }
+  }
+  bool full() const { return count == kBatch; }
+
+  /** Sends everything queued. The socket is blocking for sends, so a full socket buffer applies back-pressure
+   *  to this thread instead of dropping; a datagram the kernel refuses (EMSGSIZE, unreachable, ...) is
+   *  counted and skipped so it cannot stall the rest of the batch. */
+  void flush(int fd, Counters* counters) {
+    unsigned sent = 0;
+    while (sent < count) {
+      int n = sendmmsg(fd, msgs + sent, count - sent, 0);
+      if (n > 0) {
+        sent += static_cast<unsigned>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else {
+        counters->add(kSendErrors);
+        sent++;
+      }
+    }
+    count = 0;
+  }
+};
+
+}  // namespace tspdp

@@ -1,0 +1,142 @@
+// @module native/common: system helpers (namespaces, TUN, sockets, time). See common.h.
+#include "common.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace tspdp {
+
+namespace {
+
+std::string errno_text(int err) {
+  const char* name = strerrorname_np(err);
+  return std::string(name != nullptr ? name : "E?") + " " + strerror(err);
+}
+
+int open_netns_fd(const std::string& name) {
+  // A name is one path component: refuse anything that could walk out of /run/netns.
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+    throw std::invalid_argument("invalid network namespace name: " + name);
+  }
+  const std::string path = "/run/netns/" + name;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw SysError("open", errno, "network namespace " + path);
+  return fd;
+}
+
+}  // namespace
+
+SysError::SysError(const std::string& syscall, int err, const std::string& context)
+    : std::runtime_error(context + ": " + syscall + " failed: " + errno_text(err)), syscall_(syscall), err_(err) {}
+
+NetnsGuard::NetnsGuard(const std::string& name) {
+  if (name.empty()) return;
+  int target = open_netns_fd(name);
+  saved_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (saved_ < 0) {
+    int err = errno;
+    close(target);
+    throw SysError("open", err, "current network namespace");
+  }
+  if (setns(target, CLONE_NEWNET) != 0) {
+    int err = errno;
+    close(target);
+    close(saved_);
+    saved_ = -1;
+    throw SysError("setns", err, "network namespace " + name);
+  }
+  close(target);
+}
+
+NetnsGuard::~NetnsGuard() {
+  if (saved_ < 0) return;
+  // Cannot fail for a namespace we were just in; if it did, the thread would stay in the other namespace,
+  // which only matters for descriptors opened later on it.
+  (void)setns(saved_, CLONE_NEWNET);
+  close(saved_);
+}
+
+void enter_netns(const std::string& name) {
+  int target = open_netns_fd(name);
+  if (setns(target, CLONE_NEWNET) != 0) {
+    int err = errno;
+    close(target);
+    throw SysError("setns", err, "network namespace " + name);
+  }
+  close(target);
+}
+
+int open_tun(const std::string& name, std::string* actual) {
+  if (name.empty() || name.size() >= IFNAMSIZ) throw std::invalid_argument("invalid TUN device name: " + name);
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw SysError("open", errno, "/dev/net/tun");
+  ifreq ifr;
+  std::memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  std::memcpy(ifr.ifr_name, name.data(), name.size());
+  if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
+    int err = errno;
+    close(fd);
+    throw SysError("ioctl(TUNSETIFF)", err, "TUN device " + name);
+  }
+  if (actual != nullptr) *actual = std::string(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+  return fd;
+}
+
+uint32_t parse_ipv4(const std::string& text, const char* what) {
+  in_addr a;
+  if (inet_pton(AF_INET, text.c_str(), &a) != 1) {
+    throw std::invalid_argument(std::string(what) + ": not an IPv4 address: " + text);
+  }
+  return a.s_addr;
+}
+
+std::string format_ipv4(uint32_t network_order) {
+  char text[INET_ADDRSTRLEN];
+  in_addr a;
+  a.s_addr = network_order;
+  inet_ntop(AF_INET, &a, text, sizeof text);
+  return text;
+}
+
+void pin_to_cpu(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);  // best effort: a missing CPU is no error
+}
+
+void grow_socket_buffers(int fd) {
+  int bytes = kSocketBufferBytes;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) != 0) {
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof bytes) != 0) {
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+  }
+}
+
+void wait_readable(int fd, int stop_fd) {
+  pollfd fds[2] = {{fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+  (void)poll(fds, 2, -1);  // EINTR and errors: the caller's loop retries and checks its stop flag
+}
+
+int64_t now_unix_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+}  // namespace tspdp

@@ -1,0 +1,120 @@
+// @module native/tables: the tunnel table. Endpoint hashes (client IPv4 and port for v6udpv4, client IPv4 for
+// v6v4) and a longest-prefix match over client /128s and delegated prefixes, plus per-tunnel counters.
+//
+// Concurrency: the forwarding threads take the read lock once per batch (never per packet) and release it
+// before their system calls that can block; JavaScript takes the write lock for one add or remove. The lock
+// prefers writers, so a steady stream of batches cannot starve an update: the longest an update waits is one
+// batch of lookups. Tunnels are owned by the table and only freed under the write lock, so pointers found
+// under the read lock are valid until it is released. Counters are atomics inside the tunnel: they survive a
+// replace of the same id and are bumped without the write lock.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "packet.h"
+
+namespace tspdp {
+
+enum class TunnelType : uint8_t { kV6v4 = 0, kV6udpv4 = 1 };
+
+/** What JavaScript says about a tunnel (parsed from TunnelSpec). Addresses in network order / as Ip6. */
+struct TunnelConfig {
+  uint32_t id = 0;
+  TunnelType type = TunnelType::kV6udpv4;
+  uint32_t client_address = 0;  // network order
+  uint16_t client_port = 0;     // host order; 0 for v6v4
+  Ip6 server_ip6;
+  Ip6 client_ip6;
+  bool has_delegated = false;
+  Ip6 delegated;
+  int delegated_length = 0;
+};
+
+struct Tunnel {
+  TunnelConfig config;
+  std::atomic<uint64_t> rx_packets{0}, rx_bytes{0}, tx_packets{0}, tx_bytes{0};
+  std::atomic<int64_t> last_rx_ms{0};
+
+  /** The client's /128 or anything inside its delegated prefix. */
+  bool may_use_source(const Ip6& source) const {
+    return source == config.client_ip6 ||
+           (config.has_delegated && mask_ip6(source, config.delegated_length) == config.delegated);
+  }
+  void count_tx(size_t bytes) {
+    tx_packets.fetch_add(1, std::memory_order_relaxed);
+    tx_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  }
+};
+
+/** Values per tunnel written by read_counters: id, rxPackets, rxBytes, txPackets, txBytes, lastRxMs. */
+constexpr size_t kCounterStride = 6;
+
+class TunnelTable {
+ public:
+  TunnelTable();
+  ~TunnelTable();
+  TunnelTable(const TunnelTable&) = delete;
+  TunnelTable& operator=(const TunnelTable&) = delete;
+
+  /** Adds or replaces (same id: new endpoint and addresses, counters kept). A key another tunnel holds moves to
+   *  this one; the broker never asks for that, and the last writer winning keeps the table consistent. */
+  void upsert(const TunnelConfig& config);
+  /** Removes the tunnel and the keys it holds. Unknown ids: false. */
+  bool remove(uint32_t id);
+  /** Fills up to `capacity` records of kCounterStride values; returns the number of tunnels (which may be
+   *  larger than `capacity`: call again with more room). */
+  size_t read_counters(double* out, size_t capacity);
+  size_t size();
+
+  /** Scoped read lock; lookups below are valid only while one is held. */
+  class ReadLock {
+   public:
+    explicit ReadLock(TunnelTable& t) : t_(t) { pthread_rwlock_rdlock(&t_.lock_); }
+    ~ReadLock() { pthread_rwlock_unlock(&t_.lock_); }
+    ReadLock(const ReadLock&) = delete;
+    ReadLock& operator=(const ReadLock&) = delete;
+
+   private:
+    TunnelTable& t_;
+  };
+
+  Tunnel* find_udp(uint32_t address, uint16_t port) const {
+    auto it = by_udp_.find(udp_key(address, port));
+    return it == by_udp_.end() ? nullptr : it->second;
+  }
+  Tunnel* find_proto41(uint32_t address) const {
+    auto it = by_proto41_.find(address);
+    return it == by_proto41_.end() ? nullptr : it->second;
+  }
+  /** Longest prefix match over the lengths present, longest first (usually just 128 and one delegation size). */
+  Tunnel* route(const Ip6& destination) const {
+    for (int length : lengths_) {
+      const auto& map = by_prefix_[length];
+      auto it = map.find(mask_ip6(destination, length));
+      if (it != map.end()) return it->second;
+    }
+    return nullptr;
+  }
+
+ private:
+  static uint64_t udp_key(uint32_t address, uint16_t port) { return (static_cast<uint64_t>(address) << 16) | port; }
+  void index(Tunnel* t);
+  void unindex(Tunnel* t);
+  void recompute_lengths();
+
+  pthread_rwlock_t lock_;
+  std::unordered_map<uint32_t, std::unique_ptr<Tunnel>> by_id_;
+  std::unordered_map<uint64_t, Tunnel*> by_udp_;
+  std::unordered_map<uint32_t, Tunnel*> by_proto41_;
+  std::unordered_map<Ip6, Tunnel*, Ip6Hash> by_prefix_[129];
+  std::vector<int> lengths_;  // prefix lengths with at least one entry, longest first
+};
+
+}  // namespace tspdp
