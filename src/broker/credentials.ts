@@ -31,8 +31,14 @@ export function checkPassword(password: string): void {
   if (/[\0\r\n]/.test(password)) throw new BrokerError('API_BAD_REQUEST', 'password must not contain NUL or line breaks');
 }
 
+/** Checks the password rules, then derives what the store keeps. */
 export async function makeCredentials(username: string, password: string, realm: string): Promise<StoredCredentials> {
   checkPassword(password);
+  return deriveCredentials(username, password, realm);
+}
+
+/** Derives what the store keeps without the rules for new passwords (test fixtures, imports). */
+export async function deriveCredentials(username: string, password: string, realm: string): Promise<StoredCredentials> {
   return {
     passwordHash: await hashPassword(password),
     digestHa1: digestSecret(username, realm, password).toString('hex'),

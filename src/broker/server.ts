@@ -1,0 +1,146 @@
+/** @module broker/server: assembles a running broker from a configuration: store, pools, data plane, broker
+ *  policy, UDP and TCP listeners. `tsp-broker serve` and the tests start brokers through this one function. */
+
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { Clock } from '../clock.js';
+import { systemClock } from '../clock.js';
+import { BrokerError, isBrokerError } from '../errors.js';
+import type { DataPlane } from '../dataplane/types.js';
+import { MemoryDataPlane } from '../dataplane/memory.js';
+import type { Store } from '../store/types.js';
+import { openStore } from '../store/open.js';
+import { UdpControl } from '../transport/udp.js';
+import { TcpControl } from '../transport/tcp.js';
+import { localAddressToward } from '../transport/local-address.js';
+import type { SessionCounts } from '../transport/session-host.js';
+import { Broker } from './broker.js';
+import { AccountService } from './accounts.js';
+import { resolvePools, type Pools } from './pools.js';
+
+export interface RunningBroker {
+  config: Config;
+  store: Store;
+  dataplane: DataPlane;
+  broker: Broker;
+  accounts: AccountService;
+  pools: Pools;
+  udp: UdpControl | undefined;
+  tcp: TcpControl | undefined;
+  /** Ports actually bound (differ from the configuration when it asked for port 0). */
+  ports: { udp: number; tcp: number };
+  sessionCounts(): SessionCounts;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  log: Logger;
+  clock?: Clock;
+  /** Use this data plane instead of the configured one (tests). */
+  dataplane?: DataPlane;
+  /** Use this store instead of opening the configured one (tests); closed with the broker. */
+  store?: Store;
+  newNonce?: () => string;
+}
+
+async function openDataPlane(config: Config, pools: Pools, log: Logger, clock: Clock): Promise<DataPlane> {
+  const memory = async () => {
+    const m = new MemoryDataPlane({ listenAddress: config.listen.address, port: config.listen.port, clock });
+    await m.start();
+    return m;
+  };
+  if (config.dataplane.driver === 'memory') return memory();
+  try {
+    // loaded on demand: the addon needs a build and root; the control plane runs without it
+    const nativeModule = '../dataplane/native.js';
+    const mod = (await import(nativeModule)) as {
+      NativeDataPlane: new (o: Record<string, unknown>) => DataPlane;
+    };
+    const dp = new mod.NativeDataPlane({
+      tunName: config.dataplane.tun,
+      mtu: config.dataplane.mtu,
+      listenAddress: config.listen.address,
+      port: config.listen.port,
+      routes: [pools.link, pools.delegation],
+      threads: config.dataplane.threads,
+      log,
+    });
+    await dp.start();
+    return dp;
+  } catch (err) {
+    if (config.dataplane.driver === 'native') throw err;
+    log.warn(
+      { reason: isBrokerError(err) ? err.message : String(err) },
+      'native data plane unavailable: running the control plane only (MemoryDataPlane); tunnels negotiate but carry no packets',
+    );
+    return memory();
+  }
+}
+
+export async function startBroker(config: Config, opts: StartOptions): Promise<RunningBroker> {
+  const clock = opts.clock ?? systemClock;
+  const log = opts.log;
+  const store = opts.store ?? (await openStore(config.store));
+  const closers: (() => Promise<void>)[] = [() => store.close()];
+  const closeAll = async () => {
+    for (const c of closers.reverse()) await c().catch((err) => log.error({ err }, 'error while stopping'));
+  };
+  try {
+    const pools = await resolvePools(config, store);
+    let dataplane = opts.dataplane;
+    if (!dataplane) dataplane = await openDataPlane(config, pools, log, clock);
+    else await dataplane.start();
+    const dp = dataplane;
+    closers.push(() => dp.close());
+    const broker = new Broker({ config, store, dataplane: dp, clock, log, pools, localAddressToward, ...(opts.newNonce ? { newNonce: opts.newNonce } : {}) });
+    await broker.start();
+    closers.push(() => broker.close());
+    const limits = config.limits;
+    let udp: UdpControl | undefined;
+    if (config.listen.udp) {
+      udp = new UdpControl(dp, broker.newSession, broker, clock, limits);
+      udp.start();
+      const u = udp;
+      closers.push(async () => u.close());
+    }
+    let tcp: TcpControl | undefined;
+    if (config.listen.tcp) {
+      tcp = new TcpControl(broker.newSession, broker, clock, limits);
+      // the same port as UDP (port 0 in tests: whatever UDP got)
+      await tcp.listen(config.listen.address, config.listen.port === 0 && config.listen.udp ? dp.udpPort : config.listen.port);
+      const t = tcp;
+      closers.push(() => t.close());
+    }
+    const ports = { udp: config.listen.udp ? dp.udpPort : 0, tcp: tcp?.port ?? 0 };
+    log.info(
+      { udp: ports.udp || null, tcp: ports.tcp || null, address: config.listen.address, dataplane: dp.kind, auth: config.auth.mode, pools },
+      'tsp-broker listening',
+    );
+    let closed = false;
+    return {
+      config,
+      store,
+      dataplane: dp,
+      broker,
+      accounts: new AccountService(store, config.auth.realm, clock),
+      pools,
+      udp,
+      tcp,
+      ports,
+      sessionCounts: () => {
+        const a = udp?.counts() ?? { total: 0, halfOpen: 0 };
+        const b = tcp?.counts() ?? { total: 0, halfOpen: 0 };
+        return { total: a.total + b.total, halfOpen: a.halfOpen + b.halfOpen };
+      },
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        await closeAll();
+        log.info('tsp-broker stopped');
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw isBrokerError(err) ? err : new BrokerError('INTERNAL', `start failed: ${(err as Error).message}`, { cause: err });
+  }
+}

@@ -1,0 +1,203 @@
+#!/usr/bin/env node
+/** @module cli/tsp-broker: the `tsp-broker` command: serve, user management, tunnel listing, config defaults.
+ *  Errors are printed as `tsp-broker: <message>` with exit status 2 for configuration and usage errors, 1 for
+ *  everything else (STYLE.md §8: errors become output only here). */
+
+import { Command, Option } from 'commander';
+import { pino } from 'pino';
+import { loadConfig, type Overrides } from '../config/load.js';
+import { defaultConfig, type Config } from '../config/schema.js';
+import { BrokerError, isBrokerError } from '../errors.js';
+import { openStore } from '../store/open.js';
+import { AccountService } from '../broker/accounts.js';
+import { startBroker } from '../broker/server.js';
+import { readPassword } from './password.js';
+
+const program = new Command();
+program.name('tsp-broker').description('IPv6 tunnel broker speaking TSP (RFC 5572)').showHelpAfterError();
+
+/** Flags shared by every command that needs the configuration; they override the file. */
+function withConfigFlags(cmd: Command): Command {
+  return cmd
+    .option('-c, --config <file>', 'JSON configuration file (defaults apply to what it leaves out)')
+    .option('--db <path>', 'SQLite database file (store.path)')
+    .option('--realm <realm>', 'DIGEST-MD5 realm (auth.realm)');
+}
+
+function num(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new BrokerError('CFG_INVALID', `not a whole number: ${v}`);
+  return n;
+}
+
+function configFrom(o: Record<string, unknown>): Config {
+  const overrides: Overrides = {
+    'store.path': o.db,
+    'auth.realm': o.realm,
+    'listen.address': o.listen,
+    'listen.port': o.port,
+    'auth.mode': o.authMode,
+    'auth.plain': o.plain,
+    'pools.link': o.linkPool,
+    'pools.delegation': o.delegationPool,
+    'dataplane.tun': o.tun,
+    'dataplane.driver': o.dataplane,
+    serverIpv4: o.serverIpv4,
+    'admin.port': o.adminPort,
+    'admin.enabled': o.admin,
+    'log.level': o.logLevel,
+  };
+  return loadConfig(o.config as string | undefined, overrides);
+}
+
+withConfigFlags(program.command('serve'))
+  .description('run the broker (UDP and TCP on port 3653 by default)')
+  .option('--listen <ipv4>', 'listen address for TSP (listen.address)')
+  .option('--port <n>', 'TSP port, UDP and TCP (listen.port)', num)
+  .addOption(new Option('--auth-mode <mode>', 'auth.mode').choices(['anonymous', 'authenticated', 'hybrid']))
+  .option('--plain', 'also offer PLAIN authentication (auth.plain; sends passwords in clear)')
+  .option('--link-pool <cidr>', 'link address pool (pools.link)')
+  .option('--delegation-pool <cidr>', 'delegated prefix pool (pools.delegation)')
+  .option('--tun <name>', 'TUN device name (dataplane.tun)')
+  .addOption(new Option('--dataplane <driver>', 'dataplane.driver').choices(['native', 'memory', 'auto']))
+  .option('--server-ipv4 <ipv4>', 'IPv4 address written into offers (serverIpv4)')
+  .option('--admin-port <n>', 'admin HTTP port (admin.port)', num)
+  .option('--no-admin', 'do not start the admin HTTP server')
+  .addOption(new Option('--log-level <level>', 'log.level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+  .action(async (o: Record<string, unknown>) => {
+    if (o.admin === true) delete o.admin; // commander sets it true by default; only --no-admin overrides
+    const config = configFrom(o);
+    const log = pino({ level: config.log.level, base: { service: 'tsp-broker' } });
+    const running = await startBroker(config, { log });
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'stopping');
+      void running.close().then(() => process.exit(0));
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+
+async function withAccounts<T>(o: Record<string, unknown>, f: (a: AccountService, c: Config) => Promise<T>): Promise<T> {
+  const config = configFrom(o);
+  const store = await openStore(config.store);
+  try {
+    return await f(new AccountService(store, config.auth.realm), config);
+  } finally {
+    await store.close();
+  }
+}
+
+const user = program.command('user').description('manage accounts');
+
+withConfigFlags(user.command('add <username>'))
+  .description('create an account (the password is prompted for)')
+  .option('--admin', 'give the account the admin role (web UI and API)')
+  .option('--password-stdin', 'read the password from the first line of standard input')
+  .action(async (username: string, o: Record<string, unknown>) => {
+    const password = await readPassword(!!o.passwordStdin, `Password for ${username}: `, true);
+    await withAccounts(o, async (a) => {
+      const acc = await a.create('cli', { username, password, role: o.admin ? 'admin' : 'user' });
+      console.log(`created ${acc.role} account ${acc.username} (id ${acc.id})`);
+    });
+  });
+
+withConfigFlags(user.command('list'))
+  .description('list accounts')
+  .option('--search <text>', 'only usernames containing this')
+  .option('--json', 'machine-readable output')
+  .action(async (o: Record<string, unknown>) => {
+    await withAccounts(o, async (a) => {
+      const items = [];
+      for (let offset = 0; ; offset += 500) {
+        const page = await a.list({ search: o.search as string | undefined, offset, limit: 500 });
+        items.push(...page.items);
+        if (items.length >= page.total || page.items.length === 0) break;
+      }
+      if (o.json) return console.log(JSON.stringify(items, null, 2));
+      console.log(['ID', 'USERNAME', 'ROLE', 'STATE', 'CREATED'].join('\t'));
+      for (const x of items)
+        console.log([x.id, x.username, x.role, x.disabled ? 'disabled' : 'active', new Date(x.createdAt).toISOString()].join('\t'));
+    });
+  });
+
+withConfigFlags(user.command('passwd <username>'))
+  .description("set an account's password (argon2id hash and DIGEST-MD5 secret together)")
+  .option('--password-stdin', 'read the password from the first line of standard input')
+  .action(async (username: string, o: Record<string, unknown>) => {
+    const password = await readPassword(!!o.passwordStdin, `New password for ${username}: `, true);
+    await withAccounts(o, (a) => a.setPassword('cli', username, password));
+    console.log(`password of ${username} changed`);
+  });
+
+for (const [name, disabled] of [
+  ['disable', true],
+  ['enable', false],
+] as const) {
+  withConfigFlags(user.command(`${name} <username>`))
+    .description(disabled ? 'refuse authentication for an account' : 'allow authentication again')
+    .action(async (username: string, o: Record<string, unknown>) => {
+      await withAccounts(o, (a) => a.setDisabled('cli', username, disabled));
+      console.log(`${username} ${disabled ? 'disabled' : 'enabled'}`);
+    });
+}
+
+withConfigFlags(user.command('delete <username>'))
+  .description('delete an account and release its addresses')
+  .action(async (username: string, o: Record<string, unknown>) => {
+    await withAccounts(o, (a) => a.delete('cli', username));
+    console.log(`${username} deleted`);
+  });
+
+const tunnel = program.command('tunnel').description('inspect tunnels');
+withConfigFlags(tunnel.command('list'))
+  .description('list live tunnels (or all recent ones with --all)')
+  .option('--all', 'include ended tunnels')
+  .option('--limit <n>', 'at most this many rows', num, 100)
+  .option('--json', 'machine-readable output')
+  .action(async (o: Record<string, unknown>) => {
+    const config = configFrom(o);
+    const store = await openStore(config.store);
+    try {
+      const page = await store.listTunnels({ ...(o.all ? {} : { state: 'live' as const }), limit: o.limit as number });
+      if (o.json) return console.log(JSON.stringify(page.items, null, 2));
+      console.log(['ID', 'ACCOUNT', 'TYPE', 'ENDPOINT', 'CLIENT IPV6', 'PREFIX', 'STATE', 'SINCE', 'END'].join('\t'));
+      for (const t of page.items)
+        console.log(
+          [
+            t.id,
+            t.username ?? '(anonymous)',
+            t.type,
+            t.type === 'v6v4' ? t.clientIpv4 : `${t.clientIpv4}:${t.clientPort}`,
+            t.clientIpv6,
+            t.prefix ? `${t.prefix}/${t.prefixLen}` : '-',
+            t.state,
+            new Date(t.establishedAt ?? t.createdAt).toISOString(),
+            t.endReason ?? '-',
+          ].join('\t'),
+        );
+      if (page.total > page.items.length) console.log(`(${page.items.length} of ${page.total} shown)`);
+    } finally {
+      await store.close();
+    }
+  });
+
+const config = program.command('config').description('configuration');
+config
+  .command('defaults')
+  .description('print the default configuration as JSON')
+  .action(() => console.log(JSON.stringify(defaultConfig(), null, 2)));
+withConfigFlags(config.command('check'))
+  .description('validate a configuration file and print the result with defaults filled in')
+  .action((o: Record<string, unknown>) => console.log(JSON.stringify(configFrom(o), null, 2)));
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (isBrokerError(err)) {
+    console.error(`tsp-broker: ${err.message}`);
+    process.exit(err.code.startsWith('CFG_') || err.code === 'API_BAD_REQUEST' ? 2 : 1);
+  }
+  console.error(`tsp-broker: ${(err as Error)?.stack ?? String(err)}`);
+  process.exit(1);
+});
