@@ -1,0 +1,704 @@
+/** The Store contract suite (STYLE.md §5): every Store implementation runs it, and only that counts as done.
+ *  `open()` must return a new handle on the same database each time it is called (the suite reopens it and runs
+ *  two handles side by side); the database is empty before the first call. Tests share that database, so each
+ *  uses its own usernames, lease ids, pool prefixes and audit actors, and asserts only on what it created. */
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { BrokerError, type ErrorCode } from '../../../src/errors.js';
+import type { AllocateRequest, Allocation, NewAccount, NewTunnel, Store } from '../../../src/store/types.js';
+import { overlaps, parsePrefix, type Prefix } from '../../../src/store/prefix.js';
+
+export function storeContract(name: string, open: () => Promise<Store>): void {
+  describe(`Store contract: ${name}`, () => {
+    let store: Store;
+    before(async () => {
+      store = await open();
+    });
+    after(async () => {
+      await store.close();
+    });
+
+    describe('settings', () => {
+      it('keeps the first value set and tells every starter that value', async () => {
+        assert.equal(await store.getSetting('pool.link'), undefined);
+        const other = await open();
+        try {
+          const [a, b] = await Promise.all([
+            store.setSettingIfAbsent('pool.link', 'fd11::/48'),
+            other.setSettingIfAbsent('pool.link', 'fd22::/48'),
+          ]);
+          assert.equal(a, b);
+          assert.equal(await store.setSettingIfAbsent('pool.link', 'fd33::/48'), a);
+          assert.equal(await other.getSetting('pool.link'), a);
+        } finally {
+          await other.close();
+        }
+      });
+    });
+
+    describe('schema', () => {
+      it('reopens an existing database without losing data or failing on applied migrations', async () => {
+        const acc = await store.createAccount(newAccount('reopen-user'));
+        for (let i = 0; i < 2; i++) {
+          const again = await open();
+          try {
+            assert.deepEqual(await again.getAccount(acc.id), acc);
+          } finally {
+            await again.close();
+          }
+        }
+      });
+    });
+
+    describe('accounts', () => {
+      it('creates, reads, updates and deletes an account', async () => {
+        const created = await store.createAccount({
+          ...newAccount('crud-alice'),
+          role: 'admin',
+          limits: { maxPrefixLen: 60 },
+        });
+        assert.equal(created.username, 'crud-alice');
+        assert.equal(created.role, 'admin');
+        assert.equal(created.disabled, false);
+        assert.deepEqual(created.limits, { maxPrefixLen: 60 });
+        assert.ok(created.createdAt > 0 && created.updatedAt === created.createdAt);
+        assert.deepEqual(await store.getAccount(created.id), created);
+
+        const secrets = await store.getAccountSecrets('crud-alice');
+        assert.equal(secrets?.passwordHash, '$argon2id$v=19$m=19456,t=2,p=1$crud-alice');
+        assert.equal(secrets?.digestHa1, 'a'.repeat(32));
+        assert.equal(secrets?.digestRealm, 'tsp-broker');
+        assert.equal(secrets?.id, created.id);
+        assert.equal(await store.getAccountSecrets('CRUD-ALICE'), undefined, 'usernames match exactly');
+
+        await store.setPassword(created.id, {
+          passwordHash: '$argon2id$new',
+          digestHa1: 'b'.repeat(32),
+          digestRealm: 'r2',
+        });
+        await store.setDisabled(created.id, true);
+        await store.setLimits(created.id, { tunnelTypes: ['v6udpv4'], minPrefixLen: 56 });
+        const updated = await store.getAccountSecrets('crud-alice');
+        assert.equal(updated?.passwordHash, '$argon2id$new');
+        assert.equal(updated?.digestHa1, 'b'.repeat(32));
+        assert.equal(updated?.digestRealm, 'r2');
+        assert.equal(updated?.disabled, true);
+        assert.deepEqual(updated?.limits, { tunnelTypes: ['v6udpv4'], minPrefixLen: 56 });
+        assert.ok((updated?.updatedAt ?? 0) >= created.updatedAt);
+        await store.setDisabled(created.id, false);
+        assert.equal((await store.getAccount(created.id))?.disabled, false);
+
+        await store.deleteAccount(created.id);
+        assert.equal(await store.getAccount(created.id), undefined);
+        assert.equal(await store.getAccountSecrets('crud-alice'), undefined);
+      });
+
+      it('refuses a duplicate username with STORE_CONFLICT, also when two handles race', async () => {
+        await store.createAccount(newAccount('dup-bob'));
+        await rejectsWith(store.createAccount(newAccount('dup-bob')), 'STORE_CONFLICT');
+        const other = await open();
+        try {
+          const results = await Promise.allSettled([
+            store.createAccount(newAccount('dup-carol')),
+            other.createAccount(newAccount('dup-carol')),
+          ]);
+          assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+          const failure = results.find((r) => r.status === 'rejected');
+          assert.equal((failure?.reason as BrokerError).code, 'STORE_CONFLICT');
+        } finally {
+          await other.close();
+        }
+      });
+
+      it('answers STORE_NOT_FOUND for updates and deletes of a missing id', async () => {
+        const missing = 987_654;
+        await rejectsWith(
+          store.setPassword(missing, { passwordHash: 'x', digestHa1: 'y', digestRealm: 'z' }),
+          'STORE_NOT_FOUND',
+        );
+        await rejectsWith(store.setDisabled(missing, true), 'STORE_NOT_FOUND');
+        await rejectsWith(store.setLimits(missing, {}), 'STORE_NOT_FOUND');
+        await rejectsWith(store.deleteAccount(missing), 'STORE_NOT_FOUND');
+        assert.equal(await store.getAccount(missing), undefined);
+      });
+
+      it('lists accounts by case-insensitive substring, in pages, with the total', async () => {
+        const names = Array.from({ length: 12 }, (_, i) => `List-Dora-${String(i).padStart(2, '0')}`);
+        for (const n of names) await store.createAccount(newAccount(n));
+        await store.createAccount(newAccount('list-x%y_z'));
+        await store.createAccount(newAccount('list-xAyBz'));
+
+        const first = await store.listAccounts({ search: 'list-dora', limit: 5 });
+        assert.equal(first.total, 12);
+        assert.deepEqual(
+          first.items.map((a) => a.username),
+          names.slice(0, 5),
+        );
+        const last = await store.listAccounts({ search: 'LIST-DORA-', offset: 10, limit: 5 });
+        assert.equal(last.total, 12);
+        assert.deepEqual(
+          last.items.map((a) => a.username),
+          names.slice(10),
+        );
+        // % and _ are literal characters in the search, not wildcards.
+        const literal = await store.listAccounts({ search: 'x%y_z' });
+        assert.deepEqual(
+          literal.items.map((a) => a.username),
+          ['list-x%y_z'],
+        );
+        assert.equal((await store.listAccounts({ search: 'no-such-user-anywhere' })).total, 0);
+        const all = await store.listAccounts({});
+        assert.ok(all.total >= 14 && all.items.length <= 100);
+      });
+    });
+
+    describe('allocation', () => {
+      it('gives an account the same block every time, also after reopening', async () => {
+        const acc = await store.createAccount(newAccount('sticky-erin'));
+        const req: AllocateRequest = {
+          pool: 'delegation',
+          poolPrefix: 'fd00:100::/40',
+          prefixLen: 56,
+          owner: { accountId: acc.id },
+        };
+        const first = await store.allocate(req);
+        assertBlock(first, 'fd00:100::/40', 56);
+        assert.equal(first.accountId, acc.id);
+        assert.equal(first.leaseId, null);
+        assert.deepEqual(await store.allocate(req), first);
+        // Someone else gets a different block.
+        const other = await store.createAccount(newAccount('sticky-frank'));
+        const theirs = await store.allocate({ ...req, owner: { accountId: other.id } });
+        assert.notEqual(theirs.prefix, first.prefix);
+
+        const reopened = await open();
+        try {
+          assert.deepEqual(await reopened.allocate(req), first);
+          assert.deepEqual(await reopened.findAllocation(acc.id, 'delegation'), first);
+          assert.equal(await reopened.findAllocation(acc.id, 'link'), undefined);
+        } finally {
+          await reopened.close();
+        }
+      });
+
+      it('replaces an account block of another length in the same pool', async () => {
+        const acc = await store.createAccount(newAccount('relen-gina'));
+        const base = { pool: 'delegation' as const, poolPrefix: 'fd00:200::/40', owner: { accountId: acc.id } };
+        const a56 = await store.allocate({ ...base, prefixLen: 56 });
+        const a48 = await store.allocate({ ...base, prefixLen: 48 });
+        assertBlock(a48, 'fd00:200::/40', 48);
+        assert.notEqual(a48.id, a56.id);
+        assert.deepEqual(await store.findAllocation(acc.id, 'delegation'), a48);
+        assert.equal(usageOf(await store.poolUsage(), 'fd00:200::/40'), 1, 'the /56 was released');
+        // The /56 went back to the pool: a /48 over where it was can be had (the pool's other /48s are free too,
+        // so fill the pool with /48s and check none is refused but the one held).
+        const got = await fillWith(store, 'fd00:200::/40', 48, 'relen-fill');
+        assert.equal(got.length, 255);
+      });
+
+      it('answers POOL_EXHAUSTED, naming pool and length, when no block is free; a release frees one', async () => {
+        const pool = 'fd00:300::/62';
+        const got = await fillWith(store, pool, 64, 'exhaust');
+        assert.equal(got.length, 4);
+        assert.deepEqual(
+          got.map((a) => a.prefix).sort(),
+          ['fd00:300::', 'fd00:300:0:1::', 'fd00:300:0:2::', 'fd00:300:0:3::'].sort(),
+        );
+        await assert.rejects(
+          store.allocate({ pool: 'link', poolPrefix: pool, prefixLen: 64, owner: { leaseId: 'exhaust-more' } }),
+          (e: unknown) =>
+            e instanceof BrokerError &&
+            e.code === 'POOL_EXHAUSTED' &&
+            e.message.includes(pool) &&
+            e.message.includes('/64'),
+        );
+        await rejectsWith(
+          store.allocate({ pool: 'link', poolPrefix: pool, prefixLen: 63, owner: { leaseId: 'exhaust-63' } }),
+          'POOL_EXHAUSTED',
+        );
+        assert.equal(await store.releaseLease('exhaust-2'), 1);
+        const again = await store.allocate({
+          pool: 'link',
+          poolPrefix: pool,
+          prefixLen: 64,
+          owner: { leaseId: 'exhaust-more' },
+        });
+        assert.equal(again.prefix, got[2]?.prefix);
+      });
+
+      it('never lets blocks of mixed lengths overlap, allocated concurrently in random order', async () => {
+        const pool = 'fd00:400::/44';
+        const lengths = shuffle(
+          [...Array<number>(10).fill(48), ...Array<number>(300).fill(56), ...Array<number>(200).fill(64)],
+          44,
+        );
+        const results = await Promise.allSettled(
+          lengths.map((prefixLen, i) =>
+            store.allocate({ pool: 'delegation', poolPrefix: pool, prefixLen, owner: { leaseId: `mixed-${i}` } }),
+          ),
+        );
+        const blocks = results.map((r) => {
+          assert.equal(r.status, 'fulfilled', r.status === 'rejected' ? String(r.reason) : '');
+          return (r as PromiseFulfilledResult<Allocation>).value;
+        });
+        blocks.forEach((b, i) => assertBlock(b, pool, lengths[i] ?? -1));
+        assertDisjoint(blocks);
+      });
+
+      it('fills a pool with mixed lengths to the last block, refusing only lengths that truly no longer fit', async () => {
+        // A /46 holds four /48s, i.e. 1024 /56s: three /48s plus 300 /56s cannot all fit.
+        const pool = 'fd00:500::/46';
+        const lengths = shuffle([48, 48, 48, ...Array<number>(300).fill(56), 64, 64], 46);
+        const results = await Promise.allSettled(
+          lengths.map((prefixLen, i) =>
+            store.allocate({ pool: 'delegation', poolPrefix: pool, prefixLen, owner: { leaseId: `fill-${i}` } }),
+          ),
+        );
+        const blocks: Allocation[] = [];
+        const refused = new Set<number>();
+        results.forEach((r, i) => {
+          if (r.status === 'fulfilled') blocks.push(r.value);
+          else {
+            assert.equal((r.reason as BrokerError).code, 'POOL_EXHAUSTED', String(r.reason));
+            refused.add(lengths[i] ?? -1);
+          }
+        });
+        assertDisjoint(blocks);
+        assert.ok(refused.size > 0, 'something had to be refused');
+        const taken = blocks.map((b) => parsePrefix(`${b.prefix}/${b.prefixLen}`));
+        const poolP = parsePrefix(pool);
+        for (const len of refused) {
+          const size = 1n << BigInt(128 - len);
+          for (let s = poolP.start; s < poolP.start + (1n << BigInt(128 - poolP.len)); s += size) {
+            assert.ok(
+              taken.some((t) => overlaps(t, { start: s, len })),
+              `a /${len} was refused while ${s.toString(16)}/${len} is free`,
+            );
+          }
+        }
+      });
+
+      it('never gives one block to two owners when two handles allocate at once', async () => {
+        const other = await open();
+        try {
+          const pool = 'fd00:600::/56';
+          const results = await Promise.all(
+            Array.from({ length: 120 }, (_, i) =>
+              (i % 2 === 0 ? store : other).allocate({
+                pool: 'link',
+                poolPrefix: pool,
+                prefixLen: 64,
+                owner: { leaseId: `two-${i}` },
+              }),
+            ),
+          );
+          assert.equal(new Set(results.map((a) => a.prefix)).size, 120);
+          assertDisjoint(results);
+          assert.equal(usageOf(await other.poolUsage(), pool), 120);
+        } finally {
+          await other.close();
+        }
+      });
+
+      it('ends two racing sessions of one account with one allocation', async () => {
+        const acc = await store.createAccount(newAccount('race-hank'));
+        const other = await open();
+        try {
+          const req: AllocateRequest = {
+            pool: 'link',
+            poolPrefix: 'fd00:700::/48',
+            prefixLen: 64,
+            owner: { accountId: acc.id },
+          };
+          const results = await Promise.all([
+            store.allocate(req),
+            other.allocate(req),
+            store.allocate(req),
+            other.allocate(req),
+          ]);
+          assert.equal(new Set(results.map((r) => r.id)).size, 1);
+          assert.equal(usageOf(await store.poolUsage(), 'fd00:700::/48'), 1);
+        } finally {
+          await other.close();
+        }
+      });
+
+      it('allocates many /64s from a /48 quickly', async () => {
+        const t0 = performance.now();
+        const got = await fillWith(store, 'fd00:800::/48', 64, 'speed', 1000);
+        const ms = performance.now() - t0;
+        assert.equal(new Set(got.map((a) => a.prefix)).size, 1000);
+        // Generous bound for a loaded CI machine; this catches work that grows with the pool or quadratically.
+        assert.ok(ms < 15_000, `1000 allocations took ${ms.toFixed(0)} ms`);
+      });
+
+      it('releases every block of a lease and reports how many', async () => {
+        const link = await store.allocate({
+          pool: 'link',
+          poolPrefix: 'fd00:900::/62',
+          prefixLen: 64,
+          owner: { leaseId: 'lease-ivy' },
+        });
+        const deleg = await store.allocate({
+          pool: 'delegation',
+          poolPrefix: 'fd00:901::/48',
+          prefixLen: 48,
+          owner: { leaseId: 'lease-ivy' },
+        });
+        assertBlock(link, 'fd00:900::/62', 64);
+        assert.equal(deleg.prefix, 'fd00:901::');
+        assert.equal(deleg.leaseId, 'lease-ivy');
+        assert.equal(await store.releaseLease('lease-ivy'), 2);
+        assert.equal(await store.releaseLease('lease-ivy'), 0);
+        assert.equal(usageOf(await store.poolUsage(), 'fd00:901::/48'), 0);
+        // The whole /48 pool is free again: a /48 (the pool itself) and then nothing else fits.
+        const whole = await store.allocate({
+          pool: 'delegation',
+          poolPrefix: 'fd00:901::/48',
+          prefixLen: 48,
+          owner: { leaseId: 'lease-jay' },
+        });
+        assert.equal(whole.prefix, 'fd00:901::');
+        await rejectsWith(
+          store.allocate({
+            pool: 'delegation',
+            poolPrefix: 'fd00:901::/48',
+            prefixLen: 64,
+            owner: { leaseId: 'lease-kim' },
+          }),
+          'POOL_EXHAUSTED',
+        );
+      });
+
+      it('canonicalises the pool text and refuses bad requests', async () => {
+        const a = await store.allocate({
+          pool: 'link',
+          poolPrefix: 'FD00:0A00:0000::/48',
+          prefixLen: 64,
+          owner: { leaseId: 'canon' },
+        });
+        assert.equal(a.prefix, 'fd00:a00::');
+        assert.ok((await store.poolUsage()).some((u) => u.poolPrefix === 'fd00:a00::/48'));
+        await rejectsWith(
+          store.allocate({ pool: 'link', poolPrefix: 'fd00:a00::1/48', prefixLen: 64, owner: { leaseId: 'bad' } }),
+          'CFG_INVALID',
+        );
+        await rejectsWith(
+          store.allocate({ pool: 'link', poolPrefix: 'fd00:a00::/48', prefixLen: 40, owner: { leaseId: 'bad' } }),
+          'CFG_INVALID',
+        );
+        await rejectsWith(
+          store.allocate({ pool: 'link', poolPrefix: '10.0.0.0/8', prefixLen: 16, owner: { leaseId: 'bad' } }),
+          'CFG_INVALID',
+        );
+      });
+
+      it('hands out /128s from a /64 (shared link mode)', async () => {
+        const got = await fillWith(store, 'fd00:b00::/64', 128, 'host', 5);
+        assert.deepEqual(
+          got.map((a) => a.prefix),
+          ['fd00:b00::', 'fd00:b00::1', 'fd00:b00::2', 'fd00:b00::3', 'fd00:b00::4'],
+        );
+      });
+    });
+
+    describe('tunnels', () => {
+      it('runs a tunnel through offered, established and ended, with counters', async () => {
+        const acc = await store.createAccount(newAccount('tun-lena'));
+        const t = await store.createTunnel(
+          newTunnel({ accountId: acc.id, prefix: '2001:DB8:0F01:0000::', prefixLen: 56 }),
+          1000,
+        );
+        assert.equal(t.state, 'offered');
+        assert.equal(t.username, 'tun-lena');
+        assert.equal(t.prefix, '2001:db8:f01::');
+        assert.equal(t.prefixLen, 56);
+        assert.equal(t.createdAt, 1000);
+        assert.deepEqual(
+          [t.establishedAt, t.endedAt, t.endReason, t.lastSeenAt, t.rxPackets, t.rxBytes, t.txPackets, t.txBytes],
+          [null, null, null, null, 0, 0, 0, 0],
+        );
+        assert.deepEqual(await store.getTunnel(t.id), t);
+
+        await store.establishTunnel(t.id, 2000);
+        await store.establishTunnel(t.id, 2500); // idempotent
+        let got = await store.getTunnel(t.id);
+        assert.equal(got?.state, 'established');
+        assert.equal(got?.establishedAt, 2000);
+
+        await store.updateCounters([
+          { id: t.id, rxPackets: 10, rxBytes: 1000, txPackets: 20, txBytes: 2000, lastSeenAt: 3000 },
+          { id: 9_999_999, rxPackets: 1, rxBytes: 1, txPackets: 1, txBytes: 1, lastSeenAt: 1 },
+        ]);
+        await store.updateCounters([
+          { id: t.id, rxPackets: 11, rxBytes: 1100, txPackets: 2 ** 40, txBytes: 2 ** 50, lastSeenAt: null },
+        ]);
+        got = await store.getTunnel(t.id);
+        assert.deepEqual(
+          [got?.rxPackets, got?.rxBytes, got?.txPackets, got?.txBytes, got?.lastSeenAt],
+          [11, 1100, 2 ** 40, 2 ** 50, 3000],
+        );
+        await store.updateCounters([]);
+
+        await store.endTunnel(t.id, 'idle', 4000);
+        await store.endTunnel(t.id, 'admin', 5000); // idempotent: the first end stays
+        got = await store.getTunnel(t.id);
+        assert.deepEqual([got?.state, got?.endedAt, got?.endReason], ['ended', 4000, 'idle']);
+        await rejectsWith(store.establishTunnel(t.id, 6000), 'STORE_CONFLICT');
+      });
+
+      it('answers STORE_NOT_FOUND for unknown tunnels and unknown accounts', async () => {
+        assert.equal(await store.getTunnel(8_888_888), undefined);
+        await rejectsWith(store.establishTunnel(8_888_888, 1), 'STORE_NOT_FOUND');
+        await rejectsWith(store.endTunnel(8_888_888, 'admin', 1), 'STORE_NOT_FOUND');
+        await rejectsWith(store.createTunnel(newTunnel({ accountId: 7_777_777 }), 1), 'STORE_NOT_FOUND');
+      });
+
+      it('keeps an anonymous tunnel with its lease and no username', async () => {
+        const t = await store.createTunnel(
+          newTunnel({ accountId: null, leaseId: 'anon-lease-1', type: 'v6v4', transport: 'tcp', clientPort: 0 }),
+          10,
+        );
+        assert.deepEqual(
+          [t.accountId, t.username, t.leaseId, t.type, t.transport, t.clientPort],
+          [null, null, 'anon-lease-1', 'v6v4', 'tcp', 0],
+        );
+        assert.deepEqual([t.prefix, t.prefixLen], [null, null]);
+      });
+
+      it('filters tunnel lists by state, live, type and account, newest first, in pages', async () => {
+        const acc = await store.createAccount(newAccount('list-tun-mia'));
+        const other = await store.createAccount(newAccount('list-tun-ned'));
+        const ids: number[] = [];
+        for (let i = 0; i < 6; i++) {
+          const t = await store.createTunnel(
+            newTunnel({ accountId: acc.id, type: i % 2 === 0 ? 'v6udpv4' : 'v6v4' }),
+            100 + i,
+          );
+          ids.push(t.id);
+        }
+        await store.createTunnel(newTunnel({ accountId: other.id }), 200);
+        const [t0, t1, t2, t3] = ids as [number, number, number, number];
+        await store.establishTunnel(t1, 110);
+        await store.establishTunnel(t2, 110);
+        await store.endTunnel(t2, 'replaced', 120);
+        await store.endTunnel(t3, 'not_accepted', 120);
+        void t0;
+
+        const all = await store.listTunnels({ accountId: acc.id });
+        assert.equal(all.total, 6);
+        assert.deepEqual(
+          all.items.map((t) => t.id),
+          [...ids].reverse(),
+        );
+        assert.ok(all.items.every((t) => t.username === 'list-tun-mia'));
+        const live = await store.listTunnels({ accountId: acc.id, state: 'live' });
+        assert.deepEqual(
+          live.items.map((t) => t.id).sort((a, b) => a - b),
+          [ids[0], ids[1], ids[4], ids[5]],
+        );
+        const ended = await store.listTunnels({ accountId: acc.id, state: 'ended' });
+        assert.deepEqual(
+          ended.items.map((t) => t.id).sort((a, b) => a - b),
+          [t2, t3],
+        );
+        const established = await store.listTunnels({ accountId: acc.id, state: 'established' });
+        assert.deepEqual(
+          established.items.map((t) => t.id),
+          [t1],
+        );
+        const v6v4 = await store.listTunnels({ accountId: acc.id, type: 'v6v4' });
+        assert.deepEqual(
+          v6v4.items.map((t) => t.id),
+          [ids[5], ids[3], ids[1]],
+        );
+        const pageTwo = await store.listTunnels({ accountId: acc.id, limit: 4, offset: 4 });
+        assert.equal(pageTwo.total, 6);
+        assert.deepEqual(
+          pageTwo.items.map((t) => t.id),
+          [ids[1], ids[0]],
+        );
+        const liveAnywhere = await store.listTunnels({ state: 'live', limit: 100_000 });
+        assert.ok(liveAnywhere.items.length <= 1000);
+        assert.ok(liveAnywhere.items.every((t) => t.state !== 'ended'));
+      });
+
+      it('pages tunnel lists 100 at a time by default', async () => {
+        const acc = await store.createAccount(newAccount('page-tun-olga'));
+        for (let i = 0; i < 105; i++) await store.createTunnel(newTunnel({ accountId: acc.id }), 1000 + i);
+        const first = await store.listTunnels({ accountId: acc.id });
+        assert.equal(first.total, 105);
+        assert.equal(first.items.length, 100);
+        assert.equal(first.items[0]?.createdAt, 1104);
+      });
+
+      it('keeps the tunnels of a deleted account, without the account, and frees its blocks', async () => {
+        const acc = await store.createAccount(newAccount('del-pete'));
+        const pool = 'fd00:c00::/64';
+        const block = await store.allocate({
+          pool: 'link',
+          poolPrefix: pool,
+          prefixLen: 64,
+          owner: { accountId: acc.id },
+        });
+        const t = await store.createTunnel(newTunnel({ accountId: acc.id }), 50);
+        await store.endTunnel(t.id, 'account_disabled', 60);
+        await store.deleteAccount(acc.id);
+
+        const kept = await store.getTunnel(t.id);
+        assert.deepEqual(
+          [kept?.accountId, kept?.username, kept?.state, kept?.endReason],
+          [null, null, 'ended', 'account_disabled'],
+        );
+        assert.equal(await store.findAllocation(acc.id, 'link'), undefined);
+        const next = await store.allocate({
+          pool: 'link',
+          poolPrefix: pool,
+          prefixLen: 64,
+          owner: { leaseId: 'del-after' },
+        });
+        assert.equal(next.prefix, block.prefix, 'the only block of the pool is free again');
+      });
+    });
+
+    describe('audit', () => {
+      it('records events and lists them newest first, filtered and paged', async () => {
+        for (let i = 0; i < 25; i++) {
+          await store.addAudit({
+            at: 10_000 + i,
+            actor: 'admin:audit-quinn',
+            action: i % 5 === 0 ? 'account.create' : 'tunnel.kill',
+            target: i % 2 === 0 ? `tunnel:${i}` : null,
+            detail: i % 3 === 0 ? { index: i, nested: { ok: true } } : null,
+          });
+        }
+        await store.addAudit({ at: 20_000, actor: 'system', action: 'account.create', target: null, detail: null });
+
+        const page1 = await store.listAudit({ actor: 'admin:audit-quinn', limit: 10 });
+        assert.equal(page1.total, 25);
+        assert.deepEqual(
+          page1.items.map((e) => e.at),
+          Array.from({ length: 10 }, (_, i) => 10_024 - i),
+        );
+        const page3 = await store.listAudit({ actor: 'admin:audit-quinn', limit: 10, offset: 20 });
+        assert.deepEqual(
+          page3.items.map((e) => e.at),
+          [10_004, 10_003, 10_002, 10_001, 10_000],
+        );
+        const oldest = page3.items[4];
+        assert.deepEqual(
+          [oldest?.actor, oldest?.action, oldest?.target, oldest?.detail],
+          ['admin:audit-quinn', 'account.create', 'tunnel:0', { index: 0, nested: { ok: true } }],
+        );
+        assert.equal(page3.items[3]?.detail, null);
+        assert.equal(page3.items[3]?.target, null);
+
+        const creates = await store.listAudit({ actor: 'admin:audit-quinn', action: 'account.create' });
+        assert.equal(creates.total, 5);
+        const allCreates = await store.listAudit({ action: 'account.create' });
+        assert.ok(allCreates.items.some((e) => e.actor === 'system'));
+        assert.ok(allCreates.items.every((e) => e.action === 'account.create'));
+      });
+    });
+  });
+}
+
+// ---- helpers
+
+function newAccount(username: string): NewAccount {
+  return {
+    username,
+    role: 'user',
+    passwordHash: `$argon2id$v=19$m=19456,t=2,p=1$${username}`,
+    digestHa1: 'a'.repeat(32),
+    digestRealm: 'tsp-broker',
+  };
+}
+
+function newTunnel(over: Partial<NewTunnel>): NewTunnel {
+  return {
+    accountId: null,
+    leaseId: null,
+    type: 'v6udpv4',
+    transport: 'udp',
+    clientIpv4: '192.0.2.10',
+    clientPort: 40000,
+    serverIpv4: '198.51.100.1',
+    serverIpv6: 'fd00:1::1',
+    clientIpv6: 'fd00:1::2',
+    prefix: null,
+    prefixLen: null,
+    keepaliveInterval: 30,
+    lifetimeS: 604800,
+    ...over,
+  };
+}
+
+async function rejectsWith(p: Promise<unknown>, code: ErrorCode): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof BrokerError, `expected a BrokerError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    return true;
+  });
+}
+
+/** Allocates blocks of `len` for leases `${tag}-0`, `${tag}-1`, ... until POOL_EXHAUSTED or `max` blocks. */
+async function fillWith(store: Store, pool: string, len: number, tag: string, max = Infinity): Promise<Allocation[]> {
+  const got: Allocation[] = [];
+  for (let i = 0; i < max; i++) {
+    try {
+      got.push(
+        await store.allocate({
+          pool: 'delegation',
+          poolPrefix: pool,
+          prefixLen: len,
+          owner: { leaseId: `${tag}-${i}` },
+        }),
+      );
+    } catch (e) {
+      if (e instanceof BrokerError && e.code === 'POOL_EXHAUSTED') break;
+      throw e;
+    }
+  }
+  return got;
+}
+
+function assertBlock(a: Allocation, pool: string, len: number): void {
+  assert.equal(a.prefixLen, len);
+  const block = parsePrefix(`${a.prefix}/${a.prefixLen}`); // throws if host bits are set
+  const p = parsePrefix(pool);
+  assert.ok(block.len >= p.len && overlaps(block, p), `${a.prefix}/${len} is outside ${pool}`);
+}
+
+function assertDisjoint(blocks: Allocation[]): void {
+  const ps: (Prefix & { text: string })[] = blocks.map((b) => ({
+    ...parsePrefix(`${b.prefix}/${b.prefixLen}`),
+    text: `${b.prefix}/${b.prefixLen}`,
+  }));
+  ps.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.len - b.len));
+  // Sorted by start, blocks are disjoint iff each one ends before the next one begins.
+  for (let i = 1; i < ps.length; i++) {
+    const prev = ps[i - 1] as Prefix & { text: string };
+    const cur = ps[i] as Prefix & { text: string };
+    assert.ok(!overlaps(prev, cur), `${prev.text} overlaps ${cur.text}`);
+    assert.ok(prev.start + (1n << BigInt(128 - prev.len)) <= cur.start, `${prev.text} overlaps ${cur.text}`);
+  }
+}
+
+function usageOf(usage: { poolPrefix: string; blocks: number }[], pool: string): number {
+  return usage.find((u) => u.poolPrefix === pool)?.blocks ?? 0;
+}
+
+/** Deterministic shuffle (xorshift), so a failure can be replayed. */
+function shuffle<T>(items: T[], seed: number): T[] {
+  let x = seed || 1;
+  for (let i = items.length - 1; i > 0; i--) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    const j = Math.abs(x) % (i + 1);
+    [items[i], items[j]] = [items[j] as T, items[i] as T];
+  }
+  return items;
+}
