@@ -4,7 +4,8 @@
  *  PostgreSQL notes: transactions run at READ COMMITTED. Allocation stays race-free through the unique
  *  constraints and ON CONFLICT (an inserter waits for a concurrent inserter of the same key and then sees its
  *  row); deadlocks (40P01) and serialization failures (40001) roll back and run the transaction again.
- *  Migrations take a transaction-scoped advisory lock so two nodes starting at once do not both create tables. */
+ *  Migrations take a transaction-scoped advisory lock so two nodes starting at once do not both create tables.
+ *  The contract suite runs on PostgreSQL when TSP_TEST_PG_URL is set (test/unit/store/postgres.test.ts). */
 
 import pg from 'pg';
 import { Kysely, PostgresDialect, sql } from 'kysely';

@@ -1,0 +1,32 @@
+/** The Store contract on PostgreSQL. Runs only when TSP_TEST_PG_URL names a server we may create databases on
+ *  (e.g. postgres://postgres@127.0.0.1:5432/postgres); each run uses a fresh database, dropped afterwards. */
+
+import { randomBytes } from 'node:crypto';
+import { after, before, describe } from 'node:test';
+import pg from 'pg';
+import { openPostgresStore } from '../../../src/store/open.js';
+import { storeContract } from './contract.js';
+
+const adminUrl = process.env.TSP_TEST_PG_URL;
+
+if (adminUrl === undefined || adminUrl === '') {
+  describe('Store contract: postgres', { skip: 'set TSP_TEST_PG_URL to run it' }, () => {});
+} else {
+  const database = `tsp_store_test_${randomBytes(4).toString('hex')}`;
+  const url = new URL(adminUrl);
+  url.pathname = `/${database}`;
+  const admin = async (statement: string): Promise<void> => {
+    const client = new pg.Client({ connectionString: adminUrl });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
+  };
+  describe('postgres', () => {
+    before(() => admin(`create database ${database}`));
+    after(() => admin(`drop database if exists ${database} with (force)`));
+    storeContract('postgres', () => openPostgresStore({ url: url.toString() }));
+  });
+}
