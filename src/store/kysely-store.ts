@@ -14,6 +14,7 @@ import type {
   AccountLimits,
   AccountSecrets,
   AllocateRequest,
+  ApiToken,
   Allocation,
   AuditEvent,
   CounterUpdate,
@@ -28,8 +29,9 @@ import type {
   TunnelFilter,
   TunnelRecord,
   TunnelState,
+  WebSession,
 } from './types.js';
-import type { Database, AllocationsTable, AccountsTable, TunnelsTable, AuditTable } from './schema.js';
+import type { Database, AllocationsTable, AccountsTable, TunnelsTable, AuditTable, ApiTokensTable } from './schema.js';
 import { migrate, type Dialect } from './migrations.js';
 import {
   ancestorsOf,
@@ -526,6 +528,94 @@ export class KyselyStore implements Store {
     });
   }
 
+  // ---- admin API tokens and web sessions (schema version 2)
+
+  createApiToken(t: { name: string; tokenHash: string; createdBy: string }, at: number): Promise<ApiToken> {
+    return this.write('createApiToken', async (trx) => {
+      const row = await trx
+        .insertInto('api_tokens')
+        .values({ name: t.name, token_hash: t.tokenHash, created_by: t.createdBy, created_at: at, last_used_at: null })
+        .onConflict((oc) => oc.column('name').doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      if (row === undefined) throw new BrokerError('STORE_CONFLICT', `a token named '${t.name}' already exists`);
+      return toApiToken(row);
+    });
+  }
+
+  listApiTokens(): Promise<ApiToken[]> {
+    return this.read('listApiTokens', async (db) =>
+      (await db.selectFrom('api_tokens').selectAll().orderBy('name').execute()).map(toApiToken),
+    );
+  }
+
+  findApiToken(tokenHash: string): Promise<ApiToken | undefined> {
+    return this.read('findApiToken', async (db) => {
+      const row = await db.selectFrom('api_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+      return row && toApiToken(row);
+    });
+  }
+
+  touchApiToken(id: number, at: number): Promise<void> {
+    return this.write('touchApiToken', async (trx) => {
+      await trx.updateTable('api_tokens').set({ last_used_at: at }).where('id', '=', id).execute();
+    });
+  }
+
+  deleteApiToken(name: string): Promise<boolean> {
+    return this.write('deleteApiToken', async (trx) => {
+      const row = await trx.deleteFrom('api_tokens').where('name', '=', name).returning('id').executeTakeFirst();
+      return row !== undefined;
+    });
+  }
+
+  createWebSession(idHash: string, s: WebSession): Promise<void> {
+    return this.write('createWebSession', async (trx) => {
+      await trx
+        .insertInto('web_sessions')
+        .values({
+          id_hash: idHash,
+          account_id: s.accountId,
+          csrf_token: s.csrfToken,
+          created_at: s.createdAt,
+          expires_at: s.expiresAt,
+        })
+        .execute();
+    });
+  }
+
+  getWebSession(idHash: string, now: number): Promise<WebSession | undefined> {
+    return this.read('getWebSession', async (db) => {
+      const row = await db
+        .selectFrom('web_sessions')
+        .selectAll()
+        .where('id_hash', '=', idHash)
+        .where('expires_at', '>', now)
+        .executeTakeFirst();
+      return (
+        row && {
+          accountId: Number(row.account_id),
+          csrfToken: row.csrf_token,
+          createdAt: Number(row.created_at),
+          expiresAt: Number(row.expires_at),
+        }
+      );
+    });
+  }
+
+  deleteWebSession(idHash: string): Promise<void> {
+    return this.write('deleteWebSession', async (trx) => {
+      await trx.deleteFrom('web_sessions').where('id_hash', '=', idHash).execute();
+    });
+  }
+
+  deleteExpiredWebSessions(now: number): Promise<number> {
+    return this.write('deleteExpiredWebSessions', async (trx) => {
+      const r = await trx.deleteFrom('web_sessions').where('expires_at', '<=', now).executeTakeFirst();
+      return Number(r.numDeletedRows);
+    });
+  }
+
   // ---- plumbing
 
   /** A read outside any explicit transaction, with errors coded. */
@@ -827,6 +917,16 @@ function toAuditEvent(r: AuditRow): AuditEvent {
     action: r.action,
     target: r.target,
     detail: r.detail === null ? null : (JSON.parse(r.detail) as Record<string, unknown>),
+  };
+}
+
+function toApiToken(r: Selectable<ApiTokensTable>): ApiToken {
+  return {
+    id: Number(r.id),
+    name: r.name,
+    createdBy: r.created_by,
+    createdAt: Number(r.created_at),
+    lastUsedAt: nullableNumber(r.last_used_at),
   };
 }
 

@@ -127,6 +127,30 @@ export const MIGRATIONS: readonly Migration[] = [
       await schema.createIndex('audit_actor_at').on('audit').columns(['actor', 'at']).execute();
     },
   },
+  {
+    version: 2,
+    name: 'admin API tokens and web sessions',
+    async up(db, dialect) {
+      const schema = db.schema;
+      // Only a hash of each token or session id is kept: reading the database does not let anyone in.
+      await withId(schema.createTable('api_tokens'), dialect)
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('created_by', 'text', notNull)
+        .addColumn('created_at', 'bigint', notNull)
+        .addColumn('last_used_at', 'bigint')
+        .execute();
+      await schema
+        .createTable('web_sessions')
+        .addColumn('id_hash', 'text', (c) => c.primaryKey())
+        .addColumn('account_id', 'bigint', (c) => c.notNull().references('accounts.id').onDelete('cascade'))
+        .addColumn('csrf_token', 'text', notNull)
+        .addColumn('created_at', 'bigint', notNull)
+        .addColumn('expires_at', 'bigint', notNull)
+        .execute();
+      await schema.createIndex('web_sessions_expires').on('web_sessions').column('expires_at').execute();
+    },
+  },
 ];
 
 /** The latest schema version this code knows. */

@@ -93,6 +93,27 @@ export interface AuditTable {
   detail: string | null;
 }
 
+/** Schema version 2. */
+export interface ApiTokensTable {
+  id: Generated<number | string>;
+  name: string;
+  /** SHA-256 of the token, 64 lower-case hex. */
+  token_hash: string;
+  created_by: string;
+  created_at: Int8;
+  last_used_at: Int8 | null;
+}
+
+/** Schema version 2. */
+export interface WebSessionsTable {
+  /** SHA-256 of the cookie value, 64 lower-case hex. */
+  id_hash: string;
+  account_id: Int8;
+  csrf_token: string;
+  created_at: Int8;
+  expires_at: Int8;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -106,5 +127,7 @@ export interface Database {
   prefix_claims: PrefixClaimsTable;
   tunnels: TunnelsTable;
   audit: AuditTable;
+  api_tokens: ApiTokensTable;
+  web_sessions: WebSessionsTable;
   schema_migrations: SchemaMigrationsTable;
 }

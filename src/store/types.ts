@@ -169,6 +169,25 @@ export interface AuditEvent {
   detail: Record<string, unknown> | null;
 }
 
+/** An admin API token. The token itself is shown once at creation and never stored: only its SHA-256. */
+export interface ApiToken {
+  id: number;
+  /** Unique, chosen by the admin who created it; the audit actor is `token:<name>`. */
+  name: string;
+  createdBy: string;
+  createdAt: number;
+  lastUsedAt: number | null;
+}
+
+/** A signed-in web UI session, keyed by the SHA-256 of the cookie value (a leaked database gives no session). */
+export interface WebSession {
+  accountId: number;
+  /** Random per session; forms and cookie-authenticated API writes must echo it (CSRF). */
+  csrfToken: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
   close(): Promise<void>;
@@ -206,4 +225,20 @@ export interface Store {
   // audit trail
   addAudit(e: Omit<AuditEvent, 'id'>): Promise<void>;
   listAudit(q: { offset?: number; limit?: number; action?: string; actor?: string }): Promise<Page<AuditEvent>>;
+
+  // admin API tokens (schema version 2)
+  createApiToken(t: { name: string; tokenHash: string; createdBy: string }, at: number): Promise<ApiToken>; // STORE_CONFLICT on a used name
+  listApiTokens(): Promise<ApiToken[]>; // by name
+  findApiToken(tokenHash: string): Promise<ApiToken | undefined>;
+  touchApiToken(id: number, at: number): Promise<void>;
+  /** False when there was no token of that name. */
+  deleteApiToken(name: string): Promise<boolean>;
+
+  // web UI sessions (schema version 2); deleted with their account
+  createWebSession(idHash: string, s: WebSession): Promise<void>;
+  /** The session if it exists and has not expired at `now`. */
+  getWebSession(idHash: string, now: number): Promise<WebSession | undefined>;
+  deleteWebSession(idHash: string): Promise<void>;
+  /** Removes sessions expired at `now`; returns how many. */
+  deleteExpiredWebSessions(now: number): Promise<number>;
 }
