@@ -1,3 +1,4 @@
+/* global process, console */
 // Builds the packet-path addon (native/) with node-gyp; run by `npm install` (package.json "install").
 // Offline-friendly: when the running Node ships its headers (e.g. /usr/include/node), node-gyp is pointed at
 // them instead of downloading a tarball. TSP_SKIP_NATIVE_BUILD=1 skips the build (the broker then runs with
