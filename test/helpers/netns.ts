@@ -210,7 +210,9 @@ export class Topology {
   private constructor() {}
 
   /** Creates an empty topology whose cleanup runs in `hook.after` (and at process exit). Also removes
-   *  namespaces that dead test processes left behind. */
+   *  namespaces that dead test processes left behind. Pass the `after` of the scope the topology lives in,
+   *  called at that scope's level (module top level, or `t` inside a test); from inside a before() hook,
+   *  node:test would run it right after that hook, so there call `topo.cleanup()` from your own after(). */
   static async create(hook?: AfterHook): Promise<Topology> {
     installExitHandlers();
     await sweepStaleNamespaces();
