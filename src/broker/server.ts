@@ -17,6 +17,7 @@ import type { SessionCounts } from '../transport/session-host.js';
 import { Broker } from './broker.js';
 import { AccountService } from './accounts.js';
 import { resolvePools, type Pools } from './pools.js';
+import { startAdminServer } from '../admin/server.js';
 
 export interface RunningBroker {
   config: Config;
@@ -29,6 +30,8 @@ export interface RunningBroker {
   tcp: TcpControl | undefined;
   /** Ports actually bound (differ from the configuration when it asked for port 0). */
   ports: { udp: number; tcp: number };
+  /** The admin HTTP server (REST API, web UI, /metrics) when config.admin.enabled; `port` is the bound one. */
+  admin?: { port: number };
   sessionCounts(): SessionCounts;
   close(): Promise<void>;
 }
@@ -117,21 +120,31 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
       'tsp-broker listening',
     );
     let closed = false;
+    const accounts = new AccountService(store, config.auth.realm, clock);
+    const sessionCounts = () => {
+      const a = udp?.counts() ?? { total: 0, halfOpen: 0 };
+      const b = tcp?.counts() ?? { total: 0, halfOpen: 0 };
+      return { total: a.total + b.total, halfOpen: a.halfOpen + b.halfOpen };
+    };
+    let admin: { port: number } | undefined;
+    if (config.admin.enabled) {
+      const deps = { config, store, broker, accounts, dataplane: dp, pools, ports, sessionCounts, clock, log };
+      const server = await startAdminServer(deps);
+      closers.push(() => server.close());
+      admin = { port: server.port };
+    }
     return {
       config,
       store,
       dataplane: dp,
       broker,
-      accounts: new AccountService(store, config.auth.realm, clock),
+      accounts,
       pools,
       udp,
       tcp,
       ports,
-      sessionCounts: () => {
-        const a = udp?.counts() ?? { total: 0, halfOpen: 0 };
-        const b = tcp?.counts() ?? { total: 0, halfOpen: 0 };
-        return { total: a.total + b.total, halfOpen: a.halfOpen + b.halfOpen };
-      },
+      ...(admin ? { admin } : {}),
+      sessionCounts,
       close: async () => {
         if (closed) return;
         closed = true;

@@ -1,0 +1,95 @@
+/** @module admin/actions: operations the REST API and the web UI both offer, composed once so the two cannot
+ *  drift apart (STYLE.md §9). Account changes go through AccountService (which audits them); these add what a
+ *  running broker must also do: end the live tunnels of a disabled or deleted account, overlay live counters
+ *  on stored tunnel rows, check the current password before a self-service change. */
+
+import { BrokerError } from '../errors.js';
+import type { AccountService } from '../broker/accounts.js';
+import type { Broker } from '../broker/broker.js';
+import { verifyPassword } from '../broker/credentials.js';
+import type { Account, Page, Store, TunnelRecord, TunnelState } from '../store/types.js';
+import type { TunnelType } from '../dataplane/types.js';
+
+export interface TunnelQuery {
+  /** 'live': tunnels in the data plane now (with live counters); 'all': every state, newest first. */
+  state: TunnelState | 'live' | 'all';
+  type?: TunnelType;
+  username?: string;
+  offset: number;
+  limit: number;
+}
+
+export class AdminActions {
+  constructor(
+    private readonly store: Store,
+    private readonly accounts: AccountService,
+    private readonly broker: Broker,
+  ) {}
+
+  /** Disabling also ends the account's live tunnels (it could not authenticate again anyway). */
+  async setDisabled(actor: string, username: string, disabled: boolean): Promise<Account> {
+    const account = await this.accounts.setDisabled(actor, username, disabled);
+    if (disabled) await this.broker.endAccountTunnels(account.id, 'account_disabled');
+    return account;
+  }
+
+  /** Ends the account's live tunnels (counters saved, reason 'admin'), then deletes it. */
+  async deleteAccount(actor: string, username: string): Promise<void> {
+    const account = await this.accounts.get(username);
+    await this.broker.endAccountTunnels(account.id, 'admin');
+    await this.accounts.delete(actor, username);
+  }
+
+  /** An account holder changing their own password must know the current one. */
+  async changeOwnPassword(
+    actor: string,
+    account: Account,
+    currentPassword: string,
+    newPassword: string,
+  ): Promise<void> {
+    const secrets = await this.store.getAccountSecrets(account.username);
+    if (!secrets || !(await verifyPassword(secrets.passwordHash, currentPassword)))
+      throw new BrokerError('AUTH_FAILED', 'the current password is wrong');
+    await this.accounts.setPassword(actor, account.username, newPassword);
+  }
+
+  /** Tunnels by filter. Live ones come from the broker with live counters; stored rows of tunnels that are
+   *  still live get the live counters too. */
+  async tunnels(q: TunnelQuery): Promise<Page<TunnelRecord>> {
+    const accountId = q.username === undefined ? undefined : (await this.accounts.get(q.username)).id;
+    const live = this.broker.liveTunnels();
+    if (q.state === 'live') {
+      const items = live
+        .filter(
+          (t) => (q.type === undefined || t.type === q.type) && (accountId === undefined || t.accountId === accountId),
+        )
+        .sort((a, b) => b.createdAt - a.createdAt || b.id - a.id);
+      return { items: items.slice(q.offset, q.offset + q.limit), total: items.length };
+    }
+    const page = await this.store.listTunnels({
+      ...(q.state === 'all' ? {} : { state: q.state }),
+      ...(q.type ? { type: q.type } : {}),
+      ...(accountId !== undefined ? { accountId } : {}),
+      offset: q.offset,
+      limit: q.limit,
+    });
+    const byId = new Map(live.map((t) => [t.id, t]));
+    return { items: page.items.map((t) => byId.get(t.id) ?? t), total: page.total };
+  }
+
+  /** One tunnel, with live counters when it is live. STORE_NOT_FOUND when there is no such tunnel. */
+  async tunnel(id: number): Promise<TunnelRecord & { live: boolean }> {
+    const live = this.broker.liveTunnels().find((t) => t.id === id);
+    if (live) return { ...live, live: true };
+    const t = await this.store.getTunnel(id);
+    if (!t) throw new BrokerError('STORE_NOT_FOUND', `no tunnel with id ${id}`);
+    return { ...t, live: false };
+  }
+
+  /** Live tunnels by type, for the dashboard and /api/v1/stats. */
+  liveByType(): Record<TunnelType, number> {
+    const out: Record<TunnelType, number> = { v6v4: 0, v6udpv4: 0 };
+    for (const t of this.broker.liveTunnels()) out[t.type] += 1;
+    return out;
+  }
+}

@@ -1,0 +1,68 @@
+/** @module admin/assets: the web UI's stylesheet and script, served from memory (no build step, no files to
+ *  deploy). The script only adds confirmation prompts and refreshes the dashboard's live panel; every page
+ *  works without it. The Content-Security-Policy allows scripts and styles from 'self' only. */
+
+export const STYLESHEET = `
+:root { --fg:#1d2430; --muted:#5b6678; --line:#dde2ea; --bg:#f5f7fa; --card:#fff; --accent:#1f6feb; --danger:#c62828; --ok:#2e7d32; }
+* { box-sizing: border-box; }
+body { margin:0; font:14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color:var(--fg); background:var(--bg); }
+header { background:#17202e; color:#fff; display:flex; align-items:center; gap:1.5rem; padding:0 1.5rem; height:52px; }
+header .brand { font-weight:700; letter-spacing:.02em; }
+header nav { display:flex; gap:.25rem; flex:1; }
+header nav a { color:#c9d3e2; text-decoration:none; padding:.4rem .7rem; border-radius:6px; }
+header nav a.active, header nav a:hover { background:#2a3548; color:#fff; }
+header .who { color:#c9d3e2; display:flex; gap:.75rem; align-items:center; }
+header .who button { background:transparent; color:#c9d3e2; border:1px solid #44506a; }
+main { max-width:1200px; margin:1.5rem auto; padding:0 1.5rem; }
+h1 { font-size:1.4rem; margin:0 0 1rem; }
+h2 { font-size:1.05rem; margin:0 0 .75rem; }
+.card { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:1rem 1.25rem; margin-bottom:1.25rem; }
+.grid { display:grid; grid-template-columns:repeat(auto-fit, minmax(180px, 1fr)); gap:1rem; margin-bottom:1.25rem; }
+.stat { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:1rem 1.25rem; }
+.stat .label { color:var(--muted); font-size:.8rem; text-transform:uppercase; letter-spacing:.05em; }
+.stat .value { font-size:1.8rem; font-weight:650; margin-top:.2rem; }
+table { width:100%; border-collapse:collapse; }
+th, td { text-align:left; padding:.45rem .6rem; border-bottom:1px solid var(--line); vertical-align:top; }
+th { color:var(--muted); font-weight:600; font-size:.78rem; text-transform:uppercase; letter-spacing:.04em; }
+td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
+code, .mono { font-family:ui-monospace, "DejaVu Sans Mono", Menlo, monospace; font-size:.86em; }
+pre { background:#0f1722; color:#e6edf3; padding:.8rem 1rem; border-radius:8px; overflow:auto; }
+form.inline { display:inline; }
+input[type=text], input[type=password], input[type=search], input[type=number], select { font:inherit; padding:.4rem .55rem; border:1px solid #c3cad6; border-radius:6px; background:#fff; }
+button { font:inherit; padding:.4rem .8rem; border-radius:6px; border:1px solid var(--accent); background:var(--accent); color:#fff; cursor:pointer; }
+button.secondary { background:#fff; color:var(--fg); border-color:#c3cad6; }
+button.danger { background:var(--danger); border-color:var(--danger); }
+.row { display:flex; gap:.6rem; align-items:center; flex-wrap:wrap; margin-bottom:.6rem; }
+.muted { color:var(--muted); }
+.badge { display:inline-block; padding:.05rem .5rem; border-radius:999px; font-size:.78rem; background:#e8eef8; color:#234; }
+.badge.ok { background:#e3f3e5; color:var(--ok); } .badge.off { background:#fbe4e4; color:var(--danger); }
+.flash { padding:.6rem 1rem; border-radius:8px; margin-bottom:1rem; background:#e3f3e5; color:#1b5e20; border:1px solid #b9e0bd; }
+.error { padding:.6rem 1rem; border-radius:8px; margin-bottom:1rem; background:#fbe4e4; color:#8e1c1c; border:1px solid #f0bcbc; }
+.login { max-width:360px; margin:10vh auto; }
+.login label { display:block; margin:.6rem 0 .2rem; color:var(--muted); }
+.login input { width:100%; }
+.login button { width:100%; margin-top:1rem; }
+.chart { width:100%; height:auto; }
+.legend span { margin-right:1rem; } .legend i { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:.35rem; }
+.bar { height:10px; background:#e8eef8; border-radius:5px; overflow:hidden; min-width:120px; } .bar > div { height:100%; background:var(--accent); }
+.pager { display:flex; gap:1rem; margin-top:.75rem; }
+`;
+
+export const SCRIPT = `
+'use strict';
+document.addEventListener('submit', function (e) {
+  var form = e.target;
+  var msg = form && form.getAttribute && form.getAttribute('data-confirm');
+  if (msg && !window.confirm(msg)) e.preventDefault();
+});
+(function () {
+  var live = document.getElementById('live');
+  if (!live) return;
+  setInterval(function () {
+    fetch('/dashboard/live', { credentials: 'same-origin' })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (t) { if (t !== null) live.innerHTML = t; })
+      .catch(function () {});
+  }, 5000);
+})();
+`;

@@ -1,0 +1,162 @@
+/** @module admin/auth: who is calling the admin server. A request is authenticated by an API token
+ *  (`Authorization: Bearer tspb_…`, always the admin role) or by the web session cookie (the account's role,
+ *  re-read on every request, so a disabled or deleted account is out at once).
+ *
+ *  Web sessions live in the store (table web_sessions), so a broker restart keeps operators signed in; the
+ *  cookie holds 32 random bytes and the store only their SHA-256. Sessions end after SESSION_LIFETIME_MS
+ *  (absolute, no sliding) or at logout.
+ *
+ *  CSRF: each session has a random token. State-changing forms carry it as `_csrf`, cookie-authenticated API
+ *  writes as the `X-CSRF-Token` header; bearer-token requests carry no cookie and are exempt. The login form,
+ *  before any session exists, uses a double-submit cookie.
+ *
+ *  Login throttling: failures are counted per source address and per username (broker/rate-limit.ts); past
+ *  the limit the login is refused without checking the password until the window has passed (lockout). */
+
+import { createHash, randomBytes } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { BrokerError } from '../errors.js';
+import type { Account, Store } from '../store/types.js';
+import type { Clock } from '../clock.js';
+import { FailureLimiter } from '../broker/rate-limit.js';
+import { hashPassword, verifyPassword } from '../broker/credentials.js';
+import type { TokenService } from './tokens.js';
+import { parseCookies, safeEqual } from './http.js';
+
+export const SESSION_COOKIE = 'tspb_session';
+export const LOGIN_CSRF_COOKIE = 'tspb_login_csrf';
+/** Sessions end 12 hours after sign-in: a working day, then sign in again. */
+export const SESSION_LIFETIME_MS = 12 * 3600_000;
+/** Failed logins allowed per username in LOGIN_WINDOW_MS before that username is locked out. */
+export const LOGIN_FAILURES_PER_USER = 5;
+/** Failed logins allowed per source address in the window (several operators may share a NAT). */
+export const LOGIN_FAILURES_PER_SOURCE = 20;
+export const LOGIN_WINDOW_MS = 15 * 60_000;
+
+export type Principal =
+  | { kind: 'token'; role: 'admin'; actor: string; tokenName: string }
+  | { kind: 'session'; role: Account['role']; actor: string; account: Account; csrfToken: string; sessionHash: string };
+
+function sha256(s: string): string {
+  return createHash('sha256').update(s, 'utf8').digest('hex');
+}
+
+export function randomSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export class Authenticator {
+  private readonly perUser: FailureLimiter;
+  private readonly perSource: FailureLimiter;
+  private lastSweepMs = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly tokens: TokenService,
+    private readonly clock: Clock,
+  ) {
+    this.perUser = new FailureLimiter(clock, LOGIN_FAILURES_PER_USER, LOGIN_WINDOW_MS);
+    this.perSource = new FailureLimiter(clock, LOGIN_FAILURES_PER_SOURCE, LOGIN_WINDOW_MS);
+  }
+
+  /** The caller, or undefined when the request carries no valid credential. A malformed or unknown bearer
+   *  token is an error (API_UNAUTHORIZED), not a fallback to the cookie. */
+  async identify(req: FastifyRequest): Promise<Principal | undefined> {
+    const authz = req.headers.authorization;
+    if (authz !== undefined) {
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(authz);
+      const record = m ? await this.tokens.verify(m[1]!) : undefined;
+      if (!record) throw new BrokerError('API_UNAUTHORIZED', 'invalid API token');
+      return { kind: 'token', role: 'admin', actor: `token:${record.name}`, tokenName: record.name };
+    }
+    const cookie = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
+    if (!cookie) return undefined;
+    const sessionHash = sha256(cookie);
+    const session = await this.store.getWebSession(sessionHash, this.clock.now());
+    if (!session) return undefined;
+    const account = await this.store.getAccount(session.accountId);
+    if (!account || account.disabled) return undefined;
+    const actor = `${account.role === 'admin' ? 'admin' : 'user'}:${account.username}`;
+    return { kind: 'session', role: account.role, actor, account, csrfToken: session.csrfToken, sessionHash };
+  }
+
+  /** Checks a password login and, on success, opens a session. Throws API_RATE_LIMITED while locked out and
+   *  AUTH_FAILED for a wrong username or password (the same error for both). Audits both outcomes. */
+  async login(username: string, password: string, source: string): Promise<{ cookie: string; account: Account }> {
+    const now = this.clock.now();
+    const userKey = `user:${username.toLowerCase()}`;
+    const sourceKey = `src:${source}`;
+    if (this.perUser.isBlocked(userKey) || this.perSource.isBlocked(sourceKey)) {
+      await this.store.addAudit({
+        at: now,
+        actor: `web:${source}`,
+        action: 'auth.locked',
+        target: username,
+        detail: null,
+      });
+      throw new BrokerError('API_RATE_LIMITED', 'too many failed sign-ins: try again later');
+    }
+    const secrets = await this.store.getAccountSecrets(username);
+    // verify against a throwaway hash when the user does not exist, so timing does not reveal usernames
+    const ok = await verifyPassword(secrets?.passwordHash ?? (await dummyPasswordHash()), password);
+    if (!secrets || !ok || secrets.disabled) {
+      this.perUser.fail(userKey);
+      this.perSource.fail(sourceKey);
+      const reason = !secrets ? 'unknown user' : !ok ? 'wrong password' : 'account disabled';
+      await this.store.addAudit({
+        at: now,
+        actor: `web:${source}`,
+        action: 'auth.fail',
+        target: username,
+        detail: { reason },
+      });
+      throw new BrokerError('AUTH_FAILED', 'wrong username or password');
+    }
+    this.perUser.clear(userKey);
+    const { passwordHash: _p, digestHa1: _d, digestRealm: _r, ...account } = secrets;
+    const cookie = randomSecret();
+    await this.store.createWebSession(sha256(cookie), {
+      accountId: account.id,
+      csrfToken: randomSecret(),
+      createdAt: now,
+      expiresAt: now + SESSION_LIFETIME_MS,
+    });
+    await this.store.addAudit({
+      at: now,
+      actor: `web:${source}`,
+      action: 'auth.login',
+      target: username,
+      detail: { role: account.role },
+    });
+    if (now - this.lastSweepMs > 3600_000) {
+      this.lastSweepMs = now;
+      await this.store.deleteExpiredWebSessions(now);
+    }
+    return { cookie, account };
+  }
+
+  async logout(p: Principal): Promise<void> {
+    if (p.kind !== 'session') return;
+    await this.store.deleteWebSession(p.sessionHash);
+    await this.store.addAudit({
+      at: this.clock.now(),
+      actor: p.actor,
+      action: 'auth.logout',
+      target: p.account.username,
+      detail: null,
+    });
+  }
+
+  /** Checks the CSRF token of a state-changing request. Bearer-token callers are exempt (no ambient cookie). */
+  checkCsrf(p: Principal, presented: string | undefined): void {
+    if (p.kind === 'token') return;
+    if (!presented || !safeEqual(presented, p.csrfToken))
+      throw new BrokerError('API_CSRF', 'CSRF token missing or invalid');
+  }
+}
+
+/** argon2id of a random password nobody knows, made once: verifying against it costs what a real check costs. */
+let dummyHash: Promise<string> | undefined;
+function dummyPasswordHash(): Promise<string> {
+  return (dummyHash ??= hashPassword(randomSecret()));
+}

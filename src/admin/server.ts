@@ -1,0 +1,219 @@
+/** @module admin/server: the admin HTTP server: REST API (/api/v1, admin/api.ts), web UI (admin/ui.ts) and
+ *  /metrics (admin/metrics.ts), on config.admin.address:port (127.0.0.1:8080 by default), HTTPS when
+ *  config.admin.tls names a certificate and key.
+ *
+ *  `buildAdminApp` makes the fastify app without listening (tests use inject); `startAdminServer` also
+ *  listens. Closing the app stops the traffic sampler and detaches the metrics from the broker.
+ *
+ *  Errors become replies in exactly one place, the error handler below (STYLE.md §8): under /api a JSON
+ *  `{ code, message }` with the registry's status; in the web UI a redirect to /login for 401 and an HTML
+ *  error page otherwise. Unknown errors are logged with their stack and answered generically.
+ *
+ *  /metrics is unauthenticated: the listener is on loopback by default. Whoever exposes it further should put
+ *  it behind their scraper's network policy (docs/admin.md). */
+
+import { readFileSync } from 'node:fs';
+import fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { BrokerError, ERRORS, isBrokerError, type ErrorCode } from '../errors.js';
+import type { Config } from '../config/schema.js';
+import type { Store } from '../store/types.js';
+import type { Broker } from '../broker/broker.js';
+import type { AccountService } from '../broker/accounts.js';
+import type { DataPlane } from '../dataplane/types.js';
+import type { Pools } from '../broker/pools.js';
+import type { SessionCounts } from '../transport/session-host.js';
+import { systemClock, type Clock } from '../clock.js';
+import { TokenService } from './tokens.js';
+import { Authenticator } from './auth.js';
+import { AdminActions } from './actions.js';
+import { TrafficMeter } from './traffic.js';
+import { AdminMetrics } from './metrics.js';
+import { OpenApiBuilder } from './openapi.js';
+import { registerApi } from './api.js';
+import { registerUi } from './ui.js';
+import { errorPage, type Viewer } from './views.js';
+import type { AdminContext } from './context.js';
+
+export const API_PREFIX = '/api/v1';
+/** Largest request body: account and token forms are tiny; this stops a client from making us buffer more. */
+export const BODY_LIMIT_BYTES = 64 * 1024;
+const VERSION = '0.1.0';
+
+const SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'same-origin',
+  // inline style attributes carry chart colours and bar widths; scripts only from our own /assets
+  'content-security-policy':
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+};
+
+/** What the admin server needs from a running broker (RunningBroker has all of it). */
+export interface AdminDeps {
+  config: Config;
+  store: Store;
+  broker: Broker;
+  accounts: AccountService;
+  dataplane: DataPlane;
+  pools: Pools;
+  ports?: { udp: number; tcp: number };
+  sessionCounts?: () => SessionCounts;
+  clock?: Clock;
+  log?: Logger;
+}
+
+export interface AdminServer {
+  app: FastifyInstance;
+  /** The port actually bound (differs from the configuration when it asked for port 0). */
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Form bodies as an object; a repeated key (checkbox groups) becomes an array. */
+function parseForm(body: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of new URLSearchParams(body)) {
+    const cur = out[k];
+    out[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
+  }
+  return out;
+}
+
+function replyFor(err: unknown): { status: number; code: ErrorCode; message: string } | undefined {
+  if (isBrokerError(err)) return { status: ERRORS[err.code].http, code: err.code, message: err.message };
+  const fe = err as Partial<FastifyError>;
+  if (fe.validation) return { status: 400, code: 'API_BAD_REQUEST', message: fe.message ?? 'invalid request' };
+  // fastify's own client errors (bad JSON, unsupported media type, body too large): keep their status
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500)
+    return {
+      status: fe.statusCode,
+      code: fe.statusCode === 404 ? 'API_NOT_FOUND' : 'API_BAD_REQUEST',
+      message: fe.message ?? 'bad request',
+    };
+  return undefined;
+}
+
+export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
+  const clock = deps.clock ?? systemClock;
+  const tls = deps.config.admin.tls;
+  const options = {
+    bodyLimit: BODY_LIMIT_BYTES,
+    // request lines are info-level noise: the admin logger starts at warn (or quieter, as the broker's is)
+    ...(deps.log
+      ? {
+          loggerInstance: deps.log.child(
+            { component: 'admin' },
+            { level: deps.log.levelVal >= 40 ? deps.log.level : 'warn' },
+          ),
+        }
+      : { logger: false }),
+    // reject unknown properties instead of silently dropping them; coerce query strings to the schema's types
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: 'array' as const, useDefaults: true, allErrors: false },
+    },
+    ...(tls ? { https: { cert: readFileSync(tls.cert), key: readFileSync(tls.key) } } : {}),
+  };
+  const app = fastify(options) as unknown as FastifyInstance;
+
+  const tokens = new TokenService(deps.store, clock);
+  const traffic = new TrafficMeter(deps.dataplane, clock);
+  const sessionCounts = deps.sessionCounts ?? (() => ({ total: 0, halfOpen: 0 }));
+  const metrics = new AdminMetrics({
+    broker: deps.broker,
+    dataplane: deps.dataplane,
+    store: deps.store,
+    traffic,
+    clock,
+    sessionCounts,
+  });
+  const ctx: AdminContext = {
+    config: deps.config,
+    store: deps.store,
+    broker: deps.broker,
+    accounts: deps.accounts,
+    dataplane: deps.dataplane,
+    pools: deps.pools,
+    clock,
+    tokens,
+    auth: new Authenticator(deps.store, tokens, clock),
+    actions: new AdminActions(deps.store, deps.accounts, deps.broker),
+    traffic,
+    metrics,
+    tspPort: deps.ports?.udp || deps.ports?.tcp || deps.config.listen.port,
+    sessionCounts,
+    secureCookies: tls !== null,
+    poolUsage: () => metrics.poolUsage(),
+  };
+  traffic.start();
+  app.addHook('onClose', async () => {
+    traffic.stop();
+    metrics.close();
+  });
+
+  app.decorateRequest('principal', null);
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) =>
+    done(null, parseForm(body as string)),
+  );
+  app.addHook('onSend', async (_req, reply) => {
+    reply.headers(SECURITY_HEADERS);
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const known = replyFor(err);
+    if (!known) req.log.error({ err, url: req.url }, 'unhandled error in admin server');
+    const r = known ?? { status: 500, code: 'INTERNAL' as const, message: ERRORS.INTERNAL.text };
+    if (req.url.startsWith('/api/') || req.url.startsWith('/metrics'))
+      return reply.code(r.status).send({ code: r.code, message: r.message });
+    if (r.status === 401) return reply.redirect(`/login?next=${encodeURIComponent(req.url)}`, 303);
+    const p = req.principal;
+    const v: Viewer | null =
+      p?.kind === 'session' ? { username: p.account.username, role: p.account.role, csrfToken: p.csrfToken } : null;
+    return reply
+      .code(r.status)
+      .type('text/html; charset=utf-8')
+      .send(errorPage(v, r.status, r.code, r.message).text);
+  });
+  app.setNotFoundHandler((req) => {
+    throw new BrokerError('API_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`);
+  });
+
+  const openapi = new OpenApiBuilder(API_PREFIX);
+  app.addHook('onRoute', (r) => openapi.collect(r));
+
+  app.get('/metrics', async (_req, reply) => {
+    const m = await metrics.render();
+    return reply.type(m.contentType).send(m.body);
+  });
+  app.get('/healthz', async () => ({ ok: true }));
+  app.get(`${API_PREFIX}/openapi.json`, async () => openapi.document(VERSION));
+  await app.register(async (api) => registerApi(api, ctx), { prefix: API_PREFIX });
+  await app.register(async (ui) => registerUi(ui, ctx));
+  await app.ready();
+  return app;
+}
+
+/** Builds the app and listens on config.admin.address:port. */
+export async function startAdminServer(deps: AdminDeps): Promise<AdminServer> {
+  const app = await buildAdminApp(deps);
+  try {
+    await app.listen({ host: deps.config.admin.address, port: deps.config.admin.port });
+  } catch (err) {
+    await app.close();
+    throw new BrokerError(
+      'CFG_INVALID',
+      `admin server cannot listen on ${deps.config.admin.address}:${deps.config.admin.port}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : deps.config.admin.port;
+  deps.log?.info(
+    { address: deps.config.admin.address, port, tls: deps.config.admin.tls !== null },
+    'admin server listening',
+  );
+  return { app, port, close: () => app.close() };
+}

@@ -1,0 +1,319 @@
+/** @module admin/ui: the web UI's routes: server-rendered pages (admin/views.ts) and HTML forms. Each route
+ *  says its role in `config.role` ('public', 'any' or 'admin'; admin by default). The onRequest hook
+ *  authenticates from the session cookie; a missing session is thrown as API_UNAUTHORIZED, which the one error
+ *  handler (admin/server.ts) turns into a redirect to /login, and a wrong role into a 403 page. POST forms
+ *  must carry the session's CSRF token in `_csrf` (checked in preHandler, once the body is parsed); the login
+ *  form uses a double-submit cookie. Successful POSTs redirect (303) so a reload does not repeat them. */
+
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { BrokerError } from '../errors.js';
+import type { AccountLimits, Role } from '../store/types.js';
+import type { TunnelType } from '../dataplane/types.js';
+import type { AdminContext } from './context.js';
+import { LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_LIFETIME_MS, randomSecret, type Principal } from './auth.js';
+import { parseCookies, safeEqual, serializeCookie } from './http.js';
+import { principalOf, checkLimits } from './api.js';
+import { STYLESHEET, SCRIPT } from './assets.js';
+import type { SafeHtml } from './html.js';
+import * as views from './views.js';
+
+type Form = Record<string, string | string[] | undefined>;
+
+/** Messages shown after a redirect, by key: the query string carries only the key and a subject. */
+const DONE: Record<string, (subject: string) => string> = {
+  created: (s) => `Account ${s} created.`,
+  password: (s) => `Password of ${s} changed.`,
+  disabled: (s) => `${s} disabled; its live tunnels were ended.`,
+  enabled: (s) => `${s} enabled.`,
+  deleted: (s) => `${s} deleted.`,
+  limits: (s) => `Limits of ${s} saved.`,
+  killed: (s) => `Tunnel ${s} ended.`,
+  revoked: (s) => `Token ${s} revoked.`,
+  ownpassword: () => 'Your password was changed.',
+};
+
+function flashOf(req: FastifyRequest): string | undefined {
+  const q = req.query as Record<string, string | undefined>;
+  const f = q.done ? DONE[q.done] : undefined;
+  return f?.(q.subject ?? '');
+}
+
+function field(form: Form, name: string): string {
+  const v = form[name];
+  const s = Array.isArray(v) ? v[0] : v;
+  return typeof s === 'string' ? s : '';
+}
+
+function viewer(p: Principal): views.Viewer {
+  if (p.kind !== 'session') throw new BrokerError('API_FORBIDDEN', 'the web UI needs a signed-in account, not a token');
+  return { username: p.account.username, role: p.account.role, csrfToken: p.csrfToken };
+}
+
+function page(reply: FastifyReply, body: SafeHtml): FastifyReply {
+  return reply.type('text/html; charset=utf-8').send(body.text);
+}
+
+function done(reply: FastifyReply, to: string, key: string, subject = ''): FastifyReply {
+  const sep = to.includes('?') ? '&' : '?';
+  return reply.redirect(`${to}${sep}done=${key}&subject=${encodeURIComponent(subject)}`, 303);
+}
+
+/** Where to go after sign-in: a local path only (no open redirect), else by role. */
+function safeNext(next: string, role: Role): string {
+  if (/^\/(?![/\\])[\x21-\x7e]*$/.test(next) && !next.startsWith('/login')) return next;
+  return role === 'admin' ? '/' : '/me';
+}
+
+function parsePrefixLen(s: string, name: string): number | undefined {
+  if (s === '') return undefined;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 16 || n > 64)
+    throw new BrokerError('API_BAD_REQUEST', `${name} must be a whole number from 16 to 64`);
+  return n;
+}
+
+export function registerUi(app: FastifyInstance, ctx: AdminContext): void {
+  const cookie = (name: string, value: string, maxAgeS: number) =>
+    serializeCookie(name, value, {
+      maxAgeS,
+      secure: ctx.secureCookies,
+      sameSite: name === SESSION_COOKIE ? 'Lax' : 'Strict',
+      httpOnly: true,
+    });
+
+  app.addHook('onRequest', async (req) => {
+    const role = req.routeOptions.config.role ?? 'admin';
+    if (role === 'public') return;
+    const p = await ctx.auth.identify(req);
+    if (!p) throw new BrokerError('API_UNAUTHORIZED', 'sign in first');
+    req.principal = p;
+    if (role === 'admin' && p.role !== 'admin')
+      throw new BrokerError('API_FORBIDDEN', 'this page is for administrators');
+  });
+  app.addHook('preHandler', async (req) => {
+    if (req.method !== 'POST' || !req.principal) return;
+    ctx.auth.checkCsrf(req.principal, field((req.body ?? {}) as Form, '_csrf'));
+  });
+
+  // ---------------------------------------------------------------- assets and sign-in
+
+  app.get('/assets/app.css', { config: { role: 'public' } }, async (_req, reply) =>
+    reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=300').send(STYLESHEET),
+  );
+  app.get('/assets/app.js', { config: { role: 'public' } }, async (_req, reply) =>
+    reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=300').send(SCRIPT),
+  );
+
+  app.get<{ Querystring: { next?: string } }>('/login', { config: { role: 'public' } }, async (req, reply) => {
+    const csrf = randomSecret();
+    reply.header('set-cookie', cookie(LOGIN_CSRF_COOKIE, csrf, 3600));
+    return page(reply, views.loginPage({ csrf, next: req.query.next ?? '' }));
+  });
+
+  app.post<{ Body: Form }>('/login', { config: { role: 'public' } }, async (req, reply) => {
+    const form = req.body ?? {};
+    const presented = field(form, '_csrf');
+    const expected = parseCookies(req.headers.cookie).get(LOGIN_CSRF_COOKIE);
+    if (!expected || !presented || !safeEqual(presented, expected))
+      throw new BrokerError('API_CSRF', 'the sign-in form expired: reload the page');
+    const username = field(form, 'username');
+    try {
+      const { cookie: session, account } = await ctx.auth.login(username, field(form, 'password'), req.ip);
+      reply.header('set-cookie', [
+        cookie(SESSION_COOKIE, session, SESSION_LIFETIME_MS / 1000),
+        cookie(LOGIN_CSRF_COOKIE, '', 0),
+      ]);
+      return reply.redirect(safeNext(field(form, 'next'), account.role), 303);
+    } catch (err) {
+      if (!(err instanceof BrokerError) || (err.code !== 'AUTH_FAILED' && err.code !== 'API_RATE_LIMITED')) throw err;
+      // a failed sign-in is a page, not an error: the form again, with the reason
+      const csrf = randomSecret();
+      reply.header('set-cookie', cookie(LOGIN_CSRF_COOKIE, csrf, 3600));
+      reply.code(err.code === 'API_RATE_LIMITED' ? 429 : 401);
+      return page(reply, views.loginPage({ csrf, next: field(form, 'next'), error: err.message, username }));
+    }
+  });
+
+  app.post('/logout', { config: { role: 'any' } }, async (req, reply) => {
+    await ctx.auth.logout(principalOf(req));
+    reply.header('set-cookie', cookie(SESSION_COOKIE, '', 0));
+    return reply.redirect('/login', 303);
+  });
+
+  // ---------------------------------------------------------------- dashboard
+
+  const dashboardData = async (): Promise<views.DashboardData> => {
+    const byType = ctx.actions.liveByType();
+    return {
+      liveTunnels: byType.v6v4 + byType.v6udpv4,
+      byType,
+      halfOpen: ctx.sessionCounts().halfOpen,
+      accounts: (await ctx.store.listAccounts({ limit: 0 })).total,
+      samples: ctx.traffic.samples(),
+      totals: ctx.traffic.update(),
+      pools: await ctx.poolUsage(),
+    };
+  };
+
+  app.get('/', { config: { role: 'any' } }, async (req, reply) => {
+    const p = principalOf(req);
+    if (p.role !== 'admin') return reply.redirect('/me', 303);
+    return page(reply, views.dashboardPage(viewer(p), await dashboardData()));
+  });
+
+  app.get('/dashboard/live', async (_req, reply) => page(reply, views.dashboardLive(await dashboardData())));
+
+  // ---------------------------------------------------------------- tunnels
+
+  app.get('/tunnels', async (req, reply) => {
+    const live = await ctx.actions.tunnels({ state: 'live', offset: 0, limit: 1000 });
+    const recent = await ctx.actions.tunnels({ state: 'ended', offset: 0, limit: 25 });
+    return page(
+      reply,
+      views.tunnelsPage(viewer(principalOf(req)), live.items, recent.items, ctx.clock.now(), flashOf(req)),
+    );
+  });
+
+  app.get<{ Params: { id: string } }>('/tunnels/:id', async (req, reply) => {
+    const id = Number(req.params.id);
+    if (!Number.isSafeInteger(id) || id < 1) throw new BrokerError('API_NOT_FOUND', 'no such tunnel');
+    return page(reply, views.tunnelPage(viewer(principalOf(req)), await ctx.actions.tunnel(id), ctx.clock.now()));
+  });
+
+  app.post<{ Params: { id: string } }>('/tunnels/:id/kill', async (req, reply) => {
+    const id = Number(req.params.id);
+    if (!Number.isSafeInteger(id) || id < 1) throw new BrokerError('API_NOT_FOUND', 'no such tunnel');
+    await ctx.broker.killTunnel(id, principalOf(req).actor);
+    return done(reply, '/tunnels', 'killed', String(id));
+  });
+
+  // ---------------------------------------------------------------- accounts
+
+  app.get<{ Querystring: { search?: string; offset?: string } }>('/accounts', async (req, reply) => {
+    const search = (req.query.search ?? '').slice(0, 64);
+    const offset = Math.max(0, Math.trunc(Number(req.query.offset ?? 0)) || 0);
+    const limit = 50;
+    const list = await ctx.accounts.list({ ...(search ? { search } : {}), offset, limit });
+    return page(reply, views.accountsPage(viewer(principalOf(req)), { ...list, search, offset, limit }, flashOf(req)));
+  });
+
+  app.post<{ Body: Form }>('/accounts', async (req, reply) => {
+    const form = req.body ?? {};
+    const role = field(form, 'role') === 'admin' ? 'admin' : 'user';
+    const a = await ctx.accounts.create(principalOf(req).actor, {
+      username: field(form, 'username'),
+      password: field(form, 'password'),
+      role,
+    });
+    return done(reply, `/accounts/${encodeURIComponent(a.username)}`, 'created', a.username);
+  });
+
+  app.get<{ Params: { username: string } }>('/accounts/:username', async (req, reply) => {
+    const a = await ctx.accounts.get(req.params.username);
+    const tunnels = await ctx.actions.tunnels({ state: 'all', username: a.username, offset: 0, limit: 20 });
+    return page(reply, views.accountPage(viewer(principalOf(req)), a, tunnels.items, ctx.clock.now(), flashOf(req)));
+  });
+
+  const accountUrl = (u: string) => `/accounts/${encodeURIComponent(u)}`;
+
+  app.post<{ Params: { username: string }; Body: Form }>('/accounts/:username/password', async (req, reply) => {
+    await ctx.accounts.setPassword(principalOf(req).actor, req.params.username, field(req.body ?? {}, 'password'));
+    return done(reply, accountUrl(req.params.username), 'password', req.params.username);
+  });
+
+  for (const [verb, disabled] of [
+    ['disable', true],
+    ['enable', false],
+  ] as const) {
+    app.post<{ Params: { username: string } }>(`/accounts/:username/${verb}`, async (req, reply) => {
+      await ctx.actions.setDisabled(principalOf(req).actor, req.params.username, disabled);
+      return done(reply, accountUrl(req.params.username), disabled ? 'disabled' : 'enabled', req.params.username);
+    });
+  }
+
+  app.post<{ Params: { username: string }; Body: Form }>('/accounts/:username/limits', async (req, reply) => {
+    const form = req.body ?? {};
+    const raw = form.tunnelTypes;
+    const types = (Array.isArray(raw) ? raw : raw ? [raw] : []).filter(
+      (t): t is TunnelType => t === 'v6v4' || t === 'v6udpv4',
+    );
+    const limits: AccountLimits = {};
+    if (types.length) limits.tunnelTypes = [...new Set(types)];
+    const min = parsePrefixLen(field(form, 'minPrefixLen'), 'minPrefixLen');
+    const max = parsePrefixLen(field(form, 'maxPrefixLen'), 'maxPrefixLen');
+    if (min !== undefined) limits.minPrefixLen = min;
+    if (max !== undefined) limits.maxPrefixLen = max;
+    checkLimits(limits);
+    await ctx.accounts.setLimits(principalOf(req).actor, req.params.username, limits);
+    return done(reply, accountUrl(req.params.username), 'limits', req.params.username);
+  });
+
+  app.post<{ Params: { username: string } }>('/accounts/:username/delete', async (req, reply) => {
+    await ctx.actions.deleteAccount(principalOf(req).actor, req.params.username);
+    return done(reply, '/accounts', 'deleted', req.params.username);
+  });
+
+  // ---------------------------------------------------------------- pools, audit, tokens
+
+  app.get('/pools', async (req, reply) =>
+    page(reply, views.poolsPage(viewer(principalOf(req)), await ctx.poolUsage())),
+  );
+
+  app.get<{ Querystring: { offset?: string; action?: string } }>('/audit', async (req, reply) => {
+    const offset = Math.max(0, Math.trunc(Number(req.query.offset ?? 0)) || 0);
+    const action = (req.query.action ?? '').slice(0, 64);
+    const limit = 50;
+    const list = await ctx.store.listAudit({ offset, limit, ...(action ? { action } : {}) });
+    return page(reply, views.auditPage(viewer(principalOf(req)), { ...list, offset, limit, action }));
+  });
+
+  app.get('/tokens', async (req, reply) =>
+    page(reply, views.tokensPage(viewer(principalOf(req)), await ctx.tokens.list(), undefined, flashOf(req))),
+  );
+
+  app.post<{ Body: Form }>('/tokens', async (req, reply) => {
+    const p = principalOf(req);
+    const { token, record } = await ctx.tokens.create(p.actor, field(req.body ?? {}, 'name'));
+    // shown once, in this reply: no redirect (the token must not sit in a URL or be re-rendered later)
+    return page(
+      reply.header('cache-control', 'no-store'),
+      views.tokensPage(viewer(p), await ctx.tokens.list(), { name: record.name, token }),
+    );
+  });
+
+  app.post<{ Params: { name: string } }>('/tokens/:name/revoke', async (req, reply) => {
+    await ctx.tokens.revoke(principalOf(req).actor, req.params.name);
+    return done(reply, '/tokens', 'revoked', req.params.name);
+  });
+
+  // ---------------------------------------------------------------- account holder
+
+  app.get('/me', { config: { role: 'any' } }, async (req, reply) => {
+    const p = principalOf(req);
+    const v = viewer(p);
+    if (p.kind !== 'session') throw new BrokerError('API_FORBIDDEN', 'sign in as an account');
+    const a = p.account;
+    const live = (await ctx.actions.tunnels({ state: 'live', username: a.username, offset: 0, limit: 10 })).items;
+    const recent = (await ctx.actions.tunnels({ state: 'ended', username: a.username, offset: 0, limit: 10 })).items;
+    const host =
+      ctx.config.serverIpv4 ??
+      (ctx.config.listen.address !== '0.0.0.0' ? ctx.config.listen.address : req.hostname.replace(/:\d+$/, ''));
+    const server = ctx.tspPort === 3653 ? host : `${host}:${ctx.tspPort}`;
+    const delegated = live.find((t) => t.prefix) ?? recent.find((t) => t.prefix);
+    const cfg: views.ClientConfig = {
+      server,
+      username: a.username,
+      hostType: delegated ? 'router' : 'host',
+      prefixLen: delegated?.prefixLen ?? null,
+    };
+    return page(reply, views.mePage(v, a, live, recent, cfg, ctx.clock.now(), flashOf(req)));
+  });
+
+  app.post<{ Body: Form }>('/me/password', { config: { role: 'any' } }, async (req, reply) => {
+    const p = principalOf(req);
+    if (p.kind !== 'session') throw new BrokerError('API_FORBIDDEN', 'sign in as an account');
+    const form = req.body ?? {};
+    await ctx.actions.changeOwnPassword(p.actor, p.account, field(form, 'currentPassword'), field(form, 'newPassword'));
+    return done(reply, '/me', 'ownpassword');
+  });
+}
