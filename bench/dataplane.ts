@@ -30,6 +30,8 @@ const RUN_SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 /** Ramp-up and ramp-down excluded from the measurement window. */
 const SETTLE_SECONDS = 0.5;
 const BROKER_CPU = 0;
+/** The broker's core is the data plane's alone here, so it may busy-poll (NativeDataPlaneOptions.spinMicros). */
+const SPIN_MICROS = Number(process.env.BENCH_SPIN_MICROS ?? 50);
 const GENERATOR_CPU = 1;
 const TSP_PORT = 3653;
 const SIZES = [100, 1280] as const;
@@ -49,7 +51,17 @@ interface Measurement {
   generatorPps: number;
 }
 
-async function measure(sink: Netns, sinkIf: string, run: () => Promise<{ sent: number; seconds: number }>) {
+/** BENCH_ONLY=encap-ours-1280 (a substring of "<direction>-<kernel|ours>-<size>") runs only matching cases,
+ *  for profiling one of them; the others report 0. */
+const ONLY = process.env.BENCH_ONLY ?? '';
+
+async function measure(
+  name: string,
+  sink: Netns,
+  sinkIf: string,
+  run: () => Promise<{ sent: number; seconds: number }>,
+): Promise<Measurement> {
+  if (!name.includes(ONLY)) return { pps: 0, generatorPps: 0 };
   const generator = run();
   await sleep(SETTLE_SECONDS * 1000);
   const first = await sink.stats(sinkIf);
@@ -59,7 +71,7 @@ async function measure(sink: Netns, sinkIf: string, run: () => Promise<{ sent: n
   const elapsed = (performance.now() - t0) / 1000;
   const g = await generator;
   await sleep(200); // let queues drain before the next run
-  return { pps: (last.rxPackets - first.rxPackets) / elapsed, generatorPps: g.sent / g.seconds } as Measurement;
+  return { pps: (last.rxPackets - first.rxPackets) / elapsed, generatorPps: g.sent / g.seconds };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -113,6 +125,7 @@ async function main(): Promise<void> {
       port: TSP_PORT,
       routes: ['2001:db8:f00::/48', '2001:db8:4000::/34'],
       cpu: BROKER_CPU,
+      spinMicros: SPIN_MICROS,
     });
     await dp.start();
     const loadStart = performance.now();
@@ -144,10 +157,10 @@ async function main(): Promise<void> {
       const gen = (ns: Netns, family: 4 | 6, packets: Buffer[]) => () =>
         addon.runGenerator({ netns: ns.name, family, packets, seconds: RUN_SECONDS, cpu: GENERATOR_CPU });
 
-      const kernelDecap = await measure(inet, 'to-bench-broker', gen(client, 4, decapKernel));
-      const oursDecap = await measure(inet, 'to-bench-broker', gen(client, 4, decapOurs));
-      const kernelEncap = await measure(client, 'to-bench-broker', gen(inet, 4, encapKernel));
-      const oursEncap = await measure(client, 'to-bench-broker', gen(inet, 6, encapOurs));
+      const kernelDecap = await measure(`decap-kernel-${size}`, inet, 'to-bench-broker', gen(client, 4, decapKernel));
+      const oursDecap = await measure(`decap-ours-${size}`, inet, 'to-bench-broker', gen(client, 4, decapOurs));
+      const kernelEncap = await measure(`encap-kernel-${size}`, client, 'to-bench-broker', gen(inet, 4, encapKernel));
+      const oursEncap = await measure(`encap-ours-${size}`, client, 'to-bench-broker', gen(inet, 6, encapOurs));
       for (const [direction, kernel, ours] of [
         ['decap', kernelDecap, oursDecap],
         ['encap', kernelEncap, oursEncap],
@@ -174,7 +187,9 @@ async function main(): Promise<void> {
       `tsp-broker data plane benchmark: ${TUNNELS} tunnels (loaded in ${loadMs.toFixed(0)} ms), traffic over ` +
         `${TRAFFIC_TUNNELS} of them, ${RUN_SECONDS} s per run (middle ${RUN_SECONDS - 2 * SETTLE_SECONDS} s measured)`,
     );
-    console.log(`broker threads on CPU ${BROKER_CPU}, generator (native sendmmsg) on CPU ${GENERATOR_CPU}`);
+    console.log(
+      `broker threads on CPU ${BROKER_CPU} (busy-poll ${SPIN_MICROS} µs), generator (native sendmmsg) on CPU ${GENERATOR_CPU}`,
+    );
     console.log('');
     console.log('dir      inner  kernel kpps  ours kpps  ours Gb/s  ratio  gen kpps(k)  gen kpps(ours)');
     for (const l of lines) console.log(l);

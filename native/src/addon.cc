@@ -147,6 +147,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
       options.port = static_cast<uint16_t>(int_option(o, "port", options.port, 0, 65535));
       options.server_ipv4 = string_option(o, "serverIpv4", "");
       options.cpu = static_cast<int>(int_option(o, "cpu", -1, -1, 4095));
+      options.spin_us = static_cast<int>(int_option(o, "spinMicros", 0, 0, 1000000));
       options.control_queue_cap =
           static_cast<size_t>(int_option(o, "controlQueueCap", kDefaultControlQueueCap, 1, 1 << 20));
       plane_ = std::make_shared<DataPlane>(options);

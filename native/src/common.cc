@@ -133,6 +133,12 @@ void wait_readable(int fd, int stop_fd) {
   (void)poll(fds, 2, -1);  // EINTR and errors: the caller's loop retries and checks its stop flag
 }
 
+int64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 int64_t now_unix_ms() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME_COARSE, &ts);

@@ -104,6 +104,32 @@ void grow_socket_buffers(int fd);
 /** Blocks until `fd` is readable or `stop_fd` (an eventfd) is signalled. */
 void wait_readable(int fd, int stop_fd);
 
+int64_t monotonic_ns();
+
+/** What a forwarding loop does when a non-blocking receive finds nothing: keep polling for up to `spin_us`
+ *  (no sleep, so the sender never pays for waking us: on these VMs a cross-CPU wakeup costs more than the
+ *  packet), then sleep in poll(). 0 sleeps at once, which is right when the core is shared with other work. */
+class IdleWait {
+ public:
+  IdleWait(int fd, int stop_fd, int spin_us) : fd_(fd), stop_fd_(stop_fd), spin_ns_(int64_t{spin_us} * 1000) {}
+  void nothing_received() {
+    if (spin_ns_ > 0) {
+      const int64_t now = monotonic_ns();
+      if (spin_since_ == 0) spin_since_ = now;
+      if (now - spin_since_ < spin_ns_) return;
+    }
+    spin_since_ = 0;
+    wait_readable(fd_, stop_fd_);
+  }
+  void received() { spin_since_ = 0; }
+
+ private:
+  int fd_;
+  int stop_fd_;
+  int64_t spin_ns_;
+  int64_t spin_since_ = 0;
+};
+
 /** Unix time in milliseconds from the coarse clock (a few ms resolution, no system call). */
 int64_t now_unix_ms();
 

@@ -168,13 +168,15 @@ void DataPlane::udp_rx_loop() {
   pin_to_cpu(options_.cpu);
   auto rx = std::make_unique<RxBatch>();
   auto out = std::make_unique<Outputs>();
+  IdleWait idle(udp_fd_, stop_fd_, options_.spin_us);
   while (!stopping_.load(std::memory_order_relaxed)) {
     rx->rearm(true);
     int n = recvmmsg(udp_fd_, rx->msgs, kBatch, MSG_DONTWAIT, nullptr);
     if (n <= 0) {
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) wait_readable(udp_fd_, stop_fd_);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) idle.nothing_received();
       continue;
     }
+    idle.received();
     const int64_t now = now_unix_ms();
     {
       TunnelTable::ReadLock lock(table_);
@@ -212,13 +214,15 @@ void DataPlane::raw_rx_loop() {
   pin_to_cpu(options_.cpu);
   auto rx = std::make_unique<RxBatch>();
   auto out = std::make_unique<Outputs>();
+  IdleWait idle(raw_fd_, stop_fd_, options_.spin_us);
   while (!stopping_.load(std::memory_order_relaxed)) {
     rx->rearm(false);
     int n = recvmmsg(raw_fd_, rx->msgs, kBatch, MSG_DONTWAIT, nullptr);
     if (n <= 0) {
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) wait_readable(raw_fd_, stop_fd_);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) idle.nothing_received();
       continue;
     }
+    idle.received();
     const int64_t now = now_unix_ms();
     {
       TunnelTable::ReadLock lock(table_);
@@ -252,6 +256,7 @@ void DataPlane::tun_rx_loop() {
   auto rx = std::make_unique<RxBatch>();
   auto out = std::make_unique<Outputs>();
   size_t lengths[kBatch];
+  IdleWait idle(tun_fd_, stop_fd_, options_.spin_us);
   while (!stopping_.load(std::memory_order_relaxed)) {
     // A TUN descriptor yields one packet per read; gather up to a batch so the sends can be batched.
     unsigned n = 0;
@@ -264,9 +269,10 @@ void DataPlane::tun_rx_loop() {
       lengths[n++] = static_cast<size_t>(r);
     }
     if (n == 0) {
-      wait_readable(tun_fd_, stop_fd_);
+      idle.nothing_received();
       continue;
     }
+    idle.received();
     {
       TunnelTable::ReadLock lock(table_);
       for (unsigned i = 0; i < n; i++) {

@@ -34,6 +34,7 @@ struct DataPlaneOptions {
   uint16_t port = 3653;
   std::string server_ipv4;     // source of protocol-41 packets; empty: chosen by the kernel's routing
   int cpu = -1;                // pin the forwarding threads to this CPU; -1: no pinning
+  int spin_us = 0;             // busy-poll this long before sleeping (IdleWait); 0: sleep at once
   size_t control_queue_cap = kDefaultControlQueueCap;
 };
 
