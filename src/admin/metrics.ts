@@ -21,7 +21,7 @@ import type { Clock } from '../clock.js';
 import type { TrafficMeter } from './traffic.js';
 
 /** poolUsage() counts rows: cheap, but a scrape every second from several scrapers should not hit the store
- *  each time. */
+ *  each time. The cache is also dropped whenever a tunnel is established or ends. */
 export const POOL_CACHE_MS = 5000;
 const TUNNEL_TYPES = ['v6v4', 'v6udpv4'] as const;
 
@@ -53,12 +53,18 @@ export class AdminMetrics {
       labelNames: ['mechanism'],
       registers,
     });
-    const onSession = (o: SessionOutcome) =>
+    // allocations change when a tunnel is set up or ends: the next scrape reads them again
+    const onSession = (o: SessionOutcome) => {
       sessions.inc({ transport: o.transport, mechanism: o.mechanism, result: o.result });
+      if (o.result === 'established') this.poolCache = undefined;
+    };
+    const onTunnelEnded = () => (this.poolCache = undefined);
     const onAuthFailure = (e: { mechanism?: string }) => authFailures.inc({ mechanism: e.mechanism ?? 'unknown' });
     deps.broker.on('session', onSession);
     deps.broker.on('authFailure', onAuthFailure);
+    deps.broker.on('tunnelEnded', onTunnelEnded);
     this.detach = () => {
+      deps.broker.off('tunnelEnded', onTunnelEnded);
       deps.broker.off('session', onSession);
       deps.broker.off('authFailure', onAuthFailure);
     };

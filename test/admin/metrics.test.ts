@@ -1,0 +1,174 @@
+/** /metrics over a real socket: the text parses as the Prometheus exposition format, carries no per-tunnel
+ *  labels, and its counters move when real TSP sessions happen and packets arrive. */
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { RawUdp, eventually } from '../helpers/clients.js';
+import { digestTunnelOverUdp } from './tsp-session.js';
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** A strict reader of the text format (version 0.0.4): HELP/TYPE lines, then samples of declared families.
+ *  Throws on anything else, so a malformed exposition fails the test. */
+export function parsePrometheus(text: string): { types: Map<string, string>; samples: Sample[] } {
+  const types = new Map<string, string>();
+  const samples: Sample[] = [];
+  const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
+  const sampleLine = new RegExp(`^(${NAME})(?:\\{(.*)\\})? (\\S+)(?: (-?\\d+))?$`);
+  const label = /^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"(?:,|$)/;
+  assert.ok(text.endsWith('\n'), 'exposition ends with a newline');
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    if (line.startsWith('# HELP ')) {
+      assert.match(line, new RegExp(`^# HELP ${NAME} `), line);
+      continue;
+    }
+    if (line.startsWith('# TYPE ')) {
+      const m = new RegExp(`^# TYPE (${NAME}) (counter|gauge|histogram|summary|untyped)$`).exec(line);
+      assert.ok(m, `bad TYPE line: ${line}`);
+      assert.ok(!types.has(m[1]!), `family ${m[1]} declared twice`);
+      types.set(m[1]!, m[2]!);
+      continue;
+    }
+    assert.ok(!line.startsWith('#'), `unexpected comment: ${line}`);
+    const m = sampleLine.exec(line);
+    assert.ok(m, `bad sample line: ${line}`);
+    const [, name, rawLabels = '', rawValue] = m;
+    const family = [name!, name!.replace(/_(bucket|sum|count|total|created)$/, '')].find((n) => types.has(n));
+    assert.ok(family, `sample ${name} has no TYPE`);
+    const labels: Record<string, string> = {};
+    let rest = rawLabels;
+    while (rest.length) {
+      const l = label.exec(rest);
+      assert.ok(l, `bad labels in: ${line}`);
+      labels[l[1]!] = l[2]!;
+      rest = rest.slice(l[0].length);
+    }
+    // Prometheus reads values with Go's ParseFloat: NaN and Inf in any case (prom-client writes 'Nan')
+    const special = /^(nan|[+-]?inf)$/i.test(rawValue!);
+    const value = special
+      ? Number(rawValue!.toLowerCase().replace('inf', 'Infinity').replace('nan', 'NaN'))
+      : Number(rawValue);
+    assert.ok(special || (rawValue !== '' && !Number.isNaN(value)), `bad value in: ${line}`);
+    samples.push({ name: name!, labels, value });
+  }
+  return { types, samples };
+}
+
+let b: TestBroker;
+before(async () => {
+  // a short negotiation timeout: a UDP session that failed authentication is reported when it expires
+  b = await startTestBroker({ admin: { enabled: true, port: 0 }, limits: { negotiationTimeoutS: 1 } });
+  await b.addUser('mia', 'mia-password');
+});
+after(async () => {
+  await b?.stop();
+});
+
+async function scrape(): Promise<{
+  types: Map<string, string>;
+  get: (name: string, labels?: Record<string, string>) => number;
+}> {
+  const r = await fetch(`http://127.0.0.1:${b.admin!.port}/metrics`);
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+  const { types, samples } = parsePrometheus(await r.text());
+  const get = (name: string, labels: Record<string, string> = {}) =>
+    samples
+      .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+      .reduce((sum, s) => sum + s.value, 0);
+  return { types, get };
+}
+
+test('the exposition parses and declares every documented family with the right type', async () => {
+  const { types } = await scrape();
+  const want: Record<string, string> = {
+    tsp_sessions_total: 'counter',
+    tsp_auth_failures_total: 'counter',
+    tsp_tunnels_live: 'gauge',
+    tsp_control_sessions: 'gauge',
+    tsp_dataplane_packets_total: 'counter',
+    tsp_dataplane_bytes_total: 'counter',
+    tsp_dataplane_drops_total: 'counter',
+    tsp_pool_allocated_blocks: 'gauge',
+    nodejs_eventloop_lag_seconds: 'gauge',
+  };
+  for (const [name, type] of Object.entries(want)) assert.equal(types.get(name), type, name);
+});
+
+test('the parser rejects malformed text (it can fail)', () => {
+  assert.throws(() => parsePrometheus('# TYPE x counter\nx{a="1" 2\n'));
+  assert.throws(() => parsePrometheus('y 1\n'), /has no TYPE/);
+  assert.throws(() => parsePrometheus('# TYPE x counter\nx one\n'));
+});
+
+test('counters move with real sessions, failed authentications and packets; no per-tunnel labels', async (t) => {
+  const before = await scrape();
+  const established = { transport: 'udp', mechanism: 'DIGEST-MD5', result: 'established' };
+
+  const ok = await digestTunnelOverUdp(b.ports.udp, 'mia', 'mia-password');
+  t.after(() => ok.udp.close());
+  assert.equal(ok.result, 'established');
+  const bad = await digestTunnelOverUdp(b.ports.udp, 'mia', 'not-the-password');
+  bad.udp.close();
+  assert.match(bad.result, /^300/);
+
+  // an IPv6-looking datagram from the tunnel's endpoint is counted as received; one from elsewhere is a drop
+  const ipv6 = Buffer.alloc(60);
+  ipv6[0] = 0x60;
+  ok.udp.send(ipv6, b.ports.udp);
+  const stranger = await RawUdp.open();
+  t.after(() => stranger.close());
+  stranger.send(ipv6, b.ports.udp);
+
+  let now = await scrape();
+  assert.ok(
+    await eventually(
+      async () => {
+        now = await scrape();
+        return (
+          now.get('tsp_dataplane_packets_total', { direction: 'rx' }) >
+            before.get('tsp_dataplane_packets_total', { direction: 'rx' }) &&
+          now.get('tsp_dataplane_drops_total', { reason: 'unknown_endpoint' }) >
+            before.get('tsp_dataplane_drops_total', { reason: 'unknown_endpoint' })
+        );
+      },
+      3000,
+      50,
+    ),
+    'packet and drop counters moved',
+  );
+  assert.equal(now.get('tsp_sessions_total', established), before.get('tsp_sessions_total', established) + 1);
+  assert.equal(
+    now.get('tsp_auth_failures_total', { mechanism: 'DIGEST-MD5' }),
+    before.get('tsp_auth_failures_total', { mechanism: 'DIGEST-MD5' }) + 1,
+  );
+  assert.equal(
+    now.get('tsp_tunnels_live', { type: 'v6udpv4' }),
+    before.get('tsp_tunnels_live', { type: 'v6udpv4' }) + 1,
+  );
+  assert.equal(
+    now.get('tsp_dataplane_bytes_total', { direction: 'rx' }) -
+      before.get('tsp_dataplane_bytes_total', { direction: 'rx' }),
+    60,
+  );
+  assert.ok(now.get('tsp_pool_allocated_blocks', { pool: 'link' }) >= 1);
+  // the failed session is reported when it closes (UDP has no close: at the negotiation timeout), bounded wait
+  assert.ok(
+    await eventually(
+      async () => {
+        const s = await scrape();
+        return s.get('tsp_sessions_total', { mechanism: 'DIGEST-MD5', result: 'auth_failed' }) >= 1;
+      },
+      5000,
+      100,
+    ),
+  );
+
+  const text = await (await fetch(`http://127.0.0.1:${b.admin!.port}/metrics`)).text();
+  assert.doesNotMatch(text, /mia|tunnel_id|client_ipv4|127\.0\.0\.1/, 'no per-tunnel or per-account labels');
+});
