@@ -143,7 +143,13 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
     tspPort: deps.ports?.udp || deps.ports?.tcp || deps.config.listen.port,
     sessionCounts,
     secureCookies: tls !== null,
-    poolUsage: () => metrics.poolUsage(),
+    // both configured pools, also before anything was allocated from them
+    poolUsage: async () => {
+      const usage = await metrics.poolUsage();
+      return (['link', 'delegation'] as const).map(
+        (pool) => usage.find((u) => u.pool === pool) ?? { pool, poolPrefix: deps.pools[pool], blocks: 0 },
+      );
+    },
   };
   traffic.start();
   app.addHook('onClose', async () => {

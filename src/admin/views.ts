@@ -134,8 +134,9 @@ function endpoint(t: TunnelRecord): string {
 
 /** An SVG line chart of rx/tx rates between consecutive samples. Numbers only: no request data reaches it. */
 export function trafficChart(samples: readonly TrafficSample[]): SafeHtml {
-  const W = 720;
-  const H = 200;
+  // about the size it is drawn at on a desktop screen, so the 11px labels stay 11px
+  const W = 1100;
+  const H = 220;
   const L = 64;
   const B = 24;
   const rates: { at: number; rx: number; tx: number }[] = [];

@@ -11,6 +11,7 @@ import { BrokerError, isBrokerError } from '../errors.js';
 import { openStore } from '../store/open.js';
 import { AccountService } from '../broker/accounts.js';
 import { startBroker } from '../broker/server.js';
+import { TokenService } from '../admin/tokens.js';
 import { readPassword } from './password.js';
 
 const program = new Command();
@@ -182,6 +183,42 @@ withConfigFlags(tunnel.command('list'))
     } finally {
       await store.close();
     }
+  });
+
+const token = program.command('token').description('admin API tokens (the same TokenService as the REST API)');
+
+async function withTokens<T>(o: Record<string, unknown>, f: (t: TokenService) => Promise<T>): Promise<T> {
+  const store = await openStore(configFrom(o).store);
+  try {
+    return await f(new TokenService(store));
+  } finally {
+    await store.close();
+  }
+}
+
+withConfigFlags(token.command('create <name>'))
+  .description('create an API token and print it (shown once; only its hash is stored)')
+  .action(async (name: string, o: Record<string, unknown>) => {
+    const { token: value } = await withTokens(o, (t) => t.create('cli', name));
+    console.log(value);
+  });
+
+withConfigFlags(token.command('list'))
+  .description('list API tokens (never their values)')
+  .option('--json', 'machine-readable output')
+  .action(async (o: Record<string, unknown>) => {
+    const items = await withTokens(o, (t) => t.list());
+    if (o.json) return console.log(JSON.stringify(items, null, 2));
+    console.log(['NAME', 'CREATED BY', 'CREATED', 'LAST USED'].join('\t'));
+    for (const x of items)
+      console.log([x.name, x.createdBy, new Date(x.createdAt).toISOString(), x.lastUsedAt ? new Date(x.lastUsedAt).toISOString() : '-'].join('\t'));
+  });
+
+withConfigFlags(token.command('revoke <name>'))
+  .description('revoke an API token')
+  .action(async (name: string, o: Record<string, unknown>) => {
+    await withTokens(o, (t) => t.revoke('cli', name));
+    console.log(`token ${name} revoked`);
   });
 
 const config = program.command('config').description('configuration');
