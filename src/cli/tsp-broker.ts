@@ -210,8 +210,8 @@ withConfigFlags(token.command('list'))
     const items = await withTokens(o, (t) => t.list());
     if (o.json) return console.log(JSON.stringify(items, null, 2));
     console.log(['NAME', 'CREATED BY', 'CREATED', 'LAST USED'].join('\t'));
-    for (const x of items)
-      console.log([x.name, x.createdBy, new Date(x.createdAt).toISOString(), x.lastUsedAt ? new Date(x.lastUsedAt).toISOString() : '-'].join('\t'));
+    const when = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
+    for (const x of items) console.log([x.name, x.createdBy, when(x.createdAt), when(x.lastUsedAt)].join('\t'));
   });
 
 withConfigFlags(token.command('revoke <name>'))
