@@ -29,6 +29,8 @@ code, .mono { font-family:ui-monospace, "DejaVu Sans Mono", Menlo, monospace; fo
 pre { background:#0f1722; color:#e6edf3; padding:.8rem 1rem; border-radius:8px; overflow:auto; }
 form.inline { display:inline; }
 input[type=text], input[type=password], input[type=search], input[type=number], select { font:inherit; padding:.4rem .55rem; border:1px solid #c3cad6; border-radius:6px; background:#fff; }
+input[type=text], input[type=password], input[type=search] { min-width:16rem; }
+input[type=number] { width:5rem; }
 button { font:inherit; padding:.4rem .8rem; border-radius:6px; border:1px solid var(--accent); background:var(--accent); color:#fff; cursor:pointer; }
 button.secondary { background:#fff; color:var(--fg); border-color:#c3cad6; }
 button.danger { background:var(--danger); border-color:var(--danger); }

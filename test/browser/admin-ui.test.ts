@@ -107,6 +107,7 @@ test('an admin manages an account and a live tunnel in the web UI; the account h
   await page.fill('#reset-password input[name=password]', 'second-password');
   await Promise.all([page.waitForURL(/done=password/), page.click('#reset-password button[type=submit]')]);
   assert.match((await page.textContent('.flash')) ?? '', /Password of walter changed/);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'account.png'), fullPage: true });
 
   // 4. a real DIGEST-MD5 negotiation over UDP: the old password fails, the new one gets a tunnel
   const old = await digestTunnelOverUdp(b.ports.udp, 'walter', 'first-password');
