@@ -26,12 +26,17 @@ import { ipv4Udp, ipv6Udp } from '../test/helpers/packets.js';
 
 const TUNNELS = 10_000;
 const TRAFFIC_TUNNELS = 1_024;
-const RUN_SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const RUN_SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 /** Ramp-up and ramp-down excluded from the measurement window. */
 const SETTLE_SECONDS = 0.5;
 const BROKER_CPU = 0;
 /** The broker's core is the data plane's alone here, so it may busy-poll (NativeDataPlaneOptions.spinMicros). */
-const SPIN_MICROS = Number(process.env.BENCH_SPIN_MICROS ?? 50);
+const SPIN_MICROS = Number(process.env.BENCH_SPIN_MICROS ?? 0);
+/** Each case runs this many times, interleaved with its baseline; the best run counts. The machine is shared
+ *  (other work steals CPU at random), and interference only ever lowers a rate, so the maximum is the least
+ *  disturbed figure. */
+const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
+const TUN_WRITES = process.env.BENCH_TUN_WRITES === 'write' ? 'write' : 'io_uring';
 const GENERATOR_CPU = 1;
 const TSP_PORT = 3653;
 const SIZES = [100, 1280] as const;
@@ -126,6 +131,7 @@ async function main(): Promise<void> {
       routes: ['2001:db8:f00::/48', '2001:db8:4000::/34'],
       cpu: BROKER_CPU,
       spinMicros: SPIN_MICROS,
+      tunWrites: TUN_WRITES,
     });
     await dp.start();
     const loadStart = performance.now();
@@ -157,10 +163,23 @@ async function main(): Promise<void> {
       const gen = (ns: Netns, family: 4 | 6, packets: Buffer[]) => () =>
         addon.runGenerator({ netns: ns.name, family, packets, seconds: RUN_SECONDS, cpu: GENERATOR_CPU });
 
-      const kernelDecap = await measure(`decap-kernel-${size}`, inet, 'to-bench-broker', gen(client, 4, decapKernel));
-      const oursDecap = await measure(`decap-ours-${size}`, inet, 'to-bench-broker', gen(client, 4, decapOurs));
-      const kernelEncap = await measure(`encap-kernel-${size}`, client, 'to-bench-broker', gen(inet, 4, encapKernel));
-      const oursEncap = await measure(`encap-ours-${size}`, client, 'to-bench-broker', gen(inet, 6, encapOurs));
+      const best = (a: Measurement, b: Measurement): Measurement => (b.pps > a.pps ? b : a);
+      const zero: Measurement = { pps: 0, generatorPps: 0 };
+      let [kernelDecap, oursDecap, kernelEncap, oursEncap] = [zero, zero, zero, zero];
+      for (let r = 0; r < REPEATS; r++) {
+        const decap = (who: string, packets: Buffer[]) =>
+          measure(`decap-${who}-${size}`, inet, 'to-bench-broker', gen(client, 4, packets));
+        kernelDecap = best(kernelDecap, await decap('kernel', decapKernel));
+        oursDecap = best(oursDecap, await decap('ours', decapOurs));
+        kernelEncap = best(
+          kernelEncap,
+          await measure(`encap-kernel-${size}`, client, 'to-bench-broker', gen(inet, 4, encapKernel)),
+        );
+        oursEncap = best(
+          oursEncap,
+          await measure(`encap-ours-${size}`, client, 'to-bench-broker', gen(inet, 6, encapOurs)),
+        );
+      }
       for (const [direction, kernel, ours] of [
         ['decap', kernelDecap, oursDecap],
         ['encap', kernelEncap, oursEncap],
@@ -176,7 +195,8 @@ async function main(): Promise<void> {
             ((ours.pps * size * 8) / 1e9).toFixed(2).padStart(9),
             ratio.toFixed(2).padStart(6),
             kpps(kernel.generatorPps).padStart(11),
-            kpps(ours.generatorPps).padStart(10),
+            kpps(ours.generatorPps).padStart(14),
+            `${((100 * ours.pps) / Math.max(1, ours.generatorPps)).toFixed(0)} %`.padStart(9),
           ].join('  '),
         );
       }
@@ -185,13 +205,13 @@ async function main(): Promise<void> {
     const diag = dp.readNativeCounters();
     console.log(
       `tsp-broker data plane benchmark: ${TUNNELS} tunnels (loaded in ${loadMs.toFixed(0)} ms), traffic over ` +
-        `${TRAFFIC_TUNNELS} of them, ${RUN_SECONDS} s per run (middle ${RUN_SECONDS - 2 * SETTLE_SECONDS} s measured)`,
+        `${TRAFFIC_TUNNELS} of them, ${RUN_SECONDS} s per run (middle ${RUN_SECONDS - 2 * SETTLE_SECONDS} s measured), best of ${REPEATS}`,
     );
     console.log(
-      `broker threads on CPU ${BROKER_CPU} (busy-poll ${SPIN_MICROS} µs), generator (native sendmmsg) on CPU ${GENERATOR_CPU}`,
+      `broker threads on CPU ${BROKER_CPU} (busy-poll ${SPIN_MICROS} µs, TUN writes by ${TUN_WRITES}), generator (native sendmmsg) on CPU ${GENERATOR_CPU}`,
     );
     console.log('');
-    console.log('dir      inner  kernel kpps  ours kpps  ours Gb/s  ratio  gen kpps(k)  gen kpps(ours)');
+    console.log('dir      inner  kernel kpps  ours kpps  ours Gb/s  ratio  gen kpps(k)  gen kpps(ours)  ours/gen');
     for (const l of lines) console.log(l);
     console.log('');
     console.log(`worst ratio ${Math.min(...ratios).toFixed(2)} (target 0.90)`);
@@ -200,8 +220,10 @@ async function main(): Promise<void> {
         `${diag.tun_write_errors}, send errors ${diag.send_errors}`,
     );
     console.log(
-      "note: on veth the kernel forwards in the generator's context, so the kernel column is bounded by the " +
-        'generator (gen kpps); a ratio near or above 1 is generator-bound too.',
+      "note: on veth the kernel forwards in the sender's context, so the kernel column is the generator's own " +
+        "rate (gen kpps(k)); in our runs the generator's core also pays for delivering to our socket (decap) or " +
+        'for IPv6 forwarding into the TUN (encap), so gen kpps(ours) is lower; ours/gen is the share of what it ' +
+        'offered that the data plane forwarded (below 100 %: the data plane is the bottleneck).',
     );
   } finally {
     await dp?.close();

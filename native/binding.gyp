@@ -9,7 +9,8 @@
         "src/common.cc",
         "src/dataplane.cc",
         "src/generator.cc",
-        "src/tables.cc"
+        "src/tables.cc",
+        "src/uring.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

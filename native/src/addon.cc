@@ -148,6 +148,8 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
       options.server_ipv4 = string_option(o, "serverIpv4", "");
       options.cpu = static_cast<int>(int_option(o, "cpu", -1, -1, 4095));
       options.spin_us = static_cast<int>(int_option(o, "spinMicros", 0, 0, 1000000));
+      Napi::Value uring = o.Get("tunUring");
+      if (uring.IsBoolean()) options.tun_uring = uring.As<Napi::Boolean>().Value();
       options.control_queue_cap =
           static_cast<size_t>(int_option(o, "controlQueueCap", kDefaultControlQueueCap, 1, 1 << 20));
       plane_ = std::make_shared<DataPlane>(options);

@@ -7,6 +7,8 @@
 
 #include <cerrno>
 
+#include "uring.h"
+
 namespace tspdp {
 
 /** What one received batch produces; flushed after the table's read lock is released. */
@@ -164,11 +166,26 @@ void DataPlane::classify(uint8_t* packet, size_t available, Tunnel* from, int64_
   out.to_tunnel(to, packet, length);
 }
 
+void DataPlane::write_to_tun(Outputs& out, UringWriter& uring) {
+  if (out.tun_count == 0) return;
+  if (uring.ready()) {
+    counters_.add(kTunWriteErrors, uring.write_batch(tun_fd_, out.tun_packet, out.tun_length, out.tun_count));
+  } else {
+    for (unsigned i = 0; i < out.tun_count; i++) {
+      if (write(tun_fd_, out.tun_packet[i], out.tun_length[i]) < 0) counters_.add(kTunWriteErrors);
+    }
+  }
+  counters_.add(kTunWritePackets, out.tun_count);
+  out.tun_count = 0;
+}
+
 void DataPlane::udp_rx_loop() {
   pin_to_cpu(options_.cpu);
   auto rx = std::make_unique<RxBatch>();
   auto out = std::make_unique<Outputs>();
   IdleWait idle(udp_fd_, stop_fd_, options_.spin_us);
+  UringWriter uring;
+  if (options_.tun_uring) (void)uring.init(kBatch);  // else, or if unavailable: one write() per packet
   while (!stopping_.load(std::memory_order_relaxed)) {
     rx->rearm(true);
     int n = recvmmsg(udp_fd_, rx->msgs, kBatch, MSG_DONTWAIT, nullptr);
@@ -200,11 +217,7 @@ void DataPlane::udp_rx_loop() {
         }
       }
     }
-    for (unsigned i = 0; i < out->tun_count; i++) {
-      if (write(tun_fd_, out->tun_packet[i], out->tun_length[i]) < 0) counters_.add(kTunWriteErrors);
-    }
-    counters_.add(kTunWritePackets, out->tun_count);
-    out->tun_count = 0;
+    write_to_tun(*out, uring);
     if (out->udp.count) out->udp.flush(udp_fd_, &counters_);
     if (out->raw.count) out->raw.flush(raw_fd_, &counters_);
   }
@@ -215,6 +228,8 @@ void DataPlane::raw_rx_loop() {
   auto rx = std::make_unique<RxBatch>();
   auto out = std::make_unique<Outputs>();
   IdleWait idle(raw_fd_, stop_fd_, options_.spin_us);
+  UringWriter uring;
+  if (options_.tun_uring) (void)uring.init(kBatch);  // else, or if unavailable: one write() per packet
   while (!stopping_.load(std::memory_order_relaxed)) {
     rx->rearm(false);
     int n = recvmmsg(raw_fd_, rx->msgs, kBatch, MSG_DONTWAIT, nullptr);
@@ -241,11 +256,7 @@ void DataPlane::raw_rx_loop() {
         classify(data + header, length - header, table_.find_proto41(source), now, *out);
       }
     }
-    for (unsigned i = 0; i < out->tun_count; i++) {
-      if (write(tun_fd_, out->tun_packet[i], out->tun_length[i]) < 0) counters_.add(kTunWriteErrors);
-    }
-    counters_.add(kTunWritePackets, out->tun_count);
-    out->tun_count = 0;
+    write_to_tun(*out, uring);
     if (out->udp.count) out->udp.flush(udp_fd_, &counters_);
     if (out->raw.count) out->raw.flush(raw_fd_, &counters_);
   }

@@ -27,6 +27,8 @@
 
 namespace tspdp {
 
+class UringWriter;
+
 struct DataPlaneOptions {
   std::string netns;           // empty: the calling thread's namespace
   std::string tun_name = "tsp0";
@@ -35,6 +37,7 @@ struct DataPlaneOptions {
   std::string server_ipv4;     // source of protocol-41 packets; empty: chosen by the kernel's routing
   int cpu = -1;                // pin the forwarding threads to this CPU; -1: no pinning
   int spin_us = 0;             // busy-poll this long before sleeping (IdleWait); 0: sleep at once
+  bool tun_uring = true;       // write decapsulated batches to the TUN through io_uring (uring.h)
   size_t control_queue_cap = kDefaultControlQueueCap;
 };
 
@@ -62,6 +65,7 @@ class DataPlane {
 
  private:
   struct Outputs;
+  void write_to_tun(Outputs& out, UringWriter& uring);
   void udp_rx_loop();
   void raw_rx_loop();
   void tun_rx_loop();

@@ -170,6 +170,9 @@ export interface NativeDataPlaneOptions {
    *  sending side a cross-CPU wakeup per batch under load; costs CPU when traffic is sparse, so only for a
    *  core given to the data plane. */
   spinMicros?: number;
+  /** How decapsulated batches reach the TUN: one io_uring submission per batch (default; falls back by itself
+   *  where io_uring is unavailable) or one write() per packet. */
+  tunWrites?: 'io_uring' | 'write';
   /** Control datagrams queued for JavaScript at most; beyond, dropped and counted (control_queue_full). */
   controlQueueCap?: number;
 }
@@ -214,6 +217,7 @@ export class NativeDataPlane implements DataPlane {
           serverIpv4: this.options.serverIpv4,
           cpu: this.options.cpu,
           spinMicros: this.options.spinMicros,
+          tunUring: this.options.tunWrites !== 'write',
           controlQueueCap: this.options.controlQueueCap,
         },
         (batch) => this.handler(batch),
