@@ -172,7 +172,9 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
     const r = known ?? { status: 500, code: 'INTERNAL' as const, message: ERRORS.INTERNAL.text };
     if (req.url.startsWith('/api/') || req.url.startsWith('/metrics'))
       return reply.code(r.status).send({ code: r.code, message: r.message });
-    if (r.status === 401) return reply.redirect(`/login?next=${encodeURIComponent(req.url)}`, 303);
+    // back to the page after sign-in; a form post cannot be replayed, so after one go home instead
+    if (r.status === 401)
+      return reply.redirect(`/login?next=${encodeURIComponent(req.method === 'GET' ? req.url : '/')}`, 303);
     const p = req.principal;
     const v: Viewer | null =
       p?.kind === 'session' ? { username: p.account.username, role: p.account.role, csrfToken: p.csrfToken } : null;
