@@ -3,7 +3,8 @@
  *
  *  start():  check /dev/net/tun --> addon opens TUN + UDP + raw-41 sockets --> setUpHost (link, addresses,
  *            routes, forwarding) --> addon starts its forwarding threads
- *  close():  threads stop --> host setup undone --> descriptors closed (the TUN device and its routes vanish)
+ *  close():  threads stop, descriptors close (the TUN device and its routes vanish) --> the rest of the host
+ *            setup undone (addresses, routes if still there, the forwarding sysctl back to its old value)
  *
  *  Packets never reach JavaScript: control datagrams arrive here in batches (one call per batch), counters are
  *  read in one call into a reused Float64Array (STYLE.md §6). Imports nothing from broker/, admin/, cli/. */
@@ -330,7 +331,7 @@ export class NativeDataPlane implements DataPlane {
   private async shutDown(): Promise<void> {
     const handle = this.handle;
     this.handle = undefined;
-    // Threads stop first, so no packet is written into a half-torn-down host.
+    // Threads stop first, so no packet is written into a half-torn-down host; closing the TUN takes its routes.
     handle?.close();
     await this.host?.undo();
     this.host = undefined;
