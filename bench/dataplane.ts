@@ -31,7 +31,7 @@ const RUN_SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const SETTLE_SECONDS = 0.5;
 const BROKER_CPU = 0;
 /** The broker's core is the data plane's alone here, so it may busy-poll (NativeDataPlaneOptions.spinMicros). */
-const SPIN_MICROS = Number(process.env.BENCH_SPIN_MICROS ?? 0);
+const SPIN_MICROS = Number(process.env.BENCH_SPIN_MICROS ?? 50);
 /** Each case runs this many times, interleaved with its baseline; the best run counts. The machine is shared
  *  (other work steals CPU at random), and interference only ever lowers a rate, so the maximum is the least
  *  disturbed figure. */
