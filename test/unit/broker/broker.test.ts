@@ -1,0 +1,200 @@
+/** Broker policy through a real broker over real sockets: auth modes, §8.1 type choice, router-mode status
+ *  codes, sticky addresses, leases, replacement, expiry and restore. */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
+import { runSession } from '../../helpers/tsp.js';
+import { eventually } from '../../helpers/clients.js';
+import { ManualClock } from '../../../src/clock.js';
+import type { ConfigInput } from '../../../src/config/schema.js';
+import { expandIpv6 } from '../../../src/protocol/xml.js';
+
+const open: TestBroker[] = [];
+after(async () => {
+  for (const b of open) await b.stop().catch(() => {});
+});
+async function broker(over: ConfigInput = {}, opts: Parameters<typeof startTestBroker>[1] = {}) {
+  const b = await startTestBroker(over, opts);
+  open.push(b);
+  return b;
+}
+const bob = { mechanism: 'DIGEST-MD5' as const, username: 'bob', password: 'hunter22' };
+
+test('auth modes decide CAPABILITY; authenticated mode refuses ANONYMOUS with 300', async () => {
+  const b = await broker({ auth: { mode: 'authenticated', plain: false } });
+  const r = await runSession({ transport: 'tcp', port: b.ports.tcp, auth: { mechanism: 'ANONYMOUS' } });
+  assert.equal(r.raw[0], 'CAPABILITY TUNNEL=V6V4 TUNNEL=V6UDPV4 AUTH=DIGEST-MD5\r\n');
+  assert.equal(r.authStatus, '300 Authentication failed\r\n');
+  const a = await broker({ auth: { mode: 'anonymous' } });
+  const r2 = await runSession({ transport: 'udp', port: a.ports.udp, auth: { mechanism: 'ANONYMOUS' } });
+  assert.equal(r2.raw[0], 'CAPABILITY TUNNEL=V6V4 TUNNEL=V6UDPV4 AUTH=ANONYMOUS\r\n');
+  assert.equal(r2.createStatus, 200);
+});
+
+test('PLAIN and DIGEST-MD5 check the stored credentials; a disabled account fails', async () => {
+  const b = await broker();
+  await b.addUser('bob', 'hunter22');
+  for (const transport of ['udp', 'tcp'] as const) {
+    for (const mechanism of ['PLAIN', 'DIGEST-MD5'] as const) {
+      const good = await runSession({ transport, port: transport === 'udp' ? b.ports.udp : b.ports.tcp, auth: { mechanism, username: 'bob', password: 'hunter22' }, type: 'v6anyv4', accept: false });
+      assert.equal(good.authStatus, '200 Success\r\n', `${transport} ${mechanism}`);
+      good.udp?.close();
+      good.tcp?.close();
+      const bad = await runSession({ transport, port: transport === 'udp' ? b.ports.udp : b.ports.tcp, auth: { mechanism, username: 'bob', password: 'nope' } });
+      assert.match(bad.authStatus, /^300 /, `${transport} ${mechanism} wrong password`);
+      bad.udp?.close();
+      bad.tcp?.close();
+    }
+  }
+  await b.accounts.setDisabled('test', 'bob', true);
+  const r = await runSession({ transport: 'tcp', port: b.ports.tcp, auth: bob });
+  assert.match(r.authStatus, /^300 /);
+  r.tcp?.close();
+});
+
+test('authentication failures are rate limited per source', async () => {
+  const b = await broker({ auth: { maxFailures: 3 } });
+  await b.addUser('bob', 'hunter22');
+  for (let i = 0; i < 3; i++) {
+    const r = await runSession({ transport: 'tcp', port: b.ports.tcp, auth: { ...bob, password: `wrong${i}` } });
+    r.tcp?.close();
+  }
+  const r = await runSession({ transport: 'tcp', port: b.ports.tcp, auth: bob });
+  assert.match(r.authStatus, /^300 /, 'even the right password is refused while throttled');
+  r.tcp?.close();
+});
+
+test('tunnel type choice (§8.1): v6udpv4 over TCP is 303, v6anyv4 picks by NAT, v6v4 behind NAT is refused', async () => {
+  const b = await broker();
+  await b.addUser('bob', 'hunter22');
+  const tcp = (type: 'v6udpv4' | 'v6anyv4' | 'v6v4', clientIpv4: string) =>
+    runSession({ transport: 'tcp', port: b.ports.tcp, auth: { mechanism: 'ANONYMOUS' }, type, clientIpv4, accept: false });
+  const udp = (type: 'v6udpv4' | 'v6anyv4' | 'v6v4', clientIpv4: string) =>
+    runSession({ transport: 'udp', port: b.ports.udp, auth: { mechanism: 'ANONYMOUS' }, type, clientIpv4, accept: false });
+  const cases: [Promise<Awaited<ReturnType<typeof tcp>>>, number, string | undefined][] = [
+    [tcp('v6udpv4', '127.0.0.1'), 303, undefined],
+    [udp('v6udpv4', '192.0.2.99'), 200, 'v6udpv4'],
+    [udp('v6anyv4', '127.0.0.1'), 200, 'v6v4'],
+    [udp('v6anyv4', '192.0.2.99'), 200, 'v6udpv4'],
+    [tcp('v6anyv4', '127.0.0.1'), 200, 'v6v4'],
+    [tcp('v6anyv4', '192.0.2.99'), 303, undefined],
+    [tcp('v6v4', '192.0.2.99'), 303, undefined],
+    [tcp('v6v4', '127.0.0.1'), 200, 'v6v4'],
+  ];
+  for (const [i, [p, code, type]] of cases.entries()) {
+    const r = await p;
+    assert.equal(r.createStatus, code, `case ${i}`);
+    assert.equal(r.offer?.type, type, `case ${i}`);
+    if (r.offer) assert.equal(r.offer.clientIpv4, '127.0.0.1', 'the offer carries the observed address');
+    r.udp?.close();
+    r.tcp?.close();
+  }
+});
+
+test('router mode: prefix within bounds, else 518; 520 without a length; 522 for anonymous; 507 when the pool is out', async () => {
+  const b = await broker({ pools: { delegation: '2001:db8:f000::/55', prefixLen: { min: 56, max: 60, default: 56 } } });
+  await b.addUser('bob', 'hunter22');
+  await b.addUser('carol', 'hunter22');
+  await b.addUser('dave', 'hunter22');
+  const s = (auth: Parameters<typeof runSession>[0]['auth'], prefixLength?: number) =>
+    runSession({ transport: 'tcp', port: b.ports.tcp, auth, type: 'v6v4', ...(prefixLength !== undefined ? { prefixLength } : {}) });
+  const ok = await s(bob, 56);
+  assert.equal(ok.createStatus, 200);
+  assert.deepEqual(ok.offer!.prefix, { address: '2001:0db8:f000:0000:0000:0000:0000:0000', length: 56 });
+  assert.equal((await s(bob, 48)).createStatus, 518);
+  assert.equal((await s(bob, 64)).createStatus, 518);
+  assert.equal((await s({ mechanism: 'ANONYMOUS' }, 56)).createStatus, 522);
+  const noLen = await runSession({ transport: 'tcp', port: b.ports.tcp, auth: bob, type: 'v6v4', prefixLength: 56 });
+  noLen.tcp?.close();
+  assert.equal((await s({ ...bob, username: 'carol' }, 56)).createStatus, 200, 'the second /56 of the /55');
+  assert.equal((await s({ ...bob, username: 'dave' }, 56)).createStatus, 507, 'pool out of /56s');
+});
+
+test('missing prefix length gets 520', async () => {
+  const b = await broker();
+  await b.addUser('bob', 'hunter22');
+  const { RawTcp } = await import('../../helpers/clients.js');
+  const c = await RawTcp.connect(b.ports.tcp);
+  c.write('VERSION=2.0.2\r\nAUTHENTICATE ANONYMOUS\r\n\0');
+  await c.waitFor((t) => t.includes('200 Success'));
+  const xml = '<tunnel action="create" type="v6v4"><client><address type="ipv4">127.0.0.1</address><router><prefix/></router></client></tunnel>';
+  c.write(`Content-length: ${xml.length}\r\n${xml}`);
+  const text = await c.waitFor((t) => t.includes('Content-length'));
+  assert.ok(text.endsWith('Content-length: 36\r\n522 Prefix requested for anonymous\r\n'), 'anonymous is refused first');
+  c.close();
+  const d = await RawTcp.connect(b.ports.tcp);
+  d.write('VERSION=2.0.2\r\nAUTHENTICATE PLAIN\r\n\0\0bob\0hunter22\r\n');
+  await d.waitFor((t) => t.includes('200 Success'));
+  d.write(`Content-length: ${xml.length}\r\n${xml}`);
+  assert.ok((await d.waitFor((t) => t.includes('Content-length'))).endsWith('Content-length: 27\r\n520 Missing prefix length\r\n'));
+  d.close();
+});
+
+test('an account keeps its addresses across sessions and restarts; one live tunnel per account', async () => {
+  const b = await broker();
+  await b.addUser('bob', 'hunter22');
+  const first = await runSession({ transport: 'udp', port: b.ports.udp, auth: bob, prefixLength: 56 });
+  assert.equal(first.createStatus, 200);
+  assert.ok(await eventually(async () => (await b.store.listTunnels({ state: 'established' })).total === 1));
+  const second = await runSession({ transport: 'udp', port: b.ports.udp, auth: bob, prefixLength: 56 });
+  assert.equal(second.offer!.clientIpv6, first.offer!.clientIpv6);
+  assert.deepEqual(second.offer!.prefix, first.offer!.prefix);
+  assert.ok(await eventually(async () => (await b.store.listTunnels({ state: 'ended' })).items.some((t) => t.endReason === 'replaced')));
+  assert.equal((await b.store.listTunnels({ state: 'established' })).total, 1, 'the new session replaced the old tunnel');
+  first.udp?.close();
+  second.udp?.close();
+  const dir = b.dir;
+  await b.close();
+  const again = await broker({}, { dir });
+  const third = await runSession({ transport: 'tcp', port: again.ports.tcp, auth: bob, type: 'v6v4', prefixLength: 56 });
+  assert.equal(third.offer!.clientIpv6, first.offer!.clientIpv6, 'same address after a restart');
+  assert.deepEqual(third.offer!.prefix, first.offer!.prefix);
+  third.tcp?.close();
+});
+
+test('anonymous leases: each session its own block, released when the tunnel ends', async () => {
+  const clock = new ManualClock(Date.now());
+  const b = await broker({ tunnels: { idleMinS: 10, keepalive: { default: 10, min: 10 }, idleIntervals: 2 } }, { clock });
+  const one = await runSession({ transport: 'udp', port: b.ports.udp, auth: { mechanism: 'ANONYMOUS' } });
+  const two = await runSession({ transport: 'udp', port: b.ports.udp, auth: { mechanism: 'ANONYMOUS' } });
+  assert.notEqual(one.offer!.clientIpv6, two.offer!.clientIpv6);
+  assert.ok(await eventually(async () => (await b.store.listTunnels({ state: 'established' })).total === 2));
+  const usage = async () => (await b.store.poolUsage()).find((p) => p.pool === 'link')?.blocks ?? 0;
+  assert.equal(await usage(), 2);
+  clock.advance(59_000); // the offered keepalive is the requested 30 s: the idle limit is 2 × 30 s
+  await b.broker.sweep();
+  assert.equal((await b.store.listTunnels({ state: 'established' })).total, 2, 'not idle yet');
+  clock.advance(2_000);
+  await b.broker.sweep();
+  assert.equal((await b.store.listTunnels({ state: 'established' })).total, 0, 'idle tunnels expired');
+  assert.ok((await b.store.listTunnels({ state: 'ended' })).items.every((t) => t.endReason === 'idle'));
+  assert.equal(await usage(), 0, 'leases released');
+  one.udp?.close();
+  two.udp?.close();
+});
+
+test('an offer that is never accepted is rolled back', async () => {
+  const b = await broker({ limits: { negotiationTimeoutS: 1 } });
+  const r = await runSession({ transport: 'udp', port: b.ports.udp, auth: { mechanism: 'ANONYMOUS' }, accept: false });
+  assert.equal(r.createStatus, 200);
+  assert.ok(await eventually(async () => (await b.store.listTunnels({ state: 'ended' })).items.some((t) => t.endReason === 'not_accepted'), 4000));
+  assert.ok(await eventually(async () => ((await b.store.poolUsage()).find((p) => p.pool === 'link')?.blocks ?? 0) === 0));
+  assert.ok(await eventually(() => b.sessionCounts().total === 0, 3000));
+  r.udp?.close();
+});
+
+test('established tunnels are restored into the data plane after a restart', async () => {
+  const b = await broker();
+  await b.addUser('bob', 'hunter22');
+  const r = await runSession({ transport: 'udp', port: b.ports.udp, auth: bob });
+  assert.ok(await eventually(() => b.broker.liveTunnels().length === 1));
+  const dir = b.dir;
+  await b.close(); // like a crash: nothing ends the tunnel in the store
+  const again = await broker({}, { dir });
+  const live = again.broker.liveTunnels();
+  assert.equal(live.length, 1);
+  assert.equal(expandIpv6(live[0]!.clientIpv6), expandIpv6(r.offer!.clientIpv6));
+  const dp = again.dataplane as import('../../../src/dataplane/memory.js').MemoryDataPlane;
+  assert.equal(dp.tunnel(live[0]!.id as never)?.client.port, r.udp!.port, 'same endpoint in the data plane');
+  r.udp?.close();
+});
