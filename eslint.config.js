@@ -38,7 +38,14 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['../broker/*', '../admin/*', '../cli/*', '../client/*'], message: 'dependencies point one way (ARCHITECTURE.md)' }] },
+        {
+          patterns: [
+            {
+              group: ['../broker/*', '../admin/*', '../cli/*', '../client/*'],
+              message: 'dependencies point one way (ARCHITECTURE.md)',
+            },
+          ],
+        },
       ],
     },
   },

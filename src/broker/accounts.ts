@@ -12,7 +12,10 @@ const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 
 export function checkUsername(username: string): void {
   if (!USERNAME.test(username))
-    throw new BrokerError('API_BAD_REQUEST', 'username must be 1–64 characters of letters, digits and . _ @ - (starting with a letter or digit)');
+    throw new BrokerError(
+      'API_BAD_REQUEST',
+      'username must be 1–64 characters of letters, digits and . _ @ - (starting with a letter or digit)',
+    );
 }
 
 export class AccountService {
@@ -26,10 +29,18 @@ export class AccountService {
     return this.store.addAudit({ at: this.clock.now(), actor, action, target, detail });
   }
 
-  async create(actor: string, p: { username: string; password: string; role?: Role; limits?: AccountLimits }): Promise<Account> {
+  async create(
+    actor: string,
+    p: { username: string; password: string; role?: Role; limits?: AccountLimits },
+  ): Promise<Account> {
     checkUsername(p.username);
     const creds = await makeCredentials(p.username, p.password, this.realm);
-    const account = await this.store.createAccount({ username: p.username, role: p.role ?? 'user', ...creds, limits: p.limits ?? {} });
+    const account = await this.store.createAccount({
+      username: p.username,
+      role: p.role ?? 'user',
+      ...creds,
+      limits: p.limits ?? {},
+    });
     await this.audit(actor, 'account.create', p.username, { role: account.role });
     return account;
   }

@@ -106,7 +106,13 @@ export class Broker extends EventEmitter implements SessionHandler {
       const page = await this.deps.store.listTunnels({ state: 'live', limit: 1000, offset });
       for (const t of page.items) {
         if (t.state === 'offered') await this.endRecord(t, 'not_accepted');
-        else this.activate(t, now, { rxPackets: t.rxPackets, rxBytes: t.rxBytes, txPackets: t.txPackets, txBytes: t.txBytes });
+        else
+          this.activate(t, now, {
+            rxPackets: t.rxPackets,
+            rxBytes: t.rxBytes,
+            txPackets: t.txPackets,
+            txBytes: t.txBytes,
+          });
       }
       if (page.items.length < 1000) break;
     }
@@ -146,7 +152,13 @@ export class Broker extends EventEmitter implements SessionHandler {
     const t = this.live.get(id);
     if (!t) throw new BrokerError('STORE_NOT_FOUND', `tunnel ${id} is not live`);
     await this.endLive(id, 'admin');
-    await this.deps.store.addAudit({ at: this.deps.clock.now(), actor, action: 'tunnel.kill', target: String(id), detail: { username: t.record.username } });
+    await this.deps.store.addAudit({
+      at: this.deps.clock.now(),
+      actor,
+      action: 'tunnel.kill',
+      target: String(id),
+      detail: { username: t.record.username },
+    });
   }
 
   /** Ends the live tunnels of an account (disabled or deleted account). */
@@ -168,7 +180,8 @@ export class Broker extends EventEmitter implements SessionHandler {
   }
 
   private onEvent(ctx: SessionContext, info: SessionInfo, e: SessionEvent): void {
-    const slog = () => this.log.child({ session: ctx.id, transport: ctx.transport, peer: `${ctx.peer.address}:${ctx.peer.port}` });
+    const slog = () =>
+      this.log.child({ session: ctx.id, transport: ctx.transport, peer: `${ctx.peer.address}:${ctx.peer.port}` });
     switch (e.type) {
       case 'version':
       case 'deleteRequested':
@@ -237,7 +250,11 @@ export class Broker extends EventEmitter implements SessionHandler {
     };
     if (result === 'established') this.log.info(line, 'session established a tunnel');
     else this.log.info(line, 'session ended without a tunnel');
-    this.emit('session', { transport: ctx.transport, mechanism: info.mechanism ?? 'none', result } satisfies SessionOutcome);
+    this.emit('session', {
+      transport: ctx.transport,
+      mechanism: info.mechanism ?? 'none',
+      result,
+    } satisfies SessionOutcome);
   }
 
   private track(p: Promise<unknown>): void {
@@ -254,7 +271,8 @@ export class Broker extends EventEmitter implements SessionHandler {
 
   private async verifyPlain(ctx: SessionContext, info: SessionInfo, username: string, password: string): Promise<void> {
     const now = () => this.deps.clock.now();
-    if (this.throttled(ctx, username)) return ctx.run(ctx.session.plainResult(false, 'too many failures (rate limited)', now()));
+    if (this.throttled(ctx, username))
+      return ctx.run(ctx.session.plainResult(false, 'too many failures (rate limited)', now()));
     const a = await this.deps.store.getAccountSecrets(username);
     if (!a) return ctx.run(ctx.session.plainResult(false, 'unknown user', now()));
     if (a.disabled) return ctx.run(ctx.session.plainResult(false, 'account disabled', now()));
@@ -265,12 +283,19 @@ export class Broker extends EventEmitter implements SessionHandler {
 
   private async lookupDigest(ctx: SessionContext, info: SessionInfo, username: string): Promise<void> {
     const now = () => this.deps.clock.now();
-    if (this.throttled(ctx, username)) return ctx.run(ctx.session.digestSecret(undefined, 'too many failures (rate limited)', now()));
+    if (this.throttled(ctx, username))
+      return ctx.run(ctx.session.digestSecret(undefined, 'too many failures (rate limited)', now()));
     const a = await this.deps.store.getAccountSecrets(username);
     if (!a) return ctx.run(ctx.session.digestSecret(undefined, 'unknown user', now()));
     if (a.disabled) return ctx.run(ctx.session.digestSecret(undefined, 'account disabled', now()));
     if (a.digestRealm !== this.cfg.auth.realm)
-      return ctx.run(ctx.session.digestSecret(undefined, `credential kept for realm ${a.digestRealm}; set the password again`, now()));
+      return ctx.run(
+        ctx.session.digestSecret(
+          undefined,
+          `credential kept for realm ${a.digestRealm}; set the password again`,
+          now(),
+        ),
+      );
     info.candidate = { id: a.id, username: a.username, limits: a.limits };
     ctx.run(ctx.session.digestSecret(Buffer.from(a.digestHa1, 'hex'), '', now()));
   }
@@ -278,7 +303,12 @@ export class Broker extends EventEmitter implements SessionHandler {
   // ------------------------------------------------------------------ offers
 
   /** The concrete type for a request, per tsp-protocol.md §8.1, or a BrokerError. */
-  chooseType(req: TunnelRequest, transport: 'udp' | 'tcp', observedIpv4: string, allowed: readonly TunnelType[]): TunnelType {
+  chooseType(
+    req: TunnelRequest,
+    transport: 'udp' | 'tcp',
+    observedIpv4: string,
+    allowed: readonly TunnelType[],
+  ): TunnelType {
     const refuse = (why: string) => new BrokerError('TSP_UNSUPPORTED_TUNNEL', why);
     if (req.proxy) throw refuse('proxy tunnels (to a third-party IPv4) are not offered');
     // a client that does not say its address is treated as behind NAT: v6udpv4 crosses NAT, v6v4 rarely does
@@ -296,7 +326,9 @@ export class Broker extends EventEmitter implements SessionHandler {
       case 'v6v4':
         if (!can('v6v4')) throw refuse('v6v4 is not offered here');
         if (nat && this.cfg.tunnels.v6v4BehindNat === 'refuse')
-          throw refuse(`client reports ${req.clientIpv4 ?? 'no address'} but comes from ${observedIpv4}: protocol 41 does not cross NAT`);
+          throw refuse(
+            `client reports ${req.clientIpv4 ?? 'no address'} but comes from ${observedIpv4}: protocol 41 does not cross NAT`,
+          );
         return 'v6v4';
       default:
         throw refuse(`${req.type ?? 'no'} tunnels are not offered`);
@@ -333,20 +365,30 @@ export class Broker extends EventEmitter implements SessionHandler {
     ctx.run(ctx.session.offerDecision(result, this.deps.clock.now()));
   }
 
-  private async reserve(ctx: SessionContext, info: SessionInfo, req: TunnelRequest): Promise<{ record: TunnelRecord; spec: TunnelSpec; leaseId?: string }> {
+  private async reserve(
+    ctx: SessionContext,
+    info: SessionInfo,
+    req: TunnelRequest,
+  ): Promise<{ record: TunnelRecord; spec: TunnelSpec; leaseId?: string }> {
     const cfg = this.cfg;
-    const allowed = info.limits.tunnelTypes?.length ? cfg.tunnels.types.filter((t) => info.limits.tunnelTypes!.includes(t)) : cfg.tunnels.types;
+    const allowed = info.limits.tunnelTypes?.length
+      ? cfg.tunnels.types.filter((t) => info.limits.tunnelTypes!.includes(t))
+      : cfg.tunnels.types;
     const type = this.chooseType(req, ctx.transport, ctx.peer.address, allowed);
     const anonymous = info.accountId === null;
     let prefixLen: number | undefined;
     if (req.router) {
       if (anonymous) throw new BrokerError('TSP_PREFIX_FOR_ANONYMOUS', 'router mode needs an account');
-      if (req.router.prefixLength === undefined) throw new BrokerError('TSP_PREFIX_LENGTH_MISSING', 'router request without a prefix length');
+      if (req.router.prefixLength === undefined)
+        throw new BrokerError('TSP_PREFIX_LENGTH_MISSING', 'router request without a prefix length');
       const min = Math.max(cfg.pools.prefixLen.min, info.limits.minPrefixLen ?? 0);
       const max = Math.min(cfg.pools.prefixLen.max, info.limits.maxPrefixLen ?? 128);
       prefixLen = req.router.prefixLength;
       if (prefixLen < min || prefixLen > max)
-        throw new BrokerError('TSP_PREFIX_LENGTH_UNSUPPORTED', `prefix length /${prefixLen} is outside /${min}../${max}`);
+        throw new BrokerError(
+          'TSP_PREFIX_LENGTH_UNSUPPORTED',
+          `prefix length /${prefixLen} is outside /${min}../${max}`,
+        );
     }
     const leaseId = anonymous ? `anon-${randomUUID()}` : undefined;
     const owner = anonymous ? { leaseId: leaseId! } : { accountId: info.accountId! };
@@ -364,11 +406,21 @@ export class Broker extends EventEmitter implements SessionHandler {
       let delegated;
       if (prefixLen !== undefined) {
         try {
-          delegated = await store.allocate({ pool: 'delegation', poolPrefix: this.deps.pools.delegation, prefixLen, owner });
+          delegated = await store.allocate({
+            pool: 'delegation',
+            poolPrefix: this.deps.pools.delegation,
+            prefixLen,
+            owner,
+          });
         } catch (err) {
           if (isBrokerError(err) && err.code === 'POOL_EXHAUSTED') {
-            this.log.error({ pool: this.deps.pools.delegation, prefixLen, session: ctx.id }, 'delegation pool exhausted for this length');
-            throw new BrokerError('TSP_PREFIX_LENGTH_UNAVAILABLE', `no /${prefixLen} left in the delegation pool`, { cause: err });
+            this.log.error(
+              { pool: this.deps.pools.delegation, prefixLen, session: ctx.id },
+              'delegation pool exhausted for this length',
+            );
+            throw new BrokerError('TSP_PREFIX_LENGTH_UNAVAILABLE', `no /${prefixLen} left in the delegation pool`, {
+              cause: err,
+            });
           }
           throw err;
         }
@@ -442,7 +494,8 @@ export class Broker extends EventEmitter implements SessionHandler {
       // one live tunnel per account, and one per client endpoint: the newest session wins
       const key = endpointKey(record);
       for (const t of [...this.live.values()]) {
-        const sameAccount = this.cfg.tunnels.replaceExisting && record.accountId !== null && t.record.accountId === record.accountId;
+        const sameAccount =
+          this.cfg.tunnels.replaceExisting && record.accountId !== null && t.record.accountId === record.accountId;
         if (sameAccount || endpointKey(t.record) === key) await this.endLive(t.record.id, 'replaced');
       }
       const at = now();
@@ -457,7 +510,12 @@ export class Broker extends EventEmitter implements SessionHandler {
       this.log.error({ err, tunnel: record.id }, 'activation failed');
       await this.endRecord(record, 'not_accepted').catch(() => {});
       info.offeredRecord = undefined;
-      ctx.run(ctx.session.acceptDone(isBrokerError(err) ? err : new BrokerError('INTERNAL', 'activation failed', { cause: err }), now()));
+      ctx.run(
+        ctx.session.acceptDone(
+          isBrokerError(err) ? err : new BrokerError('INTERNAL', 'activation failed', { cause: err }),
+          now(),
+        ),
+      );
     }
   }
 
@@ -485,7 +543,10 @@ export class Broker extends EventEmitter implements SessionHandler {
         },
       ]);
     await this.endRecord(t.record, reason);
-    this.log.info({ tunnel: id, account: t.record.username, client: `${t.record.clientIpv4}:${t.record.clientPort}`, reason }, 'tunnel ended');
+    this.log.info(
+      { tunnel: id, account: t.record.username, client: `${t.record.clientIpv4}:${t.record.clientPort}`, reason },
+      'tunnel ended',
+    );
     this.emit('tunnelEnded', { id, reason });
   }
 
@@ -496,10 +557,17 @@ export class Broker extends EventEmitter implements SessionHandler {
 
   private async onDelete(ctx: SessionContext, info: SessionInfo): Promise<void> {
     const mine = [...this.live.values()].filter((t) =>
-      info.accountId !== null ? t.record.accountId === info.accountId : endpointKey(t.record) === `${ctx.peer.address}:${ctx.peer.port}`,
+      info.accountId !== null
+        ? t.record.accountId === info.accountId
+        : endpointKey(t.record) === `${ctx.peer.address}:${ctx.peer.port}`,
     );
     for (const t of mine) await this.endLive(t.record.id, 'deleted');
-    ctx.run(ctx.session.deleteDone(mine.length ? undefined : new BrokerError('STORE_NOT_FOUND', 'no live tunnel to delete'), this.deps.clock.now()));
+    ctx.run(
+      ctx.session.deleteDone(
+        mine.length ? undefined : new BrokerError('STORE_NOT_FOUND', 'no live tunnel to delete'),
+        this.deps.clock.now(),
+      ),
+    );
   }
 
   private async onInfo(ctx: SessionContext, info: SessionInfo): Promise<void> {
@@ -518,9 +586,11 @@ export class Broker extends EventEmitter implements SessionHandler {
     for (const t of this.live.values()) {
       const c = counters.get(t.record.id);
       const lastRx = Math.max(c?.lastRxMs ?? 0, t.activeSinceMs);
-      const idleLimitMs = Math.max(this.cfg.tunnels.idleIntervals * t.record.keepaliveInterval, this.cfg.tunnels.idleMinS) * 1000;
+      const idleLimitMs =
+        Math.max(this.cfg.tunnels.idleIntervals * t.record.keepaliveInterval, this.cfg.tunnels.idleMinS) * 1000;
       if (now - lastRx > idleLimitMs) expired.push([t.record.id, 'idle']);
-      else if (t.record.establishedAt !== null && now > t.record.establishedAt + t.record.lifetimeS * 1000) expired.push([t.record.id, 'lifetime']);
+      else if (t.record.establishedAt !== null && now > t.record.establishedAt + t.record.lifetimeS * 1000)
+        expired.push([t.record.id, 'lifetime']);
     }
     for (const [id, reason] of expired) await this.endLive(id, reason);
     await this.persistCounters();

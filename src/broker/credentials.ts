@@ -27,8 +27,10 @@ export interface StoredCredentials {
 /** Length and content rules for new passwords (the wire carries them as UTF-8, at most 255 bytes in PLAIN). */
 export function checkPassword(password: string): void {
   if (password.length < 8) throw new BrokerError('API_BAD_REQUEST', 'password must be at least 8 characters');
-  if (Buffer.byteLength(password, 'utf8') > 255) throw new BrokerError('API_BAD_REQUEST', 'password must be at most 255 bytes');
-  if (/[\0\r\n]/.test(password)) throw new BrokerError('API_BAD_REQUEST', 'password must not contain NUL or line breaks');
+  if (Buffer.byteLength(password, 'utf8') > 255)
+    throw new BrokerError('API_BAD_REQUEST', 'password must be at most 255 bytes');
+  if (/[\0\r\n]/.test(password))
+    throw new BrokerError('API_BAD_REQUEST', 'password must not contain NUL or line breaks');
 }
 
 /** Checks the password rules, then derives what the store keeps. */

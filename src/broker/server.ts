@@ -95,7 +95,16 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
     else await dataplane.start();
     const dp = dataplane;
     closers.push(() => dp.close());
-    const broker = new Broker({ config, store, dataplane: dp, clock, log, pools, localAddressToward, ...(opts.newNonce ? { newNonce: opts.newNonce } : {}) });
+    const broker = new Broker({
+      config,
+      store,
+      dataplane: dp,
+      clock,
+      log,
+      pools,
+      localAddressToward,
+      ...(opts.newNonce ? { newNonce: opts.newNonce } : {}),
+    });
     await broker.start();
     closers.push(() => broker.close());
     const limits = config.limits;
@@ -110,13 +119,23 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
     if (config.listen.tcp) {
       tcp = new TcpControl(broker.newSession, broker, clock, limits);
       // the same port as UDP (port 0 in tests: whatever UDP got)
-      await tcp.listen(config.listen.address, config.listen.port === 0 && config.listen.udp ? dp.udpPort : config.listen.port);
+      await tcp.listen(
+        config.listen.address,
+        config.listen.port === 0 && config.listen.udp ? dp.udpPort : config.listen.port,
+      );
       const t = tcp;
       closers.push(() => t.close());
     }
     const ports = { udp: config.listen.udp ? dp.udpPort : 0, tcp: tcp?.port ?? 0 };
     log.info(
-      { udp: ports.udp || null, tcp: ports.tcp || null, address: config.listen.address, dataplane: dp.kind, auth: config.auth.mode, pools },
+      {
+        udp: ports.udp || null,
+        tcp: ports.tcp || null,
+        address: config.listen.address,
+        dataplane: dp.kind,
+        auth: config.auth.mode,
+        pools,
+      },
       'tsp-broker listening',
     );
     let closed = false;
@@ -154,6 +173,8 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
     };
   } catch (err) {
     await closeAll();
-    throw isBrokerError(err) ? err : new BrokerError('INTERNAL', `start failed: ${(err as Error).message}`, { cause: err });
+    throw isBrokerError(err)
+      ? err
+      : new BrokerError('INTERNAL', `start failed: ${(err as Error).message}`, { cause: err });
   }
 }

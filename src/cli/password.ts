@@ -14,7 +14,8 @@ async function firstLine(): Promise<string> {
 }
 
 async function askHidden(prompt: string): Promise<string> {
-  if (!process.stdin.isTTY) throw new BrokerError('API_BAD_REQUEST', 'standard input is not a terminal: use --password-stdin');
+  if (!process.stdin.isTTY)
+    throw new BrokerError('API_BAD_REQUEST', 'standard input is not a terminal: use --password-stdin');
   process.stdout.write(prompt);
   const stdin = process.stdin;
   stdin.setRawMode(true);

@@ -64,7 +64,17 @@ withConfigFlags(program.command('serve'))
   .option('--server-ipv4 <ipv4>', 'IPv4 address written into offers (serverIpv4)')
   .option('--admin-port <n>', 'admin HTTP port (admin.port)', num)
   .option('--no-admin', 'do not start the admin HTTP server')
-  .addOption(new Option('--log-level <level>', 'log.level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+  .addOption(
+    new Option('--log-level <level>', 'log.level').choices([
+      'fatal',
+      'error',
+      'warn',
+      'info',
+      'debug',
+      'trace',
+      'silent',
+    ]),
+  )
   .action(async (o: Record<string, unknown>) => {
     if (o.admin === true) delete o.admin; // commander sets it true by default; only --no-admin overrides
     const config = configFrom(o);
@@ -81,7 +91,10 @@ withConfigFlags(program.command('serve'))
     process.on('SIGTERM', () => stop('SIGTERM'));
   });
 
-async function withAccounts<T>(o: Record<string, unknown>, f: (a: AccountService, c: Config) => Promise<T>): Promise<T> {
+async function withAccounts<T>(
+  o: Record<string, unknown>,
+  f: (a: AccountService, c: Config) => Promise<T>,
+): Promise<T> {
   const config = configFrom(o);
   const store = await openStore(config.store);
   try {
@@ -120,7 +133,11 @@ withConfigFlags(user.command('list'))
       if (o.json) return console.log(JSON.stringify(items, null, 2));
       console.log(['ID', 'USERNAME', 'ROLE', 'STATE', 'CREATED'].join('\t'));
       for (const x of items)
-        console.log([x.id, x.username, x.role, x.disabled ? 'disabled' : 'active', new Date(x.createdAt).toISOString()].join('\t'));
+        console.log(
+          [x.id, x.username, x.role, x.disabled ? 'disabled' : 'active', new Date(x.createdAt).toISOString()].join(
+            '\t',
+          ),
+        );
     });
   });
 

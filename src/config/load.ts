@@ -32,7 +32,8 @@ export function readConfigFile(file: string): Record<string, unknown> {
   } catch (e) {
     throw new BrokerError('CFG_FILE', `${file} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new BrokerError('CFG_FILE', `${file} must hold a JSON object`);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new BrokerError('CFG_FILE', `${file} must hold a JSON object`);
   return raw as Record<string, unknown>;
 }
 

@@ -44,7 +44,12 @@ export const configSchema = z
         /** PLAIN sends the password in clear: off unless the operator opts in (tsp-protocol.md §11). */
         plain: z.boolean().default(false),
         digestMd5: z.boolean().default(true),
-        realm: z.string().min(1).max(64).regex(/^[^"\\\r\n,]+$/, 'must not contain quotes, backslashes, commas or line breaks').default('tsp-broker'),
+        realm: z
+          .string()
+          .min(1)
+          .max(64)
+          .regex(/^[^"\\\r\n,]+$/, 'must not contain quotes, backslashes, commas or line breaks')
+          .default('tsp-broker'),
         /** Failed authentications allowed per source IPv4 and per username in `failureWindowS` before 300 is
          *  answered without checking (rate limit). */
         maxFailures: z.number().int().min(1).default(10),
@@ -55,7 +60,10 @@ export const configSchema = z
     tunnels: z
       .object({
         /** Tunnel types offered; v6anyv4 requests resolve to one of these. */
-        types: z.array(z.enum(['v6v4', 'v6udpv4'])).min(1).default(['v6v4', 'v6udpv4']),
+        types: z
+          .array(z.enum(['v6v4', 'v6udpv4']))
+          .min(1)
+          .default(['v6v4', 'v6udpv4']),
         keepalive: z
           .object({
             default: z.number().int().min(5).max(3600).default(30),
@@ -127,7 +135,12 @@ export const configSchema = z
         /** 'native': the C++ addon with a TUN device (needs root). 'memory': control only, no packets
          *  (tests and demos without root). 'auto': native when possible, else memory with a warning. */
         driver: z.enum(['native', 'memory', 'auto']).default('auto'),
-        tun: z.string().min(1).max(15).regex(/^[A-Za-z0-9_.-]+$/, 'must be a valid interface name').default('tsp0'),
+        tun: z
+          .string()
+          .min(1)
+          .max(15)
+          .regex(/^[A-Za-z0-9_.-]+$/, 'must be a valid interface name')
+          .default('tsp0'),
         mtu: z.number().int().min(1280).max(65535).default(1280),
         threads: z.number().int().min(1).max(16).default(1),
       })
@@ -138,11 +151,7 @@ export const configSchema = z
         enabled: z.boolean().default(true),
         address: z.string().default('127.0.0.1'),
         port: port.default(8080),
-        tls: z
-          .object({ cert: z.string(), key: z.string() })
-          .strict()
-          .nullable()
-          .default(null),
+        tls: z.object({ cert: z.string(), key: z.string() }).strict().nullable().default(null),
       })
       .strict()
       .prefault({}),
@@ -154,19 +163,23 @@ export const configSchema = z
   .strict()
   .superRefine((c, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
-    if (c.tunnels.keepalive.min > c.tunnels.keepalive.max) issue(['tunnels', 'keepalive', 'min'], 'must be ≤ tunnels.keepalive.max');
+    if (c.tunnels.keepalive.min > c.tunnels.keepalive.max)
+      issue(['tunnels', 'keepalive', 'min'], 'must be ≤ tunnels.keepalive.max');
     const ka = c.tunnels.keepalive;
-    if (ka.default < ka.min || ka.default > ka.max) issue(['tunnels', 'keepalive', 'default'], 'must lie within min..max');
+    if (ka.default < ka.min || ka.default > ka.max)
+      issue(['tunnels', 'keepalive', 'default'], 'must lie within min..max');
     const pl = c.pools.prefixLen;
     if (pl.min > pl.max) issue(['pools', 'prefixLen', 'min'], 'must be ≤ pools.prefixLen.max');
-    if (pl.default < pl.min || pl.default > pl.max) issue(['pools', 'prefixLen', 'default'], 'must lie within min..max');
+    if (pl.default < pl.min || pl.default > pl.max)
+      issue(['pools', 'prefixLen', 'default'], 'must lie within min..max');
     if (c.pools.delegation) {
       const len = ipaddr.parseCIDR(c.pools.delegation)[1];
       if (len > pl.min) issue(['pools', 'delegation'], `a /${len} cannot hold a /${pl.min} (pools.prefixLen.min)`);
     }
     if (c.auth.mode !== 'anonymous' && !c.auth.plain && !c.auth.digestMd5)
       issue(['auth'], `mode '${c.auth.mode}' needs auth.plain or auth.digestMd5 enabled`);
-    if (c.store.driver === 'postgres' && !c.store.url) issue(['store', 'url'], "is required when store.driver is 'postgres'");
+    if (c.store.driver === 'postgres' && !c.store.url)
+      issue(['store', 'url'], "is required when store.driver is 'postgres'");
   });
 
 export type Config = z.infer<typeof configSchema>;

@@ -14,7 +14,8 @@ export interface UdpHeader {
 /** Splits a control datagram. Throws TSP_BAD_FRAME for anything shorter than the header or without the 0xF
  *  nibble; the caller drops such datagrams silently (no reply to malformed datagrams, §11). */
 export function decodeUdpHeader(datagram: Uint8Array): { header: UdpHeader; body: Buffer } {
-  if (datagram.length < UDP_HEADER_BYTES) throw new RemoteProtocolError('TSP_BAD_FRAME', 'datagram shorter than the 8-byte TSP header');
+  if (datagram.length < UDP_HEADER_BYTES)
+    throw new RemoteProtocolError('TSP_BAD_FRAME', 'datagram shorter than the 8-byte TSP header');
   const b = Buffer.from(datagram.buffer, datagram.byteOffset, datagram.length);
   const word = b.readUInt32BE(0);
   if (word >>> 28 !== 0xf) throw new RemoteProtocolError('TSP_BAD_FRAME', 'first nibble is not 0xF');
@@ -77,7 +78,8 @@ export function splitFramed(body: Buffer): Buffer {
   const n = parseContentLengthLine(body.subarray(0, lf).toString('latin1').replace(/\r$/, ''));
   if (n === undefined) throw new RemoteProtocolError('TSP_BAD_FRAME', 'expected a Content-length header');
   const rest = stripTrailingNuls(body.subarray(lf + 1));
-  if (rest.length < n) throw new RemoteProtocolError('TSP_BAD_FRAME', `Content-length ${n} but ${rest.length} bytes follow`);
+  if (rest.length < n)
+    throw new RemoteProtocolError('TSP_BAD_FRAME', `Content-length ${n} but ${rest.length} bytes follow`);
   if (rest.length > n && rest.subarray(n).some((c) => c !== 0x0d && c !== 0x0a && c !== 0x20 && c !== 0x09))
     throw new RemoteProtocolError('TSP_BAD_FRAME', `Content-length ${n} but ${rest.length} bytes follow`);
   return rest.subarray(0, n);

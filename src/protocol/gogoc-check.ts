@@ -15,7 +15,8 @@ export function checkCapability(line: string): string[] {
   for (const t of tokens) {
     const [k, v] = t.split('=');
     if (k === 'TUNNEL' && v !== v?.toUpperCase()) p.push(`TUNNEL value ${v} is not upper case`);
-    if (k === 'AUTH' && v?.toUpperCase() === 'PASSDSS-3DES-1') p.push('advertises PASSDSS-3DES-1 (gogoc picks it with auth_method=any)');
+    if (k === 'AUTH' && v?.toUpperCase() === 'PASSDSS-3DES-1')
+      p.push('advertises PASSDSS-3DES-1 (gogoc picks it with auth_method=any)');
     if (k !== 'TUNNEL' && k !== 'AUTH') p.push(`unknown token ${t}`);
   }
   return p;
@@ -66,7 +67,10 @@ export function checkOfferXml(xml: string): string[] {
   const addr = (s: string, t: string) => new RegExp(`<address type="${t}">([^<]*)</address>`).exec(s)?.[1];
   const server = section('server');
   const client = section('client');
-  const clientOwn = client.replace(/<keepalive[\s\S]*?<\/keepalive>/, '').replace(/<dns_server>[\s\S]*?<\/dns_server>/, '').replace(/<router>[\s\S]*?<\/router>/, '');
+  const clientOwn = client
+    .replace(/<keepalive[\s\S]*?<\/keepalive>/, '')
+    .replace(/<dns_server>[\s\S]*?<\/dns_server>/, '')
+    .replace(/<router>[\s\S]*?<\/router>/, '');
   for (const [where, s, t] of [
     ['server', server, 'ipv4'],
     ['server', server, 'ipv6'],
@@ -75,16 +79,19 @@ export function checkOfferXml(xml: string): string[] {
   ] as const) {
     const v = addr(s, t);
     if (v === undefined) p.push(`missing ${where} ${t} address`);
-    else if (t === 'ipv4' ? !IPV4.test(v) : !IPV6_EXPANDED.test(v)) p.push(`${where} ${t} address "${v}" not ${t === 'ipv4' ? 'dotted quad' : 'fully expanded'}`);
+    else if (t === 'ipv4' ? !IPV4.test(v) : !IPV6_EXPANDED.test(v))
+      p.push(`${where} ${t} address "${v}" not ${t === 'ipv4' ? 'dotted quad' : 'fully expanded'}`);
   }
   const prefix = /<prefix length="(\d+)">([^<]*)<\/prefix>/.exec(client);
   if (/<prefix/.test(client) && !prefix) p.push('prefix without a numeric length');
-  if (prefix && !IPV6_EXPANDED.test(prefix[2]!)) p.push(`prefix "${prefix[2]}" not fully expanded (gogoc truncates TSP_PREFIX by characters)`);
+  if (prefix && !IPV6_EXPANDED.test(prefix[2]!))
+    p.push(`prefix "${prefix[2]}" not fully expanded (gogoc truncates TSP_PREFIX by characters)`);
   const dns = section('dns_server');
   if (!dns) p.push('no <client><dns_server> (unpatched gogoc 1.2 crashes after accepting)');
   else if (!IPV6_EXPANDED.test(addr(dns, 'ipv6') ?? '')) p.push('dns_server address missing or not expanded');
   const ka = /<keepalive interval="(\d+)">([\s\S]*?)<\/keepalive>/.exec(client);
-  if (ka && Number(ka[1]) > 0 && !IPV6_EXPANDED.test(addr(ka[2]!, 'ipv6') ?? '')) p.push('keepalive without an expanded ipv6 address');
+  if (ka && Number(ka[1]) > 0 && !IPV6_EXPANDED.test(addr(ka[2]!, 'ipv6') ?? ''))
+    p.push('keepalive without an expanded ipv6 address');
   if (Buffer.byteLength(xml) > 1400) p.push('offer over 1400 bytes');
   return p;
 }

@@ -18,7 +18,13 @@
  *  discarded after an AUTHENTICATE line, rspauth and 200 as two writes with a pause. */
 
 import { BrokerError, RemoteProtocolError, isBrokerError } from '../errors.js';
-import { MAX_CONTROL_DATAGRAM, MAX_LINE_BYTES, SUPPORTED_VERSIONS, TCP_RSPAUTH_PAUSE_MS, type TspVersion } from './constants.js';
+import {
+  MAX_CONTROL_DATAGRAM,
+  MAX_LINE_BYTES,
+  SUPPORTED_VERSIONS,
+  TCP_RSPAUTH_PAUSE_MS,
+  type TspVersion,
+} from './constants.js';
 import {
   compareSeq,
   decodeUdpHeader,
@@ -129,7 +135,10 @@ export class ServerSession {
   /** The CAPABILITY line, built from what is enabled; the final CR LF is required (gogoc drops the last token
    *  without it, tsp-protocol.md §4). */
   capabilityLine(): Buffer {
-    const tokens = [...this.opt.tunnelTypes.map((t) => `TUNNEL=${t.toUpperCase()}`), ...this.opt.mechanisms.map((m) => `AUTH=${m}`)];
+    const tokens = [
+      ...this.opt.tunnelTypes.map((t) => `TUNNEL=${t.toUpperCase()}`),
+      ...this.opt.mechanisms.map((m) => `AUTH=${m}`),
+    ];
     return Buffer.from(`CAPABILITY ${tokens.join(' ')}\r\n`, 'latin1');
   }
 
@@ -138,7 +147,8 @@ export class ServerSession {
   receive(bytes: Uint8Array, nowMs: number): Step {
     this.begin();
     try {
-      if (this.opt.transport === 'udp') this.receiveDatagram(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), nowMs);
+      if (this.opt.transport === 'udp')
+        this.receiveDatagram(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), nowMs);
       else {
         this.inbuf = this.inbuf.length ? Buffer.concat([this.inbuf, bytes]) : Buffer.from(bytes);
         this.drainTcp(nowMs);
@@ -339,7 +349,12 @@ export class ServerSession {
       const st = this.state === 'start' ? err.tspStatus : { code: 300, text: 'Authentication failed' };
       this.out.events.push({ type: 'protocolError', code: err.code, status: st.code, message: err.message });
       if (this.state !== 'start' && this.state !== 'md5Poll')
-        this.out.events.push({ type: 'authFailed', mechanism: this.mechanism ?? 'none', username: this.user, reason: err.message });
+        this.out.events.push({
+          type: 'authFailed',
+          mechanism: this.mechanism ?? 'none',
+          username: this.user,
+          reason: err.message,
+        });
       this.reply(statusLine(st.code, st.text));
       this.end('error');
       return;
@@ -401,10 +416,12 @@ export class ServerSession {
       if (readsLines(this.state)) {
         const lf = this.inbuf.indexOf(0x0a);
         if (lf < 0) {
-          if (this.inbuf.length > MAX_LINE_BYTES) throw new RemoteProtocolError('TSP_TOO_LARGE', `line longer than ${MAX_LINE_BYTES} bytes`);
+          if (this.inbuf.length > MAX_LINE_BYTES)
+            throw new RemoteProtocolError('TSP_TOO_LARGE', `line longer than ${MAX_LINE_BYTES} bytes`);
           return;
         }
-        if (lf > MAX_LINE_BYTES) throw new RemoteProtocolError('TSP_TOO_LARGE', `line longer than ${MAX_LINE_BYTES} bytes`);
+        if (lf > MAX_LINE_BYTES)
+          throw new RemoteProtocolError('TSP_TOO_LARGE', `line longer than ${MAX_LINE_BYTES} bytes`);
         let line = this.inbuf.subarray(0, lf);
         this.inbuf = this.inbuf.subarray(lf + 1);
         if (line.length && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1);
@@ -500,7 +517,12 @@ export class ServerSession {
     this.skipNul = true; // gogoc sends the C string terminator (§2.7)
     if (!(this.opt.mechanisms as readonly string[]).includes(mech)) {
       this.mechanism = undefined;
-      this.out.events.push({ type: 'authFailed', mechanism: mech.slice(0, 32), username: null, reason: 'mechanism not offered' });
+      this.out.events.push({
+        type: 'authFailed',
+        mechanism: mech.slice(0, 32),
+        username: null,
+        reason: 'mechanism not offered',
+      });
       this.reply(AUTH_FAILED);
       this.end('error');
       return;
@@ -549,7 +571,8 @@ export class ServerSession {
         this.to('reject', nowMs);
         return;
       case 'delete':
-        if (this.state === 'offered') throw new RemoteProtocolError('TSP_UNEXPECTED', 'delete while an offer is pending');
+        if (this.state === 'offered')
+          throw new RemoteProtocolError('TSP_UNEXPECTED', 'delete while an offer is pending');
         this.pending = 'delete';
         this.out.events.push({ type: 'deleteRequested' });
         return;

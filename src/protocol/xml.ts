@@ -159,11 +159,18 @@ export interface TunnelRequest {
  *  unknown action 500, unknown type 303, malformed client IPv4 501, bad prefix length 518. */
 export function parseTunnelRequest(xml: string): TunnelRequest {
   const root = parseXml(xml);
-  if (root.name !== 'tunnel') throw new RemoteProtocolError('TSP_BAD_XML', `root element is <${root.name}>, expected <tunnel>`);
+  if (root.name !== 'tunnel')
+    throw new RemoteProtocolError('TSP_BAD_XML', `root element is <${root.name}>, expected <tunnel>`);
   const action = (root.attrs.action ?? '').toLowerCase();
   if (!ACTIONS.includes(action as TunnelAction))
-    throw new RemoteProtocolError('TSP_BAD_XML', action ? `unknown tunnel action "${action}"` : 'tunnel action missing');
-  const req: TunnelRequest = { action: action as TunnelAction, proxy: (root.attrs.proxy ?? 'no').toLowerCase() === 'yes' };
+    throw new RemoteProtocolError(
+      'TSP_BAD_XML',
+      action ? `unknown tunnel action "${action}"` : 'tunnel action missing',
+    );
+  const req: TunnelRequest = {
+    action: action as TunnelAction,
+    proxy: (root.attrs.proxy ?? 'no').toLowerCase() === 'yes',
+  };
   if (action !== 'create') return req;
   const type = (root.attrs.type ?? '').toLowerCase();
   if (!type) throw new RemoteProtocolError('TSP_BAD_XML', 'create without a tunnel type');
@@ -190,7 +197,10 @@ export function parseTunnelRequest(xml: string): TunnelRequest {
     const r: { prefixLength?: number; protocol?: string } = {};
     if (lenText !== undefined && lenText !== '') {
       if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > 128)
-        throw new RemoteProtocolError('TSP_PREFIX_LENGTH_UNSUPPORTED', `prefix length "${lenText.slice(0, 10)}" is not a number of bits`);
+        throw new RemoteProtocolError(
+          'TSP_PREFIX_LENGTH_UNSUPPORTED',
+          `prefix length "${lenText.slice(0, 10)}" is not a number of bits`,
+        );
       r.prefixLength = Number(lenText);
     }
     if (router.attrs.protocol) r.protocol = router.attrs.protocol;
@@ -206,9 +216,17 @@ export function writeCreateRequest(p: {
   keepaliveInterval?: number; // undefined: no <keepalive> (gogoc keepalive=no)
   prefixLength?: number; // router mode
 }): string {
-  const lines = [`<tunnel action="create" type="${p.type}" proxy="no">`, ' <client>', `  <address type="ipv4">${p.clientIpv4}</address>`];
+  const lines = [
+    `<tunnel action="create" type="${p.type}" proxy="no">`,
+    ' <client>',
+    `  <address type="ipv4">${p.clientIpv4}</address>`,
+  ];
   if (p.keepaliveInterval !== undefined)
-    lines.push(`  <keepalive interval="${p.keepaliveInterval}">`, '    <address type="ipv6">::</address>', '  </keepalive>');
+    lines.push(
+      `  <keepalive interval="${p.keepaliveInterval}">`,
+      '    <address type="ipv6">::</address>',
+      '  </keepalive>',
+    );
   if (p.prefixLength !== undefined) lines.push('  <router>', `   <prefix length="${p.prefixLength}"/>`, '  </router>');
   lines.push(' </client>', '</tunnel>');
   return lines.map((l) => `${l}\r\n`).join('');
@@ -245,7 +263,8 @@ export function expandIpv6(address: string): string {
 }
 
 function checkedIpv4(s: string): string {
-  if (!ipaddr.IPv4.isValidFourPartDecimal(s)) throw new RemoteProtocolError('TSP_BAD_IPV4', `not an IPv4 address: ${s}`);
+  if (!ipaddr.IPv4.isValidFourPartDecimal(s))
+    throw new RemoteProtocolError('TSP_BAD_IPV4', `not an IPv4 address: ${s}`);
   return s;
 }
 
@@ -271,7 +290,11 @@ export function writeOffer(o: Offer): string {
       '    </router>',
     );
   if (o.dnsServer)
-    lines.push('    <dns_server>', `      <address type="ipv6">${expandIpv6(o.dnsServer)}</address>`, '    </dns_server>');
+    lines.push(
+      '    <dns_server>',
+      `      <address type="ipv6">${expandIpv6(o.dnsServer)}</address>`,
+      '    </dns_server>',
+    );
   if (ka)
     lines.push(
       `    <keepalive interval="${Math.trunc(ka.interval)}">`,
@@ -288,12 +311,17 @@ export function parseOffer(xml: string): Offer {
   const root = parseXml(xml);
   if (root.name !== 'tunnel') throw new RemoteProtocolError('TSP_BAD_XML', 'offer root is not <tunnel>');
   const type = (root.attrs.type ?? '').toLowerCase();
-  if (type !== 'v6v4' && type !== 'v6udpv4') throw new RemoteProtocolError('TSP_UNSUPPORTED_TUNNEL', `offer type "${type}" is not concrete`);
+  if (type !== 'v6v4' && type !== 'v6udpv4')
+    throw new RemoteProtocolError('TSP_UNSUPPORTED_TUNNEL', `offer type "${type}" is not concrete`);
   const addr = (e: XmlElement | undefined, t: 'ipv4' | 'ipv6', what: string): string => {
     const a = children(e, 'address').find((x) => (x.attrs.type ?? '').toLowerCase() === t);
     const v = a?.text.toLowerCase() ?? '';
     const ok = t === 'ipv4' ? ipaddr.IPv4.isValidFourPartDecimal(v) : ipaddr.IPv6.isValid(v);
-    if (!ok) throw new RemoteProtocolError(t === 'ipv4' ? 'TSP_BAD_IPV4' : 'TSP_BAD_IPV6', `offer ${what} ${t} address "${v}" invalid`);
+    if (!ok)
+      throw new RemoteProtocolError(
+        t === 'ipv4' ? 'TSP_BAD_IPV4' : 'TSP_BAD_IPV6',
+        `offer ${what} ${t} address "${v}" invalid`,
+      );
     return v;
   };
   const server = child(root, 'server');
@@ -309,7 +337,8 @@ export function parseOffer(xml: string): Offer {
   const prefix = child(child(client, 'router'), 'prefix');
   if (prefix) {
     const len = prefix.attrs.length ?? '';
-    if (!/^\d{1,3}$/.test(len) || Number(len) > 128) throw new RemoteProtocolError('TSP_BAD_XML', 'offer prefix without a numeric length');
+    if (!/^\d{1,3}$/.test(len) || Number(len) > 128)
+      throw new RemoteProtocolError('TSP_BAD_XML', 'offer prefix without a numeric length');
     const p = prefix.text.toLowerCase();
     if (!ipaddr.IPv6.isValid(p)) throw new RemoteProtocolError('TSP_BAD_IPV6', `offer prefix "${p}" invalid`);
     offer.prefix = { address: p, length: Number(len) };

@@ -30,7 +30,7 @@ class TcpContext implements SessionContext {
     private readonly owner: TcpControl,
   ) {}
   run(step: Step): void {
-    this.owner.apply(this, step);
+    this.owner.applyStep(this, step);
   }
 }
 
@@ -56,7 +56,11 @@ export class TcpControl {
   async listen(address: string, port: number): Promise<void> {
     const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new BrokerError('DP_UNAVAILABLE', `cannot listen on TCP ${address}:${port}: ${err.message}`, { cause: err })));
+      server.once('error', (err) =>
+        reject(
+          new BrokerError('DP_UNAVAILABLE', `cannot listen on TCP ${address}:${port}: ${err.message}`, { cause: err }),
+        ),
+      );
       server.listen({ host: address, port, exclusive: true }, () => resolve());
     });
     server.on('error', () => {});
@@ -93,7 +97,7 @@ export class TcpControl {
     });
   }
 
-  apply(ctx: TcpContext, step: Step): void {
+  applyStep(ctx: TcpContext, step: Step): void {
     if (!ctx.ended) for (const b of step.send) ctx.socket.write(b);
     if (ctx.timer) clearTimeout(ctx.timer);
     ctx.timer = undefined;
@@ -101,7 +105,10 @@ export class TcpControl {
       if (!ctx.ended) ctx.socket.end();
       this.release(ctx);
     } else if (step.wakeAtMs !== undefined && !ctx.ended) {
-      ctx.timer = setTimeout(() => ctx.run(ctx.session.timeout(this.clock.now())), Math.max(0, step.wakeAtMs - this.clock.now()));
+      ctx.timer = setTimeout(
+        () => ctx.run(ctx.session.timeout(this.clock.now())),
+        Math.max(0, step.wakeAtMs - this.clock.now()),
+      );
       ctx.timer.unref();
     }
     if (step.events.length) this.handler.onEvents(ctx, step.events);

@@ -28,7 +28,7 @@ class UdpContext implements SessionContext {
     private readonly owner: UdpControl,
   ) {}
   run(step: Step): void {
-    this.owner.apply(this, step);
+    this.owner.applyStep(this, step);
   }
 }
 
@@ -75,7 +75,14 @@ export class UdpControl {
         this.dp.sendControl(d.from, reply);
         return;
       }
-      ctx = new UdpContext(`udp-${this.nextId++}`, { ...d.from }, d.localAddress, this.newSession('udp', now), now, this);
+      ctx = new UdpContext(
+        `udp-${this.nextId++}`,
+        { ...d.from },
+        d.localAddress,
+        this.newSession('udp', now),
+        now,
+        this,
+      );
       this.sessions.set(key, ctx);
     }
     ctx.run(ctx.session.receive(d.data, now));
@@ -99,7 +106,7 @@ export class UdpControl {
   }
 
   /** Sends, arms, forgets, and passes events on. Steps for a forgotten session send nothing. */
-  apply(ctx: UdpContext, step: Step): void {
+  applyStep(ctx: UdpContext, step: Step): void {
     if (!ctx.ended) for (const b of step.send) this.dp.sendControl(ctx.peer, b);
     if (ctx.timer) clearTimeout(ctx.timer);
     ctx.timer = undefined;

@@ -123,7 +123,11 @@ export class RawTcp {
 }
 
 /** Polls a condition until it holds or timeoutMs passes (bounded). */
-export async function eventually(pred: () => boolean | Promise<boolean>, timeoutMs = 3000, stepMs = 25): Promise<boolean> {
+export async function eventually(
+  pred: () => boolean | Promise<boolean>,
+  timeoutMs = 3000,
+  stepMs = 25,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await pred()) return true;

@@ -2,7 +2,13 @@
  *  DIGEST-MD5, then create and accept. Returns what a user would see: statuses and the parsed offer. */
 import { RawTcp, RawUdp, udpDatagram } from './clients.js';
 import { framedRequest } from '../../src/protocol/framing.js';
-import { writeActionRequest, writeCreateRequest, parseOffer, type Offer, type RequestedType } from '../../src/protocol/xml.js';
+import {
+  writeActionRequest,
+  writeCreateRequest,
+  parseOffer,
+  type Offer,
+  type RequestedType,
+} from '../../src/protocol/xml.js';
 import { buildClientResponse, checkRspauth, parseChallenge } from '../../src/protocol/sasl/digest-md5.js';
 import { encodePlain } from '../../src/protocol/sasl/plain.js';
 
@@ -61,9 +67,16 @@ export async function runSession(p: SessionPlan): Promise<SessionResult> {
       authStatus = await req(encodePlain({ username: p.auth.username, password: p.auth.password }));
     } else {
       const ch = parseChallenge(Buffer.from((await req('AUTHENTICATE DIGEST-MD5\r\n\0')).trim(), 'base64').toString());
-      const r = buildClientResponse({ username: p.auth.username, password: p.auth.password, challenge: ch, cnonce: '42', digestUri: `tsp/127.0.0.1:${p.port}` });
+      const r = buildClientResponse({
+        username: p.auth.username,
+        password: p.auth.password,
+        challenge: ch,
+        cnonce: '42',
+        digestUri: `tsp/127.0.0.1:${p.port}`,
+      });
       const rsp = await req(`${Buffer.from(r.text).toString('base64')}\r\n`);
-      if (!checkRspauth(Buffer.from(rsp.trim(), 'base64').toString(), r.expectedRspauth)) return { authStatus: rsp, createStatus: 0, raw, udp: u };
+      if (!checkRspauth(Buffer.from(rsp.trim(), 'base64').toString(), r.expectedRspauth))
+        return { authStatus: rsp, createStatus: 0, raw, udp: u };
       authStatus = await req('');
     }
     if (!authStatus.startsWith('200')) return { authStatus, createStatus: 0, raw, udp: u };
@@ -93,12 +106,23 @@ export async function runSession(p: SessionPlan): Promise<SessionResult> {
     c.write('AUTHENTICATE ANONYMOUS\r\n\0');
     authStatus = await next(line);
   } else if (p.auth.mechanism === 'PLAIN') {
-    c.write(Buffer.concat([Buffer.from('AUTHENTICATE PLAIN\r\n\0'), encodePlain({ username: p.auth.username, password: p.auth.password })]));
+    c.write(
+      Buffer.concat([
+        Buffer.from('AUTHENTICATE PLAIN\r\n\0'),
+        encodePlain({ username: p.auth.username, password: p.auth.password }),
+      ]),
+    );
     authStatus = await next(line);
   } else {
     c.write('AUTHENTICATE DIGEST-MD5\r\n\0');
     const ch = parseChallenge(Buffer.from((await next(line)).trim(), 'base64').toString());
-    const r = buildClientResponse({ username: p.auth.username, password: p.auth.password, challenge: ch, cnonce: '42', digestUri: `tsp/127.0.0.1:${p.port}` });
+    const r = buildClientResponse({
+      username: p.auth.username,
+      password: p.auth.password,
+      challenge: ch,
+      cnonce: '42',
+      digestUri: `tsp/127.0.0.1:${p.port}`,
+    });
     c.write(`${Buffer.from(r.text).toString('base64')}\r\n`);
     const rsp = await next(line);
     if (rsp.startsWith('300')) return { authStatus: rsp, createStatus: 0, raw, tcp: c };

@@ -17,7 +17,9 @@ assert.equal(recordings.length, 13, 'all 13 recorded sessions are present');
 function rewriteCreate(payload: Buffer): Buffer {
   const text = payload.toString('latin1');
   if (!text.startsWith('Content-length:') || !text.includes('action="create"')) return payload;
-  const body = text.slice(text.indexOf('\n') + 1).replace('<address type="ipv4">192.0.2.2</address>', '<address type="ipv4">127.0.0.1</address>');
+  const body = text
+    .slice(text.indexOf('\n') + 1)
+    .replace('<address type="ipv4">192.0.2.2</address>', '<address type="ipv4">127.0.0.1</address>');
   return Buffer.from(`Content-length: ${Buffer.byteLength(body, 'latin1')}\r\n${body}`, 'latin1');
 }
 
@@ -46,7 +48,10 @@ function assertLike(recorded: string, ours: string, where: string): void {
       assert.match(got.body, /<keepalive interval="\d+">/, `${where}: keepalive`);
     }
   } else {
-    if (/^[A-Za-z0-9+/]+=*\r\n$/.test(recorded) && Buffer.from(recorded.trim(), 'base64').toString('latin1').startsWith('realm='))
+    if (
+      /^[A-Za-z0-9+/]+=*\r\n$/.test(recorded) &&
+      Buffer.from(recorded.trim(), 'base64').toString('latin1').startsWith('realm=')
+    )
       assert.deepEqual(checkChallenge(Buffer.from(ours.trim(), 'base64').toString('latin1')), [], where);
     assert.equal(ours, recorded, where);
   }
@@ -97,7 +102,9 @@ async function replayUdp(rec: Recording, b: TestBroker): Promise<void> {
       }
       assert.equal(reply.readUInt32BE(4), m.header!.timestamp, `${where}: the reply echoes the timestamp`);
       ours.set(seq, reply);
-      const recorded = msgs.slice(i + 1).find((x): x is RecordedMessage => x.from === 'server' && x.header?.seq === m.header!.seq);
+      const recorded = msgs
+        .slice(i + 1)
+        .find((x): x is RecordedMessage => x.from === 'server' && x.header?.seq === m.header!.seq);
       assert.ok(recorded, `${where}: recording has the reply`);
       const oursText = reply.subarray(8).toString('latin1');
       if (recorded.payload.startsWith('302') && oursText.startsWith('CAPABILITY')) {
@@ -150,8 +157,13 @@ async function replayTcp(rec: Recording, b: TestBroker): Promise<void> {
       }
       if (expected.length === 2 && expected[1] === '200 Success\r\n') {
         // DIGEST over TCP: rspauth and 200 must be separate writes, or gogoc hangs in recv() (recording 07)
-        const rspauthChunk = conn.chunks.find((c) => c.toString('latin1').startsWith(Buffer.from('rspauth=').toString('base64').slice(0, 8)));
-        assert.ok(rspauthChunk && !rspauthChunk.toString('latin1').includes('200 Success'), `${where}: rspauth written alone`);
+        const rspauthChunk = conn.chunks.find((c) =>
+          c.toString('latin1').startsWith(Buffer.from('rspauth=').toString('base64').slice(0, 8)),
+        );
+        assert.ok(
+          rspauthChunk && !rspauthChunk.toString('latin1').includes('200 Success'),
+          `${where}: rspauth written alone`,
+        );
       }
     }
     assert.equal(conn.ended, false, 'the broker keeps the connection open after the accept');
@@ -169,13 +181,19 @@ for (const rec of recordings) {
     const accepted = rec.messages.some((m) => m.from === 'client' && m.payload.includes('action="accept"'));
     const live = await b.store.listTunnels({ state: 'established' });
     if (accepted) {
-      const offered = /<tunnel action="info" type="([^"]+)"/.exec(rec.messages.find((m) => m.from === 'server' && m.payload.includes('action="info"'))!.payload)![1];
+      const offered = /<tunnel action="info" type="([^"]+)"/.exec(
+        rec.messages.find((m) => m.from === 'server' && m.payload.includes('action="info"'))!.payload,
+      )![1];
       assert.equal(live.items.length, 1, 'one established tunnel in the store');
       assert.equal(live.items[0]!.type, offered, 'of the type offered');
-      assert.equal(live.items[0]!.username, rec.client_config.auth_method === 'anonymous' ? null : rec.client_config.userid);
+      assert.equal(
+        live.items[0]!.username,
+        rec.client_config.auth_method === 'anonymous' ? null : rec.client_config.userid,
+      );
     } else {
       assert.equal(live.items.length, 0, 'no tunnel without an accept');
     }
-    if (transport === 'tcp') assert.ok(await eventually(() => b.sessionCounts().total === 0), 'TCP session gone once the client closed');
+    if (transport === 'tcp')
+      assert.ok(await eventually(() => b.sessionCounts().total === 0), 'TCP session gone once the client closed');
   });
 }

@@ -39,7 +39,11 @@ export function parseDirectives(text: string): Map<string, string> {
     const keyStart = i;
     while (i < n && text[i] !== '=' && text[i] !== ',') i++;
     const key = text.slice(keyStart, i).trim().toLowerCase();
-    if (!key || text[i] !== '=') throw new RemoteProtocolError('TSP_BAD_FRAME', `malformed DIGEST-MD5 directive near "${text.slice(keyStart, keyStart + 20)}"`);
+    if (!key || text[i] !== '=')
+      throw new RemoteProtocolError(
+        'TSP_BAD_FRAME',
+        `malformed DIGEST-MD5 directive near "${text.slice(keyStart, keyStart + 20)}"`,
+      );
     i++;
     skipSpace();
     let value = '';
@@ -122,12 +126,18 @@ function kd(ha1: string, nonce: string, nc: string, cnonce: string, qop: string,
 }
 
 /** The client's `response` value for a given HA1. */
-export function responseValue(ha1: string, r: Pick<DigestResponse, 'nonce' | 'nc' | 'cnonce' | 'qop' | 'digestUri'>): string {
+export function responseValue(
+  ha1: string,
+  r: Pick<DigestResponse, 'nonce' | 'nc' | 'cnonce' | 'qop' | 'digestUri'>,
+): string {
   return kd(ha1, r.nonce, r.nc, r.cnonce, r.qop, `AUTHENTICATE:${r.digestUri}`);
 }
 
 /** The server's `rspauth` value for a given HA1 (A2 without the method). */
-export function rspauthValue(ha1: string, r: Pick<DigestResponse, 'nonce' | 'nc' | 'cnonce' | 'qop' | 'digestUri'>): string {
+export function rspauthValue(
+  ha1: string,
+  r: Pick<DigestResponse, 'nonce' | 'nc' | 'cnonce' | 'qop' | 'digestUri'>,
+): string {
   return kd(ha1, r.nonce, r.nc, r.cnonce, r.qop, `:${r.digestUri}`);
 }
 
@@ -156,7 +166,8 @@ export function verifyResponse(
   const candidates = [computeHa1(x, r.nonce, r.cnonce)];
   if (quirk200) candidates.push(computeHa1(x, r.nonce, r.cnonce, true));
   for (const ha1 of candidates) {
-    if (ha1 !== undefined && equalHex(responseValue(ha1, r), r.response)) return { ok: true, rspauth: rspauthValue(ha1, r) };
+    if (ha1 !== undefined && equalHex(responseValue(ha1, r), r.response))
+      return { ok: true, rspauth: rspauthValue(ha1, r) };
   }
   return { ok: false, reason: 'response does not match' };
 }
@@ -177,7 +188,8 @@ export function parseChallenge(text: string): Challenge {
   const nonce = d.get('nonce');
   if (!nonce) throw new RemoteProtocolError('TSP_BAD_FRAME', 'DIGEST-MD5 challenge lacks a nonce');
   const qops = (d.get('qop') ?? 'auth').split(',').map((s) => s.trim());
-  if (!qops.includes('auth')) throw new RemoteProtocolError('TSP_BAD_FRAME', `challenge offers no qop=auth (${qops.join(',')})`);
+  if (!qops.includes('auth'))
+    throw new RemoteProtocolError('TSP_BAD_FRAME', `challenge offers no qop=auth (${qops.join(',')})`);
   return { realm: d.get('realm') ?? '', nonce, qop: 'auth', charset: d.get('charset') ?? 'utf-8' };
 }
 

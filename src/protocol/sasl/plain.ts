@@ -24,7 +24,8 @@ export function parsePlain(raw: Buffer): PlainCredentials {
   let passwd: Buffer;
   if (fields.length === 3) [authzid, authcid, passwd] = [fields[0]!.toString('utf8'), fields[1]!, fields[2]!];
   else if (fields.length === 2) [authcid, passwd] = [fields[0]!, fields[1]!];
-  else throw new RemoteProtocolError('TSP_BAD_FRAME', `PLAIN credentials have ${fields.length} fields, expected 2 or 3`);
+  else
+    throw new RemoteProtocolError('TSP_BAD_FRAME', `PLAIN credentials have ${fields.length} fields, expected 2 or 3`);
   if (authcid.length === 0 || authcid.length > MAX_FIELD_BYTES || passwd.length > MAX_FIELD_BYTES)
     throw new RemoteProtocolError('TSP_BAD_FRAME', 'PLAIN field empty or longer than 255 bytes');
   const username = authcid.toString('utf8');
@@ -47,5 +48,11 @@ function splitNul(b: Buffer): Buffer[] {
 
 /** The client's credentials line: `\0user\0pass\r\n`, as gogoc sends it. */
 export function encodePlain(c: PlainCredentials): Buffer {
-  return Buffer.concat([Buffer.from([0]), Buffer.from(c.username, 'utf8'), Buffer.from([0]), Buffer.from(c.password, 'utf8'), Buffer.from('\r\n')]);
+  return Buffer.concat([
+    Buffer.from([0]),
+    Buffer.from(c.username, 'utf8'),
+    Buffer.from([0]),
+    Buffer.from(c.password, 'utf8'),
+    Buffer.from('\r\n'),
+  ]);
 }

@@ -36,11 +36,21 @@ test('PLAIN and DIGEST-MD5 check the stored credentials; a disabled account fail
   await b.addUser('bob', 'hunter22');
   for (const transport of ['udp', 'tcp'] as const) {
     for (const mechanism of ['PLAIN', 'DIGEST-MD5'] as const) {
-      const good = await runSession({ transport, port: transport === 'udp' ? b.ports.udp : b.ports.tcp, auth: { mechanism, username: 'bob', password: 'hunter22' }, type: 'v6anyv4', accept: false });
+      const good = await runSession({
+        transport,
+        port: transport === 'udp' ? b.ports.udp : b.ports.tcp,
+        auth: { mechanism, username: 'bob', password: 'hunter22' },
+        type: 'v6anyv4',
+        accept: false,
+      });
       assert.equal(good.authStatus, '200 Success\r\n', `${transport} ${mechanism}`);
       good.udp?.close();
       good.tcp?.close();
-      const bad = await runSession({ transport, port: transport === 'udp' ? b.ports.udp : b.ports.tcp, auth: { mechanism, username: 'bob', password: 'nope' } });
+      const bad = await runSession({
+        transport,
+        port: transport === 'udp' ? b.ports.udp : b.ports.tcp,
+        auth: { mechanism, username: 'bob', password: 'nope' },
+      });
       assert.match(bad.authStatus, /^300 /, `${transport} ${mechanism} wrong password`);
       bad.udp?.close();
       bad.tcp?.close();
@@ -68,9 +78,23 @@ test('tunnel type choice (§8.1): v6udpv4 over TCP is 303, v6anyv4 picks by NAT,
   const b = await broker();
   await b.addUser('bob', 'hunter22');
   const tcp = (type: 'v6udpv4' | 'v6anyv4' | 'v6v4', clientIpv4: string) =>
-    runSession({ transport: 'tcp', port: b.ports.tcp, auth: { mechanism: 'ANONYMOUS' }, type, clientIpv4, accept: false });
+    runSession({
+      transport: 'tcp',
+      port: b.ports.tcp,
+      auth: { mechanism: 'ANONYMOUS' },
+      type,
+      clientIpv4,
+      accept: false,
+    });
   const udp = (type: 'v6udpv4' | 'v6anyv4' | 'v6v4', clientIpv4: string) =>
-    runSession({ transport: 'udp', port: b.ports.udp, auth: { mechanism: 'ANONYMOUS' }, type, clientIpv4, accept: false });
+    runSession({
+      transport: 'udp',
+      port: b.ports.udp,
+      auth: { mechanism: 'ANONYMOUS' },
+      type,
+      clientIpv4,
+      accept: false,
+    });
   const cases: [Promise<Awaited<ReturnType<typeof tcp>>>, number, string | undefined][] = [
     [tcp('v6udpv4', '127.0.0.1'), 303, undefined],
     [udp('v6udpv4', '192.0.2.99'), 200, 'v6udpv4'],
@@ -97,7 +121,13 @@ test('router mode: prefix within bounds, else 518; 520 without a length; 522 for
   await b.addUser('carol', 'hunter22');
   await b.addUser('dave', 'hunter22');
   const s = (auth: Parameters<typeof runSession>[0]['auth'], prefixLength?: number) =>
-    runSession({ transport: 'tcp', port: b.ports.tcp, auth, type: 'v6v4', ...(prefixLength !== undefined ? { prefixLength } : {}) });
+    runSession({
+      transport: 'tcp',
+      port: b.ports.tcp,
+      auth,
+      type: 'v6v4',
+      ...(prefixLength !== undefined ? { prefixLength } : {}),
+    });
   const ok = await s(bob, 56);
   assert.equal(ok.createStatus, 200);
   assert.deepEqual(ok.offer!.prefix, { address: '2001:0db8:f000:0000:0000:0000:0000:0000', length: 56 });
@@ -117,16 +147,24 @@ test('missing prefix length gets 520', async () => {
   const c = await RawTcp.connect(b.ports.tcp);
   c.write('VERSION=2.0.2\r\nAUTHENTICATE ANONYMOUS\r\n\0');
   await c.waitFor((t) => t.includes('200 Success'));
-  const xml = '<tunnel action="create" type="v6v4"><client><address type="ipv4">127.0.0.1</address><router><prefix/></router></client></tunnel>';
+  const xml =
+    '<tunnel action="create" type="v6v4"><client><address type="ipv4">127.0.0.1</address><router><prefix/></router></client></tunnel>';
   c.write(`Content-length: ${xml.length}\r\n${xml}`);
   const text = await c.waitFor((t) => t.includes('Content-length'));
-  assert.ok(text.endsWith('Content-length: 36\r\n522 Prefix requested for anonymous\r\n'), 'anonymous is refused first');
+  assert.ok(
+    text.endsWith('Content-length: 36\r\n522 Prefix requested for anonymous\r\n'),
+    'anonymous is refused first',
+  );
   c.close();
   const d = await RawTcp.connect(b.ports.tcp);
   d.write('VERSION=2.0.2\r\nAUTHENTICATE PLAIN\r\n\0\0bob\0hunter22\r\n');
   await d.waitFor((t) => t.includes('200 Success'));
   d.write(`Content-length: ${xml.length}\r\n${xml}`);
-  assert.ok((await d.waitFor((t) => t.includes('Content-length'))).endsWith('Content-length: 27\r\n520 Missing prefix length\r\n'));
+  assert.ok(
+    (await d.waitFor((t) => t.includes('Content-length'))).endsWith(
+      'Content-length: 27\r\n520 Missing prefix length\r\n',
+    ),
+  );
   d.close();
 });
 
@@ -139,14 +177,28 @@ test('an account keeps its addresses across sessions and restarts; one live tunn
   const second = await runSession({ transport: 'udp', port: b.ports.udp, auth: bob, prefixLength: 56 });
   assert.equal(second.offer!.clientIpv6, first.offer!.clientIpv6);
   assert.deepEqual(second.offer!.prefix, first.offer!.prefix);
-  assert.ok(await eventually(async () => (await b.store.listTunnels({ state: 'ended' })).items.some((t) => t.endReason === 'replaced')));
-  assert.equal((await b.store.listTunnels({ state: 'established' })).total, 1, 'the new session replaced the old tunnel');
+  assert.ok(
+    await eventually(async () =>
+      (await b.store.listTunnels({ state: 'ended' })).items.some((t) => t.endReason === 'replaced'),
+    ),
+  );
+  assert.equal(
+    (await b.store.listTunnels({ state: 'established' })).total,
+    1,
+    'the new session replaced the old tunnel',
+  );
   first.udp?.close();
   second.udp?.close();
   const dir = b.dir;
   await b.close();
   const again = await broker({}, { dir });
-  const third = await runSession({ transport: 'tcp', port: again.ports.tcp, auth: bob, type: 'v6v4', prefixLength: 56 });
+  const third = await runSession({
+    transport: 'tcp',
+    port: again.ports.tcp,
+    auth: bob,
+    type: 'v6v4',
+    prefixLength: 56,
+  });
   assert.equal(third.offer!.clientIpv6, first.offer!.clientIpv6, 'same address after a restart');
   assert.deepEqual(third.offer!.prefix, first.offer!.prefix);
   third.tcp?.close();
@@ -154,7 +206,10 @@ test('an account keeps its addresses across sessions and restarts; one live tunn
 
 test('anonymous leases: each session its own block, released when the tunnel ends', async () => {
   const clock = new ManualClock(Date.now());
-  const b = await broker({ tunnels: { idleMinS: 10, keepalive: { default: 10, min: 10 }, idleIntervals: 2 } }, { clock });
+  const b = await broker(
+    { tunnels: { idleMinS: 10, keepalive: { default: 10, min: 10 }, idleIntervals: 2 } },
+    { clock },
+  );
   const one = await runSession({ transport: 'udp', port: b.ports.udp, auth: { mechanism: 'ANONYMOUS' } });
   const two = await runSession({ transport: 'udp', port: b.ports.udp, auth: { mechanism: 'ANONYMOUS' } });
   assert.notEqual(one.offer!.clientIpv6, two.offer!.clientIpv6);
@@ -177,8 +232,15 @@ test('an offer that is never accepted is rolled back', async () => {
   const b = await broker({ limits: { negotiationTimeoutS: 1 } });
   const r = await runSession({ transport: 'udp', port: b.ports.udp, auth: { mechanism: 'ANONYMOUS' }, accept: false });
   assert.equal(r.createStatus, 200);
-  assert.ok(await eventually(async () => (await b.store.listTunnels({ state: 'ended' })).items.some((t) => t.endReason === 'not_accepted'), 4000));
-  assert.ok(await eventually(async () => ((await b.store.poolUsage()).find((p) => p.pool === 'link')?.blocks ?? 0) === 0));
+  assert.ok(
+    await eventually(
+      async () => (await b.store.listTunnels({ state: 'ended' })).items.some((t) => t.endReason === 'not_accepted'),
+      4000,
+    ),
+  );
+  assert.ok(
+    await eventually(async () => ((await b.store.poolUsage()).find((p) => p.pool === 'link')?.blocks ?? 0) === 0),
+  );
   assert.ok(await eventually(() => b.sessionCounts().total === 0, 3000));
   r.udp?.close();
 });

@@ -30,9 +30,18 @@ test('UDP header: recording 01 first datagram decodes to seq 0xF0 and timestamp 
 
 test('UDP header: header-only datagram, short datagram, wrong nibble', () => {
   assert.equal(decodeUdpHeader(Buffer.from('f00000f300000336', 'hex')).body.length, 0);
-  assert.equal(code(() => decodeUdpHeader(Buffer.from('f00000f3000003', 'hex'))), 'TSP_BAD_FRAME');
-  assert.equal(code(() => decodeUdpHeader(Buffer.from('600000f300000336', 'hex'))), 'TSP_BAD_FRAME');
-  assert.equal(code(() => decodeUdpHeader(Buffer.alloc(0))), 'TSP_BAD_FRAME');
+  assert.equal(
+    code(() => decodeUdpHeader(Buffer.from('f00000f3000003', 'hex'))),
+    'TSP_BAD_FRAME',
+  );
+  assert.equal(
+    code(() => decodeUdpHeader(Buffer.from('600000f300000336', 'hex'))),
+    'TSP_BAD_FRAME',
+  );
+  assert.equal(
+    code(() => decodeUdpHeader(Buffer.alloc(0))),
+    'TSP_BAD_FRAME',
+  );
 });
 
 test('UDP header: timestamps are opaque 32-bit values, sequences keep 28 bits', () => {
@@ -53,7 +62,10 @@ test('server Content-length counts the status line inside the body (recording 01
   const xml = 'x'.repeat(488);
   const r = framedReply(200, 'Success', xml).toString('latin1');
   assert.ok(r.startsWith('Content-length: 501\r\n200 Success\r\n'));
-  assert.equal(framedReply(303, 'Unsupported tunnel type').toString(), 'Content-length: 29\r\n303 Unsupported tunnel type\r\n');
+  assert.equal(
+    framedReply(303, 'Unsupported tunnel type').toString(),
+    'Content-length: 29\r\n303 Unsupported tunnel type\r\n',
+  );
   assert.equal(framedReply(200, 'Success').toString(), 'Content-length: 13\r\n200 Success\r\n');
 });
 
@@ -63,8 +75,14 @@ test('Content-length header: case-insensitive, optional spaces, bounded', () => 
   assert.equal(parseContentLengthLine('  Content-Length :  214  '), 214);
   assert.equal(parseContentLengthLine('Content-type: 35'), undefined);
   assert.equal(parseContentLengthLine('Content-length: -1'), undefined);
-  assert.equal(code(() => parseContentLengthLine('Content-length: 8193')), 'TSP_TOO_LARGE');
-  assert.equal(code(() => parseContentLengthLine('Content-length: 999999999999')), 'TSP_TOO_LARGE');
+  assert.equal(
+    code(() => parseContentLengthLine('Content-length: 8193')),
+    'TSP_TOO_LARGE',
+  );
+  assert.equal(
+    code(() => parseContentLengthLine('Content-length: 999999999999')),
+    'TSP_TOO_LARGE',
+  );
   assert.equal(parseContentLengthLine('Content-length: 8192'), 8192);
 });
 
@@ -72,11 +90,27 @@ test('a UDP framed message must carry exactly N bytes (trailing NULs and line en
   const accept = Buffer.from('Content-length: 35\r\n<tunnel action="accept"></tunnel>\r\n');
   assert.equal(splitFramed(accept).toString(), '<tunnel action="accept"></tunnel>\r\n');
   assert.equal(splitFramed(Buffer.concat([accept, Buffer.from([0, 0])])).length, 35);
-  assert.equal(splitFramed(Buffer.from('Content-length: 33\n<tunnel action="accept"></tunnel>\r\n')).length, 33, 'LF-only header; N shorter than the rest by a line end');
-  assert.equal(code(() => splitFramed(Buffer.from('Content-length: 36\r\n<tunnel action="accept"></tunnel>\r\n'))), 'TSP_BAD_FRAME');
-  assert.equal(code(() => splitFramed(Buffer.from('Content-length: 10\r\n<tunnel action="accept"></tunnel>\r\n'))), 'TSP_BAD_FRAME');
-  assert.equal(code(() => splitFramed(Buffer.from('<tunnel action="accept"></tunnel>\r\n'))), 'TSP_BAD_FRAME');
-  assert.equal(code(() => splitFramed(Buffer.from('Content-length: 35'))), 'TSP_BAD_FRAME');
+  assert.equal(
+    splitFramed(Buffer.from('Content-length: 33\n<tunnel action="accept"></tunnel>\r\n')).length,
+    33,
+    'LF-only header; N shorter than the rest by a line end',
+  );
+  assert.equal(
+    code(() => splitFramed(Buffer.from('Content-length: 36\r\n<tunnel action="accept"></tunnel>\r\n'))),
+    'TSP_BAD_FRAME',
+  );
+  assert.equal(
+    code(() => splitFramed(Buffer.from('Content-length: 10\r\n<tunnel action="accept"></tunnel>\r\n'))),
+    'TSP_BAD_FRAME',
+  );
+  assert.equal(
+    code(() => splitFramed(Buffer.from('<tunnel action="accept"></tunnel>\r\n'))),
+    'TSP_BAD_FRAME',
+  );
+  assert.equal(
+    code(() => splitFramed(Buffer.from('Content-length: 35'))),
+    'TSP_BAD_FRAME',
+  );
 });
 
 test('line datagrams lose their line end and trailing NULs, never leading NULs', () => {

@@ -2,7 +2,12 @@
  *  under every split, NUL handling and timeouts. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ServerSession, type ServerSessionOptions, type SessionEvent, type Step } from '../../../src/protocol/server-session.js';
+import {
+  ServerSession,
+  type ServerSessionOptions,
+  type SessionEvent,
+  type Step,
+} from '../../../src/protocol/server-session.js';
 import { digestSecret } from '../../../src/protocol/sasl/digest-md5.js';
 import { BrokerError } from '../../../src/errors.js';
 import type { Offer } from '../../../src/protocol/xml.js';
@@ -56,8 +61,17 @@ class Driver {
     this.wakeAtMs = step.wakeAtMs;
     const pw = this.policy.password ?? 'hunter2';
     for (const e of step.events) {
-      if (e.type === 'verifyPlain') this.apply(this.s.plainResult(e.username === 'bob' && e.password === pw, 'wrong password', now), now);
-      if (e.type === 'lookupDigest') this.apply(this.s.digestSecret(e.username === 'bob' ? digestSecret('bob', 'tsp-fake', pw) : undefined, 'unknown user', now), now);
+      if (e.type === 'verifyPlain')
+        this.apply(this.s.plainResult(e.username === 'bob' && e.password === pw, 'wrong password', now), now);
+      if (e.type === 'lookupDigest')
+        this.apply(
+          this.s.digestSecret(
+            e.username === 'bob' ? digestSecret('bob', 'tsp-fake', pw) : undefined,
+            'unknown user',
+            now,
+          ),
+          now,
+        );
       if (e.type === 'tunnelRequested') {
         const o = this.policy.offer ?? OFFER;
         this.apply(this.s.offerDecision(o instanceof BrokerError ? { error: o } : { offer: o }, now), now);
@@ -78,13 +92,22 @@ class Driver {
   }
 }
 
-const CREATE = 'Content-length: 211\r\n<tunnel action="create" type="v6v4" proxy="no">\r\n <client>\r\n  <address type="ipv4">192.0.2.2</address>\r\n  <keepalive interval="30">\r\n    <address type="ipv6">::</address>\r\n  </keepalive>\r\n </client>\r\n</tunnel>\r\n';
+const CREATE =
+  'Content-length: 211\r\n<tunnel action="create" type="v6v4" proxy="no">\r\n <client>\r\n  <address type="ipv4">192.0.2.2</address>\r\n  <keepalive interval="30">\r\n    <address type="ipv6">::</address>\r\n  </keepalive>\r\n </client>\r\n</tunnel>\r\n';
 const ACCEPT = 'Content-length: 35\r\n<tunnel action="accept"></tunnel>\r\n';
 
 test('TCP anonymous session: CAPABILITY, 200, offer, silence after the accept', () => {
-  const d = new Driver(make('tcp')).feed('VERSION=2.0.2\r\n').feed('AUTHENTICATE ANONYMOUS\r\n\0').feed(CREATE).feed(ACCEPT);
+  const d = new Driver(make('tcp'))
+    .feed('VERSION=2.0.2\r\n')
+    .feed('AUTHENTICATE ANONYMOUS\r\n\0')
+    .feed(CREATE)
+    .feed(ACCEPT);
   const t = d.text();
-  assert.ok(t.startsWith('CAPABILITY TUNNEL=V6V4 TUNNEL=V6UDPV4 AUTH=DIGEST-MD5 AUTH=PLAIN AUTH=ANONYMOUS\r\n200 Success\r\nContent-length: '));
+  assert.ok(
+    t.startsWith(
+      'CAPABILITY TUNNEL=V6V4 TUNNEL=V6UDPV4 AUTH=DIGEST-MD5 AUTH=PLAIN AUTH=ANONYMOUS\r\n200 Success\r\nContent-length: ',
+    ),
+  );
   assert.ok(t.endsWith('</tunnel>\r\n'), 'nothing written after the offer');
   assert.equal(d.s.currentState, 'established');
   assert.equal(d.done, false);
@@ -94,7 +117,14 @@ test('TCP: the same client bytes give the same replies whole, byte by byte, and 
   for (const name of ['05', '06', '07']) {
     const rec = loadRecordings().find((r) => r.name.startsWith(name))!;
     const stream = Buffer.concat(rec.messages.filter((m) => m.from === 'client').map(payloadBytes));
-    const nonce = /nonce="([^"]+)"/.exec(Buffer.from((rec.messages.find((m) => m.from === 'server' && /^[A-Za-z0-9+/]+=*\r\n$/.test(m.payload))?.payload ?? '').trim(), 'base64').toString())?.[1];
+    const nonce = /nonce="([^"]+)"/.exec(
+      Buffer.from(
+        (
+          rec.messages.find((m) => m.from === 'server' && /^[A-Za-z0-9+/]+=*\r\n$/.test(m.payload))?.payload ?? ''
+        ).trim(),
+        'base64',
+      ).toString(),
+    )?.[1];
     const run = (pieces: Buffer[]) => {
       const d = new Driver(make('tcp', nonce ? { newNonce: () => nonce } : {}));
       for (const p of pieces) {
@@ -106,7 +136,11 @@ test('TCP: the same client bytes give the same replies whole, byte by byte, and 
     const whole = run([stream]);
     assert.equal(whole.state, 'established', `${name} establishes`);
     const expected = rec.messages.filter((m) => m.from === 'server').map((m) => m.payload);
-    assert.equal(whole.text.split('Content-length')[0], expected.join('').split('Content-length')[0], `${name}: replies before the offer`);
+    assert.equal(
+      whole.text.split('Content-length')[0],
+      expected.join('').split('Content-length')[0],
+      `${name}: replies before the offer`,
+    );
     assert.deepEqual(run([...stream].map((b) => Buffer.from([b]))), whole, `${name} byte by byte`);
     for (let cut = 0; cut <= stream.length; cut++)
       assert.deepEqual(run([stream.subarray(0, cut), stream.subarray(cut)]), whole, `${name} split at ${cut}`);
@@ -114,7 +148,10 @@ test('TCP: the same client bytes give the same replies whole, byte by byte, and 
 });
 
 test('TCP: exactly one NUL is discarded after AUTHENTICATE, even when it arrives later; PLAIN keeps its leading NUL', () => {
-  const d = new Driver(make('tcp')).feed('VERSION=2.0.2\r\nAUTHENTICATE PLAIN\r\n').feed('\0').feed('\0bob\0hunter2\r\n');
+  const d = new Driver(make('tcp'))
+    .feed('VERSION=2.0.2\r\nAUTHENTICATE PLAIN\r\n')
+    .feed('\0')
+    .feed('\0bob\0hunter2\r\n');
   assert.equal(d.text().split('\r\n')[1], '200 Success');
   const e = new Driver(make('tcp')).feed('VERSION=2.0.2\r\nAUTHENTICATE PLAIN\r\nbob\0hunter2\r\n');
   assert.equal(e.text().split('\r\n')[1], '200 Success', 'no NUL at all is fine too (two-field credentials)');
@@ -127,7 +164,10 @@ test('TCP DIGEST: rspauth alone, then 200 Success as its own write after the pau
   const client = rec.messages.filter((m) => m.from === 'client').map(payloadBytes);
   d.feed(client[0]!).feed(client[1]!).feed(client[2]!, 1000);
   assert.equal(d.sent.length, 3);
-  assert.equal(Buffer.from(d.sent[2]!.toString().trim(), 'base64').toString(), 'rspauth=dcb1ecf5558e1ef2d5e9aaa132d0bcc6');
+  assert.equal(
+    Buffer.from(d.sent[2]!.toString().trim(), 'base64').toString(),
+    'rspauth=dcb1ecf5558e1ef2d5e9aaa132d0bcc6',
+  );
   assert.ok(d.wakeAtMs !== undefined && d.wakeAtMs >= 1250, 'pause of at least 250 ms');
   d.feed(client[3]!, 1100); // the create arrives early: it waits for the 200
   assert.equal(d.sent.length, 3);
@@ -153,7 +193,9 @@ test('UDP: a repeated sequence gets the cached reply and is not executed twice',
 
 test('UDP: stale sequences are dropped; VERSION= restarts the session and withdraws an offer', () => {
   const d = new Driver(make('udp'));
-  d.feed(udpDatagram(5, 1, 'VERSION=2.0.2\r\n')).feed(udpDatagram(6, 1, 'AUTHENTICATE ANONYMOUS\r\n\0')).feed(udpDatagram(7, 1, CREATE));
+  d.feed(udpDatagram(5, 1, 'VERSION=2.0.2\r\n'))
+    .feed(udpDatagram(6, 1, 'AUTHENTICATE ANONYMOUS\r\n\0'))
+    .feed(udpDatagram(7, 1, CREATE));
   const before = d.sent.length;
   d.feed(udpDatagram(3, 1, 'AUTHENTICATE ANONYMOUS\r\n\0'));
   assert.equal(d.sent.length, before, 'older sequence: no reply');
@@ -164,9 +206,15 @@ test('UDP: stale sequences are dropped; VERSION= restarts the session and withdr
 });
 
 test('UDP PLAIN: header-only ack to AUTHENTICATE PLAIN, 200 for good credentials, 300 for bad', () => {
-  const ok = new Driver(make('udp')).feed(udpDatagram(1, 0, 'VERSION=2.0.2\r\n')).feed(udpDatagram(2, 0, 'AUTHENTICATE PLAIN\r\n\0')).feed(udpDatagram(3, 0, '\0bob\0hunter2\r\n'));
+  const ok = new Driver(make('udp'))
+    .feed(udpDatagram(1, 0, 'VERSION=2.0.2\r\n'))
+    .feed(udpDatagram(2, 0, 'AUTHENTICATE PLAIN\r\n\0'))
+    .feed(udpDatagram(3, 0, '\0bob\0hunter2\r\n'));
   assert.deepEqual(ok.bodies().slice(1), ['', '200 Success\r\n']);
-  const bad = new Driver(make('udp')).feed(udpDatagram(1, 0, 'VERSION=2.0.2\r\n')).feed(udpDatagram(2, 0, 'AUTHENTICATE PLAIN\r\n\0')).feed(udpDatagram(3, 0, '\0bob\0wrong\r\n'));
+  const bad = new Driver(make('udp'))
+    .feed(udpDatagram(1, 0, 'VERSION=2.0.2\r\n'))
+    .feed(udpDatagram(2, 0, 'AUTHENTICATE PLAIN\r\n\0'))
+    .feed(udpDatagram(3, 0, '\0bob\0wrong\r\n'));
   assert.deepEqual(bad.bodies().slice(1), ['', '300 Authentication failed\r\n']);
   assert.ok(bad.types().includes('authFailed'));
   assert.equal(bad.s.currentState, 'closed');
@@ -194,12 +242,18 @@ test('status paths in the version and authentication phases', () => {
   assert.ok(u.done, '302 keeps no UDP state');
   const mech = new Driver(make('tcp')).feed('VERSION=2.0.2\r\nAUTHENTICATE PASSDSS-3DES-1\r\n\0');
   assert.ok(mech.text().endsWith('300 Authentication failed\r\n') && mech.done);
-  const unadvertised = new Driver(make('tcp', { mechanisms: ['DIGEST-MD5'] })).feed('VERSION=2.0.2\r\nAUTHENTICATE ANONYMOUS\r\n\0');
+  const unadvertised = new Driver(make('tcp', { mechanisms: ['DIGEST-MD5'] })).feed(
+    'VERSION=2.0.2\r\nAUTHENTICATE ANONYMOUS\r\n\0',
+  );
   assert.ok(unadvertised.text().endsWith('300 Authentication failed\r\n'));
   assert.equal(unadvertised.text().split('\r\n')[0], 'CAPABILITY TUNNEL=V6V4 TUNNEL=V6UDPV4 AUTH=DIGEST-MD5');
-  const b64 = new Driver(make('tcp')).feed('VERSION=2.0.2\r\nAUTHENTICATE DIGEST-MD5\r\n\0').feed('!!!not base64!!!\r\n');
+  const b64 = new Driver(make('tcp'))
+    .feed('VERSION=2.0.2\r\nAUTHENTICATE DIGEST-MD5\r\n\0')
+    .feed('!!!not base64!!!\r\n');
   assert.ok(b64.text().endsWith('300 Authentication failed\r\n') && b64.done);
-  const junkResponse = new Driver(make('tcp')).feed('VERSION=2.0.2\r\nAUTHENTICATE DIGEST-MD5\r\n\0').feed(`${Buffer.from('hello').toString('base64')}\r\n`);
+  const junkResponse = new Driver(make('tcp'))
+    .feed('VERSION=2.0.2\r\nAUTHENTICATE DIGEST-MD5\r\n\0')
+    .feed(`${Buffer.from('hello').toString('base64')}\r\n`);
   assert.ok(junkResponse.text().endsWith('300 Authentication failed\r\n'));
   const unknownUser = new Driver(make('tcp')).feed('VERSION=2.0.2\r\nAUTHENTICATE PLAIN\r\n\0\0mallory\0x\r\n');
   assert.ok(unknownUser.text().endsWith('300 Authentication failed\r\n'));
@@ -215,9 +269,18 @@ test('status paths in the command phase are Content-length framed and end the se
   const cases: [string, string][] = [
     [create('<tunnel action="create" type="v4v6"><client/></tunnel>'), ''],
     [create('<tunnel action="create" type="bogus"><client/></tunnel>'), '303 Unsupported tunnel type'],
-    [create('<tunnel action="create" type="v6v4"><client><address type="ipv4">1.2.3</address></client></tunnel>'), '501 Invalid IPv4 address'],
-    [create('<tunnel action="create" type="v6v4"><client><address type="ipv6">::g</address></client></tunnel>'), '502 Invalid IPv6 address'],
-    [create('<tunnel action="create" type="v6v4"><client><router><prefix length="x"/></router></client></tunnel>'), '518 Unsupported prefix length'],
+    [
+      create('<tunnel action="create" type="v6v4"><client><address type="ipv4">1.2.3</address></client></tunnel>'),
+      '501 Invalid IPv4 address',
+    ],
+    [
+      create('<tunnel action="create" type="v6v4"><client><address type="ipv6">::g</address></client></tunnel>'),
+      '502 Invalid IPv6 address',
+    ],
+    [
+      create('<tunnel action="create" type="v6v4"><client><router><prefix length="x"/></router></client></tunnel>'),
+      '518 Unsupported prefix length',
+    ],
     [create('<tunnel action="create" type="v6v4"'), '500 Invalid request format or specified length'],
     [create('<tunnel action="frobnicate"/>'), '500 Invalid request format or specified length'],
     [ACCEPT, '500 Invalid request format or specified length'],
@@ -241,7 +304,9 @@ test('status paths in the command phase are Content-length framed and end the se
     [new BrokerError('STORE_FAILED', 'x'), '310 Server side error'],
     [new BrokerError('INTERNAL', 'x'), '310 Server side error'],
   ] as const) {
-    const d = new Driver(make('tcp'), { offer: err }).feed('VERSION=2.0.2\r\nAUTHENTICATE ANONYMOUS\r\n\0').feed(CREATE);
+    const d = new Driver(make('tcp'), { offer: err })
+      .feed('VERSION=2.0.2\r\nAUTHENTICATE ANONYMOUS\r\n\0')
+      .feed(CREATE);
     const body = `${status}\r\n`;
     assert.equal(last(d), `Content-length: ${body.length}\r\n${body}`, err.code);
   }
@@ -264,7 +329,9 @@ test('a silent client times out: state dropped, offer withdrawn, TCP closed', ()
   assert.ok(d.done);
   assert.ok(d.types().includes('closed'));
   const o = new Driver(make('udp', { negotiationTimeoutMs: 1000 }));
-  o.feed(udpDatagram(1, 0, 'VERSION=2.0.2\r\n'), 0).feed(udpDatagram(2, 0, 'AUTHENTICATE ANONYMOUS\r\n\0'), 0).feed(udpDatagram(3, 0, CREATE), 0);
+  o.feed(udpDatagram(1, 0, 'VERSION=2.0.2\r\n'), 0)
+    .feed(udpDatagram(2, 0, 'AUTHENTICATE ANONYMOUS\r\n\0'), 0)
+    .feed(udpDatagram(3, 0, CREATE), 0);
   assert.equal(o.s.currentState, 'offered');
   o.tick(o.wakeAtMs!);
   assert.ok(o.types().includes('offerWithdrawn') && o.done);
@@ -292,16 +359,26 @@ test('reject returns to the command phase; delete answers Content-length 13', ()
   assert.equal(u.s.currentState, 'command');
   assert.ok(u.types().includes('offerWithdrawn'));
   const DELETE = 'Content-length: 35\r\n<tunnel action="delete"></tunnel>\r\n';
-  const t = new Driver(make('tcp')).feed('VERSION=2.0.2\r\nAUTHENTICATE ANONYMOUS\r\n\0').feed(CREATE).feed(ACCEPT).feed(DELETE);
+  const t = new Driver(make('tcp'))
+    .feed('VERSION=2.0.2\r\nAUTHENTICATE ANONYMOUS\r\n\0')
+    .feed(CREATE)
+    .feed(ACCEPT)
+    .feed(DELETE);
   assert.equal(t.sent.at(-1)!.toString(), 'Content-length: 13\r\n200 Success\r\n');
 });
 
 test('version 2.0.0 accepts the truncated-HA1 DIGEST form (vector D) end to end', () => {
-  const response = 'charset=utf-8,username="bob",realm="tsp-fake",nonce="762f53ae1752548c",nc=00000001,cnonce="1795700979",digest-uri="tsp/192.0.2.1:3653",response=b670ed582c671d05ac4471ba2557b09f,qop=auth';
+  const response =
+    'charset=utf-8,username="bob",realm="tsp-fake",nonce="762f53ae1752548c",nc=00000001,cnonce="1795700979",digest-uri="tsp/192.0.2.1:3653",response=b670ed582c671d05ac4471ba2557b09f,qop=auth';
   const run = (version: string) =>
-    new Driver(make('tcp'), { password: 'pass21' }).feed(`VERSION=${version}\r\nAUTHENTICATE DIGEST-MD5\r\n\0${Buffer.from(response).toString('base64')}\r\n`);
+    new Driver(make('tcp'), { password: 'pass21' }).feed(
+      `VERSION=${version}\r\nAUTHENTICATE DIGEST-MD5\r\n\0${Buffer.from(response).toString('base64')}\r\n`,
+    );
   const old = run('2.0.0');
-  assert.equal(Buffer.from(old.sent[2]!.toString().trim(), 'base64').toString(), 'rspauth=bd8efd8524573979179c773e2ac9b6a3');
+  assert.equal(
+    Buffer.from(old.sent[2]!.toString().trim(), 'base64').toString(),
+    'rspauth=bd8efd8524573979179c773e2ac9b6a3',
+  );
   assert.ok(run('2.0.2').text().endsWith('300 Authentication failed\r\n'));
 });
 

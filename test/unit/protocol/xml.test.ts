@@ -44,7 +44,11 @@ test('the offer for recording 01 is byte-identical to the reply gogoc accepted',
 test('the router offer of recording 09 is byte-identical (Content-length 606)', () => {
   const rec = recordings.find((r) => r.name.startsWith('09'))!;
   const recorded = rec.messages.find((m) => m.from === 'server' && m.payload.includes('action="info"'))!.payload;
-  const ours = framedReply(200, 'Success', writeOffer({ ...offer01, prefix: { address: '2001:db8:f01::', length: 56 } })).toString('latin1');
+  const ours = framedReply(
+    200,
+    'Success',
+    writeOffer({ ...offer01, prefix: { address: '2001:db8:f01::', length: 56 } }),
+  ).toString('latin1');
   assert.equal(ours, recorded);
   assert.ok(ours.startsWith('Content-length: 606\r\n'));
 });
@@ -53,7 +57,11 @@ test('the project template with router and dns_server blocks is 721 bytes (722 w
   const full = { ...offer01, prefix: { address: '2001:db8:f01::', length: 56 }, dnsServer: '2001:db8:f00::1' };
   const r = framedReply(200, 'Success', writeOffer(full)).toString('latin1');
   assert.ok(r.startsWith('Content-length: 721\r\n'), r.slice(0, 30));
-  const r30 = framedReply(200, 'Success', writeOffer({ ...full, keepalive: { interval: 30, address: '2001:db8:f00::1' } }));
+  const r30 = framedReply(
+    200,
+    'Success',
+    writeOffer({ ...full, keepalive: { interval: 30, address: '2001:db8:f00::1' } }),
+  );
   assert.ok(r30.toString().startsWith('Content-length: 722\r\n'));
   assert.deepEqual(checkOfferXml(writeOffer(full)), []);
   assert.match(writeOffer(full), /<prefix length="56">2001:0db8:0f01:0000:0000:0000:0000:0000<\/prefix>/);
@@ -69,7 +77,11 @@ test('offers never carry unvalidated values, and an offer without keepalive omit
 test('the strict checker names what would break gogoc', () => {
   const good = writeOffer({ ...offer01, dnsServer: '2001:db8::53' });
   assert.deepEqual(checkOfferXml(good), []);
-  assert.ok(checkOfferXml(good.replace('2001:0db8:0f00:0000:0000:0000:0000:0002', '2001:db8:f00::2')).some((p) => p.includes('fully expanded')));
+  assert.ok(
+    checkOfferXml(good.replace('2001:0db8:0f00:0000:0000:0000:0000:0002', '2001:db8:f00::2')).some((p) =>
+      p.includes('fully expanded'),
+    ),
+  );
   assert.ok(checkOfferXml(`<?xml version="1.0"?>${good}`).some((p) => p.includes('declaration')));
   assert.ok(checkOfferXml(good.replace('type="v6udpv4"', "type='v6udpv4'")).some((p) => p.includes('single quotes')));
   assert.ok(checkOfferXml(good.replace('>192.0.2.1<', '> 192.0.2.1 <')).some((p) => p.includes('whitespace')));
@@ -98,38 +110,77 @@ test('every recorded create request parses, and our writer reproduces it byte fo
     }
   }
   assert.ok(n >= 11, `${n} create requests checked`);
-  assert.equal(framedRequest(writeActionRequest('accept')).toString(), 'Content-length: 35\r\n<tunnel action="accept"></tunnel>\r\n');
+  assert.equal(
+    framedRequest(writeActionRequest('accept')).toString(),
+    'Content-length: 35\r\n<tunnel action="accept"></tunnel>\r\n',
+  );
 });
 
 test('requests are parsed tolerantly: LF, attribute order, single quotes, no proxy, unknown elements, comments', () => {
   const req = parseTunnelRequest(
     `<?xml version="1.0"?>\n<!-- hi --><tunnel type='V6UDPV4' action="CREATE">\n<client><foo bar="1"><baz/></foo>\n<address type="ipv4">198.51.100.7</address><keepalive interval="45"></keepalive><router protocol="bgp"><prefix length='60'/></router></client></tunnel>\n\0\0`,
   );
-  assert.deepEqual(req, { action: 'create', proxy: false, type: 'v6udpv4', clientIpv4: '198.51.100.7', keepaliveInterval: 45, router: { prefixLength: 60, protocol: 'bgp' } });
+  assert.deepEqual(req, {
+    action: 'create',
+    proxy: false,
+    type: 'v6udpv4',
+    clientIpv4: '198.51.100.7',
+    keepaliveInterval: 45,
+    router: { prefixLength: 60, protocol: 'bgp' },
+  });
   assert.deepEqual(parseTunnelRequest('<tunnel action="accept"/>'), { action: 'accept', proxy: false });
   assert.equal(parseTunnelRequest('<tunnel action="create" type="v6v4" proxy="yes"><client/></tunnel>').proxy, true);
 });
 
 test('request errors map to the right status codes', () => {
-  assert.equal(codeOf(() => parseTunnelRequest('<tunnel action="explode"></tunnel>')), 'TSP_BAD_XML');
-  assert.equal(codeOf(() => parseTunnelRequest('<tunnel></tunnel>')), 'TSP_BAD_XML');
-  assert.equal(codeOf(() => parseTunnelRequest('<tunnel action="create" type="v6overcarrierpigeon"/>')), 'TSP_UNSUPPORTED_TUNNEL');
-  assert.equal(codeOf(() => parseTunnelRequest('<tunnel action="create"/>')), 'TSP_BAD_XML');
   assert.equal(
-    codeOf(() => parseTunnelRequest('<tunnel action="create" type="v6v4"><client><address type="ipv4">300.1.2.3</address></client></tunnel>')),
+    codeOf(() => parseTunnelRequest('<tunnel action="explode"></tunnel>')),
+    'TSP_BAD_XML',
+  );
+  assert.equal(
+    codeOf(() => parseTunnelRequest('<tunnel></tunnel>')),
+    'TSP_BAD_XML',
+  );
+  assert.equal(
+    codeOf(() => parseTunnelRequest('<tunnel action="create" type="v6overcarrierpigeon"/>')),
+    'TSP_UNSUPPORTED_TUNNEL',
+  );
+  assert.equal(
+    codeOf(() => parseTunnelRequest('<tunnel action="create"/>')),
+    'TSP_BAD_XML',
+  );
+  assert.equal(
+    codeOf(() =>
+      parseTunnelRequest(
+        '<tunnel action="create" type="v6v4"><client><address type="ipv4">300.1.2.3</address></client></tunnel>',
+      ),
+    ),
     'TSP_BAD_IPV4',
   );
   assert.equal(
-    codeOf(() => parseTunnelRequest('<tunnel action="create" type="v6v4"><client><address type="ipv6">2001:db8::zz</address></client></tunnel>')),
+    codeOf(() =>
+      parseTunnelRequest(
+        '<tunnel action="create" type="v6v4"><client><address type="ipv6">2001:db8::zz</address></client></tunnel>',
+      ),
+    ),
     'TSP_BAD_IPV6',
   );
   assert.equal(
-    codeOf(() => parseTunnelRequest('<tunnel action="create" type="v6v4"><client><router><prefix length="abc"/></router></client></tunnel>')),
+    codeOf(() =>
+      parseTunnelRequest(
+        '<tunnel action="create" type="v6v4"><client><router><prefix length="abc"/></router></client></tunnel>',
+      ),
+    ),
     'TSP_PREFIX_LENGTH_UNSUPPORTED',
   );
-  const noLen = parseTunnelRequest('<tunnel action="create" type="v6v4"><client><router><prefix/></router></client></tunnel>');
+  const noLen = parseTunnelRequest(
+    '<tunnel action="create" type="v6v4"><client><router><prefix/></router></client></tunnel>',
+  );
   assert.deepEqual(noLen.router, {}, 'missing length is reported as undefined (the broker answers 520)');
-  assert.equal(codeOf(() => parseTunnelRequest('<route action="create"/>')), 'TSP_BAD_XML');
+  assert.equal(
+    codeOf(() => parseTunnelRequest('<route action="create"/>')),
+    'TSP_BAD_XML',
+  );
 });
 
 test('the XML reader refuses DTDs, entities, CDATA, mismatched tags and runaway nesting', () => {
@@ -144,7 +195,11 @@ test('the XML reader refuses DTDs, entities, CDATA, mismatched tags and runaway 
     '',
     `${'<a>'.repeat(40)}${'</a>'.repeat(40)}`,
   ])
-    assert.equal(codeOf(() => parseXml(bad)), 'TSP_BAD_XML', bad.slice(0, 40));
+    assert.equal(
+      codeOf(() => parseXml(bad)),
+      'TSP_BAD_XML',
+      bad.slice(0, 40),
+    );
   assert.equal(parseXml('<a x="&lt;&amp;&#65;">t &gt; u</a>').attrs.x, '<&A');
 });
 
@@ -167,5 +222,11 @@ test('client side: offers round-trip through parseOffer, compressed addresses ac
   assert.equal(compressed.serverIpv6, '2001:db8::1');
   assert.equal(compressed.keepalive, undefined);
   assert.throws(() => parseOffer('<tunnel action="info" type="v6anyv4"></tunnel>'), /concrete/);
-  assert.throws(() => parseOffer('<tunnel action="info" type="v6v4"><server><address type="ipv4">192.0.2.1</address></server></tunnel>'), /ipv6/);
+  assert.throws(
+    () =>
+      parseOffer(
+        '<tunnel action="info" type="v6v4"><server><address type="ipv4">192.0.2.1</address></server></tunnel>',
+      ),
+    /ipv6/,
+  );
 });

@@ -30,33 +30,66 @@ function serverCheck(p: { pass: string; nonce: string; cnonce: string; response:
   const r = parseResponse(
     `charset=utf-8,username="bob",realm="tsp-fake",nonce="${p.nonce}",nc=00000001,cnonce="${p.cnonce}",digest-uri="${URI}",response=${p.response},qop=auth`,
   );
-  return verifyResponse(r, digestSecret('bob', 'tsp-fake', p.pass), { realm: 'tsp-fake', nonce: p.nonce }, p.quirk ?? false);
+  return verifyResponse(
+    r,
+    digestSecret('bob', 'tsp-fake', p.pass),
+    { realm: 'tsp-fake', nonce: p.nonce },
+    p.quirk ?? false,
+  );
 }
 
 test('vector A (recording 02): response verifies and rspauth matches', () => {
   assert.equal(digestSecret('bob', 'tsp-fake', 'hunter2').toString('hex'), 'a443489856dae1e0cfb81159a361bed5');
-  const v = serverCheck({ pass: 'hunter2', nonce: '762f53ae1752548c', cnonce: '1795700979', response: '3f0149a293bd1daf8691a68ec1dfd1a5' });
+  const v = serverCheck({
+    pass: 'hunter2',
+    nonce: '762f53ae1752548c',
+    cnonce: '1795700979',
+    response: '3f0149a293bd1daf8691a68ec1dfd1a5',
+  });
   assert.deepEqual(v, { ok: true, rspauth: 'b1b9151af4af7abce17783e1ff136101' });
-  assert.equal(Buffer.from(`rspauth=${v.ok ? v.rspauth : ''}`).toString('base64'), 'cnNwYXV0aD1iMWI5MTUxYWY0YWY3YWJjZTE3NzgzZTFmZjEzNjEwMQ==');
+  assert.equal(
+    Buffer.from(`rspauth=${v.ok ? v.rspauth : ''}`).toString('base64'),
+    'cnNwYXV0aD1iMWI5MTUxYWY0YWY3YWJjZTE3NzgzZTFmZjEzNjEwMQ==',
+  );
 });
 
 test('vector B (recording 07)', () => {
-  const v = serverCheck({ pass: 'hunter2', nonce: 'be16918c7aab36ba', cnonce: '1795701015', response: '09d6b028543d2d7e44766853f8ea0ebd' });
+  const v = serverCheck({
+    pass: 'hunter2',
+    nonce: 'be16918c7aab36ba',
+    cnonce: '1795701015',
+    response: '09d6b028543d2d7e44766853f8ea0ebd',
+  });
   assert.deepEqual(v, { ok: true, rspauth: 'dcb1ecf5558e1ef2d5e9aaa132d0bcc6' });
 });
 
 test('vector C (recording 04): a wrong password fails', () => {
-  const v = serverCheck({ pass: 'hunter2', nonce: '26fa61742497e7f3', cnonce: '1795700988', response: '161abbe1fd94909032219c3181af762e' });
+  const v = serverCheck({
+    pass: 'hunter2',
+    nonce: '26fa61742497e7f3',
+    cnonce: '1795700988',
+    response: '161abbe1fd94909032219c3181af762e',
+  });
   assert.equal(v.ok, false);
   assert.deepEqual(
-    serverCheck({ pass: 'hunter2', nonce: '26fa61742497e7f3', cnonce: '1795700988', response: '1ae91f97627a2247b360018060211c24' }).ok,
+    serverCheck({
+      pass: 'hunter2',
+      nonce: '26fa61742497e7f3',
+      cnonce: '1795700988',
+      response: '1ae91f97627a2247b360018060211c24',
+    }).ok,
     true,
   );
 });
 
 test('vector D: the 2.0.0 truncated-HA1 quirk passes only under 2.0.0, with the matching rspauth', () => {
   assert.equal(digestSecret('bob', 'tsp-fake', 'pass21').toString('hex'), 'd470241e9d004c2af8bb5c0040817a41');
-  const quirk = { pass: 'pass21', nonce: '762f53ae1752548c', cnonce: '1795700979', response: 'b670ed582c671d05ac4471ba2557b09f' };
+  const quirk = {
+    pass: 'pass21',
+    nonce: '762f53ae1752548c',
+    cnonce: '1795700979',
+    response: 'b670ed582c671d05ac4471ba2557b09f',
+  };
   assert.equal(serverCheck(quirk).ok, false, 'not on 2.0.1/2.0.2');
   assert.deepEqual(serverCheck({ ...quirk, quirk: true }), { ok: true, rspauth: 'bd8efd8524573979179c773e2ac9b6a3' });
   const correct = { ...quirk, response: '4f00e67582d590dcfbea66c27262a21c' };
@@ -69,13 +102,27 @@ test('a vector computed independently in this test verifies, for another user, r
   const r = parseResponse(
     `username="alice@example", realm="broker.example", nonce="a1b2c3d4e5f60718", cnonce="xyz", nc=00000001, qop=auth, digest-uri="tsp/hexos", response=${x.resp}`,
   );
-  const v = verifyResponse(r, digestSecret('alice@example', 'broker.example', 'correct horse'), { realm: 'broker.example', nonce: 'a1b2c3d4e5f60718' }, false);
+  const v = verifyResponse(
+    r,
+    digestSecret('alice@example', 'broker.example', 'correct horse'),
+    { realm: 'broker.example', nonce: 'a1b2c3d4e5f60718' },
+    false,
+  );
   assert.deepEqual(v, { ok: true, rspauth: x.rsp });
 });
 
 test('verification refuses a wrong nonce, realm, nc, qop or authzid', () => {
   const x = independent('bob', 'tsp-fake', 'hunter2', 'n1', 'c', URI);
-  const base = { username: 'bob', realm: 'tsp-fake', nonce: 'n1', cnonce: 'c', nc: '00000001', qop: 'auth', digestUri: URI, response: x.resp };
+  const base = {
+    username: 'bob',
+    realm: 'tsp-fake',
+    nonce: 'n1',
+    cnonce: 'c',
+    nc: '00000001',
+    qop: 'auth',
+    digestUri: URI,
+    response: x.resp,
+  };
   const secret = digestSecret('bob', 'tsp-fake', 'hunter2');
   const exp = { realm: 'tsp-fake', nonce: 'n1' };
   assert.equal(verifyResponse(base, secret, exp, false).ok, true);
@@ -87,16 +134,22 @@ test('verification refuses a wrong nonce, realm, nc, qop or authzid', () => {
 });
 
 test('the challenge is exactly the form gogoc reads', () => {
-  assert.equal(buildChallenge('tsp-fake', '762f53ae1752548c'), 'realm="tsp-fake",nonce="762f53ae1752548c",qop="auth",algorithm=md5-sess,charset=utf-8');
+  assert.equal(
+    buildChallenge('tsp-fake', '762f53ae1752548c'),
+    'realm="tsp-fake",nonce="762f53ae1752548c",qop="auth",algorithm=md5-sess,charset=utf-8',
+  );
 });
 
 test('directive parsing tolerates spaces, quotes, order and escapes; rejects junk', () => {
   const d = parseDirectives(' b = "x\\"y" ,a=1,  c="" ');
-  assert.deepEqual([...d.entries()], [
-    ['b', 'x"y'],
-    ['a', '1'],
-    ['c', ''],
-  ]);
+  assert.deepEqual(
+    [...d.entries()],
+    [
+      ['b', 'x"y'],
+      ['a', '1'],
+      ['c', ''],
+    ],
+  );
   assert.throws(() => parseDirectives('a="unterminated'), /unterminated/);
   assert.throws(() => parseDirectives('novalue'), /malformed/);
   assert.throws(() => parseDirectives('a=1,a=2'), /repeated/);
@@ -107,7 +160,13 @@ test('client side: our response equals what gogoc sent in recording 02, and rspa
   const rec = loadRecordings().find((r) => r.name.startsWith('02'))!;
   const challengeWire = rec.messages[3]!.payload.trim();
   const ch = parseChallenge(Buffer.from(challengeWire, 'base64').toString());
-  const { text, expectedRspauth } = buildClientResponse({ username: 'bob', password: 'hunter2', challenge: ch, cnonce: '1795700979', digestUri: URI });
+  const { text, expectedRspauth } = buildClientResponse({
+    username: 'bob',
+    password: 'hunter2',
+    challenge: ch,
+    cnonce: '1795700979',
+    digestUri: URI,
+  });
   assert.equal(`${Buffer.from(text).toString('base64')}\r\n`, rec.messages[4]!.payload);
   assert.equal(checkRspauth(Buffer.from(rec.messages[5]!.payload.trim(), 'base64').toString(), expectedRspauth), true);
   assert.equal(checkRspauth('rspauth=00000000000000000000000000000000', expectedRspauth), false);
