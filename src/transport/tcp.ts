@@ -95,6 +95,8 @@ export class TcpControl {
       if (!ctx.ended) ctx.run(ctx.session.close(this.clock.now()));
       this.release(ctx);
     });
+    // arm the negotiation deadline now: a client that connects and never sends must still be closed
+    ctx.run(ctx.session.timeout(now));
   }
 
   applyStep(ctx: TcpContext, step: Step): void {
