@@ -44,6 +44,24 @@ export const ERRORS = {
   API_NOT_FOUND: { tsp: null, http: 404, text: 'Not found' },
   API_CSRF: { tsp: null, http: 403, text: 'CSRF token missing or invalid' },
   API_RATE_LIMITED: { tsp: null, http: 429, text: 'Too many attempts' },
+  // TSP client (tspc): what went wrong on our side of a session. Never sent on TSP; tspc maps them to exit
+  // statuses (src/client/exit-codes.ts).
+  CLIENT_UNREACHABLE: { tsp: null, http: 504, text: 'TSP server unreachable' },
+  CLIENT_TIMEOUT: { tsp: null, http: 504, text: 'TSP server stopped answering' },
+  CLIENT_IO: { tsp: null, http: 502, text: 'TSP connection failed' },
+  CLIENT_PROTOCOL: { tsp: null, http: 502, text: 'TSP server broke the protocol' },
+  CLIENT_VERSION: { tsp: null, http: 502, text: 'No TSP version in common with the server' },
+  CLIENT_BUSY: { tsp: null, http: 503, text: 'TSP server too busy' },
+  CLIENT_REDIRECT: { tsp: null, http: 502, text: 'TSP server redirects to another broker' },
+  CLIENT_AUTH_FAILED: { tsp: null, http: 401, text: 'Authentication failed' },
+  CLIENT_NO_MECHANISM: { tsp: null, http: 401, text: 'No authentication mechanism in common' },
+  CLIENT_UNSUPPORTED_MODE: { tsp: null, http: 502, text: 'Tunnel mode not offered by the server' },
+  CLIENT_SERVER_ERROR: { tsp: null, http: 502, text: 'The server refused the tunnel request' },
+  CLIENT_BAD_OFFER: { tsp: null, http: 502, text: 'The server offered an unusable tunnel' },
+  CLIENT_KEEPALIVE: { tsp: null, http: 504, text: 'Keepalive timeout' },
+  CLIENT_TUN: { tsp: null, http: 500, text: 'Cannot create the tunnel device' },
+  CLIENT_SETUP: { tsp: null, http: 500, text: 'Local network setup failed' },
+  CLIENT_HOOK: { tsp: null, http: 500, text: 'Hook script failed' },
   INTERNAL: { tsp: 310, http: 500, text: 'Server side error' },
 } as const satisfies Record<string, { tsp: number | null; http: number; text: string }>;
 
