@@ -8,6 +8,7 @@ import { systemClock } from '../clock.js';
 import { BrokerError, isBrokerError } from '../errors.js';
 import type { DataPlane } from '../dataplane/types.js';
 import { MemoryDataPlane } from '../dataplane/memory.js';
+import type { NativeDataPlaneOptions } from '../dataplane/native.js';
 import type { Store } from '../store/types.js';
 import { openStore } from '../store/open.js';
 import { UdpControl } from '../transport/udp.js';
@@ -46,6 +47,34 @@ export interface StartOptions {
   newNonce?: () => string;
 }
 
+/** The native data plane's options for a configuration (exported for tests).
+ *
+ *  Host setup is one route per pool to the TUN and no address on it. In per-account-64 mode every tunnel has a
+ *  server address of its own (<link block>::1), one per account, so putting them on the TUN would mean an
+ *  address per tunnel in the kernel: the addon answers the echo requests to them in place instead (the
+ *  clients' keepalives, tsp-protocol.md §9.1), and anything else sent to them ends as no_route. The host's
+ *  ICMPv6 errors toward clients (hop limit, packet too big) take a source address from its other interfaces.
+ *
+ *  Protocol-41 packets leave from serverIpv4 when it is known (configured, or a specific listen address), so
+ *  they come from the address the offers name; otherwise the kernel picks per route, which is also how offers
+ *  pick it then (localAddressToward). */
+export function nativeOptions(config: Config, pools: Pools): NativeDataPlaneOptions {
+  const dp = config.dataplane;
+  const serverIpv4 = config.serverIpv4 ?? (config.listen.address !== '0.0.0.0' ? config.listen.address : undefined);
+  return {
+    tunName: dp.tun,
+    mtu: dp.mtu,
+    listenAddress: config.listen.address,
+    port: config.listen.port,
+    routes: [pools.link, pools.delegation],
+    ...(serverIpv4 !== undefined ? { serverIpv4 } : {}),
+    ...(dp.cpu !== null ? { cpu: dp.cpu } : {}),
+    spinMicros: dp.busyPollUs,
+    tunWrites: dp.tunWrites,
+    controlQueueCap: dp.controlQueueCap,
+  };
+}
+
 async function openDataPlane(config: Config, pools: Pools, log: Logger, clock: Clock): Promise<DataPlane> {
   const memory = async () => {
     const m = new MemoryDataPlane({ listenAddress: config.listen.address, port: config.listen.port, clock });
@@ -57,17 +86,9 @@ async function openDataPlane(config: Config, pools: Pools, log: Logger, clock: C
     // loaded on demand: the addon needs a build and root; the control plane runs without it
     const nativeModule = '../dataplane/native.js';
     const mod = (await import(nativeModule)) as {
-      NativeDataPlane: new (o: Record<string, unknown>) => DataPlane;
+      NativeDataPlane: new (o: NativeDataPlaneOptions) => DataPlane;
     };
-    const dp = new mod.NativeDataPlane({
-      tunName: config.dataplane.tun,
-      mtu: config.dataplane.mtu,
-      listenAddress: config.listen.address,
-      port: config.listen.port,
-      routes: [pools.link, pools.delegation],
-      threads: config.dataplane.threads,
-      log,
-    });
+    const dp = new mod.NativeDataPlane(nativeOptions(config, pools));
     await dp.start();
     return dp;
   } catch (err) {

@@ -69,8 +69,13 @@ export class MemoryDataPlane implements DataPlane {
   }
 
   private receive(data: Buffer, from: Endpoint): void {
-    const nibble = data.length > 0 ? data[0]! >> 4 : 0;
-    if (nibble === 0xf) {
+    // The same split as the native receive loop (native/src/dataplane.cc): IPv6 (first nibble 6) is data;
+    // anything else is control, handed over whole when it holds at least the TSP header.
+    if (data.length === 0) {
+      this.drops.malformed++;
+      return;
+    }
+    if (data[0]! >> 4 !== 6) {
       if (data.length < 8) {
         this.drops.control_too_short++;
         return;
@@ -78,8 +83,7 @@ export class MemoryDataPlane implements DataPlane {
       this.handler([{ from, data }]);
       return;
     }
-    if (nibble !== 6 || data.length < 40) {
-      // not IPv6: treated as control by the native path too, but nothing we accept is this short or odd
+    if (data.length < 40) {
       this.drops.malformed++;
       return;
     }

@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { BrokerError } from '../errors.js';
 import { checkHostPrerequisites, setUpHost, type HostSetup } from './host.js';
 import {
+  EMPTY_DROPS,
   type ControlDatagram,
   type DataPlane,
   type DropReason,
@@ -26,7 +27,7 @@ import {
 /** Where node-gyp leaves the addon (the package's "install" script builds it). */
 const ADDON_PATH = '../../native/build/Release/tspdp.node';
 
-/** The addon's counters, in native/src/common.h `Counter` order. The first six are the DropReasons. */
+/** The addon's counters, in native/src/common.h `Counter` order. The first seven are the DropReasons. */
 export const NATIVE_COUNTER_NAMES = [
   'unknown_endpoint',
   'spoofed_source',
@@ -43,7 +44,7 @@ export const NATIVE_COUNTER_NAMES = [
   'send_errors',
 ] as const;
 export type NativeCounterName = (typeof NATIVE_COUNTER_NAMES)[number];
-const DROP_REASON_COUNT = 6;
+const DROP_REASONS = Object.keys(EMPTY_DROPS) as DropReason[];
 
 /** The client tunnel's counters, in native/src/client.h `ClientCounter` order. */
 export const CLIENT_COUNTER_NAMES = ['txPackets', 'txBytes', 'rxPackets', 'rxBytes', 'dropped'] as const;
@@ -293,11 +294,11 @@ export class NativeDataPlane implements DataPlane {
   readDrops(): Record<DropReason, number> {
     const all = this.readNativeCounters();
     const drops = {} as Record<DropReason, number>;
-    for (const name of NATIVE_COUNTER_NAMES.slice(0, DROP_REASON_COUNT)) drops[name as DropReason] = all[name];
+    for (const name of DROP_REASONS) drops[name] = all[name];
     return drops;
   }
 
-  /** Every addon counter: the drop reasons plus diagnostics (control_queue_full, echo_replies, ...). */
+  /** Every addon counter: the drop reasons plus diagnostics (echo_replies, hairpin_packets, ...). */
   readNativeCounters(): Record<NativeCounterName, number> {
     this.live().readNativeCounters(this.nativeCounters);
     const out = {} as Record<NativeCounterName, number>;

@@ -52,7 +52,8 @@ export type DropReason =
   | 'link_local_source' // router solicitations and the like, dropped quietly
   | 'no_route' // packet from TUN matched no tunnel
   | 'malformed' // too short, wrong version, bad length
-  | 'control_too_short'; // 0xF datagram under 8 bytes
+  | 'control_too_short' // a datagram that is not IPv6 (so control) under the 8-byte TSP header
+  | 'control_queue_full'; // control datagrams arriving faster than the control plane takes them
 
 export interface ControlDatagram {
   from: Endpoint;
@@ -78,7 +79,9 @@ export interface DataPlane {
   readCounters(): TunnelCounters[];
   /** Drop counters by reason since start. */
   readDrops(): Record<DropReason, number>;
-  /** Control datagrams (first nibble 0xF) arrive here in batches, from the event loop. */
+  /** Control datagrams arrive here in batches, from the event loop: every datagram on the UDP socket that is
+   *  not an IPv6 packet (first nibble 0xF for TSP, but also anything else: the control plane decides) and is
+   *  at least the 8-byte TSP header long. */
   onControl(handler: (batch: readonly ControlDatagram[]) => void): void;
   /** Sends one control reply from the TSP port, so the client's NAT binding is reused. */
   sendControl(to: Endpoint, datagram: Uint8Array): void;
@@ -93,4 +96,5 @@ export const EMPTY_DROPS: Readonly<Record<DropReason, number>> = {
   no_route: 0,
   malformed: 0,
   control_too_short: 0,
+  control_queue_full: 0,
 };

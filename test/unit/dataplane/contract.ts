@@ -129,6 +129,21 @@ export function dataPlaneContract(name: string, harness: ContractHarness): void 
         assert.equal(got.length, 0);
       }));
 
+    it('hands a datagram that is neither 0xF nor IPv6 to onControl; under 8 bytes it is counted instead', () =>
+      withPlane(async (dp, peer) => {
+        const got: ControlDatagram[] = [];
+        dp.onControl((batch) => got.push(...batch));
+        // An IPv4 header's first bytes: not TSP, not IPv6. The control plane decides (it ignores it).
+        const odd = Buffer.from('45000014000000004011', 'hex');
+        await peer.send(odd, dp.udpPort);
+        await eventually(() => got.length === 1, 'the odd datagram as control');
+        assert.deepEqual(Buffer.from(got[0]!.data), odd);
+        await peer.send(Buffer.from([0x45, 0, 0]), dp.udpPort);
+        await eventually(() => dp.readDrops().control_too_short === 1, 'control_too_short');
+        assert.equal(got.length, 1);
+        assert.equal(dp.readDrops().malformed, 0);
+      }));
+
     it('counts IPv6 data from an unknown endpoint as dropped', () =>
       withPlane(async (dp, peer) => {
         await peer.send(ipv6Udp('2001:db8:f00:1::2', '2001:db8:100::2', 100), dp.udpPort);
