@@ -153,7 +153,7 @@ async function main(): Promise<void> {
   ip('link', 'set', 'dev', tunnel.tunName, 'mtu', '1280', 'up');
   ip('-6', 'addr', 'add', `${offer.clientIpv6}/64`, 'dev', tunnel.tunName, 'nodad');
   ip('-6', 'route', 'add', 'default', 'dev', tunnel.tunName);
-  if (offer.prefix) ip('-6', 'addr', 'add', `${firstHost(offer.prefix.address)}/128`, 'dev', 'lo');
+  if (offer.prefix) ip('-6', 'addr', 'replace', `${firstHost(offer.prefix.address)}/128`, 'dev', 'lo'); // kept from a previous run
   if (!plan.silent && offer.keepalive && offer.keepalive.interval > 0) {
     // The keepalive is an ICMPv6 echo through the tunnel to the offer's address (tsp-protocol.md §9.1).
     keepalive = spawn(
