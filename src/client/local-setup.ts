@@ -1,0 +1,111 @@
+/** @module client/local-setup: the client host's side of an established tunnel, and its undoing.
+ *
+ *    addon client tunnel (TUN + UDP socket on the TSP port, or raw protocol 41)      dataplane/native.ts
+ *    TUN: MTU 1280, up, client /128, route to the server's tunnel address               (gogoc's linux template)
+ *    host mode, or router mode:  default route over the tunnel (default_route=yes)
+ *    router mode:  LAN interface gets <prefix>::1/64, the rest of the prefix is unreachable (no loop back into
+ *                  the tunnel), IPv6 forwarding on
+ *
+ *  close(): the addon's threads stop and the TUN closes, which takes its addresses and routes with it; the
+ *  rest (the LAN address, the unreachable route, the forwarding sysctl's old value) is undone in reverse
+ *  order by HostSetup. A failure half-way undoes what was done and rejects with CLIENT_TUN (the device could
+ *  not be created: permissions, /dev/net/tun) or CLIENT_SETUP. */
+
+import ipaddr from 'ipaddr.js';
+import { BrokerError, isBrokerError } from '../errors.js';
+import { HostSetup } from '../dataplane/host.js';
+import { startClientTunnel, type ClientCounterName, type ClientTunnel } from '../dataplane/native.js';
+import type { Offer } from '../protocol/xml.js';
+import type { TspcConfig } from './config.js';
+import type { Negotiated } from './negotiate.js';
+import type { ClientLog } from './log.js';
+
+/** The tunnel MTU client templates use (tsp-protocol.md §2.8). */
+export const TUNNEL_MTU = 1280;
+/** Below the kernel's default metric (1024), so the tunnel wins over a default route already there without
+ *  replacing it (and our undo cannot remove the user's route). */
+const DEFAULT_ROUTE_METRIC = '1';
+const FORWARDING_SYSCTL = 'net.ipv6.conf.all.forwarding';
+
+export interface LocalTunnel {
+  readonly tunName: string;
+  readonly type: Offer['type'];
+  counters(): Record<ClientCounterName, number>;
+  close(): Promise<void>;
+}
+
+/** The address given to the LAN in router mode: the delegated prefix's first /64, host ::1. */
+export function lanAddress(prefix: { address: string; length: number }): string {
+  const bytes = ipaddr.IPv6.parse(prefix.address).toByteArray();
+  for (let i = 8; i < 16; i++) bytes[i] = 0;
+  bytes[15] = 1;
+  return `${ipaddr.fromByteArray(bytes).toString()}/64`;
+}
+
+export async function setUpTunnel(cfg: TspcConfig, n: Negotiated, log: ClientLog): Promise<LocalTunnel> {
+  const offer = n.offer;
+  const tunName = offer.type === 'v6udpv4' ? cfg.tunV6udpv4 : cfg.tunV6v4;
+  let tunnel: ClientTunnel;
+  try {
+    tunnel = startClientTunnel({
+      tunName,
+      type: offer.type,
+      // v6v4: protocol 41 comes from the offer's server IPv4; v6udpv4: the TSP flow we negotiated on
+      server: offer.type === 'v6v4' ? { address: offer.serverIpv4, port: 0 } : n.server,
+      ...(cfg.clientV4 !== 'auto' ? { localAddress: cfg.clientV4 } : {}),
+      ...(offer.type === 'v6udpv4' ? { localPort: n.local.port } : {}),
+    });
+  } catch (e) {
+    throw new BrokerError('CLIENT_TUN', isBrokerError(e) ? e.message : String(e), { cause: e });
+  }
+  const host = new HostSetup(undefined);
+  const dev = tunnel.tunName;
+  const close = async () => {
+    tunnel.close();
+    await host.undo();
+  };
+  try {
+    await host.ip(['link', 'set', 'dev', dev, 'mtu', String(TUNNEL_MTU), 'up']);
+    // nodad: a point-to-point TUN of ours alone; duplicate detection would only delay the address
+    await host.ip(['-6', 'addr', 'add', `${offer.clientIpv6}/128`, 'dev', dev, 'nodad']);
+    await host.ip(['-6', 'route', 'replace', `${offer.serverIpv6}/128`, 'dev', dev]);
+    if (offer.keepalive && offer.keepalive.address !== offer.serverIpv6)
+      await host.ip(['-6', 'route', 'replace', `${offer.keepalive.address}/128`, 'dev', dev]);
+    if (cfg.defaultRoute) {
+      await host.ip(['-6', 'route', 'add', 'default', 'dev', dev, 'metric', DEFAULT_ROUTE_METRIC]);
+      host.onUndo(() =>
+        host.ip(['-6', 'route', 'del', 'default', 'dev', dev, 'metric', DEFAULT_ROUTE_METRIC]).then(() => {}),
+      );
+    }
+    if (offer.prefix) await setUpPrefix(host, cfg, offer.prefix, log);
+    return { tunName: dev, type: offer.type, counters: () => tunnel.readCounters(), close };
+  } catch (e) {
+    await close();
+    throw new BrokerError('CLIENT_SETUP', isBrokerError(e) ? e.message : String(e), { cause: e });
+  }
+}
+
+async function setUpPrefix(
+  host: HostSetup,
+  cfg: TspcConfig,
+  prefix: { address: string; length: number },
+  log: ClientLog,
+): Promise<void> {
+  const cidr = `${ipaddr.IPv6.parse(prefix.address).toString()}/${prefix.length}`;
+  // Addresses of the prefix not on the LAN must not follow the default route back into the tunnel.
+  await host.ip(['-6', 'route', 'replace', 'unreachable', cidr]);
+  host.onUndo(() => host.ip(['-6', 'route', 'del', 'unreachable', cidr]).then(() => {}));
+  if (!cfg.lanInterface) {
+    log.warn('router mode without if_prefix: the delegated prefix is not given to any interface', { prefix: cidr });
+    return;
+  }
+  const previous = await host.readSysctl(FORWARDING_SYSCTL);
+  if (previous !== '1') {
+    await host.writeSysctl(FORWARDING_SYSCTL, '1');
+    host.onUndo(() => host.writeSysctl(FORWARDING_SYSCTL, previous));
+  }
+  const address = lanAddress(prefix);
+  await host.ip(['-6', 'addr', 'add', address, 'dev', cfg.lanInterface, 'nodad']);
+  host.onUndo(() => host.ip(['-6', 'addr', 'del', address, 'dev', cfg.lanInterface]).then(() => {}));
+  await host.ip(['link', 'set', 'dev', cfg.lanInterface, 'up']);
+}

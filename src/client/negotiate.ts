@@ -1,0 +1,316 @@
+/** @module client/negotiate: runs TSP sessions (protocol/client-session.ts) over real sockets until a tunnel is
+ *  established or the attempt fails. A thin adapter (STYLE.md §3): it moves bytes, arms the one timer the
+ *  session asks for, and makes the socket decisions the session leaves to its caller:
+ *
+ *    for each version 2.0.2, 2.0.1, 2.0.0:   new socket --session--> established | 302 (next version) | failed
+ *    v6v4/v6anyv4 with no UDP answer at all:  the same over TCP at once (gogoc's daemon does this, §2.1)
+ *
+ *  UDP: a socket connected to the broker, so only its datagrams arrive. For v6udpv4 the caller then binds the
+ *  tunnel's socket to the same local port (the NAT binding the broker saw is the one the data uses). TCP: the
+ *  connection is closed once the tunnel is established (a v6v4 tunnel does not depend on it, §2.5). */
+
+import dgram from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import net from 'node:net';
+import { BrokerError, isBrokerError } from '../errors.js';
+import { SUPPORTED_VERSIONS, type TspVersion } from '../protocol/constants.js';
+import {
+  ClientSession,
+  type ClientEvent,
+  type ClientSessionOptions,
+  type ClientStep,
+} from '../protocol/client-session.js';
+import type { Offer } from '../protocol/xml.js';
+import type { ClientLog } from './log.js';
+import type { TspcConfig } from './config.js';
+
+/** gogoc opens the next socket about 5 ms after a 302 (§4). */
+const FALLBACK_PAUSE_MS = 5;
+/** A TCP connect that neither succeeds nor fails within this is "unreachable". */
+const TCP_CONNECT_TIMEOUT_MS = 6_000;
+
+export interface Negotiated {
+  offer: Offer;
+  transport: 'udp' | 'tcp';
+  version: TspVersion;
+  mechanism: string;
+  /** The broker's IPv4 and TSP port as we reached them. */
+  server: { address: string; port: number };
+  /** Our socket's local IPv4 and port (the port matters for v6udpv4). */
+  local: { address: string; port: number };
+}
+
+export interface NegotiateTarget {
+  host: string;
+  port: number;
+  /** `server=` as configured: the DIGEST digest-uri is built from it. */
+  text: string;
+}
+
+/** Resolves a host name to IPv4 (TSP for v6*v4 runs over IPv4). */
+async function resolveIpv4(host: string): Promise<string> {
+  if (net.isIPv4(host)) return host;
+  try {
+    return (await lookup(host, { family: 4 })).address;
+  } catch (e) {
+    throw new BrokerError('CLIENT_UNREACHABLE', `cannot resolve ${host}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** One whole negotiation: versions, and UDP then TCP where the mode allows. Rejects with a CLIENT_* error. */
+export async function negotiate(
+  cfg: TspcConfig,
+  target: NegotiateTarget,
+  log: ClientLog,
+  signal?: AbortSignal,
+): Promise<Negotiated> {
+  const address = await resolveIpv4(target.host);
+  const server = { address, port: target.port };
+  const transports: ('udp' | 'tcp')[] =
+    cfg.transport === 'tcp' ? ['tcp'] : cfg.tunnelMode === 'v6udpv4' ? ['udp'] : ['udp', 'tcp'];
+  let lastError: unknown;
+  for (const transport of transports) {
+    try {
+      return await negotiateOver(transport, cfg, target, server, log, signal);
+    } catch (e) {
+      lastError = e;
+      // Only "nobody answered on UDP" moves on to TCP: any answer means UDP works and the failure is real.
+      if (!(isBrokerError(e) && e.code === 'CLIENT_UNREACHABLE' && transport === 'udp')) throw e;
+      if (transports.length > 1) log.info('no answer over UDP; trying TCP', { server: target.text });
+    }
+  }
+  throw lastError;
+}
+
+async function negotiateOver(
+  transport: 'udp' | 'tcp',
+  cfg: TspcConfig,
+  target: NegotiateTarget,
+  server: { address: string; port: number },
+  log: ClientLog,
+  signal: AbortSignal | undefined,
+): Promise<Negotiated> {
+  let version: TspVersion = SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1]!;
+  for (;;) {
+    const run = transport === 'udp' ? runUdp : runTcp;
+    const result = await run(cfg, target, server, version, log, signal);
+    if ('offer' in result) return result;
+    log.info(`the server refused TSP ${version}; trying ${result.next} on a new socket`);
+    version = result.next;
+    await new Promise((r) => setTimeout(r, FALLBACK_PAUSE_MS));
+  }
+}
+
+function sessionOptions(
+  cfg: TspcConfig,
+  target: NegotiateTarget,
+  transport: 'udp' | 'tcp',
+  version: TspVersion,
+  clientIpv4: string,
+): ClientSessionOptions {
+  return {
+    transport,
+    version,
+    auth: { method: cfg.authMethod, username: cfg.userid, password: cfg.passwd },
+    serverString: target.text,
+    request: {
+      mode: cfg.tunnelMode,
+      clientIpv4,
+      ...(cfg.keepalive ? { keepaliveInterval: cfg.keepaliveIntervalS } : {}),
+      ...(cfg.hostType === 'router' ? { prefixLength: cfg.prefixLen } : {}),
+    },
+    // gogoc's cnonce is its Unix time in decimal (§5.4)
+    cnonce: String(Math.floor(Date.now() / 1000)),
+    nowMs: Date.now(),
+  };
+}
+
+type RunResult = Negotiated | { next: TspVersion };
+
+/** Drives one session: applies each step, re-arms the timer, settles on the first decisive event. */
+function drive(
+  session: ClientSession,
+  write: (b: Buffer) => void,
+  log: ClientLog,
+  settle: (outcome: { events: ClientEvent[] } | { error: unknown }) => void,
+): { apply: (step: ClientStep) => void; stop: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const stop = () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+  };
+  const apply = (step: ClientStep) => {
+    if (stopped) return;
+    try {
+      for (const b of step.send) write(b);
+    } catch (e) {
+      stop();
+      settle({ error: new BrokerError('CLIENT_IO', `cannot send: ${(e as Error).message}`, { cause: e }) });
+      return;
+    }
+    for (const e of step.events) {
+      if (e.type === 'capability')
+        log.debug('server capability', { tunnels: e.tunnelTypes.join(','), auth: e.mechanisms.join(',') });
+      if (e.type === 'authenticated') log.debug('authenticated', { mechanism: e.mechanism });
+    }
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    if (step.done) {
+      stop();
+      settle({ events: step.events });
+    } else if (step.wakeAtMs !== undefined)
+      timer = setTimeout(() => apply(session.timeout(Date.now())), Math.max(0, step.wakeAtMs - Date.now()));
+  };
+  return { apply, stop };
+}
+
+/** Turns the final events into a result or an error. */
+function outcome(events: ClientEvent[], version: TspVersion): { next: TspVersion } | { offer: Offer } {
+  for (const e of events) {
+    if (e.type === 'versionRefused') return { next: e.next };
+    if (e.type === 'established') return { offer: e.offer };
+    if (e.type === 'failed') {
+      const err = e.error;
+      if (e.brokers) (err as BrokerError & { brokers?: string[] }).brokers = e.brokers;
+      throw err;
+    }
+  }
+  throw new BrokerError('CLIENT_PROTOCOL', `TSP ${version} session ended without a result`);
+}
+
+function runUdp(
+  cfg: TspcConfig,
+  target: NegotiateTarget,
+  server: { address: string; port: number },
+  version: TspVersion,
+  log: ClientLog,
+  signal: AbortSignal | undefined,
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket('udp4');
+    let session: ClientSession | undefined;
+    let driver: ReturnType<typeof drive> | undefined;
+    let done = false;
+    const onAbort = () => finish({ error: new BrokerError('CLIENT_IO', 'stopped') });
+    const finish = (o: { events: ClientEvent[] } | { error: unknown }) => {
+      if (done) return;
+      done = true;
+      driver?.stop();
+      signal?.removeEventListener('abort', onAbort);
+      let local = { address: '', port: 0 };
+      try {
+        const a = socket.address();
+        local = { address: a.address, port: a.port };
+      } catch {
+        // never bound
+      }
+      socket.close();
+      if ('error' in o) return reject(o.error);
+      try {
+        const r = outcome(o.events, version);
+        if ('next' in r) return resolve(r);
+        resolve({ offer: r.offer, transport: 'udp', version, mechanism: session!.authMechanism ?? '', server, local });
+      } catch (e) {
+        reject(e);
+      }
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    socket.on('error', (e) =>
+      finish({ error: new BrokerError('CLIENT_IO', `UDP socket: ${e.message}`, { cause: e }) }),
+    );
+    socket.on('message', (m) => {
+      if (session && driver) driver.apply(session.receive(m, Date.now()));
+    });
+    const bindAddress = cfg.clientV4 === 'auto' ? undefined : cfg.clientV4;
+    socket.bind({ port: 0, ...(bindAddress ? { address: bindAddress } : {}) }, () => {
+      socket.connect(server.port, server.address, () => {
+        if (done) return;
+        const clientIpv4 = socket.address().address;
+        session = new ClientSession(sessionOptions(cfg, target, 'udp', version, clientIpv4));
+        driver = drive(
+          session,
+          (b) =>
+            // ECONNREFUSED (an ICMP error from a closed port) is left to the retransmission timer
+            socket.send(b, (err) => err && log.debug('UDP send failed', { error: err.message })),
+          log,
+          finish,
+        );
+        log.debug('TSP over UDP', { server: `${server.address}:${server.port}`, version, local: clientIpv4 });
+        driver.apply(session.start(Date.now()));
+      });
+    });
+  });
+}
+
+function runTcp(
+  cfg: TspcConfig,
+  target: NegotiateTarget,
+  server: { address: string; port: number },
+  version: TspVersion,
+  log: ClientLog,
+  signal: AbortSignal | undefined,
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({
+      host: server.address,
+      port: server.port,
+      ...(cfg.clientV4 === 'auto' ? {} : { localAddress: cfg.clientV4 }),
+    });
+    let session: ClientSession | undefined;
+    let driver: ReturnType<typeof drive> | undefined;
+    let done = false;
+    const connectTimer = setTimeout(
+      () => finish({ error: new BrokerError('CLIENT_UNREACHABLE', `TCP connect to ${target.text} timed out`) }),
+      TCP_CONNECT_TIMEOUT_MS,
+    );
+    const onAbort = () => finish({ error: new BrokerError('CLIENT_IO', 'stopped') });
+    const finish = (o: { events: ClientEvent[] } | { error: unknown }) => {
+      if (done) return;
+      done = true;
+      clearTimeout(connectTimer);
+      driver?.stop();
+      signal?.removeEventListener('abort', onAbort);
+      const local = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
+      socket.end();
+      socket.destroySoon();
+      if ('error' in o) return reject(o.error);
+      try {
+        const r = outcome(o.events, version);
+        if ('next' in r) return resolve(r);
+        resolve({ offer: r.offer, transport: 'tcp', version, mechanism: session!.authMechanism ?? '', server, local });
+      } catch (e) {
+        reject(e);
+      }
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      const unreachable = ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT'].includes(e.code ?? '');
+      if (session && driver && !unreachable) driver.apply(session.closed(Date.now(), `TCP: ${e.message}`));
+      else
+        finish({
+          error: new BrokerError(
+            unreachable ? 'CLIENT_UNREACHABLE' : 'CLIENT_IO',
+            `TCP to ${target.text}: ${e.message}`,
+            {
+              cause: e,
+            },
+          ),
+        });
+    });
+    socket.on('end', () => {
+      if (session && driver) driver.apply(session.closed(Date.now()));
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (session && driver) driver.apply(session.receive(chunk, Date.now()));
+    });
+    socket.on('connect', () => {
+      clearTimeout(connectTimer);
+      socket.setNoDelay(true);
+      session = new ClientSession(sessionOptions(cfg, target, 'tcp', version, socket.localAddress ?? '0.0.0.0'));
+      driver = drive(session, (b) => socket.write(b), log, finish);
+      log.debug('TSP over TCP', { server: `${server.address}:${server.port}`, version });
+      driver.apply(session.start(Date.now()));
+    });
+  });
+}
