@@ -1,0 +1,82 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { defaultConfig, enabledMechanisms, parseConfig } from '../../../src/config/schema.js';
+import { loadConfig } from '../../../src/config/load.js';
+import { BrokerError } from '../../../src/errors.js';
+
+function problems(raw: unknown): string {
+  try {
+    parseConfig(raw);
+    return '';
+  } catch (e) {
+    assert.ok(e instanceof BrokerError);
+    assert.equal(e.code, 'CFG_INVALID');
+    return e.message;
+  }
+}
+
+test('the embedded defaults: UDP and TCP on 0.0.0.0:3653, hybrid, SQLite under ./data, generated pools', () => {
+  const c = defaultConfig();
+  assert.deepEqual(c.listen, { address: '0.0.0.0', port: 3653, udp: true, tcp: true });
+  assert.equal(c.auth.mode, 'hybrid');
+  assert.equal(c.store.path, './data/tsp-broker.db');
+  assert.equal(c.pools.link, null);
+  assert.equal(c.pools.delegation, null);
+  assert.deepEqual(c.pools.prefixLen, { default: 56, min: 48, max: 64 });
+  assert.deepEqual(enabledMechanisms(c), ['DIGEST-MD5', 'ANONYMOUS'], 'PLAIN is opt-in');
+});
+
+test('errors name the key and the problem', () => {
+  assert.match(problems({ listen: { port: 70000 } }), /^listen\.port: /m);
+  assert.match(problems({ listen: { prot: 1 } }), /^listen\.prot: unknown key$/m);
+  assert.match(problems({ bogus: true }), /^bogus: unknown key$/m);
+  assert.match(problems({ auth: { mode: 'open' } }), /^auth\.mode: /m);
+  assert.match(problems({ pools: { link: '10.0.0.0/8' } }), /^pools\.link: must be an IPv6 prefix/m);
+  assert.match(
+    problems({ pools: { prefixLen: { min: 60, max: 50 } } }),
+    /^pools\.prefixLen\.min: must be ≤ pools\.prefixLen\.max$/m,
+  );
+  assert.match(problems({ pools: { delegation: '2001:db8::/56' } }), /^pools\.delegation: a \/56 cannot hold a \/48/m);
+  assert.match(
+    problems({ tunnels: { keepalive: { default: 1000, max: 300 } } }),
+    /^tunnels\.keepalive\.default: must lie within/m,
+  );
+  assert.match(problems({ auth: { mode: 'authenticated', digestMd5: false } }), /^auth: mode 'authenticated' needs/m);
+  assert.match(problems({ store: { driver: 'postgres' } }), /^store\.url: is required/m);
+  assert.match(problems({ serverIpv4: '2001:db8::1' }), /^serverIpv4: must be a dotted-quad IPv4 address$/m);
+  const many = problems({ listen: { port: -1 }, dataplane: { tun: 'way-too-long-interface-name' } }).split('\n');
+  assert.equal(many.length, 2, 'every problem is listed');
+});
+
+test('loadConfig: a file, flags over it, and file errors that name the file', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'cfg-'));
+  try {
+    const f = path.join(dir, 'broker.json');
+    writeFileSync(f, JSON.stringify({ listen: { port: 4000 }, auth: { realm: 'example' } }));
+    const c = loadConfig(f, { 'listen.port': 5000, 'auth.mode': 'anonymous', 'store.path': undefined });
+    assert.equal(c.listen.port, 5000, 'flags win');
+    assert.equal(c.auth.realm, 'example', 'the file fills the rest');
+    assert.equal(c.auth.mode, 'anonymous');
+    writeFileSync(f, '{ "listen": { "port": 4000 }, }');
+    assert.throws(
+      () => loadConfig(f),
+      (e: BrokerError) => e.code === 'CFG_FILE' && e.message.includes('not valid JSON') && e.message.includes(f),
+    );
+    assert.throws(
+      () => loadConfig(path.join(dir, 'missing.json')),
+      (e: BrokerError) => e.code === 'CFG_FILE' && /cannot read/.test(e.message),
+    );
+    writeFileSync(f, JSON.stringify({ pools: { delegation: 'fd00::/70' } }));
+    assert.throws(
+      () => loadConfig(f),
+      (e: BrokerError) => e.code === 'CFG_INVALID' && e.message.includes(f) && e.message.includes('pools.delegation'),
+    );
+    writeFileSync(f, '[]');
+    assert.throws(() => loadConfig(f), /must hold a JSON object/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
