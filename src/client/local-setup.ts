@@ -51,7 +51,7 @@ export async function setUpTunnel(cfg: TspcConfig, n: Negotiated, log: ClientLog
       tunName,
       type: offer.type,
       // v6v4: protocol 41 comes from the offer's server IPv4; v6udpv4: the TSP flow we negotiated on
-      server: offer.type === 'v6v4' ? { address: offer.serverIpv4, port: 0 } : n.server,
+      server: offer.type === 'v6v4' ? { address: offer.serverIpv4, port: n.server.port } : n.server,
       ...(cfg.clientV4 !== 'auto' ? { localAddress: cfg.clientV4 } : {}),
       ...(offer.type === 'v6udpv4' ? { localPort: n.local.port } : {}),
     });

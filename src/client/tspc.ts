@@ -11,6 +11,7 @@
  *  account's tunnel, with the same addresses, to whatever endpoint the NAT now shows (§8.3). */
 
 import path from 'node:path';
+import ipaddr from 'ipaddr.js';
 import { BrokerError, isBrokerError } from '../errors.js';
 import { localAddressToward } from '../transport/local-address.js';
 import { backoffDelayMs } from './backoff.js';
@@ -160,10 +161,10 @@ export class Tspc {
       interface: tunnel.tunName,
       clientIpv4: o.clientIpv4,
       serverIpv4: o.serverIpv4,
-      clientIpv6: o.clientIpv6,
-      serverIpv6: o.serverIpv6,
-      ...(o.prefix ? { prefix: `${o.prefix.address}/${o.prefix.length}` } : {}),
-      ...(o.dnsServer ? { dnsServer: o.dnsServer } : {}),
+      clientIpv6: short(o.clientIpv6),
+      serverIpv6: short(o.serverIpv6),
+      ...(o.prefix ? { prefix: `${short(o.prefix.address)}/${o.prefix.length}` } : {}),
+      ...(o.dnsServer ? { dnsServer: short(o.dnsServer) } : {}),
       ...(o.keepalive ? { keepaliveIntervalS: o.keepalive.interval } : {}),
     };
     if (this.cfg.hook) {
@@ -177,8 +178,8 @@ export class Tspc {
       }
     }
     this.log.info(
-      `tunnel up: ${o.type} on ${tunnel.tunName}, ${o.clientIpv6} <-> ${o.serverIpv6}` +
-        (o.prefix ? `, prefix ${o.prefix.address}/${o.prefix.length}` : ''),
+      `tunnel up: ${o.type} on ${tunnel.tunName}, ${short(o.clientIpv6)} <-> ${short(o.serverIpv6)}` +
+        (o.prefix ? `, prefix ${short(o.prefix.address)}/${o.prefix.length}` : ''),
       { transport: n.transport, endpoint: o.clientIpv4, keepalive: o.keepalive ? `${o.keepalive.interval}s` : 'off' },
     );
     this.status.counters = tunnel.counters();
@@ -287,6 +288,11 @@ export class Tspc {
       this.log.debug('cannot write the status file', { file: this.cfg.statusFile, error: (e as Error).message });
     }
   }
+}
+
+/** Offers write IPv6 fully expanded (for gogoc); people read the short form. */
+function short(address: string): string {
+  return ipaddr.IPv6.parse(address).toString();
 }
 
 /** The directory gogoc scripts get as TSP_HOME_DIR: the configuration file's, or the working directory. */
