@@ -260,3 +260,28 @@ test('established tunnels are restored into the data plane after a restart', asy
   assert.equal(dp.tunnel(live[0]!.id as never)?.client.port, r.udp!.port, 'same endpoint in the data plane');
   r.udp?.close();
 });
+
+test('link pool exhaustion: 301 No more tunnels available, and a log line', async () => {
+  const lines: string[] = [];
+  const { pino } = await import('pino');
+  const log = pino({ level: 'info' }, { write: (s: string) => lines.push(s) });
+  const b = await broker({ pools: { link: '2001:db8:f00::/64' } }, { log });
+  await b.addUser('bob', 'hunter22');
+  await b.addUser('carol', 'hunter22');
+  const first = await runSession({ transport: 'tcp', port: b.ports.tcp, auth: bob, type: 'v6v4' });
+  assert.equal(first.createStatus, 200, 'the pool holds one /64');
+  const second = await runSession({
+    transport: 'tcp',
+    port: b.ports.tcp,
+    auth: { ...bob, username: 'carol' },
+    type: 'v6v4',
+  });
+  assert.equal(second.createStatus, 301);
+  assert.equal(second.raw.at(-1), 'Content-length: 31\r\n301 No more tunnels available\r\n');
+  assert.ok(
+    lines.some((l) => l.includes('link pool exhausted')),
+    'the operator is told',
+  );
+  first.tcp?.close();
+  second.tcp?.close();
+});
