@@ -38,7 +38,7 @@ export class UdpControl {
   private halfOpenTotal = 0;
   private nextId = 1;
   /** Datagrams dropped before reaching a session, by reason (for metrics and tests). */
-  readonly dropped = { notVersion: 0, busy: 0 };
+  readonly dropped = { notTsp: 0, notVersion: 0, busy: 0 };
 
   constructor(
     private readonly dp: DataPlane,
@@ -59,6 +59,11 @@ export class UdpControl {
   }
 
   private receive(d: ControlDatagram): void {
+    // the data plane hands over anything that is not IPv6; only the 0xF nibble with a whole header is TSP
+    if (d.data.length < 8 || d.data[0]! >> 4 !== 0xf) {
+      this.dropped.notTsp++;
+      return;
+    }
     const key = `${d.from.address}:${d.from.port}`;
     let ctx = this.sessions.get(key);
     const now = this.clock.now();
