@@ -17,6 +17,7 @@ export class RawUdp {
   static async open(): Promise<RawUdp> {
     const u = new RawUdp();
     await new Promise<void>((r) => u.socket.bind(0, '127.0.0.1', () => r()));
+    u.socket.unref(); // a test that forgets to close it must not keep its process alive
     return u;
   }
   get port(): number {
@@ -88,6 +89,7 @@ export class RawTcp {
       s.once('connect', () => resolve());
       s.once('error', reject);
     });
+    s.unref(); // a test that forgets to close it must not keep its process alive
     return new RawTcp(s);
   }
   write(b: Buffer | string): void {
