@@ -97,6 +97,15 @@ describe('broker end to end: packet paths over TSP', { skip: canRun ? false : 'n
     assert.equal(await lab.ping(ns.c!.ns, client.a!.address), true, 'C (v6v4) -> A (v6udpv4)');
   });
 
+  it("the host's ICMPv6 errors reach both ends though the TUN has no global address", async () => {
+    // An expiring hop limit goes to the kernel (the addon does not decrement to 0): Time Exceeded to the client.
+    const hop = await ns.a!.ns.exec('ping', ['-6', '-c', '1', '-t', '1', '-W', '2', INET_HOST]);
+    assert.match(hop.stdout, /From 2001:db8:100::1 .*Time exceeded/);
+    // Bigger than the TUN's MTU (1280): Packet Too Big to the internet host, so its path MTU adapts.
+    const big = await lab.inet.exec('ping', ['-6', '-c', '1', '-s', '1400', '-W', '2', client.a!.address]);
+    assert.match(big.stdout, /Packet too big: mtu=1280/);
+  });
+
   it('drops a spoofed inner source and /metrics counts it by reason', async () => {
     await ns.a!.ns.ip('-6', 'addr', 'add', '2001:db8:dead::1/128', 'dev', 'lo');
     const before = await lab.drops('spoofed_source');
