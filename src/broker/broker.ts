@@ -102,19 +102,27 @@ export class Broker extends EventEmitter implements SessionHandler {
    *  drop clients that keep sending), ends offers that were never accepted, and starts the expiry sweep. */
   async start(): Promise<void> {
     const now = this.deps.clock.now();
+    // Read every page before changing any row: ending offers would shift the later pages under the offset.
+    const rows: TunnelRecord[] = [];
     for (let offset = 0; ; offset += 1000) {
       const page = await this.deps.store.listTunnels({ state: 'live', limit: 1000, offset });
-      for (const t of page.items) {
-        if (t.state === 'offered') await this.endRecord(t, 'not_accepted');
-        else
-          this.activate(t, now, {
-            rxPackets: t.rxPackets,
-            rxBytes: t.rxBytes,
-            txPackets: t.txPackets,
-            txBytes: t.txBytes,
-          });
-      }
+      rows.push(...page.items);
       if (page.items.length < 1000) break;
+    }
+    for (const t of rows) {
+      if (t.state === 'offered') {
+        await this.endRecord(t, 'not_accepted');
+        continue;
+      }
+      // The data plane starts from zero: the persisted counters become the base its counters add to.
+      const base = { rxPackets: t.rxPackets, rxBytes: t.rxBytes, txPackets: t.txPackets, txBytes: t.txBytes };
+      try {
+        this.activate(t, now, base);
+      } catch (err) {
+        // One row the data plane refuses must not keep every other client down.
+        this.log.error({ err, tunnel: t.id }, 'cannot restore tunnel into the data plane: ending it');
+        await this.endRecord(t, 'shutdown');
+      }
     }
     if (this.live.size) this.log.info({ tunnels: this.live.size }, 'restored live tunnels into the data plane');
     const everyMs = Math.min(5000, (this.cfg.tunnels.idleMinS * 1000) / 4);

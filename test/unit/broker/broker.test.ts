@@ -8,6 +8,8 @@ import { eventually } from '../../helpers/clients.js';
 import { ManualClock } from '../../../src/clock.js';
 import type { ConfigInput } from '../../../src/config/schema.js';
 import { expandIpv6 } from '../../../src/protocol/xml.js';
+import { MemoryDataPlane } from '../../../src/dataplane/memory.js';
+import type { TunnelSpec } from '../../../src/dataplane/types.js';
 
 const open: TestBroker[] = [];
 after(async () => {
@@ -284,4 +286,51 @@ test('link pool exhaustion: 301 No more tunnels available, and a log line', asyn
   );
   first.tcp?.close();
   second.tcp?.close();
+});
+
+test('restore reads every page before ending stale offers, and a tunnel the data plane refuses ends alone', async () => {
+  const b = await broker();
+  const row = (n: number) => ({
+    accountId: null,
+    leaseId: null,
+    type: 'v6udpv4' as const,
+    transport: 'udp' as const,
+    clientIpv4: '192.0.2.7',
+    clientPort: 1024 + n,
+    serverIpv4: '192.0.2.1',
+    serverIpv6: `2001:db8:f00:${n.toString(16)}::1`,
+    clientIpv6: `2001:db8:f00:${n.toString(16)}::2`,
+    prefix: null,
+    prefixLen: null,
+    keepaliveInterval: 30,
+    lifetimeS: 604800,
+  });
+  // Oldest first: 3 established tunnels, then more stale offers than one page (1000) holds, newest first.
+  const established: number[] = [];
+  for (let n = 0; n < 3; n++) {
+    const t = await b.store.createTunnel(row(n), Date.now());
+    await b.store.establishTunnel(t.id, Date.now());
+    established.push(t.id);
+  }
+  for (let n = 3; n < 1003; n++) await b.store.createTunnel(row(n), Date.now());
+  const dir = b.dir;
+  await b.close(); // like a crash: the rows stay as they are
+
+  const refused = established[1]!;
+  const dp = new (class extends MemoryDataPlane {
+    override addTunnel(spec: TunnelSpec): void {
+      if (spec.id === refused) throw new Error('refused by the data plane');
+      super.addTunnel(spec);
+    }
+  })({ listenAddress: '127.0.0.1', port: 0 });
+  const again = await broker({}, { dir, dataplane: dp });
+  assert.deepEqual(
+    again.broker
+      .liveTunnels()
+      .map((t) => t.id)
+      .sort((x, y) => x - y),
+    [established[0], established[2]],
+  );
+  assert.equal((await again.store.getTunnel(refused))?.endReason, 'shutdown');
+  assert.equal((await again.store.listTunnels({ state: 'live', limit: 10 })).total, 2, 'no stale offer left');
 });
