@@ -115,8 +115,8 @@ export class BrokerLab {
       dataplane: { driver: 'native', tun: 'tsp0' },
       admin: { enabled: true, address: '127.0.0.1', port: ADMIN_PORT },
       log: { level: process.env.TSP_TEST_DEBUG ? 'debug' : 'info' },
-      ...overrides,
     };
+    merge(config as Record<string, unknown>, overrides as Record<string, unknown>);
     parseConfig(config); // fail here, with the key named, rather than in the broker's stderr
     writeFileSync(this.configPath, JSON.stringify(config, null, 2));
   }
@@ -227,6 +227,16 @@ export class BrokerLab {
   async cleanup(): Promise<void> {
     await this.topo.cleanup();
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Deep-merges plain objects from `over` into `into` (arrays and values replace). */
+function merge(into: Record<string, unknown>, over: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(over)) {
+    const current = into[key];
+    const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+    if (isObject(value) && isObject(current)) merge(current, value);
+    else into[key] = value;
   }
 }
 
