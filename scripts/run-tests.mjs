@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+/* global process, console */
 // Runs the test suite with node:test. Node 20's --test takes no glob patterns, so this lists the files:
 // every *.test.ts under test/ (or under the folders given as arguments), one file at a time so namespace
 // and browser tests never compete for the two cores.
@@ -16,10 +17,15 @@ const walk = (dir) => {
     else if (name.endsWith('.test.ts')) files.push(p);
   }
 };
-for (const r of roots.length ? roots : ['test']) statSync(r).isDirectory() ? walk(r) : files.push(r);
+for (const r of roots.length ? roots : ['test']) {
+  if (statSync(r).isDirectory()) walk(r);
+  else files.push(r);
+}
 if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...extra, ...files], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...extra, ...files], {
+  stdio: 'inherit',
+});
 process.exit(r.status ?? 1);

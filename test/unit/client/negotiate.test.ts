@@ -27,7 +27,7 @@ function run(raw: RawConfig, port = broker.ports.udp) {
 for (const transport of ['udp', 'tcp'] as const) {
   for (const auth of ['anonymous', 'plain', 'digest-md5', 'any'] as const) {
     test(`${transport}, ${auth}: a v6v4 offer accepted`, async () => {
-      const creds = auth === 'anonymous' ? {} : { userid: 'bob', passwd: 'hunter2' };
+      const creds: RawConfig = auth === 'anonymous' ? {} : { userid: 'bob', passwd: 'hunter2' };
       const n = await run({ transport, auth_method: auth, tunnel_mode: 'v6v4', ...creds });
       assert.equal(n.transport, transport);
       assert.equal(n.offer.type, 'v6v4');
