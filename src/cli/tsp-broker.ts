@@ -10,7 +10,7 @@ import { defaultConfig, type Config } from '../config/schema.js';
 import { BrokerError, isBrokerError } from '../errors.js';
 import { openStore } from '../store/open.js';
 import { AccountService } from '../broker/accounts.js';
-import { startBroker } from '../broker/server.js';
+import { startBroker } from './start-broker.js';
 import { TokenService } from '../admin/tokens.js';
 import { readPassword } from './password.js';
 

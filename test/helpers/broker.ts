@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { parseConfig, type ConfigInput } from '../../src/config/schema.js';
-import { startBroker, type RunningBroker, type StartOptions } from '../../src/broker/server.js';
+import { startBroker, type RunningBroker, type StartOptions } from '../../src/cli/start-broker.js';
 import { deriveCredentials } from '../../src/broker/credentials.js';
 import type { Role } from '../../src/store/types.js';
 

@@ -1,5 +1,7 @@
-/** @module broker/server: assembles a running broker from a configuration: store, pools, data plane, broker
- *  policy, UDP and TCP listeners. `tsp-broker serve` and the tests start brokers through this one function. */
+/** @module cli/start-broker: the composition root. Assembles a running broker from a configuration: store,
+ *  pools, data plane, broker policy, UDP and TCP listeners, and the admin server. `tsp-broker serve` and the
+ *  tests start brokers through this one function. It lives in cli/ because it wires broker/ and admin/
+ *  together: broker/ itself never imports admin/ (ARCHITECTURE.md dependency direction). */
 
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
@@ -15,9 +17,9 @@ import { UdpControl } from '../transport/udp.js';
 import { TcpControl } from '../transport/tcp.js';
 import { localAddressToward } from '../transport/local-address.js';
 import type { SessionCounts } from '../transport/session-host.js';
-import { Broker } from './broker.js';
-import { AccountService } from './accounts.js';
-import { resolvePools, type Pools } from './pools.js';
+import { Broker } from '../broker/broker.js';
+import { AccountService } from '../broker/accounts.js';
+import { resolvePools, type Pools } from '../broker/pools.js';
 import { startAdminServer } from '../admin/server.js';
 
 export interface RunningBroker {

@@ -1,9 +1,9 @@
-/** broker/server: how a configuration becomes the native data plane's options (the packet path itself is
+/** cli/start-broker: how a configuration becomes the native data plane's options (the packet path itself is
  *  tested in test/e2e/broker-*.test.ts). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../../src/config/schema.js';
-import { nativeOptions } from '../../../src/broker/server.js';
+import { nativeOptions } from '../../../src/cli/start-broker.js';
 
 const pools = { link: '2001:db8:f00::/48', delegation: '2001:db8:f000::/40' };
 
