@@ -18,7 +18,7 @@ import { BrokerError, isBrokerError } from '../errors.js';
 import type { DataPlane, TunnelId, TunnelSpec, TunnelType } from '../dataplane/types.js';
 import { ServerSession, type Mechanism, type SessionEvent } from '../protocol/server-session.js';
 import type { Offer, TunnelRequest } from '../protocol/xml.js';
-import type { EndReason, Store, TunnelRecord } from '../store/types.js';
+import type { CounterUpdate, EndReason, Store, TunnelRecord } from '../store/types.js';
 import type { SessionContext, SessionHandler } from '../transport/session-host.js';
 import { verifyPassword } from './credentials.js';
 import { FailureLimiter } from './rate-limit.js';
@@ -401,64 +401,58 @@ export class Broker extends EventEmitter implements SessionHandler {
     const leaseId = anonymous ? `anon-${randomUUID()}` : undefined;
     const owner = anonymous ? { leaseId: leaseId! } : { accountId: info.accountId! };
     const store = this.deps.store;
+    const serverIpv4 = await this.serverIpv4For(ctx); // before the transaction: it may ask the kernel
+    // the allocations and the offered tunnel row commit together (one transaction), or none of them does
+    let stage: 'link' | 'delegation' | 'tunnel' = 'link';
+    let record: TunnelRecord;
     try {
-      let link;
-      try {
-        link = await store.allocate({ pool: 'link', poolPrefix: this.deps.pools.link, prefixLen: 64, owner });
-      } catch (err) {
-        if (isBrokerError(err) && err.code === 'POOL_EXHAUSTED') {
-          this.log.error({ pool: this.deps.pools.link, session: ctx.id }, 'link pool exhausted: no tunnel offered');
-        }
-        throw err;
-      }
-      let delegated;
-      if (prefixLen !== undefined) {
-        try {
-          delegated = await store.allocate({
-            pool: 'delegation',
-            poolPrefix: this.deps.pools.delegation,
-            prefixLen,
-            owner,
-          });
-        } catch (err) {
-          if (isBrokerError(err) && err.code === 'POOL_EXHAUSTED') {
-            this.log.error(
-              { pool: this.deps.pools.delegation, prefixLen, session: ctx.id },
-              'delegation pool exhausted for this length',
-            );
-            throw new BrokerError('TSP_PREFIX_LENGTH_UNAVAILABLE', `no /${prefixLen} left in the delegation pool`, {
-              cause: err,
-            });
-          }
-          throw err;
-        }
-      }
-      const { serverIpv6, clientIpv6 } = linkAddresses(link.prefix);
-      const serverIpv4 = await this.serverIpv4For(ctx);
-      const record = await store.createTunnel(
-        {
-          accountId: info.accountId,
-          leaseId: leaseId ?? null,
-          type,
-          transport: ctx.transport,
-          clientIpv4: ctx.peer.address,
-          clientPort: type === 'v6udpv4' ? ctx.peer.port : 0,
-          serverIpv4,
-          serverIpv6,
-          clientIpv6,
-          prefix: delegated?.prefix ?? null,
-          prefixLen: delegated?.prefixLen ?? null,
-          keepaliveInterval: this.keepaliveFor(req),
-          lifetimeS: cfg.tunnels.lifetimeS,
-        },
-        this.deps.clock.now(),
-      );
-      const full = { ...record, username: info.username };
-      return { record: full, spec: specOf(full), ...(leaseId ? { leaseId } : {}) };
+      record = await store.batch(async () => {
+        stage = 'link';
+        const link = await store.allocate({ pool: 'link', poolPrefix: this.deps.pools.link, prefixLen: 64, owner });
+        stage = 'delegation';
+        const delegated =
+          prefixLen === undefined
+            ? undefined
+            : await store.allocate({ pool: 'delegation', poolPrefix: this.deps.pools.delegation, prefixLen, owner });
+        stage = 'tunnel';
+        const { serverIpv6, clientIpv6 } = linkAddresses(link.prefix);
+        return store.createTunnel(
+          {
+            accountId: info.accountId,
+            leaseId: leaseId ?? null,
+            type,
+            transport: ctx.transport,
+            clientIpv4: ctx.peer.address,
+            clientPort: type === 'v6udpv4' ? ctx.peer.port : 0,
+            serverIpv4,
+            serverIpv6,
+            clientIpv6,
+            prefix: delegated?.prefix ?? null,
+            prefixLen: delegated?.prefixLen ?? null,
+            keepaliveInterval: this.keepaliveFor(req),
+            lifetimeS: cfg.tunnels.lifetimeS,
+          },
+          this.deps.clock.now(),
+        );
+      });
     } catch (err) {
-      if (leaseId) await store.releaseLease(leaseId).catch(() => {});
+      if (isBrokerError(err) && err.code === 'POOL_EXHAUSTED') {
+        if (stage === 'link') {
+          this.log.error({ pool: this.deps.pools.link, session: ctx.id }, 'link pool exhausted: no tunnel offered');
+        } else if (stage === 'delegation') {
+          this.log.error(
+            { pool: this.deps.pools.delegation, prefixLen, session: ctx.id },
+            'delegation pool exhausted for this length',
+          );
+          throw new BrokerError('TSP_PREFIX_LENGTH_UNAVAILABLE', `no /${prefixLen} left in the delegation pool`, {
+            cause: err,
+          });
+        }
+      }
       throw err;
     }
+    const full = { ...record, username: info.username };
+    return { record: full, spec: specOf(full), ...(leaseId ? { leaseId } : {}) };
   }
 
   private async serverIpv4For(ctx: SessionContext): Promise<string> {
@@ -501,13 +495,19 @@ export class Broker extends EventEmitter implements SessionHandler {
     try {
       // one live tunnel per account, and one per client endpoint: the newest session wins
       const key = endpointKey(record);
-      for (const t of [...this.live.values()]) {
-        const sameAccount =
-          this.cfg.tunnels.replaceExisting && record.accountId !== null && t.record.accountId === record.accountId;
-        if (sameAccount || endpointKey(t.record) === key) await this.endLive(t.record.id, 'replaced');
-      }
+      const replaced = [...this.live.values()].filter(
+        (t) =>
+          (this.cfg.tunnels.replaceExisting && record.accountId !== null && t.record.accountId === record.accountId) ||
+          endpointKey(t.record) === key,
+      );
       const at = now();
-      await this.deps.store.establishTunnel(record.id, at); // committed before the ack goes out
+      const ends = replaced.map((t) => ({ record: t.record, counters: this.finalCounters(t) }));
+      for (const t of replaced) this.forgetLive(t, 'replaced');
+      // the replaced tunnels' ends and this one's start commit together, before the ack goes out
+      await this.deps.store.batch(async () => {
+        for (const e of ends) await this.persistEnd(e.record, 'replaced', e.counters);
+        await this.deps.store.establishTunnel(record.id, at);
+      });
       const established: TunnelRecord = { ...record, state: 'established', establishedAt: at };
       this.activate(established, at, { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0 });
       info.offeredRecord = undefined;
@@ -536,31 +536,52 @@ export class Broker extends EventEmitter implements SessionHandler {
   private async endLive(id: number, reason: EndReason): Promise<void> {
     const t = this.live.get(id);
     if (!t) return;
-    const counters = this.deps.dataplane.readCounters().find((c) => c.id === (id as TunnelId));
-    this.deps.dataplane.removeTunnel(id as TunnelId);
-    this.live.delete(id);
-    if (counters)
-      await this.deps.store.updateCounters([
-        {
-          id,
-          rxPackets: t.base.rxPackets + counters.rxPackets,
-          rxBytes: t.base.rxBytes + counters.rxBytes,
-          txPackets: t.base.txPackets + counters.txPackets,
-          txBytes: t.base.txBytes + counters.txBytes,
-          lastSeenAt: counters.lastRxMs || t.record.lastSeenAt,
-        },
-      ]);
-    await this.endRecord(t.record, reason);
-    this.log.info(
-      { tunnel: id, account: t.record.username, client: `${t.record.clientIpv4}:${t.record.clientPort}`, reason },
-      'tunnel ended',
-    );
-    this.emit('tunnelEnded', { id, reason });
+    const counters = this.finalCounters(t);
+    this.forgetLive(t, reason); // at once, so a second end of the same tunnel finds nothing to do
+    await this.deps.store.batch(() => this.persistEnd(t.record, reason, counters));
   }
 
-  private async endRecord(t: TunnelRecord, reason: EndReason): Promise<void> {
+  /** The tunnel's totals: what was stored before this data-plane entry plus what the data plane counted. */
+  private finalCounters(t: LiveTunnel): CounterUpdate | undefined {
+    const c = this.deps.dataplane.readCounters().find((x) => x.id === (t.record.id as TunnelId));
+    if (!c) return undefined;
+    return {
+      id: t.record.id,
+      rxPackets: t.base.rxPackets + c.rxPackets,
+      rxBytes: t.base.rxBytes + c.rxBytes,
+      txPackets: t.base.txPackets + c.txPackets,
+      txBytes: t.base.txBytes + c.txBytes,
+      lastSeenAt: c.lastRxMs || t.record.lastSeenAt,
+    };
+  }
+
+  /** Takes a tunnel out of the data plane and the live set, and says so. No store writes. */
+  private forgetLive(t: LiveTunnel, reason: EndReason): void {
+    this.deps.dataplane.removeTunnel(t.record.id as TunnelId);
+    this.live.delete(t.record.id);
+    this.log.info(
+      {
+        tunnel: t.record.id,
+        account: t.record.username,
+        client: `${t.record.clientIpv4}:${t.record.clientPort}`,
+        reason,
+      },
+      'tunnel ended',
+    );
+    this.emit('tunnelEnded', { id: t.record.id, reason });
+  }
+
+  /** The store side of an end: final counters, state and reason, the anonymous lease released. Store calls
+   *  only, and idempotent, so it may run inside a batch that retries. */
+  private async persistEnd(t: TunnelRecord, reason: EndReason, counters?: CounterUpdate): Promise<void> {
+    if (counters) await this.deps.store.updateCounters([counters]);
     await this.deps.store.endTunnel(t.id, reason, this.deps.clock.now());
     if (t.leaseId) await this.deps.store.releaseLease(t.leaseId);
+  }
+
+  /** Ends a tunnel row that never became live (an offer), in one transaction. */
+  private async endRecord(t: TunnelRecord, reason: EndReason): Promise<void> {
+    await this.deps.store.batch(() => this.persistEnd(t, reason));
   }
 
   private async onDelete(ctx: SessionContext, info: SessionInfo): Promise<void> {

@@ -6,6 +6,7 @@
  *  disk or a broken connection reaches the caller as a coded error and never crashes the process from here.
  *  Imports nothing of ours but errors, clock and the store's own modules. */
 
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import { BrokerError } from '../errors.js';
 import { systemClock, type Clock } from '../clock.js';
@@ -81,6 +82,9 @@ type AuditRow = Selectable<AuditTable>;
 export class KyselyStore implements Store {
   readonly dialect: Dialect;
   #closed = false;
+
+  /** The transaction of the batch the current async call chain runs in, if any. */
+  private readonly openBatch = new AsyncLocalStorage<Kysely<Database>>();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -618,17 +622,34 @@ export class KyselyStore implements Store {
 
   // ---- plumbing
 
-  /** A read outside any explicit transaction, with errors coded. */
+  /** Runs fn's calls on this store in one write transaction (Store.batch). Calls inside find the open
+   *  transaction through AsyncLocalStorage and run in it instead of opening their own (which on SQLite would
+   *  wait behind this one in the file's queue forever). A transient error or a lost race runs fn again. */
+  batch<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.openBatch.getStore() !== undefined) return fn();
+    return this.write('batch', (trx) => this.openBatch.run(trx, fn));
+  }
+
+  /** A read, with errors coded: inside a batch, on the batch's transaction. */
   private async read<T>(op: string, fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
     try {
-      return await fn(this.db);
+      return await fn(this.openBatch.getStore() ?? this.db);
     } catch (e) {
       throw storeError(op, e);
     }
   }
 
-  /** A write transaction through the driver, run again after a transient error or a lost race. */
+  /** A write transaction through the driver, run again after a transient error or a lost race. Inside a
+   *  batch it runs on the batch's transaction, and a retry is the batch's to make. */
   private async write<T>(op: string, fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+    const open = this.openBatch.getStore();
+    if (open !== undefined) {
+      try {
+        return await fn(open);
+      } catch (e) {
+        throw e instanceof RetryTransaction || this.driver.isTransient(e) ? e : storeError(op, e);
+      }
+    }
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.driver.write(this.db, fn);

@@ -192,6 +192,12 @@ export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
   close(): Promise<void>;
 
+  /** Runs the store calls fn makes (awaited one after another, on this store) in one transaction: they commit
+   *  together or not at all. fn may run more than once (a transient error or a lost race retries the whole
+   *  batch), so it must do nothing but store calls and computing from their results. Nested batches join
+   *  the outer one. */
+  batch<T>(fn: () => Promise<T>): Promise<T>;
+
   // settings: small key/value facts the broker must keep (generated ULA pools)
   getSetting(key: string): Promise<string | undefined>;
   /** Sets key only if absent; returns the value now stored (so two starters agree). */

@@ -51,6 +51,66 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       });
     });
 
+    describe('batch', () => {
+      it('commits every call of a batch together, and none of them when it fails', async () => {
+        const lease = 'batch-lease-1';
+        const done = await store.batch(async () => {
+          const a = await store.createAccount(newAccount('batch-ok'));
+          const block = await store.allocate({
+            pool: 'link',
+            poolPrefix: 'fd00:ba7c::/48',
+            prefixLen: 64,
+            owner: { leaseId: lease },
+          });
+          await store.batch(async () => store.setDisabled(a.id, true)); // a nested batch joins the outer one
+          return { a, block };
+        });
+        assert.equal((await store.getAccount(done.a.id))?.disabled, true);
+        assert.equal(await store.releaseLease(lease), 1);
+
+        await assert.rejects(
+          store.batch(async () => {
+            await store.createAccount(newAccount('batch-undone'));
+            await store.allocate({
+              pool: 'link',
+              poolPrefix: 'fd00:ba7d::/64',
+              prefixLen: 64,
+              owner: { leaseId: 'batch-lease-2' },
+            });
+            await store.allocate({
+              pool: 'link',
+              poolPrefix: 'fd00:ba7d::/64',
+              prefixLen: 64,
+              owner: { leaseId: 'batch-lease-3' },
+            });
+          }),
+          (e: BrokerError) => e.code === 'POOL_EXHAUSTED',
+        );
+        assert.equal(await store.getAccountSecrets('batch-undone'), undefined, 'the account was rolled back');
+        assert.equal(await store.releaseLease('batch-lease-2'), 0, 'so was the first allocation');
+        const again = await store.allocate({
+          pool: 'link',
+          poolPrefix: 'fd00:ba7d::/64',
+          prefixLen: 64,
+          owner: { leaseId: 'batch-lease-4' },
+        });
+        assert.equal(again.prefix, 'fd00:ba7d::', 'the block is free again');
+      });
+
+      it('keeps other writers out until it commits, and they go on afterwards', async () => {
+        const results = await Promise.all([
+          store.batch(async () => {
+            const a = await store.createAccount(newAccount('batch-first'));
+            await store.setDisabled(a.id, true);
+            return a.id;
+          }),
+          store.createAccount(newAccount('batch-second')),
+        ]);
+        assert.equal((await store.getAccount(results[0]))?.disabled, true);
+        assert.equal((await store.getAccount(results[1].id))?.username, 'batch-second');
+      });
+    });
+
     describe('accounts', () => {
       it('creates, reads, updates and deletes an account', async () => {
         const created = await store.createAccount({
