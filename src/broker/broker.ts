@@ -61,6 +61,9 @@ interface LiveTunnel {
   base: { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number };
 }
 
+/** Audit actions after which an account may no longer hold a tunnel. */
+const CLOSING_ACTIONS = ['account.disable', 'account.delete'] as const;
+
 export interface SessionOutcome {
   transport: 'udp' | 'tcp';
   mechanism: string;
@@ -72,6 +75,8 @@ export class Broker extends EventEmitter implements SessionHandler {
   private readonly live = new Map<number, LiveTunnel>();
   private readonly limiter: FailureLimiter;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** Newest audit event id seen per account action (endTunnelsOfClosedAccounts). */
+  private readonly auditSeen = new Map<string, number>();
   private readonly cfg: Config;
   private readonly log: Logger;
   /** Async work in flight (so close() can wait for it). */
@@ -125,6 +130,8 @@ export class Broker extends EventEmitter implements SessionHandler {
       }
     }
     if (this.live.size) this.log.info({ tunnels: this.live.size }, 'restored live tunnels into the data plane');
+    for (const action of CLOSING_ACTIONS)
+      this.auditSeen.set(action, (await this.deps.store.listAudit({ action, limit: 1 })).items[0]?.id ?? 0);
     const everyMs = Math.min(5000, (this.cfg.tunnels.idleMinS * 1000) / 4);
     this.sweepTimer = setInterval(() => void this.track(this.sweep()), everyMs);
     this.sweepTimer.unref();
@@ -622,7 +629,26 @@ export class Broker extends EventEmitter implements SessionHandler {
         expired.push([t.record.id, 'lifetime']);
     }
     for (const [id, reason] of expired) await this.endLive(id, reason);
+    await this.endTunnelsOfClosedAccounts();
     await this.persistCounters();
+  }
+
+  /** Accounts disabled or deleted by another process (`tsp-broker user disable|delete` opens the store
+   *  directly) lose their live tunnels here. The audit trail says which accounts changed since the last sweep:
+   *  one small query per action instead of a look at every live tunnel's account. */
+  private async endTunnelsOfClosedAccounts(): Promise<void> {
+    for (const action of CLOSING_ACTIONS) {
+      const seen = this.auditSeen.get(action) ?? 0;
+      const page = await this.deps.store.listAudit({ action, limit: 100 });
+      this.auditSeen.set(action, Math.max(seen, page.items[0]?.id ?? 0));
+      const usernames = new Set(page.items.filter((e) => e.id > seen && e.target).map((e) => e.target!));
+      for (const username of usernames) {
+        const account = await this.deps.store.getAccountSecrets(username);
+        if (account && !account.disabled) continue; // enabled again since
+        const ids = [...this.live.values()].filter((t) => t.record.username === username).map((t) => t.record.id);
+        for (const id of ids) await this.endLive(id, 'account_disabled');
+      }
+    }
   }
 
   private async persistCounters(): Promise<void> {

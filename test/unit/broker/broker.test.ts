@@ -334,3 +334,30 @@ test('restore reads every page before ending stale offers, and a tunnel the data
   assert.equal((await again.store.getTunnel(refused))?.endReason, 'shutdown');
   assert.equal((await again.store.listTunnels({ state: 'live', limit: 10 })).total, 2, 'no stale offer left');
 });
+
+test('an account disabled or deleted from another process loses its live tunnel at the next sweep', async () => {
+  const b = await broker();
+  await b.addUser('bob', 'hunter22');
+  await b.addUser('carol', 'hunter22');
+  const one = await runSession({ transport: 'udp', port: b.ports.udp, auth: bob });
+  const two = await runSession({ transport: 'udp', port: b.ports.udp, auth: { ...bob, username: 'carol' } });
+  assert.ok(await eventually(() => b.broker.liveTunnels().length === 2));
+  // what `tsp-broker user disable` does: its own store handle on the same file, and the audit trail
+  const { openSqliteStore } = await import('../../../src/store/sqlite.js');
+  const { AccountService } = await import('../../../src/broker/accounts.js');
+  const other = await openSqliteStore({ file: b.config.store.path });
+  try {
+    const cli = new AccountService(other, 'tsp-fake');
+    await cli.setDisabled('cli', 'bob', true);
+    await cli.delete('cli', 'carol');
+  } finally {
+    await other.close();
+  }
+  assert.equal(b.broker.liveTunnels().length, 2, 'nothing happens until the sweep');
+  await b.broker.sweep();
+  assert.equal(b.broker.liveTunnels().length, 0);
+  const ended = (await b.store.listTunnels({ state: 'ended' })).items;
+  assert.deepEqual(ended.map((t) => t.endReason).sort(), ['account_disabled', 'account_disabled']);
+  one.udp?.close();
+  two.udp?.close();
+});
