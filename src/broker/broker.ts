@@ -199,10 +199,12 @@ export class Broker extends EventEmitter implements SessionHandler {
       this.log.child({ session: ctx.id, transport: ctx.transport, peer: `${ctx.peer.address}:${ctx.peer.port}` });
     switch (e.type) {
       case 'version':
+        return;
       case 'deleteRequested':
+        this.track(this.onDelete(ctx, info));
+        return;
       case 'infoRequested':
-        if (e.type === 'deleteRequested') this.track(this.onDelete(ctx, info));
-        if (e.type === 'infoRequested') this.track(this.onInfo(ctx, info));
+        this.track(this.onInfo(ctx, info));
         return;
       case 'versionRefused':
         info.result = 'version_refused';
@@ -243,11 +245,11 @@ export class Broker extends EventEmitter implements SessionHandler {
         info.result ??= `error_${e.status}`;
         slog().info({ account: info.username, code: e.code, status: e.status, reason: e.message }, 'request refused');
         return;
-      case 'closed': {
-        const result = e.established ? 'established' : (info.result ?? (e.reason === 'timeout' ? 'timeout' : 'closed'));
-        if (!e.established && info.result !== 'established') this.reportOutcome(ctx, info, result, e.reason);
+      case 'closed':
+        // a session that established a tunnel was reported at the accept; the rest are reported here
+        if (e.established || info.result === 'established') return;
+        this.reportOutcome(ctx, info, info.result ?? (e.reason === 'timeout' ? 'timeout' : 'closed'), e.reason);
         return;
-      }
     }
   }
 
