@@ -61,8 +61,8 @@ interface LiveTunnel {
   base: { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number };
 }
 
-/** Audit actions after which an account may no longer hold a tunnel. */
-const CLOSING_ACTIONS = ['account.disable', 'account.delete'] as const;
+/** Audit actions, possibly taken by another process, that end live tunnels (Broker.followAudit). */
+const FOLLOWED_ACTIONS = ['account.disable', 'account.delete', 'tunnel.kill'] as const;
 
 export interface SessionOutcome {
   transport: 'udp' | 'tcp';
@@ -75,7 +75,7 @@ export class Broker extends EventEmitter implements SessionHandler {
   private readonly live = new Map<number, LiveTunnel>();
   private readonly limiter: FailureLimiter;
   private sweepTimer: NodeJS.Timeout | undefined;
-  /** Newest audit event id seen per account action (endTunnelsOfClosedAccounts). */
+  /** Newest audit event id seen per followed action (followAudit). */
   private readonly auditSeen = new Map<string, number>();
   private readonly cfg: Config;
   private readonly log: Logger;
@@ -130,7 +130,7 @@ export class Broker extends EventEmitter implements SessionHandler {
       }
     }
     if (this.live.size) this.log.info({ tunnels: this.live.size }, 'restored live tunnels into the data plane');
-    for (const action of CLOSING_ACTIONS)
+    for (const action of FOLLOWED_ACTIONS)
       this.auditSeen.set(action, (await this.deps.store.listAudit({ action, limit: 1 })).items[0]?.id ?? 0);
     const everyMs = Math.min(5000, (this.cfg.tunnels.idleMinS * 1000) / 4);
     this.sweepTimer = setInterval(() => void this.track(this.sweep()), everyMs);
@@ -631,23 +631,27 @@ export class Broker extends EventEmitter implements SessionHandler {
         expired.push([t.record.id, 'lifetime']);
     }
     for (const [id, reason] of expired) await this.endLive(id, reason);
-    await this.endTunnelsOfClosedAccounts();
+    await this.followAudit();
     await this.persistCounters();
   }
 
-  /** Accounts disabled or deleted by another process (`tsp-broker user disable|delete` opens the store
-   *  directly) lose their live tunnels here. The audit trail says which accounts changed since the last sweep:
-   *  one small query per action instead of a look at every live tunnel's account. */
-  private async endTunnelsOfClosedAccounts(): Promise<void> {
-    for (const action of CLOSING_ACTIONS) {
+  /** Changes made by another process (`tsp-broker user disable|delete` and `tunnel kill` open the store
+   *  directly) reach the data plane here. The audit trail says what changed since the last sweep: one small
+   *  query per action instead of a look at every live tunnel. */
+  private async followAudit(): Promise<void> {
+    for (const action of FOLLOWED_ACTIONS) {
       const seen = this.auditSeen.get(action) ?? 0;
       const page = await this.deps.store.listAudit({ action, limit: 100 });
       this.auditSeen.set(action, Math.max(seen, page.items[0]?.id ?? 0));
-      const usernames = new Set(page.items.filter((e) => e.id > seen && e.target).map((e) => e.target!));
-      for (const username of usernames) {
-        const account = await this.deps.store.getAccountSecrets(username);
+      const targets = new Set(page.items.filter((e) => e.id > seen && e.target).map((e) => e.target!));
+      for (const target of targets) {
+        if (action === 'tunnel.kill') {
+          await this.endLive(Number(target), 'admin'); // the store has it ended already; this catches up
+          continue;
+        }
+        const account = await this.deps.store.getAccountSecrets(target);
         if (account && !account.disabled) continue; // enabled again since
-        const ids = [...this.live.values()].filter((t) => t.record.username === username).map((t) => t.record.id);
+        const ids = [...this.live.values()].filter((t) => t.record.username === target).map((t) => t.record.id);
         for (const id of ids) await this.endLive(id, 'account_disabled');
       }
     }

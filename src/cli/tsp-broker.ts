@@ -10,6 +10,7 @@ import { defaultConfig, type Config } from '../config/schema.js';
 import { BrokerError, isBrokerError } from '../errors.js';
 import { openStore } from '../store/open.js';
 import { AccountService } from '../broker/accounts.js';
+import { killTunnelInStore } from '../broker/tunnels.js';
 import { startBroker } from './start-broker.js';
 import { TokenService } from '../admin/tokens.js';
 import { readPassword } from './password.js';
@@ -236,6 +237,21 @@ withConfigFlags(token.command('revoke <name>'))
   .action(async (name: string, o: Record<string, unknown>) => {
     await withTokens(o, (t) => t.revoke('cli', name));
     console.log(`token ${name} revoked`);
+  });
+
+withConfigFlags(tunnel.command('kill <id>'))
+  .description('end a tunnel: committed at once, and a running broker drops it within seconds')
+  .action(async (id: string, o: Record<string, unknown>) => {
+    const n = Number(id);
+    if (!Number.isInteger(n) || n <= 0) throw new BrokerError('API_BAD_REQUEST', `not a tunnel id: ${id}`);
+    const config = configFrom(o);
+    const store = await openStore(config.store);
+    try {
+      await killTunnelInStore(store, n, 'cli', Date.now());
+      console.log(`tunnel ${n} ended`);
+    } finally {
+      await store.close();
+    }
   });
 
 const config = program.command('config').description('configuration');

@@ -8,6 +8,7 @@ import { eventually } from '../../helpers/clients.js';
 import { ManualClock } from '../../../src/clock.js';
 import type { ConfigInput } from '../../../src/config/schema.js';
 import { expandIpv6 } from '../../../src/protocol/xml.js';
+import type { BrokerError } from '../../../src/errors.js';
 import { MemoryDataPlane } from '../../../src/dataplane/memory.js';
 import type { TunnelSpec } from '../../../src/dataplane/types.js';
 
@@ -360,4 +361,34 @@ test('an account disabled or deleted from another process loses its live tunnel 
   assert.deepEqual(ended.map((t) => t.endReason).sort(), ['account_disabled', 'account_disabled']);
   one.udp?.close();
   two.udp?.close();
+});
+
+test('tunnel kill from another process: ended in the store at once, out of the data plane at the next sweep', async () => {
+  const b = await broker();
+  const r = await runSession({ transport: 'udp', port: b.ports.udp, auth: { mechanism: 'ANONYMOUS' } });
+  assert.ok(await eventually(() => b.broker.liveTunnels().length === 1));
+  const id = b.broker.liveTunnels()[0]!.id;
+  const { openSqliteStore } = await import('../../../src/store/sqlite.js');
+  const { killTunnelInStore } = await import('../../../src/broker/tunnels.js');
+  const other = await openSqliteStore({ file: b.config.store.path });
+  try {
+    await killTunnelInStore(other, id, 'cli', Date.now());
+    await assert.rejects(
+      killTunnelInStore(other, id, 'cli', Date.now()),
+      (e: BrokerError) => e.code === 'STORE_CONFLICT',
+    );
+    await assert.rejects(
+      killTunnelInStore(other, 9999, 'cli', Date.now()),
+      (e: BrokerError) => e.code === 'STORE_NOT_FOUND',
+    );
+  } finally {
+    await other.close();
+  }
+  assert.equal((await b.store.getTunnel(id))?.endReason, 'admin');
+  assert.equal((await b.store.poolUsage()).find((p) => p.pool === 'link')?.blocks ?? 0, 0, 'the lease is released');
+  await b.broker.sweep();
+  assert.equal(b.broker.liveTunnels().length, 0);
+  const dp = b.dataplane as import('../../../src/dataplane/memory.js').MemoryDataPlane;
+  assert.equal(dp.tunnel(id as never), undefined, 'gone from the data plane');
+  r.udp?.close();
 });

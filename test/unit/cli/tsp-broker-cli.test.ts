@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { defaultConfig } from '../../../src/config/schema.js';
 import { runSession } from '../../helpers/tsp.js';
+import { eventually } from '../../helpers/clients.js';
 
 const CLI = path.resolve('src/cli/tsp-broker.ts');
 /** tsx resolved from this checkout: the commands run in a temporary folder, where a bare 'tsx' is unknown. */
@@ -132,6 +133,17 @@ test('serve starts a broker that completes TSP negotiations over UDP and TCP; tu
     assert.equal(list.status, 0);
     assert.match(list.stdout, /\tbob\tv6udpv4\t127\.0\.0\.1:\d+\t/);
     assert.match(list.stdout, /\t\(anonymous\)\tv6v4\t127\.0\.0\.1\t/);
+    const id = (
+      JSON.parse(cli(['tunnel', 'list', '--json', '--db', db]).stdout) as { id: number; type: string }[]
+    ).find((t) => t.type === 'v6udpv4')!.id;
+    assert.equal(cli(['tunnel', 'kill', String(id), '--db', db]).status, 0);
+    const again = cli(['tunnel', 'kill', String(id), '--db', db]);
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /already ended \(admin\)/);
+    assert.equal(cli(['tunnel', 'kill', 'x', '--db', db]).status, 2);
+    assert.doesNotMatch(cli(['tunnel', 'list', '--db', db]).stdout, /\tbob\t/, 'no longer live');
+    // the running broker follows the audit trail and drops the tunnel from its data plane at the next sweep
+    assert.ok(await eventually(() => /"reason":"admin","msg":"tunnel ended"/.test(lines.join('')), 10_000));
     const log = lines.join('');
     assert.match(log, /"msg":"session established a tunnel"/);
     assert.match(log, /"account":"bob"/);
