@@ -15,7 +15,7 @@ import type { Clock } from '../clock.js';
 import type { Config } from '../config/schema.js';
 import { enabledMechanisms } from '../config/schema.js';
 import { BrokerError, isBrokerError } from '../errors.js';
-import type { DataPlane, TunnelId, TunnelSpec, TunnelType } from '../dataplane/types.js';
+import type { DataPlane, TunnelCounters, TunnelId, TunnelSpec, TunnelType } from '../dataplane/types.js';
 import { ServerSession, type Mechanism, type SessionEvent } from '../protocol/server-session.js';
 import type { Offer, TunnelRequest } from '../protocol/xml.js';
 import type { CounterUpdate, EndReason, Store, TunnelRecord } from '../store/types.js';
@@ -59,7 +59,11 @@ interface LiveTunnel {
   activeSinceMs: number;
   /** Counters persisted before the current data-plane entry existed (a restart resets the data plane). */
   base: { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number };
+  /** rx + tx packets at the last counter write: a sweep writes only tunnels that moved since. */
+  persistedPackets: number;
 }
+
+type CountersById = Map<number, TunnelCounters>;
 
 /** Audit actions, possibly taken by another process, that end live tunnels (Broker.followAudit). */
 const FOLLOWED_ACTIONS = ['account.disable', 'account.delete', 'tunnel.kill'] as const;
@@ -147,19 +151,28 @@ export class Broker extends EventEmitter implements SessionHandler {
   }
 
   liveTunnels(): TunnelRecord[] {
-    const counters = new Map(this.deps.dataplane.readCounters().map((c) => [c.id as number, c]));
+    const byId = this.countersById();
     return [...this.live.values()].map((t) => {
-      const c = counters.get(t.record.id);
-      const lastRx = c?.lastRxMs ? c.lastRxMs : t.record.lastSeenAt;
-      return {
-        ...t.record,
-        rxPackets: t.base.rxPackets + (c?.rxPackets ?? 0),
-        rxBytes: t.base.rxBytes + (c?.rxBytes ?? 0),
-        txPackets: t.base.txPackets + (c?.txPackets ?? 0),
-        txBytes: t.base.txBytes + (c?.txBytes ?? 0),
-        lastSeenAt: lastRx ?? null,
-      };
+      const { id: _id, ...totals } = this.totals(t, byId.get(t.record.id));
+      return { ...t.record, ...totals };
     });
+  }
+
+  /** The data plane's counters of every tunnel, read in one call. */
+  private countersById(): CountersById {
+    return new Map(this.deps.dataplane.readCounters().map((c) => [c.id as number, c]));
+  }
+
+  /** A tunnel's totals: what was stored before this data-plane entry plus what the data plane counted. */
+  private totals(t: LiveTunnel, c: TunnelCounters | undefined): CounterUpdate {
+    return {
+      id: t.record.id,
+      rxPackets: t.base.rxPackets + (c?.rxPackets ?? 0),
+      rxBytes: t.base.rxBytes + (c?.rxBytes ?? 0),
+      txPackets: t.base.txPackets + (c?.txPackets ?? 0),
+      txBytes: t.base.txBytes + (c?.txBytes ?? 0),
+      lastSeenAt: (c?.lastRxMs || t.record.lastSeenAt) ?? null,
+    };
   }
 
   /** Ends a live tunnel on an operator's order. */
@@ -510,7 +523,8 @@ export class Broker extends EventEmitter implements SessionHandler {
           endpointKey(t.record) === key,
       );
       const at = now();
-      const ends = replaced.map((t) => ({ record: t.record, counters: this.finalCounters(t) }));
+      const byId = replaced.length ? this.countersById() : undefined;
+      const ends = replaced.map((t) => ({ record: t.record, counters: this.totals(t, byId?.get(t.record.id)) }));
       for (const t of replaced) this.forgetLive(t, 'replaced');
       // the replaced tunnels' ends and this one's start commit together, before the ack goes out
       await this.deps.store.batch(async () => {
@@ -539,29 +553,17 @@ export class Broker extends EventEmitter implements SessionHandler {
   private activate(t: TunnelRecord, now: number, base: LiveTunnel['base']): void {
     const spec = specOf(t);
     this.deps.dataplane.addTunnel(spec);
-    this.live.set(t.id, { record: t, spec, activeSinceMs: now, base });
+    const persistedPackets = base.rxPackets + base.txPackets;
+    this.live.set(t.id, { record: t, spec, activeSinceMs: now, base, persistedPackets });
   }
 
-  private async endLive(id: number, reason: EndReason): Promise<void> {
+  /** `byId`: counters already read by the caller (a sweep ending many tunnels reads them once). */
+  private async endLive(id: number, reason: EndReason, byId?: CountersById): Promise<void> {
     const t = this.live.get(id);
     if (!t) return;
-    const counters = this.finalCounters(t);
+    const counters = this.totals(t, (byId ?? this.countersById()).get(id));
     this.forgetLive(t, reason); // at once, so a second end of the same tunnel finds nothing to do
     await this.deps.store.batch(() => this.persistEnd(t.record, reason, counters));
-  }
-
-  /** The tunnel's totals: what was stored before this data-plane entry plus what the data plane counted. */
-  private finalCounters(t: LiveTunnel): CounterUpdate | undefined {
-    const c = this.deps.dataplane.readCounters().find((x) => x.id === (t.record.id as TunnelId));
-    if (!c) return undefined;
-    return {
-      id: t.record.id,
-      rxPackets: t.base.rxPackets + c.rxPackets,
-      rxBytes: t.base.rxBytes + c.rxBytes,
-      txPackets: t.base.txPackets + c.txPackets,
-      txBytes: t.base.txBytes + c.txBytes,
-      lastSeenAt: c.lastRxMs || t.record.lastSeenAt,
-    };
   }
 
   /** Takes a tunnel out of the data plane and the live set, and says so. No store writes. */
@@ -619,7 +621,7 @@ export class Broker extends EventEmitter implements SessionHandler {
    *  lifetime passed; persists counters. Runs every few seconds. */
   async sweep(): Promise<void> {
     const now = this.deps.clock.now();
-    const counters = new Map(this.deps.dataplane.readCounters().map((c) => [c.id as number, c]));
+    const counters = this.countersById();
     const expired: [number, EndReason][] = [];
     for (const t of this.live.values()) {
       const c = counters.get(t.record.id);
@@ -630,9 +632,9 @@ export class Broker extends EventEmitter implements SessionHandler {
       else if (t.record.establishedAt !== null && now > t.record.establishedAt + t.record.lifetimeS * 1000)
         expired.push([t.record.id, 'lifetime']);
     }
-    for (const [id, reason] of expired) await this.endLive(id, reason);
+    for (const [id, reason] of expired) await this.endLive(id, reason, counters);
     await this.followAudit();
-    await this.persistCounters();
+    await this.persistCounters(counters);
   }
 
   /** Changes made by another process (`tsp-broker user disable|delete` and `tunnel kill` open the store
@@ -657,22 +659,21 @@ export class Broker extends EventEmitter implements SessionHandler {
     }
   }
 
-  private async persistCounters(): Promise<void> {
-    const counters = this.deps.dataplane.readCounters();
-    const updates = [];
-    for (const c of counters) {
-      const t = this.live.get(c.id);
-      if (!t) continue;
-      updates.push({
-        id: c.id as number,
-        rxPackets: t.base.rxPackets + c.rxPackets,
-        rxBytes: t.base.rxBytes + c.rxBytes,
-        txPackets: t.base.txPackets + c.txPackets,
-        txBytes: t.base.txBytes + c.txBytes,
-        lastSeenAt: c.lastRxMs || t.record.lastSeenAt,
-      });
+  /** Writes the totals of the tunnels whose packet counts moved since their last write: a sweep over 10,000
+   *  idle tunnels writes nothing (each UPDATE blocks the event loop on SQLite). */
+  private async persistCounters(byId: CountersById = this.countersById()): Promise<void> {
+    const updates: CounterUpdate[] = [];
+    const written: [LiveTunnel, number][] = [];
+    for (const t of this.live.values()) {
+      const u = this.totals(t, byId.get(t.record.id));
+      const packets = u.rxPackets + u.txPackets;
+      if (packets === t.persistedPackets) continue;
+      updates.push(u);
+      written.push([t, packets]);
     }
-    if (updates.length) await this.deps.store.updateCounters(updates);
+    if (updates.length === 0) return;
+    await this.deps.store.updateCounters(updates);
+    for (const [t, packets] of written) t.persistedPackets = packets;
   }
 }
 

@@ -392,3 +392,29 @@ test('tunnel kill from another process: ended in the store at once, out of the d
   assert.equal(dp.tunnel(id as never), undefined, 'gone from the data plane');
   r.udp?.close();
 });
+
+test('a sweep writes the counters of tunnels that moved, and nothing for idle ones', async () => {
+  const b = await broker();
+  const r = await runSession({ transport: 'udp', port: b.ports.udp, auth: { mechanism: 'ANONYMOUS' } });
+  assert.ok(await eventually(() => b.broker.liveTunnels().length === 1));
+  const id = b.broker.liveTunnels()[0]!.id;
+  const writes: number[][] = [];
+  const store = b.store as { updateCounters: (u: { id: number }[]) => Promise<void> };
+  const original = store.updateCounters.bind(store);
+  store.updateCounters = (u) => {
+    writes.push(u.map((x) => x.id));
+    return original(u);
+  };
+  await b.broker.sweep();
+  assert.deepEqual(writes, [], 'no traffic: no write');
+  const packet = Buffer.alloc(60);
+  packet[0] = 0x60; // an IPv6 packet from the tunnel's endpoint: MemoryDataPlane counts it
+  r.udp!.send(packet, b.ports.udp);
+  assert.ok(await eventually(() => (b.broker.liveTunnels()[0]?.rxPackets ?? 0) === 1));
+  await b.broker.sweep();
+  assert.deepEqual(writes, [[id]]);
+  assert.equal((await b.store.getTunnel(id))?.rxPackets, 1);
+  await b.broker.sweep();
+  assert.deepEqual(writes, [[id]], 'unchanged since: no second write');
+  r.udp?.close();
+});
