@@ -399,7 +399,7 @@ test('a sweep writes the counters of tunnels that moved, and nothing for idle on
   assert.ok(await eventually(() => b.broker.liveTunnels().length === 1));
   const id = b.broker.liveTunnels()[0]!.id;
   const writes: number[][] = [];
-  const store = b.store as { updateCounters: (u: { id: number }[]) => Promise<void> };
+  const store = b.store;
   const original = store.updateCounters.bind(store);
   store.updateCounters = (u) => {
     writes.push(u.map((x) => x.id));
