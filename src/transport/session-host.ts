@@ -2,6 +2,7 @@
  *  feeds a ServerSession, and hands its events to a SessionHandler (the broker). It makes no TSP decisions
  *  (STYLE.md §3). */
 
+import type { Clock } from '../clock.js';
 import type { Endpoint } from '../dataplane/types.js';
 import type { ServerSession, SessionEvent, Step } from '../protocol/server-session.js';
 
@@ -31,4 +32,28 @@ export type SessionFactory = (transport: 'udp' | 'tcp', nowMs: number) => Server
 export interface SessionCounts {
   total: number;
   halfOpen: number;
+}
+
+/** One re-armable timer per session (STYLE.md §3): the adapters arm it with each step's wakeAtMs and it feeds
+ *  the session's timeout() then. Unref'd: a pending negotiation deadline never keeps the process alive. */
+export class Wakeup {
+  private timer: NodeJS.Timeout | undefined;
+  constructor(
+    private readonly clock: Clock,
+    private readonly ctx: Pick<SessionContext, 'run' | 'session'>,
+  ) {}
+  /** Replaces any armed wakeup; undefined only cancels. */
+  at(wakeAtMs: number | undefined): void {
+    this.cancel();
+    if (wakeAtMs === undefined) return;
+    this.timer = setTimeout(
+      () => this.ctx.run(this.ctx.session.timeout(this.clock.now())),
+      Math.max(0, wakeAtMs - this.clock.now()),
+    );
+    this.timer.unref();
+  }
+  cancel(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
 }

@@ -9,7 +9,13 @@ import type { Endpoint } from '../dataplane/types.js';
 import type { ServerSession, Step } from '../protocol/server-session.js';
 import { statusLine } from '../protocol/framing.js';
 import { BrokerError } from '../errors.js';
-import type { SessionContext, SessionCounts, SessionFactory, SessionHandler } from './session-host.js';
+import {
+  Wakeup,
+  type SessionContext,
+  type SessionCounts,
+  type SessionFactory,
+  type SessionHandler,
+} from './session-host.js';
 
 export interface TcpLimits {
   halfOpenSessions: number;
@@ -19,7 +25,7 @@ export interface TcpLimits {
 class TcpContext implements SessionContext {
   readonly transport = 'tcp' as const;
   ended = false;
-  timer: NodeJS.Timeout | undefined;
+  readonly wake: Wakeup;
   constructor(
     readonly id: string,
     readonly peer: Endpoint,
@@ -28,7 +34,10 @@ class TcpContext implements SessionContext {
     readonly startedMs: number,
     readonly socket: net.Socket,
     private readonly owner: TcpControl,
-  ) {}
+    clock: Clock,
+  ) {
+    this.wake = new Wakeup(clock, this);
+  }
   run(step: Step): void {
     this.owner.applyStep(this, step);
   }
@@ -85,7 +94,16 @@ export class TcpControl {
     this.perSource.set(peer.address, n + 1);
     const now = this.clock.now();
     const local = socket.localAddress?.replace(/^::ffff:/, '');
-    const ctx = new TcpContext(`tcp-${this.nextId++}`, peer, local, this.newSession('tcp', now), now, socket, this);
+    const ctx = new TcpContext(
+      `tcp-${this.nextId++}`,
+      peer,
+      local,
+      this.newSession('tcp', now),
+      now,
+      socket,
+      this,
+      this.clock,
+    );
     this.contexts.add(ctx);
     socket.on('data', (chunk: Buffer) => {
       if (!ctx.ended) ctx.run(ctx.session.receive(chunk, this.clock.now()));
@@ -101,25 +119,18 @@ export class TcpControl {
 
   applyStep(ctx: TcpContext, step: Step): void {
     if (!ctx.ended) for (const b of step.send) ctx.socket.write(b);
-    if (ctx.timer) clearTimeout(ctx.timer);
-    ctx.timer = undefined;
     if (step.done) {
       if (!ctx.ended) ctx.socket.end();
       this.release(ctx);
-    } else if (step.wakeAtMs !== undefined && !ctx.ended) {
-      ctx.timer = setTimeout(
-        () => ctx.run(ctx.session.timeout(this.clock.now())),
-        Math.max(0, step.wakeAtMs - this.clock.now()),
-      );
-      ctx.timer.unref();
     }
+    ctx.wake.at(ctx.ended ? undefined : step.wakeAtMs);
     if (step.events.length) this.handler.onEvents(ctx, step.events);
   }
 
   private release(ctx: TcpContext): void {
     if (ctx.ended) return;
     ctx.ended = true;
-    if (ctx.timer) clearTimeout(ctx.timer);
+    ctx.wake.cancel();
     this.contexts.delete(ctx);
     const n = (this.perSource.get(ctx.peer.address) ?? 1) - 1;
     if (n > 0) this.perSource.set(ctx.peer.address, n);

@@ -6,7 +6,13 @@ import type { Clock } from '../clock.js';
 import type { ControlDatagram, DataPlane, Endpoint } from '../dataplane/types.js';
 import type { ServerSession, Step } from '../protocol/server-session.js';
 import { statusLine } from '../protocol/framing.js';
-import type { SessionContext, SessionCounts, SessionFactory, SessionHandler } from './session-host.js';
+import {
+  Wakeup,
+  type SessionContext,
+  type SessionCounts,
+  type SessionFactory,
+  type SessionHandler,
+} from './session-host.js';
 
 export interface UdpLimits {
   halfOpenSessions: number;
@@ -18,7 +24,7 @@ class UdpContext implements SessionContext {
   ended = false;
   /** Whether this session is counted in the half-open totals right now. */
   countedHalfOpen = false;
-  timer: NodeJS.Timeout | undefined;
+  readonly wake: Wakeup;
   constructor(
     readonly id: string,
     readonly peer: Endpoint,
@@ -26,7 +32,10 @@ class UdpContext implements SessionContext {
     readonly session: ServerSession,
     readonly startedMs: number,
     private readonly owner: UdpControl,
-  ) {}
+    clock: Clock,
+  ) {
+    this.wake = new Wakeup(clock, this);
+  }
   run(step: Step): void {
     this.owner.applyStep(this, step);
   }
@@ -87,6 +96,7 @@ export class UdpControl {
         this.newSession('udp', now),
         now,
         this,
+        this.clock,
       );
       this.sessions.set(key, ctx);
     }
@@ -113,14 +123,8 @@ export class UdpControl {
   /** Sends, arms, forgets, and passes events on. Steps for a forgotten session send nothing. */
   applyStep(ctx: UdpContext, step: Step): void {
     if (!ctx.ended) for (const b of step.send) this.dp.sendControl(ctx.peer, b);
-    if (ctx.timer) clearTimeout(ctx.timer);
-    ctx.timer = undefined;
     if (step.done) this.forget(ctx);
-    else if (step.wakeAtMs !== undefined && !ctx.ended) {
-      const delay = Math.max(0, step.wakeAtMs - this.clock.now());
-      ctx.timer = setTimeout(() => ctx.run(ctx.session.timeout(this.clock.now())), delay);
-      ctx.timer.unref();
-    }
+    ctx.wake.at(ctx.ended ? undefined : step.wakeAtMs);
     this.syncHalfOpen(ctx);
     if (step.events.length) this.handler.onEvents(ctx, step.events);
   }
