@@ -16,11 +16,17 @@ import type { Config } from '../config/schema.js';
 import { enabledMechanisms } from '../config/schema.js';
 import { BrokerError, isBrokerError } from '../errors.js';
 import type { DataPlane, TunnelCounters, TunnelId, TunnelSpec, TunnelType } from '../dataplane/types.js';
-import { ServerSession, type Mechanism, type SessionEvent } from '../protocol/server-session.js';
+import {
+  ServerSession,
+  type Mechanism,
+  type ServerSessionOptions,
+  type SessionEvent,
+} from '../protocol/server-session.js';
+import type { TspVersion } from '../protocol/constants.js';
 import type { Offer, TunnelRequest } from '../protocol/xml.js';
 import type { CounterUpdate, EndReason, Store, TunnelRecord } from '../store/types.js';
 import type { SessionContext, SessionHandler } from '../transport/session-host.js';
-import { verifyPassword } from './credentials.js';
+import { dummyPasswordHash, verifyPassword } from './credentials.js';
 import { FailureLimiter } from './rate-limit.js';
 import { linkAddresses, type Pools } from './pools.js';
 
@@ -50,6 +56,8 @@ interface SessionInfo {
   offeredRecord?: TunnelRecord;
   leaseId?: string;
   result?: string;
+  /** The last authentication was refused by the failure limiter without a check. */
+  throttled?: boolean;
 }
 
 interface LiveTunnel {
@@ -93,16 +101,22 @@ export class Broker extends EventEmitter implements SessionHandler {
     this.limiter = new FailureLimiter(deps.clock, deps.config.auth.maxFailures, deps.config.auth.failureWindowS * 1000);
   }
 
+  /** What CAPABILITY lists: it depends on the configuration alone (a VERSION is answered without a session). */
+  get capabilities(): Pick<ServerSessionOptions, 'tunnelTypes' | 'mechanisms'> {
+    return { tunnelTypes: this.cfg.tunnels.types, mechanisms: enabledMechanisms(this.cfg) };
+  }
+
   /** Builds a server session with this configuration's capabilities. */
-  newSession = (transport: 'udp' | 'tcp', nowMs: number): ServerSession =>
+  newSession = (transport: 'udp' | 'tcp', nowMs: number, afterVersion?: TspVersion): ServerSession =>
     new ServerSession({
       transport,
-      tunnelTypes: this.cfg.tunnels.types,
-      mechanisms: enabledMechanisms(this.cfg),
+      ...this.capabilities,
       realm: this.cfg.auth.realm,
+      quirk200: this.cfg.auth.digestMd5Quirk200,
       negotiationTimeoutMs: this.cfg.limits.negotiationTimeoutS * 1000,
       newNonce: this.deps.newNonce ?? (() => randomBytes(8).toString('hex')),
       nowMs,
+      ...(afterVersion ? { afterVersion } : {}),
     });
 
   // ------------------------------------------------------------------ lifecycle
@@ -214,19 +228,19 @@ export class Broker extends EventEmitter implements SessionHandler {
       case 'version':
         return;
       case 'deleteRequested':
-        this.track(this.onDelete(ctx, info));
+        this.track(this.onDelete(ctx, info), ctx);
         return;
       case 'infoRequested':
-        this.track(this.onInfo(ctx, info));
+        this.track(this.onInfo(ctx, info), ctx);
         return;
       case 'versionRefused':
         info.result = 'version_refused';
         return;
       case 'verifyPlain':
-        this.track(this.verifyPlain(ctx, info, e.username, e.password));
+        this.track(this.verifyPlain(ctx, info, e.username, e.password, e.sourceValidated), ctx);
         return;
       case 'lookupDigest':
-        this.track(this.lookupDigest(ctx, info, e.username));
+        this.track(this.lookupDigest(ctx, info, e.username), ctx);
         return;
       case 'authenticated':
         info.mechanism = e.mechanism;
@@ -234,22 +248,28 @@ export class Broker extends EventEmitter implements SessionHandler {
           info.accountId = info.candidate.id;
           info.username = info.candidate.username;
           info.limits = info.candidate.limits;
-          this.limiter.clear(`user:${info.username}`);
+          this.limiter.clear(userKey(info.username, ctx.peer.address));
         }
         return;
       case 'authFailed':
         info.result = 'auth_failed';
         info.mechanism = (e.mechanism as Mechanism) ?? info.mechanism;
-        this.limiter.fail(`src:${ctx.peer.address}`);
-        if (e.username) this.limiter.fail(`user:${e.username}`);
-        slog().warn({ account: e.username, mechanism: e.mechanism, reason: e.reason }, 'authentication failed');
+        // an attempt refused by the limiter itself is not one more failure: retrying must not lengthen a backoff
+        if (!info.throttled) this.countFailure(ctx, e.username, e.sourceValidated);
+        slog().warn(
+          { account: e.username, mechanism: e.mechanism, reason: e.reason, sourceValidated: e.sourceValidated },
+          'authentication failed',
+        );
         this.emit('authFailure', { mechanism: e.mechanism });
         return;
+      case 'replyWithheld':
+        this.emit('replyWithheld', { reason: e.reason });
+        return;
       case 'tunnelRequested':
-        this.track(this.decide(ctx, info, e.request));
+        this.track(this.decide(ctx, info, e.request), ctx);
         return;
       case 'offerAccepted':
-        this.track(this.accept(ctx, info));
+        this.track(this.accept(ctx, info), ctx);
         return;
       case 'offerWithdrawn':
         this.track(this.withdraw(info, e.reason));
@@ -264,6 +284,15 @@ export class Broker extends EventEmitter implements SessionHandler {
         this.reportOutcome(ctx, info, info.result ?? (e.reason === 'timeout' ? 'timeout' : 'closed'), e.reason);
         return;
     }
+  }
+
+  /** A session's processing threw, or its work failed: the transport has closed it. */
+  onCrash(ctx: SessionContext, err: unknown): void {
+    this.log.error(
+      { err, session: ctx.id, transport: ctx.transport, peer: `${ctx.peer.address}:${ctx.peer.port}` },
+      'session failed and was closed',
+    );
+    this.emit('sessionCrash', { transport: ctx.transport });
   }
 
   private reportOutcome(ctx: SessionContext, info: SessionInfo, result: string, how?: string): void {
@@ -287,47 +316,79 @@ export class Broker extends EventEmitter implements SessionHandler {
     } satisfies SessionOutcome);
   }
 
-  private track(p: Promise<unknown>): void {
-    const q = p.catch((err: unknown) => this.log.error({ err }, 'unhandled error in session handling'));
+  /** Keeps async work in view (close() waits for it). A failure in a session's work closes that session (the
+   *  host logs and counts it through onCrash) instead of leaving it waiting for an answer. */
+  private track(p: Promise<unknown>, ctx?: SessionContext): void {
+    const q = p.catch((err: unknown) => {
+      if (ctx && !ctx.ended) ctx.abort(err);
+      else this.log.error({ err, ...(ctx ? { session: ctx.id } : {}) }, 'unhandled error in session handling');
+    });
     this.inflight.add(q);
     void q.finally(() => this.inflight.delete(q));
   }
 
   // ------------------------------------------------------------------ authentication
 
-  private throttled(ctx: SessionContext, username: string): boolean {
-    return this.limiter.isBlocked(`src:${ctx.peer.address}`) || this.limiter.isBlocked(`user:${username}`);
+  /** Failures count where they cannot be aimed at someone else (docs/security.md): against the username
+   *  together with the source's /24, and against the source, and only when the source has shown it receives
+   *  our datagrams (TCP, or a DIGEST-MD5 response with our nonce). A failure from a source that may be spoofed
+   *  (PLAIN over UDP, a DIGEST response with a nonce we never sent it) counts only against that source's
+   *  unvalidated attempts, which nothing else is refused for. */
+  private countFailure(ctx: SessionContext, username: string | null, sourceValidated: boolean): void {
+    if (!sourceValidated) {
+      this.limiter.fail(`unvalidated:${ctx.peer.address}`);
+      return;
+    }
+    this.limiter.fail(`src:${ctx.peer.address}`);
+    if (username) this.limiter.fail(userKey(username, ctx.peer.address));
   }
 
-  private async verifyPlain(ctx: SessionContext, info: SessionInfo, username: string, password: string): Promise<void> {
+  private throttled(ctx: SessionContext, username: string, sourceValidated: boolean): boolean {
+    return (
+      this.limiter.isBlocked(`src:${ctx.peer.address}`) ||
+      this.limiter.isBlocked(userKey(username, ctx.peer.address)) ||
+      (!sourceValidated && this.limiter.isBlocked(`unvalidated:${ctx.peer.address}`))
+    );
+  }
+
+  private async verifyPlain(
+    ctx: SessionContext,
+    info: SessionInfo,
+    username: string,
+    password: string,
+    sourceValidated: boolean,
+  ): Promise<void> {
     const now = () => this.deps.clock.now();
-    if (this.throttled(ctx, username))
-      return ctx.run(ctx.session.plainResult(false, 'too many failures (rate limited)', now()));
+    if (this.throttled(ctx, username, sourceValidated)) {
+      info.throttled = true;
+      return ctx.step((s) => s.plainResult(false, 'too many failures (rate limited)', now()));
+    }
     const a = await this.deps.store.getAccountSecrets(username);
-    if (!a) return ctx.run(ctx.session.plainResult(false, 'unknown user', now()));
-    if (a.disabled) return ctx.run(ctx.session.plainResult(false, 'account disabled', now()));
-    const ok = await verifyPassword(a.passwordHash, password);
+    const usable = a !== undefined && !a.disabled;
+    // an unknown or disabled user is checked against a dummy hash: same time, so timing names no account
+    const ok = (await verifyPassword(usable ? a.passwordHash : await dummyPasswordHash(), password)) && usable;
+    if (!a) return ctx.step((s) => s.plainResult(false, 'unknown user', now()));
+    if (a.disabled) return ctx.step((s) => s.plainResult(false, 'account disabled', now()));
     if (ok) info.candidate = { id: a.id, username: a.username, limits: a.limits };
-    ctx.run(ctx.session.plainResult(ok, ok ? '' : 'wrong password', now()));
+    ctx.step((s) => s.plainResult(ok, ok ? '' : 'wrong password', now()));
   }
 
   private async lookupDigest(ctx: SessionContext, info: SessionInfo, username: string): Promise<void> {
     const now = () => this.deps.clock.now();
-    if (this.throttled(ctx, username))
-      return ctx.run(ctx.session.digestSecret(undefined, 'too many failures (rate limited)', now()));
+    // the DIGEST source is validated by the response itself (its nonce), so only the validated keys apply here
+    if (this.throttled(ctx, username, true)) {
+      info.throttled = true;
+      return ctx.step((s) => s.digestSecret(undefined, 'too many failures (rate limited)', now()));
+    }
     const a = await this.deps.store.getAccountSecrets(username);
-    if (!a) return ctx.run(ctx.session.digestSecret(undefined, 'unknown user', now()));
-    if (a.disabled) return ctx.run(ctx.session.digestSecret(undefined, 'account disabled', now()));
+    if (!a) return ctx.step((s) => s.digestSecret(undefined, 'unknown user', now()));
+    if (a.disabled) return ctx.step((s) => s.digestSecret(undefined, 'account disabled', now()));
     if (a.digestRealm !== this.cfg.auth.realm)
-      return ctx.run(
-        ctx.session.digestSecret(
-          undefined,
-          `credential kept for realm ${a.digestRealm}; set the password again`,
-          now(),
-        ),
+      return ctx.step((s) =>
+        s.digestSecret(undefined, `credential kept for realm ${a.digestRealm}; set the password again`, now()),
       );
     info.candidate = { id: a.id, username: a.username, limits: a.limits };
-    ctx.run(ctx.session.digestSecret(Buffer.from(a.digestHa1, 'hex'), '', now()));
+    ctx.step((s) => s.digestSecret(Buffer.from(a.digestHa1, 'hex'), '', now()));
   }
 
   // ------------------------------------------------------------------ offers
@@ -392,7 +453,7 @@ export class Broker extends EventEmitter implements SessionHandler {
       info.offeredSpec = reserved.spec;
       info.leaseId = reserved.leaseId;
     }
-    ctx.run(ctx.session.offerDecision(result, this.deps.clock.now()));
+    ctx.step((s) => s.offerDecision(result, this.deps.clock.now()));
   }
 
   private async reserve(
@@ -513,7 +574,7 @@ export class Broker extends EventEmitter implements SessionHandler {
   private async accept(ctx: SessionContext, info: SessionInfo): Promise<void> {
     const record = info.offeredRecord;
     const now = () => this.deps.clock.now();
-    if (!record) return ctx.run(ctx.session.acceptDone(new BrokerError('TSP_UNEXPECTED', 'no offer to accept'), now()));
+    if (!record) return ctx.step((s) => s.acceptDone(new BrokerError('TSP_UNEXPECTED', 'no offer to accept'), now()));
     try {
       // one live tunnel per account, and one per client endpoint: the newest session wins
       const key = endpointKey(record);
@@ -536,13 +597,13 @@ export class Broker extends EventEmitter implements SessionHandler {
       info.offeredRecord = undefined;
       info.result = 'established';
       this.reportOutcome(ctx, { ...info, offeredRecord: established }, 'established');
-      ctx.run(ctx.session.acceptDone(undefined, now()));
+      ctx.step((s) => s.acceptDone(undefined, now()));
     } catch (err) {
       this.log.error({ err, tunnel: record.id }, 'activation failed');
       await this.endRecord(record, 'not_accepted').catch(() => {});
       info.offeredRecord = undefined;
-      ctx.run(
-        ctx.session.acceptDone(
+      ctx.step((s) =>
+        s.acceptDone(
           isBrokerError(err) ? err : new BrokerError('INTERNAL', 'activation failed', { cause: err }),
           now(),
         ),
@@ -602,8 +663,8 @@ export class Broker extends EventEmitter implements SessionHandler {
         : endpointKey(t.record) === `${ctx.peer.address}:${ctx.peer.port}`,
     );
     for (const t of mine) await this.endLive(t.record.id, 'deleted');
-    ctx.run(
-      ctx.session.deleteDone(
+    ctx.step((s) =>
+      s.deleteDone(
         mine.length ? undefined : new BrokerError('STORE_NOT_FOUND', 'no live tunnel to delete'),
         this.deps.clock.now(),
       ),
@@ -612,7 +673,7 @@ export class Broker extends EventEmitter implements SessionHandler {
 
   private async onInfo(ctx: SessionContext, info: SessionInfo): Promise<void> {
     const t = [...this.live.values()].find((x) => info.accountId !== null && x.record.accountId === info.accountId);
-    ctx.run(ctx.session.infoDone(t ? this.offerFor(t.record) : undefined, this.deps.clock.now()));
+    ctx.step((s) => s.infoDone(t ? this.offerFor(t.record) : undefined, this.deps.clock.now()));
   }
 
   // ------------------------------------------------------------------ expiry
@@ -675,6 +736,12 @@ export class Broker extends EventEmitter implements SessionHandler {
     await this.deps.store.updateCounters(updates);
     for (const [t, packets] of written) t.persistedPackets = packets;
   }
+}
+
+/** The failure-limiter key of a username: per source /24, so failures from elsewhere never lock it here. */
+function userKey(username: string, source: string): string {
+  const dot = source.lastIndexOf('.');
+  return `user:${username}|${dot > 0 ? source.slice(0, dot) : source}`;
 }
 
 function endpointKey(t: Pick<TunnelRecord, 'type' | 'clientIpv4' | 'clientPort'>): string {

@@ -1,6 +1,7 @@
 /** @module broker/credentials: how passwords become what the store keeps: an argon2id hash (PLAIN and web
  *  login) and the DIGEST-MD5 secret X = MD5(user:realm:pass) for the configured realm. Never the password. */
 
+import { randomBytes } from 'node:crypto';
 import { hash, verify } from '@node-rs/argon2';
 import { digestSecret } from '../protocol/sasl/digest-md5.js';
 import { BrokerError } from '../errors.js';
@@ -46,4 +47,11 @@ export async function deriveCredentials(username: string, password: string, real
     digestHa1: digestSecret(username, realm, password).toString('hex'),
     digestRealm: realm,
   };
+}
+
+let dummyHash: Promise<string> | undefined;
+/** An argon2id hash of a random password, made once: an unknown or disabled user is verified against it, so
+ *  the answer takes as long as for a real account and timing does not tell which usernames exist. */
+export function dummyPasswordHash(): Promise<string> {
+  return (dummyHash ??= hashPassword(randomBytes(18).toString('base64')));
 }

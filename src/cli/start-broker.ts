@@ -133,7 +133,7 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
     const limits = config.limits;
     let udp: UdpControl | undefined;
     if (config.listen.udp) {
-      udp = new UdpControl(dp, broker.newSession, broker, clock, limits);
+      udp = new UdpControl(dp, broker.newSession, broker, clock, limits, broker.capabilities);
       udp.start();
       const u = udp;
       closers.push(async () => u.close());

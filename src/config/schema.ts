@@ -54,6 +54,10 @@ export const configSchema = z
          *  answered without checking (rate limit). */
         maxFailures: z.number().int().min(1).default(10),
         failureWindowS: z.number().int().min(1).default(300),
+        /** Accept the TSP 2.0.0 truncated-HA1 DIGEST-MD5 form from 2.0.0 clients (tsp-protocol.md §5.6). It is
+         *  weaker than the password, so it is off; even on, it is refused for secrets with fewer than 8 bytes
+         *  before their first zero byte. Only for operators who still have 2.0.0 clients. */
+        digestMd5Quirk200: z.boolean().default(false),
       })
       .strict()
       .prefault({}),
@@ -84,6 +88,8 @@ export const configSchema = z
         replaceExisting: z.boolean().default(true),
         /** v6v4 requested from behind NAT: offer it to the observed address anyway (logged) or answer 303. */
         v6v4BehindNat: z.enum(['offer', 'refuse']).default('refuse'),
+        /** An anonymous tunnel idle this long is ended, whatever keepalive interval it asked for. */
+        anonymousIdleMaxS: z.number().int().min(1).default(120),
       })
       .strict()
       .prefault({}),
@@ -106,6 +112,8 @@ export const configSchema = z
           .prefault({}),
         /** Resolver written into offers (`<client><dns_server>`). null: the server's tunnel address. */
         dnsServer: ipv6.nullable().default(null),
+        /** Share of the link pool kept for accounts: anonymous tunnels get 301 once they hold the rest. */
+        accountReserve: z.number().min(0).max(1).default(0.25),
       })
       .strict()
       .prefault({}),
@@ -119,6 +127,12 @@ export const configSchema = z
         negotiationTimeoutS: z.number().int().min(1).max(600).default(30),
         /** Open TCP connections per source IPv4. */
         tcpPerSource: z.number().int().min(1).default(32),
+        /** Open TCP connections in all (each is a file descriptor). */
+        tcpConnections: z.number().int().min(1).default(1024),
+        /** Anonymous tunnels (offered or live) per source IPv4, and per /24: enough for a NAT with several
+         *  users, too few for one host to empty the pool. */
+        anonymousPerSource: z.number().int().min(0).default(8),
+        anonymousPerPrefix24: z.number().int().min(0).default(32),
       })
       .strict()
       .prefault({}),
@@ -129,6 +143,9 @@ export const configSchema = z
         path: z.string().min(1).default('./data/tsp-broker.db'),
         /** PostgreSQL connection string (driver postgres). */
         url: z.string().nullable().default(null),
+        /** SQLite: start even when the database file is readable or writable by group or others. Off: the file
+         *  holds password-equivalent DIGEST-MD5 secrets, so such a file is refused with the chmod that fixes it. */
+        allowGroupReadable: z.boolean().default(false),
       })
       .strict()
       .prefault({}),

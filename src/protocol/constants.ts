@@ -22,3 +22,22 @@ export const MAX_CONTROL_DATAGRAM = UDP_HEADER_BYTES + 64 + MAX_CONTENT_LENGTH;
 /** Pause between the DIGEST rspauth line and `200 Success` over TCP: gogoc reads them with separate recv()
  *  calls and hangs if they share a segment; 300 ms worked (tsp-protocol.md §5.4, recording 07). */
 export const TCP_RSPAUTH_PAUSE_MS = 300;
+/** Bytes an IPv4 and a UDP header add to every datagram on the wire. Amplification is a matter of bytes on the
+ *  wire, so the anti-amplification budget counts them (a 23-byte VERSION is 51 bytes on the wire). */
+export const UDP_IPV4_OVERHEAD = 28;
+/** QUIC's anti-amplification factor (RFC 9000 §8.1): until a peer has shown that it receives our datagrams, we
+ *  send it at most this many times the bytes it sent us. TSP has no token to echo except the DIGEST-MD5 nonce,
+ *  so an anonymous or PLAIN session over UDP stays under this bound for its whole negotiation. A real
+ *  session uses about 1.7 of it (the offer answers a create of about half its size). */
+export const AMPLIFICATION_FACTOR = 3;
+/** A cached reply is sent again for at most this many retransmissions of its request: gogoc sends a request
+ *  at most 8 times (tsp-protocol.md §2.3), so 7 resends serve every real client. */
+export const MAX_REPLY_RESENDS = 7;
+/** How long a TCP connection stays open after its negotiation ended (tunnel accepted): long enough for a
+ *  client's last message, short enough that connections do not pile up. gogoc and tspc send nothing after the
+ *  accept and the tunnel does not depend on the connection (tsp-protocol.md §2.5). */
+export const TCP_LINGER_MS = 2000;
+/** The 2.0.0 DIGEST-MD5 quirk (truncated HA1, tsp-protocol.md §5.6) is accepted only when at least this many
+ *  bytes of the stored secret X precede its first 0x00: fewer would let a response be guessed in far fewer
+ *  tries than the password (none at all when X starts with 0x00). */
+export const QUIRK200_MIN_PREFIX = 8;

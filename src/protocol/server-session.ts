@@ -19,10 +19,14 @@
 
 import { BrokerError, RemoteProtocolError, isBrokerError } from '../errors.js';
 import {
+  AMPLIFICATION_FACTOR,
   MAX_CONTROL_DATAGRAM,
   MAX_LINE_BYTES,
+  MAX_REPLY_RESENDS,
   SUPPORTED_VERSIONS,
+  TCP_LINGER_MS,
   TCP_RSPAUTH_PAUSE_MS,
+  UDP_IPV4_OVERHEAD,
   type TspVersion,
 } from './constants.js';
 import {
@@ -50,7 +54,13 @@ export interface ServerSessionOptions {
   /** Enabled mechanisms, in the order advertised. */
   mechanisms: readonly Mechanism[];
   realm: string;
+  /** Accept the TSP 2.0.0 truncated-HA1 DIGEST-MD5 form (tsp-protocol.md §5.6) from 2.0.0 clients. Off by
+   *  default: it is weaker than the password (config auth.digestMd5Quirk200). */
+  quirk200?: boolean;
   negotiationTimeoutMs: number;
+  /** UDP: the session begins after a VERSION this version that was answered without state (answerVersion()),
+   *  so its first datagram is the client's AUTHENTICATE. Undefined: it begins at VERSION. */
+  afterVersion?: TspVersion;
   /** Fresh DIGEST nonce (≥ 64 random bits, hex); injected so tests can pin the recorded one. */
   newNonce: () => string;
   nowMs: number;
@@ -59,16 +69,21 @@ export interface ServerSessionOptions {
 export type SessionEvent =
   | { type: 'version'; version: TspVersion }
   | { type: 'versionRefused'; version: string }
-  | { type: 'verifyPlain'; username: string; password: string }
+  | { type: 'verifyPlain'; username: string; password: string; sourceValidated: boolean }
   | { type: 'lookupDigest'; username: string }
   | { type: 'authenticated'; mechanism: Mechanism; username: string | null }
-  | { type: 'authFailed'; mechanism: string; username: string | null; reason: string }
+  /** `sourceValidated`: the peer has shown it receives our datagrams (TCP, or a DIGEST-MD5 response that
+   *  carries the nonce we sent). A failure from an unvalidated source may come from a spoofed address. */
+  | { type: 'authFailed'; mechanism: string; username: string | null; reason: string; sourceValidated: boolean }
   | { type: 'tunnelRequested'; request: TunnelRequest }
   | { type: 'offerAccepted' }
   | { type: 'offerWithdrawn'; reason: 'rejected' | 'timeout' | 'closed' | 'superseded' | 'restarted' }
   | { type: 'deleteRequested' }
   | { type: 'infoRequested' }
   | { type: 'protocolError'; code: string; status: number; message: string }
+  /** A UDP reply was not sent: it would break the anti-amplification budget, or its request was repeated more
+   *  than MAX_REPLY_RESENDS times. */
+  | { type: 'replyWithheld'; reason: 'amplification' | 'resends' }
   | { type: 'closed'; reason: 'done' | 'timeout' | 'error' | 'peer'; established: boolean };
 
 export interface Step {
@@ -100,6 +115,12 @@ export class ServerSession {
   private lastSeq: number | undefined;
   private cachedReply: Buffer | undefined;
   private replyHeader: UdpHeader | undefined;
+  private resends = 0;
+  /** Bytes on the wire from and to the peer (anti-amplification, RFC 9000 §8.1 applied to TSP). */
+  private wireIn = 0;
+  private wireOut = 0;
+  /** The peer has shown it receives what we send: TCP (the handshake), or a DIGEST response with our nonce. */
+  private validated: boolean;
   // TCP
   private inbuf: Buffer = EMPTY;
   private skipNul = false;
@@ -109,6 +130,11 @@ export class ServerSession {
 
   constructor(private readonly opt: ServerSessionOptions) {
     this.deadlineMs = opt.nowMs + opt.negotiationTimeoutMs;
+    this.validated = opt.transport === 'tcp';
+    if (opt.afterVersion !== undefined) {
+      this.version = opt.afterVersion;
+      this.state = advance('start', 'version');
+    }
   }
 
   get currentState(): State {
@@ -132,14 +158,13 @@ export class ServerSession {
     return this.pending;
   }
 
-  /** The CAPABILITY line, built from what is enabled; the final CR LF is required (gogoc drops the last token
-   *  without it, tsp-protocol.md §4). */
+  /** Whether the peer has shown it receives our datagrams (always over TCP). */
+  get sourceValidated(): boolean {
+    return this.validated;
+  }
+
   capabilityLine(): Buffer {
-    const tokens = [
-      ...this.opt.tunnelTypes.map((t) => `TUNNEL=${t.toUpperCase()}`),
-      ...this.opt.mechanisms.map((m) => `AUTH=${m}`),
-    ];
-    return Buffer.from(`CAPABILITY ${tokens.join(' ')}\r\n`, 'latin1');
+    return capabilityLine(this.opt);
   }
 
   // ---------------------------------------------------------------- input
@@ -162,18 +187,24 @@ export class ServerSession {
   /** Call at or after Step.wakeAtMs. */
   timeout(nowMs: number): Step {
     this.begin();
-    if (this.pauseUntilMs !== undefined && nowMs >= this.pauseUntilMs) {
-      this.pauseUntilMs = undefined;
-      // TCP DIGEST: `200 Success` as its own write, after the pause (recording 07)
-      this.out.send.push(SUCCESS);
-      this.to('digestDone', nowMs);
-      this.tryDrain(nowMs);
+    try {
+      if (this.pauseUntilMs !== undefined && nowMs >= this.pauseUntilMs) {
+        this.pauseUntilMs = undefined;
+        // TCP DIGEST: `200 Success` as its own write, after the pause (recording 07)
+        this.out.send.push(SUCCESS);
+        this.to('digestDone', nowMs);
+        // what the client sent during the pause is read now, and may be malformed
+        this.tryDrain(nowMs);
+      }
+    } catch (e) {
+      this.failWith(e, nowMs);
     }
     if (this.state === 'closed' && this.lingerDone === false && nowMs >= this.deadlineMs) {
       this.lingerDone = true;
       this.out.done = true;
-    } else if (this.state === 'established' && this.opt.transport === 'udp' && nowMs >= this.deadlineMs) {
-      // the accept's reply cache has served its purpose; the tunnel lives on in the broker
+    } else if (this.state === 'established' && nowMs >= this.deadlineMs) {
+      // UDP: the accept's reply cache has served its purpose; TCP: the linger after the accept is over. The
+      // tunnel lives on in the broker either way.
       this.out.done = true;
     } else if (isHalfOpen(this.state) && nowMs >= this.deadlineMs) {
       if (this.state === 'offered') this.out.events.push({ type: 'offerWithdrawn', reason: 'timeout' });
@@ -214,8 +245,11 @@ export class ServerSession {
   digestSecret(x: Buffer | undefined, reason: string, nowMs: number): Step {
     return this.resume('digest', nowMs, () => {
       const r = this.digest?.response;
+      // a response that carries the nonce we sent proves the peer receives our datagrams
+      if (r && this.digest && r.nonce === this.digest.nonce) this.validated = true;
       if (!x || !r || !this.digest) return this.authFail(reason || 'unknown user');
-      const v = verifyResponse(r, x, { realm: this.opt.realm, nonce: this.digest.nonce }, this.version === '2.0.0');
+      const quirk = this.opt.quirk200 === true && this.version === '2.0.0';
+      const v = verifyResponse(r, x, { realm: this.opt.realm, nonce: this.digest.nonce }, quirk);
       this.digest = undefined; // the nonce is single use
       if (!v.ok) return this.authFail(v.reason);
       this.out.events.push({ type: 'authenticated', mechanism: 'DIGEST-MD5', username: this.user });
@@ -274,7 +308,7 @@ export class ServerSession {
     if (!step.done) {
       const wake: number[] = [];
       if (this.pauseUntilMs !== undefined) wake.push(this.pauseUntilMs);
-      const lingers = this.state === 'closed' || (this.state === 'established' && this.opt.transport === 'udp');
+      const lingers = this.state === 'closed' || this.state === 'established';
       if (isHalfOpen(this.state) || (lingers && !this.lingerDone)) wake.push(this.deadlineMs);
       if (wake.length) step.wakeAtMs = Math.max(nowMs, Math.min(...wake));
     }
@@ -301,7 +335,9 @@ export class ServerSession {
 
   private to(input: Input, nowMs: number): void {
     this.state = advance(this.state, input);
-    this.deadlineMs = nowMs + this.opt.negotiationTimeoutMs;
+    // over TCP an accepted session only lingers for the client's last message; then the connection closes
+    const tcpLinger = this.state === 'established' && this.opt.transport === 'tcp';
+    this.deadlineMs = nowMs + (tcpLinger ? TCP_LINGER_MS : this.opt.negotiationTimeoutMs);
   }
 
   /** One reply to the current request: over UDP with the request's header, cached for retransmissions. */
@@ -314,11 +350,30 @@ export class ServerSession {
     if (!h) return; // cannot happen: every UDP reply answers a datagram
     const datagram = Buffer.concat([encodeUdpHeader(h), body]);
     this.cachedReply = datagram;
+    this.resends = 0;
+    this.sendDatagram(datagram);
+  }
+
+  /** Sends a UDP datagram within the anti-amplification budget; a withheld one is retransmitted for by the
+   *  client, whose retransmission adds to the budget. */
+  private sendDatagram(datagram: Buffer): void {
+    const wire = datagram.length + UDP_IPV4_OVERHEAD;
+    if (!this.validated && this.wireOut + wire > AMPLIFICATION_FACTOR * this.wireIn) {
+      this.out.events.push({ type: 'replyWithheld', reason: 'amplification' });
+      return;
+    }
+    this.wireOut += wire;
     this.out.send.push(datagram);
   }
 
   private authFail(reason: string): void {
-    this.out.events.push({ type: 'authFailed', mechanism: this.mechanism ?? 'unknown', username: this.user, reason });
+    this.out.events.push({
+      type: 'authFailed',
+      mechanism: this.mechanism ?? 'unknown',
+      username: this.user,
+      reason,
+      sourceValidated: this.validated,
+    });
     this.reply(AUTH_FAILED);
     this.end('error');
   }
@@ -354,6 +409,7 @@ export class ServerSession {
           mechanism: this.mechanism ?? 'none',
           username: this.user,
           reason: err.message,
+          sourceValidated: this.validated,
         });
       this.reply(statusLine(st.code, st.text));
       this.end('error');
@@ -365,6 +421,7 @@ export class ServerSession {
   // ---------------------------------------------------------------- UDP
 
   private receiveDatagram(datagram: Buffer, nowMs: number): void {
+    this.wireIn += datagram.length + UDP_IPV4_OVERHEAD;
     if (datagram.length > MAX_CONTROL_DATAGRAM) return; // cannot be a valid request; never answered
     let parsed;
     try {
@@ -374,8 +431,16 @@ export class ServerSession {
     }
     const { header, body } = parsed;
     if (this.lastSeq !== undefined && header.seq === this.lastSeq) {
-      // retransmission: the cached reply, never re-executed; nothing if the answer is still being decided
-      if (this.cachedReply && this.pending === undefined) this.out.send.push(this.cachedReply);
+      // retransmission: the cached reply, never re-executed; nothing if the answer is still being decided. A
+      // bounded number of times, and within the amplification budget: header-only repeats from a spoofed
+      // source must not draw the offer again and again.
+      if (this.cachedReply && this.pending === undefined) {
+        if (this.resends >= MAX_REPLY_RESENDS) this.out.events.push({ type: 'replyWithheld', reason: 'resends' });
+        else {
+          this.resends++;
+          this.sendDatagram(this.cachedReply);
+        }
+      }
       return;
     }
     const isVersion = body.subarray(0, 8).toString('latin1').toUpperCase() === 'VERSION=';
@@ -463,7 +528,12 @@ export class ServerSession {
         const c = parsePlain(line);
         this.user = c.username;
         this.pending = 'plain';
-        this.out.events.push({ type: 'verifyPlain', username: c.username, password: c.password });
+        this.out.events.push({
+          type: 'verifyPlain',
+          username: c.username,
+          password: c.password,
+          sourceValidated: this.validated,
+        });
         return;
       }
       case 'md5Resp': {
@@ -522,6 +592,7 @@ export class ServerSession {
         mechanism: mech.slice(0, 32),
         username: null,
         reason: 'mechanism not offered',
+        sourceValidated: this.validated,
       });
       this.reply(AUTH_FAILED);
       this.end('error');
@@ -583,6 +654,54 @@ export class ServerSession {
         return;
     }
   }
+}
+
+/** The CAPABILITY line, built from what is enabled; the final CR LF is required (gogoc drops the last token
+ *  without it, tsp-protocol.md §4). Depends on the configuration alone. */
+export function capabilityLine(opt: Pick<ServerSessionOptions, 'tunnelTypes' | 'mechanisms'>): Buffer {
+  const tokens = [
+    ...opt.tunnelTypes.map((t) => `TUNNEL=${t.toUpperCase()}`),
+    ...opt.mechanisms.map((m) => `AUTH=${m}`),
+  ];
+  return Buffer.from(`CAPABILITY ${tokens.join(' ')}\r\n`, 'latin1');
+}
+
+export type FirstDatagram =
+  /** A VERSION: answer it with `reply` and keep nothing (`version` is undefined when refused with 302). */
+  | { kind: 'version'; reply: Buffer; version: TspVersion | undefined }
+  /** The message that follows VERSION: a session starts here. */
+  | { kind: 'authenticate' }
+  /** Anything else from an ip:port without a session: no reply (tsp-protocol.md §11). */
+  | { kind: 'drop' };
+
+/** Classifies a UDP datagram from an ip:port that has no session, without creating one. VERSION is answered
+ *  from the configuration alone (CAPABILITY, or 302 for a version we do not speak), so a flood of spoofed
+ *  VERSION datagrams costs no memory; a session starts only with the client's next message, AUTHENTICATE.
+ *  The reply is at most a CAPABILITY line: about 2 times the request's bytes on the wire. */
+export function classifyFirstDatagram(
+  datagram: Uint8Array,
+  opt: Pick<ServerSessionOptions, 'tunnelTypes' | 'mechanisms'>,
+): FirstDatagram {
+  if (datagram.length > MAX_CONTROL_DATAGRAM) return { kind: 'drop' };
+  let parsed;
+  try {
+    parsed = decodeUdpHeader(datagram);
+  } catch {
+    return { kind: 'drop' };
+  }
+  const text = lineText(parsed.body).toString('latin1');
+  if (/^AUTHENTICATE\s/i.test(text)) return { kind: 'authenticate' };
+  const m = /^VERSION=(\S+)\s*$/i.exec(text);
+  if (!m) return { kind: 'drop' };
+  const header = encodeUdpHeader(parsed.header);
+  const v = m[1]!;
+  if (!(SUPPORTED_VERSIONS as readonly string[]).includes(v))
+    return {
+      kind: 'version',
+      reply: Buffer.concat([header, statusLine(302, 'Unsupported client version')]),
+      version: undefined,
+    };
+  return { kind: 'version', reply: Buffer.concat([header, capabilityLine(opt)]), version: v as TspVersion };
 }
 
 /** Strict base64: only the alphabet and padding, and it must round-trip (bad base64 is an auth failure). */

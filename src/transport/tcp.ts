@@ -1,7 +1,8 @@
 /** @module transport/tcp: TSP over TCP. One connection is one session; the byte stream goes to the session
- *  as it arrives (framing is the session's job). Connections per source IPv4 and half-open sessions are
- *  bounded; a connection over a bound gets `530 Server too busy` and is closed. An accepted v6v4 tunnel
- *  outlives its connection: EOF only closes the session (tsp-protocol.md §2.5). */
+ *  as it arrives (framing is the session's job). Connections in all and per source IPv4, and half-open
+ *  sessions, are bounded; a connection over a bound gets `530 Server too busy` and is closed. A connection
+ *  closes when its negotiation ends (after a short linger once the tunnel is accepted: ServerSession), so
+ *  connections never pile up. An accepted v6v4 tunnel outlives its connection (tsp-protocol.md §2.5). */
 
 import net from 'node:net';
 import type { Clock } from '../clock.js';
@@ -11,6 +12,10 @@ import { statusLine } from '../protocol/framing.js';
 import { BrokerError } from '../errors.js';
 import {
   Wakeup,
+  crash,
+  guardedStep,
+  type ControlStats,
+  type HostedAdapter,
   type SessionContext,
   type SessionCounts,
   type SessionFactory,
@@ -20,6 +25,7 @@ import {
 export interface TcpLimits {
   halfOpenSessions: number;
   tcpPerSource: number;
+  tcpConnections: number;
 }
 
 class TcpContext implements SessionContext {
@@ -38,22 +44,25 @@ class TcpContext implements SessionContext {
   ) {
     this.wake = new Wakeup(clock, this);
   }
-  run(step: Step): void {
-    this.owner.applyStep(this, step);
+  step(fn: (session: ServerSession) => Step): void {
+    guardedStep(this.owner, this, fn);
+  }
+  abort(err: unknown): void {
+    crash(this.owner, this, err);
   }
 }
 
-export class TcpControl {
+export class TcpControl implements HostedAdapter<TcpContext> {
   private server: net.Server | undefined;
   private readonly contexts = new Set<TcpContext>();
   private readonly perSource = new Map<string, number>();
   private nextId = 1;
-  readonly dropped = { busy: 0 };
+  readonly stats: ControlStats = { crashes: 0, evictions: 0, busy: 0 };
 
   constructor(
     private readonly newSession: SessionFactory,
-    private readonly handler: SessionHandler,
-    private readonly clock: Clock,
+    readonly handler: SessionHandler,
+    readonly clock: Clock,
     private readonly limits: TcpLimits,
   ) {}
 
@@ -85,8 +94,12 @@ export class TcpControl {
   private accept(socket: net.Socket): void {
     const peer = { address: (socket.remoteAddress ?? '').replace(/^::ffff:/, ''), port: socket.remotePort ?? 0 };
     const n = this.perSource.get(peer.address) ?? 0;
-    if (n >= this.limits.tcpPerSource || this.counts().halfOpen >= this.limits.halfOpenSessions) {
-      this.dropped.busy++;
+    if (
+      this.contexts.size >= this.limits.tcpConnections ||
+      n >= this.limits.tcpPerSource ||
+      this.counts().halfOpen >= this.limits.halfOpenSessions
+    ) {
+      this.stats.busy++;
       socket.on('error', () => {});
       socket.end(statusLine(530, 'Server too busy'));
       return;
@@ -106,15 +119,15 @@ export class TcpControl {
     );
     this.contexts.add(ctx);
     socket.on('data', (chunk: Buffer) => {
-      if (!ctx.ended) ctx.run(ctx.session.receive(chunk, this.clock.now()));
+      if (!ctx.ended) ctx.step((s) => s.receive(chunk, this.clock.now()));
     });
     socket.on('error', () => {}); // 'close' follows
     socket.on('close', () => {
-      if (!ctx.ended) ctx.run(ctx.session.close(this.clock.now()));
+      if (!ctx.ended) ctx.step((s) => s.close(this.clock.now()));
       this.release(ctx);
     });
     // arm the negotiation deadline now: a client that connects and never sends must still be closed
-    ctx.run(ctx.session.timeout(now));
+    ctx.step((s) => s.timeout(now));
   }
 
   applyStep(ctx: TcpContext, step: Step): void {
@@ -125,6 +138,11 @@ export class TcpControl {
     }
     ctx.wake.at(ctx.ended ? undefined : step.wakeAtMs);
     if (step.events.length) this.handler.onEvents(ctx, step.events);
+  }
+
+  drop(ctx: TcpContext): void {
+    if (!ctx.ended) ctx.socket.destroy();
+    this.release(ctx);
   }
 
   private release(ctx: TcpContext): void {
@@ -139,7 +157,7 @@ export class TcpControl {
 
   async close(): Promise<void> {
     for (const ctx of [...this.contexts]) {
-      ctx.run(ctx.session.close(this.clock.now()));
+      ctx.step((s) => s.close(this.clock.now()));
       ctx.socket.destroy();
     }
     const s = this.server;

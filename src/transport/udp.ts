@@ -1,13 +1,32 @@
 /** @module transport/udp: TSP over UDP through the data plane's socket, so control and v6udpv4 data share
- *  port 3653 and the client's NAT binding (ARCHITECTURE.md). Sessions are keyed by client ip:port; half-open
- *  sessions are bounded globally and per source, and each expires at its session's deadline. */
+ *  port 3653 and the client's NAT binding (ARCHITECTURE.md). Sessions are keyed by client ip:port.
+ *
+ *  A UDP source address proves nothing, so state is created late and bounded (docs/security.md):
+ *  - VERSION from an ip:port without a session is answered from the configuration alone and leaves no state
+ *    (protocol classifyFirstDatagram); a session starts with the client's next message, AUTHENTICATE.
+ *  - Half-open sessions are bounded globally and per source. A full table makes room instead of refusing
+ *    everyone: a source over its share loses its own oldest session; otherwise a few half-open sessions are
+ *    drawn at random and the one from the busiest /24, the oldest among equals, is evicted. A spoofer cannot
+ *    aim that at a given client, and a legitimate client negotiates in a few round trips while a flood has
+ *    to replace the whole table to reach it.
+ *  - Replies stay within the session's anti-amplification budget (ServerSession). */
 
+import { randomInt } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { ControlDatagram, DataPlane, Endpoint } from '../dataplane/types.js';
-import type { ServerSession, Step } from '../protocol/server-session.js';
-import { statusLine } from '../protocol/framing.js';
+import type { TspVersion } from '../protocol/constants.js';
+import {
+  classifyFirstDatagram,
+  type ServerSession,
+  type ServerSessionOptions,
+  type Step,
+} from '../protocol/server-session.js';
 import {
   Wakeup,
+  crash,
+  guardedStep,
+  type ControlStats,
+  type HostedAdapter,
   type SessionContext,
   type SessionCounts,
   type SessionFactory,
@@ -19,15 +38,26 @@ export interface UdpLimits {
   halfOpenPerSource: number;
 }
 
+/** Half-open sessions looked at when the table is full and one must go. */
+const EVICTION_SAMPLE = 8;
+/** Versions remembered between a stateless VERSION answer and the AUTHENTICATE that follows, for clients that
+ *  did not speak the newest one (only 2.0.0's DIGEST quirk depends on it). Bounded; a flood only pushes
+ *  entries out, and a client whose entry was pushed out negotiates as 2.0.2. */
+const VERSION_HINTS = 4096;
+const NEWEST_VERSION: TspVersion = '2.0.2';
+
 class UdpContext implements SessionContext {
   readonly transport = 'udp' as const;
   ended = false;
-  /** Whether this session is counted in the half-open totals right now. */
+  /** Whether this session is counted in the half-open structures right now. */
   countedHalfOpen = false;
+  /** Position in UdpControl.halfOpenList while counted. */
+  halfOpenIndex = -1;
   readonly wake: Wakeup;
   constructor(
     readonly id: string,
     readonly peer: Endpoint,
+    readonly key: string,
     readonly localAddress: string | undefined,
     readonly session: ServerSession,
     readonly startedMs: number,
@@ -36,25 +66,41 @@ class UdpContext implements SessionContext {
   ) {
     this.wake = new Wakeup(clock, this);
   }
-  run(step: Step): void {
-    this.owner.applyStep(this, step);
+  step(fn: (session: ServerSession) => Step): void {
+    guardedStep(this.owner, this, fn);
+  }
+  abort(err: unknown): void {
+    crash(this.owner, this, err);
   }
 }
 
-export class UdpControl {
+/** The /24 of an IPv4 source (its own address when it is not IPv4). */
+function prefixOf(address: string): string {
+  const dot = address.lastIndexOf('.');
+  return dot > 0 && !address.includes(':') ? address.slice(0, dot) : address;
+}
+
+export class UdpControl implements HostedAdapter<UdpContext> {
   private readonly sessions = new Map<string, UdpContext>();
-  private readonly halfOpenBySource = new Map<string, number>();
-  private halfOpenTotal = 0;
+  /** Half-open sessions: a list to draw from at random, and per source in age order. */
+  private readonly halfOpenList: UdpContext[] = [];
+  private readonly halfOpenBySource = new Map<string, Set<UdpContext>>();
+  private readonly halfOpenByPrefix = new Map<string, number>();
+  private readonly versionHints = new Map<string, TspVersion>();
   private nextId = 1;
   /** Datagrams dropped before reaching a session, by reason (for metrics and tests). */
-  readonly dropped = { notTsp: 0, notVersion: 0, busy: 0 };
+  readonly dropped = { notTsp: 0, notVersion: 0 };
+  readonly stats: ControlStats = { crashes: 0, evictions: 0, busy: 0 };
+  /** VERSION datagrams answered without a session. */
+  statelessReplies = 0;
 
   constructor(
     private readonly dp: DataPlane,
     private readonly newSession: SessionFactory,
-    private readonly handler: SessionHandler,
-    private readonly clock: Clock,
+    readonly handler: SessionHandler,
+    readonly clock: Clock,
     private readonly limits: UdpLimits,
+    private readonly capabilities: Pick<ServerSessionOptions, 'tunnelTypes' | 'mechanisms'>,
   ) {}
 
   start(): void {
@@ -64,7 +110,7 @@ export class UdpControl {
   }
 
   counts(): SessionCounts {
-    return { total: this.sessions.size, halfOpen: this.halfOpenTotal };
+    return { total: this.sessions.size, halfOpen: this.halfOpenList.length };
   }
 
   private receive(d: ControlDatagram): void {
@@ -74,71 +120,129 @@ export class UdpControl {
       return;
     }
     const key = `${d.from.address}:${d.from.port}`;
-    let ctx = this.sessions.get(key);
-    const now = this.clock.now();
-    if (!ctx) {
-      // a session starts only with VERSION=; anything else from an unknown ip:port gets no reply (§11)
-      if (d.data.subarray(8, 16).toString('latin1').toUpperCase() !== 'VERSION=') {
-        this.dropped.notVersion++;
-        return;
-      }
-      if (!this.admit(d.from.address)) {
-        this.dropped.busy++;
-        // 530 to VERSION: gogoc waits retry_delay and tries again (tsp-protocol.md §4)
-        const reply = Buffer.concat([d.data.subarray(0, 8), statusLine(530, 'Server too busy')]);
-        this.dp.sendControl(d.from, reply);
-        return;
-      }
-      ctx = new UdpContext(
-        `udp-${this.nextId++}`,
-        { ...d.from },
-        d.localAddress,
-        this.newSession('udp', now),
-        now,
-        this,
-        this.clock,
-      );
-      this.sessions.set(key, ctx);
+    const ctx = this.sessions.get(key) ?? this.open(key, d);
+    if (ctx) ctx.step((s) => s.receive(d.data, this.clock.now()));
+  }
+
+  /** The first datagram from an ip:port: VERSION is answered without state; AUTHENTICATE opens a session. */
+  private open(key: string, d: ControlDatagram): UdpContext | undefined {
+    const first = classifyFirstDatagram(d.data, this.capabilities);
+    if (first.kind === 'drop') {
+      this.dropped.notVersion++;
+      return undefined;
     }
-    ctx.run(ctx.session.receive(d.data, now));
+    if (first.kind === 'version') {
+      this.statelessReplies++;
+      this.rememberVersion(key, first.version);
+      this.dp.sendControl(d.from, first.reply);
+      return undefined;
+    }
+    const now = this.clock.now();
+    this.makeRoom(d.from.address, now);
+    const afterVersion = this.versionHints.get(key) ?? NEWEST_VERSION;
+    this.versionHints.delete(key);
+    const ctx = new UdpContext(
+      `udp-${this.nextId++}`,
+      { ...d.from },
+      key,
+      d.localAddress,
+      this.newSession('udp', now, afterVersion),
+      now,
+      this,
+      this.clock,
+    );
+    this.sessions.set(key, ctx);
+    return ctx;
   }
 
-  private admit(source: string): boolean {
-    if (this.halfOpenTotal >= this.limits.halfOpenSessions) return false;
-    return (this.halfOpenBySource.get(source) ?? 0) < this.limits.halfOpenPerSource;
+  private rememberVersion(key: string, version: TspVersion | undefined): void {
+    if (version === undefined || version === NEWEST_VERSION) {
+      this.versionHints.delete(key);
+      return;
+    }
+    this.versionHints.delete(key);
+    this.versionHints.set(key, version);
+    if (this.versionHints.size > VERSION_HINTS) this.versionHints.delete(this.versionHints.keys().next().value!);
   }
 
-  /** Keeps the half-open counts in step with the session's state; called after every step and on forget. */
+  /** Evicts what must go for one more half-open session from `source` to fit. */
+  private makeRoom(source: string, now: number): void {
+    const mine = this.halfOpenBySource.get(source);
+    if (mine && mine.size >= this.limits.halfOpenPerSource) this.evict(mine.values().next().value!, now);
+    while (this.halfOpenList.length >= this.limits.halfOpenSessions) this.evict(this.pickVictim(), now);
+  }
+
+  /** A few half-open sessions at random; of those, the one whose /24 holds the most, the oldest among equals. */
+  private pickVictim(): UdpContext {
+    let victim: UdpContext | undefined;
+    let victimLoad = -1;
+    const n = this.halfOpenList.length;
+    for (let i = 0; i < Math.min(EVICTION_SAMPLE, n); i++) {
+      const c = this.halfOpenList[randomInt(n)]!;
+      const load = this.halfOpenByPrefix.get(prefixOf(c.peer.address)) ?? 0;
+      if (load > victimLoad || (load === victimLoad && c.startedMs < victim!.startedMs)) {
+        victim = c;
+        victimLoad = load;
+      }
+    }
+    return victim!;
+  }
+
+  private evict(ctx: UdpContext, now: number): void {
+    this.stats.evictions++;
+    ctx.step((s) => s.close(now));
+    if (!ctx.ended) this.drop(ctx); // close() always ends a session; this is only a safety net
+  }
+
+  /** Keeps the half-open structures in step with the session's state; called after every step and on drop. */
   private syncHalfOpen(ctx: UdpContext): void {
     const isHalfOpen = !ctx.ended && ctx.session.isHalfOpen;
     if (isHalfOpen === ctx.countedHalfOpen) return;
     ctx.countedHalfOpen = isHalfOpen;
-    const delta = isHalfOpen ? 1 : -1;
-    this.halfOpenTotal += delta;
-    const n = (this.halfOpenBySource.get(ctx.peer.address) ?? 0) + delta;
-    if (n > 0) this.halfOpenBySource.set(ctx.peer.address, n);
-    else this.halfOpenBySource.delete(ctx.peer.address);
+    const source = ctx.peer.address;
+    const prefix = prefixOf(source);
+    if (isHalfOpen) {
+      ctx.halfOpenIndex = this.halfOpenList.push(ctx) - 1;
+      let set = this.halfOpenBySource.get(source);
+      if (!set) this.halfOpenBySource.set(source, (set = new Set()));
+      set.add(ctx);
+      this.halfOpenByPrefix.set(prefix, (this.halfOpenByPrefix.get(prefix) ?? 0) + 1);
+      return;
+    }
+    // swap-remove from the list
+    const last = this.halfOpenList.pop()!;
+    if (last !== ctx) {
+      this.halfOpenList[ctx.halfOpenIndex] = last;
+      last.halfOpenIndex = ctx.halfOpenIndex;
+    }
+    ctx.halfOpenIndex = -1;
+    const set = this.halfOpenBySource.get(source);
+    set?.delete(ctx);
+    if (set && set.size === 0) this.halfOpenBySource.delete(source);
+    const n = (this.halfOpenByPrefix.get(prefix) ?? 1) - 1;
+    if (n > 0) this.halfOpenByPrefix.set(prefix, n);
+    else this.halfOpenByPrefix.delete(prefix);
   }
 
   /** Sends, arms, forgets, and passes events on. Steps for a forgotten session send nothing. */
   applyStep(ctx: UdpContext, step: Step): void {
     if (!ctx.ended) for (const b of step.send) this.dp.sendControl(ctx.peer, b);
-    if (step.done) this.forget(ctx);
+    if (step.done) this.drop(ctx);
     ctx.wake.at(ctx.ended ? undefined : step.wakeAtMs);
     this.syncHalfOpen(ctx);
     if (step.events.length) this.handler.onEvents(ctx, step.events);
   }
 
-  private forget(ctx: UdpContext): void {
+  drop(ctx: UdpContext): void {
     if (ctx.ended) return;
     ctx.ended = true;
-    const key = `${ctx.peer.address}:${ctx.peer.port}`;
-    if (this.sessions.get(key) === ctx) this.sessions.delete(key);
+    ctx.wake.cancel();
+    if (this.sessions.get(ctx.key) === ctx) this.sessions.delete(ctx.key);
     this.syncHalfOpen(ctx);
   }
 
   /** Drops every session (broker shutdown); pending offers are withdrawn through the handler. */
   close(): void {
-    for (const ctx of [...this.sessions.values()]) ctx.run(ctx.session.close(this.clock.now()));
+    for (const ctx of [...this.sessions.values()]) ctx.step((s) => s.close(this.clock.now()));
   }
 }

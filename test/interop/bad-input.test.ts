@@ -44,16 +44,35 @@ const ANON = 'AUTHENTICATE ANONYMOUS\r\n\0';
 const framed = (xml: string) => `Content-length: ${Buffer.byteLength(xml)}\r\n${xml}`;
 const err = (line: string) => `Content-length: ${Buffer.byteLength(line) + 2}\r\n${line}\r\n`;
 
-test('UDP: truncated headers, wrong nibble and non-VERSION openers get no reply and no session', async () => {
+test('UDP: truncated headers, wrong nibble and openers other than VERSION and AUTHENTICATE get no reply and no session', async () => {
   const u = await RawUdp.open();
   try {
     u.send(Buffer.from('f00000', 'hex'), b.ports.udp); // truncated header
-    u.send(udpDatagram(1, 0, 'AUTHENTICATE ANONYMOUS\r\n\0'), b.ports.udp); // no session to continue
+    u.send(udpDatagram(1, 0, framed('<tunnel action="create" type="v6udpv4"/>')), b.ports.udp); // no session
+    u.send(udpDatagram(2, 0, ''), b.ports.udp); // a header-only poll to no session
     u.send(Buffer.concat([Buffer.from('7000000100000000', 'hex'), Buffer.from(HELLO)]), b.ports.udp); // nibble 7
     u.send(Buffer.alloc(0), b.ports.udp);
     u.send(Buffer.alloc(1500, 0xff), b.ports.udp);
     assert.equal(await u.next(500), undefined, 'no reply to any of them');
     assert.equal(b.sessionCounts().total, 0);
+  } finally {
+    u.close();
+  }
+});
+
+test('UDP: VERSION is answered without a session; the session starts with AUTHENTICATE', async () => {
+  const u = await RawUdp.open();
+  try {
+    const cap = await u.request(udpDatagram(1, 0, HELLO), b.ports.udp);
+    assert.match(cap?.subarray(8).toString() ?? '', /^CAPABILITY .*\r\n$/);
+    assert.equal(b.sessionCounts().total, 0, 'VERSION leaves no state behind');
+    const old = await u.request(udpDatagram(2, 0, 'VERSION=1.0.1\r\n'), b.ports.udp);
+    assert.equal(old?.subarray(8).toString(), '302 Unsupported client version\r\n');
+    assert.equal(b.sessionCounts().total, 0);
+    const ok = await u.request(udpDatagram(3, 0, ANON), b.ports.udp);
+    assert.equal(ok?.subarray(8).toString(), '200 Success\r\n');
+    assert.equal(b.sessionCounts().halfOpen, 1, 'AUTHENTICATE opened the session');
+    await noSessionsLeft();
   } finally {
     u.close();
   }
@@ -151,28 +170,36 @@ test('a silent client is closed after the negotiation timeout, over TCP and UDP'
   await tcpCase([HELLO, 'AUTHENTICATE PLAIN\r\n\0'], /^CAPABILITY [^\r]*\r\n$/);
   const u = await RawUdp.open();
   await u.request(udpDatagram(1, 0, HELLO), b.ports.udp);
+  await u.request(udpDatagram(2, 0, ANON), b.ports.udp);
   assert.equal(b.sessionCounts().halfOpen, 1);
   await noSessionsLeft();
   u.close();
 });
 
-test('half-open sessions are bounded per source: the next VERSION gets 530', async () => {
+test('half-open sessions are bounded per source: a new one evicts the oldest of that source', async () => {
   const socks: RawUdp[] = [];
   try {
     for (let i = 0; i < 8; i++) {
       const u = await RawUdp.open();
       socks.push(u);
-      assert.ok(
-        (await u.request(udpDatagram(1, 0, HELLO), b.ports.udp))?.subarray(8).toString().startsWith('CAPABILITY'),
-      );
+      await u.request(udpDatagram(1, 0, HELLO), b.ports.udp);
+      assert.equal((await u.request(udpDatagram(2, 0, ANON), b.ports.udp))?.subarray(8).toString(), '200 Success\r\n');
     }
     const extra = await RawUdp.open();
     socks.push(extra);
+    await extra.request(udpDatagram(1, 0, HELLO), b.ports.udp);
     assert.equal(
-      (await extra.request(udpDatagram(1, 0, HELLO), b.ports.udp))?.subarray(8).toString(),
-      '530 Server too busy\r\n',
+      (await extra.request(udpDatagram(2, 0, ANON), b.ports.udp))?.subarray(8).toString(),
+      '200 Success\r\n',
+      'the newcomer is served, not refused',
     );
     assert.equal(b.sessionCounts().halfOpen, 8);
+    const oldest = socks[0]!;
+    assert.equal(
+      await oldest.request(udpDatagram(3, 0, framed('<tunnel action="create" type="v6udpv4"/>')), b.ports.udp, 500),
+      undefined,
+      'the oldest session of that source was evicted',
+    );
     await noSessionsLeft();
   } finally {
     for (const s of socks) s.close();

@@ -4,6 +4,7 @@
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { RemoteProtocolError } from '../../errors.js';
+import { QUIRK200_MIN_PREFIX } from '../constants.js';
 
 const md5 = (b: Buffer | string): Buffer => createHash('md5').update(b).digest();
 const hex = (b: Buffer): string => b.toString('hex');
@@ -150,7 +151,9 @@ function equalHex(a: string, b: string): boolean {
 export type VerifyResult = { ok: true; rspauth: string } | { ok: false; reason: string };
 
 /** Server-side check of a response against the stored X. `expected` is what this session sent; `quirk200`
- *  enables the 2.0.0 form (negotiated version 2.0.0). The rspauth is computed with the HA1 that matched. */
+ *  enables the 2.0.0 form (the operator switched it on and the negotiated version is 2.0.0), which is then
+ *  accepted only when at least QUIRK200_MIN_PREFIX bytes of X precede its first 0x00. The rspauth is
+ *  computed with the HA1 that matched. */
 export function verifyResponse(
   r: DigestResponse,
   x: Buffer,
@@ -164,7 +167,9 @@ export function verifyResponse(
   if (r.authzid !== undefined && r.authzid !== '' && r.authzid !== r.username)
     return { ok: false, reason: 'authzid differs from username' };
   const candidates = [computeHa1(x, r.nonce, r.cnonce)];
-  if (quirk200) candidates.push(computeHa1(x, r.nonce, r.cnonce, true));
+  // the truncated form is worth only the bytes of X before its first 0x00: refuse it below the minimum
+  const zero = x.indexOf(0);
+  if (quirk200 && zero >= QUIRK200_MIN_PREFIX) candidates.push(computeHa1(x, r.nonce, r.cnonce, true));
   for (const ha1 of candidates) {
     if (ha1 !== undefined && equalHex(responseValue(ha1, r), r.response))
       return { ok: true, rspauth: rspauthValue(ha1, r) };

@@ -1,6 +1,7 @@
 /** The server session fed bytes directly (no sockets): every status path, the UDP reply cache, TCP framing
  *  under every split, NUL handling and timeouts. */
 import { test } from 'node:test';
+import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import {
   ServerSession,
@@ -367,19 +368,25 @@ test('reject returns to the command phase; delete answers Content-length 13', ()
   assert.equal(t.sent.at(-1)!.toString(), 'Content-length: 13\r\n200 Success\r\n');
 });
 
-test('version 2.0.0 accepts the truncated-HA1 DIGEST form (vector D) end to end', () => {
-  const response =
-    'charset=utf-8,username="bob",realm="tsp-fake",nonce="762f53ae1752548c",nc=00000001,cnonce="1795700979",digest-uri="tsp/192.0.2.1:3653",response=b670ed582c671d05ac4471ba2557b09f,qop=auth';
-  const run = (version: string) =>
-    new Driver(make('tcp'), { password: 'pass21' }).feed(
-      `VERSION=${version}\r\nAUTHENTICATE DIGEST-MD5\r\n\0${Buffer.from(response).toString('base64')}\r\n`,
+test('the 2.0.0 truncated-HA1 DIGEST form: only with the switch on, on 2.0.0, and for a strong enough X', () => {
+  const HEX = (x: Buffer | string) => createHash('md5').update(x).digest('hex');
+  // X = MD5(bob:tsp-fake:pw14) has 9 bytes before its first zero; vector D's (pass21) has 5
+  const quirkLine = (pass: string) => {
+    const x = digestSecret('bob', 'tsp-fake', pass);
+    const ha1 = HEX(x.subarray(0, x.indexOf(0)));
+    const kd = (a2: string) => HEX(`${ha1}:762f53ae1752548c:00000001:1795700979:auth:${HEX(a2)}`);
+    const text = `charset=utf-8,username="bob",realm="tsp-fake",nonce="762f53ae1752548c",nc=00000001,cnonce="1795700979",digest-uri="tsp/192.0.2.1:3653",response=${kd('AUTHENTICATE:tsp/192.0.2.1:3653')},qop=auth`;
+    return { b64: Buffer.from(text).toString('base64'), rspauth: kd(':tsp/192.0.2.1:3653') };
+  };
+  const run = (version: string, pass: string, quirk200: boolean) =>
+    new Driver(make('tcp', { quirk200 }), { password: pass }).feed(
+      `VERSION=${version}\r\nAUTHENTICATE DIGEST-MD5\r\n\0${quirkLine(pass).b64}\r\n`,
     );
-  const old = run('2.0.0');
-  assert.equal(
-    Buffer.from(old.sent[2]!.toString().trim(), 'base64').toString(),
-    'rspauth=bd8efd8524573979179c773e2ac9b6a3',
-  );
-  assert.ok(run('2.0.2').text().endsWith('300 Authentication failed\r\n'));
+  const ok = run('2.0.0', 'pw14', true);
+  assert.equal(Buffer.from(ok.sent[2]!.toString().trim(), 'base64').toString(), `rspauth=${quirkLine('pw14').rspauth}`);
+  assert.ok(run('2.0.0', 'pw14', false).text().endsWith('300 Authentication failed\r\n'), 'off by default');
+  assert.ok(run('2.0.2', 'pw14', true).text().endsWith('300 Authentication failed\r\n'), 'only on 2.0.0');
+  assert.ok(run('2.0.0', 'pass21', true).text().endsWith('300 Authentication failed\r\n'), '5 bytes of X: refused');
 });
 
 test('CAPABILITY lists only what is enabled', () => {

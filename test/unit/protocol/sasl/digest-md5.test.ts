@@ -82,7 +82,17 @@ test('vector C (recording 04): a wrong password fails', () => {
   );
 });
 
-test('vector D: the 2.0.0 truncated-HA1 quirk passes only under 2.0.0, with the matching rspauth', () => {
+/** The 2.0.0 quirk's response for a password, computed here from its definition (tsp-protocol.md §5.6):
+ *  HA1 = HEX(MD5(X before its first 0x00)). */
+function quirkResponse(pass: string, nonce: string, cnonce: string): { response: string; rspauth: string } {
+  const HEX = (x: Buffer | string) => createHash('md5').update(x).digest('hex');
+  const x = createHash('md5').update(`bob:tsp-fake:${pass}`).digest();
+  const ha1 = HEX(x.subarray(0, x.indexOf(0)));
+  const kd = (a2: string) => HEX(`${ha1}:${nonce}:00000001:${cnonce}:auth:${HEX(a2)}`);
+  return { response: kd(`AUTHENTICATE:${URI}`), rspauth: kd(`:${URI}`) };
+}
+
+test('vector D: the 2.0.0 quirk is refused when fewer than 8 bytes of X precede its first zero (here 5)', () => {
   assert.equal(digestSecret('bob', 'tsp-fake', 'pass21').toString('hex'), 'd470241e9d004c2af8bb5c0040817a41');
   const quirk = {
     pass: 'pass21',
@@ -90,11 +100,38 @@ test('vector D: the 2.0.0 truncated-HA1 quirk passes only under 2.0.0, with the 
     cnonce: '1795700979',
     response: 'b670ed582c671d05ac4471ba2557b09f',
   };
-  assert.equal(serverCheck(quirk).ok, false, 'not on 2.0.1/2.0.2');
-  assert.deepEqual(serverCheck({ ...quirk, quirk: true }), { ok: true, rspauth: 'bd8efd8524573979179c773e2ac9b6a3' });
+  assert.equal(quirkResponse('pass21', quirk.nonce, quirk.cnonce).response, quirk.response);
+  assert.equal(serverCheck(quirk).ok, false, 'not without the switch');
+  assert.equal(serverCheck({ ...quirk, quirk: true }).ok, false, 'not with it either: 5 bytes are too weak');
   const correct = { ...quirk, response: '4f00e67582d590dcfbea66c27262a21c' };
   assert.deepEqual(serverCheck(correct), { ok: true, rspauth: '485d36b3f5c625bafcd2d3ae54b29089' });
   assert.deepEqual(serverCheck({ ...correct, quirk: true }), { ok: true, rspauth: '485d36b3f5c625bafcd2d3ae54b29089' });
+});
+
+test('a secret that starts with 0x00 never lets a response made without the password in', () => {
+  // X = MD5(bob:tsp-fake:pw8) = 00239add…: its quirk HA1 is HEX(MD5("")), which anyone can compute
+  assert.equal(digestSecret('bob', 'tsp-fake', 'pw8').toString('hex'), '00239add5dbc91973d511986765eb808');
+  const nonce = '0123456789abcdef';
+  const cnonce = 'c0ffee';
+  const HEX = (x: Buffer | string) => createHash('md5').update(x).digest('hex');
+  const ha1 = HEX('');
+  const response = HEX(`${ha1}:${nonce}:00000001:${cnonce}:auth:${HEX(`AUTHENTICATE:${URI}`)}`);
+  assert.equal(serverCheck({ pass: 'pw8', nonce, cnonce, response, quirk: true }).ok, false);
+  assert.equal(serverCheck({ pass: 'pw8', nonce, cnonce, response }).ok, false);
+});
+
+test('the 2.0.0 quirk passes with the switch on when 8 or more bytes of X precede its first zero', () => {
+  // X = MD5(bob:tsp-fake:pw14) = f2d36ebe2f70895fa4 00 …: 9 bytes before the zero
+  assert.equal(digestSecret('bob', 'tsp-fake', 'pw14').toString('hex'), 'f2d36ebe2f70895fa400f3729a5de8e8');
+  const nonce = '762f53ae1752548c';
+  const cnonce = '1795700979';
+  const q = quirkResponse('pw14', nonce, cnonce);
+  assert.equal(serverCheck({ pass: 'pw14', nonce, cnonce, response: q.response }).ok, false, 'off by default');
+  assert.deepEqual(serverCheck({ pass: 'pw14', nonce, cnonce, response: q.response, quirk: true }), {
+    ok: true,
+    rspauth: q.rspauth,
+  });
+  assert.equal(serverCheck({ pass: 'pw15', nonce, cnonce, response: q.response, quirk: true }).ok, false);
 });
 
 test('a vector computed independently in this test verifies, for another user, realm and uri', () => {
