@@ -1,6 +1,8 @@
 /** @module admin/metrics: the Prometheus registry served at /metrics. One Registry per admin server (never the
- *  global one), so tests can run several. No per-tunnel or per-account labels: label values come from small
- *  fixed sets (transport, mechanism, result, tunnel type, drop reason, pool), keeping cardinality bounded.
+ *  global one), so tests can run several. No per-tunnel or per-account labels: every label value is checked
+ *  against a fixed set here (transport, mechanism, result, tunnel type, drop reason, pool) and anything else
+ *  becomes `other`, so what a client writes on the wire (a mechanism name, say) can never add a series. Every
+ *  family is pre-initialised at zero with its known label values, so a fresh broker already shows them all.
  *
  *    tsp_sessions_total{transport,mechanism,result}  counter  from Broker 'session' events
  *    tsp_auth_failures_total{mechanism}              counter  from Broker 'authFailure' events
@@ -10,11 +12,14 @@
  *    tsp_dataplane_bytes_total{direction}            counter  TrafficMeter
  *    tsp_dataplane_drops_total{reason}               counter  DataPlane.readDrops()
  *    tsp_pool_allocated_blocks{pool}                 gauge    Store.poolUsage(), cached POOL_CACHE_MS
+ *    tsp_audit_suppressed_total                      counter  audit rows of unauthenticated events not written
+ *                                                             (over the per-source budget, admin/audit-budget.ts)
  *    nodejs_eventloop_lag_seconds and the other prom-client default process metrics */
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Broker, SessionOutcome } from '../broker/broker.js';
-import type { DataPlane, DropReason } from '../dataplane/types.js';
+import { EMPTY_DROPS, type DataPlane, type DropReason } from '../dataplane/types.js';
+import { ERRORS } from '../errors.js';
 import type { PoolUsage, Store } from '../store/types.js';
 import type { SessionCounts } from '../transport/session-host.js';
 import type { Clock } from '../clock.js';
@@ -24,6 +29,23 @@ import type { TrafficMeter } from './traffic.js';
  *  each time. The cache is also dropped whenever a tunnel is established or ends. */
 export const POOL_CACHE_MS = 5000;
 const TUNNEL_TYPES = ['v6v4', 'v6udpv4'] as const;
+
+/** The value every label takes when what it was given is not in its fixed set. */
+export const OTHER = 'other';
+export const TRANSPORTS = ['udp', 'tcp'] as const;
+/** 'none': the session ended before choosing one. A name a client invents becomes 'other'. */
+export const MECHANISMS = ['ANONYMOUS', 'PLAIN', 'DIGEST-MD5', 'none'] as const;
+/** Session results the broker reports, besides `error_<status>` for the TSP statuses in the error registry. */
+export const RESULTS = ['established', 'auth_failed', 'timeout', 'closed', 'version_refused'] as const;
+const ERROR_RESULTS = [
+  ...new Set(Object.values(ERRORS).flatMap((e) => (e.tsp === null ? [] : [`error_${e.tsp}`]))),
+].sort();
+const DROP_REASONS = Object.keys(EMPTY_DROPS) as DropReason[];
+
+/** `value` when it is one of `allowed`, else OTHER. */
+export function bounded(value: string | undefined | null, allowed: readonly string[]): string {
+  return value !== undefined && value !== null && allowed.includes(value) ? value : OTHER;
+}
 
 export interface MetricsDeps {
   broker: Broker;
@@ -38,6 +60,8 @@ export class AdminMetrics {
   readonly registry = new Registry();
   private readonly detach: () => void;
   private poolCache: { at: number; usage: PoolUsage[] } | undefined;
+  /** Incremented by the Authenticator for each audit row it did not write (admin/audit-budget.ts). */
+  readonly auditSuppressed: Counter;
 
   constructor(private readonly deps: MetricsDeps) {
     const registers = [this.registry];
@@ -47,19 +71,36 @@ export class AdminMetrics {
       labelNames: ['transport', 'mechanism', 'result'],
       registers,
     });
+    const mechanisms = [...MECHANISMS, OTHER];
+    const results = [...RESULTS, ...ERROR_RESULTS];
+    // the common outcomes at zero; error_<status> and 'other' series appear when they first happen
+    for (const transport of TRANSPORTS)
+      for (const mechanism of mechanisms)
+        for (const result of RESULTS) sessions.inc({ transport, mechanism, result }, 0);
     const authFailures = new Counter({
       name: 'tsp_auth_failures_total',
       help: 'Failed TSP authentications by mechanism',
       labelNames: ['mechanism'],
       registers,
     });
+    for (const mechanism of mechanisms) authFailures.inc({ mechanism }, 0);
+    this.auditSuppressed = new Counter({
+      name: 'tsp_audit_suppressed_total',
+      help: 'Audit rows of unauthenticated events (failed or locked-out sign-ins) not written: over the per-source budget',
+      registers,
+    });
     // allocations change when a tunnel is set up or ends: the next scrape reads them again
     const onSession = (o: SessionOutcome) => {
-      sessions.inc({ transport: o.transport, mechanism: o.mechanism, result: o.result });
+      sessions.inc({
+        transport: bounded(o.transport, TRANSPORTS),
+        mechanism: bounded(o.mechanism, MECHANISMS),
+        result: bounded(o.result, results),
+      });
       if (o.result === 'established') this.poolCache = undefined;
     };
     const onTunnelEnded = () => (this.poolCache = undefined);
-    const onAuthFailure = (e: { mechanism?: string }) => authFailures.inc({ mechanism: e.mechanism ?? 'unknown' });
+    const onAuthFailure = (e: { mechanism?: string }) =>
+      authFailures.inc({ mechanism: bounded(e.mechanism, MECHANISMS) });
     deps.broker.on('session', onSession);
     deps.broker.on('authFailure', onAuthFailure);
     deps.broker.on('tunnelEnded', onTunnelEnded);
@@ -124,7 +165,8 @@ export class AdminMetrics {
       collect() {
         const drops = deps.dataplane.readDrops();
         this.reset();
-        for (const reason of Object.keys(drops) as DropReason[]) this.inc({ reason }, drops[reason]);
+        for (const reason of DROP_REASONS) this.inc({ reason }, 0);
+        for (const [reason, n] of Object.entries(drops)) this.inc({ reason: bounded(reason, DROP_REASONS) }, n);
       },
     });
     const poolUsage = () => this.poolUsage();
