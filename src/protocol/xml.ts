@@ -17,11 +17,25 @@ const PREDEFINED: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '
 const MAX_DEPTH = 16;
 const MAX_ELEMENTS = 256;
 
+/** XML 1.0's Char production: what a character reference may name. */
+const isXmlChar = (c: number): boolean =>
+  c === 0x9 ||
+  c === 0xa ||
+  c === 0xd ||
+  (c >= 0x20 && c <= 0xd7ff) ||
+  (c >= 0xe000 && c <= 0xfffd) ||
+  (c >= 0x10000 && c <= 0x10ffff);
+
 function decodeEntities(s: string): string {
   return s.replace(/&([a-z]+|#[0-9]+|#x[0-9a-fA-F]+);|&/g, (m, ent: string | undefined) => {
     if (ent === undefined) throw new RemoteProtocolError('TSP_BAD_XML', 'bare & in XML');
-    if (ent.startsWith('#x')) return String.fromCodePoint(parseInt(ent.slice(2), 16));
-    if (ent.startsWith('#')) return String.fromCodePoint(parseInt(ent.slice(1), 10));
+    if (ent.startsWith('#')) {
+      // out of range (&#x110000;, &#99999999999;) or not a character (&#0;, a lone surrogate): fromCodePoint
+      // would throw a RangeError or let a NUL through
+      const c = ent.startsWith('#x') ? parseInt(ent.slice(2), 16) : parseInt(ent.slice(1), 10);
+      if (!isXmlChar(c)) throw new RemoteProtocolError('TSP_BAD_XML', `${m.slice(0, 16)} is not a character`);
+      return String.fromCodePoint(c);
+    }
     const v = PREDEFINED[ent];
     if (v === undefined) throw new RemoteProtocolError('TSP_BAD_XML', `entity ${m} is not allowed`);
     return v;

@@ -203,6 +203,29 @@ test('the XML reader refuses DTDs, entities, CDATA, mismatched tags and runaway 
   assert.equal(parseXml('<a x="&lt;&amp;&#65;">t &gt; u</a>').attrs.x, '<&A');
 });
 
+test('character references outside XML characters are TSP_BAD_XML, not a RangeError (fuzz: test/fuzz/regressions/xml)', () => {
+  for (const ref of [
+    '&#x110000;',
+    '&#1114112;',
+    '&#99999999999999999999;',
+    '&#xFFFFFFFFF;',
+    '&#0;',
+    '&#xD800;',
+    '&#xFFFE;',
+  ])
+    for (const doc of [`<a x="${ref}"/>`, `<a>${ref}</a>`])
+      assert.equal(
+        codeOf(() => parseXml(doc)),
+        'TSP_BAD_XML',
+        doc,
+      );
+  assert.equal(
+    codeOf(() => parseTunnelRequest('<tunnel action="create" type="v6v4"><client>&#x110000;</client></tunnel>')),
+    'TSP_BAD_XML',
+  );
+  assert.equal(parseXml('<a x="&#x10FFFF;&#9;&#x20;">&#xE000;</a>').attrs.x, '\u{10FFFF}\t ');
+});
+
 test('expandIpv6 writes eight groups of four hex digits', () => {
   assert.equal(expandIpv6('2001:db8:f01::'), '2001:0db8:0f01:0000:0000:0000:0000:0000');
   assert.equal(expandIpv6('::1'), '0000:0000:0000:0000:0000:0000:0000:0001');
