@@ -93,6 +93,10 @@ export class Broker extends EventEmitter implements SessionHandler {
   private readonly log: Logger;
   /** Async work in flight (so close() can wait for it). */
   private readonly inflight = new Set<Promise<unknown>>();
+  /** Anonymous tunnels held (offered or live) by tunnel id, with the source and /24 they count against. */
+  private readonly anonymous = new Map<number, { source: string; prefix: string }>();
+  private readonly anonymousBySource = new Map<string, number>();
+  private readonly anonymousByPrefix = new Map<string, number>();
 
   constructor(private readonly deps: BrokerDeps) {
     super();
@@ -481,6 +485,7 @@ export class Broker extends EventEmitter implements SessionHandler {
           `prefix length /${prefixLen} is outside /${min}../${max}`,
         );
     }
+    if (anonymous) this.checkAnonymousQuota(ctx.peer.address);
     const leaseId = anonymous ? `anon-${randomUUID()}` : undefined;
     const owner = anonymous ? { leaseId: leaseId! } : { accountId: info.accountId! };
     const store = this.deps.store;
@@ -535,7 +540,49 @@ export class Broker extends EventEmitter implements SessionHandler {
       throw err;
     }
     const full = { ...record, username: info.username };
+    if (anonymous) this.holdAnonymous(full);
     return { record: full, spec: specOf(full), ...(leaseId ? { leaseId } : {}) };
+  }
+
+  /** Anonymous tunnels are bounded per source IPv4 and per /24, and may use only the part of the link pool not
+   *  kept for accounts (pools.accountReserve): one host cannot empty the pool (answer 301). */
+  private checkAnonymousQuota(source: string): void {
+    const l = this.cfg.limits;
+    const full = (why: string) => {
+      this.log.warn({ peer: source, reason: why }, 'anonymous tunnel refused');
+      return new BrokerError('POOL_EXHAUSTED', why);
+    };
+    if ((this.anonymousBySource.get(source) ?? 0) >= l.anonymousPerSource)
+      throw full(`this address holds ${l.anonymousPerSource} anonymous tunnels (limits.anonymousPerSource)`);
+    if ((this.anonymousByPrefix.get(prefix24(source)) ?? 0) >= l.anonymousPerPrefix24)
+      throw full(`this /24 holds ${l.anonymousPerPrefix24} anonymous tunnels (limits.anonymousPerPrefix24)`);
+    const linkLen = Number(this.deps.pools.link.split('/')[1]);
+    const capacity = 2 ** Math.min(64 - linkLen, 52);
+    const share = Math.floor(capacity * (1 - this.cfg.pools.accountReserve));
+    if (this.anonymous.size >= share)
+      throw full(`anonymous tunnels hold their share of the link pool (${share} of ${capacity}, pools.accountReserve)`);
+  }
+
+  private holdAnonymous(t: TunnelRecord): void {
+    if (t.accountId !== null || this.anonymous.has(t.id)) return;
+    const k = { source: t.clientIpv4, prefix: prefix24(t.clientIpv4) };
+    this.anonymous.set(t.id, k);
+    this.anonymousBySource.set(k.source, (this.anonymousBySource.get(k.source) ?? 0) + 1);
+    this.anonymousByPrefix.set(k.prefix, (this.anonymousByPrefix.get(k.prefix) ?? 0) + 1);
+  }
+
+  /** Idempotent: every path that ends a tunnel row calls it. */
+  private releaseAnonymous(id: number): void {
+    const k = this.anonymous.get(id);
+    if (!k) return;
+    this.anonymous.delete(id);
+    const dec = (m: Map<string, number>, key: string) => {
+      const n = (m.get(key) ?? 1) - 1;
+      if (n > 0) m.set(key, n);
+      else m.delete(key);
+    };
+    dec(this.anonymousBySource, k.source);
+    dec(this.anonymousByPrefix, k.prefix);
   }
 
   private async serverIpv4For(ctx: SessionContext): Promise<string> {
@@ -614,6 +661,7 @@ export class Broker extends EventEmitter implements SessionHandler {
   private activate(t: TunnelRecord, now: number, base: LiveTunnel['base']): void {
     const spec = specOf(t);
     this.deps.dataplane.addTunnel(spec);
+    this.holdAnonymous(t); // a restored anonymous tunnel counts again
     const persistedPackets = base.rxPackets + base.txPackets;
     this.live.set(t.id, { record: t, spec, activeSinceMs: now, base, persistedPackets });
   }
@@ -631,6 +679,7 @@ export class Broker extends EventEmitter implements SessionHandler {
   private forgetLive(t: LiveTunnel, reason: EndReason): void {
     this.deps.dataplane.removeTunnel(t.record.id as TunnelId);
     this.live.delete(t.record.id);
+    this.releaseAnonymous(t.record.id);
     this.log.info(
       {
         tunnel: t.record.id,
@@ -653,6 +702,7 @@ export class Broker extends EventEmitter implements SessionHandler {
 
   /** Ends a tunnel row that never became live (an offer), in one transaction. */
   private async endRecord(t: TunnelRecord, reason: EndReason): Promise<void> {
+    this.releaseAnonymous(t.id);
     await this.deps.store.batch(() => this.persistEnd(t, reason));
   }
 
@@ -687,8 +737,10 @@ export class Broker extends EventEmitter implements SessionHandler {
     for (const t of this.live.values()) {
       const c = counters.get(t.record.id);
       const lastRx = Math.max(c?.lastRxMs ?? 0, t.activeSinceMs);
-      const idleLimitMs =
-        Math.max(this.cfg.tunnels.idleIntervals * t.record.keepaliveInterval, this.cfg.tunnels.idleMinS) * 1000;
+      let idleLimitS = Math.max(this.cfg.tunnels.idleIntervals * t.record.keepaliveInterval, this.cfg.tunnels.idleMinS);
+      // an anonymous tunnel holds pool space for nobody in particular: its idle time is bounded whatever it asked
+      if (t.record.accountId === null) idleLimitS = Math.min(idleLimitS, this.cfg.tunnels.anonymousIdleMaxS);
+      const idleLimitMs = idleLimitS * 1000;
       if (now - lastRx > idleLimitMs) expired.push([t.record.id, 'idle']);
       else if (t.record.establishedAt !== null && now > t.record.establishedAt + t.record.lifetimeS * 1000)
         expired.push([t.record.id, 'lifetime']);
@@ -738,10 +790,15 @@ export class Broker extends EventEmitter implements SessionHandler {
   }
 }
 
+/** The /24 of an IPv4 address (the address itself when it is not IPv4). */
+function prefix24(address: string): string {
+  const dot = address.lastIndexOf('.');
+  return dot > 0 && !address.includes(':') ? address.slice(0, dot) : address;
+}
+
 /** The failure-limiter key of a username: per source /24, so failures from elsewhere never lock it here. */
 function userKey(username: string, source: string): string {
-  const dot = source.lastIndexOf('.');
-  return `user:${username}|${dot > 0 ? source.slice(0, dot) : source}`;
+  return `user:${username}|${prefix24(source)}`;
 }
 
 function endpointKey(t: Pick<TunnelRecord, 'type' | 'clientIpv4' | 'clientPort'>): string {

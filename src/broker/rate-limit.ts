@@ -1,13 +1,25 @@
-/** @module broker/rate-limit: counts authentication failures per key (source IPv4, username) in a sliding
- *  window. Bounded: at most MAX_KEYS keys are tracked; the oldest are forgotten first (STYLE.md §10). */
+/** @module broker/rate-limit: counts authentication failures per key and answers whether the next attempt
+ *  must wait. The first `maxFailures` failures are free; each one beyond doubles a wait counted from the last
+ *  failure (1 s, 2 s, 4 s, … up to the window), so a guesser slows to one try per window while a person who
+ *  mistyped waits seconds, never a fixed lockout. A key with no failure for a whole window starts afresh.
+ *  Which keys are counted (user and source /24, validated sources only) is the broker's choice: keys are
+ *  built so a third party cannot fill someone else's (docs/security.md).
+ *  Bounded: at most MAX_KEYS keys are tracked; the least recently failed are forgotten first (STYLE.md §10). */
 
 import type { Clock } from '../clock.js';
 
 /** Keys tracked at once: a scan from many sources cannot grow memory past this. */
 export const MAX_KEYS = 100_000;
+/** The wait after the first failure beyond the free ones. */
+export const BACKOFF_BASE_MS = 1000;
+
+interface Entry {
+  failures: number;
+  lastMs: number;
+}
 
 export class FailureLimiter {
-  private readonly failures = new Map<string, number[]>();
+  private readonly entries = new Map<string, Entry>();
 
   constructor(
     private readonly clock: Clock,
@@ -15,29 +27,41 @@ export class FailureLimiter {
     private readonly windowMs: number,
   ) {}
 
-  private recent(key: string): number[] {
-    const cutoff = this.clock.now() - this.windowMs;
-    const list = (this.failures.get(key) ?? []).filter((t) => t > cutoff);
-    if (list.length) this.failures.set(key, list);
-    else this.failures.delete(key);
-    return list;
+  private current(key: string, now: number): Entry | undefined {
+    const e = this.entries.get(key);
+    if (e && now - e.lastMs > this.windowMs) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return e;
   }
 
-  /** True when the key has used up its failures in the window: answer 300 without checking. */
+  /** How long the key must still wait before its next attempt is checked (0: it may try now). */
+  waitMs(key: string): number {
+    const now = this.clock.now();
+    const e = this.current(key, now);
+    if (!e || e.failures < this.maxFailures) return 0;
+    const backoff = Math.min(this.windowMs, BACKOFF_BASE_MS * 2 ** Math.min(30, e.failures - this.maxFailures));
+    return Math.max(0, e.lastMs + backoff - now);
+  }
+
+  /** True while the key waits out its backoff: answer 300 without checking. */
   isBlocked(key: string): boolean {
-    return this.recent(key).length >= this.maxFailures;
+    return this.waitMs(key) > 0;
   }
 
   fail(key: string): void {
-    const list = this.recent(key);
-    list.push(this.clock.now());
-    this.failures.delete(key); // re-insert: Map order is then least recently failed first
-    this.failures.set(key, list.slice(-this.maxFailures));
-    while (this.failures.size > MAX_KEYS) this.failures.delete(this.failures.keys().next().value!);
+    const now = this.clock.now();
+    const e = this.current(key, now) ?? { failures: 0, lastMs: now };
+    e.failures++;
+    e.lastMs = now;
+    this.entries.delete(key); // re-insert: Map order is then least recently failed first
+    this.entries.set(key, e);
+    while (this.entries.size > MAX_KEYS) this.entries.delete(this.entries.keys().next().value!);
   }
 
   /** A success clears a username's failures (not the source's: one good login does not excuse a scan). */
   clear(key: string): void {
-    this.failures.delete(key);
+    this.entries.delete(key);
   }
 }

@@ -14,9 +14,10 @@ export class RawUdp {
       for (const w of this.waiters.splice(0)) w();
     });
   }
-  static async open(): Promise<RawUdp> {
+  /** `address`: any loopback address (127.0.0.0/8), to stand for another source. */
+  static async open(address = '127.0.0.1'): Promise<RawUdp> {
     const u = new RawUdp();
-    await new Promise<void>((r) => u.socket.bind(0, '127.0.0.1', () => r()));
+    await new Promise<void>((r) => u.socket.bind(0, address, () => r()));
     u.socket.unref(); // a test that forgets to close it must not keep its process alive
     return u;
   }
@@ -83,8 +84,9 @@ export class RawTcp {
   private wake() {
     for (const w of this.waiters.splice(0)) w();
   }
-  static async connect(port: number): Promise<RawTcp> {
-    const s = net.connect({ host: '127.0.0.1', port, noDelay: true });
+  /** `localAddress`: any loopback address (127.0.0.0/8), to stand for another source. */
+  static async connect(port: number, localAddress?: string): Promise<RawTcp> {
+    const s = net.connect({ host: '127.0.0.1', port, noDelay: true, ...(localAddress ? { localAddress } : {}) });
     await new Promise<void>((resolve, reject) => {
       s.once('connect', () => resolve());
       s.once('error', reject);
