@@ -23,7 +23,11 @@ function withConfigFlags(cmd: Command): Command {
   return cmd
     .option('-c, --config <file>', 'JSON configuration file (defaults apply to what it leaves out)')
     .option('--db <path>', 'SQLite database file (store.path)')
-    .option('--realm <realm>', 'DIGEST-MD5 realm (auth.realm)');
+    .option('--realm <realm>', 'DIGEST-MD5 realm (auth.realm)')
+    .option(
+      '--allow-group-readable',
+      'open the SQLite file even if group or others may read it (store.allowGroupReadable)',
+    );
 }
 
 function num(v: string): number {
@@ -36,6 +40,7 @@ function configFrom(o: Record<string, unknown>): Config {
   const overrides: Overrides = {
     'store.path': o.db,
     'auth.realm': o.realm,
+    'store.allowGroupReadable': o.allowGroupReadable,
     'listen.address': o.listen,
     'listen.port': o.port,
     'auth.mode': o.authMode,

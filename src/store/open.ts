@@ -21,6 +21,8 @@ export interface StoreConfig {
   driver: 'sqlite' | 'postgres';
   path: string;
   url: string | null;
+  /** SQLite: accept an existing database file that group or others may read or write (sqlite.ts). */
+  allowGroupReadable?: boolean;
 }
 
 export interface OpenOptions {
@@ -30,7 +32,8 @@ export interface OpenOptions {
 /** Opens the configured store with its schema up to date. Rejects with CFG_INVALID when the configuration
  *  cannot work, STORE_FAILED when the database cannot be reached or migrated. */
 export function openStore(config: StoreConfig, opts: OpenOptions = {}): Promise<Store> {
-  if (config.driver === 'sqlite') return openSqliteStore({ file: config.path, ...opts });
+  if (config.driver === 'sqlite')
+    return openSqliteStore({ file: config.path, allowGroupReadable: config.allowGroupReadable ?? false, ...opts });
   if (!config.url)
     return Promise.reject(new BrokerError('CFG_INVALID', "store.url: is required for driver 'postgres'"));
   return openPostgresStore({ url: config.url, ...opts });

@@ -18,7 +18,14 @@
  *  never both hold read snapshots and then deadlock on the upgrade. Inside one process every write on a given
  *  file also goes through one in-process queue shared by all Store instances on that file: a second instance's
  *  BEGIN IMMEDIATE would otherwise block the event loop (busy_timeout) while the first instance's open
- *  transaction waits for that same event loop to finish, a self-deadlock until the timeout. */
+ *  transaction waits for that same event loop to finish, a self-deadlock until the timeout.
+ *
+ *  File permissions: the file holds each account's DIGEST-MD5 secret, which is password-equivalent for TSP and
+ *  cheap to attack (MD5). A directory we create is 0700, a file we create is 0600 before SQLite opens it, and
+ *  SQLite gives the -wal and -shm files it creates the mode of the main file (os_unix.c, findCreateFileMode).
+ *  An existing file that group or others may read or write is refused (CFG_INVALID, naming the file, its mode
+ *  and the chmod that fixes it) unless the operator opts out (store.allowGroupReadable); a -wal/-shm left
+ *  group-readable next to a private main file (say, after a crash before the operator's chmod) is made 0600. */
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -39,6 +46,8 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
   /** Extra PRAGMAs applied after ours, e.g. { max_page_count: 64 } in tests to make the file "full". */
   pragmas?: Record<string, string | number>;
+  /** Accept an existing file that group or others may read or write (store.allowGroupReadable). */
+  allowGroupReadable?: boolean;
 }
 
 /** Long enough for another broker process's largest transaction (a few ms), short enough that a stuck peer
@@ -54,8 +63,8 @@ let memoryDatabases = 0;
 export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
   const inMemory = opts.file === ':memory:';
   let raw: BetterSqlite3.Database;
+  if (!inMemory) prepareFile(opts.file, opts.allowGroupReadable ?? false);
   try {
-    if (!inMemory) fs.mkdirSync(path.dirname(path.resolve(opts.file)), { recursive: true });
     raw = new BetterSqlite3(opts.file);
   } catch (cause) {
     throw new BrokerError('STORE_FAILED', `cannot open SQLite database '${opts.file}': ${String(cause)}`, { cause });
@@ -121,6 +130,56 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
     throw e;
   }
   return store;
+}
+
+/** Permission bits that let group or others read or write a file. */
+const SHARED_BITS = 0o066;
+
+const octal = (mode: number) => `0${(mode & 0o777).toString(8).padStart(3, '0')}`;
+
+/** Before SQLite opens `file`: creates its directory (0700) and the file itself (0600) when missing, refuses
+ *  an existing file group or others may read or write (unless `allowShared`), and makes leftover -wal/-shm
+ *  files as private as the main file. Throws CFG_INVALID for a refused mode, STORE_FAILED otherwise. */
+function prepareFile(file: string, allowShared: boolean): void {
+  const abs = path.resolve(file);
+  try {
+    const dir = path.dirname(abs);
+    const created = fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (created !== undefined) fs.chmodSync(dir, 0o700); // exactly 0700, whatever the umask
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(abs, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+      fs.fchmodSync(fd, 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+  } catch (cause) {
+    throw new BrokerError('STORE_FAILED', `cannot open SQLite database '${file}': ${String(cause)}`, { cause });
+  }
+  if (allowShared) return;
+  const mode = fs.statSync(abs).mode;
+  if ((mode & SHARED_BITS) !== 0) {
+    throw new BrokerError(
+      'CFG_INVALID',
+      `store.path: ${abs} is readable or writable by group or others (mode ${octal(mode)}) and holds ` +
+        `password-equivalent DIGEST-MD5 secrets: run \`chmod 600 ${abs}\`, or set store.allowGroupReadable ` +
+        `(--allow-group-readable) to accept it`,
+    );
+  }
+  for (const sidecar of [`${abs}-wal`, `${abs}-shm`]) {
+    try {
+      if ((fs.statSync(sidecar).mode & SHARED_BITS) !== 0) fs.chmodSync(sidecar, 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw new BrokerError(
+        'CFG_INVALID',
+        `store.path: cannot make ${sidecar} private (run \`chmod 600 ${sidecar}\`): ${String(e)}`,
+        { cause: e },
+      );
+    }
+  }
 }
 
 /** Prepared statements kept per connection. Kysely's SQLite driver prepares every query anew, and parsing was a

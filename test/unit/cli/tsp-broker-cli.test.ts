@@ -2,7 +2,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { defaultConfig } from '../../../src/config/schema.js';
@@ -76,6 +76,35 @@ test('user add, list, passwd, disable, enable, delete', () => {
   const gone = cli(['user', 'passwd', 'alice', '--password-stdin', '--db', db], 'whatever12\n');
   assert.equal(gone.status, 1);
   assert.match(gone.stderr, /no account named alice/);
+});
+
+test('the database is private: created 0600 in a 0700 directory; a group-readable one is refused with exit 2', () => {
+  const own = path.join(dir, 'private', 'broker.db');
+  assert.equal(cli(['user', 'add', 'perm-amy', '--password-stdin', '--db', own], 'correct horse\n').status, 0);
+  assert.equal((statSync(own).mode & 0o777).toString(8), '600');
+  assert.equal((statSync(path.dirname(own)).mode & 0o777).toString(8), '700');
+
+  chmodSync(own, 0o644);
+  for (const args of [
+    ['user', 'list', '--db', own],
+    ['tunnel', 'list', '--db', own],
+    ['serve', '--db', own, '--port', '0', '--dataplane', 'memory', '--no-admin'],
+  ]) {
+    const r = cli(args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /mode 0644/);
+    assert.ok(r.stderr.includes(`chmod 600 ${own}`), r.stderr);
+  }
+  const flag = cli(['user', 'list', '--db', own, '--allow-group-readable']);
+  assert.equal(flag.status, 0, flag.stderr);
+  assert.match(flag.stdout, /perm-amy/);
+  const conf = path.join(dir, 'shared-ok.json');
+  writeFileSync(conf, JSON.stringify({ store: { path: own, allowGroupReadable: true } }));
+  assert.equal(cli(['user', 'list', '--config', conf]).status, 0);
+  writeFileSync(conf, JSON.stringify({ store: { path: own, allowGroupReadable: 'yes' } }));
+  const bad = cli(['user', 'list', '--config', conf]);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /store\.allowGroupReadable: /);
 });
 
 test('serve starts a broker that completes TSP negotiations over UDP and TCP; tunnel list shows them', async () => {

@@ -109,6 +109,63 @@ describe('SQLite store', () => {
     await assert.rejects(store.getSetting('k'), (e: unknown) => e instanceof BrokerError && e.code === 'STORE_FAILED');
   });
 
+  it('creates a new database 0600 in a 0700 directory, its -wal and -shm 0600 too, whatever the umask', async () => {
+    const parent = path.join(dir, 'perm');
+    const file = path.join(parent, 'secret', 'broker.db');
+    const old = process.umask(0o002);
+    let store;
+    try {
+      store = await openSqliteStore({ file });
+    } finally {
+      process.umask(old);
+    }
+    try {
+      await store.createAccount({
+        username: 'perm-alice',
+        role: 'user',
+        passwordHash: '$argon2id$x',
+        digestHa1: 'a'.repeat(32),
+        digestRealm: 'tsp-broker',
+      });
+      const mode = (p: string) => fs.statSync(p).mode & 0o777;
+      assert.equal(mode(path.dirname(file)).toString(8), '700');
+      assert.equal(mode(parent).toString(8), '700');
+      assert.equal(mode(file).toString(8), '600');
+      assert.equal(mode(`${file}-wal`).toString(8), '600', 'SQLite copies the main file mode to the WAL');
+      assert.equal(mode(`${file}-shm`).toString(8), '600');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses a database file readable by group or others, naming file, mode and fix; the opt-out opens it', async () => {
+    const file = path.join(dir, 'shared.db');
+    await (await openSqliteStore({ file })).close();
+    fs.chmodSync(file, 0o644);
+    await assert.rejects(openSqliteStore({ file }), (e: unknown) => {
+      assert.ok(e instanceof BrokerError);
+      assert.equal(e.code, 'CFG_INVALID');
+      assert.match(e.message, /mode 0644/);
+      assert.ok(e.message.includes(`chmod 600 ${file}`), e.message);
+      return true;
+    });
+    fs.chmodSync(file, 0o620);
+    await assert.rejects(openSqliteStore({ file }), /mode 0620/, 'group-writable is refused too');
+    const store = await openStore({ driver: 'sqlite', path: file, url: null, allowGroupReadable: true });
+    await store.close();
+    assert.equal(fs.statSync(file).mode & 0o777, 0o620, 'the opt-out leaves the mode alone');
+
+    fs.chmodSync(file, 0o600);
+    fs.writeFileSync(`${file}-wal`, '');
+    fs.chmodSync(`${file}-wal`, 0o644);
+    const fixed = await openSqliteStore({ file });
+    try {
+      assert.equal(fs.statSync(`${file}-wal`).mode & 0o777, 0o600, 'a leftover WAL is made private');
+    } finally {
+      await fixed.close();
+    }
+  });
+
   it('reports an unopenable file as STORE_FAILED', async () => {
     const blocker = path.join(dir, 'not-a-dir');
     fs.writeFileSync(blocker, '');
