@@ -136,7 +136,10 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
     pools: deps.pools,
     clock,
     tokens,
-    auth: new Authenticator(deps.store, tokens, clock),
+    auth: new Authenticator(deps.store, tokens, clock, {
+      onAuditSuppressed: () => metrics.auditSuppressed.inc(),
+      ...(deps.log ? { log: deps.log.child({ component: 'admin' }) } : {}),
+    }),
     actions: new AdminActions(deps.store, deps.accounts, deps.broker),
     traffic,
     metrics,

@@ -3,15 +3,23 @@
  *  authenticates from the session cookie; a missing session is thrown as API_UNAUTHORIZED, which the one error
  *  handler (admin/server.ts) turns into a redirect to /login, and a wrong role into a 403 page. POST forms
  *  must carry the session's CSRF token in `_csrf` (checked in preHandler, once the body is parsed); the login
- *  form uses a double-submit cookie. Successful POSTs redirect (303) so a reload does not repeat them. */
+ *  form carries a token the server issued and set in a cookie (admin/auth.ts). Successful POSTs redirect (303)
+ *  so a reload does not repeat them. */
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BrokerError } from '../errors.js';
 import type { AccountLimits, Role } from '../store/types.js';
 import type { TunnelType } from '../dataplane/types.js';
 import type { AdminContext } from './context.js';
-import { LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_LIFETIME_MS, randomSecret, type Principal } from './auth.js';
-import { parseCookies, safeEqual, serializeCookie } from './http.js';
+import {
+  LOGIN_CSRF_COOKIE,
+  LOGIN_CSRF_LIFETIME_MS,
+  SESSION_COOKIE,
+  SESSION_LIFETIME_MS,
+  type Principal,
+} from './auth.js';
+import { AUDIT_TARGET_MAX, truncate } from './audit-budget.js';
+import { parseCookies, serializeCookie } from './http.js';
 import { principalOf, checkLimits } from './api.js';
 import { STYLESHEET, SCRIPT } from './assets.js';
 import type { SafeHtml } from './html.js';
@@ -105,17 +113,14 @@ export function registerUi(app: FastifyInstance, ctx: AdminContext): void {
   );
 
   app.get<{ Querystring: { next?: string } }>('/login', { config: { role: 'public' } }, async (req, reply) => {
-    const csrf = randomSecret();
-    reply.header('set-cookie', cookie(LOGIN_CSRF_COOKIE, csrf, 3600));
-    return page(reply, views.loginPage({ csrf, next: req.query.next ?? '' }));
+    const csrf = await ctx.auth.issueLoginCsrf();
+    reply.header('set-cookie', cookie(LOGIN_CSRF_COOKIE, csrf, LOGIN_CSRF_LIFETIME_MS / 1000));
+    return page(reply, views.loginPage({ csrf, next: (req.query.next ?? '').slice(0, 2048) }));
   });
 
   app.post<{ Body: Form }>('/login', { config: { role: 'public' } }, async (req, reply) => {
     const form = req.body ?? {};
-    const presented = field(form, '_csrf');
-    const expected = parseCookies(req.headers.cookie).get(LOGIN_CSRF_COOKIE);
-    if (!expected || !presented || !safeEqual(presented, expected))
-      throw new BrokerError('API_CSRF', 'the sign-in form expired: reload the page');
+    await ctx.auth.checkLoginCsrf(parseCookies(req.headers.cookie).get(LOGIN_CSRF_COOKIE), field(form, '_csrf'));
     const username = field(form, 'username');
     try {
       const { cookie: session, account } = await ctx.auth.login(username, field(form, 'password'), req.ip);
@@ -127,10 +132,18 @@ export function registerUi(app: FastifyInstance, ctx: AdminContext): void {
     } catch (err) {
       if (!(err instanceof BrokerError) || (err.code !== 'AUTH_FAILED' && err.code !== 'API_RATE_LIMITED')) throw err;
       // a failed sign-in is a page, not an error: the form again, with the reason
-      const csrf = randomSecret();
-      reply.header('set-cookie', cookie(LOGIN_CSRF_COOKIE, csrf, 3600));
+      const csrf = await ctx.auth.issueLoginCsrf();
+      reply.header('set-cookie', cookie(LOGIN_CSRF_COOKIE, csrf, LOGIN_CSRF_LIFETIME_MS / 1000));
       reply.code(err.code === 'API_RATE_LIMITED' ? 429 : 401);
-      return page(reply, views.loginPage({ csrf, next: field(form, 'next'), error: err.message, username }));
+      return page(
+        reply,
+        views.loginPage({
+          csrf,
+          next: field(form, 'next').slice(0, 2048),
+          error: err.message,
+          username: truncate(username, AUDIT_TARGET_MAX),
+        }),
+      );
     }
   });
 
