@@ -101,7 +101,8 @@ export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
     {
       config: { role: 'any' },
       schema: {
-        summary: "Change the signed-in account's own password (web session only)",
+        summary:
+          "Change the signed-in account's own password (web session only); wrong current passwords count as failed sign-ins (429 when locked out)",
         tags: ['self'],
         body: {
           type: 'object',
@@ -109,14 +110,16 @@ export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
           required: ['currentPassword', 'newPassword'],
           properties: { currentPassword: { type: 'string', maxLength: 255 }, newPassword: password },
         },
-        response: { ...noContent, ...commonErrors },
+        response: { ...noContent, ...commonErrors, 429: errorSchema },
       },
     },
     async (req, reply) => {
       const p = principalOf(req);
       if (p.kind !== 'session')
         throw new BrokerError('API_FORBIDDEN', 'a token has no password; sign in as the account');
-      await ctx.actions.changeOwnPassword(p.actor, p.account, req.body.currentPassword, req.body.newPassword);
+      await ctx.auth.throttledPasswordCheck(p.actor, p.account.username, req.ip, () =>
+        ctx.actions.changeOwnPassword(p.actor, p.account, req.body.currentPassword, req.body.newPassword),
+      );
       return reply.code(204).send();
     },
   );

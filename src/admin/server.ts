@@ -176,7 +176,8 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
     if (req.url.startsWith('/api/') || req.url.startsWith('/metrics'))
       return reply.code(r.status).send({ code: r.code, message: r.message });
     // back to the page after sign-in; a form post cannot be replayed, so after one go home instead
-    if (r.status === 401)
+    // only a missing session: a wrong current password (AUTH_FAILED) is a page saying so
+    if (r.code === 'API_UNAUTHORIZED')
       return reply.redirect(`/login?next=${encodeURIComponent(req.method === 'GET' ? req.url : '/')}`, 303);
     const p = req.principal;
     const v: Viewer | null =

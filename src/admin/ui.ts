@@ -326,7 +326,9 @@ export function registerUi(app: FastifyInstance, ctx: AdminContext): void {
     const p = principalOf(req);
     if (p.kind !== 'session') throw new BrokerError('API_FORBIDDEN', 'sign in as an account');
     const form = req.body ?? {};
-    await ctx.actions.changeOwnPassword(p.actor, p.account, field(form, 'currentPassword'), field(form, 'newPassword'));
+    await ctx.auth.throttledPasswordCheck(p.actor, p.account.username, req.ip, () =>
+      ctx.actions.changeOwnPassword(p.actor, p.account, field(form, 'currentPassword'), field(form, 'newPassword')),
+    );
     return done(reply, '/me', 'ownpassword');
   });
 }
