@@ -12,6 +12,11 @@
  *    tsp_dataplane_bytes_total{direction}            counter  TrafficMeter
  *    tsp_dataplane_drops_total{reason}               counter  DataPlane.readDrops()
  *    tsp_pool_allocated_blocks{pool}                 gauge    Store.poolUsage(), cached POOL_CACHE_MS
+ *    tsp_control_events_total{event}                 counter  what the TSP transports did besides running sessions:
+ *                                                             session_crash, half_open_eviction, busy_refusal,
+ *                                                             version_stateless (SessionCounts.control)
+ *    tsp_udp_replies_withheld_total{reason}          counter  UDP replies not sent: amplification budget or resend
+ *                                                             limit (Broker 'replyWithheld' events)
  *    tsp_audit_suppressed_total                      counter  audit rows of unauthenticated events not written
  *                                                             (over the per-source budget, admin/audit-budget.ts)
  *    nodejs_eventloop_lag_seconds and the other prom-client default process metrics */
@@ -41,6 +46,7 @@ const ERROR_RESULTS = [
   ...new Set(Object.values(ERRORS).flatMap((e) => (e.tsp === null ? [] : [`error_${e.tsp}`]))),
 ].sort();
 const DROP_REASONS = Object.keys(EMPTY_DROPS) as DropReason[];
+const WITHHELD_REASONS = ['amplification', 'resends'] as const;
 
 /** `value` when it is one of `allowed`, else OTHER. */
 export function bounded(value: string | undefined | null, allowed: readonly string[]): string {
@@ -58,7 +64,7 @@ export interface MetricsDeps {
 
 export class AdminMetrics {
   readonly registry = new Registry();
-  private readonly detach: () => void;
+  private detach: () => void;
   private poolCache: { at: number; usage: PoolUsage[] } | undefined;
   /** Incremented by the Authenticator for each audit row it did not write (admin/audit-budget.ts). */
   readonly auditSuppressed: Counter;
@@ -121,6 +127,34 @@ export class AdminMetrics {
         for (const [type, n] of counts) this.set({ type }, n);
       },
     });
+    new Counter({
+      name: 'tsp_control_events_total',
+      help: 'What the TSP transports did besides running sessions: sessions closed because their processing failed, half-open sessions evicted to make room, connections refused busy, VERSION answered without a session',
+      labelNames: ['event'],
+      registers,
+      collect() {
+        const c = deps.sessionCounts?.().control ?? { crashes: 0, evictions: 0, busy: 0, statelessVersion: 0 };
+        this.reset();
+        this.inc({ event: 'session_crash' }, c.crashes);
+        this.inc({ event: 'half_open_eviction' }, c.evictions);
+        this.inc({ event: 'busy_refusal' }, c.busy);
+        this.inc({ event: 'version_stateless' }, c.statelessVersion);
+      },
+    });
+    const withheld = new Counter({
+      name: 'tsp_udp_replies_withheld_total',
+      help: 'UDP replies not sent: over the anti-amplification budget (3x the bytes received before the peer proved it receives ours), or a cached reply resent too often',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of WITHHELD_REASONS) withheld.inc({ reason }, 0);
+    const onWithheld = (e: { reason?: string }) => withheld.inc({ reason: bounded(e.reason, WITHHELD_REASONS) });
+    deps.broker.on('replyWithheld', onWithheld);
+    const detachSessions = this.detach;
+    this.detach = () => {
+      detachSessions();
+      deps.broker.off('replyWithheld', onWithheld);
+    };
     new Gauge({
       name: 'tsp_control_sessions',
       help: 'TSP control sessions held by the transports (total, and half_open: not yet at an accepted tunnel)',

@@ -163,10 +163,21 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
     );
     let closed = false;
     const accounts = new AccountService(store, config.auth.realm, clock);
-    const sessionCounts = () => {
+    const sessionCounts = (): SessionCounts => {
       const a = udp?.counts() ?? { total: 0, halfOpen: 0 };
       const b = tcp?.counts() ?? { total: 0, halfOpen: 0 };
-      return { total: a.total + b.total, halfOpen: a.halfOpen + b.halfOpen };
+      const sa = udp?.stats ?? { crashes: 0, evictions: 0, busy: 0 };
+      const sb = tcp?.stats ?? { crashes: 0, evictions: 0, busy: 0 };
+      return {
+        total: a.total + b.total,
+        halfOpen: a.halfOpen + b.halfOpen,
+        control: {
+          crashes: sa.crashes + sb.crashes,
+          evictions: sa.evictions + sb.evictions,
+          busy: sa.busy + sb.busy,
+          statelessVersion: udp?.statelessReplies ?? 0,
+        },
+      };
     };
     let admin: { port: number } | undefined;
     if (config.admin.enabled) {

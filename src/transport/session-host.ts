@@ -42,6 +42,8 @@ export type SessionFactory = (transport: 'udp' | 'tcp', nowMs: number, afterVers
 export interface SessionCounts {
   total: number;
   halfOpen: number;
+  /** What the adapters did besides running sessions (both transports added up), for metrics. */
+  control?: ControlStats & { statelessVersion: number };
 }
 
 /** What a transport adapter did besides running sessions; counters only grow (exported as metrics). */

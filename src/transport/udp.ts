@@ -138,7 +138,6 @@ export class UdpControl implements HostedAdapter<UdpContext> {
       return undefined;
     }
     const now = this.clock.now();
-    this.makeRoom(d.from.address, now);
     const afterVersion = this.versionHints.get(key) ?? NEWEST_VERSION;
     this.versionHints.delete(key);
     const ctx = new UdpContext(
@@ -165,27 +164,39 @@ export class UdpControl implements HostedAdapter<UdpContext> {
     if (this.versionHints.size > VERSION_HINTS) this.versionHints.delete(this.versionHints.keys().next().value!);
   }
 
-  /** Evicts what must go for one more half-open session from `source` to fit. */
-  private makeRoom(source: string, now: number): void {
-    const mine = this.halfOpenBySource.get(source);
-    if (mine && mine.size >= this.limits.halfOpenPerSource) this.evict(mine.values().next().value!, now);
-    while (this.halfOpenList.length >= this.limits.halfOpenSessions) this.evict(this.pickVictim(), now);
+  /** Evicts what must go now that `ctx` is half-open (new, or restarted by VERSION): the oldest of its source
+   *  beyond the source's share, then random victims while the table is over its bound. Never `ctx` itself. */
+  private makeRoom(ctx: UdpContext): void {
+    const now = this.clock.now();
+    const mine = this.halfOpenBySource.get(ctx.peer.address);
+    while (mine && mine.size > this.limits.halfOpenPerSource) {
+      const oldest = [...mine].find((c) => c !== ctx);
+      if (!oldest) break;
+      this.evict(oldest, now);
+    }
+    while (this.halfOpenList.length > this.limits.halfOpenSessions) {
+      const victim = this.pickVictim(ctx);
+      if (!victim) break;
+      this.evict(victim, now);
+    }
   }
 
-  /** A few half-open sessions at random; of those, the one whose /24 holds the most, the oldest among equals. */
-  private pickVictim(): UdpContext {
+  /** A few half-open sessions at random (never `spare`); of those, the one whose /24 holds the most, the
+   *  oldest among equals. */
+  private pickVictim(spare: UdpContext): UdpContext | undefined {
     let victim: UdpContext | undefined;
     let victimLoad = -1;
     const n = this.halfOpenList.length;
     for (let i = 0; i < Math.min(EVICTION_SAMPLE, n); i++) {
       const c = this.halfOpenList[randomInt(n)]!;
+      if (c === spare) continue;
       const load = this.halfOpenByPrefix.get(prefixOf(c.peer.address)) ?? 0;
       if (load > victimLoad || (load === victimLoad && c.startedMs < victim!.startedMs)) {
         victim = c;
         victimLoad = load;
       }
     }
-    return victim!;
+    return victim;
   }
 
   private evict(ctx: UdpContext, now: number): void {
@@ -207,6 +218,7 @@ export class UdpControl implements HostedAdapter<UdpContext> {
       if (!set) this.halfOpenBySource.set(source, (set = new Set()));
       set.add(ctx);
       this.halfOpenByPrefix.set(prefix, (this.halfOpenByPrefix.get(prefix) ?? 0) + 1);
+      this.makeRoom(ctx);
       return;
     }
     // swap-remove from the list

@@ -23,6 +23,10 @@ export interface SessionPlan {
   accept?: boolean;
   /** Reuse an open UDP socket (same source port). */
   udp?: RawUdp;
+  /** UDP: send each request up to this many times, `retransmitMs` apart, as gogoc does under loss (default 1:
+   *  no retransmission). */
+  tries?: number;
+  retransmitMs?: number;
 }
 
 export interface SessionResult {
@@ -54,7 +58,9 @@ export async function runSession(p: SessionPlan): Promise<SessionResult> {
     const u = p.udp ?? (await RawUdp.open());
     let seq = 0xf0;
     const req = async (body: string | Buffer) => {
-      const r = await u.request(udpDatagram(seq++, 0, body), p.port);
+      const d = udpDatagram(seq++, 0, body);
+      let r: Buffer | undefined;
+      for (let t = 0; t < (p.tries ?? 1) && !r; t++) r = await u.request(d, p.port, p.retransmitMs ?? 2000);
       const t = r ? r.subarray(8).toString('latin1') : '(no reply)';
       raw.push(t);
       return t;
