@@ -10,7 +10,7 @@
 
 import dgram from 'node:dgram';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { framedRequest } from '../src/protocol/framing.js';
@@ -171,6 +171,9 @@ async function main(): Promise<void> {
       );
       if (r.status !== 0) throw new Error(`user add failed: ${r.stderr}`);
     }
+    // every client here comes from 127.0.0.1: lift the per-source anonymous quotas that protect a real pool
+    const cfgFile = path.join(dir, 'bench.json');
+    writeFileSync(cfgFile, JSON.stringify({ limits: { anonymousPerSource: 100_000, anonymousPerPrefix24: 100_000 } }));
     const [bcmd, bargs] = pin(0, [
       process.execPath,
       ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
@@ -178,6 +181,8 @@ async function main(): Promise<void> {
       TSX,
       CLI,
       'serve',
+      '--config',
+      cfgFile,
       '--listen',
       '127.0.0.1',
       '--port',

@@ -24,6 +24,7 @@ import {
   usernameParam,
 } from './schemas.js';
 import type { Principal } from './auth.js';
+import { MAX_EXPIRY_DAYS } from './tokens.js';
 
 export type RouteRole = 'public' | 'any' | 'admin';
 
@@ -401,7 +402,7 @@ export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
     async () => ctx.tokens.list(),
   );
 
-  app.post<{ Body: { name: string } }>(
+  app.post<{ Body: { name: string; expiresInDays?: number } }>(
     '/tokens',
     {
       schema: {
@@ -411,7 +412,15 @@ export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
           type: 'object',
           additionalProperties: false,
           required: ['name'],
-          properties: { name: { type: 'string', minLength: 1, maxLength: 64 } },
+          properties: {
+            name: { type: 'string', minLength: 1, maxLength: 64 },
+            expiresInDays: {
+              type: 'integer',
+              minimum: 1,
+              maximum: MAX_EXPIRY_DAYS,
+              description: 'refuse the token this many days from now (absent: never expires)',
+            },
+          },
         },
         response: {
           201: { ...tokenSchema, properties: { ...tokenSchema.properties, token: { type: 'string' } } },
@@ -421,7 +430,9 @@ export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
       },
     },
     async (req, reply) => {
-      const { token, record } = await ctx.tokens.create(principalOf(req).actor, req.body.name);
+      const { token, record } = await ctx.tokens.create(principalOf(req).actor, req.body.name, {
+        expiresInDays: req.body.expiresInDays,
+      });
       return reply.code(201).send({ ...record, token });
     },
   );

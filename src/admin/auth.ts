@@ -172,9 +172,9 @@ export class Authenticator {
     const authz = req.headers.authorization;
     if (authz !== undefined) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(authz);
-      const record = m ? await this.tokens.verify(m[1]!) : undefined;
-      if (!record) throw new BrokerError('API_UNAUTHORIZED', 'invalid API token');
-      return { kind: 'token', role: 'admin', actor: `token:${record.name}`, tokenName: record.name };
+      const v = m ? await this.tokens.verify(m[1]!) : ({ refused: 'invalid' } as const);
+      if ('refused' in v) throw new BrokerError('API_UNAUTHORIZED', `${v.refused} API token`);
+      return { kind: 'token', role: 'admin', actor: `token:${v.record.name}`, tokenName: v.record.name };
     }
     const cookie = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
     if (!cookie) return undefined;

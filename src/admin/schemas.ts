@@ -107,7 +107,8 @@ export const tokenSchema = {
     name: { type: 'string' },
     createdBy: { type: 'string' },
     createdAt: { type: 'integer' },
-    lastUsedAt: nullableInt,
+    lastUsedAt: { ...nullableInt, description: 'last request made with it (recorded at most once a minute)' },
+    expiresAt: { ...nullableInt, description: 'refused from this time on (Unix milliseconds); null: never' },
   },
 } as const;
 

@@ -281,16 +281,23 @@ export function registerUi(app: FastifyInstance, ctx: AdminContext): void {
   });
 
   app.get('/tokens', async (req, reply) =>
-    page(reply, views.tokensPage(viewer(principalOf(req)), await ctx.tokens.list(), undefined, flashOf(req))),
+    page(
+      reply,
+      views.tokensPage(viewer(principalOf(req)), await ctx.tokens.list(), undefined, flashOf(req), ctx.clock.now()),
+    ),
   );
 
   app.post<{ Body: Form }>('/tokens', async (req, reply) => {
     const p = principalOf(req);
-    const { token, record } = await ctx.tokens.create(p.actor, field(req.body ?? {}, 'name'));
+    const form = req.body ?? {};
+    const days = field(form, 'expiresInDays').trim();
+    const { token, record } = await ctx.tokens.create(p.actor, field(form, 'name'), {
+      expiresInDays: days === '' ? undefined : Number(days),
+    });
     // shown once, in this reply: no redirect (the token must not sit in a URL or be re-rendered later)
     return page(
       reply.header('cache-control', 'no-store'),
-      views.tokensPage(viewer(p), await ctx.tokens.list(), { name: record.name, token }),
+      views.tokensPage(viewer(p), await ctx.tokens.list(), { name: record.name, token }, undefined, ctx.clock.now()),
     );
   });
 

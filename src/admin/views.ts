@@ -5,6 +5,7 @@
 import { html, trusted, type SafeHtml } from './html.js';
 import type { Account, ApiToken, AuditEvent, PoolUsage, TunnelRecord } from '../store/types.js';
 import type { TrafficSample } from './traffic.js';
+import { MAX_EXPIRY_DAYS } from './tokens.js';
 
 export interface Viewer {
   username: string;
@@ -620,6 +621,7 @@ export function tokensPage(
   tokens: ApiToken[],
   created?: { name: string; token: string },
   flash?: string,
+  now = Date.now(),
 ): SafeHtml {
   return layout(
     'API tokens',
@@ -646,6 +648,14 @@ export function tokensPage(
             placeholder="name, e.g. provisioning"
             required
             maxlength="64"
+          /><input
+            name="expiresInDays"
+            type="number"
+            min="1"
+            max="${MAX_EXPIRY_DAYS}"
+            step="1"
+            placeholder="expires in days (empty: never)"
+            aria-label="expires in days (empty: never)"
           /><button type="submit">Create</button>
         </form>
       </div>
@@ -657,6 +667,7 @@ export function tokensPage(
               <th>Created by</th>
               <th>Created</th>
               <th>Last used</th>
+              <th>Expires</th>
               <th></th>
             </tr>
           </thead>
@@ -665,7 +676,7 @@ export function tokensPage(
               tokens.length
                 ? ''
                 : html`<tr>
-                    <td colspan="5" class="muted">none</td>
+                    <td colspan="6" class="muted">none</td>
                   </tr>`
             }
             ${tokens.map(
@@ -675,6 +686,15 @@ export function tokensPage(
                   <td class="mono">${t.createdBy}</td>
                   <td>${when(t.createdAt)}</td>
                   <td>${when(t.lastUsedAt)}</td>
+                  <td>
+                    ${
+                      t.expiresAt === null
+                        ? html`<span class="muted">never</span>`
+                        : t.expiresAt <= now
+                          ? html`<strong>expired</strong> ${when(t.expiresAt)}`
+                          : when(t.expiresAt)
+                    }
+                  </td>
                   <td>
                     <form
                       class="inline"

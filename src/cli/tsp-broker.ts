@@ -221,8 +221,14 @@ async function withTokens<T>(o: Record<string, unknown>, f: (t: TokenService) =>
 
 withConfigFlags(token.command('create <name>'))
   .description('create an API token and print it (shown once; only its hash is stored)')
+  .option('--expires-days <n>', 'refuse the token after this many days (default: never expires)')
   .action(async (name: string, o: Record<string, unknown>) => {
-    const { token: value } = await withTokens(o, (t) => t.create('cli', name));
+    const days = o.expiresDays === undefined ? undefined : String(o.expiresDays);
+    if (days !== undefined && !/^\d+$/.test(days))
+      throw new BrokerError('API_BAD_REQUEST', `--expires-days takes a whole number of days, not ${days}`);
+    const { token: value } = await withTokens(o, (t) =>
+      t.create('cli', name, { expiresInDays: days === undefined ? undefined : Number(days) }),
+    );
     console.log(value);
   });
 
@@ -232,9 +238,12 @@ withConfigFlags(token.command('list'))
   .action(async (o: Record<string, unknown>) => {
     const items = await withTokens(o, (t) => t.list());
     if (o.json) return console.log(JSON.stringify(items, null, 2));
-    console.log(['NAME', 'CREATED BY', 'CREATED', 'LAST USED'].join('\t'));
+    console.log(['NAME', 'CREATED BY', 'CREATED', 'LAST USED', 'EXPIRES'].join('\t'));
     const when = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
-    for (const x of items) console.log([x.name, x.createdBy, when(x.createdAt), when(x.lastUsedAt)].join('\t'));
+    const expires = (ms: number | null) =>
+      ms === null ? 'never' : `${new Date(ms).toISOString()}${ms <= Date.now() ? ' (expired)' : ''}`;
+    for (const x of items)
+      console.log([x.name, x.createdBy, when(x.createdAt), when(x.lastUsedAt), expires(x.expiresAt)].join('\t'));
   });
 
 withConfigFlags(token.command('revoke <name>'))

@@ -534,11 +534,21 @@ export class KyselyStore implements Store {
 
   // ---- admin API tokens and web sessions (schema version 2)
 
-  createApiToken(t: { name: string; tokenHash: string; createdBy: string }, at: number): Promise<ApiToken> {
+  createApiToken(
+    t: { name: string; tokenHash: string; createdBy: string; expiresAt?: number | null },
+    at: number,
+  ): Promise<ApiToken> {
     return this.write('createApiToken', async (trx) => {
       const row = await trx
         .insertInto('api_tokens')
-        .values({ name: t.name, token_hash: t.tokenHash, created_by: t.createdBy, created_at: at, last_used_at: null })
+        .values({
+          name: t.name,
+          token_hash: t.tokenHash,
+          created_by: t.createdBy,
+          created_at: at,
+          last_used_at: null,
+          expires_at: t.expiresAt ?? null,
+        })
         .onConflict((oc) => oc.column('name').doNothing())
         .returningAll()
         .executeTakeFirst();
@@ -948,6 +958,7 @@ function toApiToken(r: Selectable<ApiTokensTable>): ApiToken {
     createdBy: r.created_by,
     createdAt: Number(r.created_at),
     lastUsedAt: nullableNumber(r.last_used_at),
+    expiresAt: nullableNumber(r.expires_at),
   };
 }
 

@@ -151,6 +151,14 @@ export const MIGRATIONS: readonly Migration[] = [
       await schema.createIndex('web_sessions_expires').on('web_sessions').column('expires_at').execute();
     },
   },
+  {
+    version: 3,
+    name: 'API token expiry',
+    async up(db) {
+      // nullable: tokens made before this version (and new ones without an expiry) never expire
+      await db.schema.alterTable('api_tokens').addColumn('expires_at', 'bigint').execute();
+    },
+  },
 ];
 
 /** The latest schema version this code knows. */

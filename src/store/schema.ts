@@ -102,6 +102,8 @@ export interface ApiTokensTable {
   created_by: string;
   created_at: Int8;
   last_used_at: Int8 | null;
+  /** Schema version 3: when the token stops working; null for never. */
+  expires_at: Int8 | null;
 }
 
 /** Schema version 2. */

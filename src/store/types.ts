@@ -176,7 +176,10 @@ export interface ApiToken {
   name: string;
   createdBy: string;
   createdAt: number;
+  /** Written at most once a minute per token (admin/tokens.ts), so it may lag by that much. */
   lastUsedAt: number | null;
+  /** After this the token is refused; null: it never expires (schema version 3). */
+  expiresAt: number | null;
 }
 
 /** A signed-in web UI session, keyed by the SHA-256 of the cookie value (a leaked database gives no session). */
@@ -233,7 +236,10 @@ export interface Store {
   listAudit(q: { offset?: number; limit?: number; action?: string; actor?: string }): Promise<Page<AuditEvent>>;
 
   // admin API tokens (schema version 2)
-  createApiToken(t: { name: string; tokenHash: string; createdBy: string }, at: number): Promise<ApiToken>; // STORE_CONFLICT on a used name
+  createApiToken(
+    t: { name: string; tokenHash: string; createdBy: string; expiresAt?: number | null },
+    at: number,
+  ): Promise<ApiToken>; // STORE_CONFLICT on a used name
   listApiTokens(): Promise<ApiToken[]>; // by name
   findApiToken(tokenHash: string): Promise<ApiToken | undefined>;
   touchApiToken(id: number, at: number): Promise<void>;

@@ -62,3 +62,39 @@ test('token create, list and revoke from the command line', async () => {
     ['token.revoke', 'token.create'],
   );
 });
+
+test('token create --expires-days: listed with its expiry and last use, refused once expired', async () => {
+  const created = await cli('token', 'create', 'nightly', '--expires-days', '7');
+  assert.equal(created.code, 0, created.stderr);
+  const token = created.stdout.trim();
+  const url = `http://127.0.0.1:${b.admin!.port}/api/v1/pools`;
+  assert.equal((await fetch(url, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+
+  const json = await cli('token', 'list', '--json');
+  const row = (JSON.parse(json.stdout) as { name: string; expiresAt: number | null; lastUsedAt: number | null }[]).find(
+    (t) => t.name === 'nightly',
+  );
+  assert.ok(row && row.expiresAt !== null && row.lastUsedAt !== null, json.stdout);
+  assert.ok(Math.abs(row.expiresAt - (Date.now() + 7 * 86_400_000)) < 60_000, 'expires in seven days');
+  const table = await cli('token', 'list');
+  assert.match(table.stdout, /^NAME\tCREATED BY\tCREATED\tLAST USED\tEXPIRES$/m);
+  const line = table.stdout.split('\n').find((l) => l.startsWith('nightly\t')) ?? '';
+  const [, , , lastUsed, expires] = line.split('\t');
+  assert.equal(lastUsed, new Date(row.lastUsedAt).toISOString(), 'last use shown');
+  assert.equal(expires, new Date(row.expiresAt).toISOString());
+
+  // a token whose seven days are over (made as if eight days ago): refused, and listed as expired
+  const { TokenService } = await import('../../src/admin/tokens.js');
+  const { ManualClock } = await import('../../src/clock.js');
+  const past = new TokenService(b.store, new ManualClock(Date.now() - 8 * 86_400_000));
+  const { token: old } = await past.create('test', 'stale', { expiresInDays: 7 });
+  const refused = await fetch(url, { headers: { authorization: `Bearer ${old}` } });
+  assert.equal(refused.status, 401);
+  assert.deepEqual(await refused.json(), { code: 'API_UNAUTHORIZED', message: 'expired API token' });
+  assert.match((await cli('token', 'list')).stdout, /^stale\t.*\(expired\)$/m);
+
+  for (const bad of ['0', '-1', 'soon', '3651']) {
+    const r = await cli('token', 'create', `bad${bad.replace(/\W/g, '')}`, '--expires-days', bad);
+    assert.equal(r.code, 2, `--expires-days ${bad}: ${r.stderr}`);
+  }
+});

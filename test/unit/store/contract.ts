@@ -622,6 +622,42 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       });
     });
 
+    describe('api tokens', () => {
+      it('keeps an optional expiry and the last use of each token (schema version 3)', async () => {
+        const hash = (c: string) => c.repeat(64);
+        const never = await store.createApiToken({ name: 'tok-never', tokenHash: hash('a'), createdBy: 'cli' }, 1000);
+        const soon = await store.createApiToken(
+          { name: 'tok-soon', tokenHash: hash('b'), createdBy: 'admin:x', expiresAt: 1000 + 86_400_000 },
+          1000,
+        );
+        assert.deepEqual(
+          [never.expiresAt, never.lastUsedAt, soon.expiresAt, soon.createdAt],
+          [null, null, 1000 + 86_400_000, 1000],
+        );
+        await rejectsWith(
+          store.createApiToken({ name: 'tok-soon', tokenHash: hash('c'), createdBy: 'cli' }, 1),
+          'STORE_CONFLICT',
+        );
+        await store.touchApiToken(soon.id, 5000);
+        const found = await store.findApiToken(hash('b'));
+        assert.deepEqual(
+          { name: found?.name, lastUsedAt: found?.lastUsedAt, expiresAt: found?.expiresAt },
+          { name: 'tok-soon', lastUsedAt: 5000, expiresAt: 1000 + 86_400_000 },
+        );
+        const listed = (await store.listApiTokens()).filter((t) => t.name.startsWith('tok-'));
+        assert.deepEqual(
+          listed.map((t) => [t.name, t.expiresAt, t.lastUsedAt]),
+          [
+            ['tok-never', null, null],
+            ['tok-soon', 1000 + 86_400_000, 5000],
+          ],
+        );
+        assert.equal(await store.deleteApiToken('tok-never'), true);
+        assert.equal(await store.deleteApiToken('tok-never'), false);
+        assert.equal(await store.findApiToken(hash('a')), undefined);
+      });
+    });
+
     describe('audit', () => {
       it('records events and lists them newest first, filtered and paged', async () => {
         for (let i = 0; i < 25; i++) {
