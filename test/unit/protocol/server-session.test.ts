@@ -393,3 +393,38 @@ test('CAPABILITY lists only what is enabled', () => {
   const s = make('udp', { tunnelTypes: ['v6udpv4'], mechanisms: ['ANONYMOUS'] });
   assert.equal(s.capabilityLine().toString(), 'CAPABILITY TUNNEL=V6UDPV4 AUTH=ANONYMOUS\r\n');
 });
+
+test('UDP anti-amplification: a challenge over 3x the AUTHENTICATE on the wire waits for a retransmission', () => {
+  const auth = udpDatagram(2, 0, 'AUTHENTICATE DIGEST-MD5\r\n\0'); // gogoc's exact bytes: 34 on the wire + 28
+  const first = (realm: string) => {
+    const s = make('udp', { realm, afterVersion: '2.0.2' });
+    const step = s.receive(auth, 1);
+    return { s, step };
+  };
+  // the README's claim: a realm of up to 34 characters fits the first reply
+  assert.equal(first('r'.repeat(34)).step.send.length, 1);
+  const long = first('r'.repeat(35));
+  assert.equal(long.step.send.length, 0);
+  assert.deepEqual(long.step.events, [{ type: 'replyWithheld', reason: 'amplification' }]);
+  const again = long.s.receive(auth, 2); // the client's retransmission doubles the budget
+  assert.equal(again.send.length, 1);
+  assert.match(Buffer.from(again.send[0]!.subarray(8).toString(), 'base64').toString(), /^realm="r{35}"/);
+});
+
+test('UDP: a cached reply is resent at most 7 times, and a DIGEST nonce echo lifts the 3x budget', () => {
+  const s = make('udp', { afterVersion: '2.0.2' });
+  s.receive(udpDatagram(2, 0, 'AUTHENTICATE ANONYMOUS\r\n\0'), 1);
+  let resent = 0;
+  for (let i = 0; i < 20; i++) resent += s.receive(udpDatagram(2, i, 'AUTHENTICATE ANONYMOUS\r\n\0'), 2).send.length;
+  assert.equal(resent, 7);
+  assert.equal(s.sourceValidated, false);
+  const d = new Driver(make('udp'));
+  d.feed(udpDatagram(1, 0, 'VERSION=2.0.2\r\n')).feed(udpDatagram(2, 0, 'AUTHENTICATE DIGEST-MD5\r\n\0'));
+  const ch = Buffer.from(d.sent.at(-1)!.subarray(8).toString(), 'base64').toString();
+  assert.match(ch, /nonce="762f53ae1752548c"/);
+  const response =
+    'charset=utf-8,username="bob",realm="tsp-fake",nonce="762f53ae1752548c",nc=00000001,cnonce="c",digest-uri="tsp/192.0.2.1:3653",response=00000000000000000000000000000000,qop=auth';
+  d.feed(udpDatagram(3, 0, `${Buffer.from(response).toString('base64')}\r\n`));
+  assert.equal(d.s.sourceValidated, true, 'the response carried our nonce, even with a wrong password');
+  assert.ok(d.events.some((e) => e.type === 'authFailed' && e.sourceValidated));
+});
