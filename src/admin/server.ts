@@ -48,6 +48,9 @@ const SECURITY_HEADERS = {
   'content-security-policy':
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
 };
+/** Sent on every response when the server runs TLS (never over plain HTTP, where browsers ignore it anyway and
+ *  it would promise HTTPS the host may not serve): one year, this host only. */
+export const HSTS = 'max-age=31536000';
 
 /** What the admin server needs from a running broker (RunningBroker has all of it). */
 export interface AdminDeps {
@@ -166,6 +169,7 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   );
   app.addHook('onSend', async (_req, reply) => {
     reply.headers(SECURITY_HEADERS);
+    if (tls) reply.header('strict-transport-security', HSTS);
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
   });
 

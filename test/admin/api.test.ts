@@ -453,6 +453,7 @@ test('over a real socket: JSON errors, token auth, session cookie attributes', a
   assert.match(anon.headers.get('content-type') ?? '', /application\/json/);
   assert.equal(((await anon.json()) as { code: string }).code, 'API_UNAUTHORIZED');
   assert.equal(anon.headers.get('x-frame-options'), 'DENY');
+  assert.equal(anon.headers.get('strict-transport-security'), null, 'no HSTS over plain HTTP');
 
   const { TokenService } = await import('../../src/admin/tokens.js');
   const { token: tk } = await new TokenService(real.store).create('test', 'socket');
@@ -495,4 +496,5 @@ test('over a real socket: JSON errors, token auth, session cookie attributes', a
   const page = await fetch(`${base}/tunnels`, { headers: { cookie: setCookie.split(';')[0]! } });
   assert.equal(page.status, 200);
   assert.match(await page.text(), /<h1>Tunnels<\/h1>/);
+  assert.equal(page.headers.get('strict-transport-security'), null);
 });

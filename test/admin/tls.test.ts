@@ -1,4 +1,5 @@
-/** The admin server under TLS (admin.tls): HTTPS with the configured certificate, and cookies marked Secure.
+/** The admin server under TLS (admin.tls): HTTPS with the configured certificate, cookies marked Secure, and
+ *  Strict-Transport-Security on every response.
  *  The certificate is made here with openssl for 127.0.0.1 and trusted as the only CA of the requests. */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,7 +45,7 @@ function request(
   });
 }
 
-test('HTTPS with the configured certificate; session and CSRF cookies are Secure', async () => {
+test('HTTPS with the configured certificate; session and CSRF cookies are Secure; HSTS on every response', async () => {
   const cert = path.join(dir, 'cert.pem');
   const key = path.join(dir, 'key.pem');
   execFileSync(
@@ -92,6 +93,13 @@ test('HTTPS with the configured certificate; session and CSRF cookies are Secure
   assert.ok(session, 'session cookie set');
   assert.match(session, /;\s*Secure/i);
   assert.match(session, /;\s*HttpOnly/i);
+
+  // HSTS on every response under TLS: pages, redirects, JSON errors, metrics, assets
+  const hsts = 'max-age=31536000';
+  assert.equal(form.headers['strict-transport-security'], hsts);
+  assert.equal(signIn.headers['strict-transport-security'], hsts);
+  for (const p of ['/api/v1/accounts', '/api/v1/nope', '/metrics', '/assets/app.css', '/healthz', '/'])
+    assert.equal((await request(port, ca, { path: p })).headers['strict-transport-security'], hsts, p);
 
   // plain HTTP on the TLS port gets no page
   const plain = await new Promise<number | string>((resolve) => {
