@@ -144,7 +144,7 @@ export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
     async (req) => ctx.accounts.list(req.query),
   );
 
-  app.post<{ Body: { username: string; password: string; role?: Role; limits?: AccountLimits } }>(
+  app.post<{ Body: { username: string; password: string; role?: Role; limits?: AccountLimits; webOnly?: boolean } }>(
     '/accounts',
     {
       schema: {
@@ -159,6 +159,11 @@ export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
             password,
             role: { type: 'string', enum: ['admin', 'user'], default: 'user' },
             limits: limitsSchema,
+            webOnly: {
+              type: 'boolean',
+              default: false,
+              description: 'web UI and API only: no DIGEST-MD5 secret is stored, so no DIGEST-MD5 TSP login',
+            },
           },
         },
         response: { 201: accountSchema, ...commonErrors, 409: errorSchema },

@@ -29,19 +29,23 @@ export class AccountService {
     return this.store.addAudit({ at: this.clock.now(), actor, action, target, detail });
   }
 
+  /** `webOnly`: no DIGEST-MD5 secret is stored (Account.webOnly); the role does not imply it. */
   async create(
     actor: string,
-    p: { username: string; password: string; role?: Role; limits?: AccountLimits },
+    p: { username: string; password: string; role?: Role; limits?: AccountLimits; webOnly?: boolean },
   ): Promise<Account> {
     checkUsername(p.username);
-    const creds = await makeCredentials(p.username, p.password, this.realm);
+    const creds = await makeCredentials(p.username, p.password, this.realm, { webOnly: p.webOnly ?? false });
     const account = await this.store.createAccount({
       username: p.username,
       role: p.role ?? 'user',
       ...creds,
       limits: p.limits ?? {},
     });
-    await this.audit(actor, 'account.create', p.username, { role: account.role });
+    await this.audit(actor, 'account.create', p.username, {
+      role: account.role,
+      ...(account.webOnly ? { webOnly: true } : {}),
+    });
     return account;
   }
 
@@ -63,11 +67,19 @@ export class AccountService {
     return a;
   }
 
-  /** Changes the password: the argon2id hash and the DIGEST-MD5 secret together. */
-  async setPassword(actor: string, username: string, password: string): Promise<void> {
+  /** Changes the password: the argon2id hash and the DIGEST-MD5 secret together. A web-only account stays
+   *  web-only (no DIGEST-MD5 secret is made) unless `webOnly` says otherwise: true makes a TSP account
+   *  web-only (its secret is dropped), false gives a web-only account a secret for TSP. */
+  async setPassword(
+    actor: string,
+    username: string,
+    password: string,
+    opts: { webOnly?: boolean } = {},
+  ): Promise<void> {
     const a = await this.get(username);
-    await this.store.setPassword(a.id, await makeCredentials(username, password, this.realm));
-    await this.audit(actor, 'account.passwd', username);
+    const webOnly = opts.webOnly ?? a.webOnly;
+    await this.store.setPassword(a.id, await makeCredentials(username, password, this.realm, { webOnly }));
+    await this.audit(actor, 'account.passwd', username, webOnly !== a.webOnly ? { webOnly } : null);
   }
 
   async setDisabled(actor: string, username: string, disabled: boolean): Promise<Account> {

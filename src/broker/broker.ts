@@ -385,14 +385,15 @@ export class Broker extends EventEmitter implements SessionHandler {
       return ctx.step((s) => s.digestSecret(undefined, 'too many failures (rate limited)', now()));
     }
     const a = await this.deps.store.getAccountSecrets(username);
-    if (!a) return ctx.step((s) => s.digestSecret(undefined, 'unknown user', now()));
+    const ha1 = a?.digestHa1; // null for a web-only account: it fails exactly as an unknown user does
+    if (!a || !ha1) return ctx.step((s) => s.digestSecret(undefined, 'unknown user', now()));
     if (a.disabled) return ctx.step((s) => s.digestSecret(undefined, 'account disabled', now()));
     if (a.digestRealm !== this.cfg.auth.realm)
       return ctx.step((s) =>
         s.digestSecret(undefined, `credential kept for realm ${a.digestRealm}; set the password again`, now()),
       );
     info.candidate = { id: a.id, username: a.username, limits: a.limits };
-    ctx.step((s) => s.digestSecret(Buffer.from(a.digestHa1, 'hex'), '', now()));
+    ctx.step((s) => s.digestSecret(Buffer.from(ha1, 'hex'), '', now()));
   }
 
   // ------------------------------------------------------------------ offers

@@ -21,8 +21,14 @@ export async function verifyPassword(phc: string, password: string): Promise<boo
 
 export interface StoredCredentials {
   passwordHash: string;
-  digestHa1: string;
-  digestRealm: string;
+  /** Null, with digestRealm, for a web-only account: no DIGEST-MD5 secret at all. */
+  digestHa1: string | null;
+  digestRealm: string | null;
+}
+
+export interface CredentialOptions {
+  /** Keep only the argon2id hash: the account signs in to the web UI and API, never over TSP with DIGEST-MD5. */
+  webOnly?: boolean;
 }
 
 /** Length and content rules for new passwords (the wire carries them as UTF-8, at most 255 bytes in PLAIN). */
@@ -35,18 +41,26 @@ export function checkPassword(password: string): void {
 }
 
 /** Checks the password rules, then derives what the store keeps. */
-export async function makeCredentials(username: string, password: string, realm: string): Promise<StoredCredentials> {
+export async function makeCredentials(
+  username: string,
+  password: string,
+  realm: string,
+  opts: CredentialOptions = {},
+): Promise<StoredCredentials> {
   checkPassword(password);
-  return deriveCredentials(username, password, realm);
+  return deriveCredentials(username, password, realm, opts);
 }
 
 /** Derives what the store keeps without the rules for new passwords (test fixtures, imports). */
-export async function deriveCredentials(username: string, password: string, realm: string): Promise<StoredCredentials> {
-  return {
-    passwordHash: await hashPassword(password),
-    digestHa1: digestSecret(username, realm, password).toString('hex'),
-    digestRealm: realm,
-  };
+export async function deriveCredentials(
+  username: string,
+  password: string,
+  realm: string,
+  opts: CredentialOptions = {},
+): Promise<StoredCredentials> {
+  const passwordHash = await hashPassword(password);
+  if (opts.webOnly) return { passwordHash, digestHa1: null, digestRealm: null };
+  return { passwordHash, digestHa1: digestSecret(username, realm, password).toString('hex'), digestRealm: realm };
 }
 
 let dummyHash: Promise<string> | undefined;

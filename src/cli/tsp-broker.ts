@@ -115,12 +115,13 @@ const user = program.command('user').description('manage accounts');
 withConfigFlags(user.command('add <username>'))
   .description('create an account (the password is prompted for)')
   .option('--admin', 'give the account the admin role (web UI and API)')
+  .option('--web-only', 'web UI and API only: store no DIGEST-MD5 secret, so no TSP login with DIGEST-MD5')
   .option('--password-stdin', 'read the password from the first line of standard input')
   .action(async (username: string, o: Record<string, unknown>) => {
     const password = await readPassword(!!o.passwordStdin, `Password for ${username}: `, true);
     await withAccounts(o, async (a) => {
-      const acc = await a.create('cli', { username, password, role: o.admin ? 'admin' : 'user' });
-      console.log(`created ${acc.role} account ${acc.username} (id ${acc.id})`);
+      const acc = await a.create('cli', { username, password, role: o.admin ? 'admin' : 'user', webOnly: !!o.webOnly });
+      console.log(`created ${acc.webOnly ? 'web-only ' : ''}${acc.role} account ${acc.username} (id ${acc.id})`);
     });
   });
 
@@ -137,22 +138,31 @@ withConfigFlags(user.command('list'))
         if (items.length >= page.total || page.items.length === 0) break;
       }
       if (o.json) return console.log(JSON.stringify(items, null, 2));
-      console.log(['ID', 'USERNAME', 'ROLE', 'STATE', 'CREATED'].join('\t'));
+      console.log(['ID', 'USERNAME', 'ROLE', 'STATE', 'CREATED', 'LOGIN'].join('\t'));
       for (const x of items)
         console.log(
-          [x.id, x.username, x.role, x.disabled ? 'disabled' : 'active', new Date(x.createdAt).toISOString()].join(
-            '\t',
-          ),
+          [
+            x.id,
+            x.username,
+            x.role,
+            x.disabled ? 'disabled' : 'active',
+            new Date(x.createdAt).toISOString(),
+            x.webOnly ? 'web-only' : 'tsp+web',
+          ].join('\t'),
         );
     });
   });
 
 withConfigFlags(user.command('passwd <username>'))
-  .description("set an account's password (argon2id hash and DIGEST-MD5 secret together)")
+  .description("set an account's password (argon2id hash and DIGEST-MD5 secret together; a web-only account stays so)")
   .option('--password-stdin', 'read the password from the first line of standard input')
+  .option('--web-only', 'make the account web-only: its DIGEST-MD5 secret is dropped')
+  .option('--tsp', 'give a web-only account a DIGEST-MD5 secret again, for TSP')
   .action(async (username: string, o: Record<string, unknown>) => {
+    if (o.webOnly && o.tsp) throw new BrokerError('API_BAD_REQUEST', '--web-only and --tsp exclude each other');
     const password = await readPassword(!!o.passwordStdin, `New password for ${username}: `, true);
-    await withAccounts(o, (a) => a.setPassword('cli', username, password));
+    const webOnly = o.webOnly ? true : o.tsp ? false : undefined;
+    await withAccounts(o, (a) => a.setPassword('cli', username, password, webOnly === undefined ? {} : { webOnly }));
     console.log(`password of ${username} changed`);
   });
 

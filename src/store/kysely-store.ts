@@ -23,6 +23,7 @@ import type {
   NewAccount,
   NewTunnel,
   Page,
+  PasswordSecrets,
   PoolName,
   PoolUsage,
   Role,
@@ -138,6 +139,7 @@ export class KyselyStore implements Store {
 
   createAccount(a: NewAccount): Promise<Account> {
     return this.write('createAccount', async (trx) => {
+      checkDigestPair(a);
       const now = this.clock.now();
       const row = await trx
         .insertInto('accounts')
@@ -207,7 +209,12 @@ export class KyselyStore implements Store {
     });
   }
 
-  setPassword(id: number, p: { passwordHash: string; digestHa1: string; digestRealm: string }): Promise<void> {
+  setPassword(id: number, p: PasswordSecrets): Promise<void> {
+    try {
+      checkDigestPair(p);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
     return this.updateAccount('setPassword', id, {
       password_hash: p.passwordHash,
       digest_ha1: p.digestHa1,
@@ -893,6 +900,7 @@ function toAccount(r: AccountRow): Account {
     role: r.role as Role,
     disabled: Number(r.disabled) !== 0,
     limits: JSON.parse(r.limits) as AccountLimits,
+    webOnly: r.digest_ha1 === null,
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
   };
@@ -967,6 +975,12 @@ function nullableNumber(v: number | string | null): number | null {
 }
 
 // ---- small pure helpers
+
+/** A DIGEST-MD5 secret is meaningless without its realm, and a realm without a secret is a mistake. */
+function checkDigestPair(p: PasswordSecrets): void {
+  if ((p.digestHa1 === null) !== (p.digestRealm === null))
+    throw new BrokerError('INTERNAL', 'digestHa1 and digestRealm must both be set or both be null');
+}
 
 /** limit defaults to DEFAULT_PAGE and is clamped to 0..MAX_PAGE; offset to >= 0. */
 function page(q: { limit?: number; offset?: number }): { limit: number; offset: number } {

@@ -159,6 +159,35 @@ export const MIGRATIONS: readonly Migration[] = [
       await db.schema.alterTable('api_tokens').addColumn('expires_at', 'bigint').execute();
     },
   },
+  {
+    version: 4,
+    name: 'web-only accounts: DIGEST-MD5 secret nullable',
+    async up(db, dialect) {
+      // An account that never uses TSP keeps no DIGEST-MD5 secret (password-equivalent, MD5-fast to crack), so
+      // digest_ha1 and digest_realm become nullable. PostgreSQL drops NOT NULL in place. SQLite cannot change a
+      // column's constraints; its usual remedy, rebuilding the table, would DROP accounts while allocations,
+      // tunnels and web_sessions reference it, and with foreign_keys on (PRAGMA foreign_keys is a no-op inside
+      // this transaction) that DROP first deletes every row: tunnels lose their account_id, web sessions
+      // cascade away. So each column is replaced in place instead: add a nullable copy, fill it, drop the old
+      // column (SQLite >= 3.35 drops a NOT NULL column no index, constraint or view uses) and rename the copy.
+      // Rows, ids and sqlite_sequence are untouched; nothing references these columns.
+      if (dialect === 'postgres') {
+        for (const column of ['digest_ha1', 'digest_realm'] as const)
+          await db.schema
+            .alterTable('accounts')
+            .alterColumn(column, (c) => c.dropNotNull())
+            .execute();
+        return;
+      }
+      for (const column of ['digest_ha1', 'digest_realm'] as const) {
+        const copy = `${column}_nullable`;
+        await db.schema.alterTable('accounts').addColumn(copy, 'text').execute();
+        await sql`update accounts set ${sql.ref(copy)} = ${sql.ref(column)}`.execute(db);
+        await db.schema.alterTable('accounts').dropColumn(column).execute();
+        await db.schema.alterTable('accounts').renameColumn(copy, column).execute();
+      }
+    },
+  },
 ];
 
 /** The latest schema version this code knows. */

@@ -23,8 +23,9 @@ export interface AccountsTable {
   /** JSON of AccountLimits. */
   limits: string;
   password_hash: string;
-  digest_ha1: string;
-  digest_realm: string;
+  /** Null (schema version 4) for a web-only account: no DIGEST-MD5 secret. */
+  digest_ha1: string | null;
+  digest_realm: string | null;
   created_at: Int8;
   updated_at: Int8;
 }

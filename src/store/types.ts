@@ -21,6 +21,9 @@ export interface Account {
   role: Role;
   disabled: boolean;
   limits: AccountLimits;
+  /** No DIGEST-MD5 secret is stored (schema version 4): the account signs in to the web UI and API only, and
+   *  a DIGEST-MD5 TSP login fails as for an unknown user. */
+  webOnly: boolean;
   createdAt: number;
   updatedAt: number;
 }
@@ -29,18 +32,23 @@ export interface Account {
 export interface AccountSecrets extends Account {
   /** argon2id PHC string of the password (PLAIN and web login). */
   passwordHash: string;
-  /** DIGEST-MD5 X = MD5(username:realm:password), 32 lower-case hex (password-equivalent: protect it). */
-  digestHa1: string;
-  /** The realm digestHa1 was computed for. */
-  digestRealm: string;
+  /** DIGEST-MD5 X = MD5(username:realm:password), 32 lower-case hex (password-equivalent: protect it); null
+   *  for a web-only account. */
+  digestHa1: string | null;
+  /** The realm digestHa1 was computed for; null with digestHa1. */
+  digestRealm: string | null;
 }
 
-export interface NewAccount {
+/** What a password becomes in the store. digestHa1 and digestRealm are both null (web-only) or both set. */
+export interface PasswordSecrets {
+  passwordHash: string;
+  digestHa1: string | null;
+  digestRealm: string | null;
+}
+
+export interface NewAccount extends PasswordSecrets {
   username: string;
   role: Role;
-  passwordHash: string;
-  digestHa1: string;
-  digestRealm: string;
   limits?: AccountLimits;
 }
 
@@ -211,7 +219,8 @@ export interface Store {
   getAccount(id: number): Promise<Account | undefined>;
   getAccountSecrets(username: string): Promise<AccountSecrets | undefined>;
   listAccounts(q: { search?: string; offset?: number; limit?: number }): Promise<Page<Account>>;
-  setPassword(id: number, p: { passwordHash: string; digestHa1: string; digestRealm: string }): Promise<void>;
+  /** Replaces the stored secrets; null DIGEST-MD5 fields make (or keep) the account web-only. */
+  setPassword(id: number, p: PasswordSecrets): Promise<void>;
   setDisabled(id: number, disabled: boolean): Promise<void>;
   setLimits(id: number, limits: AccountLimits): Promise<void>;
   /** Deletes the account and releases its allocations; its ended tunnels stay with accountId null. */

@@ -171,6 +171,45 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         }
       });
 
+      it('keeps no DIGEST-MD5 secret for a web-only account, across password changes, until given one', async () => {
+        const web = await store.createAccount({
+          ...newAccount('web-only-wendy'),
+          role: 'admin',
+          digestHa1: null,
+          digestRealm: null,
+        });
+        assert.equal(web.webOnly, true);
+        assert.equal((await store.createAccount(newAccount('tsp-tom'))).webOnly, false);
+        let secrets = await store.getAccountSecrets('web-only-wendy');
+        assert.deepEqual([secrets?.digestHa1, secrets?.digestRealm, secrets?.webOnly], [null, null, true]);
+        assert.equal(secrets?.passwordHash, '$argon2id$v=19$m=19456,t=2,p=1$web-only-wendy');
+
+        await store.setPassword(web.id, { passwordHash: '$argon2id$second', digestHa1: null, digestRealm: null });
+        secrets = await store.getAccountSecrets('web-only-wendy');
+        assert.deepEqual(
+          [secrets?.passwordHash, secrets?.digestHa1, secrets?.webOnly],
+          ['$argon2id$second', null, true],
+        );
+        assert.equal((await store.listAccounts({ search: 'web-only-wendy' })).items[0]?.webOnly, true);
+
+        await store.setPassword(web.id, {
+          passwordHash: '$argon2id$third',
+          digestHa1: 'c'.repeat(32),
+          digestRealm: 'r',
+        });
+        assert.equal((await store.getAccount(web.id))?.webOnly, false);
+        await store.setPassword(web.id, { passwordHash: '$argon2id$fourth', digestHa1: null, digestRealm: null });
+        secrets = await store.getAccountSecrets('web-only-wendy');
+        assert.deepEqual([secrets?.digestHa1, secrets?.digestRealm, secrets?.webOnly], [null, null, true]);
+
+        await rejectsWith(store.createAccount({ ...newAccount('web-only-half'), digestHa1: null }), 'INTERNAL');
+        await rejectsWith(
+          store.setPassword(web.id, { passwordHash: 'x', digestHa1: 'd'.repeat(32), digestRealm: null }),
+          'INTERNAL',
+        );
+        assert.equal(await store.getAccountSecrets('web-only-half'), undefined);
+      });
+
       it('answers STORE_NOT_FOUND for updates and deletes of a missing id', async () => {
         const missing = 987_654;
         await rejectsWith(

@@ -7,10 +7,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, SqliteDialect, sql } from 'kysely';
 import { BrokerError } from '../../../src/errors.js';
 import { openSqliteStore } from '../../../src/store/sqlite.js';
 import { openStore } from '../../../src/store/open.js';
-import { SCHEMA_VERSION } from '../../../src/store/migrations.js';
+import { MIGRATIONS, SCHEMA_VERSION } from '../../../src/store/migrations.js';
+import type { Database } from '../../../src/store/schema.js';
 import { storeContract } from './contract.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsp-store-'));
@@ -50,6 +52,80 @@ describe('SQLite store', () => {
       assert.deepEqual(fk, [{ table: 'accounts', on_delete: 'SET NULL' }]);
     } finally {
       raw.close();
+    }
+  });
+
+  it('migrates a version-3 database to web-only accounts without losing rows, ids or references', async () => {
+    const file = path.join(dir, 'v3.db');
+    const raw = new BetterSqlite3(file);
+    raw.pragma('foreign_keys = ON');
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
+    await sql`create table schema_migrations (version integer primary key, name text not null, applied_at bigint not null)`.execute(
+      db,
+    );
+    for (const m of [...MIGRATIONS].filter((x) => x.version <= 3).sort((a, b) => a.version - b.version)) {
+      await m.up(db, 'sqlite');
+      await sql`insert into schema_migrations values (${m.version}, ${m.name}, 0)`.execute(db);
+    }
+    const insert = (name: string) =>
+      raw
+        .prepare(
+          `insert into accounts (username, role, password_hash, digest_ha1, digest_realm, created_at, updated_at)
+           values (?, 'user', '$argon2id$h', '${'e'.repeat(32)}', 'tsp-broker', 1, 1)`,
+        )
+        .run(name).lastInsertRowid;
+    const kept = Number(insert('v3-kept'));
+    raw.prepare('delete from accounts where id = ?').run(Number(insert('v3-deleted')));
+    raw
+      .prepare(
+        `insert into tunnels (account_id, type, transport, client_ipv4, client_port, server_ipv4, server_ipv6,
+           client_ipv6, keepalive_interval, lifetime_s, state, created_at)
+         values (?, 'v6udpv4', 'udp', '192.0.2.1', 1, '192.0.2.2', 'fd00::1', 'fd00::2', 30, 60, 'established', 5)`,
+      )
+      .run(kept);
+    raw
+      .prepare(
+        `insert into web_sessions (id_hash, account_id, csrf_token, created_at, expires_at) values ('s', ?, 'c', 1, 9e15)`,
+      )
+      .run(kept);
+    await db.destroy();
+    fs.chmodSync(file, 0o600);
+
+    const store = await openSqliteStore({ file });
+    try {
+      const secrets = await store.getAccountSecrets('v3-kept');
+      assert.deepEqual([secrets?.id, secrets?.digestHa1, secrets?.webOnly], [kept, 'e'.repeat(32), false]);
+      const tunnel = (await store.listTunnels({ accountId: kept })).items[0];
+      assert.equal(tunnel?.username, 'v3-kept', 'the tunnel still points at its account');
+      assert.ok(await store.getWebSession('s', 2), 'the web session was not cascaded away');
+      const next = await store.createAccount({
+        username: 'v4-new',
+        role: 'admin',
+        passwordHash: '$argon2id$n',
+        digestHa1: null,
+        digestRealm: null,
+      });
+      assert.equal(next.id, kept + 2, 'the id of the deleted account is not reused');
+    } finally {
+      await store.close();
+    }
+    const check = new BetterSqlite3(file, { readonly: true });
+    try {
+      const cols = check.prepare('select name, "notnull" from pragma_table_info(\'accounts\')').all() as {
+        name: string;
+        notnull: number;
+      }[];
+      assert.deepEqual(
+        cols.filter((c) => c.name.startsWith('digest_')).map((c) => [c.name, c.notnull]),
+        [
+          ['digest_ha1', 0],
+          ['digest_realm', 0],
+        ],
+      );
+      assert.deepEqual(check.prepare('select * from pragma_foreign_key_check').all(), []);
+      assert.equal(check.prepare('select max(version) from schema_migrations').pluck().get(), SCHEMA_VERSION);
+    } finally {
+      check.close();
     }
   });
 
