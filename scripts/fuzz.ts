@@ -30,7 +30,8 @@ type FromWorker = { type: 'slice'; stats: FuzzStats; failures: Found[] };
 // ---------------------------------------------------------------- worker
 
 function workerMain(init: WorkerInit): void {
-  const ctrl = new Int32Array(init.ctrl); // [0] executions, [1] input length, [2] target index
+  // [0] executions, [1] input length, [2] target index, [3] 1 while inputs run (0 while loading)
+  const ctrl = new Int32Array(init.ctrl);
   const data = new Uint8Array(init.data);
   const fuzzers = new Map<string, Fuzzer>();
   const fuzzerFor = (name: string): Fuzzer => {
@@ -47,6 +48,7 @@ function workerMain(init: WorkerInit): void {
           const n = Math.min(input.length, MAX_INPUT);
           data.set(input.subarray(0, n));
           Atomics.store(ctrl, 1, n);
+          Atomics.store(ctrl, 3, 1);
           Atomics.add(ctrl, 0, 1);
         },
       });
@@ -60,10 +62,12 @@ function workerMain(init: WorkerInit): void {
       2,
       TARGETS.findIndex((t) => t.name === m.target),
     );
+    Atomics.store(ctrl, 3, 0); // loading the corpus is not running an input: the watchdog waits
     const f = fuzzerFor(m.target);
     const before = f.stats.failures.length;
     const end = performance.now() + m.ms;
     f.run(() => performance.now() >= end);
+    Atomics.store(ctrl, 3, 0);
     const reply: FromWorker = {
       type: 'slice',
       stats: { ...f.stats, failures: [] },
@@ -177,7 +181,7 @@ async function main(): Promise<number> {
       let lastChange = Date.now();
       const timer = setInterval(() => {
         const now = Atomics.load(c, 0);
-        if (now !== last) {
+        if (now !== last || Atomics.load(c, 3) === 0) {
           last = now;
           lastChange = Date.now();
         } else if (Date.now() - lastChange > args.hangMs + 250) {

@@ -138,6 +138,20 @@ export function allowBrokerErrors<T>(op: string, fn: () => T): { ok: true; value
   }
 }
 
+/** The shape of a message: its first words, each that is not a plain word of a few letters replaced by `*`
+ *  (messages quote input bytes, and a feature per distinct message would make every input look new). */
+export function messageShape(text: string, words = 2): string {
+  return text
+    .split(/\s+/, words)
+    .map((w) => (/^([a-z]{2,9}|[=<>])$/.test(w) ? w : '*'))
+    .join(' ');
+}
+
+/** A bounded behaviour feature for an error: its code and the shape of its message. */
+export function errorFeature(e: Error): string {
+  return `${isBrokerError(e) ? e.code : e.name}:${messageShape(e.message)}`;
+}
+
 export function describeError(e: unknown): string {
   if (isBrokerError(e)) return `${e.name} ${e.code}: ${e.message}`;
   if (e instanceof Error) return `${e.name}: ${e.message}`;

@@ -21,7 +21,7 @@ import {
   type RequestedMode,
 } from '../../../src/protocol/client-session.js';
 import type { TspVersion } from '../../../src/protocol/constants.js';
-import { InvariantError, Rng, call, fnv1a, type Target } from '../engine.js';
+import { InvariantError, Rng, call, errorFeature, fnv1a, type Target } from '../engine.js';
 import { Settings, decodeRecords, mutateRecords, shrinkRecords } from '../records.js';
 
 /** The cnonces of the recorded DIGEST-MD5 sessions, so the recorded rspauth values check out. */
@@ -104,9 +104,7 @@ function run(input: Uint8Array): string[] {
       if (e.type === 'failed') {
         if (!(e.error instanceof BrokerError)) bad('failed without a BrokerError');
         if (!e.error.code.startsWith('CLIENT_')) bad(`failed with ${e.error.code}, not a CLIENT_ code`);
-        features.push(
-          `failed:${e.error.code}:${e.status ?? ''}:${e.error.message.replace(/[\d"].*$/, '').slice(0, 40)}`,
-        );
+        features.push(`failed:${e.status === undefined ? '' : Math.floor(e.status / 100)}:${errorFeature(e.error)}`);
       } else features.push(`${op}>${e.type}`);
     }
     if (finals > 1) bad('more than one final event');

@@ -21,9 +21,8 @@ import {
   verifyResponse,
 } from '../../../src/protocol/sasl/digest-md5.js';
 import { encodePlain, parsePlain } from '../../../src/protocol/sasl/plain.js';
-import { isBrokerError } from '../../../src/errors.js';
 import { QUIRK200_MIN_PREFIX } from '../../../src/protocol/constants.js';
-import { InvariantError, allowBrokerErrors, call, type Target } from '../engine.js';
+import { InvariantError, allowBrokerErrors, errorFeature, messageShape, call, type Target } from '../engine.js';
 
 function fieldsOf(b: Buffer): string[] {
   const out: string[] = [];
@@ -41,11 +40,7 @@ const token = (s: string, fallback: string): string => s.replace(/[^A-Za-z0-9._-
 function exec(input: Uint8Array): string[] {
   const features: string[] = [];
   const shape = (what: string, r: { ok: true; value: unknown } | { ok: false; error: Error }) =>
-    features.push(
-      r.ok
-        ? `${what}:ok`
-        : `${what}:${isBrokerError(r.error) ? r.error.code : ''}:${r.error.message.replace(/(".*|\d+)/g, '').slice(0, 50)}`,
-    );
+    features.push(r.ok ? `${what}:ok` : `${what}:${errorFeature(r.error)}`);
   const b = Buffer.from(input.buffer, input.byteOffset, input.length);
   const text = b.toString('utf8');
 
@@ -68,7 +63,7 @@ function exec(input: Uint8Array): string[] {
         true,
       ),
     );
-    features.push(`verify:${v.ok ? 'ok' : v.reason.replace(/\s\S*\d\S*.*$/, '')}`);
+    features.push(`verify:${v.ok ? 'ok' : messageShape(v.reason)}`);
   }
   const ch = allowBrokerErrors('parseChallenge', () => parseChallenge(text));
   shape('challenge', ch);

@@ -7,9 +7,8 @@
  *  action and, for create, a known type. */
 
 import ipaddr from 'ipaddr.js';
-import { isBrokerError } from '../../../src/errors.js';
 import { parseOffer, parseTunnelRequest, parseXml, writeOffer, type Offer } from '../../../src/protocol/xml.js';
-import { InvariantError, allowBrokerErrors, type Target } from '../engine.js';
+import { InvariantError, allowBrokerErrors, errorFeature, type Target } from '../engine.js';
 
 const sameIpv6 = (a: string | undefined, b: string | undefined): boolean =>
   a === b ||
@@ -38,11 +37,7 @@ function sameOffer(a: Offer, b: Offer): string | undefined {
 function exec(input: Uint8Array): string[] {
   const features: string[] = [];
   const shape = (what: string, r: { ok: true; value: unknown } | { ok: false; error: Error }) =>
-    features.push(
-      r.ok
-        ? `${what}:ok`
-        : `${what}:${isBrokerError(r.error) ? r.error.code : ''}:${r.error.message.replace(/(["<].*|\d+)/g, '').slice(0, 60)}`,
-    );
+    features.push(r.ok ? `${what}:ok` : `${what}:${errorFeature(r.error)}`);
   const b = Buffer.from(input.buffer, input.byteOffset, input.length);
   for (const text of [b.toString('utf8'), b.toString('latin1')]) {
     const x = allowBrokerErrors('parseXml', () => parseXml(text));
