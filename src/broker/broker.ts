@@ -11,7 +11,7 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Clock } from '../clock.js';
+import type { Clock, Timer } from '../clock.js';
 import type { Config } from '../config/schema.js';
 import { enabledMechanisms } from '../config/schema.js';
 import { BrokerError, isBrokerError } from '../errors.js';
@@ -86,7 +86,7 @@ export class Broker extends EventEmitter implements SessionHandler {
   private readonly sessions = new WeakMap<SessionContext, SessionInfo>();
   private readonly live = new Map<number, LiveTunnel>();
   private readonly limiter: FailureLimiter;
-  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: Timer | undefined;
   /** Newest audit event id seen per followed action (followAudit). */
   private readonly auditSeen = new Map<string, number>();
   private readonly cfg: Config;
@@ -155,14 +155,13 @@ export class Broker extends EventEmitter implements SessionHandler {
     for (const action of FOLLOWED_ACTIONS)
       this.auditSeen.set(action, (await this.deps.store.listAudit({ action, limit: 1 })).items[0]?.id ?? 0);
     const everyMs = Math.min(5000, (this.cfg.tunnels.idleMinS * 1000) / 4);
-    this.sweepTimer = setInterval(() => void this.track(this.sweep()), everyMs);
-    this.sweepTimer.unref();
+    this.sweepTimer = this.deps.clock.setInterval(() => void this.track(this.sweep()), everyMs, { unref: true });
   }
 
   /** Stops the sweep and waits for work in flight. Live tunnels stay 'established' in the store, so the next
    *  start restores them. */
   async close(): Promise<void> {
-    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer?.cancel();
     this.sweepTimer = undefined;
     await Promise.allSettled([...this.inflight]);
     await this.persistCounters().catch(() => {});

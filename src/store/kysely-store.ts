@@ -30,6 +30,9 @@ import type {
   Store,
   TunnelFilter,
   TunnelRecord,
+  AuditFilter,
+  TrafficBucket,
+  TrafficSampleRow,
   TunnelState,
   WebSession,
 } from './types.js';
@@ -462,28 +465,46 @@ export class KyselyStore implements Store {
     return this.read('getTunnel', (db) => selectTunnel(db, id));
   }
 
-  /** Newest first (created_at, then id). */
+  /** Newest first (created_at, then id) unless f.sort and f.order say otherwise; ties by id in the same order. */
   listTunnels(f: TunnelFilter): Promise<Page<TunnelRecord>> {
     return this.read('listTunnels', async (db) => {
-      const where = (eb: ExpressionBuilder<Database, 'tunnels'>): Expression<SqlBool> => {
+      const where = (eb: ExpressionBuilder<Database, 'tunnels' | 'accounts'>): Expression<SqlBool> => {
         const conds: Expression<SqlBool>[] = [];
         if (f.state === 'live') conds.push(eb('tunnels.state', 'in', ['offered', 'established']));
         else if (f.state !== undefined) conds.push(eb('tunnels.state', '=', f.state));
         if (f.accountId !== undefined) conds.push(eb('tunnels.account_id', '=', f.accountId));
         if (f.type !== undefined) conds.push(eb('tunnels.type', '=', f.type));
+        if (f.search) {
+          const like = likeSubstring(f.search);
+          conds.push(
+            eb.or(
+              (['accounts.username', 'tunnels.client_ipv4', 'tunnels.client_ipv6', 'tunnels.prefix'] as const).map(
+                (c) => sql<SqlBool>`lower(${eb.ref(c)}) like ${like} escape '\\'`,
+              ),
+            ),
+          );
+        }
         return eb.and(conds);
       };
+      const dir = f.order === 'asc' ? 'asc' : 'desc';
+      const key = {
+        started: sql`${sql.ref('tunnels.created_at')}`,
+        account: sql`coalesce(${sql.ref('accounts.username')}, '')`,
+        type: sql`${sql.ref('tunnels.type')}`,
+        traffic: sql`${sql.ref('tunnels.rx_bytes')} + ${sql.ref('tunnels.tx_bytes')}`,
+      }[f.sort ?? 'started'];
       const { limit, offset } = page(f);
       const [count, rows] = await Promise.all([
         db
           .selectFrom('tunnels')
+          .leftJoin('accounts', 'accounts.id', 'tunnels.account_id')
           .select((eb) => eb.fn.countAll().as('n'))
           .where(where)
           .executeTakeFirstOrThrow(),
         tunnelQuery(db)
           .where(where)
-          .orderBy('tunnels.created_at', 'desc')
-          .orderBy('tunnels.id', 'desc')
+          .orderBy(key, dir)
+          .orderBy('tunnels.id', dir)
           .limit(limit)
           .offset(offset)
           .execute(),
@@ -509,13 +530,19 @@ export class KyselyStore implements Store {
     });
   }
 
-  /** Newest first (at, then id). `action` and `actor` match exactly. */
-  listAudit(q: { offset?: number; limit?: number; action?: string; actor?: string }): Promise<Page<AuditEvent>> {
+  /** Newest first (at, then id). `action` and `actor` match exactly, `actorContains` and `target` as
+   *  case-insensitive substrings; `from` is inclusive, `to` exclusive. */
+  listAudit(q: AuditFilter): Promise<Page<AuditEvent>> {
     return this.read('listAudit', async (db) => {
       const where = (eb: ExpressionBuilder<Database, 'audit'>): Expression<SqlBool> => {
         const conds: Expression<SqlBool>[] = [];
         if (q.action !== undefined) conds.push(eb('action', '=', q.action));
         if (q.actor !== undefined) conds.push(eb('actor', '=', q.actor));
+        if (q.actorContains)
+          conds.push(sql<SqlBool>`lower(${eb.ref('actor')}) like ${likeSubstring(q.actorContains)} escape '\\'`);
+        if (q.target) conds.push(sql<SqlBool>`lower(${eb.ref('target')}) like ${likeSubstring(q.target)} escape '\\'`);
+        if (q.from !== undefined) conds.push(eb('at', '>=', q.from));
+        if (q.to !== undefined) conds.push(eb('at', '<', q.to));
         return eb.and(conds);
       };
       const { limit, offset } = page(q);
@@ -634,6 +661,80 @@ export class KyselyStore implements Store {
     return this.write('deleteExpiredWebSessions', async (trx) => {
       const r = await trx.deleteFrom('web_sessions').where('expires_at', '<=', now).executeTakeFirst();
       return Number(r.numDeletedRows);
+    });
+  }
+
+  // ---- traffic history (schema version 5)
+
+  addTrafficSample(t: TrafficSampleRow): Promise<void> {
+    return this.write('addTrafficSample', async (trx) => {
+      await trx
+        .insertInto('traffic_samples')
+        .values({
+          at: t.at,
+          interval_ms: t.intervalMs,
+          rx_bytes: t.rxBytes,
+          tx_bytes: t.txBytes,
+          rx_packets: t.rxPackets,
+          tx_packets: t.txPackets,
+        })
+        .execute();
+    });
+  }
+
+  /** By age first, then by count: the newest `keep` rows (by at, then id) stay. */
+  pruneTrafficSamples(olderThan: number, keep: number): Promise<number> {
+    return this.write('pruneTrafficSamples', async (trx) => {
+      const old = await trx.deleteFrom('traffic_samples').where('at', '<', olderThan).executeTakeFirst();
+      const cutoff = await trx
+        .selectFrom('traffic_samples')
+        .select('id')
+        .orderBy('at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(1)
+        .offset(Math.max(0, Math.trunc(keep)))
+        .executeTakeFirst();
+      let extra = 0;
+      if (cutoff !== undefined) {
+        const edge = await trx
+          .selectFrom('traffic_samples')
+          .select(['at', 'id'])
+          .where('id', '=', Number(cutoff.id))
+          .executeTakeFirstOrThrow();
+        const r = await trx
+          .deleteFrom('traffic_samples')
+          .where((eb) =>
+            eb.or([
+              eb('at', '<', Number(edge.at)),
+              eb.and([eb('at', '=', Number(edge.at)), eb('id', '<=', Number(edge.id))]),
+            ]),
+          )
+          .executeTakeFirst();
+        extra = Number(r.numDeletedRows);
+      }
+      return Number(old.numDeletedRows) + extra;
+    });
+  }
+
+  trafficHistory(from: number, to: number, bucketMs: number): Promise<TrafficBucket[]> {
+    const bucket = Math.trunc(bucketMs);
+    if (!(bucket >= 1)) throw new BrokerError('INTERNAL', 'trafficHistory: bucketMs must be >= 1');
+    return this.read('trafficHistory', async (db) => {
+      // integer division on both dialects (bigint / bigint); the bucket is a validated integer literal
+      const b = sql<number | string>`${sql.ref('at')} / ${sql.lit(bucket)}`;
+      const rows = await db
+        .selectFrom('traffic_samples')
+        .select([
+          b.as('b'),
+          (eb) => eb.fn.sum<number | string>('rx_bytes').as('rx'),
+          (eb) => eb.fn.sum<number | string>('tx_bytes').as('tx'),
+        ])
+        .where('at', '>=', from)
+        .where('at', '<', to)
+        .groupBy(b)
+        .orderBy(b)
+        .execute();
+      return rows.map((r) => ({ at: Number(r.b) * bucket, rxBytes: Number(r.rx), txBytes: Number(r.tx) }));
     });
   }
 

@@ -188,6 +188,23 @@ export const MIGRATIONS: readonly Migration[] = [
       }
     },
   },
+  {
+    version: 5,
+    name: 'traffic history',
+    async up(db, dialect) {
+      // The dashboard's chart survives a restart: one row per persisted interval (admin/traffic.ts), pruned by
+      // age and count, so the table stays small whatever the uptime.
+      await withId(db.schema.createTable('traffic_samples'), dialect)
+        .addColumn('at', 'bigint', notNull)
+        .addColumn('interval_ms', 'integer', notNull)
+        .addColumn('rx_bytes', 'bigint', notNull)
+        .addColumn('tx_bytes', 'bigint', notNull)
+        .addColumn('rx_packets', 'bigint', notNull)
+        .addColumn('tx_packets', 'bigint', notNull)
+        .execute();
+      await db.schema.createIndex('traffic_samples_at').on('traffic_samples').columns(['at', 'id']).execute();
+    },
+  },
 ];
 
 /** The latest schema version this code knows. */

@@ -117,6 +117,18 @@ export interface WebSessionsTable {
   expires_at: Int8;
 }
 
+/** Schema version 5: the dashboard's traffic history, one row per persisted interval, pruned by age and count. */
+export interface TrafficSamplesTable {
+  id: Generated<number | string>;
+  /** End of the interval (Unix ms). */
+  at: Int8;
+  interval_ms: number;
+  rx_bytes: Int8;
+  tx_bytes: Int8;
+  rx_packets: Int8;
+  tx_packets: Int8;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -133,4 +145,5 @@ export interface Database {
   api_tokens: ApiTokensTable;
   web_sessions: WebSessionsTable;
   schema_migrations: SchemaMigrationsTable;
+  traffic_samples: TrafficSamplesTable;
 }

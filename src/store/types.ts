@@ -153,8 +153,53 @@ export interface TunnelFilter {
   state?: TunnelState | 'live'; // 'live' = offered or established
   accountId?: number;
   type?: TunnelType;
+  /** Case-insensitive substring of the username, client IPv4, client IPv6 or delegated prefix (% and _ are
+   *  literal). */
+  search?: string;
+  /** Default 'started' (created_at); ties by id. */
+  sort?: TunnelSort;
+  /** Default 'desc' (newest, last username, most traffic first). */
+  order?: 'asc' | 'desc';
   limit?: number; // default 100, max 1000
   offset?: number;
+}
+
+/** 'account' sorts anonymous tunnels as an empty username; 'traffic' is rxBytes + txBytes as stored. */
+export type TunnelSort = 'started' | 'account' | 'type' | 'traffic';
+
+/** Audit filters; all given ones must hold. */
+export interface AuditFilter {
+  offset?: number;
+  limit?: number;
+  /** Exact action, e.g. 'account.create'. */
+  action?: string;
+  /** Exact actor, e.g. 'admin:root'. */
+  actor?: string;
+  /** Case-insensitive substring of the actor. */
+  actorContains?: string;
+  /** Case-insensitive substring of the target. */
+  target?: string;
+  /** at >= from (Unix ms). */
+  from?: number;
+  /** at < to (Unix ms). */
+  to?: number;
+}
+
+/** Traffic through the data plane during one sampling interval (schema version 5), ending at `at`. */
+export interface TrafficSampleRow {
+  at: number;
+  intervalMs: number;
+  rxBytes: number;
+  txBytes: number;
+  rxPackets: number;
+  txPackets: number;
+}
+
+/** Traffic samples summed into a bucket [at, at + bucketMs). */
+export interface TrafficBucket {
+  at: number;
+  rxBytes: number;
+  txBytes: number;
 }
 
 export interface CounterUpdate {
@@ -242,7 +287,7 @@ export interface Store {
 
   // audit trail
   addAudit(e: Omit<AuditEvent, 'id'>): Promise<void>;
-  listAudit(q: { offset?: number; limit?: number; action?: string; actor?: string }): Promise<Page<AuditEvent>>;
+  listAudit(q: AuditFilter): Promise<Page<AuditEvent>>;
 
   // admin API tokens (schema version 2)
   createApiToken(
@@ -262,4 +307,12 @@ export interface Store {
   deleteWebSession(idHash: string): Promise<void>;
   /** Removes sessions expired at `now`; returns how many. */
   deleteExpiredWebSessions(now: number): Promise<number>;
+
+  // traffic history of the dashboard (schema version 5)
+  addTrafficSample(s: TrafficSampleRow): Promise<void>;
+  /** Deletes samples with at < olderThan, then all but the newest `keep`; returns how many went. */
+  pruneTrafficSamples(olderThan: number, keep: number): Promise<number>;
+  /** Samples with from <= at < to summed per bucketMs (buckets aligned to multiples of bucketMs), oldest first;
+   *  buckets without samples are absent. */
+  trafficHistory(from: number, to: number, bucketMs: number): Promise<TrafficBucket[]>;
 }

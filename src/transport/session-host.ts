@@ -2,7 +2,7 @@
  *  feeds a ServerSession, and hands its events to a SessionHandler (the broker). It makes no TSP decisions
  *  (STYLE.md §3). */
 
-import type { Clock } from '../clock.js';
+import type { Clock, Timer } from '../clock.js';
 import type { Endpoint } from '../dataplane/types.js';
 import type { TspVersion } from '../protocol/constants.js';
 import type { ServerSession, SessionEvent, Step } from '../protocol/server-session.js';
@@ -115,7 +115,7 @@ export function crash<C extends SessionContext>(adapter: HostedAdapter<C>, ctx: 
 /** One re-armable timer per session (STYLE.md §3): the adapters arm it with each step's wakeAtMs and it feeds
  *  the session's timeout() then. Unref'd: a pending negotiation deadline never keeps the process alive. */
 export class Wakeup {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
   constructor(
     private readonly clock: Clock,
     private readonly ctx: Pick<SessionContext, 'step'>,
@@ -124,14 +124,14 @@ export class Wakeup {
   at(wakeAtMs: number | undefined): void {
     this.cancel();
     if (wakeAtMs === undefined) return;
-    this.timer = setTimeout(
+    this.timer = this.clock.setTimeout(
       () => this.ctx.step((s) => s.timeout(this.clock.now())),
-      Math.max(0, wakeAtMs - this.clock.now()),
+      wakeAtMs - this.clock.now(),
+      { unref: true },
     );
-    this.timer.unref();
   }
   cancel(): void {
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = undefined;
   }
 }

@@ -736,6 +736,106 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.ok(allCreates.items.every((e) => e.action === 'account.create'));
       });
     });
+
+    describe('tunnel search and sort', () => {
+      it('searches usernames and addresses and sorts by start, account, type and traffic, in pages', async () => {
+        const zoe = await store.createAccount(newAccount('srch-zoe'));
+        const amy = await store.createAccount(newAccount('srch-amy'));
+        const a = await store.createTunnel(
+          newTunnel({ accountId: zoe.id, type: 'v6v4', clientIpv4: '203.0.113.77', clientIpv6: 'fd00:5ea::a' }),
+          500_000,
+        );
+        const b = await store.createTunnel(
+          newTunnel({ accountId: amy.id, clientIpv6: 'fd00:5ea::b', prefix: 'fd00:5eb::', prefixLen: 56 }),
+          500_001,
+        );
+        const c = await store.createTunnel(newTunnel({ leaseId: 'srch-anon', clientIpv6: 'fd00:5ea::c' }), 500_002);
+        await store.updateCounters([
+          { id: a.id, rxPackets: 1, rxBytes: 5000, txPackets: 1, txBytes: 5000, lastSeenAt: null },
+          { id: b.id, rxPackets: 1, rxBytes: 100, txPackets: 1, txBytes: 100, lastSeenAt: null },
+          { id: c.id, rxPackets: 1, rxBytes: 900, txPackets: 1, txBytes: 0, lastSeenAt: null },
+        ]);
+        const ids = async (f: Parameters<Store['listTunnels']>[0]) =>
+          (await store.listTunnels({ search: 'FD00:5EA::', ...f })).items.map((t) => t.id);
+
+        assert.deepEqual(await ids({}), [c.id, b.id, a.id], 'IPv6 substring, any case, newest first');
+        assert.deepEqual(await ids({ sort: 'started', order: 'asc' }), [a.id, b.id, c.id]);
+        assert.deepEqual(await ids({ sort: 'traffic' }), [a.id, c.id, b.id], 'rx + tx, most first');
+        assert.deepEqual(await ids({ sort: 'traffic', order: 'asc' }), [b.id, c.id, a.id]);
+        assert.deepEqual(await ids({ sort: 'account', order: 'asc' }), [c.id, b.id, a.id], 'anonymous first');
+        assert.deepEqual(await ids({ sort: 'type', order: 'asc' }), [b.id, c.id, a.id], 'v6udpv4 < v6v4, ties by id');
+        assert.deepEqual(await ids({ type: 'v6udpv4', sort: 'started', order: 'asc' }), [b.id, c.id]);
+        const second = await store.listTunnels({ search: 'fd00:5ea::', limit: 2, offset: 2 });
+        assert.deepEqual([second.total, second.items.map((t) => t.id)], [3, [a.id]], 'the second page');
+
+        const byName = await store.listTunnels({ search: 'Srch-Z' });
+        assert.deepEqual([byName.total, byName.items[0]?.id], [1, a.id], 'username substring');
+        assert.deepEqual(
+          (await store.listTunnels({ search: '203.0.113.77' })).items.map((t) => t.id),
+          [a.id],
+        );
+        assert.deepEqual(
+          (await store.listTunnels({ search: 'fd00:5eb' })).items.map((t) => t.id),
+          [b.id],
+          'prefix',
+        );
+        assert.equal((await store.listTunnels({ search: 'srch_%' })).total, 0, '% and _ are literal');
+      });
+    });
+
+    describe('audit filters', () => {
+      it('filters by actor and target substrings and a date range', async () => {
+        const events = [
+          { at: 900_000, actor: 'admin:filt-rosa', action: 'account.create', target: 'filt-alpha' },
+          { at: 900_100, actor: 'admin:filt-rosa', action: 'tunnel.kill', target: 'tunnel:9001' },
+          { at: 900_200, actor: 'token:filt-prov', action: 'account.create', target: 'filt-beta' },
+          { at: 900_300, actor: 'cli', action: 'account.delete', target: 'FILT-ALPHA' },
+        ];
+        for (const e of events) await store.addAudit({ ...e, detail: null });
+        const ats = async (q: Parameters<Store['listAudit']>[0]) =>
+          (await store.listAudit({ from: 900_000, to: 900_400, ...q })).items.map((e) => e.at);
+
+        assert.deepEqual(await ats({}), [900_300, 900_200, 900_100, 900_000], 'the range alone');
+        assert.deepEqual(await ats({ actorContains: 'ROSA' }), [900_100, 900_000]);
+        assert.deepEqual(await ats({ target: 'filt-alpha' }), [900_300, 900_000], 'target substring, any case');
+        assert.deepEqual(await ats({ actorContains: 'filt-', action: 'account.create' }), [900_200, 900_000]);
+        assert.deepEqual(await ats({ from: 900_100, to: 900_300 }), [900_200, 900_100], 'from inclusive, to not');
+        assert.deepEqual(await ats({ target: '9001', actor: 'admin:filt-rosa' }), [900_100]);
+        assert.equal((await store.listAudit({ actorContains: 'filt-%' })).total, 0, '% is literal');
+      });
+    });
+
+    describe('traffic history', () => {
+      it('sums samples per bucket and prunes them by age and count', async () => {
+        const t0 = 7_000_000_200_000; // a multiple of 5 minutes, and a stretch of time no other test writes in
+        for (let i = 0; i < 12; i++)
+          await store.addTrafficSample({
+            at: t0 + i * 60_000,
+            intervalMs: 60_000,
+            rxBytes: 1000 + i,
+            txBytes: 10,
+            rxPackets: 1,
+            txPackets: 1,
+          });
+        const perFive = await store.trafficHistory(t0, t0 + 12 * 60_000, 5 * 60_000);
+        assert.deepEqual(perFive, [
+          { at: t0, rxBytes: 5010, txBytes: 50 },
+          { at: t0 + 300_000, rxBytes: 5035, txBytes: 50 },
+          { at: t0 + 600_000, rxBytes: 2021, txBytes: 20 },
+        ]);
+        assert.deepEqual(await store.trafficHistory(t0 + 60_000, t0 + 120_000, 60_000), [
+          { at: t0 + 60_000, rxBytes: 1001, txBytes: 10 },
+        ]);
+        assert.equal(await store.pruneTrafficSamples(t0 + 2 * 60_000, 1_000_000), 2, 'by age');
+        assert.equal(await store.pruneTrafficSamples(0, 4), 6, 'by count: the newest 4 stay');
+        const left = await store.trafficHistory(t0, t0 + 12 * 60_000, 60_000);
+        assert.deepEqual(
+          left.map((r) => r.at),
+          [8, 9, 10, 11].map((i) => t0 + i * 60_000),
+        );
+        assert.equal(await store.pruneTrafficSamples(0, 4), 0, 'nothing more to prune');
+      });
+    });
   });
 }
 
