@@ -6,11 +6,11 @@ export const STYLESHEET = `
 :root { --fg:#1d2430; --muted:#5b6678; --line:#dde2ea; --bg:#f5f7fa; --card:#fff; --accent:#1f6feb; --danger:#c62828; --ok:#2e7d32; }
 * { box-sizing: border-box; }
 body { margin:0; font:14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color:var(--fg); background:var(--bg); }
-header { background:#17202e; color:#fff; display:flex; align-items:center; gap:1.5rem; padding:0 1.5rem; height:52px; }
+header { background:#17202e; color:#fff; display:flex; flex-wrap:wrap; align-items:center; column-gap:1.5rem; row-gap:.25rem; padding:.45rem 1.5rem; min-height:52px; }
 header .brand { font-weight:700; letter-spacing:.02em; }
-header nav { display:flex; gap:.25rem; flex:1; }
+header nav { display:flex; flex-wrap:wrap; gap:.25rem; flex:1; }
 header nav a { color:#c9d3e2; text-decoration:none; padding:.4rem .7rem; border-radius:6px; }
-header nav a.active, header nav a:hover { background:#2a3548; color:#fff; }
+header nav a.active, header nav a[aria-current=page], header nav a:hover { background:#2a3548; color:#fff; }
 header .who { color:#c9d3e2; display:flex; gap:.75rem; align-items:center; }
 header .who button { background:transparent; color:#c9d3e2; border:1px solid #44506a; }
 main { max-width:1200px; margin:1.5rem auto; padding:0 1.5rem; }
@@ -37,7 +37,7 @@ button.danger { background:var(--danger); border-color:var(--danger); }
 .row { display:flex; gap:.6rem; align-items:center; flex-wrap:wrap; margin-bottom:.6rem; }
 .muted { color:var(--muted); }
 .badge { display:inline-block; padding:.05rem .5rem; border-radius:999px; font-size:.78rem; background:#e8eef8; color:#234; }
-.badge.ok { background:#e3f3e5; color:var(--ok); } .badge.off { background:#fbe4e4; color:var(--danger); }
+.badge.ok { background:#e3f3e5; color:#1b5e20; } .badge.off { background:#fbe4e4; color:var(--danger); }
 .flash { padding:.6rem 1rem; border-radius:8px; margin-bottom:1rem; background:#e3f3e5; color:#1b5e20; border:1px solid #b9e0bd; }
 .error { padding:.6rem 1rem; border-radius:8px; margin-bottom:1rem; background:#fbe4e4; color:#8e1c1c; border:1px solid #f0bcbc; }
 .login { max-width:360px; margin:10vh auto; }
@@ -48,7 +48,39 @@ button.danger { background:var(--danger); border-color:var(--danger); }
 .legend span { margin-right:1rem; } .legend i { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:.35rem; }
 .bar { height:10px; background:#e8eef8; border-radius:5px; overflow:hidden; min-width:120px; } .bar > div { height:100%; background:var(--accent); }
 .pager { display:flex; gap:1rem; margin-top:.75rem; }
+a { color:#1a5fd0; }
+:focus-visible { outline:2px solid var(--accent); outline-offset:2px; }
+.skip { position:absolute; left:.5rem; top:-3rem; z-index:10; background:#fff; color:var(--fg); padding:.4rem .8rem; border-radius:6px; }
+.skip:focus { top:.5rem; }
+.field { display:inline-flex; flex-direction:column; gap:.15rem; color:var(--muted); font-size:.8rem; }
+.field > input, .field > select { color:var(--fg); font-size:14px; }
+input, select { max-width:100%; }
+.card { overflow-x:auto; position:relative; }
+.note { color:var(--muted); font-size:.85rem; }
+.row:has(> .field) { align-items:flex-end; }
+.sr-only { position:absolute; width:1px; height:1px; padding:0; margin:-1px; overflow:hidden; clip:rect(0 0 0 0); white-space:nowrap; border:0; }
+/* phones: the header wraps (brand and account on the first row, navigation below), tables scroll inside their
+   card, forms stack; the page itself never scrolls sideways */
+@media (max-width: 640px) {
+  header { padding:.45rem .75rem; column-gap:.75rem; }
+  header .brand { flex:1; }
+  header nav { order:3; flex-basis:100%; }
+  header nav a { padding:.35rem .55rem; }
+  header .who { gap:.5rem; font-size:.85rem; }
+  main { margin:1rem auto; padding:0 .75rem; }
+  .card { padding:.85rem .9rem; }
+  .grid { grid-template-columns:repeat(auto-fit, minmax(140px, 1fr)); gap:.6rem; }
+  .stat .value { font-size:1.5rem; }
+  .row > .field, .row > input, .row > select { flex:1 1 100%; }
+  .field > input, input[type=text], input[type=password], input[type=search] { min-width:0; width:100%; }
+  .login { margin:6vh auto; }
+  pre { font-size:.8rem; }
+}
 `;
+
+/** The icon browsers ask for on every page (/favicon.ico and /favicon.svg): a tunnel mouth on the header's
+ *  colour. SVG, served as image/svg+xml under both names. */
+export const FAVICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="7" fill="#17202e"/><path d="M6 25V15a10 10 0 0 1 20 0v10" fill="none" stroke="#1f6feb" stroke-width="4"/><path d="M12 25v-9a4 4 0 0 1 8 0v9" fill="none" stroke="#c9d3e2" stroke-width="3"/></svg>`;
 
 export const SCRIPT = `
 'use strict';
@@ -57,6 +89,19 @@ document.addEventListener('submit', function (e) {
   var msg = form && form.getAttribute && form.getAttribute('data-confirm');
   if (msg && !window.confirm(msg)) e.preventDefault();
 });
+// a card or snippet that scrolls sideways (a wide table on a phone) can be focused, so it scrolls by keyboard too
+(function () {
+  function focusable() {
+    document.querySelectorAll('.card, pre').forEach(function (el) {
+      if (el.scrollWidth > el.clientWidth + 1) {
+        if (!el.hasAttribute('tabindex')) el.setAttribute('tabindex', '0');
+      } else if (el.getAttribute('tabindex') === '0') el.removeAttribute('tabindex');
+    });
+  }
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', focusable);
+  else focusable();
+  window.addEventListener('resize', focusable);
+})();
 (function () {
   var live = document.getElementById('live');
   if (!live) return;

@@ -21,7 +21,7 @@ import {
 import { AUDIT_TARGET_MAX, truncate } from './audit-budget.js';
 import { parseCookies, serializeCookie } from './http.js';
 import { principalOf, checkLimits } from './api.js';
-import { STYLESHEET, SCRIPT } from './assets.js';
+import { STYLESHEET, SCRIPT, FAVICON_SVG } from './assets.js';
 import type { SafeHtml } from './html.js';
 import * as views from './views.js';
 
@@ -111,6 +111,10 @@ export function registerUi(app: FastifyInstance, ctx: AdminContext): void {
   app.get('/assets/app.js', { config: { role: 'public' } }, async (_req, reply) =>
     reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=300').send(SCRIPT),
   );
+  for (const icon of ['/favicon.ico', '/favicon.svg'])
+    app.get(icon, { config: { role: 'public' } }, async (_req, reply) =>
+      reply.type('image/svg+xml').header('cache-control', 'public, max-age=86400').send(FAVICON_SVG),
+    );
 
   app.get<{ Querystring: { next?: string } }>('/login', { config: { role: 'public' } }, async (req, reply) => {
     const csrf = await ctx.auth.issueLoginCsrf();

@@ -11,6 +11,8 @@ export interface Viewer {
   username: string;
   role: 'admin' | 'user';
   csrfToken: string;
+  /** Rendered by the self-service listener, which serves only the account holder's pages: no admin links. */
+  selfService?: boolean;
 }
 
 const ADMIN_NAV = [
@@ -20,6 +22,7 @@ const ADMIN_NAV = [
   ['/pools', 'Pools'],
   ['/audit', 'Audit log'],
   ['/tokens', 'API tokens'],
+  ['/me', 'My account'],
 ] as const;
 const USER_NAV = [['/me', 'My account']] as const;
 
@@ -28,7 +31,7 @@ export function csrfField(v: Viewer): SafeHtml {
 }
 
 export function layout(title: string, v: Viewer | null, active: string, body: SafeHtml): SafeHtml {
-  const nav = v ? (v.role === 'admin' ? ADMIN_NAV : USER_NAV) : [];
+  const nav = v ? (v.role === 'admin' && !v.selfService ? ADMIN_NAV : USER_NAV) : [];
   return html`<!doctype html>
     <html lang="en">
       <head>
@@ -36,16 +39,20 @@ export function layout(title: string, v: Viewer | null, active: string, body: Sa
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>${title} · tsp-broker</title>
         <link rel="stylesheet" href="/assets/app.css" />
+        <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
         <script src="/assets/app.js" defer></script>
       </head>
       <body>
+        <a class="skip" href="#main">Skip to content</a>
         ${
           v
             ? html`<header>
                 <span class="brand">tsp-broker</span>
-                <nav>
-                  ${nav.map(
-                    ([href, label]) => html`<a href="${href}" class="${href === active ? 'active' : ''}">${label}</a>`,
+                <nav aria-label="Main">
+                  ${nav.map(([href, label]) =>
+                    href === active
+                      ? html`<a href="${href}" class="active" aria-current="page">${label}</a>`
+                      : html`<a href="${href}">${label}</a>`,
                   )}
                 </nav>
                 <div class="who">
@@ -57,7 +64,7 @@ export function layout(title: string, v: Viewer | null, active: string, body: Sa
               </header>`
             : ''
         }
-        <main>${body}</main>
+        <main id="main" tabindex="-1">${body}</main>
       </body>
     </html>`;
 }
@@ -79,10 +86,18 @@ export function loginPage(p: { csrf: string; next: string; error?: string; usern
           type="text"
           autocomplete="username"
           required
+          ${p.username ? '' : html`autofocus`}
           value="${p.username ?? ''}"
         />
         <label for="password">Password</label
-        ><input id="password" name="password" type="password" autocomplete="current-password" required />
+        ><input
+          id="password"
+          name="password"
+          type="password"
+          autocomplete="current-password"
+          required
+          ${p.username ? html`autofocus` : ''}
+        />
         <button type="submit">Sign in</button>
       </form>
     </div>`,
@@ -369,39 +384,42 @@ export function accountsPage(
         <h2>New account</h2>
         <form method="post" action="/accounts" class="row" id="create-account">
           ${csrfField(v)}
-          <input name="username" type="text" placeholder="username" required maxlength="64" autocomplete="off" />
-          <input
-            name="password"
-            type="password"
-            placeholder="password (8+ characters)"
-            required
-            minlength="8"
-            autocomplete="new-password"
-          />
-          <select name="role">
-            <option value="user">user</option>
-            <option value="admin">admin</option>
-          </select>
+          <label class="field"
+            >Username
+            <input name="username" type="text" required maxlength="64" autocomplete="off" />
+          </label>
+          <label class="field"
+            >Password (8+ characters)
+            <input name="password" type="password" required minlength="8" autocomplete="new-password" />
+          </label>
+          <label class="field"
+            >Role
+            <select name="role">
+              <option value="user">user</option>
+              <option value="admin">admin</option>
+            </select>
+          </label>
           <button type="submit">Create</button>
         </form>
       </div>
       <div class="card">
         <form method="get" action="/accounts" class="row">
-          <input type="search" name="search" placeholder="search usernames" value="${p.search}" /><button
-            class="secondary"
-            type="submit"
-          >
-            Search</button
-          ><span class="muted">${p.total} account(s)</span>
+          <input
+            type="search"
+            name="search"
+            placeholder="search usernames"
+            aria-label="Search usernames"
+            value="${p.search}"
+          /><button class="secondary" type="submit">Search</button><span class="muted">${p.total} account(s)</span>
         </form>
         <table>
           <thead>
             <tr>
-              <th>Username</th>
-              <th>Role</th>
-              <th>State</th>
-              <th>Created</th>
-              <th></th>
+              <th scope="col">Username</th>
+              <th scope="col">Role</th>
+              <th scope="col">State</th>
+              <th scope="col">Created</th>
+              <th scope="col"><span class="sr-only">Actions</span></th>
             </tr>
           </thead>
           <tbody>
@@ -449,14 +467,10 @@ export function accountPage(v: Viewer, a: Account, tunnels: TunnelRecord[], now:
           data-confirm="Set a new password for ${a.username}?"
         >
           ${csrfField(v)}
-          <input
-            name="password"
-            type="password"
-            placeholder="new password (8+ characters)"
-            required
-            minlength="8"
-            autocomplete="new-password"
-          /><button type="submit">Set password</button>
+          <label class="field"
+            >New password (8+ characters)
+            <input name="password" type="password" required minlength="8" autocomplete="new-password" /></label
+          ><button type="submit">Set password</button>
         </form>
       </div>
       <div class="card">
@@ -525,10 +539,10 @@ function poolTable(pools: PoolUsage[]): SafeHtml {
   return html`<table>
     <thead>
       <tr>
-        <th>Pool</th>
-        <th>Prefix</th>
-        <th class="num">Allocated blocks</th>
-        <th>Capacity used</th>
+        <th scope="col">Pool</th>
+        <th scope="col">Prefix</th>
+        <th scope="col" class="num">Allocated blocks</th>
+        <th scope="col">Capacity used</th>
       </tr>
     </thead>
     <tbody>
@@ -642,33 +656,26 @@ export function tokensPage(
       <div class="card">
         <h2>New token</h2>
         <form method="post" action="/tokens" class="row">
-          ${csrfField(v)}<input
-            name="name"
-            type="text"
-            placeholder="name, e.g. provisioning"
-            required
-            maxlength="64"
-          /><input
-            name="expiresInDays"
-            type="number"
-            min="1"
-            max="${MAX_EXPIRY_DAYS}"
-            step="1"
-            placeholder="expires in days (empty: never)"
-            aria-label="expires in days (empty: never)"
-          /><button type="submit">Create</button>
+          ${csrfField(v)}<label class="field"
+            >Name
+            <input id="token-name" name="name" type="text" placeholder="e.g. provisioning" required maxlength="64"
+          /></label>
+          <label class="field"
+            >Expires in days (empty: never)
+            <input name="expiresInDays" type="number" min="1" max="${MAX_EXPIRY_DAYS}" step="1" /></label
+          ><button type="submit">Create</button>
         </form>
       </div>
       <div class="card">
         <table>
           <thead>
             <tr>
-              <th>Name</th>
-              <th>Created by</th>
-              <th>Created</th>
-              <th>Last used</th>
-              <th>Expires</th>
-              <th></th>
+              <th scope="col">Name</th>
+              <th scope="col">Created by</th>
+              <th scope="col">Created</th>
+              <th scope="col">Last used</th>
+              <th scope="col">Expires</th>
+              <th scope="col"><span class="sr-only">Actions</span></th>
             </tr>
           </thead>
           <tbody>
@@ -820,21 +827,14 @@ export function mePage(
         <h2>Change password</h2>
         <form method="post" action="/me/password" class="row" id="change-password">
           ${csrfField(v)}
-          <input
-            name="currentPassword"
-            type="password"
-            placeholder="current password"
-            required
-            autocomplete="current-password"
-          />
-          <input
-            name="newPassword"
-            type="password"
-            placeholder="new password (8+ characters)"
-            required
-            minlength="8"
-            autocomplete="new-password"
-          />
+          <label class="field"
+            >Current password
+            <input name="currentPassword" type="password" required autocomplete="current-password" />
+          </label>
+          <label class="field"
+            >New password (8+ characters)
+            <input name="newPassword" type="password" required minlength="8" autocomplete="new-password" />
+          </label>
           <button type="submit">Change</button>
         </form>
       </div>
