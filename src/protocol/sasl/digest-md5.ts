@@ -186,16 +186,27 @@ export interface Challenge {
   charset: string;
 }
 
+/** Longest nonce or realm our client echoes: the response must stay one UDP datagram (≤ 1472 bytes with its
+ *  header) even when every character needs an escape. Ours are 16 and at most 34 characters. */
+export const MAX_CHALLENGE_VALUE = 128;
+
 /** Tolerant challenge reader for our client: spaces, quotes and any order; a missing charset means utf-8;
- *  a qop list containing `auth` selects `auth` (tsp-protocol.md §13.2). */
+ *  a qop list containing `auth` selects `auth` (tsp-protocol.md §13.2). Refuses a charset other than utf-8
+ *  (RFC 2831 allows no other) and a nonce or realm longer than MAX_CHALLENGE_VALUE. */
 export function parseChallenge(text: string): Challenge {
   const d = parseDirectives(text);
   const nonce = d.get('nonce');
   if (!nonce) throw new RemoteProtocolError('TSP_BAD_FRAME', 'DIGEST-MD5 challenge lacks a nonce');
+  const realm = d.get('realm') ?? '';
+  if (nonce.length > MAX_CHALLENGE_VALUE || realm.length > MAX_CHALLENGE_VALUE)
+    throw new RemoteProtocolError('TSP_BAD_FRAME', `challenge nonce or realm longer than ${MAX_CHALLENGE_VALUE}`);
+  const charset = d.get('charset') ?? 'utf-8';
+  if (charset.toLowerCase() !== 'utf-8')
+    throw new RemoteProtocolError('TSP_BAD_FRAME', `challenge charset ${charset.slice(0, 20)} is not utf-8`);
   const qops = (d.get('qop') ?? 'auth').split(',').map((s) => s.trim());
   if (!qops.includes('auth'))
     throw new RemoteProtocolError('TSP_BAD_FRAME', `challenge offers no qop=auth (${qops.join(',')})`);
-  return { realm: d.get('realm') ?? '', nonce, qop: 'auth', charset: d.get('charset') ?? 'utf-8' };
+  return { realm, nonce, qop: 'auth', charset };
 }
 
 function quote(s: string): string {
@@ -216,9 +227,11 @@ export function buildClientResponse(p: {
   const r = { nonce: p.challenge.nonce, nc: '00000001', cnonce: p.cnonce, qop: 'auth', digestUri: p.digestUri };
   const ha1 = (p.quirk200 && computeHa1(x, r.nonce, r.cnonce, true)) || computeHa1(x, r.nonce, r.cnonce)!;
   const response = responseValue(ha1, r);
+  // every quoted value escaped: the server chose the nonce, and a `"` in it must not end the string early
   const text =
-    `charset=${p.challenge.charset},username="${quote(p.username)}",realm="${quote(realm)}",nonce="${r.nonce}",` +
-    `nc=${r.nc},cnonce="${r.cnonce}",digest-uri="${r.digestUri}",response=${response},qop=auth`;
+    `charset=${p.challenge.charset},username="${quote(p.username)}",realm="${quote(realm)}",` +
+    `nonce="${quote(r.nonce)}",nc=${r.nc},cnonce="${quote(r.cnonce)}",digest-uri="${quote(r.digestUri)}",` +
+    `response=${response},qop=auth`;
   return { text, expectedRspauth: rspauthValue(ha1, r) };
 }
 

@@ -216,3 +216,31 @@ test('client side: a tolerant challenge reader (spaces, order, qop list, no char
   assert.throws(() => parseChallenge('realm="r",qop="auth"'), /nonce/);
   assert.throws(() => parseChallenge('nonce="n",qop="auth-conf"'), /qop/);
 });
+
+test('client side: a nonce with quotes and backslashes is escaped in the response and verifies (fuzz: sasl)', () => {
+  const nonce = 'a"b\\c,d=e';
+  const ch = parseChallenge(`realm="tsp-fake",nonce="a\\"b\\\\c,d=e",qop="auth",charset=utf-8`);
+  assert.equal(ch.nonce, nonce);
+  const { text, expectedRspauth } = buildClientResponse({
+    username: 'bob',
+    password: 'hunter2',
+    challenge: ch,
+    cnonce: '1795700979',
+    digestUri: URI,
+  });
+  const r = parseResponse(text);
+  assert.equal(r.nonce, nonce);
+  assert.equal(r.cnonce, '1795700979');
+  const v = verifyResponse(r, digestSecret('bob', 'tsp-fake', 'hunter2'), { realm: 'tsp-fake', nonce }, false);
+  assert.ok(v.ok);
+  assert.equal(checkRspauth(`rspauth=${v.rspauth}`, expectedRspauth), true);
+});
+
+test('client side: a challenge with a nonce or realm over 128 characters, or a charset other than utf-8, is refused (fuzz: client)', () => {
+  const long = 'n'.repeat(129);
+  assert.throws(() => parseChallenge(`nonce="${long}",qop="auth"`), /longer than 128/);
+  assert.throws(() => parseChallenge(`realm="${long}",nonce="abc",qop="auth"`), /longer than 128/);
+  assert.throws(() => parseChallenge('nonce="abc",qop="auth",charset=iso-8859-1'), /not utf-8/);
+  assert.throws(() => parseChallenge('nonce="abc",qop="auth",charset="utf-8,x=y"'), /not utf-8/);
+  assert.equal(parseChallenge(`nonce="${'n'.repeat(128)}",qop="auth",charset=UTF-8`).nonce.length, 128);
+});
