@@ -7,6 +7,9 @@
  *  token characters, as configured and generated), the response our client builds for any username and
  *  password verifies on the server, and the rspauth the server returns satisfies the client.
  *
+ *  And a stranger's challenge with any nonce and realm, quoted as RFC 2831 says: our client's response reads
+ *  back on a server with the same values and verifies.
+ *
  *  Invariants: only BrokerError is thrown; the round trips hold (except that the server refuses the 2.0.0
  *  truncated-HA1 form when fewer than QUIRK200_MIN_PREFIX bytes of X precede its zero byte, and must). */
 
@@ -87,13 +90,37 @@ function exec(input: Uint8Array): string[] {
     features.push('plain-roundtrip');
   }
   // DIGEST-MD5: our server's challenge, our client's response, our server's check, our client's check
-  const realm = token(realmIn, 'tsp-fake');
-  const nonce = token(nonceIn, '762f53ae1752548c');
+  const realm = token(realmIn, 'tsp-fake').slice(0, 34); // a configured realm has at most 34 characters
+  const nonce = token(nonceIn, '762f53ae1752548c').slice(0, 64);
   const challengeText = buildChallenge(realm, nonce);
   const challenge = allowBrokerErrors('parseChallenge(buildChallenge)', () => parseChallenge(challengeText));
   if (!challenge.ok)
     throw new InvariantError(`parseChallenge rejects buildChallenge: ${challenge.error.message}`, 'parseChallenge');
   if (!username) return features; // DIGEST-MD5 needs a username
+  // a stranger's challenge, any nonce and realm properly quoted: our client's response still reads back with
+  // the same values on a server and verifies there
+  const q = (v: string) => v.replace(/["\\]/g, (c) => `\\${c}`);
+  const hostile = allowBrokerErrors('parseChallenge(hostile)', () =>
+    parseChallenge(`realm="${q(realmIn)}",nonce="${q(nonceIn || 'n')}",qop="auth",charset=utf-8`),
+  );
+  shape('hostile', hostile);
+  if (hostile.ok) {
+    const c = call('buildClientResponse', () =>
+      buildClientResponse({ username, password, challenge: hostile.value, cnonce: '1795701015', digestUri: 'tsp/x' }),
+    );
+    const back = allowBrokerErrors('parseResponse(hostile)', () => parseResponse(c.text));
+    if (!back.ok)
+      throw new InvariantError(
+        `our response to a quoted challenge is unreadable: ${back.error.message}`,
+        'parseResponse',
+      );
+    if (back.value.nonce !== hostile.value.nonce || back.value.realm !== hostile.value.realm)
+      throw new InvariantError('nonce or realm changed on the way back', 'buildClientResponse');
+    const secret = digestSecret(username, hostile.value.realm, password);
+    const v = verifyResponse(back.value, secret, { realm: hostile.value.realm, nonce: hostile.value.nonce }, false);
+    if (!v.ok)
+      throw new InvariantError(`a server refuses our response to a quoted challenge: ${v.reason}`, 'verifyResponse');
+  }
   for (const quirk200 of [false, true]) {
     const client = call('buildClientResponse', () =>
       buildClientResponse({
