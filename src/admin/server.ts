@@ -120,7 +120,11 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   const app = fastify(options) as unknown as FastifyInstance;
 
   const tokens = new TokenService(deps.store, clock);
-  const traffic = new TrafficMeter(deps.dataplane, clock);
+  // the dashboard's history is stored (table traffic_samples), so its longer ranges survive a restart
+  const traffic = new TrafficMeter(deps.dataplane, clock, {
+    store: deps.store,
+    onError: (err) => deps.log?.warn({ err }, 'could not store a traffic sample; it is retried with the next one'),
+  });
   const sessionCounts = deps.sessionCounts ?? (() => ({ total: 0, halfOpen: 0 }));
   const metrics = new AdminMetrics({
     broker: deps.broker,
@@ -159,7 +163,7 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   };
   traffic.start();
   app.addHook('onClose', async () => {
-    traffic.stop();
+    await traffic.stop();
     metrics.close();
   });
 

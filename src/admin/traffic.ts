@@ -2,15 +2,28 @@
  *  The data plane's per-tunnel counters vanish when a tunnel is removed, so their sum can go down; this meter
  *  adds up per-tunnel increases between reads instead, which only grow (what a Prometheus counter needs).
  *  Traffic a tunnel carried after the last read and before its removal is missed: at most SAMPLE_EVERY_MS worth.
- *  Bounded: one entry per live tunnel, HISTORY_SAMPLES samples. */
+ *  Bounded in memory: one entry per live tunnel, HISTORY_SAMPLES samples in all, and TUNNEL_HISTORY_SAMPLES
+ *  per live tunnel (dropped as soon as the tunnel leaves the data plane).
+ *  With a store, the traffic of every PERSIST_EVERY_MS is also written as one row of traffic_samples (and the
+ *  last partial interval on stop), so the dashboard's longer ranges survive a restart; the table is pruned to
+ *  RETENTION_MS and RETENTION_ROWS at each write. */
 
 import type { DataPlane } from '../dataplane/types.js';
 import type { Clock } from '../clock.js';
+import type { Store } from '../store/types.js';
 
 /** How often the history is sampled: fine enough for a live chart, cheap (one readCounters call). */
 export const SAMPLE_EVERY_MS = 5000;
 /** 10 minutes of history at SAMPLE_EVERY_MS. */
 export const HISTORY_SAMPLES = 120;
+/** Per live tunnel: 10 minutes at SAMPLE_EVERY_MS (about 3 KiB a tunnel). */
+export const TUNNEL_HISTORY_SAMPLES = 120;
+/** One stored row a minute: the finest resolution of the stored ranges. */
+export const PERSIST_EVERY_MS = 60_000;
+/** Stored rows older than this are deleted... */
+export const RETENTION_MS = 8 * 24 * 3600_000;
+/** ...and never more than this many are kept (8 days of minutes, plus slack for several nodes). */
+export const RETENTION_ROWS = 8 * 1440 * 2;
 
 export interface TrafficTotals {
   rxPackets: number;
@@ -25,16 +38,39 @@ export interface TrafficSample {
   txBytes: number;
 }
 
+/** A live tunnel's traffic over its in-memory history (the top talkers). */
+export interface TunnelTraffic {
+  id: number;
+  rxBytes: number;
+  txBytes: number;
+  spanMs: number;
+}
+
+export interface PersistOptions {
+  store: Store;
+  everyMs?: number;
+  /** A failed write (the store is down): the interval's traffic is kept and written with the next one. */
+  onError?: (err: unknown) => void;
+}
+
 export class TrafficMeter {
   readonly totals: TrafficTotals = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0 };
   private readonly lastSeen = new Map<number, TrafficTotals>();
   private readonly history: TrafficSample[] = [];
+  private readonly perTunnel = new Map<number, TrafficSample[]>();
   private timer: NodeJS.Timeout | undefined;
+  /** Totals when the last row was written, and when. */
+  private persisted: TrafficTotals = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0 };
+  private persistedAt: number;
+  private writing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly dataplane: DataPlane,
     private readonly clock: Clock,
-  ) {}
+    private readonly persist?: PersistOptions,
+  ) {
+    this.persistedAt = clock.now();
+  }
 
   /** Reads the data plane's counters and adds what grew since the last read to the totals. */
   update(): TrafficTotals {
@@ -55,16 +91,81 @@ export class TrafficMeter {
     return this.totals;
   }
 
-  /** Updates the totals and appends a history sample. */
+  /** Updates the totals and appends a history sample, overall and per live tunnel; writes a stored row when
+   *  PERSIST_EVERY_MS has passed. */
   sample(): void {
     this.update();
-    this.history.push({ at: this.clock.now(), rxBytes: this.totals.rxBytes, txBytes: this.totals.txBytes });
+    const at = this.clock.now();
+    this.history.push({ at, rxBytes: this.totals.rxBytes, txBytes: this.totals.txBytes });
     if (this.history.length > HISTORY_SAMPLES) this.history.splice(0, this.history.length - HISTORY_SAMPLES);
+    for (const id of this.perTunnel.keys()) if (!this.lastSeen.has(id)) this.perTunnel.delete(id);
+    for (const [id, c] of this.lastSeen) {
+      let h = this.perTunnel.get(id);
+      if (!h) this.perTunnel.set(id, (h = []));
+      h.push({ at, rxBytes: c.rxBytes, txBytes: c.txBytes });
+      if (h.length > TUNNEL_HISTORY_SAMPLES) h.splice(0, h.length - TUNNEL_HISTORY_SAMPLES);
+    }
+    if (this.persist && at - this.persistedAt >= (this.persist.everyMs ?? PERSIST_EVERY_MS)) void this.flush();
   }
 
   /** Samples oldest first. */
   samples(): readonly TrafficSample[] {
     return this.history;
+  }
+
+  /** A live tunnel's samples (its own counters), oldest first; empty once it has left the data plane. */
+  tunnelSamples(id: number): readonly TrafficSample[] {
+    return this.perTunnel.get(id) ?? [];
+  }
+
+  /** The live tunnels that moved the most bytes over their in-memory history, most first. */
+  topTalkers(n: number): TunnelTraffic[] {
+    const out: TunnelTraffic[] = [];
+    for (const [id, h] of this.perTunnel) {
+      const first = h[0];
+      const last = h[h.length - 1];
+      if (!first || !last || h.length < 2) continue;
+      // counters only grow while the entry lives; a smaller one means it was re-added: count from zero
+      const grow = (a: number, b: number) => (b >= a ? b - a : b);
+      out.push({
+        id,
+        rxBytes: grow(first.rxBytes, last.rxBytes),
+        txBytes: grow(first.txBytes, last.txBytes),
+        spanMs: last.at - first.at,
+      });
+    }
+    return out
+      .filter((t) => t.rxBytes + t.txBytes > 0)
+      .sort((a, b) => b.rxBytes + b.txBytes - (a.rxBytes + a.txBytes) || a.id - b.id)
+      .slice(0, n);
+  }
+
+  /** Writes the traffic since the last stored row as one row (none when nothing moved), then prunes. */
+  flush(): Promise<void> {
+    const p = this.persist;
+    if (!p) return Promise.resolve();
+    this.writing = this.writing.then(async () => {
+      const at = this.clock.now();
+      if (at <= this.persistedAt) return; // just written
+      const t = { ...this.totals };
+      const d = {
+        rxBytes: t.rxBytes - this.persisted.rxBytes,
+        txBytes: t.txBytes - this.persisted.txBytes,
+        rxPackets: t.rxPackets - this.persisted.rxPackets,
+        txPackets: t.txPackets - this.persisted.txPackets,
+      };
+      const intervalMs = at - this.persistedAt;
+      try {
+        // a quiet interval is written too (zeros): it tells the chart the broker was up, not down
+        await p.store.addTrafficSample({ at, intervalMs, ...d });
+        this.persisted = t;
+        this.persistedAt = at;
+        await p.store.pruneTrafficSamples(at - RETENTION_MS, RETENTION_ROWS);
+      } catch (err) {
+        p.onError?.(err);
+      }
+    });
+    return this.writing;
   }
 
   start(everyMs = SAMPLE_EVERY_MS): void {
@@ -73,8 +174,13 @@ export class TrafficMeter {
     this.timer.unref();
   }
 
-  stop(): void {
+  /** Stops sampling and writes the last partial interval. */
+  async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    if (this.persist) {
+      this.update();
+      await this.flush();
+    }
   }
 }

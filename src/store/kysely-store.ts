@@ -501,13 +501,7 @@ export class KyselyStore implements Store {
           .select((eb) => eb.fn.countAll().as('n'))
           .where(where)
           .executeTakeFirstOrThrow(),
-        tunnelQuery(db)
-          .where(where)
-          .orderBy(key, dir)
-          .orderBy('tunnels.id', dir)
-          .limit(limit)
-          .offset(offset)
-          .execute(),
+        tunnelQuery(db).where(where).orderBy(key, dir).orderBy('tunnels.id', dir).limit(limit).offset(offset).execute(),
       ]);
       return { items: rows.map(toTunnel), total: Number(count.n) };
     });

@@ -1,7 +1,8 @@
 /** admin/traffic: totals only grow, even when tunnels (and their counters) disappear; history is bounded. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TrafficMeter, HISTORY_SAMPLES } from '../../../src/admin/traffic.js';
+import { TrafficMeter, HISTORY_SAMPLES, TUNNEL_HISTORY_SAMPLES, RETENTION_ROWS } from '../../../src/admin/traffic.js';
+import type { Store, TrafficSampleRow } from '../../../src/store/types.js';
 import { ManualClock } from '../../../src/clock.js';
 import type { DataPlane, TunnelCounters, TunnelId } from '../../../src/dataplane/types.js';
 
@@ -48,4 +49,82 @@ test('history keeps the last HISTORY_SAMPLES samples with the clock time', () =>
   assert.equal(s.length, HISTORY_SAMPLES);
   assert.equal(s[s.length - 1]!.rxBytes, (HISTORY_SAMPLES + 10) * 100);
   assert.equal(s[s.length - 1]!.at - s[0]!.at, (HISTORY_SAMPLES - 1) * 5000);
+});
+
+test('per-tunnel history: TUNNEL_HISTORY_SAMPLES per live tunnel, gone when the tunnel leaves; top talkers', () => {
+  const { dp, counters } = fakeDataPlane();
+  const clock = new ManualClock(0);
+  const m = new TrafficMeter(dp, clock);
+  for (let i = 1; i <= TUNNEL_HISTORY_SAMPLES + 5; i++) {
+    counters.set(1, c(1, i * 100, i * 10));
+    counters.set(2, c(2, i * 1000, 0));
+    counters.set(3, c(3, 7, 7)); // no traffic: not a talker
+    clock.advance(5000);
+    m.sample();
+  }
+  assert.equal(m.tunnelSamples(1).length, TUNNEL_HISTORY_SAMPLES);
+  assert.equal(m.tunnelSamples(1).at(-1)?.rxBytes, (TUNNEL_HISTORY_SAMPLES + 5) * 100);
+  assert.deepEqual(
+    m.topTalkers(5).map((t) => [t.id, t.rxBytes, t.txBytes]),
+    [
+      [2, (TUNNEL_HISTORY_SAMPLES - 1) * 1000, 0],
+      [1, (TUNNEL_HISTORY_SAMPLES - 1) * 100, (TUNNEL_HISTORY_SAMPLES - 1) * 10],
+    ],
+  );
+  assert.equal(m.topTalkers(1).length, 1);
+  counters.delete(2);
+  clock.advance(5000);
+  m.sample();
+  assert.equal(m.tunnelSamples(2).length, 0, 'dropped with the tunnel');
+  assert.deepEqual(
+    m.topTalkers(5).map((t) => t.id),
+    [1],
+  );
+});
+
+test("with a store: one row per interval with that interval's traffic, the last partial one on stop; a failed write is retried", async () => {
+  const { dp, counters } = fakeDataPlane();
+  const clock = new ManualClock(0);
+  const rows: TrafficSampleRow[] = [];
+  const prunes: number[] = [];
+  let fail = false;
+  const store = {
+    addTrafficSample: async (r: TrafficSampleRow) => {
+      if (fail) throw new Error('store down');
+      rows.push(r);
+    },
+    pruneTrafficSamples: async (_before: number, keep: number) => {
+      prunes.push(keep);
+      return 0;
+    },
+  } as unknown as Store;
+  const errors: unknown[] = [];
+  const m = new TrafficMeter(dp, clock, { store, everyMs: 60_000, onError: (e) => errors.push(e) });
+  for (let i = 1; i <= 12; i++) {
+    counters.set(1, c(1, i * 100, i * 50));
+    clock.advance(5000);
+    m.sample();
+  }
+  await m.flush(); // let the write the 12th sample started finish
+  assert.deepEqual(rows, [
+    { at: 60_000, intervalMs: 60_000, rxBytes: 1200, txBytes: 600, rxPackets: 12, txPackets: 6 },
+  ]);
+  assert.deepEqual(prunes.slice(0, 1), [RETENTION_ROWS]);
+  rows.length = 0;
+  fail = true;
+  counters.set(1, c(1, 1500, 600));
+  clock.advance(60_000);
+  m.sample();
+  await m.flush();
+  assert.equal(rows.length, 0);
+  assert.ok(errors.length >= 1, 'the failure is reported');
+  fail = false;
+  counters.set(1, c(1, 1600, 600));
+  clock.advance(10_000);
+  await m.stop();
+  assert.deepEqual(
+    rows.map((r) => [r.at, r.intervalMs, r.rxBytes, r.txBytes]),
+    [[130_000, 70_000, 400, 0]],
+    'the failed interval is written with the next one',
+  );
 });
