@@ -20,6 +20,7 @@ import type { SessionCounts } from '../transport/session-host.js';
 import { Broker } from '../broker/broker.js';
 import { AccountService } from '../broker/accounts.js';
 import { resolvePools, type Pools } from '../broker/pools.js';
+import { startRetention } from '../broker/retention.js';
 import { startAdminServer } from '../admin/server.js';
 
 export interface RunningBroker {
@@ -130,6 +131,9 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
     });
     await broker.start();
     closers.push(() => broker.close());
+    // old ended tunnels, audit events, expired web sessions: pruned now and hourly; stops before the store closes
+    const retention = startRetention(store, config.retention, clock, log);
+    closers.push(() => retention.stop());
     const limits = config.limits;
     let udp: UdpControl | undefined;
     if (config.listen.udp) {

@@ -9,6 +9,7 @@
  *  interval is cheap next to an interval of seconds), a fake in unit tests. */
 
 import { execFile } from 'node:child_process';
+import { sleep, systemClock, type Clock } from '../clock.js';
 
 /** Sends one echo request and resolves with the round-trip time in ms, or undefined without a reply in time. */
 export type Probe = (timeoutMs: number) => Promise<number | undefined>;
@@ -41,18 +42,22 @@ export interface KeepaliveOptions {
   onMiss?: (missesInARow: number) => void;
   /** Called once, when `misses` echoes in a row went unanswered. */
   onDead: () => void;
+  /** Paces the echoes and stamps replies (default systemClock). */
+  clock?: Clock;
 }
 
 export class Keepalive {
   private running = false;
-  private timer: NodeJS.Timeout | undefined;
   private wake: (() => void) | undefined;
+  private readonly clock: Clock;
   missesInARow = 0;
   sent = 0;
   lastRttMs: number | undefined;
   lastReplyAtMs: number | undefined;
 
-  constructor(private readonly opt: KeepaliveOptions) {}
+  constructor(private readonly opt: KeepaliveOptions) {
+    this.clock = opt.clock ?? systemClock;
+  }
 
   /** The first echo goes one interval after start (the tunnel was just negotiated). */
   start(): void {
@@ -64,31 +69,29 @@ export class Keepalive {
   /** Idempotent; an echo in flight finishes unseen. */
   stop(): void {
     this.running = false;
-    if (this.timer) clearTimeout(this.timer);
     this.wake?.();
   }
 
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      this.wake = resolve;
-      this.timer = setTimeout(resolve, ms);
-    });
+    const s = sleep(this.clock, ms);
+    this.wake = s.wake;
+    return s.done;
   }
 
   private async loop(): Promise<void> {
     // the interval counts from one echo to the next, not from a reply (or a timeout) to the next echo
-    let nextAt = Date.now() + this.opt.intervalMs;
+    let nextAt = this.clock.now() + this.opt.intervalMs;
     while (this.running) {
-      await this.sleep(Math.max(0, nextAt - Date.now()));
+      await this.sleep(nextAt - this.clock.now());
       if (!this.running) return;
-      nextAt = Date.now() + this.opt.intervalMs;
+      nextAt = this.clock.now() + this.opt.intervalMs;
       this.sent++;
       const rtt = await this.opt.probe(this.opt.timeoutMs);
       if (!this.running) return;
       if (rtt !== undefined) {
         this.missesInARow = 0;
         this.lastRttMs = rtt;
-        this.lastReplyAtMs = Date.now();
+        this.lastReplyAtMs = this.clock.now();
         this.opt.onReply?.(rtt);
       } else {
         this.missesInARow++;

@@ -12,6 +12,7 @@
 import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
+import { sleep, systemClock, type Clock, type Timer } from '../clock.js';
 import { BrokerError, isBrokerError } from '../errors.js';
 import { SUPPORTED_VERSIONS, type TspVersion } from '../protocol/constants.js';
 import {
@@ -57,12 +58,14 @@ async function resolveIpv4(host: string): Promise<string> {
   }
 }
 
-/** One whole negotiation: versions, and UDP then TCP where the mode allows. Rejects with a CLIENT_* error. */
+/** One whole negotiation: versions, and UDP then TCP where the mode allows. Rejects with a CLIENT_* error.
+ *  `clock` gives the sessions their time and arms their retransmission, deadline and connect timers. */
 export async function negotiate(
   cfg: TspcConfig,
   target: NegotiateTarget,
   log: ClientLog,
   signal?: AbortSignal,
+  clock: Clock = systemClock,
 ): Promise<Negotiated> {
   const address = await resolveIpv4(target.host);
   const server = { address, port: target.port };
@@ -71,7 +74,7 @@ export async function negotiate(
   let lastError: unknown;
   for (const transport of transports) {
     try {
-      return await negotiateOver(transport, cfg, target, server, log, signal);
+      return await negotiateOver(transport, cfg, target, server, log, signal, clock);
     } catch (e) {
       lastError = e;
       // Only "nobody answered on UDP" moves on to TCP: any answer means UDP works and the failure is real.
@@ -89,15 +92,16 @@ async function negotiateOver(
   server: { address: string; port: number },
   log: ClientLog,
   signal: AbortSignal | undefined,
+  clock: Clock,
 ): Promise<Negotiated> {
   let version: TspVersion = SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1]!;
   for (;;) {
     const run = transport === 'udp' ? runUdp : runTcp;
-    const result = await run(cfg, target, server, version, log, signal);
+    const result = await run(cfg, target, server, version, log, signal, clock);
     if ('offer' in result) return result;
     log.info(`the server refused TSP ${version}; trying ${result.next} on a new socket`);
     version = result.next;
-    await new Promise((r) => setTimeout(r, FALLBACK_PAUSE_MS));
+    await sleep(clock, FALLBACK_PAUSE_MS).done;
   }
 }
 
@@ -107,6 +111,7 @@ function sessionOptions(
   transport: 'udp' | 'tcp',
   version: TspVersion,
   clientIpv4: string,
+  nowMs: number,
 ): ClientSessionOptions {
   return {
     transport,
@@ -120,8 +125,8 @@ function sessionOptions(
       ...(cfg.hostType === 'router' ? { prefixLength: cfg.prefixLen } : {}),
     },
     // gogoc's cnonce is its Unix time in decimal (§5.4)
-    cnonce: String(Math.floor(Date.now() / 1000)),
-    nowMs: Date.now(),
+    cnonce: String(Math.floor(nowMs / 1000)),
+    nowMs,
   };
 }
 
@@ -132,13 +137,14 @@ function drive(
   session: ClientSession,
   write: (b: Buffer) => void,
   log: ClientLog,
+  clock: Clock,
   settle: (outcome: { events: ClientEvent[] } | { error: unknown }) => void,
 ): { apply: (step: ClientStep) => void; stop: () => void } {
-  let timer: NodeJS.Timeout | undefined;
+  let timer: Timer | undefined;
   let stopped = false;
   const stop = () => {
     stopped = true;
-    if (timer) clearTimeout(timer);
+    timer?.cancel();
   };
   const apply = (step: ClientStep) => {
     if (stopped) return;
@@ -154,13 +160,13 @@ function drive(
         log.debug('server capability', { tunnels: e.tunnelTypes.join(','), auth: e.mechanisms.join(',') });
       if (e.type === 'authenticated') log.debug('authenticated', { mechanism: e.mechanism });
     }
-    if (timer) clearTimeout(timer);
+    timer?.cancel();
     timer = undefined;
     if (step.done) {
       stop();
       settle({ events: step.events });
     } else if (step.wakeAtMs !== undefined)
-      timer = setTimeout(() => apply(session.timeout(Date.now())), Math.max(0, step.wakeAtMs - Date.now()));
+      timer = clock.setTimeout(() => apply(session.timeout(clock.now())), step.wakeAtMs - clock.now());
   };
   return { apply, stop };
 }
@@ -186,6 +192,7 @@ function runUdp(
   version: TspVersion,
   log: ClientLog,
   signal: AbortSignal | undefined,
+  clock: Clock,
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const socket = dgram.createSocket('udp4');
@@ -220,24 +227,25 @@ function runUdp(
       finish({ error: new BrokerError('CLIENT_IO', `UDP socket: ${e.message}`, { cause: e }) }),
     );
     socket.on('message', (m) => {
-      if (session && driver) driver.apply(session.receive(m, Date.now()));
+      if (session && driver) driver.apply(session.receive(m, clock.now()));
     });
     const bindAddress = cfg.clientV4 === 'auto' ? undefined : cfg.clientV4;
     socket.bind({ port: 0, ...(bindAddress ? { address: bindAddress } : {}) }, () => {
       socket.connect(server.port, server.address, () => {
         if (done) return;
         const clientIpv4 = socket.address().address;
-        session = new ClientSession(sessionOptions(cfg, target, 'udp', version, clientIpv4));
+        session = new ClientSession(sessionOptions(cfg, target, 'udp', version, clientIpv4, clock.now()));
         driver = drive(
           session,
           (b) =>
             // ECONNREFUSED (an ICMP error from a closed port) is left to the retransmission timer
             socket.send(b, (err) => err && log.debug('UDP send failed', { error: err.message })),
           log,
+          clock,
           finish,
         );
         log.debug('TSP over UDP', { server: `${server.address}:${server.port}`, version, local: clientIpv4 });
-        driver.apply(session.start(Date.now()));
+        driver.apply(session.start(clock.now()));
       });
     });
   });
@@ -250,6 +258,7 @@ function runTcp(
   version: TspVersion,
   log: ClientLog,
   signal: AbortSignal | undefined,
+  clock: Clock,
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({
@@ -260,7 +269,7 @@ function runTcp(
     let session: ClientSession | undefined;
     let driver: ReturnType<typeof drive> | undefined;
     let done = false;
-    const connectTimer = setTimeout(
+    const connectTimer = clock.setTimeout(
       () => finish({ error: new BrokerError('CLIENT_UNREACHABLE', `TCP connect to ${target.text} timed out`) }),
       TCP_CONNECT_TIMEOUT_MS,
     );
@@ -268,7 +277,7 @@ function runTcp(
     const finish = (o: { events: ClientEvent[] } | { error: unknown }) => {
       if (done) return;
       done = true;
-      clearTimeout(connectTimer);
+      connectTimer.cancel();
       driver?.stop();
       signal?.removeEventListener('abort', onAbort);
       const local = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
@@ -286,7 +295,7 @@ function runTcp(
     signal?.addEventListener('abort', onAbort, { once: true });
     socket.on('error', (e: NodeJS.ErrnoException) => {
       const unreachable = ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT'].includes(e.code ?? '');
-      if (session && driver && !unreachable) driver.apply(session.closed(Date.now(), `TCP: ${e.message}`));
+      if (session && driver && !unreachable) driver.apply(session.closed(clock.now(), `TCP: ${e.message}`));
       else
         finish({
           error: new BrokerError(
@@ -299,18 +308,19 @@ function runTcp(
         });
     });
     socket.on('end', () => {
-      if (session && driver) driver.apply(session.closed(Date.now()));
+      if (session && driver) driver.apply(session.closed(clock.now()));
     });
     socket.on('data', (chunk: Buffer) => {
-      if (session && driver) driver.apply(session.receive(chunk, Date.now()));
+      if (session && driver) driver.apply(session.receive(chunk, clock.now()));
     });
     socket.on('connect', () => {
-      clearTimeout(connectTimer);
+      connectTimer.cancel();
       socket.setNoDelay(true);
-      session = new ClientSession(sessionOptions(cfg, target, 'tcp', version, socket.localAddress ?? '0.0.0.0'));
-      driver = drive(session, (b) => socket.write(b), log, finish);
+      const local = socket.localAddress ?? '0.0.0.0';
+      session = new ClientSession(sessionOptions(cfg, target, 'tcp', version, local, clock.now()));
+      driver = drive(session, (b) => socket.write(b), log, clock, finish);
       log.debug('TSP over TCP', { server: `${server.address}:${server.port}`, version });
-      driver.apply(session.start(Date.now()));
+      driver.apply(session.start(clock.now()));
     });
   });
 }

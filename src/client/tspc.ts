@@ -12,6 +12,7 @@
 
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
+import { sleep, systemClock, type Clock } from '../clock.js';
 import { BrokerError, isBrokerError } from '../errors.js';
 import { localAddressToward } from '../transport/local-address.js';
 import { backoffDelayMs } from './backoff.js';
@@ -35,6 +36,8 @@ export interface TspcDeps {
   localAddressToward: (peer: string) => Promise<string>;
   runHook: typeof runHook;
   writeStatus: (file: string, s: StatusSnapshot) => void;
+  /** The time, the backoff waits, the keepalive's pace, the status refresh and the negotiation's timers. */
+  clock: Clock;
 }
 
 const REAL: TspcDeps = {
@@ -44,6 +47,7 @@ const REAL: TspcDeps = {
   localAddressToward,
   runHook,
   writeStatus,
+  clock: systemClock,
 };
 
 type EndReason = { kind: 'stop' } | { kind: 'dead' } | { kind: 'moved'; from: string; to: string };
@@ -65,7 +69,7 @@ export class Tspc {
     deps: Partial<TspcDeps> = {},
   ) {
     this.deps = { ...REAL, ...deps };
-    const now = new Date().toISOString();
+    const now = this.isoNow();
     this.status = {
       pid: process.pid,
       state: 'connecting',
@@ -88,7 +92,7 @@ export class Tspc {
       let n: Negotiated;
       try {
         this.log.info(`connecting to ${target.text}`, { mode: this.cfg.tunnelMode, auth: this.cfg.authMethod });
-        n = await this.deps.negotiate(this.cfg, target, this.log, this.abort.signal);
+        n = await this.deps.negotiate(this.cfg, target, this.log, this.abort.signal, this.deps.clock);
       } catch (e) {
         if (this.stopping) break;
         const brokers = (e as { brokers?: string[] }).brokers;
@@ -200,10 +204,11 @@ export class Tspc {
         onReply: (rtt) => this.log.debug('keepalive reply', { rttMs: rtt }),
         onMiss: (k) => this.log.warn(`no keepalive reply (${k} of ${this.cfg.keepaliveMisses})`),
         onDead: () => resolveEnd({ kind: 'dead' }),
+        clock: this.deps.clock,
       });
       keepalive.start();
     }
-    const refresh = setInterval(() => {
+    const refresh = this.deps.clock.setInterval(() => {
       this.status.counters = tunnel.counters();
       if (keepalive)
         this.status.keepalive = {
@@ -224,7 +229,7 @@ export class Tspc {
     }, STATUS_INTERVAL_MS);
     const reason = await ended;
     this.endCurrent = undefined;
-    clearInterval(refresh);
+    refresh.cancel();
     keepalive?.stop();
     this.status.counters = tunnel.counters();
     await tunnel.close();
@@ -257,18 +262,17 @@ export class Tspc {
 
   private sleep(ms: number): Promise<void> {
     if (ms <= 0 || this.stopping) return Promise.resolve();
-    return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      function done() {
-        clearTimeout(t);
-        resolve();
-      }
-      this.wakeSleep = done;
-    });
+    const s = sleep(this.deps.clock, ms);
+    this.wakeSleep = s.wake;
+    return s.done;
+  }
+
+  private isoNow(): string {
+    return new Date(this.deps.clock.now()).toISOString();
   }
 
   private setState(state: TspcState, reason?: string): void {
-    const now = new Date().toISOString();
+    const now = this.isoNow();
     if (state !== this.status.state) this.status.since = now;
     this.status.state = state;
     if (reason === undefined) delete this.status.reason;
@@ -281,7 +285,7 @@ export class Tspc {
   }
 
   private saveStatus(): void {
-    this.status.updatedAt = new Date().toISOString();
+    this.status.updatedAt = this.isoNow();
     try {
       this.deps.writeStatus(this.cfg.statusFile, this.status);
     } catch (e) {

@@ -18,6 +18,12 @@ const ipv6Prefix = (minLen: number, maxLen: number) =>
   }, `must be an IPv6 prefix in CIDR form with a length from ${minLen} to ${maxLen}`);
 const ipv6 = z.string().refine((s) => ipaddr.IPv6.isValid(s), 'must be an IPv6 address');
 const port = z.number().int().min(0).max(65535);
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+/** A DNS name (letters, digits, hyphens, dots; labels of 1 to 63) or an IPv4 or IPv6 address. */
+const host = z
+  .string()
+  .refine((s) => ipaddr.isValid(s) || HOST_NAME.test(s), 'must be a host name or an IPv4 or IPv6 address');
 
 export const AUTH_MODES = ['anonymous', 'authenticated', 'hybrid'] as const;
 export const MECHANISMS = ['ANONYMOUS', 'PLAIN', 'DIGEST-MD5'] as const;
@@ -149,6 +155,17 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** How long the store keeps history (src/broker/retention.ts prunes hourly, in batches). 0 keeps it forever.
+     *  Expired web sessions are always deleted. */
+    retention: z
+      .object({
+        /** Ended tunnels (with their counters and end reasons) go this many days after they ended. */
+        endedTunnelsDays: z.number().int().min(0).max(36500).default(90),
+        /** Audit events (logins, account changes, kills) go this many days after they happened. */
+        auditDays: z.number().int().min(0).max(36500).default(365),
+      })
+      .strict()
+      .prefault({}),
     dataplane: z
       .object({
         /** 'native': the C++ addon with a TUN device (needs root). 'memory': control only, no packets
@@ -183,6 +200,22 @@ export const configSchema = z
         address: z.string().default('127.0.0.1'),
         port: port.default(8080),
         tls: z.object({ cert: z.string(), key: z.string() }).strict().nullable().default(null),
+        /** The TSP server address account holders should put in their client (`server=` on /me): a host name or
+         *  IP address as the clients reach it. null: serverIpv4, else the listen address unless it is 0.0.0.0;
+         *  with none of them, /me says the operator has not configured it. */
+        publicTspHost: host.nullable().default(null),
+      })
+      .strict()
+      .prefault({}),
+    /** A second HTTP listener that serves only the account holders' pages (/login, /logout, /me, /me/password,
+     *  the assets and the favicon): never admin pages, /api/v1 or /metrics. The admin server stays on loopback;
+     *  this one can be exposed to tunnel holders. */
+    selfService: z
+      .object({
+        enabled: z.boolean().default(false),
+        address: z.string().default('127.0.0.1'),
+        port: port.default(8081),
+        tls: z.object({ cert: z.string(), key: z.string() }).strict().nullable().default(null),
       })
       .strict()
       .prefault({}),
@@ -209,6 +242,9 @@ export const configSchema = z
     }
     if (c.auth.mode !== 'anonymous' && !c.auth.plain && !c.auth.digestMd5)
       issue(['auth'], `mode '${c.auth.mode}' needs auth.plain or auth.digestMd5 enabled`);
+    const ss = c.selfService;
+    if (ss.enabled && c.admin.enabled && ss.port !== 0 && ss.port === c.admin.port && ss.address === c.admin.address)
+      issue(['selfService', 'port'], 'must differ from admin.port on the same address');
     if (c.store.driver === 'postgres' && !c.store.url)
       issue(['store', 'url'], "is required when store.driver is 'postgres'");
   });

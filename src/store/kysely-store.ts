@@ -524,6 +524,24 @@ export class KyselyStore implements Store {
     });
   }
 
+  pruneAudit(before: number, limit: number): Promise<number> {
+    return this.write('pruneAudit', async (trx) => {
+      const r = await trx
+        .deleteFrom('audit')
+        .where('id', 'in', (eb) =>
+          eb
+            .selectFrom('audit')
+            .select('id')
+            .where('at', '<', before)
+            .orderBy('at')
+            .orderBy('id')
+            .limit(Math.max(0, Math.trunc(limit))),
+        )
+        .executeTakeFirst();
+      return Number(r.numDeletedRows);
+    });
+  }
+
   /** Newest first (at, then id). `action` and `actor` match exactly, `actorContains` and `target` as
    *  case-insensitive substrings; `from` is inclusive, `to` exclusive. */
   listAudit(q: AuditFilter): Promise<Page<AuditEvent>> {
@@ -651,9 +669,25 @@ export class KyselyStore implements Store {
     });
   }
 
-  deleteExpiredWebSessions(now: number): Promise<number> {
+  deleteExpiredWebSessions(now: number, limit?: number): Promise<number> {
     return this.write('deleteExpiredWebSessions', async (trx) => {
-      const r = await trx.deleteFrom('web_sessions').where('expires_at', '<=', now).executeTakeFirst();
+      const r = await trx
+        .deleteFrom('web_sessions')
+        .where((eb) =>
+          limit === undefined
+            ? eb('expires_at', '<=', now)
+            : eb(
+                'id_hash',
+                'in',
+                eb
+                  .selectFrom('web_sessions')
+                  .select('id_hash')
+                  .where('expires_at', '<=', now)
+                  .orderBy('expires_at')
+                  .limit(limit),
+              ),
+        )
+        .executeTakeFirst();
       return Number(r.numDeletedRows);
     });
   }

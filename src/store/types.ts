@@ -284,10 +284,15 @@ export interface Store {
   updateCounters(updates: CounterUpdate[]): Promise<void>;
   getTunnel(id: number): Promise<TunnelRecord | undefined>;
   listTunnels(f: TunnelFilter): Promise<Page<TunnelRecord>>;
+  /** Retention: deletes at most `limit` tunnels that ended before `before` (oldest first, one transaction) and
+   *  releases any block still leased to them; never a live tunnel. Returns how many rows went. */
+  pruneEndedTunnels(before: number, limit: number): Promise<number>;
 
   // audit trail
   addAudit(e: Omit<AuditEvent, 'id'>): Promise<void>;
   listAudit(q: AuditFilter): Promise<Page<AuditEvent>>;
+  /** Retention: deletes at most `limit` events older than `before`, oldest first; returns how many. */
+  pruneAudit(before: number, limit: number): Promise<number>;
 
   // admin API tokens (schema version 2)
   createApiToken(
@@ -305,8 +310,8 @@ export interface Store {
   /** The session if it exists and has not expired at `now`. */
   getWebSession(idHash: string, now: number): Promise<WebSession | undefined>;
   deleteWebSession(idHash: string): Promise<void>;
-  /** Removes sessions expired at `now`; returns how many. */
-  deleteExpiredWebSessions(now: number): Promise<number>;
+  /** Removes sessions expired at `now` (at most `limit` of them, oldest first, when given); returns how many. */
+  deleteExpiredWebSessions(now: number, limit?: number): Promise<number>;
 
   // traffic history of the dashboard (schema version 5)
   addTrafficSample(s: TrafficSampleRow): Promise<void>;

@@ -9,6 +9,7 @@ import { resolveConfig, type RawConfig } from '../../../src/client/config.js';
 import { negotiate } from '../../../src/client/negotiate.js';
 import { silentLog } from '../../../src/client/log.js';
 import { BrokerError } from '../../../src/errors.js';
+import { ManualClock } from '../../../src/clock.js';
 
 let broker: TestBroker;
 before(async () => {
@@ -89,19 +90,41 @@ test('302 twice: 2.0.1 then 2.0.0, each from a new source port', async () => {
   }
 });
 
-test('nobody listening: v6udpv4 over UDP gives CLIENT_UNREACHABLE after 3 tries (about 6 s)', async () => {
+test('nobody listening: v6udpv4 over UDP gives CLIENT_UNREACHABLE after 3 transmissions 2 s apart', async () => {
   const s = dgram.createSocket('udp4');
-  let datagrams = 0;
-  s.on('message', () => datagrams++);
+  const arrivals: number[] = [];
+  let arrived: (() => void) | undefined;
+  s.on('message', () => {
+    arrivals.push(clock.now());
+    arrived?.();
+  });
+  const nextDatagram = (count: number) =>
+    new Promise<void>((resolve) => {
+      arrived = () => arrivals.length >= count && resolve();
+      arrived();
+    });
+  const clock = new ManualClock(Date.now());
   await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const t0 = Date.now();
+  const t0 = clock.now();
   try {
-    await assert.rejects(
-      run({ tunnel_mode: 'v6udpv4' }, s.address().port),
-      (e: unknown) => e instanceof BrokerError && e.code === 'CLIENT_UNREACHABLE',
+    const { config } = resolveConfig({ server: `127.0.0.1:${s.address().port}`, tunnel_mode: 'v6udpv4' });
+    let failure: unknown;
+    const attempt = negotiate(config, config.server, silentLog, undefined, clock).catch((e: unknown) => {
+      failure = e;
+    });
+    for (let n = 1; n <= 3; n++) {
+      await nextDatagram(n); // real loopback I/O: the datagram has left before time moves on
+      assert.equal(failure, undefined, `still trying after ${n} transmission(s)`);
+      clock.advanceTo(clock.nextAt()!);
+    }
+    await attempt;
+    assert.ok(failure instanceof BrokerError && failure.code === 'CLIENT_UNREACHABLE', String(failure));
+    assert.deepEqual(
+      arrivals.map((t) => t - t0),
+      [0, 2_000, 4_000],
     );
-    assert.equal(datagrams, 3);
-    assert.ok(Date.now() - t0 >= 5_900, `gave up after ${Date.now() - t0} ms`);
+    assert.equal(clock.now() - t0, 6_000, 'gave up one timeout after the third');
+    assert.equal(clock.pending, 0);
   } finally {
     s.close();
   }

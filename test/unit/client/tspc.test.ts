@@ -1,8 +1,10 @@
-/** The tspc lifecycle with its I/O replaced by fakes (client/tspc.ts TspcDeps): retries with backoff, permanent
- *  failures, reconnect after a dead keepalive, redirects, and a clean stop with the hook run on both edges. */
+/** The tspc lifecycle with its I/O replaced by fakes (client/tspc.ts TspcDeps) and its time by a ManualClock:
+ *  retries with backoff, permanent failures, reconnect after a dead keepalive, redirects, a clean stop with the
+ *  hook run on both edges, the status refresh. Nothing sleeps: each test moves the clock. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BrokerError } from '../../../src/errors.js';
+import { ManualClock } from '../../../src/clock.js';
 import { resolveConfig, type RawConfig } from '../../../src/client/config.js';
 import { silentLog } from '../../../src/client/log.js';
 import { Tspc, type TspcDeps } from '../../../src/client/tspc.js';
@@ -16,7 +18,7 @@ const OFFER: Negotiated['offer'] = {
   serverIpv6: '2001:db8:f00::1',
   clientIpv4: '192.0.2.2',
   clientIpv6: '2001:db8:f00::2',
-  keepalive: { interval: 0.01, address: '2001:db8:f00::1' },
+  keepalive: { interval: 10, address: '2001:db8:f00::1' },
 };
 
 function harness(
@@ -30,7 +32,15 @@ function harness(
     hook: '/hook',
     ...conf,
   });
-  const log = { targets: [] as string[], setups: 0, closes: 0, hooks: [] as string[], states: [] as string[] };
+  const clock = new ManualClock(Date.UTC(2030, 0, 1));
+  const log = {
+    targets: [] as string[],
+    setups: 0,
+    closes: 0,
+    hooks: [] as string[],
+    states: [] as string[],
+    statusWrites: [] as { state: string; updatedAt: string }[],
+  };
   let calls = 0;
   const deps: Partial<TspcDeps> = {
     negotiate: async (_cfg, target) => {
@@ -58,10 +68,24 @@ function harness(
     },
     writeStatus: (_f: string, s: StatusSnapshot) => {
       if (log.states[log.states.length - 1] !== s.state) log.states.push(s.state);
+      log.statusWrites.push({ state: s.state, updatedAt: s.updatedAt });
     },
+    clock,
   };
   const tspc = new Tspc(config, silentLog, '/etc/tspc', deps);
-  return { tspc, log };
+  /** Moves the clock a second at a time (letting the fakes' promises settle in between) until `cond` holds. */
+  const until = async (cond: () => boolean, what: string, limitS = 600) => {
+    for (let i = 0; i < limitS && !cond(); i++) await clock.advanceAsync(1_000);
+    assert.ok(cond(), what);
+  };
+  /** Moves the clock until run() resolves, and returns its exit status. */
+  const finish = async (run: Promise<number>) => {
+    let status: number | undefined;
+    void run.then((s) => (status = s));
+    await until(() => status !== undefined, 'run() ended');
+    return status!;
+  };
+  return { tspc, log, clock, until, finish };
 }
 
 const ok = (): Negotiated => ({
@@ -73,13 +97,8 @@ const ok = (): Negotiated => ({
   local: { address: '192.0.2.2', port: 40000 },
 });
 
-const until = async (cond: () => boolean, what: string) => {
-  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(cond(), what);
-};
-
 test('transient failures are retried; once up, stop() tears down, runs the hook down, exits 0', async () => {
-  const { tspc, log } = harness(
+  const { tspc, log, until } = harness(
     {},
     {
       negotiate: (_t, n) => (n < 3 ? new BrokerError('CLIENT_UNREACHABLE', 'no reply after 3 transmissions') : ok()),
@@ -112,7 +131,7 @@ test('auto_retry_connect=no: the first transient failure ends tspc', async () =>
 
 test('a dead keepalive brings a new session; with auto_retry_connect=no it exits 21', async () => {
   let answer: number | undefined = 1;
-  const { tspc, log } = harness({ keepalive_misses: '2' }, { negotiate: () => ok(), probe: () => answer });
+  const { tspc, log, until } = harness({ keepalive_misses: '2' }, { negotiate: () => ok(), probe: () => answer });
   const run = tspc.run();
   await until(() => log.setups === 1, 'first up');
   answer = undefined;
@@ -125,12 +144,12 @@ test('a dead keepalive brings a new session; with auto_retry_connect=no it exits
     { keepalive_misses: '1', auto_retry_connect: 'no' },
     { negotiate: () => ok(), probe: () => undefined },
   );
-  assert.equal(await once.tspc.run(), 21);
+  assert.equal(await once.finish(once.tspc.run()), 21);
   assert.equal(once.log.closes, 1, 'torn down before exiting');
 });
 
 test('a redirect tries the listed brokers in order, then the configured server again', async () => {
-  const { tspc, log } = harness(
+  const { tspc, log, until } = harness(
     {},
     {
       negotiate: (t) => {
@@ -147,4 +166,33 @@ test('a redirect tries the listed brokers in order, then the configured server a
   tspc.stop();
   assert.equal(await run, 0);
   assert.deepEqual(log.targets, ['192.0.2.1', '198.51.100.9', '198.51.100.10']);
+});
+
+test('retries wait the backoff on the clock; while up, the status is refreshed every 2 s', async () => {
+  const attempts: number[] = [];
+  const { tspc, log, clock, until } = harness(
+    { retry_delay: '30', retry_delay_max: '300' },
+    {
+      negotiate: (_t, n) => {
+        attempts.push(clock.now());
+        return n <= 4 ? new BrokerError('CLIENT_UNREACHABLE', 'no reply after 3 transmissions') : ok();
+      },
+    },
+  );
+  const t0 = clock.now();
+  const run = tspc.run();
+  await until(() => log.setups === 1, 'up after four failures');
+  // gogoc's rule (backoff.ts): retry_delay three times, then doubled
+  assert.deepEqual(
+    attempts.map((t) => (t - t0) / 1000),
+    [0, 30, 60, 90, 150],
+  );
+  const refreshes = () => log.statusWrites.filter((w) => w.state === 'up').length;
+  const before = refreshes();
+  await clock.advanceAsync(10_000);
+  assert.equal(refreshes() - before, 5);
+  assert.equal(log.statusWrites.at(-1)!.updatedAt, new Date(clock.now()).toISOString(), 'stamped by the clock');
+  tspc.stop();
+  assert.equal(await run, 0);
+  assert.equal(clock.pending, 0, 'no timer left behind');
 });

@@ -836,6 +836,85 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.equal(await store.pruneTrafficSamples(0, 4), 0, 'nothing more to prune');
       });
     });
+
+    // Retention deletes by time across the whole database, so these rows live at negative times no other test
+    // uses: the counts below are exact, and no other test's rows are touched.
+    describe('retention', () => {
+      it('prunes tunnels that ended before the cutoff, in batches; recent and live ones stay', async () => {
+        const acc = await store.createAccount(newAccount('ret-rita'));
+        const made = async (created: number, end?: number, established = false) => {
+          const t = await store.createTunnel(newTunnel({ accountId: acc.id }), created);
+          if (established) await store.establishTunnel(t.id, created + 1);
+          if (end !== undefined) await store.endTunnel(t.id, 'idle', end);
+          return t.id;
+        };
+        const old = [await made(-9000, -8000), await made(-8500, -7000), await made(-7000, -6000, true)];
+        const recent = await made(-9000, -4000); // created long ago, ended after the cutoff
+        const offered = await made(-9000);
+        const established = await made(-9000, undefined, true);
+        const cutoff = -5000;
+
+        assert.equal(await store.pruneEndedTunnels(cutoff, 2), 2);
+        assert.equal(await store.pruneEndedTunnels(cutoff, 2), 1);
+        assert.equal(await store.pruneEndedTunnels(cutoff, 2), 0);
+        for (const id of old) assert.equal(await store.getTunnel(id), undefined, `tunnel ${id} pruned`);
+        assert.equal((await store.getTunnel(recent))?.state, 'ended');
+        assert.equal((await store.getTunnel(offered))?.state, 'offered');
+        assert.equal((await store.getTunnel(established))?.state, 'established');
+        assert.equal(await store.pruneEndedTunnels(-3000, 1000), 1, 'a later cutoff takes the next one, no live one');
+        assert.equal((await store.listTunnels({ accountId: acc.id })).total, 2);
+      });
+
+      it('releases a block still leased to a pruned anonymous tunnel, and none held by a live one', async () => {
+        const pool = 'fd00:7e7::/63'; // two /64s
+        const lease = async (leaseId: string) =>
+          store.allocate({ pool: 'link', poolPrefix: pool, prefixLen: 64, owner: { leaseId } });
+        await lease('ret-lease-ended');
+        await lease('ret-lease-live');
+        const ended = await store.createTunnel(newTunnel({ leaseId: 'ret-lease-ended' }), -9000);
+        await store.endTunnel(ended.id, 'shutdown', -8000); // as if the broker died before releasing the lease
+        const live = await store.createTunnel(newTunnel({ leaseId: 'ret-lease-live' }), -9000);
+
+        assert.equal(await store.pruneEndedTunnels(-5000, 100), 1);
+        assert.equal(await store.getTunnel(ended.id), undefined);
+        assert.equal((await store.getTunnel(live.id))?.state, 'offered');
+        assert.equal(await store.releaseLease('ret-lease-ended'), 0, 'its block was released with it');
+        await lease('ret-lease-new'); // the freed /64
+        await rejectsWith(lease('ret-lease-other'), 'POOL_EXHAUSTED'); // the live tunnel's block stayed
+        assert.equal(await store.releaseLease('ret-lease-live'), 1);
+      });
+
+      it('prunes audit events older than the cutoff, oldest first, in batches', async () => {
+        for (let i = 0; i < 5; i++)
+          await store.addAudit({ at: -9000 + i, actor: 'system:ret', action: 'ret.old', target: null, detail: null });
+        await store.addAudit({ at: -4000, actor: 'system:ret', action: 'ret.new', target: null, detail: null });
+        assert.equal(await store.pruneAudit(-5000, 3), 3);
+        assert.deepEqual(
+          (await store.listAudit({ actor: 'system:ret' })).items.map((e) => e.at),
+          [-4000, -8996, -8997],
+          'the oldest went first',
+        );
+        assert.equal(await store.pruneAudit(-5000, 3), 2);
+        assert.equal(await store.pruneAudit(-5000, 3), 0);
+        assert.deepEqual(
+          (await store.listAudit({ actor: 'system:ret' })).items.map((e) => e.action),
+          ['ret.new'],
+        );
+      });
+
+      it('deletes expired web sessions in batches and keeps the others', async () => {
+        const acc = await store.createAccount(newAccount('ret-sam'));
+        const session = (expiresAt: number) => ({ accountId: acc.id, csrfToken: 'c', createdAt: -9000, expiresAt });
+        await store.createWebSession('ret-expired-1', session(-7000));
+        await store.createWebSession('ret-expired-2', session(-6000));
+        await store.createWebSession('ret-valid', session(-1000));
+        assert.equal(await store.deleteExpiredWebSessions(-5000, 1), 1);
+        assert.equal(await store.deleteExpiredWebSessions(-5000, 1), 1);
+        assert.equal(await store.deleteExpiredWebSessions(-5000, 1), 0);
+        assert.ok(await store.getWebSession('ret-valid', -5000));
+        assert.equal(await store.deleteExpiredWebSessions(-5000), 0);
+      });
+    });
   });
 }
 
