@@ -507,6 +507,54 @@ export class KyselyStore implements Store {
     });
   }
 
+  /** The tunnels_state_created index finds the candidates: a tunnel that ended before `before` was also created
+   *  before it. An anonymous tunnel's block is tied to it by lease_id, not a foreign key: the end releases
+   *  it, but a lease still held by an ended tunnel would stay allocated forever once the row is gone, so it is
+   *  released here (unless a live tunnel holds the same lease). Nothing else references tunnel rows. */
+  pruneEndedTunnels(before: number, limit: number): Promise<number> {
+    return this.write('pruneEndedTunnels', async (trx) => {
+      const rows = await trx
+        .selectFrom('tunnels')
+        .select(['id', 'lease_id'])
+        .where('state', '=', 'ended')
+        .where('created_at', '<', before)
+        .where('ended_at', '<', before)
+        .orderBy('created_at')
+        .limit(Math.max(0, Math.trunc(limit)))
+        .execute();
+      if (rows.length === 0) return 0;
+      const leases = [...new Set(rows.flatMap((r) => (r.lease_id === null ? [] : [r.lease_id])))];
+      if (leases.length > 0) {
+        const held = await trx
+          .selectFrom('allocations')
+          .selectAll()
+          .where('lease_id', 'in', leases)
+          .where((eb) =>
+            eb.not(
+              eb.exists(
+                eb
+                  .selectFrom('tunnels')
+                  .select('tunnels.id')
+                  .whereRef('tunnels.lease_id', '=', 'allocations.lease_id')
+                  .where('tunnels.state', '<>', 'ended'),
+              ),
+            ),
+          )
+          .execute();
+        for (const row of held) await releaseAllocation(trx, row);
+      }
+      const r = await trx
+        .deleteFrom('tunnels')
+        .where(
+          'id',
+          'in',
+          rows.map((x) => Number(x.id)),
+        )
+        .executeTakeFirst();
+      return Number(r.numDeletedRows);
+    });
+  }
+
   // ---- audit
 
   addAudit(e: Omit<AuditEvent, 'id'>): Promise<void> {
