@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
 const ioModules = ['node:net', 'node:dgram', 'node:fs', 'node:fs/promises', 'node:child_process', 'node:http'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'build/**', 'data/**', 'artifacts/**', 'native/build/**', '.tmp/**'] },
+  { ignores: ['node_modules/**', 'build/**', 'data/**', 'artifacts/**', 'native/build/**', '.tmp/**', 'dist/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-// Entry point for `tsp-broker` when installed as a package: runs the TypeScript CLI through tsx.
-import { register } from 'tsx/esm/api';
-register();
-await import('../src/cli/tsp-broker.ts');
+// Entry point for `tsp-broker`: the compiled dist/ when current, else the TypeScript through tsx (launch.js).
+import { launch } from './launch.js';
+await launch('tsp-broker');

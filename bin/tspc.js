@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-// Entry point for `tspc` when installed as a package: runs the TypeScript CLI through tsx.
-import { register } from 'tsx/esm/api';
-register();
-await import('../src/cli/tspc.ts');
+// Entry point for `tspc`: the compiled dist/ when current, else the TypeScript through tsx (launch.js).
+import { launch } from './launch.js';
+await launch('tspc');
