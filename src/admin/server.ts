@@ -33,6 +33,7 @@ import { OpenApiBuilder } from './openapi.js';
 import { registerApi } from './api.js';
 import { registerUi } from './ui.js';
 import { errorPage, type Viewer } from './views.js';
+import { isSelfService, listenSelfService, selfServiceGuard } from './self-service.js';
 import type { AdminContext } from './context.js';
 
 export const API_PREFIX = '/api/v1';
@@ -68,8 +69,11 @@ export interface AdminDeps {
 
 export interface AdminServer {
   app: FastifyInstance;
-  /** The port actually bound (differs from the configuration when it asked for port 0). */
+  /** The port actually bound (differs from the configuration when it asked for port 0); 0 when admin.enabled
+   *  is false and only the self-service listener runs. */
   port: number;
+  /** The self-service listener's bound port, when config.selfService.enabled. */
+  selfServicePort: number | null;
   close(): Promise<void>;
 }
 
@@ -168,12 +172,14 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   });
 
   app.decorateRequest('principal', null);
+  // first of all hooks: a request from the self-service listener reaches only the account holder's routes
+  app.addHook('onRequest', selfServiceGuard);
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) =>
     done(null, parseForm(body as string)),
   );
-  app.addHook('onSend', async (_req, reply) => {
+  app.addHook('onSend', async (req, reply) => {
     reply.headers(SECURITY_HEADERS);
-    if (tls) reply.header('strict-transport-security', HSTS);
+    if (tls || req.protocol === 'https') reply.header('strict-transport-security', HSTS);
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
   });
 
@@ -189,7 +195,14 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
       return reply.redirect(`/login?next=${encodeURIComponent(req.method === 'GET' ? req.url : '/')}`, 303);
     const p = req.principal;
     const v: Viewer | null =
-      p?.kind === 'session' ? { username: p.account.username, role: p.account.role, csrfToken: p.csrfToken } : null;
+      p?.kind === 'session'
+        ? {
+            username: p.account.username,
+            role: p.account.role,
+            csrfToken: p.csrfToken,
+            selfService: isSelfService(req),
+          }
+        : null;
     return reply
       .code(r.status)
       .type('text/html; charset=utf-8')
@@ -214,26 +227,44 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   return app;
 }
 
-/** Builds the app and listens on config.admin.address:port. */
+/** Builds the app and listens on config.admin.address:port (when admin.enabled) and on the self-service
+ *  listener's config.selfService.address:port (when selfService.enabled; admin/self-service.ts). */
 export async function startAdminServer(deps: AdminDeps): Promise<AdminServer> {
   const app = await buildAdminApp(deps);
+  const { admin, selfService } = deps.config;
+  let port = 0;
+  let self: Awaited<ReturnType<typeof listenSelfService>> | undefined;
+  let what = 'admin server';
+  let where = `${admin.address}:${admin.port}`;
   try {
-    await app.listen({ host: deps.config.admin.address, port: deps.config.admin.port });
+    if (admin.enabled) {
+      await app.listen({ host: admin.address, port: admin.port });
+      const address = app.server.address();
+      port = typeof address === 'object' && address ? address.port : admin.port;
+      deps.log?.info({ address: admin.address, port, tls: admin.tls !== null }, 'admin server listening');
+    }
+    if (selfService.enabled) {
+      what = 'self-service listener';
+      where = `${selfService.address}:${selfService.port}`;
+      self = await listenSelfService(app, selfService);
+      deps.log?.info(
+        { address: selfService.address, port: self.port, tls: selfService.tls !== null },
+        'self-service listener (account holders only) listening',
+      );
+    }
   } catch (err) {
     await app.close();
-    throw new BrokerError(
-      'CFG_INVALID',
-      `admin server cannot listen on ${deps.config.admin.address}:${deps.config.admin.port}: ${(err as Error).message}`,
-      {
-        cause: err,
-      },
-    );
+    throw new BrokerError('CFG_INVALID', `${what} cannot listen on ${where}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : deps.config.admin.port;
-  deps.log?.info(
-    { address: deps.config.admin.address, port, tls: deps.config.admin.tls !== null },
-    'admin server listening',
-  );
-  return { app, port, close: () => app.close() };
+  return {
+    app,
+    port,
+    selfServicePort: self?.port ?? null,
+    close: async () => {
+      await self?.close();
+      await app.close();
+    },
+  };
 }

@@ -24,6 +24,8 @@ import { principalOf, checkLimits } from './api.js';
 import { STYLESHEET, SCRIPT, FAVICON_SVG } from './assets.js';
 import type { SafeHtml } from './html.js';
 import * as views from './views.js';
+import { isSelfService } from './self-service.js';
+import type { Config } from '../config/schema.js';
 
 type Form = Record<string, string | string[] | undefined>;
 
@@ -80,11 +82,20 @@ function parsePrefixLen(s: string, name: string): number | undefined {
   return n;
 }
 
+/** The TSP server account holders should configure: admin.publicTspHost, else serverIpv4, else the TSP listen
+ *  address unless it is a wildcard; null when none is configured (the /me page then says so). */
+export function publicTspHost(c: Config): string | null {
+  if (c.admin.publicTspHost) return c.admin.publicTspHost;
+  if (c.serverIpv4) return c.serverIpv4;
+  return c.listen.address !== '0.0.0.0' ? c.listen.address : null;
+}
+
 export function registerUi(app: FastifyInstance, ctx: AdminContext): void {
-  const cookie = (name: string, value: string, maxAgeS: number) =>
+  // Secure under the admin listener's TLS, and on any HTTPS request (the self-service listener's own TLS)
+  const cookie = (name: string, value: string, maxAgeS: number, req?: FastifyRequest) =>
     serializeCookie(name, value, {
       maxAgeS,
-      secure: ctx.secureCookies,
+      secure: ctx.secureCookies || req?.protocol === 'https',
       sameSite: name === SESSION_COOKIE ? 'Lax' : 'Strict',
       httpOnly: true,
     });
@@ -118,7 +129,7 @@ export function registerUi(app: FastifyInstance, ctx: AdminContext): void {
 
   app.get<{ Querystring: { next?: string } }>('/login', { config: { role: 'public' } }, async (req, reply) => {
     const csrf = await ctx.auth.issueLoginCsrf();
-    reply.header('set-cookie', cookie(LOGIN_CSRF_COOKIE, csrf, LOGIN_CSRF_LIFETIME_MS / 1000));
+    reply.header('set-cookie', cookie(LOGIN_CSRF_COOKIE, csrf, LOGIN_CSRF_LIFETIME_MS / 1000, req));
     return page(reply, views.loginPage({ csrf, next: (req.query.next ?? '').slice(0, 2048) }));
   });
 
@@ -129,15 +140,15 @@ export function registerUi(app: FastifyInstance, ctx: AdminContext): void {
     try {
       const { cookie: session, account } = await ctx.auth.login(username, field(form, 'password'), req.ip);
       reply.header('set-cookie', [
-        cookie(SESSION_COOKIE, session, SESSION_LIFETIME_MS / 1000),
-        cookie(LOGIN_CSRF_COOKIE, '', 0),
+        cookie(SESSION_COOKIE, session, SESSION_LIFETIME_MS / 1000, req),
+        cookie(LOGIN_CSRF_COOKIE, '', 0, req),
       ]);
       return reply.redirect(safeNext(field(form, 'next'), account.role), 303);
     } catch (err) {
       if (!(err instanceof BrokerError) || (err.code !== 'AUTH_FAILED' && err.code !== 'API_RATE_LIMITED')) throw err;
       // a failed sign-in is a page, not an error: the form again, with the reason
       const csrf = await ctx.auth.issueLoginCsrf();
-      reply.header('set-cookie', cookie(LOGIN_CSRF_COOKIE, csrf, LOGIN_CSRF_LIFETIME_MS / 1000));
+      reply.header('set-cookie', cookie(LOGIN_CSRF_COOKIE, csrf, LOGIN_CSRF_LIFETIME_MS / 1000, req));
       reply.code(err.code === 'API_RATE_LIMITED' ? 429 : 401);
       return page(
         reply,
@@ -153,7 +164,7 @@ export function registerUi(app: FastifyInstance, ctx: AdminContext): void {
 
   app.post('/logout', { config: { role: 'any' } }, async (req, reply) => {
     await ctx.auth.logout(principalOf(req));
-    reply.header('set-cookie', cookie(SESSION_COOKIE, '', 0));
+    reply.header('set-cookie', cookie(SESSION_COOKIE, '', 0, req));
     return reply.redirect('/login', 303);
   });
 
@@ -314,15 +325,15 @@ export function registerUi(app: FastifyInstance, ctx: AdminContext): void {
 
   app.get('/me', { config: { role: 'any' } }, async (req, reply) => {
     const p = principalOf(req);
-    const v = viewer(p);
+    const v = { ...viewer(p), selfService: isSelfService(req) };
     if (p.kind !== 'session') throw new BrokerError('API_FORBIDDEN', 'sign in as an account');
     const a = p.account;
     const live = (await ctx.actions.tunnels({ state: 'live', username: a.username, offset: 0, limit: 10 })).items;
     const recent = (await ctx.actions.tunnels({ state: 'ended', username: a.username, offset: 0, limit: 10 })).items;
-    const host =
-      ctx.config.serverIpv4 ??
-      (ctx.config.listen.address !== '0.0.0.0' ? ctx.config.listen.address : req.hostname.replace(/:\d+$/, ''));
-    const server = ctx.tspPort === 3653 ? host : `${host}:${ctx.tspPort}`;
+    // the configured address only, never the browser's Host header (the admin's own address, often loopback)
+    const host = publicTspHost(ctx.config);
+    const bracketed = host?.includes(':') ? `[${host}]` : host;
+    const server = host === null ? null : ctx.tspPort === 3653 ? host : `${bracketed}:${ctx.tspPort}`;
     const delegated = live.find((t) => t.prefix) ?? recent.find((t) => t.prefix);
     const cfg: views.ClientConfig = {
       server,

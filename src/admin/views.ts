@@ -723,16 +723,31 @@ export function tokensPage(
 // ---------------------------------------------------------------- account holder
 
 export interface ClientConfig {
-  server: string;
+  /** host or host:port of the TSP server; null: the operator configured no public address. */
+  server: string | null;
   username: string;
   hostType: 'host' | 'router';
   prefixLen: number | null;
 }
 
+const SERVER_UNKNOWN = 'BROKER-ADDRESS';
+
+/** Next to the snippets: where server= comes from, or that the operator has not configured it. */
+function serverNote(c: ClientConfig): SafeHtml {
+  return c.server === null
+    ? html`<p class="error" id="server-unknown">
+        This broker has no public address configured, so <code>server=</code> shows a placeholder: ask your operator for
+        the broker's address (they can set <code>admin.publicTspHost</code> or <code>serverIpv4</code>).
+      </p>`
+    : html`<p class="note">
+        Broker address: <code id="server-address">${c.server}</code>. Replace YOUR-PASSWORD with your password.
+      </p>`;
+}
+
 export function gogocConf(c: ClientConfig): string {
   return [
     `# gogoc.conf for ${c.username}`,
-    `server=${c.server}`,
+    `server=${c.server ?? SERVER_UNKNOWN}`,
     `userid=${c.username}`,
     `passwd=YOUR-PASSWORD`,
     `auth_method=digest-md5`,
@@ -749,7 +764,7 @@ export function gogocConf(c: ClientConfig): string {
 export function tspcConf(c: ClientConfig): string {
   return [
     `# tspc.conf (gogoc.conf keys): run  tspc --config tspc.conf`,
-    `server=${c.server}`,
+    `server=${c.server ?? SERVER_UNKNOWN}`,
     `userid=${c.username}`,
     `passwd=YOUR-PASSWORD`,
     `auth_method=digest-md5`,
@@ -817,6 +832,7 @@ export function mePage(
       </div>
       <div class="card">
         <h2>gogoc (gogoCLIENT 1.2)</h2>
+        ${serverNote(cfg)}
         <pre id="gogoc-conf">${gogocConf(cfg)}</pre>
       </div>
       <div class="card">

@@ -36,6 +36,8 @@ export interface RunningBroker {
   ports: { udp: number; tcp: number };
   /** The admin HTTP server (REST API, web UI, /metrics) when config.admin.enabled; `port` is the bound one. */
   admin?: { port: number };
+  /** The self-service listener (account holders' pages only) when config.selfService.enabled. */
+  selfService?: { port: number };
   sessionCounts(): SessionCounts;
   close(): Promise<void>;
 }
@@ -184,11 +186,13 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
       };
     };
     let admin: { port: number } | undefined;
-    if (config.admin.enabled) {
+    let selfService: { port: number } | undefined;
+    if (config.admin.enabled || config.selfService.enabled) {
       const deps = { config, store, broker, accounts, dataplane: dp, pools, ports, sessionCounts, clock, log };
       const server = await startAdminServer(deps);
       closers.push(() => server.close());
-      admin = { port: server.port };
+      if (config.admin.enabled) admin = { port: server.port };
+      if (server.selfServicePort !== null) selfService = { port: server.selfServicePort };
     }
     return {
       config,
@@ -201,6 +205,7 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
       tcp,
       ports,
       ...(admin ? { admin } : {}),
+      ...(selfService ? { selfService } : {}),
       sessionCounts,
       close: async () => {
         if (closed) return;
