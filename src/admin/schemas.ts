@@ -29,6 +29,7 @@ export const accountSchema = {
     role: { type: 'string', enum: ['admin', 'user'] },
     disabled: { type: 'boolean' },
     limits: limitsSchema,
+    webOnly: { type: 'boolean', description: 'no DIGEST-MD5 secret: web UI and API only, no TSP login' },
     createdAt: { type: 'integer', description: 'Unix milliseconds' },
     updatedAt: { type: 'integer', description: 'Unix milliseconds' },
   },

@@ -370,7 +370,8 @@ export class Broker extends EventEmitter implements SessionHandler {
     const usable = a !== undefined && !a.disabled;
     // an unknown or disabled user is checked against a dummy hash: same time, so timing names no account
     const ok = (await verifyPassword(usable ? a.passwordHash : await dummyPasswordHash(), password)) && usable;
-    if (!a) return ctx.step((s) => s.plainResult(false, 'unknown user', now()));
+    // a web-only account keeps no TSP login: after the same hash check, it fails as an unknown user does
+    if (!a || a.digestHa1 === null) return ctx.step((s) => s.plainResult(false, 'unknown user', now()));
     if (a.disabled) return ctx.step((s) => s.plainResult(false, 'account disabled', now()));
     if (ok) info.candidate = { id: a.id, username: a.username, limits: a.limits };
     ctx.step((s) => s.plainResult(ok, ok ? '' : 'wrong password', now()));

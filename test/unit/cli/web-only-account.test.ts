@@ -1,6 +1,6 @@
 /** Web-only accounts as an operator meets them: `tsp-broker user add --web-only` keeps no DIGEST-MD5 secret in
- *  the database file, `user passwd` keeps it that way, a DIGEST-MD5 TSP login fails exactly as for an unknown
- *  user, and the web UI login still works. */
+ *  the database file, `user passwd` keeps it that way, a DIGEST-MD5 or PLAIN TSP login fails exactly as for an
+ *  unknown user, and the web UI login still works. */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -55,7 +55,7 @@ test('a web-only admin stores no DIGEST-MD5 secret, fails DIGEST-MD5 like an unk
   assert.match(list.stdout, /\twebadmin\tadmin\tactive\t[^\t]+\tweb-only\n/);
   assert.match(list.stdout, /\ttunneler\tuser\tactive\t[^\t]+\ttsp\+web\n/);
 
-  const b = await startTestBroker({ auth: { realm: REALM } }, { dir });
+  const b = await startTestBroker({ auth: { realm: REALM, plain: true } }, { dir });
   try {
     const port = b.ports.udp;
     const digest = async (username: string, password: string) => {
@@ -69,6 +69,17 @@ test('a web-only admin stores no DIGEST-MD5 secret, fails DIGEST-MD5 like an unk
     assert.equal(web.authStatus, unknown.authStatus, 'the same answer as for an unknown user');
     assert.equal(web.createStatus, 0);
     assert.equal((await digest('tunneler', 'tsp-password-1')).createStatus, 200, 'a TSP account still works');
+    // PLAIN (auth.plain on) checks the argon2id hash, which a web-only account has: it must still be refused
+    const plain = async (username: string, password: string) => {
+      const r = await runSession({ transport: 'udp', port, auth: { mechanism: 'PLAIN', username, password } });
+      r.udp?.close();
+      return r;
+    };
+    const webPlain = await plain('webadmin', 'web-password-2');
+    assert.match(webPlain.authStatus, /^300 /);
+    assert.equal(webPlain.authStatus, (await plain('nobody-at-all', 'web-password-2')).authStatus);
+    assert.equal(webPlain.createStatus, 0);
+    assert.equal((await plain('tunneler', 'tsp-password-1')).createStatus, 200, 'PLAIN works for a TSP account');
 
     const app = await buildAdminApp(b);
     try {
@@ -76,6 +87,16 @@ test('a web-only admin stores no DIGEST-MD5 secret, fails DIGEST-MD5 like an unk
       const me = await app.inject({ method: 'GET', url: '/api/v1/me', headers: { cookie: session.cookie } });
       assert.equal(me.statusCode, 200);
       assert.match(me.body, /"username":"webadmin"/);
+      const list = await app.inject({ method: 'GET', url: '/api/v1/accounts', headers: { cookie: session.cookie } });
+      const items = (list.json() as { items: { username: string; webOnly: boolean }[] }).items;
+      assert.deepEqual(
+        items.map((x) => [x.username, x.webOnly]),
+        [
+          ['tunneler', false],
+          ['webadmin', true],
+        ],
+        'the API says which accounts are web-only',
+      );
     } finally {
       await app.close();
     }
