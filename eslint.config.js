@@ -1,4 +1,4 @@
-// ESLint flat config. Besides the recommended TypeScript rules it enforces ARCHITECTURE.md's dependency
+// ESLint flat config. Besides the recommended TypeScript rules it enforces docs/design.md's dependency
 // direction: src/protocol is pure (no I/O modules, nothing of ours outside protocol/ and errors.ts).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
@@ -24,7 +24,7 @@ export default tseslint.config(
           patterns: [
             {
               group: ['../broker/*', '../store/*', '../transport/*', '../dataplane/*', '../admin/*', '../cli/*'],
-              message: 'src/protocol imports nothing of ours outside protocol/ (ARCHITECTURE.md)',
+              message: 'src/protocol imports nothing of ours outside protocol/ (docs/design.md)',
             },
           ],
         },
@@ -42,7 +42,7 @@ export default tseslint.config(
           patterns: [
             {
               group: ['../broker/*', '../admin/*', '../cli/*', '../client/*'],
-              message: 'dependencies point one way (ARCHITECTURE.md)',
+              message: 'dependencies point one way (docs/design.md)',
             },
           ],
         },

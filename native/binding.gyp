@@ -1,5 +1,5 @@
 {
-  # The packet-path addon (ARCHITECTURE.md, "The packet path"). Linux only: TUN, recvmmsg/sendmmsg, raw sockets.
+  # The packet-path addon (docs/design.md, "The packet path"). Linux only: TUN, recvmmsg/sendmmsg, raw sockets.
   "targets": [
     {
       "target_name": "tspdp",

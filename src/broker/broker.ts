@@ -398,7 +398,7 @@ export class Broker extends EventEmitter implements SessionHandler {
 
   // ------------------------------------------------------------------ offers
 
-  /** The concrete type for a request, per tsp-protocol.md §8.1, or a BrokerError. */
+  /** The concrete type for a request, per docs/protocol.md §8.1, or a BrokerError. */
   chooseType(
     req: TunnelRequest,
     transport: 'udp' | 'tcp',

@@ -1,6 +1,6 @@
 /** @module broker/pools: which prefixes the broker hands out, and how a link block becomes addresses.
  *  Pools come from the configuration, or are generated once as ULAs (RFC 4193: fd00::/8 and random bits) on
- *  first start and kept in the store, so a restart never renumbers anyone (ARCHITECTURE.md "Addresses"). */
+ *  first start and kept in the store, so a restart never renumbers anyone (docs/design.md "Addresses"). */
 
 import { randomBytes } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
@@ -46,7 +46,7 @@ export function addressInBlock(blockPrefix: string, offset: number): string {
   return ipaddr.fromByteArray(bytes).toString();
 }
 
-/** Link addresses of a /64 link block: server ::1, client ::2 (ARCHITECTURE.md). */
+/** Link addresses of a /64 link block: server ::1, client ::2 (docs/design.md). */
 export function linkAddresses(blockPrefix: string): { serverIpv6: string; clientIpv6: string } {
   return { serverIpv6: addressInBlock(blockPrefix, 1), clientIpv6: addressInBlock(blockPrefix, 2) };
 }

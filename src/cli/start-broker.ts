@@ -1,7 +1,7 @@
 /** @module cli/start-broker: the composition root. Assembles a running broker from a configuration: store,
  *  pools, data plane, broker policy, UDP and TCP listeners, and the admin server. `tsp-broker serve` and the
  *  tests start brokers through this one function. It lives in cli/ because it wires broker/ and admin/
- *  together: broker/ itself never imports admin/ (ARCHITECTURE.md dependency direction). */
+ *  together: broker/ itself never imports admin/ (docs/design.md dependency direction). */
 
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
@@ -57,7 +57,7 @@ export interface StartOptions {
  *  Host setup is one route per pool to the TUN and no address on it. In per-account-64 mode every tunnel has a
  *  server address of its own (<link block>::1), one per account, so putting them on the TUN would mean an
  *  address per tunnel in the kernel: the addon answers the echo requests to them in place instead (the
- *  clients' keepalives, tsp-protocol.md §9.1), and anything else sent to them ends as no_route. The host's
+ *  clients' keepalives, docs/protocol.md §9.1), and anything else sent to them ends as no_route. The host's
  *  ICMPv6 errors toward clients (hop limit, packet too big) take a source address from its other interfaces.
  *
  *  Protocol-41 packets leave from serverIpv4 when it is known (configured, or a specific listen address), so

@@ -1,6 +1,6 @@
 /** @module client/hook: the user's script run after the tunnel comes up and after it goes down, with the
  *  TSP_* environment variables gogoc 1.2 gives its template scripts (gogoc's tsp_setup.c,
- *  set_tsp_env_variables; the recordings keep them as `client_tunnel_environment`, tsp-protocol.md §14), so
+ *  set_tsp_env_variables; the recordings keep them as `client_tunnel_environment`, docs/protocol.md §14), so
  *  scripts written for gogoc keep working. The environment is built from the offer exactly as gogoc builds it,
  *  including the character-count truncation of TSP_PREFIX (§6.4). */
 

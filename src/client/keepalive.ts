@@ -1,6 +1,6 @@
 /** @module client/keepalive: ICMPv6 echo through the tunnel to the offer's keepalive address, once per offered
  *  interval, each waiting `timeoutMs` for its reply; `misses` unanswered in a row declare the server dead
- *  (tsp-protocol.md §9.1: gogoc sends one per interval, waits 5 s, gives up after 3).
+ *  (docs/protocol.md §9.1: gogoc sends one per interval, waits 5 s, gives up after 3).
  *
  *    start --interval--> probe --reply--> (misses = 0, rtt) --interval--> probe ...
  *                              --timeout--> misses += 1 --misses reached--> onDead (once; the loop stops)

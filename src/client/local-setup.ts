@@ -20,7 +20,7 @@ import type { TspcConfig } from './config.js';
 import type { Negotiated } from './negotiate.js';
 import type { ClientLog } from './log.js';
 
-/** The tunnel MTU client templates use (tsp-protocol.md §2.8). */
+/** The tunnel MTU client templates use (docs/protocol.md §2.8). */
 export const TUNNEL_MTU = 1280;
 /** Below the kernel's default metric (1024), so the tunnel wins over a default route already there without
  *  replacing it (and our undo cannot remove the user's route). */

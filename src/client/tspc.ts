@@ -1,4 +1,4 @@
-/** @module client/tspc: the tspc daemon's lifecycle (tsp-protocol.md §3.3, §9): negotiate, set the tunnel up,
+/** @module client/tspc: the tspc daemon's lifecycle (docs/protocol.md §3.3, §9): negotiate, set the tunnel up,
  *  run the hook, watch it, and start over when it dies.
  *
  *    connecting --negotiate--> setup --hook up--> up --keepalive dead | local IPv4 changed--> teardown

@@ -47,7 +47,7 @@ export const configSchema = z
     auth: z
       .object({
         mode: z.enum(AUTH_MODES).default('hybrid'),
-        /** PLAIN sends the password in clear: off unless the operator opts in (tsp-protocol.md §11). */
+        /** PLAIN sends the password in clear: off unless the operator opts in (docs/protocol.md §11). */
         plain: z.boolean().default(false),
         digestMd5: z.boolean().default(true),
         realm: z
@@ -60,7 +60,7 @@ export const configSchema = z
          *  answered without checking (rate limit). */
         maxFailures: z.number().int().min(1).default(10),
         failureWindowS: z.number().int().min(1).default(300),
-        /** Accept the TSP 2.0.0 truncated-HA1 DIGEST-MD5 form from 2.0.0 clients (tsp-protocol.md §5.6). It is
+        /** Accept the TSP 2.0.0 truncated-HA1 DIGEST-MD5 form from 2.0.0 clients (docs/protocol.md §5.6). It is
          *  weaker than the password, so it is off; even on, it is refused for secrets with fewer than 8 bytes
          *  before their first zero byte. Only for operators who still have 2.0.0 clients. */
         digestMd5Quirk200: z.boolean().default(false),

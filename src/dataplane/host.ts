@@ -1,4 +1,4 @@
-/** @module dataplane/host: host network setup around the native data plane's TUN device (ARCHITECTURE.md,
+/** @module dataplane/host: host network setup around the native data plane's TUN device (docs/design.md,
  *  "The packet path"): link up with its MTU, the server's tunnel addresses, one route per pool, IPv6
  *  forwarding on. Everything done is recorded and undone by `HostSetup.undo()`, in reverse order; the
  *  forwarding sysctl gets its previous value back. Uses the `ip` and `sysctl` commands (iproute2, procps),

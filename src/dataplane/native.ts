@@ -1,4 +1,4 @@
-/** @module dataplane/native: NativeDataPlane, the DataPlane over the C++ addon in native/ (ARCHITECTURE.md,
+/** @module dataplane/native: NativeDataPlane, the DataPlane over the C++ addon in native/ (docs/design.md,
  *  "The packet path"), and the addon's client end, startClientTunnel, for our tspc and the e2e tests.
  *
  *  start():  check /dev/net/tun --> addon opens TUN + UDP + raw-41 sockets --> setUpHost (link, addresses,
@@ -152,7 +152,7 @@ function unavailable(e: unknown, options: { tunName: string; listenAddress: stri
 export interface NativeDataPlaneOptions {
   /** TUN device name (default 'tsp0'); a pattern like 'tsp%d' lets the kernel pick. */
   tunName?: string;
-  /** TUN MTU (default 1280, the tunnel MTU clients use: tsp-protocol.md §2.8). */
+  /** TUN MTU (default 1280, the tunnel MTU clients use: docs/protocol.md §2.8). */
   mtu?: number;
   /** IPv4 address the TSP port is bound on ('0.0.0.0': all). */
   listenAddress: string;

@@ -1,4 +1,4 @@
-/** @module protocol/client-session: one TSP client session (our tspc's side of tsp-protocol.md §3.3), sans-I/O
+/** @module protocol/client-session: one TSP client session (our tspc's side of docs/protocol.md §3.3), sans-I/O
  *  (STYLE.md §1), the mirror of server-session.ts. It is started, fed the bytes that arrive and the time, and
  *  returns a Step: bytes to send (each element one UDP datagram, header included, or one TCP write), events,
  *  the next deadline, and whether the session is over. The caller owns the socket: a `302` means "open a new
@@ -99,7 +99,7 @@ function advance(from: ClientState, input: Input): ClientState {
   return to;
 }
 
-// ---- specification and gogoc constants (tsp-protocol.md §2.2, §2.3, §3.4) ----
+// ---- specification and gogoc constants (docs/protocol.md §2.2, §2.3, §3.4) ----
 
 /** gogoc starts every socket's sequence here (the 28 bits after the 0xF nibble of 0xF00000F0). */
 export const GOGOC_FIRST_SEQUENCE = 0xf0;

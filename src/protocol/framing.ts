@@ -1,5 +1,5 @@
 /** @module protocol/framing: the 8-byte UDP header, CRLF lines, Content-length bodies, status lines.
- *  Pure: imports nothing with I/O (tsp-protocol.md §2). */
+ *  Pure: imports nothing with I/O (docs/protocol.md §2). */
 
 import { RemoteProtocolError } from '../errors.js';
 import { MAX_CONTENT_LENGTH, SEQUENCE_MODULUS, UDP_HEADER_BYTES } from './constants.js';
@@ -45,7 +45,7 @@ export function statusLine(code: number, text: string): Buffer {
 
 /** A Content-length framed reply. N counts the status line and the body after the header's CRLF
  *  (recording 01: `Content-length: 501` = 13 bytes of `200 Success\r\n` + 488 of XML). The header is spelled
- *  exactly `Content-length: `: gogoc compares case-sensitively (tsp-protocol.md §2.6). */
+ *  exactly `Content-length: `: gogoc compares case-sensitively (docs/protocol.md §2.6). */
 export function framedReply(code: number, text: string, body = ''): Buffer {
   const payload = Buffer.from(`${code} ${text}${CRLF}${body}`, 'utf8');
   return Buffer.concat([Buffer.from(`Content-length: ${payload.length}${CRLF}`, 'latin1'), payload]);

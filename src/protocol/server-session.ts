@@ -12,7 +12,7 @@
  *  While one is pending, TCP bytes wait in the buffer and UDP retransmissions are ignored (the reply is not
  *  ready yet; the client retransmits again). States and transitions: server-state.ts.
  *
- *  UDP rules (tsp-protocol.md §2.3): every datagram gets exactly one reply echoing its header; a repeated
+ *  UDP rules (docs/protocol.md §2.3): every datagram gets exactly one reply echoing its header; a repeated
  *  sequence gets the cached reply and is not re-executed; an older sequence is dropped; a body starting with
  *  VERSION= restarts the session. TCP rules (§2.5): a byte stream (lines and Content-length), exactly one NUL
  *  discarded after an AUTHENTICATE line, rspauth and 200 as two writes with a pause. */
@@ -54,7 +54,7 @@ export interface ServerSessionOptions {
   /** Enabled mechanisms, in the order advertised. */
   mechanisms: readonly Mechanism[];
   realm: string;
-  /** Accept the TSP 2.0.0 truncated-HA1 DIGEST-MD5 form (tsp-protocol.md §5.6) from 2.0.0 clients. Off by
+  /** Accept the TSP 2.0.0 truncated-HA1 DIGEST-MD5 form (docs/protocol.md §5.6) from 2.0.0 clients. Off by
    *  default: it is weaker than the password (config auth.digestMd5Quirk200). */
   quirk200?: boolean;
   negotiationTimeoutMs: number;
@@ -218,7 +218,7 @@ export class ServerSession {
   }
 
   /** The transport ended (TCP EOF or error) or the adapter drops the session. Never tears a tunnel down:
-   *  an accepted v6v4 tunnel outlives its TCP connection (tsp-protocol.md §2.5). */
+   *  an accepted v6v4 tunnel outlives its TCP connection (docs/protocol.md §2.5). */
   close(nowMs: number): Step {
     this.begin();
     if (this.state === 'offered') this.out.events.push({ type: 'offerWithdrawn', reason: 'closed' });
@@ -657,7 +657,7 @@ export class ServerSession {
 }
 
 /** The CAPABILITY line, built from what is enabled; the final CR LF is required (gogoc drops the last token
- *  without it, tsp-protocol.md §4). Depends on the configuration alone. */
+ *  without it, docs/protocol.md §4). Depends on the configuration alone. */
 export function capabilityLine(opt: Pick<ServerSessionOptions, 'tunnelTypes' | 'mechanisms'>): Buffer {
   const tokens = [
     ...opt.tunnelTypes.map((t) => `TUNNEL=${t.toUpperCase()}`),
@@ -671,7 +671,7 @@ export type FirstDatagram =
   | { kind: 'version'; reply: Buffer; version: TspVersion | undefined }
   /** The message that follows VERSION: a session starts here. */
   | { kind: 'authenticate' }
-  /** Anything else from an ip:port without a session: no reply (tsp-protocol.md §11). */
+  /** Anything else from an ip:port without a session: no reply (docs/protocol.md §11). */
   | { kind: 'drop' };
 
 /** Classifies a UDP datagram from an ip:port that has no session, without creating one. VERSION is answered

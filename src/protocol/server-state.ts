@@ -9,7 +9,7 @@
  *   md5Poll|md5Pause --digestDone--> command
  *   command --create--> offered --accept--> established;  offered --reject|withdraw--> command
  *   offered|established --create--> offered (a new offer supersedes);  any --fail--> closed
- *   (tsp-protocol.md §3.2; every state before established expires after the negotiation timeout) */
+ *   (docs/protocol.md §3.2; every state before established expires after the negotiation timeout) */
 
 import { RemoteProtocolError } from '../errors.js';
 

@@ -1,5 +1,5 @@
 /** @module protocol/xml: TSP's XML messages. A small strict-but-tolerant reader of our own (no DTDs, no
- *  entities beyond the five predefined, no external references: tsp-protocol.md §6.8), and writers that emit
+ *  entities beyond the five predefined, no external references: docs/protocol.md §6.8), and writers that emit
  *  byte-exact forms gogoc accepts, built from string templates with validated values (§6.3). Pure. */
 
 import ipaddr from 'ipaddr.js';
@@ -223,7 +223,7 @@ export function parseTunnelRequest(xml: string): TunnelRequest {
   return req;
 }
 
-/** The create request, byte-identical to gogoc's for the same settings (tsp-protocol.md §6.1). */
+/** The create request, byte-identical to gogoc's for the same settings (docs/protocol.md §6.1). */
 export function writeCreateRequest(p: {
   type: RequestedType;
   clientIpv4: string;
@@ -320,7 +320,7 @@ export function writeOffer(o: Offer): string {
 }
 
 /** Reads an offer on the client side (tolerant: compressed IPv6 accepted, values lower-cased), checking what
- *  a client needs: a concrete type, four addresses, a prefix with a numeric length (tsp-protocol.md §13.2). */
+ *  a client needs: a concrete type, four addresses, a prefix with a numeric length (docs/protocol.md §13.2). */
 export function parseOffer(xml: string): Offer {
   const root = parseXml(xml);
   if (root.name !== 'tunnel') throw new RemoteProtocolError('TSP_BAD_XML', 'offer root is not <tunnel>');

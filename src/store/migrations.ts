@@ -40,7 +40,7 @@ export const MIGRATIONS: readonly Migration[] = [
         .execute();
 
       // No plaintext password column, ever: an argon2id PHC string for PLAIN and web login, and the DIGEST-MD5
-      // credential X = MD5(user:realm:pass) for the realm it was made for (tsp-protocol.md §5.4).
+      // credential X = MD5(user:realm:pass) for the realm it was made for (docs/protocol.md §5.4).
       await withId(schema.createTable('accounts'), dialect)
         .addColumn('username', 'text', (c) => c.notNull().unique())
         .addColumn('role', 'text', notNull)

@@ -5,7 +5,7 @@
  *  Connection settings, and why:
  *  - journal_mode=WAL: readers never wait for the writer, and one fsync per commit instead of two.
  *  - synchronous=FULL: with WAL, NORMAL can lose the last commits on power loss (never corrupts). We acknowledge
- *    an allocation or an account change on the wire right after its commit (ARCHITECTURE.md, "State and
+ *    an allocation or an account change on the wire right after its commit (docs/design.md, "State and
  *    restart"); losing it would let the broker give the same prefix to someone else after a reboot while the
  *    first client still routes it. Measured here, FULL costs about 0.4 ms per commit, far below TSP's pace, and
  *    the frequent writes (counters) are batched into one transaction, so we pay it everywhere rather than juggle

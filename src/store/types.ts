@@ -1,4 +1,4 @@
-/** @module store/types: persistence behind one interface (ARCHITECTURE.md "State and restart").
+/** @module store/types: persistence behind one interface (docs/design.md "State and restart").
  *  Implemented over Kysely: SQLite (src/store/sqlite.ts, default) and, later, PostgreSQL with the same query
  *  code. All times are Unix milliseconds. Every method that changes state commits before it resolves, so a
  *  caller may acknowledge on the wire once the promise resolves.

@@ -2,7 +2,7 @@
  *  as it arrives (framing is the session's job). Connections in all and per source IPv4, and half-open
  *  sessions, are bounded; a connection over a bound gets `530 Server too busy` and is closed. A connection
  *  closes when its negotiation ends (after a short linger once the tunnel is accepted: ServerSession), so
- *  connections never pile up. An accepted v6v4 tunnel outlives its connection (tsp-protocol.md §2.5). */
+ *  connections never pile up. An accepted v6v4 tunnel outlives its connection (docs/protocol.md §2.5). */
 
 import net from 'node:net';
 import type { Clock } from '../clock.js';

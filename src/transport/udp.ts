@@ -1,5 +1,5 @@
 /** @module transport/udp: TSP over UDP through the data plane's socket, so control and v6udpv4 data share
- *  port 3653 and the client's NAT binding (ARCHITECTURE.md). Sessions are keyed by client ip:port.
+ *  port 3653 and the client's NAT binding (docs/design.md). Sessions are keyed by client ip:port.
  *
  *  A UDP source address proves nothing, so state is created late and bounded (docs/security.md):
  *  - VERSION from an ip:port without a session is answered from the configuration alone and leaves no state

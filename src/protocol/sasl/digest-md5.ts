@@ -1,6 +1,6 @@
 /** @module protocol/sasl/digest-md5: DIGEST-MD5 (RFC 2831) as TSP profiles it, server and client sides.
  *  Pure computation over strings and bytes (node:crypto hashes only; the nonce comes from the caller).
- *  tsp-protocol.md §5.4–§5.6 has the wire rules and the vectors A–D the tests check. */
+ *  docs/protocol.md §5.4–§5.6 has the wire rules and the vectors A–D the tests check. */
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { RemoteProtocolError } from '../../errors.js';
@@ -191,7 +191,7 @@ export interface Challenge {
 export const MAX_CHALLENGE_VALUE = 128;
 
 /** Tolerant challenge reader for our client: spaces, quotes and any order; a missing charset means utf-8;
- *  a qop list containing `auth` selects `auth` (tsp-protocol.md §13.2). Refuses a charset other than utf-8
+ *  a qop list containing `auth` selects `auth` (docs/protocol.md §13.2). Refuses a charset other than utf-8
  *  (RFC 2831 allows no other) and a nonce or realm longer than MAX_CHALLENGE_VALUE. */
 export function parseChallenge(text: string): Challenge {
   const d = parseDirectives(text);

@@ -1,5 +1,5 @@
 /** @module protocol/sasl/plain: PLAIN (RFC 4616) as TSP clients send it: raw, not base64, NUL-separated
- *  (tsp-protocol.md §5.3). Pure. */
+ *  (docs/protocol.md §5.3). Pure. */
 
 import { RemoteProtocolError } from '../../errors.js';
 
