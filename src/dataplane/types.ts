@@ -1,7 +1,7 @@
 /** @module dataplane/types: the packet path as the broker sees it (STYLE.md §4).
  *  Implemented by the native addon (NativeDataPlane, src/dataplane/native.ts) and by MemoryDataPlane
- *  (src/dataplane/memory.ts), an in-memory stand-in that owns a real UDP socket for control but moves no
- *  packets; one contract suite (test/unit/dataplane/contract.ts) runs against both. */
+ *  (src/dataplane/memory.ts), a model of the same rules over a real UDP socket, with in-memory channels for the
+ *  TUN side and protocol 41; one contract suite (test/unit/dataplane/contract.ts) runs against both. */
 
 export type TunnelId = number & { readonly __brand: 'TunnelId' };
 

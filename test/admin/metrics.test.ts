@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { RawUdp, eventually } from '../helpers/clients.js';
 import { digestTunnelOverUdp } from './tsp-session.js';
+import { ipv6Udp } from '../helpers/packets.js';
 import { parsePrometheus } from './prometheus.js';
 
 let b: TestBroker;
@@ -65,9 +66,8 @@ test('counters move with real sessions, failed authentications and packets; no p
   bad.udp.close();
   assert.match(bad.result, /^300/);
 
-  // an IPv6-looking datagram from the tunnel's endpoint is counted as received; one from elsewhere is a drop
-  const ipv6 = Buffer.alloc(60);
-  ipv6[0] = 0x60;
+  // an IPv6 packet from the tunnel's endpoint and address is counted as received; from elsewhere it is a drop
+  const ipv6 = ipv6Udp(ok.clientIpv6!, '2001:db8:100::2', 60);
   ok.udp.send(ipv6, b.ports.udp);
   const stranger = await RawUdp.open();
   t.after(() => stranger.close());

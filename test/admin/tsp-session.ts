@@ -9,6 +9,8 @@ export interface DigestOutcome {
   udp: RawUdp;
   /** 'established' when the tunnel was accepted, else the status line that ended it. */
   result: string;
+  /** The tunnel's client address, when established: the source its data packets must carry. */
+  clientIpv6?: string;
 }
 
 /** Authenticates with DIGEST-MD5 and, when that succeeds, creates and accepts a v6udpv4 tunnel. */
@@ -18,5 +20,5 @@ export async function digestTunnelOverUdp(port: number, username: string, passwo
   if (!r.authStatus.startsWith('200')) return { udp: r.udp, result: r.authStatus.trim() };
   assert.equal(r.createStatus, 200, `create: ${r.raw.at(-2) ?? ''}`);
   assert.equal(r.offer?.type, 'v6udpv4');
-  return { udp: r.udp, result: 'established' };
+  return { udp: r.udp, result: 'established', clientIpv6: r.offer.clientIpv6 };
 }

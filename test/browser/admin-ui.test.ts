@@ -15,6 +15,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { RawUdp } from '../helpers/clients.js';
 import { digestTunnelOverUdp } from '../admin/tsp-session.js';
+import { ipv6Udp } from '../helpers/packets.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = [
@@ -76,10 +77,9 @@ async function signIn(page: Page, username: string, password: string): Promise<v
   await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/login')), page.click('button[type=submit]')]);
 }
 
-/** Sends IPv6-looking datagrams from the tunnel's endpoint for a while, so the traffic chart has a shape. */
-async function trafficFor(udp: RawUdp, ms: number): Promise<void> {
-  const packet = Buffer.alloc(1200);
-  packet[0] = 0x60;
+/** Sends IPv6 packets from the tunnel's endpoint and address for a while, so the traffic chart has a shape. */
+async function trafficFor(udp: RawUdp, clientIpv6: string, ms: number): Promise<void> {
+  const packet = ipv6Udp(clientIpv6, '2001:db8:100::2', 1200);
   const end = Date.now() + ms;
   for (let i = 0; Date.now() < end; i++) {
     const burst = 5 + Math.round(20 * Math.abs(Math.sin(i / 6)));
@@ -118,7 +118,7 @@ test('an admin manages an account and a live tunnel in the web UI; the account h
   assert.equal(session.result, 'established');
 
   // 5. the tunnel is live on the tunnels page
-  await trafficFor(session.udp, 11_000);
+  await trafficFor(session.udp, session.clientIpv6!, 11_000);
   await page.goto(`${base}/tunnels`);
   const row = page.locator('#live-tunnels tr', { hasText: 'walter' });
   assert.equal(await row.count(), 1, 'one live tunnel row for walter');

@@ -53,13 +53,26 @@ export function ipv6Packet(spec: Ipv6PacketSpec): Buffer {
 
 /** An IPv6/UDP packet whose whole length is `totalLength` bytes (at least 48). */
 export function ipv6Udp(src: string, dst: string, totalLength: number, ports = { src: 40000, dst: 9 }): Buffer {
-  const udp = Buffer.alloc(Math.max(8, totalLength - 40));
+  const data = Buffer.alloc(Math.max(0, totalLength - 48));
+  for (let i = 0; i < data.length; i++) data[i] = (i + 8) & 0xff;
+  return ipv6UdpWith(src, dst, data, ports);
+}
+
+/** An IPv6/UDP packet carrying `data`, with the UDP checksum right (so a kernel delivers it). */
+export function ipv6UdpWith(
+  src: string,
+  dst: string,
+  data: Uint8Array,
+  ports = { src: 40000, dst: 9 },
+  hopLimit = 64,
+): Buffer {
+  const udp = Buffer.alloc(8 + data.length);
   udp.writeUInt16BE(ports.src, 0);
   udp.writeUInt16BE(ports.dst, 2);
   udp.writeUInt16BE(udp.length, 4);
-  for (let i = 8; i < udp.length; i++) udp[i] = i & 0xff;
+  udp.set(data, 8);
   udp.writeUInt16BE(ipv6UpperChecksum(ipv6Bytes(src), ipv6Bytes(dst), NEXT_HEADER_UDP, udp) || 0xffff, 6);
-  return ipv6Packet({ src, dst, nextHeader: NEXT_HEADER_UDP, payload: udp });
+  return ipv6Packet({ src, dst, nextHeader: NEXT_HEADER_UDP, payload: udp, hopLimit });
 }
 
 /** An ICMPv6 echo request (type 128) with a correct checksum. */

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
 import { runSession } from '../../helpers/tsp.js';
 import { eventually } from '../../helpers/clients.js';
+import { ipv6Udp } from '../../helpers/packets.js';
 import { ManualClock } from '../../../src/clock.js';
 import type { ConfigInput } from '../../../src/config/schema.js';
 import { expandIpv6 } from '../../../src/protocol/xml.js';
@@ -407,8 +408,8 @@ test('a sweep writes the counters of tunnels that moved, and nothing for idle on
   };
   await b.broker.sweep();
   assert.deepEqual(writes, [], 'no traffic: no write');
-  const packet = Buffer.alloc(60);
-  packet[0] = 0x60; // an IPv6 packet from the tunnel's endpoint: MemoryDataPlane counts it
+  // an IPv6 packet from the tunnel's endpoint and client address: MemoryDataPlane accepts and counts it
+  const packet = ipv6Udp(r.offer!.clientIpv6, '2001:db8:100::2', 60);
   r.udp!.send(packet, b.ports.udp);
   assert.ok(await eventually(() => (b.broker.liveTunnels()[0]?.rxPackets ?? 0) === 1));
   await b.broker.sweep();

@@ -1,18 +1,58 @@
 /** @module test/unit/dataplane/contract: the DataPlane contract (src/dataplane/types.ts), one suite run against
  *  every implementation (STYLE.md §5): MemoryDataPlane (memory.test.ts) and NativeDataPlane in a namespace of
- *  its own (native.test.ts). Peers are UDP sockets on `address`; nothing here knows which implementation runs. */
+ *  its own (native.test.ts). Peers are UDP sockets on `address` standing in for tunnel clients; the Internet is
+ *  a host beyond the data plane's TUN side (an IPv6 UDP socket for native, the `tun` channel for memory).
+ *  Nothing here knows which implementation runs: the packet path's rules (control split, source check, echo in
+ *  place, encapsulation by longest prefix, hairpin, counters and drops) hold for both. */
 
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { describe, it } from 'node:test';
+import ipaddr from 'ipaddr.js';
 import type { ControlDatagram, DataPlane, TunnelId, TunnelSpec } from '../../../src/dataplane/types.js';
-import { ipv6Udp } from '../../helpers/packets.js';
+import { icmpv6ChecksumOk, icmpv6EchoRequest, ipv6Udp, ipv6UdpWith } from '../../helpers/packets.js';
 
 export interface ContractHarness {
   /** IPv4 address the data plane listens on and peers send from (loopback). */
   address: string;
   /** A started data plane on `address`, port 0. The suite closes it. */
   open(): Promise<DataPlane>;
+  /** The internet side of a started data plane: a host at INTERNET_ADDRESS, UDP port INTERNET_PORT. */
+  internet(dp: DataPlane): Promise<Internet>;
+  /** The implementation's diagnostics beyond DropReason (NativeDataPlane.readNativeCounters, MemoryDataPlane.
+   *  readPathCounters): both keep these under the same names. */
+  pathCounters(dp: DataPlane): PathCounters;
+}
+
+export interface PathCounters {
+  echo_replies: number;
+  hairpin_packets: number;
+  tun_write_packets: number;
+}
+
+/** An IPv6 host beyond the TUN, outside every pool (the kernel's routes or the tun channel reach it). */
+export const INTERNET_ADDRESS = '2001:db8:100::2';
+export const INTERNET_PORT = 9999;
+
+export interface Internet {
+  /** Sends `data` in a UDP datagram from [INTERNET_ADDRESS]:INTERNET_PORT to [to]:port, through the TUN side. */
+  send(to: string, data: Buffer, port?: number): Promise<void>;
+  /** UDP datagrams that reached [INTERNET_ADDRESS]:INTERNET_PORT: the inner source and the payload. */
+  readonly received: { from: string; data: Buffer }[];
+  close(): void;
+}
+
+/** The same address in one text form, for comparisons. */
+export function normalIpv6(text: string): string {
+  return ipaddr.IPv6.parse(text).toNormalizedString();
+}
+
+/** What a peer sees of an encapsulated IPv6/UDP packet. */
+function parseUdp6(p: Buffer): { src: string; dst: string; hopLimit: number; srcPort: number; data: Buffer } {
+  assert.equal(p[0]! >> 4, 6, 'an IPv6 packet');
+  assert.equal(p[6], 17, 'carrying UDP');
+  const addr = (at: number) => ipaddr.fromByteArray([...p.subarray(at, at + 16)]).toNormalizedString();
+  return { src: addr(8), dst: addr(24), hopLimit: p[7]!, srcPort: p.readUInt16BE(40), data: p.subarray(48) };
 }
 
 /** A UDP socket standing in for a client. */
@@ -209,6 +249,177 @@ export function dataPlaneContract(name: string, harness: ContractHarness): void 
         );
         await peer.send(ipv6Udp('2001:db8:f00:1::2', '2001:db8:100::2', 80), dp.udpPort);
         await eventually(() => dp.readDrops().unknown_endpoint === 1, 'removed endpoint is unknown');
+      }));
+
+    async function withInternet(body: (dp: DataPlane, peer: Peer, net: Internet) => Promise<void>): Promise<void> {
+      await withPlane(async (dp, peer) => {
+        const net = await harness.internet(dp);
+        try {
+          await body(dp, peer, net);
+        } finally {
+          net.close();
+        }
+      });
+    }
+    const rx = (dp: DataPlane, id: number) => dp.readCounters().find((c) => c.id === id)?.rxPackets ?? 0;
+    const tx = (dp: DataPlane, id: number) => dp.readCounters().find((c) => c.id === id);
+    const DELEGATED = { address: '2001:db8:f00:4400::', length: 56 };
+
+    it('counts malformed IPv6: shorter than its header, or than its payload length says', () =>
+      withPlane(async (dp, peer) => {
+        dp.addTunnel(spec(1, peer));
+        const short = Buffer.alloc(30);
+        short[0] = 0x60;
+        const lying = ipv6Udp('2001:db8:f00:1::2', INTERNET_ADDRESS, 100);
+        lying.writeUInt16BE(200, 4); // payload length beyond the datagram
+        await peer.send(short, dp.udpPort);
+        await peer.send(lying, dp.udpPort);
+        await eventually(() => dp.readDrops().malformed === 2, 'two malformed');
+        assert.equal(rx(dp, 1), 0);
+      }));
+
+    it("accepts only the tunnel's /128 and delegated prefix as inner source; drops the rest by reason", () =>
+      withPlane(async (dp, peer) => {
+        dp.addTunnel(spec(1, peer, { delegated: DELEGATED }));
+        dp.addTunnel(spec(2, peer, { client: { address: peer.address, port: 9 } }));
+        for (const source of ['2001:db8:dead::1', '2001:db8:f00:2::2', '2001:db8:f00:4500::1', 'fe80::1'])
+          await peer.send(ipv6Udp(source, INTERNET_ADDRESS, 80), dp.udpPort); // nowhere, tunnel 2, beside the /56
+        await peer.send(ipv6Udp('2001:db8:f00:1::2', INTERNET_ADDRESS, 80), dp.udpPort);
+        await peer.send(ipv6Udp('2001:db8:f00:44ff:1::7', INTERNET_ADDRESS, 80), dp.udpPort);
+        await eventually(() => rx(dp, 1) === 2, 'the two legitimate sources accepted');
+        await eventually(() => dp.readDrops().spoofed_source === 3, 'three spoofed sources');
+        assert.equal(dp.readDrops().link_local_source, 1);
+        assert.equal(dp.readCounters().find((c) => c.id === 1)!.rxBytes, 160);
+        assert.equal(rx(dp, 2), 0);
+      }));
+
+    it('answers an echo request to the server address in place (the keepalive)', () =>
+      withPlane(async (dp, peer) => {
+        dp.addTunnel(spec(1, peer));
+        const request = icmpv6EchoRequest('2001:db8:f00:1::2', '2001:db8:f00:1::1', 0x4242, 256);
+        const before = harness.pathCounters(dp);
+        await peer.send(request, dp.udpPort);
+        // Other packets may reach the peer too (a kernel's ICMPv6 errors): pick the reply.
+        const isReply = (r: { data: Buffer }): boolean => r.data[6] === 58 && r.data[40] === 129;
+        await eventually(() => peer.received.some(isReply), 'echo reply');
+        const received = peer.received.find(isReply)!;
+        const reply = received.data;
+        assert.equal(received.port, dp.udpPort, 'from the TSP port');
+        assert.equal(reply.length, request.length);
+        assert.equal(reply[7], 64, 'a fresh hop limit');
+        assert.deepEqual(reply.subarray(8, 24), request.subarray(24, 40), 'source is the server address');
+        assert.deepEqual(reply.subarray(24, 40), request.subarray(8, 24), 'destination is the client');
+        assert.deepEqual(reply.subarray(44), request.subarray(44), 'identifier, sequence and data unchanged');
+        assert.ok(icmpv6ChecksumOk(reply), 'checksum verifies');
+        const c = tx(dp, 1)!;
+        assert.equal(c.rxPackets, 1);
+        assert.ok(c.txPackets >= 1 && c.txBytes >= request.length, 'the reply counts as sent to the client');
+        const after = harness.pathCounters(dp);
+        assert.equal(after.echo_replies, before.echo_replies + 1);
+        assert.equal(after.tun_write_packets, before.tun_write_packets, 'nothing written to the TUN');
+      }));
+
+    it('decapsulates toward the internet: the inner packet arrives whole', () =>
+      withInternet(async (dp, peer, net) => {
+        dp.addTunnel(spec(1, peer, { delegated: DELEGATED }));
+        const ports = { src: 4242, dst: INTERNET_PORT };
+        const before = harness.pathCounters(dp).tun_write_packets;
+        await peer.send(ipv6UdpWith('2001:db8:f00:1::2', INTERNET_ADDRESS, Buffer.from('hello'), ports), dp.udpPort);
+        await peer.send(ipv6UdpWith('2001:db8:f00:4400::9', INTERNET_ADDRESS, Buffer.from('lan'), ports), dp.udpPort);
+        await eventually(() => net.received.length === 2, 'two datagrams on the internet side');
+        assert.deepEqual(
+          net.received.map((r) => [normalIpv6(r.from), r.data.toString()]),
+          [
+            [normalIpv6('2001:db8:f00:1::2'), 'hello'],
+            [normalIpv6('2001:db8:f00:4400::9'), 'lan'],
+          ],
+        );
+        assert.equal(harness.pathCounters(dp).tun_write_packets, before + 2);
+      }));
+
+    it('encapsulates from the internet to the tunnel by longest prefix, from the TSP port, counting tx', () =>
+      withInternet(async (dp, a, net) => {
+        const b = await Peer.open(harness.address);
+        try {
+          dp.addTunnel(spec(1, a, { delegated: DELEGATED }));
+          // a /64 inside tunnel 1's /56: the longer prefix wins
+          dp.addTunnel(spec(2, b, { delegated: { address: '2001:db8:f00:4401::', length: 64 } }));
+          await net.send('2001:db8:f00:1::2', Buffer.from('to a'));
+          await net.send('2001:db8:f00:4400::9', Buffer.from('to a, delegated'));
+          await net.send('2001:db8:f00:4401::9', Buffer.from('to b, longer prefix'));
+          await eventually(() => a.received.length === 2 && b.received.length === 1, 'three encapsulated packets');
+          for (const r of [...a.received, ...b.received]) assert.equal(r.port, dp.udpPort, 'from the TSP port');
+          const seen = (p: Peer) =>
+            p.received.map((r) => {
+              const u = parseUdp6(r.data);
+              assert.equal(u.src, normalIpv6(INTERNET_ADDRESS));
+              assert.equal(u.srcPort, INTERNET_PORT);
+              return [u.dst, u.data.toString()];
+            });
+          assert.deepEqual(seen(a), [
+            [normalIpv6('2001:db8:f00:1::2'), 'to a'],
+            [normalIpv6('2001:db8:f00:4400::9'), 'to a, delegated'],
+          ]);
+          assert.deepEqual(seen(b), [[normalIpv6('2001:db8:f00:4401::9'), 'to b, longer prefix']]);
+          const bytes = (p: Peer) => p.received.reduce((n, r) => n + r.data.length, 0);
+          assert.deepEqual(
+            [tx(dp, 1)!.txPackets, tx(dp, 1)!.txBytes, tx(dp, 2)!.txPackets, tx(dp, 2)!.txBytes],
+            [2, bytes(a), 1, bytes(b)],
+          );
+          assert.equal(rx(dp, 1) + rx(dp, 2), 0, 'nothing received from the clients');
+        } finally {
+          b.close();
+        }
+      }));
+
+    it('counts packets from the internet for no tunnel as no_route, a removed tunnel included', () =>
+      withInternet(async (dp, peer, net) => {
+        dp.addTunnel(spec(1, peer));
+        dp.removeTunnel(1 as TunnelId);
+        // A kernel's own packets on a fresh TUN (router solicitations, MLD reports) are no_route too: count from
+        // here, and at least.
+        const before = dp.readDrops().no_route;
+        await net.send('2001:db8:f00:77::1', Buffer.from('nobody'));
+        await net.send('2001:db8:f00:1::2', Buffer.from('removed'));
+        await eventually(() => dp.readDrops().no_route >= before + 2, 'two no_route');
+        assert.equal(peer.received.length, 0);
+      }));
+
+    it('hairpins client to client without the internet side, hop limit decremented', () =>
+      withInternet(async (dp, a, net) => {
+        const b = await Peer.open(harness.address);
+        try {
+          dp.addTunnel(spec(1, a));
+          dp.addTunnel(spec(2, b, { delegated: DELEGATED }));
+          const packet = ipv6UdpWith('2001:db8:f00:1::2', '2001:db8:f00:4400::7', Buffer.from('hi b'), {
+            src: 1,
+            dst: INTERNET_PORT,
+          });
+          const before = harness.pathCounters(dp);
+          await a.send(packet, dp.udpPort);
+          await eventually(() => b.received.length === 1, 'hairpinned packet');
+          const got = b.received[0]!;
+          assert.equal(got.port, dp.udpPort);
+          assert.equal(got.data[7], packet[7]! - 1);
+          assert.deepEqual(got.data.subarray(8), packet.subarray(8));
+          assert.deepEqual([rx(dp, 1), tx(dp, 2)!.txPackets, tx(dp, 2)!.txBytes], [1, 1, packet.length]);
+          assert.equal(net.received.length, 0);
+          const after = harness.pathCounters(dp);
+          assert.equal(after.hairpin_packets, before.hairpin_packets + 1);
+          assert.equal(after.tun_write_packets, before.tun_write_packets, 'the TUN is not involved');
+        } finally {
+          b.close();
+        }
+      }));
+
+    it('never routes a packet back into the tunnel it came from', () =>
+      withPlane(async (dp, peer) => {
+        dp.addTunnel(spec(1, peer, { delegated: DELEGATED }));
+        const before = dp.readDrops().no_route; // at least: see above
+        await peer.send(ipv6Udp('2001:db8:f00:1::2', '2001:db8:f00:4400::9', 80), dp.udpPort);
+        await eventually(() => dp.readDrops().no_route >= before + 1, 'no_route');
+        assert.equal(rx(dp, 1), 1, 'received and counted before it is dropped');
+        assert.equal(tx(dp, 1)!.txPackets, 0);
       }));
 
     it('close is idempotent', async () => {
