@@ -685,7 +685,7 @@ export class Broker extends EventEmitter implements SessionHandler {
       {
         tunnel: t.record.id,
         account: t.record.username,
-        client: `${t.record.clientIpv4}:${t.record.clientPort}`,
+        client: t.record.type === 'v6v4' ? t.record.clientIpv4 : `${t.record.clientIpv4}:${t.record.clientPort}`,
         reason,
       },
       'tunnel ended',

@@ -173,6 +173,13 @@ test('serve starts a broker that completes TSP negotiations over UDP and TCP; tu
     assert.doesNotMatch(cli(['tunnel', 'list', '--db', db]).stdout, /\tbob\t/, 'no longer live');
     // the running broker follows the audit trail and drops the tunnel from its data plane at the next sweep
     assert.ok(await eventually(() => /"reason":"admin","msg":"tunnel ended"/.test(lines.join('')), 10_000));
+    assert.match(lines.join(''), /"client":"127\.0\.0\.1:\d+","reason":"admin"/, 'v6udpv4: address and port');
+    // a v6v4 tunnel has no port: its end names the client's address alone
+    const v6v4 = (
+      JSON.parse(cli(['tunnel', 'list', '--json', '--db', db]).stdout) as { id: number; type: string }[]
+    ).find((t) => t.type === 'v6v4')!.id;
+    assert.equal(cli(['tunnel', 'kill', String(v6v4), '--db', db]).status, 0);
+    assert.ok(await eventually(() => /"client":"127\.0\.0\.1","reason":"admin"/.test(lines.join('')), 10_000));
     const log = lines.join('');
     assert.match(log, /"msg":"session established a tunnel"/);
     assert.match(log, /"account":"bob"/);
