@@ -5,10 +5,10 @@
 
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
-import { loadConfig, type Overrides } from '../config/load.js';
+import { findConfigFile, loadConfig, type Overrides } from '../config/load.js';
 import { defaultConfig, type Config } from '../config/schema.js';
 import { BrokerError, isBrokerError } from '../errors.js';
-import { openStore } from '../store/open.js';
+import { openCliStore } from './database.js';
 import { AccountService } from '../broker/accounts.js';
 import { killTunnelInStore } from '../broker/tunnels.js';
 import { startBroker } from './start-broker.js';
@@ -54,7 +54,13 @@ function configFrom(o: Record<string, unknown>): Config {
     'admin.enabled': o.admin,
     'log.level': o.logLevel,
   };
-  return loadConfig(o.config as string | undefined, overrides);
+  // --config, else TSP_BROKER_CONFIG or /etc/tsp-broker/config.json when it exists (config/load.ts)
+  return loadConfig(findConfigFile(o.config as string | undefined).file, overrides);
+}
+
+/** Opens the database of the configuration; only `serve` and `user add` (`create`) may create a new one. */
+function openFor(o: Record<string, unknown>, config: Config, create = false) {
+  return openCliStore(config, findConfigFile(o.config as string | undefined), o.db, { mustExist: !create });
 }
 
 withConfigFlags(program.command('serve'))
@@ -100,9 +106,11 @@ withConfigFlags(program.command('serve'))
 async function withAccounts<T>(
   o: Record<string, unknown>,
   f: (a: AccountService, c: Config) => Promise<T>,
+  create = false,
 ): Promise<T> {
   const config = configFrom(o);
-  const store = await openStore(config.store);
+  const { store, created } = await openFor(o, config, create);
+  if (created) console.log(`created a new database at ${created}`);
   try {
     return await f(new AccountService(store, config.auth.realm), config);
   } finally {
@@ -119,10 +127,19 @@ withConfigFlags(user.command('add <username>'))
   .option('--password-stdin', 'read the password from the first line of standard input')
   .action(async (username: string, o: Record<string, unknown>) => {
     const password = await readPassword(!!o.passwordStdin, `Password for ${username}: `, true);
-    await withAccounts(o, async (a) => {
-      const acc = await a.create('cli', { username, password, role: o.admin ? 'admin' : 'user', webOnly: !!o.webOnly });
-      console.log(`created ${acc.webOnly ? 'web-only ' : ''}${acc.role} account ${acc.username} (id ${acc.id})`);
-    });
+    await withAccounts(
+      o,
+      async (a) => {
+        const acc = await a.create('cli', {
+          username,
+          password,
+          role: o.admin ? 'admin' : 'user',
+          webOnly: !!o.webOnly,
+        });
+        console.log(`created ${acc.webOnly ? 'web-only ' : ''}${acc.role} account ${acc.username} (id ${acc.id})`);
+      },
+      true,
+    );
   });
 
 withConfigFlags(user.command('list'))
@@ -193,7 +210,7 @@ withConfigFlags(tunnel.command('list'))
   .option('--json', 'machine-readable output')
   .action(async (o: Record<string, unknown>) => {
     const config = configFrom(o);
-    const store = await openStore(config.store);
+    const { store } = await openFor(o, config);
     try {
       const page = await store.listTunnels({ ...(o.all ? {} : { state: 'live' as const }), limit: o.limit as number });
       if (o.json) return console.log(JSON.stringify(page.items, null, 2));
@@ -221,7 +238,7 @@ withConfigFlags(tunnel.command('list'))
 const token = program.command('token').description('admin API tokens (the same TokenService as the REST API)');
 
 async function withTokens<T>(o: Record<string, unknown>, f: (t: TokenService) => Promise<T>): Promise<T> {
-  const store = await openStore(configFrom(o).store);
+  const { store } = await openFor(o, configFrom(o));
   try {
     return await f(new TokenService(store));
   } finally {
@@ -269,7 +286,7 @@ withConfigFlags(tunnel.command('kill <id>'))
     const n = Number(id);
     if (!Number.isInteger(n) || n <= 0) throw new BrokerError('API_BAD_REQUEST', `not a tunnel id: ${id}`);
     const config = configFrom(o);
-    const store = await openStore(config.store);
+    const { store } = await openFor(o, config);
     try {
       await killTunnelInStore(store, n, 'cli', Date.now());
       console.log(`tunnel ${n} ended`);

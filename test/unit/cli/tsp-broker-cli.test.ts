@@ -21,6 +21,7 @@ function cli(args: string[], input?: string) {
     input,
     encoding: 'utf8',
     cwd: dir,
+    env: { ...process.env, TSP_BROKER_CONFIG: path.join(dir, 'no-standard-config.json') }, // never the real /etc
     timeout: 30_000,
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -130,6 +131,7 @@ test('serve starts a broker that completes TSP negotiations over UDP and TCP; tu
     ],
     {
       cwd: dir,
+      env: { ...process.env, TSP_BROKER_CONFIG: path.join(dir, 'no-standard-config.json') },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );

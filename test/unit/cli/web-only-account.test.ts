@@ -26,6 +26,7 @@ function cli(args: string[], input?: string) {
     input,
     encoding: 'utf8',
     cwd: dir,
+    env: { ...process.env, TSP_BROKER_CONFIG: path.join(dir, 'no-standard-config.json') }, // never the real /etc
     timeout: 30_000,
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
