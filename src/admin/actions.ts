@@ -7,7 +7,7 @@ import { BrokerError } from '../errors.js';
 import type { AccountService } from '../broker/accounts.js';
 import type { Broker } from '../broker/broker.js';
 import { verifyPassword } from '../broker/credentials.js';
-import type { Account, Page, Store, TunnelRecord, TunnelState } from '../store/types.js';
+import type { Account, Page, Store, TunnelRecord, TunnelSort, TunnelState } from '../store/types.js';
 import type { TunnelType } from '../dataplane/types.js';
 
 export interface TunnelQuery {
@@ -15,8 +15,35 @@ export interface TunnelQuery {
   state: TunnelState | 'live' | 'all';
   type?: TunnelType;
   username?: string;
+  /** Case-insensitive substring of the username, client IPv4, client IPv6 or delegated prefix. */
+  search?: string;
+  sort?: TunnelSort;
+  order?: 'asc' | 'desc';
   offset: number;
   limit: number;
+}
+
+/** The store's search and order (kysely-store.ts listTunnels), for the live tunnels the broker holds. */
+function matches(t: TunnelRecord, search: string): boolean {
+  const s = search.toLowerCase();
+  return [t.username, t.clientIpv4, t.clientIpv6, t.prefix].some((v) => v !== null && v.toLowerCase().includes(s));
+}
+
+function compareBy(sort: TunnelSort, order: 'asc' | 'desc'): (a: TunnelRecord, b: TunnelRecord) => number {
+  const key = (t: TunnelRecord): string | number =>
+    sort === 'account'
+      ? (t.username ?? '')
+      : sort === 'type'
+        ? t.type
+        : sort === 'traffic'
+          ? t.rxBytes + t.txBytes
+          : t.createdAt;
+  const sign = order === 'asc' ? 1 : -1;
+  return (a, b) => {
+    const ka = key(a);
+    const kb = key(b);
+    return sign * (ka < kb ? -1 : ka > kb ? 1 : a.id - b.id);
+  };
 }
 
 export class AdminActions {
@@ -53,23 +80,30 @@ export class AdminActions {
     await this.accounts.setPassword(actor, account.username, newPassword);
   }
 
-  /** Tunnels by filter. Live ones come from the broker with live counters; stored rows of tunnels that are
-   *  still live get the live counters too. */
+  /** Tunnels by filter, searched, sorted and paged. Live ones come from the broker with live counters (so a
+   *  traffic sort is by the live counters; they are as many as the broker holds, never the stored history);
+   *  every other state is a store query, and stored rows of tunnels still live get the live counters too. */
   async tunnels(q: TunnelQuery): Promise<Page<TunnelRecord>> {
     const accountId = q.username === undefined ? undefined : (await this.accounts.get(q.username)).id;
     const live = this.broker.liveTunnels();
     if (q.state === 'live') {
       const items = live
         .filter(
-          (t) => (q.type === undefined || t.type === q.type) && (accountId === undefined || t.accountId === accountId),
+          (t) =>
+            (q.type === undefined || t.type === q.type) &&
+            (accountId === undefined || t.accountId === accountId) &&
+            (!q.search || matches(t, q.search)),
         )
-        .sort((a, b) => b.createdAt - a.createdAt || b.id - a.id);
+        .sort(compareBy(q.sort ?? 'started', q.order ?? 'desc'));
       return { items: items.slice(q.offset, q.offset + q.limit), total: items.length };
     }
     const page = await this.store.listTunnels({
       ...(q.state === 'all' ? {} : { state: q.state }),
       ...(q.type ? { type: q.type } : {}),
       ...(accountId !== undefined ? { accountId } : {}),
+      ...(q.search ? { search: q.search } : {}),
+      ...(q.sort ? { sort: q.sort } : {}),
+      ...(q.order ? { order: q.order } : {}),
       offset: q.offset,
       limit: q.limit,
     });

@@ -6,7 +6,8 @@
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { BrokerError } from '../errors.js';
-import type { AccountLimits, Role, TunnelState } from '../store/types.js';
+import type { AccountLimits, AuditFilter, Role, TunnelSort, TunnelState } from '../store/types.js';
+import { RANGE_KEYS, rangeOf, rangeRates, ratesFromSamples, topTalkers } from './history.js';
 import type { TunnelType } from '../dataplane/types.js';
 import type { AdminContext } from './context.js';
 import {
@@ -49,6 +50,15 @@ export function principalOf(req: FastifyRequest): Principal {
 }
 
 const STATES = ['live', 'all', 'offered', 'established', 'ended'] as const;
+const sampleSchema = {
+  type: 'object',
+  properties: { at: { type: 'integer' }, rxBytes: { type: 'integer' }, txBytes: { type: 'integer' } },
+} as const;
+const rateSchema = {
+  type: 'object',
+  description: 'bytes per second over the interval ending at `at`; null: no data (the broker was not running)',
+  properties: { at: { type: 'integer' }, rx: { type: ['number', 'null'] }, tx: { type: ['number', 'null'] } },
+} as const;
 const noContent = { 204: { type: 'null', description: 'done' } } as const;
 
 export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
@@ -264,6 +274,9 @@ export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
       state: (typeof STATES)[number];
       type?: TunnelType;
       username?: string;
+      search?: string;
+      sort?: TunnelSort;
+      order?: 'asc' | 'desc';
       offset: number;
       limit: number;
     };
@@ -271,7 +284,8 @@ export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
     '/tunnels',
     {
       schema: {
-        summary: 'List tunnels: live ones (default, with live counters) or stored ones by state, newest first',
+        summary:
+          'List tunnels: live ones (default, with live counters) or stored ones by state; searched, filtered, sorted (newest first by default) and paged in the store',
         tags: ['tunnels'],
         querystring: {
           type: 'object',
@@ -280,6 +294,18 @@ export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
             state: { type: 'string', enum: STATES, default: 'live' },
             type: { type: 'string', enum: ['v6v4', 'v6udpv4'] },
             username: { type: 'string', minLength: 1, maxLength: 64 },
+            search: {
+              type: 'string',
+              maxLength: 64,
+              description: 'case-insensitive substring of the username, client IPv4, client IPv6 or delegated prefix',
+            },
+            sort: {
+              type: 'string',
+              enum: ['started', 'account', 'type', 'traffic'],
+              default: 'started',
+              description: 'started: creation time; traffic: rxBytes + txBytes (live counters for state=live)',
+            },
+            order: { type: 'string', enum: ['asc', 'desc'], default: 'desc' },
             ...pageQuery,
           },
         },
@@ -300,6 +326,35 @@ export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
       },
     },
     async (req) => ctx.actions.tunnel(req.params.id),
+  );
+
+  app.get<{ Params: { id: number } }>(
+    '/tunnels/:id/traffic',
+    {
+      schema: {
+        summary:
+          "A live tunnel's recent traffic: its counters every 5 s over the last 10 minutes, kept in memory while it is live (empty otherwise)",
+        tags: ['tunnels'],
+        params: idParam,
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              live: { type: 'boolean' },
+              samples: { type: 'array', items: sampleSchema },
+              rates: { type: 'array', items: rateSchema },
+            },
+          },
+          ...commonErrors,
+          404: errorSchema,
+        },
+      },
+    },
+    async (req) => {
+      const t = await ctx.actions.tunnel(req.params.id);
+      const samples = t.live ? ctx.traffic.tunnelSamples(t.id) : [];
+      return { live: t.live, samples, rates: ratesFromSamples(samples) };
+    },
   );
 
   app.post<{ Params: { id: number } }>(
@@ -341,23 +396,47 @@ export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
     async () => ctx.poolUsage(),
   );
 
-  app.get(
+  app.get<{ Querystring: { range: string } }>(
     '/stats',
     {
       schema: {
-        summary: 'Dashboard figures: live tunnels by type and the recent traffic history',
+        summary:
+          'Dashboard figures: live tunnels by type, the last 10 minutes of totals, the traffic rates of a range (10m from memory; 1h, 24h, 7d from the store, per 1 min, 10 min, 1 h) and the top talkers',
         tags: ['pools'],
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { range: { type: 'string', enum: RANGE_KEYS, default: '10m' } },
+        },
         response: {
           200: {
             type: 'object',
             properties: {
               liveTunnels: { type: 'integer' },
               byType: { type: 'object', additionalProperties: { type: 'integer' } },
-              traffic: {
+              traffic: { type: 'array', items: sampleSchema },
+              history: {
+                type: 'object',
+                properties: {
+                  range: { type: 'string' },
+                  bucketMs: { type: 'integer' },
+                  from: { type: 'integer' },
+                  to: { type: 'integer' },
+                  points: { type: 'array', items: rateSchema },
+                },
+              },
+              topTalkers: {
                 type: 'array',
+                description: 'live tunnels that moved the most bytes over the last 10 minutes',
                 items: {
                   type: 'object',
-                  properties: { at: { type: 'integer' }, rxBytes: { type: 'integer' }, txBytes: { type: 'integer' } },
+                  properties: {
+                    id: { type: 'integer' },
+                    username: { type: ['string', 'null'] },
+                    rxBytes: { type: 'integer' },
+                    txBytes: { type: 'integer' },
+                    spanMs: { type: 'integer' },
+                  },
                 },
               },
             },
@@ -366,24 +445,41 @@ export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
         },
       },
     },
-    async () => {
+    async (req) => {
       const byType = ctx.actions.liveByType();
-      return { liveTunnels: byType.v6v4 + byType.v6udpv4, byType, traffic: ctx.traffic.samples() };
+      const range = rangeOf(req.query.range);
+      return {
+        liveTunnels: byType.v6v4 + byType.v6udpv4,
+        byType,
+        traffic: ctx.traffic.samples(),
+        history: await rangeRates(ctx.store, ctx.traffic, ctx.clock.now(), range),
+        topTalkers: topTalkers(ctx.traffic, ctx.broker.liveTunnels(), 10).map((t) => ({
+          id: t.tunnel.id,
+          username: t.tunnel.username,
+          rxBytes: t.rxBytes,
+          txBytes: t.txBytes,
+          spanMs: t.spanMs,
+        })),
+      };
     },
   );
 
-  app.get<{ Querystring: { offset: number; limit: number; action?: string; actor?: string } }>(
+  app.get<{ Querystring: AuditFilter & { offset: number; limit: number } }>(
     '/audit',
     {
       schema: {
-        summary: 'Audit events, newest first',
+        summary: 'Audit events, newest first, filtered by action, actor, target and time',
         tags: ['audit'],
         querystring: {
           type: 'object',
           additionalProperties: false,
           properties: {
-            action: { type: 'string', maxLength: 64 },
-            actor: { type: 'string', maxLength: 128 },
+            action: { type: 'string', maxLength: 64, description: 'exact action, e.g. account.create' },
+            actor: { type: 'string', maxLength: 128, description: 'exact actor, e.g. admin:root' },
+            actorContains: { type: 'string', maxLength: 128, description: 'case-insensitive substring of the actor' },
+            target: { type: 'string', maxLength: 128, description: 'case-insensitive substring of the target' },
+            from: { type: 'integer', description: 'at or after this time (Unix milliseconds)' },
+            to: { type: 'integer', description: 'before this time (Unix milliseconds)' },
             ...pageQuery,
           },
         },

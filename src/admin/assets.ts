@@ -48,6 +48,14 @@ button.danger { background:var(--danger); border-color:var(--danger); }
 .legend span { margin-right:1rem; } .legend i { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:.35rem; }
 .bar { height:10px; background:#e8eef8; border-radius:5px; overflow:hidden; min-width:120px; } .bar > div { height:100%; background:var(--accent); }
 .pager { display:flex; gap:1rem; margin-top:.75rem; }
+.small { font-size:.82rem; }
+.chart-wrap { position:relative; }
+.chart-tip { position:absolute; top:.25rem; pointer-events:none; background:#17202e; color:#fff; padding:.3rem .55rem; border-radius:6px; font-size:.8rem; white-space:nowrap; box-shadow:0 2px 8px rgba(0,0,0,.2); }
+.legend { display:flex; flex-wrap:wrap; gap:.25rem 1.25rem; } .legend svg { vertical-align:middle; margin-right:.35rem; }
+nav.ranges { display:flex; gap:.25rem; } nav.ranges a { padding:.25rem .6rem; border:1px solid #c3cad6; border-radius:6px; text-decoration:none; color:var(--fg); }
+nav.ranges a.active { background:var(--accent); border-color:var(--accent); color:#fff; }
+th a.sort { color:inherit; text-decoration:none; } th a.sort:hover { text-decoration:underline; } th[aria-sort=ascending], th[aria-sort=descending] { color:var(--fg); }
+.token-row { display:flex; gap:.6rem; align-items:stretch; flex-wrap:wrap; } .token-row pre { margin:0; flex:1; }
 a { color:#1a5fd0; }
 :focus-visible { outline:2px solid var(--accent); outline-offset:2px; }
 .skip { position:absolute; left:.5rem; top:-3rem; z-index:10; background:#fff; color:var(--fg); padding:.4rem .8rem; border-radius:6px; }
@@ -102,14 +110,86 @@ document.addEventListener('submit', function (e) {
   else focusable();
   window.addEventListener('resize', focusable);
 })();
+// live refresh: an element with data-refresh="/url" is replaced by that URL's HTML every 5 s, never while the
+// tab is hidden (and at once when it shows again), nor while the pointer or focus is inside it
 (function () {
-  var live = document.getElementById('live');
-  if (!live) return;
-  setInterval(function () {
-    fetch('/dashboard/live', { credentials: 'same-origin' })
-      .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (t) { if (t !== null) live.innerHTML = t; })
-      .catch(function () {});
-  }, 5000);
+  var els = document.querySelectorAll('[data-refresh]');
+  if (!els.length) return;
+  var busy = false;
+  function tick() {
+    if (document.hidden || busy) return;
+    els.forEach(function (el) {
+      if (el.matches(':hover') || el.contains(document.activeElement)) return;
+      busy = true;
+      fetch(el.getAttribute('data-refresh'), { credentials: 'same-origin' })
+        .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
+        .then(function (t) { if (t !== null) el.innerHTML = t; })
+        .catch(function () {})
+        .then(function () { busy = false; });
+    });
+  }
+  setInterval(tick, 5000);
+  document.addEventListener('visibilitychange', function () { if (!document.hidden) tick(); });
 })();
+// chart tooltips: each point has an invisible column (rect.hit) with its time and values in data-tip
+(function () {
+  function hide(wrap) {
+    var tip = wrap.querySelector('.chart-tip');
+    var guide = wrap.querySelector('line.guide');
+    if (tip) tip.hidden = true;
+    if (guide) guide.setAttribute('visibility', 'hidden');
+  }
+  document.addEventListener('mouseover', function (e) {
+    var hit = e.target;
+    if (!hit || !hit.classList || !hit.classList.contains('hit')) return;
+    var wrap = hit.closest('.chart-wrap');
+    if (!wrap) return;
+    var tip = wrap.querySelector('.chart-tip');
+    if (!tip) {
+      tip = document.createElement('div');
+      tip.className = 'chart-tip';
+      wrap.appendChild(tip);
+    }
+    tip.textContent = hit.getAttribute('data-tip');
+    tip.hidden = false;
+    var box = wrap.getBoundingClientRect();
+    var at = hit.getBoundingClientRect();
+    var x = at.left + at.width / 2 - box.left;
+    tip.style.left = Math.max(0, Math.min(box.width - tip.offsetWidth, x + 12)) + 'px';
+    var guide = wrap.querySelector('line.guide');
+    if (guide) {
+      guide.setAttribute('x1', hit.getAttribute('data-x'));
+      guide.setAttribute('x2', hit.getAttribute('data-x'));
+      guide.setAttribute('visibility', 'visible');
+    }
+  });
+  document.addEventListener('mouseout', function (e) {
+    var wrap = e.target && e.target.closest && e.target.closest('.chart-wrap');
+    if (wrap && !(e.relatedTarget && wrap.contains(e.relatedTarget))) hide(wrap);
+  });
+})();
+// copy buttons: data-copy names the element whose text goes to the clipboard; without the Clipboard API (plain
+// HTTP off loopback) the text is selected and copied the old way, or left selected for Ctrl+C
+document.addEventListener('click', function (e) {
+  var btn = e.target && e.target.closest && e.target.closest('[data-copy]');
+  if (!btn) return;
+  var src = document.querySelector(btn.getAttribute('data-copy'));
+  var status = document.querySelector(btn.getAttribute('data-copy-status'));
+  if (!src) return;
+  var text = src.textContent.trim();
+  function say(msg) { if (status) status.textContent = msg; }
+  function fallback() {
+    var range = document.createRange();
+    range.selectNodeContents(src);
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+    var ok = false;
+    try { ok = document.execCommand('copy'); } catch (err) { ok = false; }
+    say(ok ? 'Copied.' : 'Selected: press Ctrl+C (or Cmd+C) to copy.');
+  }
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text).then(function () { say('Copied.'); }, fallback);
+  } else fallback();
+});
 `;

@@ -18,12 +18,12 @@ export const SAMPLE_EVERY_MS = 5000;
 export const HISTORY_SAMPLES = 120;
 /** Per live tunnel: 10 minutes at SAMPLE_EVERY_MS (about 3 KiB a tunnel). */
 export const TUNNEL_HISTORY_SAMPLES = 120;
-/** One stored row a minute: the finest resolution of the stored ranges. */
-export const PERSIST_EVERY_MS = 60_000;
+/** Two stored rows a minute, so every minute of the 1-hour range has one even when sampling drifts. */
+export const PERSIST_EVERY_MS = 30_000;
 /** Stored rows older than this are deleted... */
 export const RETENTION_MS = 8 * 24 * 3600_000;
-/** ...and never more than this many are kept (8 days of minutes, plus slack for several nodes). */
-export const RETENTION_ROWS = 8 * 1440 * 2;
+/** ...and never more than this many are kept (8 days of rows, twice over for a second node or drift). */
+export const RETENTION_ROWS = 8 * 2880 * 2;
 
 export interface TrafficTotals {
   rxPackets: number;
@@ -96,12 +96,15 @@ export class TrafficMeter {
   sample(): void {
     this.update();
     const at = this.clock.now();
+    const previousAt = this.history[this.history.length - 1]?.at;
     this.history.push({ at, rxBytes: this.totals.rxBytes, txBytes: this.totals.txBytes });
     if (this.history.length > HISTORY_SAMPLES) this.history.splice(0, this.history.length - HISTORY_SAMPLES);
     for (const id of this.perTunnel.keys()) if (!this.lastSeen.has(id)) this.perTunnel.delete(id);
     for (const [id, c] of this.lastSeen) {
       let h = this.perTunnel.get(id);
-      if (!h) this.perTunnel.set(id, (h = []));
+      // a data plane entry starts at zero: a tunnel new since the last sample gets that as its first point
+      if (!h)
+        this.perTunnel.set(id, (h = previousAt === undefined ? [] : [{ at: previousAt, rxBytes: 0, txBytes: 0 }]));
       h.push({ at, rxBytes: c.rxBytes, txBytes: c.txBytes });
       if (h.length > TUNNEL_HISTORY_SAMPLES) h.splice(0, h.length - TUNNEL_HISTORY_SAMPLES);
     }

@@ -24,6 +24,7 @@ import { principalOf, checkLimits } from './api.js';
 import { STYLESHEET, SCRIPT, FAVICON_SVG } from './assets.js';
 import type { SafeHtml } from './html.js';
 import * as views from './views.js';
+import { rangeOf, rangeRates, ratesFromSamples, topTalkers, type RangeKey } from './history.js';
 import { isSelfService } from './self-service.js';
 import type { Config } from '../config/schema.js';
 
@@ -170,42 +171,79 @@ export function registerUi(app: FastifyInstance, ctx: AdminContext): void {
 
   // ---------------------------------------------------------------- dashboard
 
-  const dashboardData = async (): Promise<views.DashboardData> => {
+  const dashboardData = async (range: RangeKey): Promise<views.DashboardData> => {
     const byType = ctx.actions.liveByType();
     return {
       liveTunnels: byType.v6v4 + byType.v6udpv4,
       byType,
       halfOpen: ctx.sessionCounts().halfOpen,
       accounts: (await ctx.store.listAccounts({ limit: 0 })).total,
-      samples: ctx.traffic.samples(),
+      history: await rangeRates(ctx.store, ctx.traffic, ctx.clock.now(), range),
       totals: ctx.traffic.update(),
+      talkers: topTalkers(ctx.traffic, ctx.broker.liveTunnels(), 5),
       pools: await ctx.poolUsage(),
     };
   };
 
-  app.get('/', { config: { role: 'any' } }, async (req, reply) => {
+  app.get<{ Querystring: { range?: string } }>('/', { config: { role: 'any' } }, async (req, reply) => {
     const p = principalOf(req);
     if (p.role !== 'admin') return reply.redirect('/me', 303);
-    return page(reply, views.dashboardPage(viewer(p), await dashboardData()));
+    return page(reply, views.dashboardPage(viewer(p), await dashboardData(rangeOf(req.query.range))));
   });
 
-  app.get('/dashboard/live', async (_req, reply) => page(reply, views.dashboardLive(await dashboardData())));
+  app.get<{ Querystring: { range?: string } }>('/dashboard/live', async (req, reply) =>
+    page(reply, views.dashboardLive(await dashboardData(rangeOf(req.query.range)))),
+  );
 
   // ---------------------------------------------------------------- tunnels
 
-  app.get('/tunnels', async (req, reply) => {
-    const live = await ctx.actions.tunnels({ state: 'live', offset: 0, limit: 1000 });
-    const recent = await ctx.actions.tunnels({ state: 'ended', offset: 0, limit: 25 });
-    return page(
-      reply,
-      views.tunnelsPage(viewer(principalOf(req)), live.items, recent.items, ctx.clock.now(), flashOf(req)),
-    );
+  /** One page of the tunnel list, searched, filtered and sorted in the store (or over the live ones). An
+   *  account filter naming no account shows nothing rather than an error page. */
+  const tunnelList = async (q: views.TunnelListQuery) => {
+    try {
+      return await ctx.actions.tunnels({
+        state: q.state,
+        ...(q.type ? { type: q.type } : {}),
+        ...(q.account ? { username: q.account } : {}),
+        ...(q.search ? { search: q.search } : {}),
+        sort: q.sort,
+        order: q.order,
+        offset: q.offset,
+        limit: views.TUNNEL_PAGE,
+      });
+    } catch (err) {
+      if (err instanceof BrokerError && err.code === 'STORE_NOT_FOUND') return { items: [], total: 0 };
+      throw err;
+    }
+  };
+
+  app.get<{ Querystring: Record<string, string | undefined> }>('/tunnels', async (req, reply) => {
+    const q = views.tunnelListQuery(req.query);
+    const list = await tunnelList(q);
+    const recent =
+      q.state === 'live' ? (await ctx.actions.tunnels({ state: 'ended', offset: 0, limit: 10 })).items : null;
+    return page(reply, views.tunnelsPage(viewer(principalOf(req)), q, list, recent, ctx.clock.now(), flashOf(req)));
+  });
+
+  // the list alone, for the page's live refresh (assets.ts)
+  app.get<{ Querystring: Record<string, string | undefined> }>('/tunnels/list', async (req, reply) => {
+    const q = views.tunnelListQuery(req.query);
+    return page(reply, views.tunnelList(viewer(principalOf(req)), q, await tunnelList(q), ctx.clock.now()));
   });
 
   app.get<{ Params: { id: string } }>('/tunnels/:id', async (req, reply) => {
     const id = Number(req.params.id);
     if (!Number.isSafeInteger(id) || id < 1) throw new BrokerError('API_NOT_FOUND', 'no such tunnel');
-    return page(reply, views.tunnelPage(viewer(principalOf(req)), await ctx.actions.tunnel(id), ctx.clock.now()));
+    const t = await ctx.actions.tunnel(id);
+    const samples = t.live ? ctx.traffic.tunnelSamples(id) : [];
+    return page(
+      reply,
+      views.tunnelPage(viewer(principalOf(req)), t, ctx.clock.now(), {
+        points: ratesFromSamples(samples),
+        from: samples[0]?.at ?? ctx.clock.now(),
+        to: ctx.clock.now(),
+      }),
+    );
   });
 
   app.post<{ Params: { id: string } }>('/tunnels/:id/kill', async (req, reply) => {
@@ -287,12 +325,30 @@ export function registerUi(app: FastifyInstance, ctx: AdminContext): void {
     page(reply, views.poolsPage(viewer(principalOf(req)), await ctx.poolUsage())),
   );
 
-  app.get<{ Querystring: { offset?: string; action?: string } }>('/audit', async (req, reply) => {
+  app.get<{ Querystring: Record<string, string | undefined> }>('/audit', async (req, reply) => {
     const offset = Math.max(0, Math.trunc(Number(req.query.offset ?? 0)) || 0);
-    const action = (req.query.action ?? '').slice(0, 64);
+    const text = (k: string, max: number) => (req.query[k] ?? '').trim().slice(0, max);
+    const day = (k: string) => (/^\d{4}-\d{2}-\d{2}$/.test(req.query[k] ?? '') ? req.query[k]! : '');
+    const f: views.AuditFilterForm = {
+      action: text('action', 64),
+      actor: text('actor', 128),
+      target: text('target', 128),
+      from: day('from'),
+      to: day('to'),
+    };
+    const from = f.from ? Date.parse(`${f.from}T00:00:00Z`) : NaN;
+    const to = f.to ? Date.parse(`${f.to}T00:00:00Z`) + 86_400_000 : NaN; // the whole "to" day
     const limit = 50;
-    const list = await ctx.store.listAudit({ offset, limit, ...(action ? { action } : {}) });
-    return page(reply, views.auditPage(viewer(principalOf(req)), { ...list, offset, limit, action }));
+    const list = await ctx.store.listAudit({
+      offset,
+      limit,
+      ...(f.action ? { action: f.action } : {}),
+      ...(f.actor ? { actorContains: f.actor } : {}),
+      ...(f.target ? { target: f.target } : {}),
+      ...(Number.isFinite(from) ? { from } : {}),
+      ...(Number.isFinite(to) ? { to } : {}),
+    });
+    return page(reply, views.auditPage(viewer(principalOf(req)), { ...list, offset, limit, ...f }));
   });
 
   app.get('/tokens', async (req, reply) =>

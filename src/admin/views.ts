@@ -3,8 +3,10 @@
  *  CSRF token in `_csrf`; destructive ones ask for confirmation through `data-confirm` (assets.ts). */
 
 import { html, trusted, type SafeHtml } from './html.js';
-import type { Account, ApiToken, AuditEvent, PoolUsage, TunnelRecord } from '../store/types.js';
-import type { TrafficSample } from './traffic.js';
+import type { Account, ApiToken, AuditEvent, Page, PoolUsage, TunnelRecord, TunnelSort } from '../store/types.js';
+import type { TunnelType } from '../dataplane/types.js';
+import { RANGES, RANGE_KEYS, type RangeKey, type RangeRates, type RatePoint } from './history.js';
+import { chartLegend, formatRate, trafficChart } from './chart.js';
 import { MAX_EXPIRY_DAYS } from './tokens.js';
 
 export interface Viewer {
@@ -148,39 +150,11 @@ function endpoint(t: TunnelRecord): string {
 
 // ---------------------------------------------------------------- dashboard
 
-/** An SVG line chart of rx/tx rates between consecutive samples. Numbers only: no request data reaches it. */
-export function trafficChart(samples: readonly TrafficSample[]): SafeHtml {
-  // about the size it is drawn at on a desktop screen, so the 11px labels stay 11px
-  const W = 1100;
-  const H = 220;
-  const L = 64;
-  const B = 24;
-  const rates: { at: number; rx: number; tx: number }[] = [];
-  for (let i = 1; i < samples.length; i++) {
-    const a = samples[i - 1]!;
-    const b = samples[i]!;
-    const dt = Math.max(1, b.at - a.at) / 1000;
-    rates.push({ at: b.at, rx: (b.rxBytes - a.rxBytes) / dt, tx: (b.txBytes - a.txBytes) / dt });
-  }
-  const max = Math.max(1024, ...rates.map((r) => Math.max(r.rx, r.tx)));
-  const x = (i: number) => L + (rates.length <= 1 ? 0 : (i * (W - L - 8)) / (rates.length - 1));
-  const y = (v: number) => 8 + (H - B - 8) * (1 - v / max);
-  const line = (key: 'rx' | 'tx') => rates.map((r, i) => `${x(i).toFixed(1)},${y(r[key]).toFixed(1)}`).join(' ');
-  const grid = [0, 0.25, 0.5, 0.75, 1]
-    .map((f) => {
-      const yy = y(max * f).toFixed(1);
-      return `<line x1="${L}" x2="${W - 8}" y1="${yy}" y2="${yy}" stroke="#e3e8ef"/><text x="${L - 6}" y="${yy}" dy="4" text-anchor="end" font-size="11" fill="#5b6678">${formatBytes(max * f)}/s</text>`;
-    })
-    .join('');
-  const span = rates.length >= 2 ? formatAge(rates[rates.length - 1]!.at - rates[0]!.at) : '';
-  const body =
-    rates.length < 2
-      ? `<text x="${(W + L) / 2}" y="${H / 2}" text-anchor="middle" font-size="13" fill="#5b6678">collecting samples…</text>`
-      : `<polyline fill="none" stroke="#1f6feb" stroke-width="2" points="${line('rx')}"/><polyline fill="none" stroke="#e8710a" stroke-width="2" points="${line('tx')}"/>` +
-        `<text x="${L}" y="${H - 6}" font-size="11" fill="#5b6678">${span} ago</text><text x="${W - 8}" y="${H - 6}" text-anchor="end" font-size="11" fill="#5b6678">now</text>`;
-  return trusted(
-    `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="Tunnel traffic over time">${grid}${body}</svg>`,
-  );
+export interface TopTalker {
+  tunnel: TunnelRecord;
+  rxBytes: number;
+  txBytes: number;
+  spanMs: number;
 }
 
 export interface DashboardData {
@@ -188,12 +162,59 @@ export interface DashboardData {
   byType: Record<string, number>;
   halfOpen: number;
   accounts: number;
-  samples: readonly TrafficSample[];
+  /** The chosen range's rates (admin/history.ts). */
+  history: RangeRates;
   totals: { rxBytes: number; txBytes: number };
+  /** Live tunnels that moved the most over their in-memory history (10 minutes at most). */
+  talkers: TopTalker[];
   pools: PoolUsage[];
 }
 
+function rangeChooser(current: RangeKey): SafeHtml {
+  return html`<nav class="ranges" aria-label="Time range">
+    ${RANGE_KEYS.map(
+      (k) =>
+        html`<a
+          href="/?range=${k}"
+          class="${k === current ? 'active' : ''}"
+          ${k === current ? trusted('aria-current="true"') : ''}
+          >${RANGES[k].label}</a
+        >`,
+    )}
+  </nav>`;
+}
+
+function talkersTable(talkers: TopTalker[]): SafeHtml {
+  if (!talkers.length) return html`<p class="muted">No live tunnel has carried traffic in the last 10 minutes.</p>`;
+  return html`<table id="top-talkers">
+    <thead>
+      <tr>
+        <th>Tunnel</th>
+        <th>Account</th>
+        <th>Addresses</th>
+        <th class="num">Rx</th>
+        <th class="num">Tx</th>
+        <th class="num">Average</th>
+      </tr>
+    </thead>
+    <tbody>
+      ${talkers.map(
+        (t) =>
+          html`<tr data-tunnel-id="${t.tunnel.id}">
+            <td><a href="/tunnels/${t.tunnel.id}">${t.tunnel.id}</a></td>
+            <td>${t.tunnel.username ?? html`<span class="muted">anonymous</span>`}</td>
+            <td class="mono">${t.tunnel.clientIpv6}</td>
+            <td class="num">${formatBytes(t.rxBytes)}</td>
+            <td class="num">${formatBytes(t.txBytes)}</td>
+            <td class="num">${formatRate(((t.rxBytes + t.txBytes) * 1000) / Math.max(1, t.spanMs))}</td>
+          </tr>`,
+      )}
+    </tbody>
+  </table>`;
+}
+
 export function dashboardLive(d: DashboardData): SafeHtml {
+  const r = RANGES[d.history.range];
   return html`<div class="grid">
       <div class="stat">
         <div class="label">Live tunnels</div>
@@ -216,12 +237,32 @@ export function dashboardLive(d: DashboardData): SafeHtml {
       </div>
     </div>
     <div class="card">
-      <h2>Traffic</h2>
-      <div class="legend muted">
-        <span><i style="background:#1f6feb"></i>from clients (rx) · total ${formatBytes(d.totals.rxBytes)}</span
-        ><span><i style="background:#e8710a"></i>to clients (tx) · total ${formatBytes(d.totals.txBytes)}</span>
+      <div class="row">
+        <h2 style="margin:0;flex:1">Traffic, last ${r.label}</h2>
+        ${rangeChooser(d.history.range)}
       </div>
-      ${trafficChart(d.samples)}
+      ${chartLegend(
+        `from clients (rx) · since start ${formatBytes(d.totals.rxBytes)}`,
+        `to clients (tx) · since start ${formatBytes(d.totals.txBytes)}`,
+      )}
+      ${trafficChart(d.history.points, {
+        from: d.history.from,
+        to: d.history.to,
+        label: `Tunnel traffic over the last ${r.label}: rx above the axis, tx below`,
+        empty: d.history.range === '10m' ? 'collecting samples…' : 'no stored traffic in this range yet',
+      })}
+      <p class="muted small">
+        ${
+          d.history.range === '10m'
+            ? 'Every 5 s, kept in memory.'
+            : `Stored every 30 s and kept 8 days; one point per ${r.bucketLabel}. Gaps: the broker was not running.`
+        }
+        Hover the chart for values.
+      </p>
+    </div>
+    <div class="card">
+      <h2>Top talkers <span class="muted small">(live tunnels, last 10 minutes)</span></h2>
+      ${talkersTable(d.talkers)}
     </div>`;
 }
 
@@ -231,7 +272,7 @@ export function dashboardPage(v: Viewer, d: DashboardData): SafeHtml {
     v,
     '/',
     html`<h1>Dashboard</h1>
-      <div id="live">${dashboardLive(d)}</div>
+      <div id="live" data-refresh="/dashboard/live?range=${d.history.range}">${dashboardLive(d)}</div>
       <div class="card">
         <h2>Address pools</h2>
         ${poolTable(d.pools)}
@@ -291,13 +332,112 @@ const TUNNEL_HEAD = html`<thead>
   </tr>
 </thead>`;
 
+/** Rows a page of the tunnel list shows. */
+export const TUNNEL_PAGE = 25;
+
+/** The tunnel list's query string, parsed leniently (an unknown value falls back to its default). There is no
+ *  node filter: every tunnel of this broker runs on this one node (docs/admin.md). */
+export interface TunnelListQuery {
+  state: 'live' | 'ended' | 'all';
+  search: string;
+  type: '' | TunnelType;
+  account: string;
+  sort: TunnelSort;
+  order: 'asc' | 'desc';
+  offset: number;
+}
+
+const SORTS: readonly TunnelSort[] = ['started', 'account', 'type', 'traffic'];
+
+export function tunnelListQuery(q: Record<string, string | undefined>): TunnelListQuery {
+  const one = <T extends string>(v: string | undefined, allowed: readonly T[], dflt: T): T =>
+    allowed.includes(v as T) ? (v as T) : dflt;
+  return {
+    state: one(q.state, ['live', 'ended', 'all'] as const, 'live'),
+    search: (q.search ?? '').trim().slice(0, 64),
+    type: one(q.type, ['', 'v6v4', 'v6udpv4'] as const, ''),
+    account: (q.account ?? '').trim().slice(0, 64),
+    sort: one(q.sort, SORTS, 'started'),
+    order: one(q.order, ['asc', 'desc'] as const, 'desc'),
+    offset: Math.max(0, Math.trunc(Number(q.offset ?? 0)) || 0),
+  };
+}
+
+function tunnelListUrl(path: string, q: TunnelListQuery, over: Partial<TunnelListQuery> = {}): string {
+  const all = { ...q, ...over };
+  const p = new URLSearchParams();
+  if (all.state !== 'live') p.set('state', all.state);
+  if (all.search) p.set('search', all.search);
+  if (all.type) p.set('type', all.type);
+  if (all.account) p.set('account', all.account);
+  if (all.sort !== 'started' || all.order !== 'desc') {
+    p.set('sort', all.sort);
+    p.set('order', all.order);
+  }
+  if (all.offset) p.set('offset', String(all.offset));
+  const qs = p.toString();
+  return qs ? `${path}?${qs}` : path;
+}
+
+/** A column header that sorts by `key`: first click most/latest first for numbers, A–Z for text; the next
+ *  click reverses. */
+function sortHeader(q: TunnelListQuery, key: TunnelSort, label: string, attrs = ''): SafeHtml {
+  const active = q.sort === key;
+  const first = key === 'account' || key === 'type' ? 'asc' : 'desc';
+  const order = active ? (q.order === 'asc' ? 'desc' : 'asc') : first;
+  const arrow = active ? (q.order === 'asc' ? ' ▲' : ' ▼') : '';
+  return html`<th ${trusted(attrs)} aria-sort="${active ? (q.order === 'asc' ? 'ascending' : 'descending') : 'none'}">
+    <a class="sort" data-sort="${key}" href="${tunnelListUrl('/tunnels', q, { sort: key, order, offset: 0 })}"
+      >${label}${arrow}</a
+    >
+  </th>`;
+}
+
+/** The list card's content: the count, the table and the pager. Also served alone at /tunnels/list, which the
+ *  page's script fetches every 5 s while the tab is visible. */
+export function tunnelList(v: Viewer, q: TunnelListQuery, list: Page<TunnelRecord>, now: number): SafeHtml {
+  const live = q.state === 'live';
+  const first = list.total === 0 ? 0 : q.offset + 1;
+  const last = q.offset + list.items.length;
+  return html`<div class="row">
+      <h2 style="margin:0;flex:1">
+        ${live ? 'Live' : q.state === 'ended' ? 'Ended' : 'All'} tunnels
+        <span class="muted" data-testid="tunnel-count">(${list.total})</span>
+      </h2>
+      <span class="muted">showing ${first}–${last} · refreshes every 5 s</span>
+    </div>
+    <table id="${live ? 'live-tunnels' : 'tunnels'}">
+      <thead>
+        <tr>
+          <th>ID</th>
+          ${sortHeader(q, 'account', 'Account')} ${sortHeader(q, 'type', 'Type')}
+          <th>Endpoint</th>
+          <th>Addresses</th>
+          ${sortHeader(q, 'started', 'Started (age)')}
+          <th>Last seen</th>
+          ${sortHeader(q, 'traffic', 'Traffic: rx pkts / bytes · tx', 'class="num" colspan="2"')}
+          <th></th>
+        </tr>
+      </thead>
+      <tbody>
+        ${tunnelRows(v, list.items, now, live)}
+      </tbody>
+    </table>
+    <div class="pager">
+      ${q.offset > 0 ? html`<a rel="prev" href="${tunnelListUrl('/tunnels', q, { offset: Math.max(0, q.offset - TUNNEL_PAGE) })}">← Previous</a>` : ''}${last < list.total ? html`<a rel="next" href="${tunnelListUrl('/tunnels', q, { offset: q.offset + TUNNEL_PAGE })}">Next →</a>` : ''}
+    </div>`;
+}
+
 export function tunnelsPage(
   v: Viewer,
-  live: TunnelRecord[],
-  recent: TunnelRecord[],
+  q: TunnelListQuery,
+  list: Page<TunnelRecord>,
+  recent: TunnelRecord[] | null,
   now: number,
   flash?: string,
 ): SafeHtml {
+  const option = (value: string, label: string, current: string) =>
+    html`<option value="${value}" ${value === current ? trusted('selected') : ''}>${label}</option>`;
   return layout(
     'Tunnels',
     v,
@@ -305,30 +445,53 @@ export function tunnelsPage(
     html`<h1>Tunnels</h1>
       ${flash ? html`<div class="flash" role="status">${flash}</div>` : ''}
       <div class="card">
-        <div class="row">
-          <h2 style="margin:0;flex:1">Live (${live.length})</h2>
-          <a href="/tunnels">Refresh</a>
-        </div>
-        <table id="live-tunnels">
-          ${TUNNEL_HEAD}
-          <tbody>
-            ${tunnelRows(v, live, now, true)}
-          </tbody>
-        </table>
+        <form method="get" action="/tunnels" class="row" id="tunnel-filters">
+          <label class="field"
+            >Search account or address
+            <input type="search" name="search" placeholder="e.g. alice, 192.0.2.7, 2001:db8:" value="${q.search}"
+          /></label>
+          <label class="field"
+            >State
+            <select name="state">
+              ${option('live', 'live', q.state)}${option('ended', 'ended', q.state)}${option('all', 'all', q.state)}
+            </select></label
+          >
+          <label class="field"
+            >Type
+            <select name="type">
+              ${option('', 'any', q.type)}${option('v6v4', 'v6v4', q.type)}${option('v6udpv4', 'v6udpv4', q.type)}
+            </select></label
+          >
+          <label class="field">Account (exact) <input type="text" name="account" value="${q.account}" /></label>
+          <input type="hidden" name="sort" value="${q.sort}" /><input type="hidden" name="order" value="${q.order}" />
+          <button class="secondary" type="submit">Filter</button>
+          <a href="/tunnels">Clear</a>
+        </form>
+        <div id="tunnel-list" data-refresh="${tunnelListUrl('/tunnels/list', q)}">${tunnelList(v, q, list, now)}</div>
       </div>
-      <div class="card">
-        <h2>Recently ended</h2>
-        <table id="recent-tunnels">
-          ${TUNNEL_HEAD}
-          <tbody>
-            ${tunnelRows(v, recent, now, false)}
-          </tbody>
-        </table>
-      </div>`,
+      ${
+        recent
+          ? html`<div class="card">
+              <h2>Recently ended</h2>
+              <table id="recent-tunnels">
+                ${TUNNEL_HEAD}
+                <tbody>
+                  ${tunnelRows(v, recent, now, false)}
+                </tbody>
+              </table>
+              <p><a href="/tunnels?state=ended">All ended tunnels →</a></p>
+            </div>`
+          : ''
+      }`,
   );
 }
 
-export function tunnelPage(v: Viewer, t: TunnelRecord & { live: boolean }, now: number): SafeHtml {
+export function tunnelPage(
+  v: Viewer,
+  t: TunnelRecord & { live: boolean },
+  now: number,
+  traffic: { points: RatePoint[]; from: number; to: number },
+): SafeHtml {
   const rows: [string, string | SafeHtml][] = [
     ['Account', t.username ?? 'anonymous'],
     ['State', t.live ? 'live' : `${t.state}${t.endReason ? ` (${t.endReason})` : ''}`],
@@ -362,6 +525,20 @@ export function tunnelPage(v: Viewer, t: TunnelRecord & { live: boolean }, now: 
           )}
         </table>
         ${t.live ? html`<p><form class="inline" method="post" action="/tunnels/${t.id}/kill" data-confirm="End tunnel ${t.id} now?">${csrfField(v)}<button class="danger" type="submit">Kill tunnel</button></form></p>` : ''}
+      </div>
+      <div class="card" id="tunnel-traffic">
+        <h2>Traffic of this tunnel</h2>
+        ${chartLegend('from the client (rx)', 'to the client (tx)')}
+        ${trafficChart(traffic.points, {
+          from: traffic.from,
+          to: traffic.to,
+          label: `Traffic of tunnel ${t.id}: rx above the axis, tx below`,
+          empty: t.live ? 'collecting samples…' : 'no graph: it is kept in memory only while the tunnel is live',
+        })}
+        <p class="muted small">
+          Every 5 s while the tunnel is live, the last 10 minutes, in memory (gone when it ends or the broker restarts).
+          Reload for new samples.
+        </p>
       </div>`,
   );
 }
@@ -581,24 +758,49 @@ export function poolsPage(v: Viewer, pools: PoolUsage[]): SafeHtml {
   );
 }
 
+/** The audit page's filters as typed: from and to are UTC days (YYYY-MM-DD), both included. */
+export interface AuditFilterForm {
+  action: string;
+  actor: string;
+  target: string;
+  from: string;
+  to: string;
+}
+
 export function auditPage(
   v: Viewer,
-  p: { items: AuditEvent[]; total: number; offset: number; limit: number; action: string },
+  p: { items: AuditEvent[]; total: number; offset: number; limit: number } & AuditFilterForm,
 ): SafeHtml {
-  const q = (offset: number) => `/audit?offset=${offset}${p.action ? `&action=${encodeURIComponent(p.action)}` : ''}`;
+  const q = (offset: number) => {
+    const u = new URLSearchParams();
+    for (const k of ['action', 'actor', 'target', 'from', 'to'] as const) if (p[k]) u.set(k, p[k]);
+    u.set('offset', String(offset));
+    return `/audit?${u.toString()}`;
+  };
   return layout(
     'Audit log',
     v,
     '/audit',
     html`<h1>Audit log</h1>
       <div class="card">
-        <form method="get" action="/audit" class="row">
-          <input type="search" name="action" placeholder="action, e.g. account.create" value="${p.action}" /><button
-            class="secondary"
-            type="submit"
-          >
-            Filter</button
-          ><span class="muted">${p.total} event(s)</span>
+        <form method="get" action="/audit" class="row" id="audit-filters">
+          <label class="field"
+            >Actor contains
+            <input type="search" name="actor" placeholder="e.g. root, token:, web:" value="${p.actor}" maxlength="128"
+          /></label>
+          <label class="field"
+            >Action
+            <input type="search" name="action" placeholder="e.g. account.create" value="${p.action}" maxlength="64"
+          /></label>
+          <label class="field"
+            >Target contains
+            <input type="search" name="target" placeholder="e.g. alice, tunnel id" value="${p.target}" maxlength="128"
+          /></label>
+          <label class="field">From (UTC day) <input type="date" name="from" value="${p.from}" /></label>
+          <label class="field">To (UTC day, included) <input type="date" name="to" value="${p.to}" /></label>
+          <button class="secondary" type="submit">Filter</button>
+          <a href="/audit">Clear</a>
+          <span class="muted" data-testid="audit-count">${p.total} event(s)</span>
         </form>
         <table>
           <thead>
@@ -648,7 +850,13 @@ export function tokensPage(
           ? html`<div class="card">
               <h2>Token ${created.name} created</h2>
               <p>Copy it now: it is not shown again.</p>
-              <pre id="new-token">${created.token}</pre>
+              <div class="token-row">
+                <pre id="new-token">${created.token}</pre>
+                <button type="button" id="copy-token" data-copy="#new-token" data-copy-status="#copy-status">
+                  Copy
+                </button>
+              </div>
+              <p id="copy-status" class="muted" role="status" aria-live="polite"></p>
               <p class="muted">Use it as <code>Authorization: Bearer …</code> on /api/v1.</p>
             </div>`
           : ''

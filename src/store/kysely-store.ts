@@ -804,13 +804,19 @@ export class KyselyStore implements Store {
           b.as('b'),
           (eb) => eb.fn.sum<number | string>('rx_bytes').as('rx'),
           (eb) => eb.fn.sum<number | string>('tx_bytes').as('tx'),
+          (eb) => eb.fn.sum<number | string>('interval_ms').as('ms'),
         ])
         .where('at', '>=', from)
         .where('at', '<', to)
         .groupBy(b)
         .orderBy(b)
         .execute();
-      return rows.map((r) => ({ at: Number(r.b) * bucket, rxBytes: Number(r.rx), txBytes: Number(r.tx) }));
+      return rows.map((r) => ({
+        at: Number(r.b) * bucket,
+        rxBytes: Number(r.rx),
+        txBytes: Number(r.tx),
+        intervalMs: Number(r.ms),
+      }));
     });
   }
 

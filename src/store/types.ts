@@ -195,11 +195,13 @@ export interface TrafficSampleRow {
   txPackets: number;
 }
 
-/** Traffic samples summed into a bucket [at, at + bucketMs). */
+/** Traffic samples summed into a bucket [at, at + bucketMs); intervalMs is the time they cover (their rate is
+ *  bytes / intervalMs, whatever the bucket size). */
 export interface TrafficBucket {
   at: number;
   rxBytes: number;
   txBytes: number;
+  intervalMs: number;
 }
 
 export interface CounterUpdate {

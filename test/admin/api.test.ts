@@ -87,6 +87,7 @@ test('the OpenAPI document lists every route with its schemas', async () => {
     'delete /accounts/{username}',
     'get /tunnels',
     'get /tunnels/{id}',
+    'get /tunnels/{id}/traffic',
     'post /tunnels/{id}/kill',
     'get /pools',
     'get /stats',

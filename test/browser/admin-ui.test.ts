@@ -130,7 +130,7 @@ test('an admin manages an account and a live tunnel in the web UI; the account h
 
   await page.goto(`${base}/`);
   assert.equal(await page.textContent('[data-testid=live-count]'), '1');
-  assert.ok((await page.locator('svg.chart polyline').count()) === 2, 'traffic chart drawn');
+  assert.equal(await page.locator('svg.chart path.line-rx, svg.chart path.line-tx').count(), 2, 'traffic chart drawn');
   await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png'), fullPage: true });
 
   // 6. kill it from the UI (confirmation accepted) and see it gone

@@ -819,12 +819,12 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
           });
         const perFive = await store.trafficHistory(t0, t0 + 12 * 60_000, 5 * 60_000);
         assert.deepEqual(perFive, [
-          { at: t0, rxBytes: 5010, txBytes: 50 },
-          { at: t0 + 300_000, rxBytes: 5035, txBytes: 50 },
-          { at: t0 + 600_000, rxBytes: 2021, txBytes: 20 },
+          { at: t0, rxBytes: 5010, txBytes: 50, intervalMs: 300_000 },
+          { at: t0 + 300_000, rxBytes: 5035, txBytes: 50, intervalMs: 300_000 },
+          { at: t0 + 600_000, rxBytes: 2021, txBytes: 20, intervalMs: 120_000 },
         ]);
         assert.deepEqual(await store.trafficHistory(t0 + 60_000, t0 + 120_000, 60_000), [
-          { at: t0 + 60_000, rxBytes: 1001, txBytes: 10 },
+          { at: t0 + 60_000, rxBytes: 1001, txBytes: 10, intervalMs: 60_000 },
         ]);
         assert.equal(await store.pruneTrafficSamples(t0 + 2 * 60_000, 1_000_000), 2, 'by age');
         assert.equal(await store.pruneTrafficSamples(0, 4), 6, 'by count: the newest 4 stay');
