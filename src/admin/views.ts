@@ -415,7 +415,7 @@ export function tunnelList(v: Viewer, q: TunnelListQuery, list: Page<TunnelRecor
           <th>Addresses</th>
           ${sortHeader(q, 'started', 'Started (age)')}
           <th>Last seen</th>
-          ${sortHeader(q, 'traffic', 'Traffic: rx pkts / bytes · tx', 'class="num" colspan="2"')}
+          ${sortHeader(q, 'traffic', 'Traffic rx · tx (pkts / bytes)', 'class="num" colspan="2"')}
           <th></th>
         </tr>
       </thead>
