@@ -27,6 +27,8 @@ export const ERRORS = {
   // Allocation
   POOL_EXHAUSTED: { tsp: 301, http: 503, text: 'No more tunnels available' },
   POOL_CONFLICT: { tsp: 310, http: 409, text: 'Server side error' },
+  /** An operator killed this account's (or source address's) tunnel and blocked it for a while. */
+  TUNNEL_BLOCKED: { tsp: 301, http: 403, text: 'No more tunnels available' },
   // Store
   STORE_NOT_FOUND: { tsp: 310, http: 404, text: 'Not found' },
   STORE_CONFLICT: { tsp: 310, http: 409, text: 'Already exists' },

@@ -26,6 +26,7 @@ import {
 } from './schemas.js';
 import type { Principal } from './auth.js';
 import { MAX_EXPIRY_DAYS } from './tokens.js';
+import { MAX_BLOCK_MINUTES } from '../broker/blocks.js';
 
 export type RouteRole = 'public' | 'any' | 'admin';
 
@@ -357,18 +358,33 @@ export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
     },
   );
 
-  app.post<{ Params: { id: number } }>(
+  app.post<{ Params: { id: number }; Body: { blockMinutes?: number } | undefined }>(
     '/tunnels/:id/kill',
     {
       schema: {
-        summary: 'End a live tunnel now (reason admin)',
+        summary: 'End a live tunnel now (reason admin); with blockMinutes, also refuse its owner a new one for a while',
         tags: ['tunnels'],
         params: idParam,
+        body: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          properties: {
+            blockMinutes: {
+              type: 'integer',
+              minimum: 1,
+              maximum: MAX_BLOCK_MINUTES,
+              description:
+                'A killed client usually reconnects about 80 s later. This refuses the account (or, for an anonymous ' +
+                'tunnel, the source address) new tunnels with TSP 301 for this many minutes; in memory, lifted by a restart',
+            },
+          },
+        },
         response: { ...noContent, ...commonErrors, 404: errorSchema },
       },
     },
     async (req, reply) => {
-      await ctx.broker.killTunnel(req.params.id, principalOf(req).actor);
+      const blockMinutes = req.body?.blockMinutes;
+      await ctx.broker.killTunnel(req.params.id, principalOf(req).actor, blockMinutes ? { blockMinutes } : {});
       return reply.code(204).send();
     },
   );

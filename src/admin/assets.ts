@@ -65,6 +65,10 @@ a { color:#1a5fd0; }
 input, select { max-width:100%; }
 .card { overflow-x:auto; position:relative; }
 .note { color:var(--muted); font-size:.85rem; }
+.kill-more { display:inline-block; margin-left:.4rem; vertical-align:middle; }
+.kill-more summary { cursor:pointer; color:#1a5fd0; }
+.kill-more[open] { display:block; margin:.4rem 0 0; min-width:16rem; white-space:normal; }
+.kill-block { margin:.4rem 0 0; }
 .row:has(> .field) { align-items:flex-end; }
 .sr-only { position:absolute; width:1px; height:1px; padding:0; margin:-1px; overflow:hidden; clip:rect(0 0 0 0); white-space:nowrap; border:0; }
 /* phones: the header wraps (brand and account on the first row, navigation below), tables scroll inside their

@@ -12,6 +12,12 @@ interface Collected {
   role: string;
 }
 
+/** A body schema that also allows null may be left out (POST /tunnels/{id}/kill). */
+function optionalBody(body: unknown): boolean {
+  const t = (body as { type?: unknown }).type;
+  return Array.isArray(t) && t.includes('null');
+}
+
 export class OpenApiBuilder {
   private readonly routes: Collected[] = [];
 
@@ -57,7 +63,9 @@ export class OpenApiBuilder {
         summary: s.summary,
         tags: s.tags,
         ...(parameters.length ? { parameters } : {}),
-        ...(s.body ? { requestBody: { required: true, content: { 'application/json': { schema: s.body } } } } : {}),
+        ...(s.body
+          ? { requestBody: { required: !optionalBody(s.body), content: { 'application/json': { schema: s.body } } } }
+          : {}),
         responses,
         security: r.role === 'public' ? [] : [{ bearerToken: [] }, { sessionCookie: [] }],
         ...(r.role === 'admin' ? { 'x-role': 'admin' } : {}),

@@ -26,6 +26,7 @@ import type { SafeHtml } from './html.js';
 import * as views from './views.js';
 import { rangeOf, rangeRates, ratesFromSamples, topTalkers, type RangeKey } from './history.js';
 import { isSelfService } from './self-service.js';
+import { MAX_BLOCK_MINUTES } from '../broker/blocks.js';
 import type { Config } from '../config/schema.js';
 
 type Form = Record<string, string | string[] | undefined>;
@@ -39,6 +40,10 @@ const DONE: Record<string, (subject: string) => string> = {
   deleted: (s) => `${s} deleted.`,
   limits: (s) => `Limits of ${s} saved.`,
   killed: (s) => `Tunnel ${s} ended.`,
+  killblocked: (s) => {
+    const [id, minutes] = s.split(':');
+    return `Tunnel ${id} ended; its owner gets no new tunnel for ${minutes} minutes.`;
+  },
   revoked: (s) => `Token ${s} revoked.`,
   ownpassword: () => 'Your password was changed.',
 };
@@ -246,11 +251,21 @@ export function registerUi(app: FastifyInstance, ctx: AdminContext): void {
     );
   });
 
-  app.post<{ Params: { id: string } }>('/tunnels/:id/kill', async (req, reply) => {
+  app.post<{ Params: { id: string }; Body: Form }>('/tunnels/:id/kill', async (req, reply) => {
     const id = Number(req.params.id);
     if (!Number.isSafeInteger(id) || id < 1) throw new BrokerError('API_NOT_FOUND', 'no such tunnel');
-    await ctx.broker.killTunnel(id, principalOf(req).actor);
-    return done(reply, '/tunnels', 'killed', String(id));
+    // kill and block (the form's blockMinutes field): the same bounds as the API's
+    const raw = field(req.body ?? {}, 'blockMinutes').trim();
+    const blockMinutes = raw === '' ? undefined : Number(raw);
+    if (
+      blockMinutes !== undefined &&
+      !(Number.isInteger(blockMinutes) && blockMinutes >= 1 && blockMinutes <= MAX_BLOCK_MINUTES)
+    )
+      throw new BrokerError('API_BAD_REQUEST', `blockMinutes must be a whole number from 1 to ${MAX_BLOCK_MINUTES}`);
+    await ctx.broker.killTunnel(id, principalOf(req).actor, blockMinutes ? { blockMinutes } : {});
+    return blockMinutes
+      ? done(reply, '/tunnels', 'killblocked', `${id}:${blockMinutes}`)
+      : done(reply, '/tunnels', 'killed', String(id));
   });
 
   // ---------------------------------------------------------------- accounts

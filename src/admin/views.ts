@@ -8,6 +8,7 @@ import type { TunnelType } from '../dataplane/types.js';
 import { RANGES, RANGE_KEYS, type RangeKey, type RangeRates, type RatePoint } from './history.js';
 import { chartLegend, formatRate, trafficChart } from './chart.js';
 import { MAX_EXPIRY_DAYS } from './tokens.js';
+import { MAX_BLOCK_MINUTES } from '../broker/blocks.js';
 
 export interface Viewer {
   username: string;
@@ -282,6 +283,49 @@ export function dashboardPage(v: Viewer, d: DashboardData): SafeHtml {
 
 // ---------------------------------------------------------------- tunnels
 
+/** Kill, and kill and block for N minutes (broker/blocks.ts). A killed client usually reconnects about 80 s
+ *  later, which the page says next to the buttons; in a table row the blocking form folds into a <details>. */
+export function killForms(v: Viewer, t: TunnelRecord, where: 'row' | 'page'): SafeHtml {
+  const who = t.username ?? `anonymous (${t.clientIpv4})`;
+  const blocked = t.username ? `account ${t.username}` : `source address ${t.clientIpv4}`;
+  const block = html`<form
+    method="post"
+    action="/tunnels/${t.id}/kill"
+    class="row kill-block"
+    data-confirm="End tunnel ${t.id} of ${who} and refuse the ${blocked} new tunnels for the chosen minutes?"
+  >
+    ${csrfField(v)}<label class="field"
+      >Block for (minutes)
+      <input type="number" name="blockMinutes" min="1" max="${MAX_BLOCK_MINUTES}" step="1" value="15" required
+    /></label>
+    <button class="danger" type="submit">Kill and block</button>
+  </form>`;
+  const note = html`Its client usually reconnects about 80 s after a kill. Kill and block refuses the ${blocked} new
+  tunnels until the block ends (kept in memory: a broker restart lifts it).`;
+  const kill = html`<form
+    class="inline"
+    method="post"
+    action="/tunnels/${t.id}/kill"
+    data-confirm="End tunnel ${t.id} of ${who} now? Its client usually reconnects about 80 s later."
+  >
+    ${csrfField(v)}<button class="danger" type="submit" title="The client usually reconnects about 80 s later">
+      ${where === 'row' ? 'Kill' : 'Kill tunnel'}
+    </button>
+  </form>`;
+  return where === 'row'
+    ? html`${kill}
+        <details class="kill-more">
+          <summary>Block…</summary>
+          <p class="note">${note}</p>
+          ${block}
+        </details>`
+    : html`<div class="kill">
+        <p class="note" id="kill-note">${note}</p>
+        <div class="row">${kill}</div>
+        ${block}
+      </div>`;
+}
+
 function tunnelRows(v: Viewer, items: TunnelRecord[], now: number, killable: boolean): SafeHtml {
   if (!items.length)
     return html`<tr>
@@ -302,14 +346,7 @@ function tunnelRows(v: Viewer, items: TunnelRecord[], now: number, killable: boo
         <td>
           ${
             killable
-              ? html`<form
-                  class="inline"
-                  method="post"
-                  action="/tunnels/${t.id}/kill"
-                  data-confirm="End tunnel ${t.id} of ${t.username ?? 'anonymous'} now?"
-                >
-                  ${csrfField(v)}<button class="danger" type="submit">Kill</button>
-                </form>`
+              ? killForms(v, t, 'row')
               : html`<span class="muted">${t.state}${t.endReason ? ` (${t.endReason})` : ''}</span>`
           }
         </td>
@@ -524,7 +561,7 @@ export function tunnelPage(
               </tr>`,
           )}
         </table>
-        ${t.live ? html`<p><form class="inline" method="post" action="/tunnels/${t.id}/kill" data-confirm="End tunnel ${t.id} now?">${csrfField(v)}<button class="danger" type="submit">Kill tunnel</button></form></p>` : ''}
+        ${t.live ? killForms(v, t, 'page') : ''}
       </div>
       <div class="card" id="tunnel-traffic">
         <h2>Traffic of this tunnel</h2>

@@ -28,6 +28,7 @@ import type { CounterUpdate, EndReason, Store, TunnelRecord } from '../store/typ
 import type { SessionContext, SessionHandler } from '../transport/session-host.js';
 import { dummyPasswordHash, verifyPassword } from './credentials.js';
 import { FailureLimiter } from './rate-limit.js';
+import { TunnelBlocks, type BlockKey } from './blocks.js';
 import { linkAddresses, type Pools } from './pools.js';
 
 export interface BrokerDeps {
@@ -97,12 +98,15 @@ export class Broker extends EventEmitter implements SessionHandler {
   private readonly anonymous = new Map<number, { source: string; prefix: string }>();
   private readonly anonymousBySource = new Map<string, number>();
   private readonly anonymousByPrefix = new Map<string, number>();
+  /** Accounts and anonymous sources an operator blocked when killing their tunnel (in memory, broker/blocks.ts). */
+  readonly blocks: TunnelBlocks;
 
   constructor(private readonly deps: BrokerDeps) {
     super();
     this.cfg = deps.config;
     this.log = deps.log;
     this.limiter = new FailureLimiter(deps.clock, deps.config.auth.maxFailures, deps.config.auth.failureWindowS * 1000);
+    this.blocks = new TunnelBlocks(deps.clock);
   }
 
   /** What CAPABILITY lists: it depends on the configuration alone (a VERSION is answered without a session). */
@@ -193,16 +197,24 @@ export class Broker extends EventEmitter implements SessionHandler {
   }
 
   /** Ends a live tunnel on an operator's order. */
-  async killTunnel(id: number, actor: string): Promise<void> {
+  async killTunnel(id: number, actor: string, opts: { blockMinutes?: number } = {}): Promise<void> {
     const t = this.live.get(id);
     if (!t) throw new BrokerError('STORE_NOT_FOUND', `tunnel ${id} is not live`);
     await this.endLive(id, 'admin');
+    // kill and block: the account (or an anonymous tunnel's source address) gets no tunnel until it expires
+    let blocked: { blockMinutes: number; blockedUntil: string } | undefined;
+    if (opts.blockMinutes) {
+      const key = blockKeyOf(t.record.accountId, t.record.clientIpv4);
+      const until = this.blocks.block(key, opts.blockMinutes);
+      blocked = { blockMinutes: opts.blockMinutes, blockedUntil: new Date(until).toISOString() };
+      this.log.info({ tunnel: id, ...key, ...blocked, actor }, 'tunnel killed and its owner blocked');
+    }
     await this.deps.store.addAudit({
       at: this.deps.clock.now(),
       actor,
       action: 'tunnel.kill',
       target: String(id),
-      detail: { username: t.record.username },
+      detail: { username: t.record.username, ...(blocked ?? {}) },
     });
   }
 
@@ -487,6 +499,7 @@ export class Broker extends EventEmitter implements SessionHandler {
         );
     }
     if (anonymous) this.checkAnonymousQuota(ctx.peer.address);
+    this.refuseIfBlocked(ctx, blockKeyOf(info.accountId, ctx.peer.address), info.username);
     const leaseId = anonymous ? `anon-${randomUUID()}` : undefined;
     const owner = anonymous ? { leaseId: leaseId! } : { accountId: info.accountId! };
     const store = this.deps.store;
@@ -562,6 +575,15 @@ export class Broker extends EventEmitter implements SessionHandler {
     const share = Math.floor(capacity * (1 - this.cfg.pools.accountReserve));
     if (this.anonymous.size >= share)
       throw full(`anonymous tunnels hold their share of the link pool (${share} of ${capacity}, pools.accountReserve)`);
+  }
+
+  /** An operator's kill-and-block holds: answer 301 (no tunnel) until it expires. */
+  private refuseIfBlocked(ctx: SessionContext, key: BlockKey, username: string | null): void {
+    const until = this.blocks.blockedUntil(key);
+    if (until === null) return;
+    const left = Math.ceil((until - this.deps.clock.now()) / 1000);
+    this.log.warn({ session: ctx.id, account: username, ...key, secondsLeft: left }, 'tunnel refused: blocked');
+    throw new BrokerError('TUNNEL_BLOCKED', `blocked by an operator for ${left} more seconds`);
   }
 
   private holdAnonymous(t: TunnelRecord): void {
@@ -792,6 +814,11 @@ export class Broker extends EventEmitter implements SessionHandler {
 }
 
 /** The /24 of an IPv4 address (the address itself when it is not IPv4). */
+/** A block names the account, or for an anonymous tunnel the client's source IPv4. */
+function blockKeyOf(accountId: number | null, source: string): BlockKey {
+  return accountId !== null ? { accountId } : { source };
+}
+
 function prefix24(address: string): string {
   const dot = address.lastIndexOf('.');
   return dot > 0 && !address.includes(':') ? address.slice(0, dot) : address;

@@ -139,7 +139,10 @@ test('an admin manages an account and a live tunnel in the web UI; the account h
   assert.ok(tunnelId);
   await Promise.all([
     page.waitForURL(/done=killed/),
-    page.locator('#live-tunnels tr', { hasText: 'walter' }).locator('button', { hasText: 'Kill' }).click(),
+    page
+      .locator('#live-tunnels tr', { hasText: 'walter' })
+      .locator('button', { hasText: /^\s*Kill\s*$/ })
+      .click(),
   ]);
   assert.match((await page.textContent('.flash')) ?? '', new RegExp(`Tunnel ${tunnelId} ended`));
   assert.equal(await page.locator('#live-tunnels tr', { hasText: 'walter' }).count(), 0, 'no longer live');

@@ -17,6 +17,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import type { RawUdp } from '../helpers/clients.js';
 import { digestTunnelOverUdp } from '../admin/tsp-session.js';
+import { runSession } from '../helpers/tsp.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'];
@@ -24,6 +25,11 @@ const ARTIFACTS = path.resolve('artifacts');
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const PHONE = { width: 375, height: 812 };
 const DESKTOP = { width: 1280, height: 860 };
+const MARGARET = {
+  mechanism: 'DIGEST-MD5',
+  username: 'margaret-with-a-rather-long-username',
+  password: 'margaret-password',
+} as const;
 
 let b: TestBroker;
 let base: string;
@@ -159,6 +165,16 @@ test('every page fits a 375 px phone and has no serious accessibility violation'
   const own = await browser();
   await signIn(own, 'margaret-with-a-rather-long-username', 'margaret-password');
   await check(own, '/me', 'me', failures);
+
+  // kill and block from the tunnel's page: the note says the client comes back, the block keeps it out
+  await page.goto(`${base}/tunnels/${tunnelId}`);
+  assert.match((await page.textContent('#kill-note')) ?? '', /reconnects about 80 s/);
+  await page.fill('.kill-block input[name=blockMinutes]', '5');
+  await Promise.all([page.waitForURL(/done=killblocked/), page.click('.kill-block button[type=submit]')]);
+  assert.match((await page.textContent('.flash')) ?? '', new RegExp(`Tunnel ${tunnelId} ended; .* 5 minutes`));
+  const again = await runSession({ transport: 'udp', port: b.ports.udp, auth: MARGARET });
+  again.udp?.close();
+  assert.equal(again.createStatus, 301, 'the blocked account gets no tunnel');
 
   const icon = await page.request.get(`${base}/favicon.ico`);
   assert.equal(icon.status(), 200, '/favicon.ico is served');
