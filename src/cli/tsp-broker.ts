@@ -4,7 +4,8 @@
  *  everything else (STYLE.md §8: errors become output only here). */
 
 import { Command, Option } from 'commander';
-import { pino } from 'pino';
+import { createLogger } from './logger.js';
+import { logStartup } from './startup.js';
 import { findConfigFile, loadConfig, type Overrides } from '../config/load.js';
 import { defaultConfig, type Config } from '../config/schema.js';
 import { BrokerError, isBrokerError } from '../errors.js';
@@ -53,6 +54,7 @@ function configFrom(o: Record<string, unknown>): Config {
     'admin.port': o.adminPort,
     'admin.enabled': o.admin,
     'log.level': o.logLevel,
+    'log.format': o.logFormat,
   };
   // --config, else TSP_BROKER_CONFIG or /etc/tsp-broker/config.json when it exists (config/load.ts)
   return loadConfig(findConfigFile(o.config as string | undefined).file, overrides);
@@ -87,11 +89,19 @@ withConfigFlags(program.command('serve'))
       'silent',
     ]),
   )
+  .addOption(
+    new Option('--log-format <format>', 'log.format: human, json, or auto (human on a terminal)').choices([
+      'auto',
+      'human',
+      'json',
+    ]),
+  )
   .action(async (o: Record<string, unknown>) => {
     if (o.admin === true) delete o.admin; // commander sets it true by default; only --no-admin overrides
     const config = configFrom(o);
-    const log = pino({ level: config.log.level, base: { service: 'tsp-broker' } });
+    const log = createLogger(config.log);
     const running = await startBroker(config, { log });
+    await logStartup(running, findConfigFile(o.config as string | undefined), o, log);
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;

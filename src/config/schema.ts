@@ -220,7 +220,12 @@ export const configSchema = z
       .strict()
       .prefault({}),
     log: z
-      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        /** 'human' (time, level, message, key=value), 'json' (one object per line, ISO time), or 'auto': human
+         *  when stdout is a terminal, JSON otherwise (src/cli/logger.ts). */
+        format: z.enum(['auto', 'human', 'json']).default('auto'),
+      })
       .strict()
       .prefault({}),
   })
