@@ -423,13 +423,10 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         }
       });
 
-      it('allocates many /64s from a /48 quickly', async () => {
-        const t0 = performance.now();
+      it('allocates 1000 distinct /64s from a /48', async () => {
+        // How fast is a benchmark's question (npm run bench:control), never a pass/fail test's.
         const got = await fillWith(store, 'fd00:800::/48', 64, 'speed', 1000);
-        const ms = performance.now() - t0;
         assert.equal(new Set(got.map((a) => a.prefix)).size, 1000);
-        // Generous bound for a loaded CI machine; this catches work that grows with the pool or quadratically.
-        assert.ok(ms < 15_000, `1000 allocations took ${ms.toFixed(0)} ms`);
       });
 
       it('releases every block of a lease and reports how many', async () => {
