@@ -38,7 +38,7 @@ import {
 } from '../../../src/protocol/server-session.js';
 import { digestSecret } from '../../../src/protocol/sasl/digest-md5.js';
 import type { Offer } from '../../../src/protocol/xml.js';
-import { InvariantError, Rng, call, fnv1a, type KnownIssue, type Target } from '../engine.js';
+import { InvariantError, Rng, call, fnv1a, messageShape, type KnownIssue, type Target } from '../engine.js';
 import { Settings, decodeRecords, mutateRecords, shrinkRecords } from '../records.js';
 
 /** The realm, user and password of the recordings (tsp-fake, bob/hunter2). */
@@ -256,7 +256,7 @@ class Harness {
         this.questions.push(q);
       }
       this.features.push(
-        `${op}>${e.type}${'reason' in e ? `:${e.reason}` : ''}${'code' in e ? `:${e.code}` : ''}${'status' in e ? `:${e.status}` : ''}`,
+        `${op}>${e.type}${'reason' in e ? `:${messageShape(e.reason)}` : ''}${'code' in e ? `:${e.code}` : ''}${'status' in e ? `:${e.status}` : ''}`,
       );
     }
     if (this.transport === 'tcp' && t.closedEvents > 1) bad('closed reported twice');
