@@ -32,6 +32,7 @@ import { AdminMetrics } from './metrics.js';
 import { OpenApiBuilder } from './openapi.js';
 import { registerApi } from './api.js';
 import { registerUi } from './ui.js';
+import { registerApiDocs } from './api-docs.js';
 import { errorPage, type Viewer } from './views.js';
 import { isSelfService, listenSelfService, selfServiceGuard } from './self-service.js';
 import type { AdminContext } from './context.js';
@@ -221,6 +222,7 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   });
   app.get('/healthz', async () => ({ ok: true }));
   app.get(`${API_PREFIX}/openapi.json`, async () => openapi.document(VERSION));
+  registerApiDocs(app, API_PREFIX); // /api/v1/docs: Swagger UI over the document above, public like it
   await app.register(async (api) => registerApi(api, ctx), { prefix: API_PREFIX });
   await app.register(async (ui) => registerUi(ui, ctx));
   await app.ready();
