@@ -125,6 +125,9 @@ export class ServerSession {
   private inbuf: Buffer = EMPTY;
   private skipNul = false;
   private lingerDone = false;
+  /** A Step with done was returned: the adapter forgets the session, and nothing it is fed afterwards (a late
+   *  broker answer, a stray timer, bytes) makes it send or ask anything again. */
+  private finished = false;
   // the Step being built
   private out: Step = { send: [], events: [], done: false };
 
@@ -171,6 +174,7 @@ export class ServerSession {
 
   receive(bytes: Uint8Array, nowMs: number): Step {
     this.begin();
+    if (this.finished) return this.finish(nowMs);
     try {
       if (this.opt.transport === 'udp')
         this.receiveDatagram(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), nowMs);
@@ -187,6 +191,7 @@ export class ServerSession {
   /** Call at or after Step.wakeAtMs. */
   timeout(nowMs: number): Step {
     this.begin();
+    if (this.finished) return this.finish(nowMs);
     try {
       if (this.pauseUntilMs !== undefined && nowMs >= this.pauseUntilMs) {
         this.pauseUntilMs = undefined;
@@ -204,7 +209,8 @@ export class ServerSession {
       this.out.done = true;
     } else if (this.state === 'established' && nowMs >= this.deadlineMs) {
       // UDP: the accept's reply cache has served its purpose; TCP: the linger after the accept is over. The
-      // tunnel lives on in the broker either way.
+      // tunnel lives on in the broker either way. A request still being decided (a create after the accept) is
+      // dropped with the session: its late answer finds nothing to resume, and the broker rolls it back.
       this.out.done = true;
     } else if (isHalfOpen(this.state) && nowMs >= this.deadlineMs) {
       if (this.state === 'offered') this.out.events.push({ type: 'offerWithdrawn', reason: 'timeout' });
@@ -221,11 +227,13 @@ export class ServerSession {
    *  an accepted v6v4 tunnel outlives its TCP connection (docs/protocol.md §2.5). */
   close(nowMs: number): Step {
     this.begin();
+    if (this.finished) return this.finish(nowMs);
     if (this.state === 'offered') this.out.events.push({ type: 'offerWithdrawn', reason: 'closed' });
     const established = this.state === 'established';
     if (this.state !== 'closed') this.out.events.push({ type: 'closed', reason: 'peer', established });
     this.state = 'closed';
     this.pending = undefined;
+    this.pauseUntilMs = undefined;
     this.out.done = true;
     return this.finish(nowMs);
   }
@@ -305,7 +313,11 @@ export class ServerSession {
 
   private finish(nowMs: number): Step {
     const step = this.out;
-    if (!step.done) {
+    if (step.done) {
+      this.finished = true;
+      this.pending = undefined; // a late answer finds nothing to resume
+      this.pauseUntilMs = undefined;
+    } else {
       const wake: number[] = [];
       if (this.pauseUntilMs !== undefined) wake.push(this.pauseUntilMs);
       const lingers = this.state === 'closed' || this.state === 'established';
@@ -318,7 +330,7 @@ export class ServerSession {
 
   private resume(expected: Pending, nowMs: number, body: () => void): Step {
     this.begin();
-    if (this.pending !== expected) return this.finish(nowMs); // late answer after a timeout or close
+    if (this.finished || this.pending !== expected) return this.finish(nowMs); // late answer after a timeout or close
     this.pending = undefined;
     try {
       body();
@@ -336,7 +348,7 @@ export class ServerSession {
   private to(input: Input, nowMs: number): void {
     this.state = advance(this.state, input);
     // over TCP an accepted session only lingers for the client's last message; then the connection closes
-    const tcpLinger = this.state === 'established' && this.opt.transport === 'tcp';
+    const tcpLinger = input === 'accept' && this.opt.transport === 'tcp';
     this.deadlineMs = nowMs + (tcpLinger ? TCP_LINGER_MS : this.opt.negotiationTimeoutMs);
   }
 
@@ -391,6 +403,7 @@ export class ServerSession {
     const established = this.state === 'established';
     this.state = 'closed';
     this.pending = undefined;
+    this.pauseUntilMs = undefined;
     this.out.events.push({ type: 'closed', reason, established });
     // TCP: write, then close. UDP: linger until the deadline so a retransmission gets the cached reply.
     if (this.opt.transport === 'tcp') this.out.done = true;
