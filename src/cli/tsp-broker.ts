@@ -3,6 +3,7 @@
  *  Errors are printed as `tsp-broker: <message>` with exit status 2 for configuration and usage errors, 1 for
  *  everything else (STYLE.md §8: errors become output only here). */
 
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { createLogger } from './logger.js';
 import { logStartup } from './startup.js';
@@ -17,12 +18,24 @@ import { TokenService } from '../admin/tokens.js';
 import { readPassword } from './password.js';
 
 const program = new Command();
-program.name('tsp-broker').description('IPv6 tunnel broker speaking TSP (RFC 5572)').showHelpAfterError();
+/** package.json's version: two levels up from src/cli/ and from dist/cli/ alike. */
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+program
+  .name('tsp-broker')
+  .description('IPv6 tunnel broker speaking TSP (RFC 5572)')
+  .version(version)
+  .showHelpAfterError();
 
 /** Flags shared by every command that needs the configuration; they override the file. */
 function withConfigFlags(cmd: Command): Command {
   return cmd
-    .option('-c, --config <file>', 'JSON configuration file (defaults apply to what it leaves out)')
+    .option(
+      '-c, --config <file>',
+      'JSON configuration file (defaults apply to what it leaves out); without it, $TSP_BROKER_CONFIG or ' +
+        '/etc/tsp-broker/config.json when that exists',
+    )
     .option('--db <path>', 'SQLite database file (store.path)')
     .option('--realm <realm>', 'DIGEST-MD5 realm (auth.realm)')
     .option(

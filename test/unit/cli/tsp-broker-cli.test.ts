@@ -31,6 +31,7 @@ test('config defaults prints the documented defaults as JSON', () => {
   const r = cli(['config', 'defaults']);
   assert.equal(r.status, 0);
   assert.deepEqual(JSON.parse(r.stdout), JSON.parse(JSON.stringify(defaultConfig())));
+  assert.match(cli(['--version']).stdout, /^\d+\.\d+\.\d+\n$/, '--version prints the package version');
 });
 
 test('a bad configuration names the key and the problem and exits 2', () => {
