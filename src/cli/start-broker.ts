@@ -100,7 +100,7 @@ async function openDataPlane(config: Config, pools: Pools, log: Logger, clock: C
     if (config.dataplane.driver === 'native') throw err;
     log.warn(
       { reason: isBrokerError(err) ? err.message : String(err) },
-      'native data plane unavailable: running the control plane only (MemoryDataPlane); tunnels negotiate but carry no packets',
+      'native data plane unavailable: running the control plane only (MemoryDataPlane); tunnels negotiate and keepalives are answered, but nothing reaches or comes from the internet',
     );
     return memory();
   }
