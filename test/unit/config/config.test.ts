@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { defaultConfig, enabledMechanisms, parseConfig } from '../../../src/config/schema.js';
-import { loadConfig } from '../../../src/config/load.js';
+import { findConfigFile, loadConfig, STANDARD_CONFIG_FILE } from '../../../src/config/load.js';
 import { BrokerError } from '../../../src/errors.js';
 
 function problems(raw: unknown): string {
@@ -76,6 +76,47 @@ test('loadConfig: a file, flags over it, and file errors that name the file', ()
     );
     writeFileSync(f, '[]');
     assert.throws(() => loadConfig(f), /must hold a JSON object/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('loadConfig: relative paths in a file are relative to its directory; flags and the default stay as given', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'cfg-'));
+  try {
+    const f = path.join(dir, 'sub', 'broker.json');
+    mkdirSync(path.dirname(f));
+    writeFileSync(
+      f,
+      JSON.stringify({
+        store: { path: 'db/broker.db' },
+        admin: { tls: { cert: 'tls/cert.pem', key: '/abs/key.pem' } },
+        selfService: { tls: { cert: '../c.pem', key: 'k.pem' } },
+      }),
+    );
+    const c = loadConfig(f);
+    assert.equal(c.store.path, path.join(dir, 'sub', 'db', 'broker.db'));
+    assert.deepEqual(c.admin.tls, { cert: path.join(dir, 'sub', 'tls', 'cert.pem'), key: '/abs/key.pem' });
+    assert.deepEqual(c.selfService.tls, { cert: path.join(dir, 'c.pem'), key: path.join(dir, 'sub', 'k.pem') });
+    assert.equal(loadConfig(f, { 'store.path': 'flag.db' }).store.path, 'flag.db', 'a flag is relative to the cwd');
+    writeFileSync(f, JSON.stringify({ store: { path: ':memory:' } }));
+    assert.equal(loadConfig(f).store.path, ':memory:');
+    assert.equal(loadConfig(undefined).store.path, './data/tsp-broker.db', 'no file: the default as it is');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('findConfigFile: --config wins; else TSP_BROKER_CONFIG or /etc/tsp-broker/config.json only when it exists', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'cfg-'));
+  try {
+    const std = path.join(dir, 'config.json');
+    const env = { TSP_BROKER_CONFIG: std };
+    assert.deepEqual(findConfigFile(undefined, env), { file: undefined, explicit: false, standard: std });
+    writeFileSync(std, '{}');
+    assert.deepEqual(findConfigFile(undefined, env), { file: std, explicit: false, standard: std });
+    assert.equal(findConfigFile('other.json', env).file, path.resolve('other.json'));
+    assert.equal(findConfigFile(undefined, {}).standard, STANDARD_CONFIG_FILE);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
