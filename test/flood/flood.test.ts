@@ -49,7 +49,7 @@ async function flood(socks: RawUdp[], rounds: number, body: (round: number) => B
 
 const fdCount = () => readdirSync('/proc/self/fd').length;
 
-test('a VERSION flood from many sources leaves no state, and a real client gets its tunnel meanwhile', async () => {
+test('a VERSION flood from many sources leaves no state, and a real client gets its tunnel meanwhile', async (t) => {
   const socks = await sources(300, 60);
   try {
     const heapBefore = process.memoryUsage().heapUsed;
@@ -68,13 +68,17 @@ test('a VERSION flood from many sources leaves no state, and a real client gets 
     assert.ok(b.udp!.statelessReplies >= 1000, `VERSION answered without state (${b.udp!.statelessReplies})`);
     assert.ok(b.sessionCounts().total <= 1, `sessions held: ${JSON.stringify(b.sessionCounts())}`);
     const grewMb = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20;
+    t.diagnostic(
+      `VERSION flood: ${sent} datagrams from 300 sources, ${b.udp!.statelessReplies} answered without state, ` +
+        `sessions held ${b.sessionCounts().total}, heap +${grewMb.toFixed(1)} MB, real client: ${real.createStatus}`,
+    );
     assert.ok(grewMb < 64, `heap grew ${grewMb.toFixed(1)} MB`);
   } finally {
     for (const s of socks) s.close();
   }
 });
 
-test('an AUTHENTICATE flood at several times the half-open cap: the table stays bounded, a real client completes', async () => {
+test('an AUTHENTICATE flood at several times the half-open cap: the table stays bounded, a real client completes', async (t) => {
   const socks = await sources(1000, 100);
   try {
     // each source opens a session, over and over (a new sequence each round): 5 times the cap per round set
@@ -96,7 +100,11 @@ test('an AUTHENTICATE flood at several times the half-open cap: the table stays 
       });
       real.udp?.close();
     }
-    await flooding;
+    const sent = await flooding;
+    t.diagnostic(
+      `AUTHENTICATE flood: ${sent} datagrams from 1000 sources against a table of ${HALF_OPEN_CAP}: peak ` +
+        `half-open ${maxHalfOpen}, ${b.udp!.stats.evictions} evictions, real client: ${real?.createStatus}`,
+    );
     assert.equal(real?.createStatus, 200, `the real client got its tunnel (${JSON.stringify(real?.raw)})`);
     assert.ok(maxHalfOpen <= HALF_OPEN_CAP, `half-open sessions peaked at ${maxHalfOpen}`);
     assert.ok(
@@ -109,7 +117,7 @@ test('an AUTHENTICATE flood at several times the half-open cap: the table stays 
   }
 });
 
-test('header-only repeats across many sessions: replies stay within 3x the bytes on the wire', async () => {
+test('header-only repeats across many sessions: replies stay within 3x the bytes on the wire', async (t) => {
   const socks = await sources(50, 10);
   try {
     let sentWire = 0;
@@ -130,6 +138,9 @@ test('header-only repeats across many sessions: replies stay within 3x the bytes
       await new Promise((r) => setImmediate(r));
     }
     await new Promise((r) => setTimeout(r, 300));
+    t.diagnostic(
+      `header-only repeats: sent ${sentWire} bytes on the wire, drew ${gotWire} (${(gotWire / sentWire).toFixed(2)}x)`,
+    );
     assert.ok(gotWire > 0);
     assert.ok(gotWire <= 3 * sentWire, `sent ${sentWire} bytes, drew ${gotWire}: ${(gotWire / sentWire).toFixed(2)}x`);
   } finally {
