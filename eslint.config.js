@@ -20,7 +20,7 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          paths: ioModules.map((name) => ({ name, message: 'src/protocol is sans-I/O (STYLE.md §1)' })),
+          paths: ioModules.map((name) => ({ name, message: 'src/protocol is sans-I/O (docs/style.md §1)' })),
           patterns: [
             {
               group: ['../broker/*', '../store/*', '../transport/*', '../dataplane/*', '../admin/*', '../cli/*'],

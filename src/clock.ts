@@ -1,4 +1,4 @@
-/** @module clock: time as a dependency, so tests move time instead of sleeping (STYLE.md §1). A Clock reads the
+/** @module clock: time as a dependency, so tests move time instead of sleeping (docs/style.md §1). A Clock reads the
  *  time and arms timers; systemClock is Node's, ManualClock is moved by hand and fires its timers as it moves.
  *  Code that reads the time or waits takes a Clock (the session hosts, the broker's sweep, the client); code
  *  that only measures (benchmarks, log timestamps) may use Date.now() directly. */

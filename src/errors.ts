@@ -1,4 +1,4 @@
-/** @module errors: the one error hierarchy and registry of stable codes (STYLE.md §7).
+/** @module errors: the one error hierarchy and registry of stable codes (docs/style.md §7).
  *  Every error we throw is a BrokerError with a code from ERRORS. Callers match on `code`, never on the message.
  *  `tsp` is the TSP status sent for it (null: never sent on TSP), `http` the admin API status.
  *  Imports nothing, so every layer may use it. */

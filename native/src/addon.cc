@@ -1,5 +1,5 @@
 // @module native/addon: the N-API surface (node-addon-api). The only file that knows about JavaScript; it
-// converts options and errors and moves batches. Nothing here runs per packet (STYLE.md §6): control
+// converts options and errors and moves batches. Nothing here runs per packet (docs/style.md §6): control
 // datagrams cross once per batch through a ThreadSafeFunction, counters cross once per read into a
 // caller-owned Float64Array. The TypeScript side is src/dataplane/native.ts; its types document the API.
 #include <arpa/inet.h>

@@ -1,4 +1,4 @@
-// @module native/batch: preallocated receive and send batches for recvmmsg/sendmmsg (STYLE.md §6).
+// @module native/batch: preallocated receive and send batches for recvmmsg/sendmmsg (docs/style.md §6).
 //
 // Buffer ownership: an RxBatch owns kBatch buffers of kBufferBytes. Packets are processed where they landed;
 // an OutBatch only points into those buffers (iovec), so a batch must be flushed before the next receive

@@ -14,21 +14,21 @@
 
 namespace tspdp {
 
-// Implementation constants (ours to tune; STYLE.md §11).
+// Implementation constants (ours to tune; docs/style.md §11).
 
 /** Datagrams moved per recvmmsg/sendmmsg call. wireguard-go settles on 128; 64 keeps one batch of 1280-byte
  *  packets (80 KiB) inside L2 on these VMs and bounds how long a table writer waits for a reader (one batch). */
 constexpr unsigned kBatch = 64;
 
 /** Receive buffer per datagram: a TSP control message may carry up to 8 KiB of Content-length
- *  (tsp-protocol.md §11) plus its header lines; data packets are at most 1280 + 8 + 20 bytes on the wire. */
+ *  (docs/protocol.md §11) plus its header lines; data packets are at most 1280 + 8 + 20 bytes on the wire. */
 constexpr size_t kBufferBytes = 9216;
 
 /** Kernel socket buffers we ask for: enough for a few milliseconds at line rate, so a scheduling hiccup of
  *  the forwarding thread does not turn into drops. Forced past rmem_max/wmem_max when we are root. */
 constexpr int kSocketBufferBytes = 4 << 20;
 
-/** Default cap on control datagrams waiting for the JavaScript side. A peer can make this grow (STYLE.md §10);
+/** Default cap on control datagrams waiting for the JavaScript side. A peer can make this grow (docs/style.md §10);
  *  1024 is about 100 times the burst of a broker accepting a few clients per millisecond. */
 constexpr size_t kDefaultControlQueueCap = 1024;
 

@@ -4,7 +4,7 @@
 //   JS thread --drain (takes everything queued)--> one onControl(batch) call
 //
 // `notify` is only called when the queue goes from "nobody scheduled" to "scheduled", so a burst of datagrams
-// costs one cross-thread call, not one per datagram (STYLE.md §6). A full queue drops and counts (§10).
+// costs one cross-thread call, not one per datagram (docs/style.md §6). A full queue drops and counts (§10).
 #pragma once
 
 #include <cstdint>

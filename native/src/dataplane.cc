@@ -46,7 +46,7 @@ DataPlane::DataPlane(const DataPlaneOptions& options)
     const int on = 1;
     setsockopt(udp_fd_, IPPROTO_IP, IP_PKTINFO, &on, sizeof on);
     // Let the kernel fragment an oversized encapsulated packet rather than refuse it: the tunnel MTU is the
-    // client's business (1280 by template, tsp-protocol.md §2.8); a refused send would just be a silent drop.
+    // client's business (1280 by template, docs/protocol.md §2.8); a refused send would just be a silent drop.
     const int pmtu = IP_PMTUDISC_DONT;
     setsockopt(udp_fd_, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
     grow_socket_buffers(udp_fd_);
@@ -60,7 +60,7 @@ DataPlane::DataPlane(const DataPlaneOptions& options)
     getsockname(udp_fd_, reinterpret_cast<sockaddr*>(&bound), &bound_length);
     udp_port_ = ntohs(bound.sin_port);
 
-    // Protocol 41 (v6v4): the kernel has no sit module here to compete for it (ARCHITECTURE.md), and without
+    // Protocol 41 (v6v4): the kernel has no sit module here to compete for it (docs/design.md), and without
     // IP_HDRINCL it builds the outer IPv4 header for us.
     raw_fd_ = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_IPV6);
     if (raw_fd_ < 0) throw SysError("socket", errno, "raw protocol-41 socket");
@@ -141,7 +141,7 @@ void DataPlane::classify(uint8_t* packet, size_t available, Tunnel* from, int64_
 
   const Ip6 destination = load_ip6(packet + 24);
   if (destination == from->config.server_ip6 && is_echo_request(packet, length)) {
-    make_echo_reply(packet, length);  // the client's keepalive (tsp-protocol.md §9.1)
+    make_echo_reply(packet, length);  // the client's keepalive (docs/protocol.md §9.1)
     counters_.add(kEchoReplies);
     out.to_tunnel(from, packet, length);
     return;
@@ -152,7 +152,7 @@ void DataPlane::classify(uint8_t* packet, size_t available, Tunnel* from, int64_
     return;
   }
   if (to == from || packet[7] <= 1) {
-    // Never route back into the tunnel a packet came from (tsp-protocol.md §11). An expiring hop limit goes to
+    // Never route back into the tunnel a packet came from (docs/protocol.md §11). An expiring hop limit goes to
     // the kernel, which sends the Time Exceeded we would otherwise have to build.
     if (to == from) {
       counters_.add(kDropNoRoute);
@@ -202,7 +202,7 @@ void DataPlane::udp_rx_loop() {
         const size_t length = rx->msgs[i].msg_len;
         const sockaddr_in& from = rx->from[i];
         const bool truncated = (rx->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
-        // tsp-protocol.md §2.4: the high nibble of byte 0 tells control (0xF) from IPv6 data (6); anything that
+        // docs/protocol.md §2.4: the high nibble of byte 0 tells control (0xF) from IPv6 data (6); anything that
         // is not IPv6 goes to the control plane too, which may know an old client's quirk.
         if (length == 0 || truncated) {
           counters_.add(kDropMalformed);

@@ -6,7 +6,7 @@
 //   raw-rx:  recvmmsg(raw 41) --strip IPv4--> find_proto41(ip) --> classify --> TUN | hairpin | echo reply
 //   tun-rx:  read(TUN) x batch --> route(destination) --> sendmmsg(UDP) | sendmmsg(raw 41) | drop no_route
 //
-// classify (ARCHITECTURE.md, "The packet path"; tsp-protocol.md §2.4, §8.3, §9.1, §11):
+// classify (docs/design.md, "The packet path"; docs/protocol.md §2.4, §8.3, §9.1, §11):
 //   unknown endpoint -> drop; inner source not the client's /128 or delegated prefix -> drop (link-local
 //   separately); echo request to the tunnel's server address -> reply in place; destination in another
 //   tunnel -> re-encapsulate to it (hop limit decremented); destination back into the same tunnel -> drop;

@@ -49,7 +49,7 @@ inline Ip6 mask_ip6(const Ip6& a, int length) {
   return a;
 }
 
-/** fe80::/10: the client kernel's router solicitations and the like (tsp-protocol.md §8.3). */
+/** fe80::/10: the client kernel's router solicitations and the like (docs/protocol.md §8.3). */
 inline bool is_link_local(const Ip6& a) { return (a.hi >> 54) == (0xfe80ULL >> 6); }
 
 struct Ip6Hash {

@@ -1,5 +1,5 @@
 /** @module admin/actions: operations the REST API and the web UI both offer, composed once so the two cannot
- *  drift apart (STYLE.md §9). Account changes go through AccountService (which audits them); these add what a
+ *  drift apart (docs/style.md §9). Account changes go through AccountService (which audits them); these add what a
  *  running broker must also do: end the live tunnels of a disabled or deleted account, overlay live counters
  *  on stored tunnel rows, check the current password before a self-service change. */
 

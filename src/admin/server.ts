@@ -5,7 +5,7 @@
  *  `buildAdminApp` makes the fastify app without listening (tests use inject); `startAdminServer` also
  *  listens. Closing the app stops the traffic sampler and detaches the metrics from the broker.
  *
- *  Errors become replies in exactly one place, the error handler below (STYLE.md §8): under /api a JSON
+ *  Errors become replies in exactly one place, the error handler below (docs/style.md §8): under /api a JSON
  *  `{ code, message }` with the registry's status; in the web UI a redirect to /login for 401 and an HTML
  *  error page otherwise. Unknown errors are logged with their stack and answered generically.
  *

@@ -1,4 +1,4 @@
-/** @module broker/accounts: the one path for account management (STYLE.md §9): the CLI, the REST API and
+/** @module broker/accounts: the one path for account management (docs/style.md §9): the CLI, the REST API and
  *  the web UI all call these functions, so they cannot drift apart. Every change is audited. */
 
 import { BrokerError } from '../errors.js';

@@ -4,7 +4,7 @@
  *  mistyped waits seconds, never a fixed lockout. A key with no failure for a whole window starts afresh.
  *  Which keys are counted (user and source /24, validated sources only) is the broker's choice: keys are
  *  built so a third party cannot fill someone else's (docs/security.md).
- *  Bounded: at most MAX_KEYS keys are tracked; the least recently failed are forgotten first (STYLE.md §10). */
+ *  Bounded: at most MAX_KEYS keys are tracked; the least recently failed are forgotten first (docs/style.md §10). */
 
 import type { Clock } from '../clock.js';
 

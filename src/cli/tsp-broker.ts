@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** @module cli/tsp-broker: the `tsp-broker` command: serve, user management, tunnel listing, config defaults.
  *  Errors are printed as `tsp-broker: <message>` with exit status 2 for configuration and usage errors, 1 for
- *  everything else (STYLE.md §8: errors become output only here). */
+ *  everything else (docs/style.md §8: errors become output only here). */
 
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';

@@ -4,8 +4,8 @@
  *                                         tear down and exit 0)
  *    tspc status [--json]                 the running tspc's state, tunnel, addresses, counters, keepalive RTT
  *    tspc check [-f gogoc.conf] [flags]   validate the configuration and print what tspc would use
- *  Flags are the config file's keys under another spelling and go through the same validation (STYLE.md §9).
- *  Errors are printed as `tspc: <message>` with the exit statuses of client/exit-codes.ts (STYLE.md §8). */
+ *  Flags are the config file's keys under another spelling and go through the same validation (docs/style.md §9).
+ *  Errors are printed as `tspc: <message>` with the exit statuses of client/exit-codes.ts (docs/style.md §8). */
 
 import { Command, Option } from 'commander';
 import { BrokerError, isBrokerError } from '../errors.js';

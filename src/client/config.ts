@@ -1,4 +1,4 @@
-/** @module client/config: tspc's one configuration model (STYLE.md §9). A gogoc.conf-style file
+/** @module client/config: tspc's one configuration model (docs/style.md §9). A gogoc.conf-style file
  *  (`key=value` lines, `#` comments) and command-line flags are both turned into `key -> text` pairs with
  *  gogoc's key names, laid over the defaults and validated here, once, naming the key and the problem.
  *

@@ -1,6 +1,6 @@
 /** @module client/exit-codes: tspc's exit statuses. Where gogoc 1.2 has a status for the same failure we use
  *  its number (docs/protocol.md §14, `client_exit`), so scripts written around gogoc keep working; the others
- *  are ours. The CLI prints `tspc: <message>` and exits with `exitCodeFor(error)` (STYLE.md §8). */
+ *  are ours. The CLI prints `tspc: <message>` and exits with `exitCodeFor(error)` (docs/style.md §8). */
 
 import { isBrokerError, type ErrorCode } from '../errors.js';
 

@@ -1,5 +1,5 @@
 /** @module client/negotiate: runs TSP sessions (protocol/client-session.ts) over real sockets until a tunnel is
- *  established or the attempt fails. A thin adapter (STYLE.md §3): it moves bytes, arms the one timer the
+ *  established or the attempt fails. A thin adapter (docs/style.md §3): it moves bytes, arms the one timer the
  *  session asks for, and makes the socket decisions the session leaves to its caller:
  *
  *    for each version 2.0.2, 2.0.1, 2.0.0:   new socket --session--> established | 302 (next version) | failed

@@ -1,4 +1,4 @@
-/** @module config/schema: the one validated configuration model (STYLE.md §9).
+/** @module config/schema: the one validated configuration model (docs/style.md §9).
  *  A file (JSON), `serve` flags and the embedded defaults all go through `parseConfig`, which names the key and
  *  the problem on any error. Pure: no file I/O here (see config/load.ts). */
 

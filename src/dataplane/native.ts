@@ -7,7 +7,7 @@
  *            setup undone (addresses, routes if still there, the forwarding sysctl back to its old value)
  *
  *  Packets never reach JavaScript: control datagrams arrive here in batches (one call per batch), counters are
- *  read in one call into a reused Float64Array (STYLE.md §6). Imports nothing from broker/, admin/, cli/. */
+ *  read in one call into a reused Float64Array (docs/style.md §6). Imports nothing from broker/, admin/, cli/. */
 
 import { createRequire } from 'node:module';
 import { BrokerError } from '../errors.js';

@@ -1,4 +1,4 @@
-/** @module dataplane/types: the packet path as the broker sees it (STYLE.md §4).
+/** @module dataplane/types: the packet path as the broker sees it (docs/style.md §4).
  *  Implemented by the native addon (NativeDataPlane, src/dataplane/native.ts) and by MemoryDataPlane
  *  (src/dataplane/memory.ts), a model of the same rules over a real UDP socket, with in-memory channels for the
  *  TUN side and protocol 41; one contract suite (test/unit/dataplane/contract.ts) runs against both. */

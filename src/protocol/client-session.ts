@@ -1,5 +1,5 @@
 /** @module protocol/client-session: one TSP client session (our tspc's side of docs/protocol.md §3.3), sans-I/O
- *  (STYLE.md §1), the mirror of server-session.ts. It is started, fed the bytes that arrive and the time, and
+ *  (docs/style.md §1), the mirror of server-session.ts. It is started, fed the bytes that arrive and the time, and
  *  returns a Step: bytes to send (each element one UDP datagram, header included, or one TCP write), events,
  *  the next deadline, and whether the session is over. The caller owns the socket: a `302` means "open a new
  *  one and start a new session with `nextLowerVersion`", which is what gogoc does (§4).
@@ -38,7 +38,7 @@ import { buildClientResponse, checkRspauth, parseChallenge } from './sasl/digest
 import { encodePlain } from './sasl/plain.js';
 import { parseOffer, parseXml, writeActionRequest, writeCreateRequest, type Offer } from './xml.js';
 
-// ---- states and transitions, as data (STYLE.md §2) ----
+// ---- states and transitions, as data (docs/style.md §2) ----
 
 export type ClientState =
   | 'start'

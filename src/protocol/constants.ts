@@ -1,5 +1,5 @@
 /** @module protocol/constants: numbers from the specification apart from numbers that are ours to tune
- *  (STYLE.md §11). Pure. */
+ *  (docs/style.md §11). Pure. */
 
 // Specification (RFC 5572 and deployed clients, docs/protocol.md): change only with the spec.
 export const TSP_PORT = 3653;
@@ -10,7 +10,7 @@ export const SEQUENCE_MODULUS = 2 ** 28;
 export const SUPPORTED_VERSIONS = ['2.0.0', '2.0.1', '2.0.2'] as const;
 export type TspVersion = (typeof SUPPORTED_VERSIONS)[number];
 
-// Implementation limits: ours, each with its reason (STYLE.md §10).
+// Implementation limits: ours, each with its reason (docs/style.md §10).
 /** Longest line buffered before LF: the longest line in the recorded sessions is the DIGEST response
  *  (~260 bytes of base64); 2 KiB leaves room for long usernames while stopping a peer that never ends a line. */
 export const MAX_LINE_BYTES = 2048;

@@ -1,5 +1,5 @@
 /** @module protocol/server-session: one TSP server session (a UDP client ip:port, or a TCP connection),
- *  sans-I/O (STYLE.md §1). It is fed bytes and the time, and returns a Step: bytes to send (each element is
+ *  sans-I/O (docs/style.md §1). It is fed bytes and the time, and returns a Step: bytes to send (each element is
  *  one datagram, or one TCP write), events, the next deadline, and whether the session is done.
  *
  *  Decisions that need the store or policy are asked for by events and answered by calling a method:

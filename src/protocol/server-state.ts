@@ -1,4 +1,4 @@
-/** @module protocol/server-state: the server session's states and transitions, as data (STYLE.md §2).
+/** @module protocol/server-state: the server session's states and transitions, as data (docs/style.md §2).
  *  Only ServerSession (server-session.ts) advances it; a transition missing from the table is a protocol
  *  error answered with the phase's status.
  *

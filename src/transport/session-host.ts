@@ -1,6 +1,6 @@
 /** @module transport/session-host: what the transport adapters share. An adapter owns sockets and timers,
  *  feeds a ServerSession, and hands its events to a SessionHandler (the broker). It makes no TSP decisions
- *  (STYLE.md §3). */
+ *  (docs/style.md §3). */
 
 import type { Clock, Timer } from '../clock.js';
 import type { Endpoint } from '../dataplane/types.js';
@@ -112,7 +112,7 @@ export function crash<C extends SessionContext>(adapter: HostedAdapter<C>, ctx: 
   }
 }
 
-/** One re-armable timer per session (STYLE.md §3): the adapters arm it with each step's wakeAtMs and it feeds
+/** One re-armable timer per session (docs/style.md §3): the adapters arm it with each step's wakeAtMs and it feeds
  *  the session's timeout() then. Unref'd: a pending negotiation deadline never keeps the process alive. */
 export class Wakeup {
   private timer: Timer | undefined;

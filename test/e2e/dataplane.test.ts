@@ -112,7 +112,7 @@ describe('native data plane end to end', { skip: canRun ? false : 'needs root an
       await ns.ip('-6', 'route', 'add', 'default', 'dev', 'tun0');
       let client: Endpoint = { address: '198.51.100.2', port: 0 };
       if (type === 'v6udpv4') {
-        // Learn the NAT-mapped endpoint from the client's first control datagram (tsp-protocol.md §8.5).
+        // Learn the NAT-mapped endpoint from the client's first control datagram (docs/protocol.md §8.5).
         const hello = `hello from ${key}`;
         for (let i = 0; i < 20 && !endpoints.has(hello); i++) {
           tunnel.sendControl(controlDatagram(hello));

@@ -1,4 +1,4 @@
-/** Loads the recorded gogoc 1.2 sessions (../shared/interop/gogoc-1.2, tsp-protocol.md §14) as exact bytes. */
+/** Loads the recorded gogoc 1.2 sessions (../shared/interop/gogoc-1.2, docs/protocol.md §14) as exact bytes. */
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

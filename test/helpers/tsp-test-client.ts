@@ -7,7 +7,7 @@
  *  (ping6 to the offer's keepalive address) until stdin closes, SIGTERM, or a deadline
  *
  *  The TSP session runs over the UDP socket of the addon's client tunnel (startClientTunnel: sendControl and
- *  onControl), so the v6udpv4 data that follows shares its NAT binding, as gogoc's does (tsp-protocol.md §8.3).
+ *  onControl), so the v6udpv4 data that follows shares its NAT binding, as gogoc's does (docs/protocol.md §8.3).
  *  When the offer is v6v4 (asked for, or v6anyv4 without NAT) that tunnel is closed and a protocol-41 one
  *  opened under the same device name. Options (one JSON argument) are ClientPlan below. Lines on stdout are
  *  JSON events: {"event":"up","offer":…,"localPort":…} once, {"event":"error","message":…} on failure (exit 1).
@@ -155,7 +155,7 @@ async function main(): Promise<void> {
   ip('-6', 'route', 'add', 'default', 'dev', tunnel.tunName);
   if (offer.prefix) ip('-6', 'addr', 'replace', `${firstHost(offer.prefix.address)}/128`, 'dev', 'lo'); // kept from a previous run
   if (!plan.silent && offer.keepalive && offer.keepalive.interval > 0) {
-    // The keepalive is an ICMPv6 echo through the tunnel to the offer's address (tsp-protocol.md §9.1).
+    // The keepalive is an ICMPv6 echo through the tunnel to the offer's address (docs/protocol.md §9.1).
     keepalive = spawn(
       'ping',
       [

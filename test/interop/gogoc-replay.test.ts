@@ -1,4 +1,4 @@
-/** Replays every recorded gogoc 1.2 session (../shared/interop/gogoc-1.2, tsp-protocol.md §14) against a
+/** Replays every recorded gogoc 1.2 session (../shared/interop/gogoc-1.2, docs/protocol.md §14) against a
  *  running broker over real UDP or TCP sockets on loopback, and checks that each reply is what that client
  *  needs next: status, echoed header, exact Content-length, a well-formed offer. DIGEST sessions run with the
  *  recorded realm and nonce pinned, so the recorded responses verify and our rspauth must equal the recorded

@@ -140,7 +140,7 @@ function exec(input: Uint8Array): string[] {
     const secret = digestSecret(username, realm, password);
     const v = call('verifyResponse', () => verifyResponse(parsed.value, secret, { realm, nonce }, quirk200));
     // 2.0.0's truncated HA1 (the client uses it whenever X holds a 0x00) is refused by the server when fewer
-    // than QUIRK200_MIN_PREFIX bytes precede the zero: that form is too weak to accept (tsp-protocol.md §5.6)
+    // than QUIRK200_MIN_PREFIX bytes precede the zero: that form is too weak to accept (docs/protocol.md §5.6)
     const zero = secret.indexOf(0);
     const weak = quirk200 && zero >= 0 && zero < QUIRK200_MIN_PREFIX;
     if (weak) {

@@ -1,5 +1,5 @@
 /** @module test/unit/dataplane/contract: the DataPlane contract (src/dataplane/types.ts), one suite run against
- *  every implementation (STYLE.md §5): MemoryDataPlane (memory.test.ts) and NativeDataPlane in a namespace of
+ *  every implementation (docs/style.md §5): MemoryDataPlane (memory.test.ts) and NativeDataPlane in a namespace of
  *  its own (native.test.ts). Peers are UDP sockets on `address` standing in for tunnel clients; the Internet is
  *  a host beyond the data plane's TUN side (an IPv6 UDP socket for native, the `tun` channel for memory).
  *  Nothing here knows which implementation runs: the packet path's rules (control split, source check, echo in
@@ -106,7 +106,7 @@ export function spec(id: number, peer: Peer, overrides: Partial<TunnelSpec> = {}
   };
 }
 
-/** A control datagram: the TSP UDP header starts with nibble 0xF (tsp-protocol.md §2.2). */
+/** A control datagram: the TSP UDP header starts with nibble 0xF (docs/protocol.md §2.2). */
 function control(text: string): Buffer {
   const header = Buffer.from([0xf0, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00]);
   return Buffer.concat([header, Buffer.from(text)]);

@@ -1,7 +1,7 @@
 /** The client session fed bytes directly (no sockets, time moved by hand): byte-exact requests against the
  *  recorded gogoc 1.2 sessions, a scripted server replaying every recorded server reply with its header
  *  rewritten to echo ours, the 302 fallback, retransmission timing, rspauth checks, offer checks, CAPABILITY
- *  parsing and mechanism choice, TCP under every split. tsp-protocol.md §3.3, §13.2, §14. */
+ *  parsing and mechanism choice, TCP under every split. docs/protocol.md §3.3, §13.2, §14. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {

@@ -1,4 +1,4 @@
-/** The Store contract suite (STYLE.md §5): every Store implementation runs it, and only that counts as done.
+/** The Store contract suite (docs/style.md §5): every Store implementation runs it, and only that counts as done.
  *  `open()` must return a new handle on the same database each time it is called (the suite reopens it and runs
  *  two handles side by side); the database is empty before the first call. Tests share that database, so each
  *  uses its own usernames, lease ids, pool prefixes and audit actors, and asserts only on what it created. */

@@ -82,7 +82,7 @@ test('vector C (recording 04): a wrong password fails', () => {
   );
 });
 
-/** The 2.0.0 quirk's response for a password, computed here from its definition (tsp-protocol.md §5.6):
+/** The 2.0.0 quirk's response for a password, computed here from its definition (docs/protocol.md §5.6):
  *  HA1 = HEX(MD5(X before its first 0x00)). */
 function quirkResponse(pass: string, nonce: string, cnonce: string): { response: string; rspauth: string } {
   const HEX = (x: Buffer | string) => createHash('md5').update(x).digest('hex');
