@@ -1,6 +1,6 @@
 /** @module admin/assets: the web UI's stylesheet and script, served from memory (no build step, no files to
- *  deploy). The script only adds confirmation prompts and refreshes the dashboard's live panel; every page
- *  works without it. The Content-Security-Policy allows scripts and styles from 'self' only. */
+ *  deploy). The script only adds confirmation prompts and refreshes the live panels (dashboard, tunnel list);
+ *  every page works without it. The Content-Security-Policy allows scripts and styles from 'self' only. */
 
 export const STYLESHEET = `
 :root { --fg:#1d2430; --muted:#5b6678; --line:#dde2ea; --bg:#f5f7fa; --card:#fff; --accent:#1f6feb; --danger:#c62828; --ok:#2e7d32; }
@@ -115,21 +115,26 @@ document.addEventListener('submit', function (e) {
   window.addEventListener('resize', focusable);
 })();
 // live refresh: an element with data-refresh="/url" is replaced by that URL's HTML every 5 s, never while the
-// tab is hidden (and at once when it shows again), nor while the pointer or focus is inside it
+// tab is hidden (and at once when it shows again), nor while the operator is using it: the pointer or focus
+// inside it, or a <details> in it open (a tunnel row's Block… panel). Checked again when the reply arrives, so
+// a panel opened or a field focused during the fetch is not replaced either; the next tick after that retries.
 (function () {
   var els = document.querySelectorAll('[data-refresh]');
   if (!els.length) return;
-  var busy = false;
+  function inUse(el) {
+    return el.matches(':hover') || el.contains(document.activeElement) || el.querySelector('details[open]') !== null;
+  }
+  var busy = [];
   function tick() {
-    if (document.hidden || busy) return;
-    els.forEach(function (el) {
-      if (el.matches(':hover') || el.contains(document.activeElement)) return;
-      busy = true;
+    if (document.hidden) return;
+    els.forEach(function (el, i) {
+      if (busy[i] || inUse(el)) return;
+      busy[i] = true;
       fetch(el.getAttribute('data-refresh'), { credentials: 'same-origin' })
         .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
-        .then(function (t) { if (t !== null) el.innerHTML = t; })
+        .then(function (t) { if (t !== null && !document.hidden && !inUse(el)) el.innerHTML = t; })
         .catch(function () {})
-        .then(function () { busy = false; });
+        .then(function () { busy[i] = false; });
     });
   }
   setInterval(tick, 5000);

@@ -354,18 +354,20 @@ function tunnelRows(v: Viewer, items: TunnelRecord[], now: number, killable: boo
   )}`;
 }
 
+/** The head of the tables of tunnels that cannot be killed from there: the last column is their state and end
+ *  reason. (The live list's own head names that column "Actions", for screen readers only.) */
 const TUNNEL_HEAD = html`<thead>
   <tr>
-    <th>ID</th>
-    <th>Account</th>
-    <th>Type</th>
-    <th>Endpoint</th>
-    <th>Addresses</th>
-    <th>Age</th>
-    <th>Last seen</th>
-    <th class="num">Rx pkts / bytes</th>
-    <th class="num">Tx pkts / bytes</th>
-    <th></th>
+    <th scope="col">ID</th>
+    <th scope="col">Account</th>
+    <th scope="col">Type</th>
+    <th scope="col">Endpoint</th>
+    <th scope="col">Addresses</th>
+    <th scope="col">Age</th>
+    <th scope="col">Last seen</th>
+    <th scope="col" class="num">Rx pkts / bytes</th>
+    <th scope="col" class="num">Tx pkts / bytes</th>
+    <th scope="col">State</th>
   </tr>
 </thead>`;
 
@@ -423,7 +425,11 @@ function sortHeader(q: TunnelListQuery, key: TunnelSort, label: string, attrs = 
   const first = key === 'account' || key === 'type' ? 'asc' : 'desc';
   const order = active ? (q.order === 'asc' ? 'desc' : 'asc') : first;
   const arrow = active ? (q.order === 'asc' ? ' ▲' : ' ▼') : '';
-  return html`<th ${trusted(attrs)} aria-sort="${active ? (q.order === 'asc' ? 'ascending' : 'descending') : 'none'}">
+  return html`<th
+    scope="col"
+    ${trusted(attrs)}
+    aria-sort="${active ? (q.order === 'asc' ? 'ascending' : 'descending') : 'none'}"
+  >
     <a class="sort" data-sort="${key}" href="${tunnelListUrl('/tunnels', q, { sort: key, order, offset: 0 })}"
       >${label}${arrow}</a
     >
@@ -446,14 +452,14 @@ export function tunnelList(v: Viewer, q: TunnelListQuery, list: Page<TunnelRecor
     <table id="${live ? 'live-tunnels' : 'tunnels'}">
       <thead>
         <tr>
-          <th>ID</th>
+          <th scope="col">ID</th>
           ${sortHeader(q, 'account', 'Account')} ${sortHeader(q, 'type', 'Type')}
-          <th>Endpoint</th>
-          <th>Addresses</th>
+          <th scope="col">Endpoint</th>
+          <th scope="col">Addresses</th>
           ${sortHeader(q, 'started', 'Started (age)')}
-          <th>Last seen</th>
+          <th scope="col">Last seen</th>
           ${sortHeader(q, 'traffic', 'Traffic rx · tx (pkts / bytes)', 'class="num" colspan="2"')}
-          <th></th>
+          <th scope="col">${live ? html`<span class="sr-only">Actions</span>` : 'State'}</th>
         </tr>
       </thead>
       <tbody>
@@ -556,7 +562,7 @@ export function tunnelPage(
           ${rows.map(
             ([k, val]) =>
               html`<tr>
-                <th>${k}</th>
+                <th scope="row">${k}</th>
                 <td class="mono">${val}</td>
               </tr>`,
           )}
@@ -842,11 +848,11 @@ export function auditPage(
         <table>
           <thead>
             <tr>
-              <th>Time (UTC)</th>
-              <th>Actor</th>
-              <th>Action</th>
-              <th>Target</th>
-              <th>Detail</th>
+              <th scope="col">Time (UTC)</th>
+              <th scope="col">Actor</th>
+              <th scope="col">Action</th>
+              <th scope="col">Target</th>
+              <th scope="col">Detail</th>
             </tr>
           </thead>
           <tbody>

@@ -1,8 +1,8 @@
 /** Day-one operator pages in real Chromium (Debian's /usr/bin/chromium driven by playwright-core; never a
  *  downloaded browser) against a real broker: the tunnel list's search, filters, sort, paging and live refresh
- *  (paused while the tab is hidden); a tunnel's own traffic graph; the dashboard's mirrored rx/tx chart with
- *  tooltips, ranges and top talkers, and its history after a broker restart; audit filters; the API token copy
- *  button. Screenshots go to artifacts/ (ops-*.png). */
+ *  (paused while the tab is hidden or a row's Block… panel is open); a tunnel's own traffic graph; the
+ *  dashboard's mirrored rx/tx chart with tooltips, ranges and top talkers, and its history after a broker
+ *  restart; audit filters; the API token copy button. Screenshots go to artifacts/ (ops-*.png). */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -204,6 +204,37 @@ test('operators: tunnel list, tunnel graph, dashboard chart and history across a
     await setHidden(false);
     await page.waitForResponse((r) => r.url().includes('/tunnels/list'));
     assert.ok(lists.length >= 1, 'polls again as soon as the tab shows');
+
+    // ---- live refresh pauses while a row's Block… panel is open, even with the pointer and focus elsewhere,
+    // so the minutes typed into it survive; closing it lets the list refresh again
+    const panel = `#live-tunnels tr[data-tunnel-id="${live.id}"] details.kill-more`;
+    const leave = async () => {
+      await page.evaluate(`document.activeElement && document.activeElement.blur()`);
+      await page.mouse.move(5, 5); // the header, outside the list
+    };
+    const markTable = () => page.evaluate(`document.querySelector('#live-tunnels').dataset.marked = 'yes'`);
+    const tableMarked = () => page.evaluate(`document.querySelector('#live-tunnels').dataset.marked === 'yes'`);
+    await page.click(`${panel} summary`);
+    await page.fill(`${panel} input[name=blockMinutes]`, '42');
+    await leave();
+    await markTable();
+    const before = lists.length;
+    await page.waitForTimeout(6500); // past at least one 5 s tick
+    assert.equal(lists.length, before, 'no refresh while the Block… panel is open');
+    assert.equal(await page.getAttribute(panel, 'open'), '', 'the panel is still open');
+    assert.equal(await page.inputValue(`${panel} input[name=blockMinutes]`), '42', 'with what was typed');
+    assert.ok(await tableMarked(), 'the list was not replaced');
+    await page.screenshot({ path: shot('tunnels-block-open'), fullPage: true });
+    await page.click(`${panel} summary`);
+    assert.equal(await page.getAttribute(panel, 'open'), null, 'closed');
+    await leave();
+    await page.waitForFunction(
+      () => (document.querySelector('#live-tunnels') as HTMLElement | null)?.dataset.marked !== 'yes',
+      null,
+      { timeout: 8000 },
+    );
+    assert.ok(lists.length > before, 'refreshes again once the panel is closed');
+    assert.deepEqual(await rowIds(page, '#live-tunnels'), [live.id]);
 
     // ---- the tunnel's own graph
     await page.goto(`${base}/tunnels/${live.id}`);
