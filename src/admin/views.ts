@@ -190,12 +190,12 @@ function talkersTable(talkers: TopTalker[]): SafeHtml {
   return html`<table id="top-talkers">
     <thead>
       <tr>
-        <th>Tunnel</th>
-        <th>Account</th>
-        <th>Addresses</th>
-        <th class="num">Rx</th>
-        <th class="num">Tx</th>
-        <th class="num">Average</th>
+        <th scope="col">Tunnel</th>
+        <th scope="col">Account</th>
+        <th scope="col">Addresses</th>
+        <th scope="col" class="num">Rx</th>
+        <th scope="col" class="num">Tx</th>
+        <th scope="col" class="num">Average</th>
       </tr>
     </thead>
     <tbody>
@@ -1049,31 +1049,31 @@ export function mePage(
                 (t) =>
                   html`<table>
                     <tr>
-                      <th>Type</th>
+                      <th scope="row">Type</th>
                       <td>${t.type} over ${t.transport}</td>
                     </tr>
                     <tr>
-                      <th>Endpoint</th>
+                      <th scope="row">Endpoint</th>
                       <td class="mono">${endpoint(t)}</td>
                     </tr>
                     <tr>
-                      <th>My IPv6 address</th>
+                      <th scope="row">My IPv6 address</th>
                       <td class="mono">${t.clientIpv6}</td>
                     </tr>
                     <tr>
-                      <th>Broker IPv6 address</th>
+                      <th scope="row">Broker IPv6 address</th>
                       <td class="mono">${t.serverIpv6}</td>
                     </tr>
                     <tr>
-                      <th>Delegated prefix</th>
+                      <th scope="row">Delegated prefix</th>
                       <td class="mono">${t.prefix ? `${t.prefix}/${t.prefixLen}` : '—'}</td>
                     </tr>
                     <tr>
-                      <th>Up for</th>
+                      <th scope="row">Up for</th>
                       <td>${formatAge(now - (t.establishedAt ?? t.createdAt))}</td>
                     </tr>
                     <tr>
-                      <th>Traffic</th>
+                      <th scope="row">Traffic</th>
                       <td>received ${formatBytes(t.rxBytes)}, sent ${formatBytes(t.txBytes)}</td>
                     </tr>
                   </table>`,
