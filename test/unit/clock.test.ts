@@ -120,7 +120,11 @@ test('advanceAsync lets continuations arm the next timer; sleep() resolves when 
 test('systemClock: Node timers, cancellable, unref on request', async () => {
   const fired: string[] = [];
   systemClock.setTimeout(() => fired.push('cancelled'), 1).cancel();
+  // an unref'd timer alone does not keep the process alive: hold the loop open while waiting for it, or the
+  // runner may see the event loop empty before it fires (and cancel the test)
+  const keepAlive = setTimeout(() => {}, 5000);
   await new Promise<void>((resolve) => systemClock.setTimeout(resolve, 1, { unref: true }));
+  clearTimeout(keepAlive);
   let ticks = 0;
   await new Promise<void>((resolve) => {
     const t = systemClock.setInterval(() => {
