@@ -12,7 +12,8 @@ import type { RatePoint } from './history.js';
 export const RX_COLOUR = '#1f6feb';
 export const TX_COLOUR = '#e8710a';
 
-function bytes(n: number): string {
+/** Bytes (or bytes per second) in binary units, as every page shows them. */
+export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
   let x = n;
@@ -24,7 +25,7 @@ function bytes(n: number): string {
 }
 
 export function formatRate(n: number): string {
-  return `${bytes(n)}/s`;
+  return `${formatBytes(n)}/s`;
 }
 
 /** UTC time for an axis or a tooltip: with the date when the span is longer than a day. */

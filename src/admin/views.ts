@@ -6,7 +6,7 @@ import { html, trusted, type SafeHtml } from './html.js';
 import type { Account, ApiToken, AuditEvent, Page, PoolUsage, TunnelRecord, TunnelSort } from '../store/types.js';
 import type { TunnelType } from '../dataplane/types.js';
 import { RANGES, RANGE_KEYS, type RangeKey, type RangeRates, type RatePoint } from './history.js';
-import { chartLegend, formatRate, trafficChart } from './chart.js';
+import { chartLegend, formatBytes, formatRate, trafficChart } from './chart.js';
 import { MAX_EXPIRY_DAYS } from './tokens.js';
 import { MAX_BLOCK_MINUTES } from '../broker/blocks.js';
 
@@ -121,17 +121,6 @@ export function errorPage(v: Viewer | null, status: number, code: string, messag
 }
 
 // ---------------------------------------------------------------- formatting
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let x = n;
-  while (x >= 1024 && i < units.length - 1) {
-    x /= 1024;
-    i++;
-  }
-  return `${i === 0 ? x : x.toFixed(1)} ${units[i]}`;
-}
 
 export function formatAge(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));

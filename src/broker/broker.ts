@@ -12,6 +12,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock, Timer } from '../clock.js';
+import { prefix24 } from '../address.js';
 import type { Config } from '../config/schema.js';
 import { enabledMechanisms } from '../config/schema.js';
 import { BrokerError, isBrokerError } from '../errors.js';
@@ -817,11 +818,6 @@ export class Broker extends EventEmitter implements SessionHandler {
 /** A block names the account, or for an anonymous tunnel the client's source IPv4. */
 function blockKeyOf(accountId: number | null, source: string): BlockKey {
   return accountId !== null ? { accountId } : { source };
-}
-
-function prefix24(address: string): string {
-  const dot = address.lastIndexOf('.');
-  return dot > 0 && !address.includes(':') ? address.slice(0, dot) : address;
 }
 
 /** The failure-limiter key of a username: per source /24, so failures from elsewhere never lock it here. */

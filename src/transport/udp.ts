@@ -12,6 +12,7 @@
  *  - Replies stay within the session's anti-amplification budget (ServerSession). */
 
 import { randomInt } from 'node:crypto';
+import { prefix24 } from '../address.js';
 import type { Clock } from '../clock.js';
 import type { ControlDatagram, DataPlane, Endpoint } from '../dataplane/types.js';
 import type { TspVersion } from '../protocol/constants.js';
@@ -72,12 +73,6 @@ class UdpContext implements SessionContext {
   abort(err: unknown): void {
     crash(this.owner, this, err);
   }
-}
-
-/** The /24 of an IPv4 source (its own address when it is not IPv4). */
-function prefixOf(address: string): string {
-  const dot = address.lastIndexOf('.');
-  return dot > 0 && !address.includes(':') ? address.slice(0, dot) : address;
 }
 
 export class UdpControl implements HostedAdapter<UdpContext> {
@@ -190,7 +185,7 @@ export class UdpControl implements HostedAdapter<UdpContext> {
     for (let i = 0; i < Math.min(EVICTION_SAMPLE, n); i++) {
       const c = this.halfOpenList[randomInt(n)]!;
       if (c === spare) continue;
-      const load = this.halfOpenByPrefix.get(prefixOf(c.peer.address)) ?? 0;
+      const load = this.halfOpenByPrefix.get(prefix24(c.peer.address)) ?? 0;
       if (load > victimLoad || (load === victimLoad && c.startedMs < victim!.startedMs)) {
         victim = c;
         victimLoad = load;
@@ -211,7 +206,7 @@ export class UdpControl implements HostedAdapter<UdpContext> {
     if (isHalfOpen === ctx.countedHalfOpen) return;
     ctx.countedHalfOpen = isHalfOpen;
     const source = ctx.peer.address;
-    const prefix = prefixOf(source);
+    const prefix = prefix24(source);
     if (isHalfOpen) {
       ctx.halfOpenIndex = this.halfOpenList.push(ctx) - 1;
       let set = this.halfOpenBySource.get(source);
