@@ -3,10 +3,12 @@
  *  (src/dataplane/memory.ts), a model of the same rules over a real UDP socket, with in-memory channels for the
  *  TUN side and protocol 41; one contract suite (test/unit/dataplane/contract.ts) runs against both. */
 
+import type { TunnelType } from '../tunnel-model.js';
+
 export type TunnelId = number & { readonly __brand: 'TunnelId' };
 
-/** The concrete encapsulations (v6anyv4 is resolved before a tunnel exists). */
-export type TunnelType = 'v6v4' | 'v6udpv4';
+/** Defined in tunnel-model.ts (every layer shares it); re-exported for the data plane's users. */
+export type { TunnelType };
 
 /** An IPv4 transport endpoint. `port` is 0 for protocol-41 (v6v4) tunnels. */
 export interface Endpoint {

@@ -4,7 +4,7 @@
  *  caller may acknowledge on the wire once the promise resolves.
  *  Errors: BrokerError with STORE_NOT_FOUND, STORE_CONFLICT (unique username...), POOL_EXHAUSTED, STORE_FAILED. */
 
-import type { TunnelType } from '../dataplane/types.js';
+import type { TunnelType } from '../tunnel-model.js';
 
 export type Role = 'admin' | 'user';
 

@@ -1,0 +1,24 @@
+/** @module tunnel-model: what a tunnel is, in terms every layer shares (the store records it, the data plane
+ *  carries it, the broker offers it, the admin shows it), so none of them has to import another for it.
+ *  Usable by all, like errors.ts and clock.ts; imports nothing. */
+
+/** The concrete encapsulations (v6anyv4 is resolved before a tunnel exists): IPv6 in protocol 41 (v6v4) or in
+ *  UDP on the TSP flow (v6udpv4). */
+export type TunnelType = 'v6v4' | 'v6udpv4';
+
+/** The client's port as the tunnel knows it: 0 for v6v4, whose protocol-41 packets carry no port (RFC 4213),
+ *  whatever port the control session came from; the session's port for v6udpv4. */
+export function clientPortFor(type: TunnelType, port: number): number {
+  return type === 'v6v4' ? 0 : port;
+}
+
+/** The key a tunnel's client endpoint is known by ("ipv4:port", the port per clientPortFor): two tunnels with
+ *  the same key cannot both be live, since the data plane tells them apart by it alone. */
+export function endpointKey(type: TunnelType, address: string, port: number): string {
+  return `${address}:${clientPortFor(type, port)}`;
+}
+
+/** The client endpoint as shown to people: the IPv4 address alone for v6v4, "ipv4:port" otherwise. */
+export function endpointLabel(type: TunnelType, address: string, port: number): string {
+  return type === 'v6v4' ? address : `${address}:${port}`;
+}
