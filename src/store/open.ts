@@ -13,7 +13,8 @@ import { BrokerError } from '../errors.js';
 import type { Clock } from '../clock.js';
 import type { Store } from './types.js';
 import type { Database } from './schema.js';
-import { KyselyStore, type StoreDriver } from './kysely-store.js';
+import { createKyselyStore, type KyselyStore } from './kysely-store.js';
+import type { StoreDriver } from './kysely/runner.js';
 import { openSqliteStore } from './sqlite.js';
 
 /** The `store` section of the configuration (config/schema.ts), structurally, so store/ does not import config/. */
@@ -50,7 +51,7 @@ export interface PostgresStoreOptions {
 /** An arbitrary constant naming our migration lock among the database's advisory locks (3653: the TSP port). */
 const MIGRATION_LOCK_KEY = 0x7370_3653;
 
-export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Store> {
+export async function openPostgresStore(opts: PostgresStoreOptions): Promise<KyselyStore> {
   const pool = new pg.Pool({ connectionString: opts.url, max: opts.maxConnections ?? 10 });
   // An idle connection that dies (server restart) emits 'error' on the pool; unhandled it would crash the
   // process. The pool drops that connection, and the next query reports a lasting problem as STORE_FAILED.
@@ -67,7 +68,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
     },
   };
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  const store = new KyselyStore(db, driver, opts.clock);
+  const store = createKyselyStore(db, driver, opts.clock);
   try {
     await store.migrate();
   } catch (e) {

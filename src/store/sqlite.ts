@@ -1,6 +1,6 @@
 /** @module store/sqlite: the default Store, one SQLite file through better-sqlite3 and Kysely's SqliteDialect.
- *  The queries live in kysely-store.ts; this file opens the file, sets the connection up and says how a write
- *  transaction runs on SQLite.
+ *  The queries live in kysely-store.ts and the files it puts together; this file opens the file, sets the
+ *  connection up and says how a write transaction runs on SQLite.
  *
  *  Connection settings, and why:
  *  - journal_mode=WAL: readers never wait for the writer, and one fsync per commit instead of two.
@@ -33,9 +33,9 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql, type SqliteDatabase } from 'kysely';
 import { BrokerError } from '../errors.js';
 import type { Clock } from '../clock.js';
-import type { Store } from './types.js';
 import type { Database } from './schema.js';
-import { KyselyStore, type StoreDriver } from './kysely-store.js';
+import { createKyselyStore, type KyselyStore } from './kysely-store.js';
+import type { StoreDriver } from './kysely/runner.js';
 
 export interface SqliteStoreOptions {
   /** Database file; its directory is created if missing. ':memory:' for a private in-memory database. */
@@ -60,7 +60,7 @@ let memoryDatabases = 0;
 
 /** Opens (creating if needed) the database file and brings its schema up to date. Rejects with STORE_FAILED
  *  when the file cannot be opened or migrated. */
-export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
+export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyStore> {
   const inMemory = opts.file === ':memory:';
   let raw: BetterSqlite3.Database;
   if (!inMemory) prepareFile(opts.file, opts.allowGroupReadable ?? false);
@@ -122,7 +122,7 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
   };
 
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
-  const store = new KyselyStore(db, driver, opts.clock);
+  const store = createKyselyStore(db, driver, opts.clock);
   try {
     await store.migrate();
   } catch (e) {

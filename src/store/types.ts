@@ -1,7 +1,8 @@
-/** @module store/types: persistence behind one interface (docs/design.md "State and restart").
- *  Implemented over Kysely: SQLite (src/store/sqlite.ts, default) and, later, PostgreSQL with the same query
- *  code. All times are Unix milliseconds. Every method that changes state commits before it resolves, so a
- *  caller may acknowledge on the wire once the promise resolves.
+/** @module store/types: persistence behind narrow interfaces, one per concern (docs/design.md "State and
+ *  restart"), and Store, all of them at once. Implemented over Kysely: SQLite (src/store/sqlite.ts, default) and
+ *  PostgreSQL (src/store/open.ts) with the same query code (src/store/kysely/, src/store/allocator.ts).
+ *  All times are Unix milliseconds. Every method that changes state commits before it resolves (inside a batch:
+ *  when the batch does), so a caller may acknowledge on the wire once the promise resolves.
  *  Errors: BrokerError with STORE_NOT_FOUND, STORE_CONFLICT (unique username...), POOL_EXHAUSTED, STORE_FAILED. */
 
 import type { TunnelType } from '../tunnel-model.js';
@@ -101,7 +102,8 @@ export type EndReason =
   | 'deleted' // the client sent delete
   | 'not_accepted' // offer never accepted (timeout, reject or TCP close)
   | 'shutdown' // broker stopped and could not keep it
-  | 'account_disabled';
+  | 'account_disabled' // the account was disabled
+  | 'account_deleted'; // the account was deleted
 
 export interface TunnelRecord {
   id: number;
@@ -112,6 +114,7 @@ export interface TunnelRecord {
   type: TunnelType;
   transport: 'udp' | 'tcp';
   clientIpv4: string;
+  /** 0 for v6v4 (tunnel-model.ts clientPortFor). */
   clientPort: number;
   serverIpv4: string;
   serverIpv6: string;
@@ -246,22 +249,27 @@ export interface WebSession {
   expiresAt: number;
 }
 
-export interface Store {
-  readonly dialect: 'sqlite' | 'postgres';
-  close(): Promise<void>;
+// ---- the store, one narrow interface per concern (docs/style.md §4). A caller should ask for the narrowest
+// one that covers what it does; Store is all of them, for the composition root and for callers not yet narrowed.
 
+/** Runs several store calls as one transaction. */
+export interface Transactional {
   /** Runs the store calls fn makes (awaited one after another, on this store) in one transaction: they commit
    *  together or not at all. fn may run more than once (a transient error or a lost race retries the whole
    *  batch), so it must do nothing but store calls and computing from their results. Nested batches join
    *  the outer one. */
   batch<T>(fn: () => Promise<T>): Promise<T>;
+}
 
-  // settings: small key/value facts the broker must keep (generated ULA pools)
+/** Small key/value facts the broker must keep across restarts (the generated ULA pools). */
+export interface SettingsStore {
   getSetting(key: string): Promise<string | undefined>;
   /** Sets key only if absent; returns the value now stored (so two starters agree). */
   setSettingIfAbsent(key: string, value: string): Promise<string>;
+}
 
-  // accounts
+/** Accounts and their secrets: who may sign in, with which role and limits. */
+export interface AccountStore {
   createAccount(a: NewAccount): Promise<Account>; // STORE_CONFLICT if the username exists
   getAccount(id: number): Promise<Account | undefined>;
   getAccountSecrets(username: string): Promise<AccountSecrets | undefined>;
@@ -272,15 +280,21 @@ export interface Store {
   setLimits(id: number, limits: AccountLimits): Promise<void>;
   /** Deletes the account and releases its allocations; its ended tunnels stay with accountId null. */
   deleteAccount(id: number): Promise<void>;
+}
 
-  // allocation: unique constraints inside transactions, never read-then-write
+/** Address blocks cut from the pools: unique constraints inside transactions, never read-then-write
+ *  (store/allocator.ts). */
+export interface AllocationStore {
   allocate(req: AllocateRequest): Promise<Allocation>; // POOL_EXHAUSTED when no block is free
   findAllocation(accountId: number, pool: PoolName): Promise<Allocation | undefined>;
   releaseLease(leaseId: string): Promise<number>;
   poolUsage(): Promise<PoolUsage[]>;
+}
 
-  // tunnels
-  createTunnel(t: NewTunnel, at: number): Promise<TunnelRecord>; // state 'offered'
+/** Tunnel rows through offered, established and ended, with their counters. */
+export interface TunnelStore {
+  /** State 'offered'. A v6v4 tunnel's clientPort is stored as 0 (tunnel-model.ts clientPortFor). */
+  createTunnel(t: NewTunnel, at: number): Promise<TunnelRecord>;
   establishTunnel(id: number, at: number): Promise<void>;
   endTunnel(id: number, reason: EndReason, at: number): Promise<void>; // idempotent on ended tunnels
   updateCounters(updates: CounterUpdate[]): Promise<void>;
@@ -289,14 +303,18 @@ export interface Store {
   /** Retention: deletes at most `limit` tunnels that ended before `before` (oldest first, one transaction) and
    *  releases any block still leased to them; never a live tunnel. Returns how many rows went. */
   pruneEndedTunnels(before: number, limit: number): Promise<number>;
+}
 
-  // audit trail
+/** The audit trail: who did what to which target, and when. */
+export interface AuditStore {
   addAudit(e: Omit<AuditEvent, 'id'>): Promise<void>;
   listAudit(q: AuditFilter): Promise<Page<AuditEvent>>;
   /** Retention: deletes at most `limit` events older than `before`, oldest first; returns how many. */
   pruneAudit(before: number, limit: number): Promise<number>;
+}
 
-  // admin API tokens (schema version 2)
+/** The admin front end's credentials: API tokens and signed-in web UI sessions (schema version 2). */
+export interface WebStore {
   createApiToken(
     t: { name: string; tokenHash: string; createdBy: string; expiresAt?: number | null },
     at: number,
@@ -307,19 +325,29 @@ export interface Store {
   /** False when there was no token of that name. */
   deleteApiToken(name: string): Promise<boolean>;
 
-  // web UI sessions (schema version 2); deleted with their account
+  /** Web UI sessions are deleted with their account. */
   createWebSession(idHash: string, s: WebSession): Promise<void>;
   /** The session if it exists and has not expired at `now`. */
   getWebSession(idHash: string, now: number): Promise<WebSession | undefined>;
   deleteWebSession(idHash: string): Promise<void>;
   /** Removes sessions expired at `now` (at most `limit` of them, oldest first, when given); returns how many. */
   deleteExpiredWebSessions(now: number, limit?: number): Promise<number>;
+}
 
-  // traffic history of the dashboard (schema version 5)
+/** The dashboard's traffic history (schema version 5). */
+export interface TrafficStore {
   addTrafficSample(s: TrafficSampleRow): Promise<void>;
   /** Deletes samples with at < olderThan, then all but the newest `keep`; returns how many went. */
   pruneTrafficSamples(olderThan: number, keep: number): Promise<number>;
   /** Samples with from <= at < to summed per bucketMs (buckets aligned to multiples of bucketMs), oldest first;
    *  buckets without samples are absent. */
   trafficHistory(from: number, to: number, bucketMs: number): Promise<TrafficBucket[]>;
+}
+
+/** Every concern at once, on one database: what openStore() returns. */
+export interface Store
+  extends Transactional, SettingsStore, AccountStore, AllocationStore, TunnelStore, AuditStore, WebStore, TrafficStore {
+  readonly dialect: 'sqlite' | 'postgres';
+  /** Idempotent. Pending calls may fail with STORE_FAILED. */
+  close(): Promise<void>;
 }

@@ -1,0 +1,125 @@
+/** @module store/kysely/runner: how every store call reaches the database. A read runs on the pool (or on the
+ *  open batch's transaction), a write in a transaction through the dialect's StoreDriver, run again after a
+ *  transient error or a lost allocation race; either way unexpected database errors come back as BrokerError
+ *  STORE_FAILED with the cause, so a full disk or a broken connection reaches the caller as a coded error and
+ *  never crashes the process from here. Also the small SQL helpers the per-concern files share. */
+
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Kysely } from 'kysely';
+import { BrokerError } from '../../errors.js';
+import type { Database } from '../schema.js';
+import type { Dialect } from '../migrations.js';
+
+/** What differs between dialects: how a write transaction is run and which errors are worth a retry. */
+export interface StoreDriver {
+  readonly dialect: Dialect;
+  /** Runs fn inside one read-write transaction on `db` and commits before resolving; rolls back and rethrows if
+   *  fn throws. fn must issue its queries on the handle it is given. Implementations serialise writers as the
+   *  dialect needs (SQLite: BEGIN IMMEDIATE behind a per-file lock; PostgreSQL: row locks). */
+  write<T>(db: Kysely<Database>, fn: (trx: Kysely<Database>) => Promise<T>): Promise<T>;
+  /** Inside a write transaction, waits until no other process is migrating the same database. */
+  lockForMigration(trx: Kysely<Database>): Promise<void>;
+  /** Errors after which the whole transaction may simply be run again (deadlock, serialization failure). */
+  isTransient(error: unknown): boolean;
+  /** Called once by Store.close() after the Kysely instance is destroyed. */
+  onClose?(): void;
+}
+
+/** Thrown inside a write transaction to have it rolled back and run again from the start (e.g. another session
+ *  of the same owner committed an allocation first: the next run sees the winner's committed row). */
+export class RetryTransaction extends Error {}
+
+/** Whole-transaction retries after a transient error or a lost allocation race; a few are plenty, since
+ *  each retry sees the winner's committed row. */
+const TRANSACTION_ATTEMPTS = 5;
+
+/** Runs reads and write transactions for one store, and knows the batch the current call chain runs in. */
+export class Runner {
+  /** The transaction of the batch the current async call chain runs in, if any. */
+  private readonly openBatch = new AsyncLocalStorage<Kysely<Database>>();
+
+  constructor(
+    readonly db: Kysely<Database>,
+    readonly driver: StoreDriver,
+  ) {}
+
+  /** Runs fn's calls on this store in one write transaction (Store.batch). Calls inside find the open
+   *  transaction through AsyncLocalStorage and run in it instead of opening their own (which on SQLite would
+   *  wait behind this one in the file's queue forever). A transient error or a lost race runs fn again. */
+  batch<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.openBatch.getStore() !== undefined) return fn();
+    return this.write('batch', (trx) => this.openBatch.run(trx, fn));
+  }
+
+  /** A read, with errors coded: inside a batch, on the batch's transaction. */
+  async read<T>(op: string, fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+    try {
+      return await fn(this.openBatch.getStore() ?? this.db);
+    } catch (e) {
+      throw storeError(op, e);
+    }
+  }
+
+  /** A write transaction through the driver, run again after a transient error or a lost race (so fn may run
+   *  more than once). Inside a batch it runs on the batch's transaction, and a retry is the batch's to make. */
+  async write<T>(op: string, fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+    const open = this.openBatch.getStore();
+    if (open !== undefined) {
+      try {
+        return await fn(open);
+      } catch (e) {
+        throw e instanceof RetryTransaction || this.driver.isTransient(e) ? e : storeError(op, e);
+      }
+    }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.driver.write(this.db, fn);
+      } catch (e) {
+        const again = e instanceof RetryTransaction || this.driver.isTransient(e);
+        if (again && attempt < TRANSACTION_ATTEMPTS) continue;
+        throw storeError(op, e);
+      }
+    }
+  }
+}
+
+/** Codes errors for the caller: BrokerErrors pass through; a unique violation is STORE_CONFLICT, a foreign key
+ *  violation (a tunnel for an unknown account) STORE_NOT_FOUND; anything else (SQLITE_FULL, a lost
+ *  connection, SQLITE_BUSY after busy_timeout) is STORE_FAILED with the original as cause. */
+function storeError(op: string, e: unknown): BrokerError {
+  if (e instanceof BrokerError) return e;
+  const code = (e as { code?: unknown } | null)?.code;
+  const message = e instanceof Error ? e.message : String(e);
+  if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === '23505') {
+    return new BrokerError('STORE_CONFLICT', `store.${op}: ${message}`, { cause: e });
+  }
+  if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY' || code === '23503') {
+    return new BrokerError('STORE_NOT_FOUND', `store.${op}: a referenced row does not exist (${message})`, {
+      cause: e,
+    });
+  }
+  return new BrokerError('STORE_FAILED', `store.${op} failed: ${message}`, { cause: e });
+}
+
+// ---- helpers the per-concern files share
+
+/** Default and largest page for listing methods (types.ts TunnelFilter). */
+export const DEFAULT_PAGE = 100;
+export const MAX_PAGE = 1000;
+
+/** limit defaults to DEFAULT_PAGE and is clamped to 0..MAX_PAGE; offset to >= 0. */
+export function page(q: { limit?: number; offset?: number }): { limit: number; offset: number } {
+  const limit = Math.min(MAX_PAGE, Math.max(0, Math.trunc(q.limit ?? DEFAULT_PAGE)));
+  const offset = Math.max(0, Math.trunc(q.offset ?? 0));
+  return { limit: Number.isFinite(limit) ? limit : DEFAULT_PAGE, offset: Number.isFinite(offset) ? offset : 0 };
+}
+
+/** A LIKE pattern matching `text` as a lower-cased substring, with \ % _ escaped (ESCAPE '\'). */
+export function likeSubstring(text: string): string {
+  return `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/** Integer columns come back as number or string (PostgreSQL bigint); null stays null. */
+export function nullableNumber(v: number | string | null): number | null {
+  return v === null ? null : Number(v);
+}
