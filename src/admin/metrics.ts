@@ -4,26 +4,26 @@
  *  becomes `other`, so what a client writes on the wire (a mechanism name, say) can never add a series. Every
  *  family is pre-initialised at zero with its known label values, so a fresh broker already shows them all.
  *
- *    tsp_sessions_total{transport,mechanism,result}  counter  from Broker 'session' events
- *    tsp_auth_failures_total{mechanism}              counter  from Broker 'authFailure' events
+ *    tsp_sessions_total{transport,mechanism,result}  counter  from the broker service's 'session' events
+ *    tsp_auth_failures_total{mechanism}              counter  from 'authFailure' events
  *    tsp_tunnels_live{type}                          gauge    Broker.liveTunnels() at scrape time
  *    tsp_control_sessions{state}                     gauge    sessions held by the transports (total, half_open)
  *    tsp_dataplane_packets_total{direction}          counter  TrafficMeter (rx = from clients, tx = to clients)
  *    tsp_dataplane_bytes_total{direction}            counter  TrafficMeter
- *    tsp_dataplane_drops_total{reason}               counter  DataPlane.readDrops()
+ *    tsp_dataplane_drops_total{reason}               counter  TunnelRegistry.drops()
  *    tsp_pool_allocated_blocks{pool}                 gauge    Store.poolUsage(), cached POOL_CACHE_MS
  *    tsp_control_events_total{event}                 counter  what the TSP transports did besides running sessions:
  *                                                             session_crash, half_open_eviction, busy_refusal,
  *                                                             version_stateless (SessionCounts.control)
  *    tsp_udp_replies_withheld_total{reason}          counter  UDP replies not sent: amplification budget or resend
- *                                                             limit (Broker 'replyWithheld' events)
+ *                                                             limit ('replyWithheld' events)
  *    tsp_audit_suppressed_total                      counter  audit rows of unauthenticated events not written
  *                                                             (over the per-source budget, admin/audit-budget.ts)
  *    nodejs_eventloop_lag_seconds and the other prom-client default process metrics */
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Broker, SessionOutcome } from '../broker/broker.js';
-import { EMPTY_DROPS, type DataPlane, type DropReason } from '../dataplane/types.js';
+import { EMPTY_DROPS, type DropReason } from '../dataplane/types.js';
 import { ERRORS } from '../errors.js';
 import type { PoolUsage, Store } from '../store/types.js';
 import type { SessionCounts } from '../transport/session-host.js';
@@ -55,7 +55,6 @@ export function bounded(value: string | undefined | null, allowed: readonly stri
 
 export interface MetricsDeps {
   broker: Broker;
-  dataplane: DataPlane;
   store: Store;
   traffic: TrafficMeter;
   clock: Clock;
@@ -107,13 +106,14 @@ export class AdminMetrics {
     const onTunnelEnded = () => (this.poolCache = undefined);
     const onAuthFailure = (e: { mechanism?: string }) =>
       authFailures.inc({ mechanism: bounded(e.mechanism, MECHANISMS) });
-    deps.broker.on('session', onSession);
-    deps.broker.on('authFailure', onAuthFailure);
-    deps.broker.on('tunnelEnded', onTunnelEnded);
+    const events = deps.broker.service.events;
+    events.on('session', onSession);
+    events.on('authFailure', onAuthFailure);
+    deps.broker.tunnels.events.on('ended', onTunnelEnded);
     this.detach = () => {
-      deps.broker.off('tunnelEnded', onTunnelEnded);
-      deps.broker.off('session', onSession);
-      deps.broker.off('authFailure', onAuthFailure);
+      deps.broker.tunnels.events.off('ended', onTunnelEnded);
+      events.off('session', onSession);
+      events.off('authFailure', onAuthFailure);
     };
 
     new Gauge({
@@ -149,11 +149,11 @@ export class AdminMetrics {
     });
     for (const reason of WITHHELD_REASONS) withheld.inc({ reason }, 0);
     const onWithheld = (e: { reason?: string }) => withheld.inc({ reason: bounded(e.reason, WITHHELD_REASONS) });
-    deps.broker.on('replyWithheld', onWithheld);
+    events.on('replyWithheld', onWithheld);
     const detachSessions = this.detach;
     this.detach = () => {
       detachSessions();
-      deps.broker.off('replyWithheld', onWithheld);
+      events.off('replyWithheld', onWithheld);
     };
     new Gauge({
       name: 'tsp_control_sessions',
@@ -197,7 +197,7 @@ export class AdminMetrics {
       labelNames: ['reason'],
       registers,
       collect() {
-        const drops = deps.dataplane.readDrops();
+        const drops = deps.broker.tunnels.drops();
         this.reset();
         for (const reason of DROP_REASONS) this.inc({ reason }, 0);
         for (const [reason, n] of Object.entries(drops)) this.inc({ reason: bounded(reason, DROP_REASONS) }, n);

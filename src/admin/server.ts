@@ -33,7 +33,8 @@ import { OpenApiBuilder } from './openapi.js';
 import { registerApi } from './api.js';
 import { registerUi } from './ui.js';
 import { registerApiDocs } from './api-docs.js';
-import { errorPage, type Viewer } from './views.js';
+import { errorPage } from './views/layout.js';
+import { viewerOf } from './ui/common.js';
 import { isSelfService, listenSelfService, selfServiceGuard } from './self-service.js';
 import type { AdminContext } from './context.js';
 
@@ -102,10 +103,10 @@ function replyFor(err: unknown): { status: number; code: ErrorCode; message: str
   return undefined;
 }
 
-export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
-  const clock = deps.clock ?? systemClock;
+/** fastify's options: the body limit, the logger, ajv's strictness and TLS. */
+function fastifyOptions(deps: AdminDeps) {
   const tls = deps.config.admin.tls;
-  const options = {
+  return {
     bodyLimit: BODY_LIMIT_BYTES,
     // request lines are info-level noise: the admin logger starts at warn (or quieter, as the broker's is)
     ...(deps.log
@@ -122,24 +123,27 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
     },
     ...(tls ? { https: { cert: readFileSync(tls.cert), key: readFileSync(tls.key) } } : {}),
   };
-  const app = fastify(options) as unknown as FastifyInstance;
+}
 
+/** Everything the routes use (admin/context.ts), built once per app: the traffic meter and the metrics attach to
+ *  the broker here, and buildAdminApp detaches them when the app closes. */
+function adminContext(deps: AdminDeps, clock: Clock): AdminContext {
+  const tls = deps.config.admin.tls;
   const tokens = new TokenService(deps.store, clock);
   // the dashboard's history is stored (table traffic_samples), so its longer ranges survive a restart
-  const traffic = new TrafficMeter(deps.dataplane, clock, {
+  const traffic = new TrafficMeter(deps.broker.tunnels, clock, {
     store: deps.store,
     onError: (err) => deps.log?.warn({ err }, 'could not store a traffic sample; it is retried with the next one'),
   });
   const sessionCounts = deps.sessionCounts ?? (() => ({ total: 0, halfOpen: 0 }));
   const metrics = new AdminMetrics({
     broker: deps.broker,
-    dataplane: deps.dataplane,
     store: deps.store,
     traffic,
     clock,
     sessionCounts,
   });
-  const ctx: AdminContext = {
+  return {
     config: deps.config,
     store: deps.store,
     broker: deps.broker,
@@ -166,12 +170,10 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
       );
     },
   };
-  traffic.start();
-  app.addHook('onClose', async () => {
-    await traffic.stop();
-    metrics.close();
-  });
+}
 
+/** Form parsing and the headers of every reply; the self-service guard first of all hooks. */
+function installHooks(app: FastifyInstance, tlsListener: boolean): void {
   app.decorateRequest('principal', null);
   // first of all hooks: a request from the self-service listener reaches only the account holder's routes
   app.addHook('onRequest', selfServiceGuard);
@@ -180,10 +182,13 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   );
   app.addHook('onSend', async (req, reply) => {
     reply.headers(SECURITY_HEADERS);
-    if (tls || req.protocol === 'https') reply.header('strict-transport-security', HSTS);
+    if (tlsListener || req.protocol === 'https') reply.header('strict-transport-security', HSTS);
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
   });
+}
 
+/** The one place errors become replies (docs/style.md §8). */
+function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err, req, reply) => {
     const known = replyFor(err);
     if (!known) req.log.error({ err, url: req.url }, 'unhandled error in admin server');
@@ -194,16 +199,7 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
     // only a missing session: a wrong current password (AUTH_FAILED) is a page saying so
     if (r.code === 'API_UNAUTHORIZED')
       return reply.redirect(`/login?next=${encodeURIComponent(req.method === 'GET' ? req.url : '/')}`, 303);
-    const p = req.principal;
-    const v: Viewer | null =
-      p?.kind === 'session'
-        ? {
-            username: p.account.username,
-            role: p.account.role,
-            csrfToken: p.csrfToken,
-            selfService: isSelfService(req),
-          }
-        : null;
+    const v = viewerOf(req.principal, isSelfService(req));
     return reply
       .code(r.status)
       .type('text/html; charset=utf-8')
@@ -212,6 +208,20 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   app.setNotFoundHandler((req) => {
     throw new BrokerError('API_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`);
   });
+}
+
+export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
+  const clock = deps.clock ?? systemClock;
+  const app = fastify(fastifyOptions(deps)) as unknown as FastifyInstance;
+  const ctx = adminContext(deps, clock);
+  const { traffic, metrics } = ctx;
+  traffic.start();
+  app.addHook('onClose', async () => {
+    await traffic.stop();
+    metrics.close();
+  });
+  installHooks(app, ctx.secureCookies);
+  installErrorHandlers(app);
 
   const openapi = new OpenApiBuilder(API_PREFIX);
   app.addHook('onRoute', (r) => openapi.collect(r));

@@ -1,15 +1,15 @@
 /** @module admin/traffic: process-lifetime traffic totals and a short history for the dashboard chart.
- *  The data plane's per-tunnel counters vanish when a tunnel is removed, so their sum can go down; this meter
- *  adds up per-tunnel increases between reads instead, which only grow (what a Prometheus counter needs).
- *  Traffic a tunnel carried after the last read and before its removal is missed: at most SAMPLE_EVERY_MS worth.
+ *  The totals come from the tunnel registry (broker/tunnels.ts TrafficReading), the one counter accountant: it
+ *  carries an ended tunnel's last counters over at its removal, so the totals only grow (what a Prometheus
+ *  counter needs) and no traffic is lost between a read and a removal.
  *  Bounded in memory: one entry per live tunnel, HISTORY_SAMPLES samples in all, and TUNNEL_HISTORY_SAMPLES
  *  per live tunnel (dropped as soon as the tunnel leaves the data plane).
  *  With a store, the traffic of every PERSIST_EVERY_MS is also written as one row of traffic_samples (and the
  *  last partial interval on stop), so the dashboard's longer ranges survive a restart; the table is pruned to
  *  RETENTION_MS and RETENTION_ROWS at each write. */
 
-import type { DataPlane } from '../dataplane/types.js';
-import type { Clock } from '../clock.js';
+import type { Clock, Timer } from '../clock.js';
+import type { TrafficReading } from '../broker/tunnels.js';
 import type { Store } from '../store/types.js';
 
 /** How often the history is sampled: fine enough for a live chart, cheap (one readCounters call). */
@@ -25,11 +25,11 @@ export const RETENTION_MS = 8 * 24 * 3600_000;
 /** ...and never more than this many are kept (8 days of rows, twice over for a second node or drift). */
 export const RETENTION_ROWS = 8 * 2880 * 2;
 
-export interface TrafficTotals {
-  rxPackets: number;
-  rxBytes: number;
-  txPackets: number;
-  txBytes: number;
+import type { TrafficTotals } from '../broker/tunnels.js';
+
+/** Where the meter reads traffic from (the broker's TunnelRegistry). */
+export interface TrafficSource {
+  traffic(): TrafficReading;
 }
 
 export interface TrafficSample {
@@ -55,39 +55,30 @@ export interface PersistOptions {
 
 export class TrafficMeter {
   readonly totals: TrafficTotals = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0 };
-  private readonly lastSeen = new Map<number, TrafficTotals>();
+  /** Each live tunnel's own byte counters at the last read. */
+  private readonly lastSeen = new Map<number, { rxBytes: number; txBytes: number }>();
   private readonly history: TrafficSample[] = [];
   private readonly perTunnel = new Map<number, TrafficSample[]>();
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
   /** Totals when the last row was written, and when. */
   private persisted: TrafficTotals = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0 };
   private persistedAt: number;
   private writing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly dataplane: DataPlane,
+    private readonly source: TrafficSource,
     private readonly clock: Clock,
     private readonly persist?: PersistOptions,
   ) {
     this.persistedAt = clock.now();
   }
 
-  /** Reads the data plane's counters and adds what grew since the last read to the totals. */
+  /** Reads the registry's process-lifetime totals and each live tunnel's counters. */
   update(): TrafficTotals {
-    const seen = new Set<number>();
-    for (const c of this.dataplane.readCounters()) {
-      const id = c.id as number;
-      seen.add(id);
-      const prev = this.lastSeen.get(id) ?? { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0 };
-      // a counter below what we saw means the entry was re-added (restart of that tunnel): count from zero
-      const grow = (now: number, before: number) => (now >= before ? now - before : now);
-      this.totals.rxPackets += grow(c.rxPackets, prev.rxPackets);
-      this.totals.rxBytes += grow(c.rxBytes, prev.rxBytes);
-      this.totals.txPackets += grow(c.txPackets, prev.txPackets);
-      this.totals.txBytes += grow(c.txBytes, prev.txBytes);
-      this.lastSeen.set(id, { rxPackets: c.rxPackets, rxBytes: c.rxBytes, txPackets: c.txPackets, txBytes: c.txBytes });
-    }
-    for (const id of this.lastSeen.keys()) if (!seen.has(id)) this.lastSeen.delete(id);
+    const r = this.source.traffic();
+    Object.assign(this.totals, r.totals);
+    this.lastSeen.clear();
+    for (const t of r.tunnels) this.lastSeen.set(t.id, { rxBytes: t.rxBytes, txBytes: t.txBytes });
     return this.totals;
   }
 
@@ -173,13 +164,12 @@ export class TrafficMeter {
 
   start(everyMs = SAMPLE_EVERY_MS): void {
     this.sample();
-    this.timer = setInterval(() => this.sample(), everyMs);
-    this.timer.unref();
+    this.timer = this.clock.setInterval(() => this.sample(), everyMs, { unref: true });
   }
 
   /** Stops sampling and writes the last partial interval. */
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.cancel();
     this.timer = undefined;
     if (this.persist) {
       this.update();

@@ -1,9 +1,13 @@
 /** @module broker/accounts: the one path for account management (docs/style.md §9): the CLI, the REST API and
- *  the web UI all call these functions, so they cannot drift apart. Every change is audited. */
+ *  the web UI all call these functions, so they cannot drift apart. Every change is audited.
+ *
+ *  An operation that ends tunnels gives one end reason whatever the front end (END_REASON). In the running
+ *  broker (`live` given) the live tunnels end at once; the CLI opens the store itself, and the running broker
+ *  ends them at its next sweep from the audit trail, with the same reason (broker/audit-follow.ts). */
 
 import { BrokerError } from '../errors.js';
-import type { Account, AccountLimits, Page, Role, Store } from '../store/types.js';
-import { makeCredentials } from './credentials.js';
+import type { Account, AccountLimits, EndReason, Page, Role, Store } from '../store/types.js';
+import { makeCredentials, verifyPassword } from './credentials.js';
 import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
 
@@ -18,11 +22,23 @@ export function checkUsername(username: string): void {
     );
 }
 
+/** The end reason of each account operation that ends tunnels (the same from the API, the UI and the CLI). */
+export const END_REASON = { disable: 'account_disabled', delete: 'account_deleted' } as const satisfies Record<
+  string,
+  EndReason
+>;
+
+/** The running broker's live tunnels, as account operations need them. */
+export interface LiveTunnelControl {
+  endAccountTunnels(accountId: number, reason: EndReason): Promise<number>;
+}
+
 export class AccountService {
   constructor(
     private readonly store: Store,
     private readonly realm: string,
     private readonly clock: Clock = systemClock,
+    private readonly live?: LiveTunnelControl,
   ) {}
 
   private audit(actor: string, action: string, target: string, detail: Record<string, unknown> | null = null) {
@@ -82,10 +98,25 @@ export class AccountService {
     await this.audit(actor, 'account.passwd', username, webOnly !== a.webOnly ? { webOnly } : null);
   }
 
+  /** An account holder changing their own password must know the current one. */
+  async changeOwnPassword(
+    actor: string,
+    username: string,
+    currentPassword: string,
+    newPassword: string,
+  ): Promise<void> {
+    const secrets = await this.store.getAccountSecrets(username);
+    if (!secrets || !(await verifyPassword(secrets.passwordHash, currentPassword)))
+      throw new BrokerError('AUTH_FAILED', 'the current password is wrong');
+    await this.setPassword(actor, username, newPassword);
+  }
+
+  /** Disabling also ends the account's live tunnels (it could not authenticate again anyway). */
   async setDisabled(actor: string, username: string, disabled: boolean): Promise<Account> {
     const a = await this.get(username);
     await this.store.setDisabled(a.id, disabled);
     await this.audit(actor, disabled ? 'account.disable' : 'account.enable', username);
+    if (disabled) await this.live?.endAccountTunnels(a.id, END_REASON.disable);
     return { ...a, disabled };
   }
 
@@ -96,8 +127,10 @@ export class AccountService {
     return { ...a, limits };
   }
 
+  /** Ends the account's live tunnels (counters saved), then deletes it. */
   async delete(actor: string, username: string): Promise<void> {
     const a = await this.get(username);
+    await this.live?.endAccountTunnels(a.id, END_REASON.delete);
     await this.store.deleteAccount(a.id);
     await this.audit(actor, 'account.delete', username);
   }

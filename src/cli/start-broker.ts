@@ -139,14 +139,14 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
     const limits = config.limits;
     let udp: UdpControl | undefined;
     if (config.listen.udp) {
-      udp = new UdpControl(dp, broker.newSession, broker, clock, limits, broker.capabilities);
+      udp = new UdpControl(dp, broker.newSession, broker.handler, clock, limits, broker.capabilities);
       udp.start();
       const u = udp;
       closers.push(async () => u.close());
     }
     let tcp: TcpControl | undefined;
     if (config.listen.tcp) {
-      tcp = new TcpControl(broker.newSession, broker, clock, limits);
+      tcp = new TcpControl(broker.newSession, broker.handler, clock, limits);
       // the same port as UDP (port 0 in tests: whatever UDP got)
       await tcp.listen(
         config.listen.address,
@@ -168,7 +168,7 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
       'tsp-broker listening',
     );
     let closed = false;
-    const accounts = new AccountService(store, config.auth.realm, clock);
+    const accounts = new AccountService(store, config.auth.realm, clock, broker);
     const sessionCounts = (): SessionCounts => {
       const a = udp?.counts() ?? { total: 0, halfOpen: 0 };
       const b = tcp?.counts() ?? { total: 0, halfOpen: 0 };

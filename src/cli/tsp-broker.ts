@@ -12,7 +12,7 @@ import { defaultConfig, type Config } from '../config/schema.js';
 import { BrokerError, isBrokerError } from '../errors.js';
 import { openCliStore } from './database.js';
 import { AccountService } from '../broker/accounts.js';
-import { killTunnelInStore } from '../broker/tunnels.js';
+import { killTunnelInStore } from '../broker/tunnel-admin.js';
 import { startBroker } from './start-broker.js';
 import { TokenService } from '../admin/tokens.js';
 import { readPassword } from './password.js';

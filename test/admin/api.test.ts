@@ -323,6 +323,17 @@ test('disabling an account ends its live tunnels', async (t) => {
   assert.match(again.result, /^300/, 'a disabled account cannot authenticate');
 });
 
+test('deleting an account ends its live tunnels as account_deleted, the reason the CLI delete gives too', async (t) => {
+  await b.addUser('erin', 'erin-password');
+  const s = await digestTunnelOverUdp(b.ports.udp, 'erin', 'erin-password');
+  t.after(() => s.udp.close());
+  const live = (await api('GET', '/tunnels?username=erin')).json<{ items: { id: number }[] }>().items;
+  assert.equal(live.length, 1);
+  assert.equal((await api('DELETE', '/accounts/erin')).statusCode, 204);
+  const ended = (await api('GET', `/tunnels/${String(live[0]!.id)}`)).json<{ live: boolean; endReason: string }>();
+  assert.deepEqual([ended.live, ended.endReason], [false, 'account_deleted']);
+});
+
 test('pools, stats and audit', async () => {
   const pools = (await api('GET', '/pools')).json<{ pool: string; poolPrefix: string; blocks: number }[]>();
   const link = pools.find((p) => p.pool === 'link');

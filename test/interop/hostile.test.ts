@@ -19,7 +19,7 @@ before(async () => {
     limits: { negotiationTimeoutS: 2, anonymousPerSource: 3, anonymousPerPrefix24: 5, tcpConnections: 40 },
     auth: { maxFailures: 3 },
   });
-  b.broker.on('sessionCrash', (e) => crashes.push(e));
+  b.broker.service.events.on('sessionCrash', (e) => crashes.push(e));
   await b.addUser('bob', 'hunter22');
   await b.addUser('carol', 'carol-pass');
 });

@@ -359,7 +359,7 @@ test('an account disabled or deleted from another process loses its live tunnel 
   await b.broker.sweep();
   assert.equal(b.broker.liveTunnels().length, 0);
   const ended = (await b.store.listTunnels({ state: 'ended' })).items;
-  assert.deepEqual(ended.map((t) => t.endReason).sort(), ['account_disabled', 'account_disabled']);
+  assert.deepEqual(ended.map((t) => t.endReason).sort(), ['account_deleted', 'account_disabled']);
   one.udp?.close();
   two.udp?.close();
 });
@@ -370,7 +370,7 @@ test('tunnel kill from another process: ended in the store at once, out of the d
   assert.ok(await eventually(() => b.broker.liveTunnels().length === 1));
   const id = b.broker.liveTunnels()[0]!.id;
   const { openSqliteStore } = await import('../../../src/store/sqlite.js');
-  const { killTunnelInStore } = await import('../../../src/broker/tunnels.js');
+  const { killTunnelInStore } = await import('../../../src/broker/tunnel-admin.js');
   const other = await openSqliteStore({ file: b.config.store.path });
   try {
     await killTunnelInStore(other, id, 'cli', Date.now());

@@ -1,0 +1,370 @@
+/** @module broker/service: answers a session's questions and returns values. It never touches a session or a
+ *  socket: transport/answer.ts asks it (by the session's events) and feeds its answers back into the session.
+ *
+ *  Per session it keeps what it learnt in a SessionAnswers: the account a credential check found (bound when
+ *  the protocol reports `authenticated`), the tunnel row it offered, the outcome to log. The decisions
+ *  themselves live elsewhere: credentials in authenticate.ts, the offer rules in offer-policy.ts (pure), the
+ *  live tunnels in tunnels.ts. An offer that is never accepted (reject, timeout, TCP close, restart) is ended
+ *  as 'not_accepted'. */
+
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config/schema.js';
+import { BrokerError, isBrokerError } from '../errors.js';
+import type { Mechanism, SessionEvent } from '../protocol/server-session.js';
+import type { Offer, TunnelRequest } from '../protocol/xml.js';
+import type { AccountLimits, Store, TunnelRecord } from '../store/types.js';
+import { clientPortFor, endpointKey } from '../tunnel-model.js';
+import type { Answerer, OfferAnswer, SessionPeer, SessionService } from '../transport/answer.js';
+import type { AnonymousHoldings } from './anonymous.js';
+import type { Authenticator, Candidate } from './authenticate.js';
+import type { BlockKey, TunnelBlocks } from './blocks.js';
+import { Events } from './events.js';
+import {
+  allowedTypes,
+  anonymousRefusal,
+  chooseType,
+  delegatedLength,
+  keepaliveFor,
+  offerFor,
+  serverIpv4From,
+} from './offer-policy.js';
+import { linkAddresses, type Pools } from './pools.js';
+import type { TunnelRegistry } from './tunnels.js';
+
+export interface SessionOutcome {
+  transport: 'udp' | 'tcp';
+  mechanism: string;
+  result: string;
+}
+
+export interface ServiceEventMap {
+  session: SessionOutcome;
+  authFailure: { mechanism: string };
+  replyWithheld: { reason: 'amplification' | 'resends' };
+  sessionCrash: { transport: 'udp' | 'tcp' };
+}
+
+export interface ServiceDeps {
+  config: Config;
+  store: Pick<Store, 'batch' | 'allocate' | 'createTunnel'>;
+  tunnels: TunnelRegistry;
+  anonymous: AnonymousHoldings;
+  blocks: TunnelBlocks;
+  auth: Authenticator;
+  pools: Pools;
+  clock: Clock;
+  log: Logger;
+  /** Local IPv4 the kernel routes toward a peer (for offers when listening on 0.0.0.0). */
+  localAddressToward: (peer: string) => Promise<string>;
+}
+
+/** Who a session is, once authenticated. */
+interface Who {
+  accountId: number | null;
+  username: string | null;
+  limits: AccountLimits;
+}
+
+export class BrokerService implements SessionService {
+  readonly events = new Events<ServiceEventMap>();
+
+  constructor(readonly deps: ServiceDeps) {}
+
+  open(peer: SessionPeer): Answerer {
+    return new SessionAnswers(this, peer);
+  }
+
+  crashed(peer: SessionPeer, err: unknown): void {
+    this.deps.log.error(
+      { err, session: peer.id, transport: peer.transport, peer: `${peer.peer.address}:${peer.peer.port}` },
+      'session failed and was closed',
+    );
+    this.events.emit('sessionCrash', { transport: peer.transport });
+  }
+
+  failed(peer: SessionPeer, err: unknown): void {
+    this.deps.log.error({ err, session: peer.id }, 'unhandled error in session handling');
+  }
+
+  offerFor(t: TunnelRecord): Offer {
+    return offerFor(t, this.deps.config.pools.dnsServer ?? undefined);
+  }
+
+  /** Applies the offer policy, then allocates the link block (and delegated prefix) and writes the offered
+   *  tunnel row in one transaction: all of it, or none. */
+  async reserve(peer: SessionPeer, who: Who, req: TunnelRequest): Promise<TunnelRecord> {
+    const cfg = this.deps.config;
+    const type = chooseType(
+      req,
+      peer.transport,
+      peer.peer.address,
+      allowedTypes(cfg.tunnels.types, who.limits),
+      cfg.tunnels.v6v4BehindNat,
+    );
+    const anonymous = who.accountId === null;
+    const prefixLen = delegatedLength(req, anonymous, cfg.pools.prefixLen, who.limits);
+    if (anonymous) this.checkAnonymousQuota(peer.peer.address);
+    this.refuseIfBlocked(
+      peer,
+      who.accountId !== null ? { accountId: who.accountId } : { source: peer.peer.address },
+      who.username,
+    );
+    const leaseId = anonymous ? `anon-${randomUUID()}` : undefined;
+    const owner = leaseId ? { leaseId } : { accountId: who.accountId! };
+    // before the transaction: it may ask the kernel
+    const serverIpv4 =
+      serverIpv4From(cfg, peer.localAddress) ?? (await this.deps.localAddressToward(peer.peer.address));
+    const { store, pools } = this.deps;
+    let stage: 'link' | 'delegation' | 'tunnel' = 'link';
+    try {
+      const record = await store.batch(async () => {
+        stage = 'link';
+        const link = await store.allocate({ pool: 'link', poolPrefix: pools.link, prefixLen: 64, owner });
+        stage = 'delegation';
+        const delegated =
+          prefixLen === undefined
+            ? undefined
+            : await store.allocate({ pool: 'delegation', poolPrefix: pools.delegation, prefixLen, owner });
+        stage = 'tunnel';
+        const { serverIpv6, clientIpv6 } = linkAddresses(link.prefix);
+        return store.createTunnel(
+          {
+            accountId: who.accountId,
+            leaseId: leaseId ?? null,
+            type,
+            transport: peer.transport,
+            clientIpv4: peer.peer.address,
+            clientPort: clientPortFor(type, peer.peer.port),
+            serverIpv4,
+            serverIpv6,
+            clientIpv6,
+            prefix: delegated?.prefix ?? null,
+            prefixLen: delegated?.prefixLen ?? null,
+            keepaliveInterval: keepaliveFor(req, cfg.tunnels.keepalive),
+            lifetimeS: cfg.tunnels.lifetimeS,
+          },
+          this.deps.clock.now(),
+        );
+      });
+      const full = { ...record, username: who.username };
+      this.deps.anonymous.hold(full);
+      return full;
+    } catch (err) {
+      throw this.poolError(err, stage, peer, prefixLen);
+    }
+  }
+
+  private poolError(err: unknown, stage: string, peer: SessionPeer, prefixLen: number | undefined): unknown {
+    if (!isBrokerError(err) || err.code !== 'POOL_EXHAUSTED') return err;
+    const log = this.deps.log;
+    if (stage === 'link')
+      log.error({ pool: this.deps.pools.link, session: peer.id }, 'link pool exhausted: no tunnel offered');
+    if (stage !== 'delegation') return err;
+    log.error(
+      { pool: this.deps.pools.delegation, prefixLen, session: peer.id },
+      'delegation pool exhausted for this length',
+    );
+    return new BrokerError('TSP_PREFIX_LENGTH_UNAVAILABLE', `no /${prefixLen} left in the delegation pool`, {
+      cause: err,
+    });
+  }
+
+  private checkAnonymousQuota(source: string): void {
+    const cfg = this.deps.config;
+    const why = anonymousRefusal(
+      this.deps.anonymous.held(source),
+      cfg.limits,
+      Number(this.deps.pools.link.split('/')[1]),
+      cfg.pools.accountReserve,
+    );
+    if (why === null) return;
+    this.deps.log.warn({ peer: source, reason: why }, 'anonymous tunnel refused');
+    throw new BrokerError('POOL_EXHAUSTED', why);
+  }
+
+  /** An operator's kill-and-block holds: answer 301 (no tunnel) until it expires. */
+  private refuseIfBlocked(peer: SessionPeer, key: BlockKey, username: string | null): void {
+    const until = this.deps.blocks.blockedUntil(key);
+    if (until === null) return;
+    const left = Math.ceil((until - this.deps.clock.now()) / 1000);
+    this.deps.log.warn({ session: peer.id, account: username, ...key, secondsLeft: left }, 'tunnel refused: blocked');
+    throw new BrokerError('TUNNEL_BLOCKED', `blocked by an operator for ${left} more seconds`);
+  }
+}
+
+/** One live tunnel per account (when tunnels.replaceExisting), and one per client endpoint: the newest
+ *  session wins. */
+function replacedBy(record: TunnelRecord, replaceExisting: boolean): (t: TunnelRecord) => boolean {
+  const key = keyOf(record);
+  return (t) => (replaceExisting && record.accountId !== null && t.accountId === record.accountId) || keyOf(t) === key;
+}
+
+function keyOf(t: Pick<TunnelRecord, 'type' | 'clientIpv4' | 'clientPort'>): string {
+  return endpointKey(t.type, t.clientIpv4, t.clientPort);
+}
+
+/** One session's answers, and what the service learnt about it on the way. */
+class SessionAnswers implements Answerer {
+  private who: Who = { accountId: null, username: null, limits: {} };
+  private mechanism: Mechanism | undefined;
+  private candidate: Candidate | undefined;
+  private offered: TunnelRecord | undefined;
+  private result: string | undefined;
+  /** The last authentication was refused by the failure limiter without a check. */
+  private throttled = false;
+
+  constructor(
+    private readonly svc: BrokerService,
+    private readonly peer: SessionPeer,
+  ) {}
+
+  private get deps(): ServiceDeps {
+    return this.svc.deps;
+  }
+
+  async verifyPlain(username: string, password: string, sourceValidated: boolean) {
+    const a = await this.deps.auth.verifyPlain(this.peer.peer.address, username, password, sourceValidated);
+    this.throttled = a.throttled ?? false;
+    this.candidate = a.candidate;
+    return { ok: a.ok, reason: a.reason };
+  }
+
+  async lookupDigest(username: string) {
+    const a = await this.deps.auth.lookupDigest(this.peer.peer.address, username);
+    this.throttled = a.throttled ?? false;
+    this.candidate = a.candidate;
+    return { secret: a.secret, reason: a.reason };
+  }
+
+  async requestTunnel(req: TunnelRequest): Promise<OfferAnswer> {
+    try {
+      if (this.offered) await this.withdraw('superseded');
+      this.offered = await this.svc.reserve(this.peer, this.who, req);
+      return { offer: this.svc.offerFor(this.offered) };
+    } catch (err) {
+      if (!isBrokerError(err)) this.deps.log.error({ err, session: this.peer.id }, 'offer failed');
+      return { error: isBrokerError(err) ? err : new BrokerError('INTERNAL', 'offer failed', { cause: err }) };
+    }
+  }
+
+  async offerUnwanted(): Promise<void> {
+    const record = this.offered;
+    this.offered = undefined;
+    if (record) await this.deps.tunnels.endOffer(record, 'not_accepted');
+  }
+
+  async accept(): Promise<BrokerError | undefined> {
+    const record = this.offered;
+    if (!record) return new BrokerError('TSP_UNEXPECTED', 'no offer to accept');
+    this.offered = undefined;
+    try {
+      const live = await this.deps.tunnels.establish(
+        record,
+        replacedBy(record, this.deps.config.tunnels.replaceExisting),
+      );
+      this.result = 'established';
+      this.report('established', undefined, live);
+      return undefined;
+    } catch (err) {
+      this.deps.log.error({ err, tunnel: record.id }, 'activation failed');
+      await this.deps.tunnels.endOffer(record, 'not_accepted').catch(() => {});
+      return isBrokerError(err) ? err : new BrokerError('INTERNAL', 'activation failed', { cause: err });
+    }
+  }
+
+  async withdraw(reason: string): Promise<void> {
+    const record = this.offered;
+    if (!record) return;
+    this.offered = undefined;
+    this.deps.log.debug({ tunnel: record.id, reason }, 'offer withdrawn');
+    await this.deps.tunnels.endOffer(record, 'not_accepted');
+  }
+
+  async deleteTunnels(): Promise<BrokerError | undefined> {
+    const { accountId } = this.who;
+    const mine = `${this.peer.peer.address}:${this.peer.peer.port}`;
+    const n = await this.deps.tunnels.endWhere(
+      (t) => (accountId !== null ? t.accountId === accountId : keyOf(t) === mine),
+      'deleted',
+    );
+    return n ? undefined : new BrokerError('STORE_NOT_FOUND', 'no live tunnel to delete');
+  }
+
+  async info(): Promise<Offer | undefined> {
+    const { accountId } = this.who;
+    const t = accountId === null ? undefined : this.deps.tunnels.find((x) => x.accountId === accountId)[0];
+    return t ? this.svc.offerFor(t) : undefined;
+  }
+
+  note(e: SessionEvent): void {
+    switch (e.type) {
+      case 'versionRefused':
+        this.result = 'version_refused';
+        return;
+      case 'authenticated':
+        this.mechanism = e.mechanism;
+        if (e.mechanism !== 'ANONYMOUS' && this.candidate) {
+          const c = this.candidate;
+          this.who = { accountId: c.id, username: c.username, limits: c.limits };
+          this.deps.auth.succeeded(this.peer.peer.address, c.username);
+        }
+        return;
+      case 'authFailed':
+        return this.authFailed(e);
+      case 'replyWithheld':
+        this.svc.events.emit('replyWithheld', { reason: e.reason });
+        return;
+      case 'protocolError':
+        this.result ??= `error_${e.status}`;
+        this.log().info(
+          { account: this.who.username, code: e.code, status: e.status, reason: e.message },
+          'request refused',
+        );
+        return;
+      case 'closed':
+        // a session that established a tunnel was reported at the accept; the rest are reported here
+        if (e.established || this.result === 'established') return;
+        this.report(this.result ?? (e.reason === 'timeout' ? 'timeout' : 'closed'), e.reason);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private authFailed(e: Extract<SessionEvent, { type: 'authFailed' }>): void {
+    this.result = 'auth_failed';
+    this.mechanism = (e.mechanism as Mechanism) ?? this.mechanism;
+    // an attempt refused by the limiter itself is not one more failure: retrying must not lengthen a backoff
+    if (!this.throttled) this.deps.auth.failed(this.peer.peer.address, e.username, e.sourceValidated);
+    this.log().warn(
+      { account: e.username, mechanism: e.mechanism, reason: e.reason, sourceValidated: e.sourceValidated },
+      'authentication failed',
+    );
+    this.svc.events.emit('authFailure', { mechanism: e.mechanism });
+  }
+
+  private log(): Logger {
+    const p = this.peer;
+    return this.deps.log.child({ session: p.id, transport: p.transport, peer: `${p.peer.address}:${p.peer.port}` });
+  }
+
+  private report(result: string, how?: string, tunnel: TunnelRecord | undefined = this.offered): void {
+    const p = this.peer;
+    const line = {
+      session: p.id,
+      transport: p.transport,
+      peer: `${p.peer.address}:${p.peer.port}`,
+      account: this.who.username ?? (this.mechanism === 'ANONYMOUS' ? '(anonymous)' : null),
+      mechanism: this.mechanism ?? null,
+      result,
+      ...(how && how !== 'done' ? { ended: how } : {}),
+      ...(tunnel ? { tunnel: tunnel.id, type: tunnel.type } : {}),
+      ms: this.deps.clock.now() - p.startedMs,
+    };
+    if (result === 'established') this.deps.log.info(line, 'session established a tunnel');
+    else this.deps.log.info(line, 'session ended without a tunnel');
+    this.svc.events.emit('session', { transport: p.transport, mechanism: this.mechanism ?? 'none', result });
+  }
+}

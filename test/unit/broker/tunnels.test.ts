@@ -1,0 +1,121 @@
+/** broker/tunnels: the registry of live tunnels over the in-memory data plane model and a real SQLite file:
+ *  the one counter accountant. Traffic carried after the last read and before a removal is not lost, totals
+ *  only grow, and ends are stored with their final counters and reported as events. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { ManualClock } from '../../../src/clock.js';
+import { MemoryDataPlane } from '../../../src/dataplane/memory.js';
+import { AnonymousHoldings } from '../../../src/broker/anonymous.js';
+import { TunnelRegistry, type TunnelEventMap } from '../../../src/broker/tunnels.js';
+import { openSqliteStore } from '../../../src/store/sqlite.js';
+import type { Store, TunnelRecord } from '../../../src/store/types.js';
+import { ipv6Udp } from '../../helpers/packets.js';
+
+async function setup(t: import('node:test').TestContext) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tsp-registry-'));
+  const store: Store = await openSqliteStore({ file: path.join(dir, 'broker.db') });
+  const clock = new ManualClock(1_000_000);
+  const dp = new MemoryDataPlane({ listenAddress: '127.0.0.1', port: 0, clock });
+  await dp.start();
+  t.after(async () => {
+    await dp.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const anonymous = new AnonymousHoldings();
+  const tunnels = new TunnelRegistry({ dataplane: dp, store, clock, log: pino({ level: 'silent' }), anonymous });
+  let n = 0;
+  /** An offered v6v4 tunnel row for client 192.0.2.(10+n), link 2001:db8:0:n::/64. */
+  const offer = async (accountId: number | null = null): Promise<TunnelRecord> => {
+    n++;
+    return store.createTunnel(
+      {
+        accountId,
+        leaseId: accountId === null ? `anon-${n}` : null,
+        type: 'v6v4',
+        transport: 'tcp',
+        clientIpv4: `192.0.2.${10 + n}`,
+        clientPort: 0,
+        serverIpv4: '198.51.100.1',
+        serverIpv6: `2001:db8:0:${n}::1`,
+        clientIpv6: `2001:db8:0:${n}::2`,
+        prefix: null,
+        prefixLen: null,
+        keepaliveInterval: 30,
+        lifetimeS: 3600,
+      },
+      clock.now(),
+    );
+  };
+  /** `count` packets of 100 bytes from a tunnel's client, decapsulated by the model. */
+  const fromClient = (r: TunnelRecord, count: number) => {
+    for (let i = 0; i < count; i++) dp.proto41.write(r.clientIpv4, ipv6Udp(r.clientIpv6, '2001:db8:ffff::1', 100));
+  };
+  return { store, clock, dp, tunnels, anonymous, offer, fromClient };
+}
+
+test('traffic a tunnel carried after the last read is counted when it ends; totals only grow', async (t) => {
+  const { tunnels, offer, fromClient, store } = await setup(t);
+  const a = await tunnels.establish(await offer(), () => false);
+  const b = await tunnels.establish(await offer(), () => false);
+  fromClient(a, 3);
+  fromClient(b, 2);
+  assert.deepEqual(tunnels.traffic().totals, { rxPackets: 5, rxBytes: 500, txPackets: 0, txBytes: 0 });
+  fromClient(b, 4); // after the last read...
+  const ended: TunnelEventMap['ended'][] = [];
+  tunnels.events.on('ended', (e) => ended.push(e));
+  await tunnels.end(b.id, 'idle'); // ...and before the removal
+  assert.deepEqual(tunnels.traffic().totals, { rxPackets: 9, rxBytes: 900, txPackets: 0, txBytes: 0 });
+  assert.deepEqual(
+    tunnels.traffic().tunnels.map((x) => x.id),
+    [a.id],
+    'only live tunnels are listed',
+  );
+  assert.equal(ended.length, 1);
+  assert.deepEqual([ended[0]!.reason, ended[0]!.counters.rxPackets], ['idle', 6]);
+  const row = await store.getTunnel(b.id);
+  assert.deepEqual([row?.state, row?.endReason, row?.rxPackets, row?.rxBytes], ['ended', 'idle', 6, 600]);
+  assert.equal(tunnels.has(b.id), false);
+  await tunnels.end(b.id, 'admin'); // a second end finds nothing to do
+  assert.equal((await store.getTunnel(b.id))?.endReason, 'idle');
+});
+
+test('a restore adds the stored counters to the new entry, ends stale offers, and counts anonymous tunnels again', async (t) => {
+  const { tunnels, offer, fromClient, store, dp, clock, anonymous } = await setup(t);
+  const live = await tunnels.establish(await offer(), () => false);
+  const stale = await offer(); // never accepted
+  fromClient(live, 2);
+  await tunnels.persistCounters();
+  // a new process: a fresh registry over the same store and a fresh data plane entry table
+  const again = new TunnelRegistry({
+    dataplane: dp,
+    store,
+    clock,
+    log: pino({ level: 'silent' }),
+    anonymous: new AnonymousHoldings(),
+  });
+  dp.removeTunnel(live.id as never);
+  assert.equal(await again.restore(), 1);
+  assert.equal((await store.getTunnel(stale.id))?.endReason, 'not_accepted');
+  fromClient(live, 1);
+  assert.equal(again.list()[0]?.rxPackets, 3, 'stored 2 + counted 1');
+  assert.equal(anonymous.held(live.clientIpv4).bySource, 1);
+});
+
+test('establishing replaces the live tunnels the rule names, with their final counters, in one commit', async (t) => {
+  const { tunnels, offer, fromClient, store } = await setup(t);
+  const first = await tunnels.establish(await offer(), () => false);
+  fromClient(first, 2);
+  const second = await tunnels.establish(await offer(), (x) => x.id === first.id);
+  assert.deepEqual(
+    tunnels.find(() => true).map((x) => x.id),
+    [second.id],
+  );
+  const row = await store.getTunnel(first.id);
+  assert.deepEqual([row?.endReason, row?.rxPackets], ['replaced', 2]);
+  assert.equal((await store.getTunnel(second.id))?.state, 'established');
+});
