@@ -563,6 +563,14 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.deepEqual([t.prefix, t.prefixLen], [null, null]);
       });
 
+      it("records a v6v4 tunnel's client port as 0, whatever port its session came from", async () => {
+        const v6v4 = await store.createTunnel(newTunnel({ type: 'v6v4', clientPort: 40001 }), 11);
+        const udp = await store.createTunnel(newTunnel({ type: 'v6udpv4', clientPort: 40001 }), 11);
+        assert.equal(v6v4.clientPort, 0);
+        assert.equal((await store.getTunnel(v6v4.id))?.clientPort, 0);
+        assert.equal(udp.clientPort, 40001);
+      });
+
       it('filters tunnel lists by state, live, type and account, newest first, in pages', async () => {
         const acc = await store.createAccount(newAccount('list-tun-mia'));
         const other = await store.createAccount(newAccount('list-tun-ned'));

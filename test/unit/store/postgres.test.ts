@@ -6,6 +6,7 @@ import { after, before, describe } from 'node:test';
 import pg from 'pg';
 import { openPostgresStore } from '../../../src/store/open.js';
 import { storeContract } from './contract.js';
+import { allocatorContract } from './allocator-contract.js';
 
 const adminUrl = process.env.TSP_TEST_PG_URL;
 
@@ -28,5 +29,6 @@ if (adminUrl === undefined || adminUrl === '') {
     before(() => admin(`create database ${database}`));
     after(() => admin(`drop database if exists ${database} with (force)`));
     storeContract('postgres', () => openPostgresStore({ url: url.toString() }));
+    allocatorContract('postgres', () => openPostgresStore({ url: url.toString() }));
   });
 }
