@@ -127,3 +127,18 @@ export const commonErrors = {
   401: errorSchema,
   403: errorSchema,
 } as const;
+
+/** The reply of a write that returns nothing. */
+export const noContent = { 204: { type: 'null', description: 'done' } } as const;
+
+/** A tunnel meter sample (admin/traffic.ts): the counters' totals at `at`. */
+export const sampleSchema = {
+  type: 'object',
+  properties: { at: { type: 'integer' }, rxBytes: { type: 'integer' }, txBytes: { type: 'integer' } },
+} as const;
+
+export const rateSchema = {
+  type: 'object',
+  description: 'bytes per second over the interval ending at `at`; null: no data (the broker was not running)',
+  properties: { at: { type: 'integer' }, rx: { type: ['number', 'null'] }, tx: { type: ['number', 'null'] } },
+} as const;

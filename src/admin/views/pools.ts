@@ -1,0 +1,51 @@
+/** @module admin/views/pools: the address pools' usage, as a table on the dashboard and as its own page. */
+
+import { html, type SafeHtml } from '../html.js';
+import type { PoolUsage } from '../../store/types.js';
+import { layout, type Viewer } from './layout.js';
+
+export function poolTable(pools: PoolUsage[]): SafeHtml {
+  return html`<table>
+    <thead>
+      <tr>
+        <th scope="col">Pool</th>
+        <th scope="col">Prefix</th>
+        <th scope="col" class="num">Allocated blocks</th>
+        <th scope="col">Capacity used</th>
+      </tr>
+    </thead>
+    <tbody>
+      ${pools.map((p) => {
+        const len = Number(p.poolPrefix.split('/')[1]);
+        // link blocks are /64s; delegation blocks vary, so their share is shown against /64-sized capacity only for link
+        const capacity = p.pool === 'link' ? 2 ** Math.min(52, 64 - len) : undefined;
+        const pct = capacity ? Math.min(100, (100 * p.blocks) / capacity) : undefined;
+        return html`<tr>
+          <td>${p.pool}</td>
+          <td class="mono">${p.poolPrefix}</td>
+          <td class="num">${p.blocks}</td>
+          <td>
+            ${
+              pct === undefined
+                ? html`<span class="muted">varies with prefix length</span>`
+                : html`<div class="bar" title="${pct.toFixed(4)}%">
+                      <div style="width:${Math.max(pct, 0.5).toFixed(2)}%"></div>
+                    </div>
+                    <span class="muted">${p.blocks} of ${capacity} /64s</span>`
+            }
+          </td>
+        </tr>`;
+      })}
+    </tbody>
+  </table>`;
+}
+
+export function poolsPage(v: Viewer, pools: PoolUsage[]): SafeHtml {
+  return layout(
+    'Pools',
+    v,
+    '/pools',
+    html`<h1>Address pools</h1>
+      <div class="card">${poolTable(pools)}</div>`,
+  );
+}
