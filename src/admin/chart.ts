@@ -43,24 +43,44 @@ export interface ChartOptions {
   label: string;
 }
 
-export function trafficChart(points: readonly RatePoint[], o: ChartOptions): SafeHtml {
-  // about the size it is drawn at on a desktop screen, so the 11px labels stay 11px
-  const W = 1100;
-  const H = 260;
-  const L = 78;
-  const R = 10;
-  const T = 10;
-  const B = 26;
-  const mid = T + (H - T - B) / 2;
-  const half = (H - T - B) / 2;
-  const span = Math.max(1, o.to - o.from);
-  const withDate = span > 24 * 3600_000;
-  const max = Math.max(1024, ...points.map((p) => Math.max(p.rx ?? 0, p.tx ?? 0)));
-  const x = (at: number) => L + ((Math.min(o.to, Math.max(o.from, at)) - o.from) / span) * (W - L - R);
-  const yRx = (v: number) => mid - (v / max) * half;
-  const yTx = (v: number) => mid + (v / max) * half;
-  const f = (n: number) => n.toFixed(1);
+// the drawing's size: about the size it is drawn at on a desktop screen, so the 11px labels stay 11px
+const W = 1100;
+const H = 260;
+// margins: left for the rate labels, bottom for the time labels
+const L = 78;
+const R = 10;
+const T = 10;
+const B = 26;
+const MID = T + (H - T - B) / 2;
+const HALF = (H - T - B) / 2;
 
+type Series = 'rx' | 'tx';
+
+/** Where things go: the time axis over [from, to] and the rates' scale, rx up from the middle, tx down. */
+interface Frame {
+  span: number;
+  withDate: boolean;
+  max: number;
+  x(at: number): number;
+  y: Record<Series, (v: number) => number>;
+}
+
+const f = (n: number) => n.toFixed(1);
+
+function frameOf(points: readonly RatePoint[], o: ChartOptions): Frame {
+  const span = Math.max(1, o.to - o.from);
+  const max = Math.max(1024, ...points.map((p) => Math.max(p.rx ?? 0, p.tx ?? 0)));
+  return {
+    span,
+    withDate: span > 24 * 3600_000,
+    max,
+    x: (at) => L + ((Math.min(o.to, Math.max(o.from, at)) - o.from) / span) * (W - L - R),
+    y: { rx: (v) => MID - (v / max) * HALF, tx: (v) => MID + (v / max) * HALF },
+  };
+}
+
+/** The rate grid (full and half scale each way, and the axis) and five time labels, the last one "now". */
+function axes(fr: Frame, from: number): string {
   const grid: string[] = [];
   for (const [frac, dir] of [
     [1, 'rx'],
@@ -69,95 +89,102 @@ export function trafficChart(points: readonly RatePoint[], o: ChartOptions): Saf
     [0.5, 'tx'],
     [1, 'tx'],
   ] as const) {
-    const yy = dir === 'tx' ? yTx(max * frac) : yRx(max * frac);
+    const yy = dir === 'tx' ? fr.y.tx(fr.max * frac) : fr.y.rx(fr.max * frac);
     const arrow = dir === 'rx' ? '▲ ' : dir === 'tx' ? '▼ ' : '';
     grid.push(
       `<line x1="${L}" x2="${W - R}" y1="${f(yy)}" y2="${f(yy)}" stroke="${frac === 0 ? '#9aa5b5' : '#e3e8ef'}"/>` +
-        `<text x="${L - 6}" y="${f(yy)}" dy="4" text-anchor="end" font-size="11" fill="#5b6678">${arrow}${frac === 0 ? '0' : formatRate(max * frac)}</text>`,
+        `<text x="${L - 6}" y="${f(yy)}" dy="4" text-anchor="end" font-size="11" fill="#5b6678">${arrow}${frac === 0 ? '0' : formatRate(fr.max * frac)}</text>`,
     );
   }
   const ticks: string[] = [];
   for (let i = 0; i <= 4; i++) {
-    const at = o.from + (span * i) / 4;
+    const at = from + (fr.span * i) / 4;
     const anchor = i === 0 ? 'start' : i === 4 ? 'end' : 'middle';
     ticks.push(
-      `<text x="${f(x(at))}" y="${H - 8}" text-anchor="${anchor}" font-size="11" fill="#5b6678">${i === 4 ? 'now' : chartTime(at, withDate, span <= 15 * 60_000)}</text>`,
+      `<text x="${f(fr.x(at))}" y="${H - 8}" text-anchor="${anchor}" font-size="11" fill="#5b6678">${i === 4 ? 'now' : chartTime(at, fr.withDate, fr.span <= 15 * 60_000)}</text>`,
     );
   }
+  return grid.join('') + ticks.join('');
+}
 
-  // one path per series; a null value lifts the pen
-  const line = (key: 'rx' | 'tx', y: (v: number) => number) => {
-    let d = '';
-    let pen = false;
-    for (const p of points) {
-      const v = p[key];
-      if (v === null) {
-        pen = false;
-        continue;
-      }
-      d += `${pen ? 'L' : 'M'}${f(x(p.at))},${f(y(v))}`;
-      pen = true;
+/** One series' line; a null value lifts the pen. */
+function linePath(points: readonly RatePoint[], fr: Frame, key: Series): string {
+  let d = '';
+  let pen = false;
+  for (const p of points) {
+    const v = p[key];
+    if (v === null) {
+      pen = false;
+      continue;
     }
-    return d;
-  };
-  const area = (key: 'rx' | 'tx', y: (v: number) => number) => {
-    let d = '';
-    let seg: string[] = [];
-    const close = () => {
-      if (seg.length > 0)
-        d += `M${seg[0]!.split(',')[0]},${f(mid)}L${seg.join('L')}L${seg[seg.length - 1]!.split(',')[0]},${f(mid)}Z`;
-      seg = [];
-    };
-    for (const p of points) {
-      const v = p[key];
-      if (v === null) close();
-      else seg.push(`${f(x(p.at))},${f(y(v))}`);
-    }
-    close();
-    return d;
-  };
-
-  // a point with no neighbour to join (sparse stored history) is drawn as a dot
-  const dots = (key: 'rx' | 'tx', y: (v: number) => number, colour: string) =>
-    points
-      .map((p, i) => {
-        const v = p[key];
-        if (v === null || points[i - 1]?.[key] != null || points[i + 1]?.[key] != null) return '';
-        return `<circle class="dot-${key}" cx="${f(x(p.at))}" cy="${f(y(v))}" r="3.5" fill="${colour}"/>`;
-      })
-      .join('');
-
-  const drawn = points.filter((p) => p.rx !== null).length;
-  let body: string;
-  if (drawn < 1) {
-    body = `<text x="${(W + L) / 2}" y="${f(mid - 12)}" text-anchor="middle" font-size="13" fill="#5b6678">${escapeHtml(o.empty)}</text>`;
-  } else {
-    const hits = points
-      .map((p, i) => {
-        const prev = points[i - 1];
-        const next = points[i + 1];
-        const cx = x(p.at);
-        const x0 = prev ? (x(prev.at) + cx) / 2 : cx - 4;
-        const x1 = next ? (x(next.at) + cx) / 2 : cx + 4;
-        const tip =
-          p.rx === null
-            ? `${chartTime(p.at, withDate, !withDate)} UTC · no data`
-            : `${chartTime(p.at, withDate, !withDate)} UTC · rx ${formatRate(p.rx)} · tx ${formatRate(p.tx ?? 0)}`;
-        return `<rect class="hit" x="${f(x0)}" y="${T}" width="${f(Math.max(1, x1 - x0))}" height="${H - T - B}" fill="transparent" data-x="${f(cx)}" data-tip="${escapeHtml(tip)}"><title>${escapeHtml(tip)}</title></rect>`;
-      })
-      .join('');
-    body =
-      `<path class="area-rx" d="${area('rx', yRx)}" fill="${RX_COLOUR}" fill-opacity="0.14"/>` +
-      `<path class="area-tx" d="${area('tx', yTx)}" fill="${TX_COLOUR}" fill-opacity="0.14"/>` +
-      `<path class="line-rx" d="${line('rx', yRx)}" fill="none" stroke="${RX_COLOUR}" stroke-width="2" stroke-linejoin="round"/>` +
-      `<path class="line-tx" d="${line('tx', yTx)}" fill="none" stroke="${TX_COLOUR}" stroke-width="2" stroke-dasharray="7 4" stroke-linejoin="round"/>` +
-      dots('rx', yRx, RX_COLOUR) +
-      dots('tx', yTx, TX_COLOUR) +
-      `<line class="guide" x1="0" x2="0" y1="${T}" y2="${H - B}" stroke="#17202e" stroke-opacity="0.45" visibility="hidden"/>` +
-      hits;
+    d += `${pen ? 'L' : 'M'}${f(fr.x(p.at))},${f(fr.y[key](v))}`;
+    pen = true;
   }
+  return d;
+}
+
+/** One series' area between its line and the axis, a closed shape per run without a gap. */
+function areaPath(points: readonly RatePoint[], fr: Frame, key: Series): string {
+  let d = '';
+  let seg: string[] = [];
+  const close = () => {
+    if (seg.length > 0)
+      d += `M${seg[0]!.split(',')[0]},${f(MID)}L${seg.join('L')}L${seg[seg.length - 1]!.split(',')[0]},${f(MID)}Z`;
+    seg = [];
+  };
+  for (const p of points) {
+    const v = p[key];
+    if (v === null) close();
+    else seg.push(`${f(fr.x(p.at))},${f(fr.y[key](v))}`);
+  }
+  close();
+  return d;
+}
+
+/** A point with no neighbour to join (sparse stored history) is drawn as a dot. */
+function dots(points: readonly RatePoint[], fr: Frame, key: Series, colour: string): string {
+  return points
+    .map((p, i) => {
+      const v = p[key];
+      if (v === null || points[i - 1]?.[key] != null || points[i + 1]?.[key] != null) return '';
+      return `<circle class="dot-${key}" cx="${f(fr.x(p.at))}" cy="${f(fr.y[key](v))}" r="3.5" fill="${colour}"/>`;
+    })
+    .join('');
+}
+
+/** The invisible column of each point, halfway to its neighbours, with its time and values as a tooltip. */
+function hitColumns(points: readonly RatePoint[], fr: Frame): string {
+  return points
+    .map((p, i) => {
+      const prev = points[i - 1];
+      const next = points[i + 1];
+      const cx = fr.x(p.at);
+      const x0 = prev ? (fr.x(prev.at) + cx) / 2 : cx - 4;
+      const x1 = next ? (fr.x(next.at) + cx) / 2 : cx + 4;
+      const time = chartTime(p.at, fr.withDate, !fr.withDate);
+      const tip =
+        p.rx === null ? `${time} UTC · no data` : `${time} UTC · rx ${formatRate(p.rx)} · tx ${formatRate(p.tx ?? 0)}`;
+      return `<rect class="hit" x="${f(x0)}" y="${T}" width="${f(Math.max(1, x1 - x0))}" height="${H - T - B}" fill="transparent" data-x="${f(cx)}" data-tip="${escapeHtml(tip)}"><title>${escapeHtml(tip)}</title></rect>`;
+    })
+    .join('');
+}
+
+export function trafficChart(points: readonly RatePoint[], o: ChartOptions): SafeHtml {
+  const fr = frameOf(points, o);
+  const drawn = points.filter((p) => p.rx !== null).length;
+  const body =
+    drawn < 1
+      ? `<text x="${(W + L) / 2}" y="${f(MID - 12)}" text-anchor="middle" font-size="13" fill="#5b6678">${escapeHtml(o.empty)}</text>`
+      : `<path class="area-rx" d="${areaPath(points, fr, 'rx')}" fill="${RX_COLOUR}" fill-opacity="0.14"/>` +
+        `<path class="area-tx" d="${areaPath(points, fr, 'tx')}" fill="${TX_COLOUR}" fill-opacity="0.14"/>` +
+        `<path class="line-rx" d="${linePath(points, fr, 'rx')}" fill="none" stroke="${RX_COLOUR}" stroke-width="2" stroke-linejoin="round"/>` +
+        `<path class="line-tx" d="${linePath(points, fr, 'tx')}" fill="none" stroke="${TX_COLOUR}" stroke-width="2" stroke-dasharray="7 4" stroke-linejoin="round"/>` +
+        dots(points, fr, 'rx', RX_COLOUR) +
+        dots(points, fr, 'tx', TX_COLOUR) +
+        `<line class="guide" x1="0" x2="0" y1="${T}" y2="${H - B}" stroke="#17202e" stroke-opacity="0.45" visibility="hidden"/>` +
+        hitColumns(points, fr);
   return trusted(
-    `<div class="chart-wrap"><svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="${escapeHtml(o.label)}" data-mid="${f(mid)}">${grid.join('')}${ticks.join('')}${body}</svg></div>`,
+    `<div class="chart-wrap"><svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="${escapeHtml(o.label)}" data-mid="${f(MID)}">${axes(fr, o.from)}${body}</svg></div>`,
   );
 }
 
