@@ -9,7 +9,7 @@
 
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { Clock } from '../clock.js';
+import type { Clock, Timer } from '../clock.js';
 import type { Store } from '../store/types.js';
 
 export interface RetentionConfig {
@@ -83,13 +83,12 @@ export interface Retention {
 /** Runs pruneOnce now and then every PRUNE_INTERVAL_MS on an unref'd timer (it never keeps the process up);
  *  logs what each pass removed when it removed anything. */
 export function startRetention(store: Store, cfg: RetentionConfig, clock: Clock, log: Logger): Retention {
-  let timer: NodeJS.Timeout | undefined;
+  let timer: Timer | undefined;
   let stopped = false;
   let running: Promise<void> = Promise.resolve();
   const schedule = (ms: number) => {
     if (stopped) return;
-    timer = setTimeout(run, ms);
-    timer.unref();
+    timer = clock.setTimeout(run, ms, { unref: true });
   };
   const run = () => {
     running = pruneOnce(store, cfg, clock.now(), { stopping: () => stopped }).then(
@@ -111,7 +110,7 @@ export function startRetention(store: Store, cfg: RetentionConfig, clock: Clock,
   return {
     async stop() {
       stopped = true;
-      if (timer) clearTimeout(timer);
+      timer?.cancel();
       await running;
     },
   };
