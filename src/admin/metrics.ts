@@ -155,6 +155,13 @@ export class AdminMetrics {
       detachSessions();
       events.off('replyWithheld', onWithheld);
     };
+    this.stateMetrics(registers);
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** What is read at scrape time: sessions held, traffic, drops, pool usage. */
+  private stateMetrics(registers: Registry[]): void {
+    const deps = this.deps;
     new Gauge({
       name: 'tsp_control_sessions',
       help: 'TSP control sessions held by the transports (total, and half_open: not yet at an accepted tunnel)',
@@ -215,7 +222,6 @@ export class AdminMetrics {
           this.set({ pool }, usage.find((u) => u.pool === pool)?.blocks ?? 0);
       },
     });
-    collectDefaultMetrics({ register: this.registry });
   }
 
   /** Pool usage, from a cache at most POOL_CACHE_MS old. */

@@ -136,25 +136,7 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
     // old ended tunnels, audit events, expired web sessions: pruned now and hourly; stops before the store closes
     const retention = startRetention(store, config.retention, clock, log);
     closers.push(() => retention.stop());
-    const limits = config.limits;
-    let udp: UdpControl | undefined;
-    if (config.listen.udp) {
-      udp = new UdpControl(dp, broker.newSession, broker.handler, clock, limits, broker.capabilities);
-      udp.start();
-      const u = udp;
-      closers.push(async () => u.close());
-    }
-    let tcp: TcpControl | undefined;
-    if (config.listen.tcp) {
-      tcp = new TcpControl(broker.newSession, broker.handler, clock, limits);
-      // the same port as UDP (port 0 in tests: whatever UDP got)
-      await tcp.listen(
-        config.listen.address,
-        config.listen.port === 0 && config.listen.udp ? dp.udpPort : config.listen.port,
-      );
-      const t = tcp;
-      closers.push(() => t.close());
-    }
+    const { udp, tcp } = await startTransports(config, dp, broker, clock, closers);
     const ports = { udp: config.listen.udp ? dp.udpPort : 0, tcp: tcp?.port ?? 0 };
     log.info(
       {
@@ -169,22 +151,7 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
     );
     let closed = false;
     const accounts = new AccountService(store, config.auth.realm, clock, broker);
-    const sessionCounts = (): SessionCounts => {
-      const a = udp?.counts() ?? { total: 0, halfOpen: 0 };
-      const b = tcp?.counts() ?? { total: 0, halfOpen: 0 };
-      const sa = udp?.stats ?? { crashes: 0, evictions: 0, busy: 0 };
-      const sb = tcp?.stats ?? { crashes: 0, evictions: 0, busy: 0 };
-      return {
-        total: a.total + b.total,
-        halfOpen: a.halfOpen + b.halfOpen,
-        control: {
-          crashes: sa.crashes + sb.crashes,
-          evictions: sa.evictions + sb.evictions,
-          busy: sa.busy + sb.busy,
-          statelessVersion: udp?.statelessReplies ?? 0,
-        },
-      };
-    };
+    const sessionCounts = () => countSessions(udp, tcp);
     let admin: { port: number } | undefined;
     let selfService: { port: number } | undefined;
     if (config.admin.enabled || config.selfService.enabled) {
@@ -220,4 +187,52 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
       ? err
       : new BrokerError('INTERNAL', `start failed: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** The TSP listeners: UDP on the data plane's socket, TCP on the same port. */
+async function startTransports(
+  config: Config,
+  dp: DataPlane,
+  broker: Broker,
+  clock: Clock,
+  closers: (() => Promise<void>)[],
+): Promise<{ udp: UdpControl | undefined; tcp: TcpControl | undefined }> {
+  const limits = config.limits;
+  let udp: UdpControl | undefined;
+  if (config.listen.udp) {
+    udp = new UdpControl(dp, broker.newSession, broker.handler, clock, limits, broker.capabilities);
+    udp.start();
+    const u = udp;
+    closers.push(async () => u.close());
+  }
+  let tcp: TcpControl | undefined;
+  if (config.listen.tcp) {
+    tcp = new TcpControl(broker.newSession, broker.handler, clock, limits);
+    // the same port as UDP (port 0 in tests: whatever UDP got)
+    await tcp.listen(
+      config.listen.address,
+      config.listen.port === 0 && config.listen.udp ? dp.udpPort : config.listen.port,
+    );
+    const t = tcp;
+    closers.push(() => t.close());
+  }
+  return { udp, tcp };
+}
+
+/** Sessions and control events of both transports added up (metrics). */
+function countSessions(udp: UdpControl | undefined, tcp: TcpControl | undefined): SessionCounts {
+  const a = udp?.counts() ?? { total: 0, halfOpen: 0 };
+  const b = tcp?.counts() ?? { total: 0, halfOpen: 0 };
+  const sa = udp?.stats ?? { crashes: 0, evictions: 0, busy: 0 };
+  const sb = tcp?.stats ?? { crashes: 0, evictions: 0, busy: 0 };
+  return {
+    total: a.total + b.total,
+    halfOpen: a.halfOpen + b.halfOpen,
+    control: {
+      crashes: sa.crashes + sb.crashes,
+      evictions: sa.evictions + sb.evictions,
+      busy: sa.busy + sb.busy,
+      statelessVersion: udp?.statelessReplies ?? 0,
+    },
+  };
 }
