@@ -19,8 +19,9 @@
  *  generator-bound: a ratio near 1 means "as fast as this generator can push", not "as fast as the kernel".
  *  Needs root. Only documentation address ranges, in namespaces created and removed here. */
 
-import { NativeDataPlane, loadAddon } from '../src/dataplane/native.js';
+import { NativeDataPlane } from '../src/dataplane/native.js';
 import type { TunnelId } from '../src/dataplane/types.js';
+import { loadBenchAddon } from '../test/helpers/native-bench.js';
 import { Topology, type Netns } from '../test/helpers/netns.js';
 import { ipv4Udp, ipv6Udp } from '../test/helpers/packets.js';
 
@@ -88,7 +89,7 @@ async function main(): Promise<void> {
     console.error('bench:dataplane needs root (namespaces, TUN, raw sockets)');
     process.exit(1);
   }
-  const addon = loadAddon();
+  const addon = loadBenchAddon();
   const topo = await Topology.create();
   process.once('uncaughtException', (e) => {
     console.error(e);

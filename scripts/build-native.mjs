@@ -1,5 +1,6 @@
 /* global process, console */
-// Builds the packet-path addon (native/) with node-gyp; run by `npm install` (package.json "install").
+// Builds the packet-path addon (native/) with node-gyp; run by `npm install` (package.json "install"). In a
+// checkout it also builds native/bench/ (tsp_bench.node: the packet generator and enterNetns), best effort.
 // Offline-friendly: when the running Node ships its headers (e.g. /usr/include/node), node-gyp is pointed at
 // them instead of downloading a tarball. TSP_SKIP_NATIVE_BUILD=1 skips the build (the broker then runs with
 // dataplane.driver 'memory' or 'auto'); otherwise a failed build fails the install, loudly. node-gyp's
@@ -35,20 +36,45 @@ const prefix = path.resolve(path.dirname(process.execPath), '..');
 if (!process.env.npm_config_nodedir && existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) {
   args.push(`--nodedir=${prefix}`);
 }
-if (process.env.TSP_VERBOSE_BUILD === '1') {
-  const result = spawnSync(process.execPath, args, { stdio: 'inherit' });
-  process.exit(result.status ?? 1);
-}
-// One pipe for both streams, so the log keeps node-gyp's order of messages and compiler errors.
-const result = spawnSync('/bin/sh', ['-c', '"$@" 2>&1', 'sh', process.execPath, ...args], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-  maxBuffer: 64 * 1024 * 1024,
-});
-if (result.status !== 0) {
-  process.stderr.write(result.stdout ?? '');
+
+/** One node-gyp run; `extra` are gyp variables (`--tsp_bench=0`). Returns its status and, unless verbose, its log. */
+function nodeGyp(extra) {
+  if (process.env.TSP_VERBOSE_BUILD === '1') {
+    const result = spawnSync(process.execPath, [...args, ...extra], { stdio: 'inherit' });
+    return { status: result.status ?? 1, log: '', failure: result.signal ?? `exit status ${result.status}` };
+  }
+  // One pipe for both streams, so the log keeps node-gyp's order of messages and compiler errors.
+  const result = spawnSync('/bin/sh', ['-c', '"$@" 2>&1', 'sh', process.execPath, ...args, ...extra], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 64 * 1024 * 1024,
+  });
   if (result.error) console.error(`build-native: ${result.error.message}`);
+  return {
+    status: result.status ?? 1,
+    log: result.stdout ?? '',
+    failure: result.signal ?? `exit status ${result.status}`,
+  };
+}
+
+// The bench and test tools (native/bench/, tsp_bench.node) are built with the addon where their sources exist
+// (a checkout, not the npm package). They must never cost the broker its addon: if the build with them fails,
+// it is retried without them, and only a failure of the production addon fails the install.
+const hasBench = existsSync(path.join(root, 'native', 'bench', 'bench_addon.cc'));
+let result = nodeGyp([]);
+if (result.status !== 0 && hasBench) {
+  process.stderr.write(result.log);
   console.error(
-    `build-native: node-gyp failed (${result.signal ?? `exit status ${result.status}`}); the whole log is above. ` +
+    `build-native: the build with the bench target failed (${result.failure}; log above); ` +
+      'retrying with the production addon only (tsp_bench=0)',
+  );
+  result = nodeGyp(['--tsp_bench=0']);
+  if (result.status === 0)
+    console.error('build-native: production addon built; tsp_bench.node (bench, root tests) was not');
+}
+if (result.status !== 0) {
+  process.stderr.write(result.log);
+  console.error(
+    `build-native: node-gyp failed (${result.failure}); the whole log is above. ` +
       'TSP_SKIP_NATIVE_BUILD=1 installs without the addon (control plane only).',
   );
   process.exit(result.status || 1);

@@ -1,20 +1,22 @@
 // @module native/client: the client end of one tunnel, as our tspc needs it after TSP negotiation:
 //
 //   tun->net: read(TUN) x batch --IPv6--> sendmmsg(UDP connected to the server) | sendmmsg(raw 41 to server)
-//   net->tun: recvmmsg(UDP | raw 41) --IPv6 from the server--> write(TUN)
-//                                    --nibble 0xF (UDP only)--> ControlQueue --> JavaScript
+//   net->tun: recvmmsg(UDP | raw 41) --classify_client_datagram--> write(TUN)
+//                                                                | control (UDP only) --> ControlQueue --> JS
 //
 // The UDP socket is bound to the local port the TSP session used (so the NAT binding the broker saw is the one
-// the data uses) and connected to the broker, so the kernel filters datagrams from anyone else.
+// the data uses) and connected to the broker, so the kernel filters datagrams from anyone else. The same io/
+// pieces as the broker's DataPlane: TunReceiver, DatagramReceiver/Sender, TunWriter, ForwardingThreads.
 #pragma once
 
-#include <atomic>
+#include <memory>
 #include <string>
-#include <thread>
-#include <vector>
 
-#include "common.h"
-#include "control_queue.h"
+#include "engine/constants.h"
+#include "engine/control_queue.h"
+#include "engine/counters.h"
+#include "io/sockets.h"
+#include "io/threads.h"
 
 namespace tspdp {
 
@@ -30,51 +32,39 @@ struct ClientOptions {
   size_t control_queue_cap = kDefaultControlQueueCap;
 };
 
-/** Client counters, in the order src/dataplane/native.ts CLIENT_COUNTER_NAMES reads them. */
-enum ClientCounter : unsigned {
-  kClientTxPackets,
-  kClientTxBytes,
-  kClientRxPackets,
-  kClientRxBytes,
-  kClientDropped,  // not IPv6, not from the server, or refused by the TUN
-  kClientCounterCount,
-};
-
 class ClientTunnel {
  public:
+  /** Opens the TUN device and the socket (inside options.netns). Throws SysError naming what failed. */
   explicit ClientTunnel(const ClientOptions& options);
-  ~ClientTunnel();
+  ~ClientTunnel() { stop(); }
   ClientTunnel(const ClientTunnel&) = delete;
   ClientTunnel& operator=(const ClientTunnel&) = delete;
 
   void start();
+  /** Stops and joins the threads, then closes the descriptors. Idempotent. */
   void stop();
   const std::string& tun_name() const { return tun_name_; }
   uint16_t local_port() const { return local_port_; }
   ControlQueue& control() { return control_; }
-  uint64_t counter(ClientCounter c) const { return counters_[c].load(std::memory_order_relaxed); }
-  /** A control datagram to the broker over the tunnel's UDP flow (v6udpv4 only). */
+  uint64_t counter(ClientCounter c) const { return counters_.get(c); }
+  /** A control datagram to the broker over the tunnel's UDP flow (v6udpv4 only); a refusal counts as a send
+   *  error, as the broker's control replies do. */
   bool send_control(const uint8_t* data, size_t length);
 
  private:
-  void tun_to_net_loop();
-  void net_to_tun_loop();
-  void add(ClientCounter c, uint64_t n = 1) { counters_[c].fetch_add(n, std::memory_order_relaxed); }
-  void close_fds();
+  void tun_to_net();
+  void net_to_tun();
 
   ClientOptions options_;
+  ClientCounters counters_;
+  ControlQueue control_;
   std::string tun_name_;
   uint32_t server_address_ = 0;
-  int tun_fd_ = -1;
-  int net_fd_ = -1;
-  int stop_fd_ = -1;
+  Fd tun_fd_;
+  Fd net_fd_;
   uint16_t local_port_ = 0;
-  std::atomic<bool> stopping_{false};
-  bool started_ = false;
-  std::vector<std::thread> threads_;
-  std::atomic<uint64_t> counters_[kClientCounterCount] = {};
-  Counters shared_counters_;  // for the control queue's overflow count
-  ControlQueue control_;
+  std::unique_ptr<DatagramSender> sender_;
+  ForwardingThreads threads_;  // last: destroyed (joined) first
 };
 
 }  // namespace tspdp

@@ -1,33 +1,28 @@
 // @module native/dataplane: the broker's packet path. Owns the TUN device, the UDP socket on the TSP port and
-// the raw protocol-41 socket, and runs one forwarding thread per descriptor:
+// the raw protocol-41 socket, and runs one forwarding thread per descriptor, each a ReceiveLoop
+// (engine/receive_loop.h) over that descriptor's receiver:
 //
 //   udp-rx:  recvmmsg(UDP) --nibble 0xF / not IPv6--> ControlQueue --> JavaScript (onControl)
-//                          --IPv6--> find_udp(ip, port) --> classify --> TUN | hairpin | echo reply
-//   raw-rx:  recvmmsg(raw 41) --strip IPv4--> find_proto41(ip) --> classify --> TUN | hairpin | echo reply
-//   tun-rx:  read(TUN) x batch --> route(destination) --> sendmmsg(UDP) | sendmmsg(raw 41) | drop no_route
+//                          --IPv6--> find_udp(ip, port) --> forward_from_tunnel --> TUN | hairpin | echo reply
+//   raw-rx:  recvmmsg(raw 41) --strip IPv4--> find_proto41(ip) --> forward_from_tunnel --> (the same)
+//   tun-rx:  read(TUN) x batch --> forward_from_tun --> sendmmsg(UDP) | sendmmsg(raw 41) | drop no_route
 //
-// classify (docs/design.md, "The packet path"; docs/protocol.md §2.4, §8.3, §9.1, §11):
-//   unknown endpoint -> drop; inner source not the client's /128 or delegated prefix -> drop (link-local
-//   separately); echo request to the tunnel's server address -> reply in place; destination in another
-//   tunnel -> re-encapsulate to it (hop limit decremented); destination back into the same tunnel -> drop;
-//   otherwise -> TUN, where the kernel forwards it.
-//
-// Threads stop when stop() signals an eventfd; every blocking wait polls it too.
+// The decisions are engine/engine.h's; this file only wires descriptors to loops. Threads stop when stop()
+// signals an eventfd; every blocking wait polls it too (io/threads.h).
 #pragma once
 
-#include <atomic>
+#include <memory>
 #include <string>
-#include <thread>
-#include <vector>
 
-#include "batch.h"
-#include "common.h"
-#include "control_queue.h"
-#include "tables.h"
+#include "engine/constants.h"
+#include "engine/control_queue.h"
+#include "engine/counters.h"
+#include "engine/receive_loop.h"
+#include "engine/tables.h"
+#include "io/sockets.h"
+#include "io/threads.h"
 
 namespace tspdp {
-
-class UringWriter;
 
 struct DataPlaneOptions {
   std::string netns;           // empty: the calling thread's namespace
@@ -37,7 +32,7 @@ struct DataPlaneOptions {
   std::string server_ipv4;     // source of protocol-41 packets; empty: chosen by the kernel's routing
   int cpu = -1;                // pin the forwarding threads to this CPU; -1: no pinning
   int spin_us = 0;             // busy-poll this long before sleeping (IdleWait); 0: sleep at once
-  bool tun_uring = true;       // write decapsulated batches to the TUN through io_uring (uring.h)
+  bool tun_uring = true;       // write decapsulated batches to the TUN through io_uring (io/uring.h)
   size_t control_queue_cap = kDefaultControlQueueCap;
 };
 
@@ -45,7 +40,7 @@ class DataPlane {
  public:
   /** Opens the TUN device and both sockets (inside options.netns). Throws SysError naming what failed. */
   explicit DataPlane(const DataPlaneOptions& options);
-  ~DataPlane();
+  ~DataPlane() { stop(); }
   DataPlane(const DataPlane&) = delete;
   DataPlane& operator=(const DataPlane&) = delete;
 
@@ -64,27 +59,20 @@ class DataPlane {
   bool send_control(uint32_t address, uint16_t port, const uint8_t* data, size_t length);
 
  private:
-  struct Outputs;
-  void write_to_tun(Outputs& out, UringWriter& uring);
-  void udp_rx_loop();
-  void raw_rx_loop();
-  void tun_rx_loop();
-  void classify(uint8_t* packet, size_t available, Tunnel* from, int64_t now_ms, Outputs& out);
-  void close_fds();
+  void forward(Ingress ingress);
 
   DataPlaneOptions options_;
-  std::string tun_name_;
-  int tun_fd_ = -1;
-  int udp_fd_ = -1;
-  int raw_fd_ = -1;
-  int stop_fd_ = -1;
-  uint16_t udp_port_ = 0;
-  std::atomic<bool> stopping_{false};
-  bool started_ = false;
-  std::vector<std::thread> threads_;
   Counters counters_;
   TunnelTable table_;
   ControlQueue control_;
+  std::string tun_name_;
+  Fd tun_fd_;
+  Fd udp_fd_;
+  Fd raw_fd_;
+  uint16_t udp_port_ = 0;
+  std::unique_ptr<DatagramSender> udp_sender_;
+  std::unique_ptr<DatagramSender> raw_sender_;
+  ForwardingThreads threads_;  // last: destroyed (joined) first
 };
 
 }  // namespace tspdp

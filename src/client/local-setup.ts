@@ -14,7 +14,8 @@
 import ipaddr from 'ipaddr.js';
 import { BrokerError, isBrokerError } from '../errors.js';
 import { HostSetup } from '../dataplane/host.js';
-import { startClientTunnel, type ClientCounterName, type ClientTunnel } from '../dataplane/native.js';
+import { startClientTunnel, type ClientTunnel } from '../dataplane/client-tunnel.js';
+import type { ClientCounterName } from '../dataplane/native.js';
 import type { Offer } from '../protocol/xml.js';
 import type { TspcConfig } from './config.js';
 import type { Negotiated } from './negotiate.js';

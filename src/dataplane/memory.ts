@@ -1,4 +1,4 @@
-/** @module dataplane/memory: MemoryDataPlane, a model of the native packet path (native/src/dataplane.cc) in
+/** @module dataplane/memory: MemoryDataPlane, a model of the native packet path (native/src/engine/engine.cc) in
  *  TypeScript, over a real UDP socket and in-memory channels where the addon has a TUN device and a raw socket.
  *
  *    UDP socket --not IPv6--> onControl (control, as native)
@@ -55,7 +55,7 @@ export interface MemoryPathCounters {
   tun_write_packets: number;
 }
 
-// Specification constants (RFC 8200, RFC 4443), as in native/src/packet.h.
+// Specification constants (RFC 8200, RFC 4443), as in native/src/engine/packet.h.
 const IPV6_HEADER_BYTES = 40;
 const NEXT_HEADER_ICMPV6 = 58;
 const ICMPV6_ECHO_REQUEST = 128;
@@ -175,7 +175,7 @@ export class MemoryDataPlane implements DataPlane {
     this.socket = socket;
   }
 
-  // ----- receive paths (native udp_rx_loop, raw_rx_loop, tun_rx_loop) -------------------------------------------
+  // ----- receive paths (native ReceiveLoop: Ingress kUdp, kProto41, kTun) ----------------------------------------
 
   private fromUdp(data: Buffer, from: Endpoint): void {
     // docs/protocol.md §2.4: the high nibble of byte 0 tells control (0xF) from IPv6 data (6); anything that is

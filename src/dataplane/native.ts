@@ -1,5 +1,5 @@
 /** @module dataplane/native: NativeDataPlane, the DataPlane over the C++ addon in native/ (docs/design.md,
- *  "The packet path"), and the addon's client end, startClientTunnel, for our tspc and the e2e tests.
+ *  "The packet path"), and the addon's loader, shared with client-tunnel.ts (tspc's end of a tunnel).
  *
  *  start():  check /dev/net/tun --> addon opens TUN + UDP + raw-41 sockets --> setUpHost (link, addresses,
  *            routes, forwarding) --> addon starts its forwarding threads
@@ -7,7 +7,10 @@
  *            setup undone (addresses, routes if still there, the forwarding sysctl back to its old value)
  *
  *  Packets never reach JavaScript: control datagrams arrive here in batches (one call per batch), counters are
- *  read in one call into a reused Float64Array (docs/style.md §6). Imports nothing from broker/, admin/, cli/. */
+ *  read in one call into a reused Float64Array (docs/style.md §6). Imports nothing from broker/, admin/, cli/.
+ *
+ *  The addon exports its counter layout (native/src/engine/counters.h); loadAddon() compares it with the
+ *  names below and refuses an addon built from other sources, so the two sides cannot drift apart. */
 
 import { createRequire } from 'node:module';
 import { BrokerError } from '../errors.js';
@@ -27,7 +30,7 @@ import {
 /** Where node-gyp leaves the addon (the package's "install" script builds it). */
 const ADDON_PATH = '../../native/build/Release/tspdp.node';
 
-/** The addon's counters, in native/src/common.h `Counter` order. The first seven are the DropReasons. */
+/** The addon's counters, in native/src/engine/counters.h `Counter` order. The first seven are the DropReasons. */
 export const NATIVE_COUNTER_NAMES = [
   'unknown_endpoint',
   'spoofed_source',
@@ -46,9 +49,22 @@ export const NATIVE_COUNTER_NAMES = [
 export type NativeCounterName = (typeof NATIVE_COUNTER_NAMES)[number];
 const DROP_REASONS = Object.keys(EMPTY_DROPS) as DropReason[];
 
-/** The client tunnel's counters, in native/src/client.h `ClientCounter` order. */
-export const CLIENT_COUNTER_NAMES = ['txPackets', 'txBytes', 'rxPackets', 'rxBytes', 'dropped'] as const;
+/** The client tunnel's counters, in native/src/engine/counters.h `ClientCounter` order. sendErrors and
+ *  controlQueueFull are the client's send_errors and control_queue_full. */
+export const CLIENT_COUNTER_NAMES = [
+  'txPackets',
+  'txBytes',
+  'rxPackets',
+  'rxBytes',
+  'dropped',
+  'sendErrors',
+  'controlQueueFull',
+] as const;
 export type ClientCounterName = (typeof CLIENT_COUNTER_NAMES)[number];
+
+/** One tunnel's record in readCounters' output, in native/src/engine/counters.h `TunnelRecordField` order. */
+export const TUNNEL_RECORD_FIELDS = ['id', 'rxPackets', 'rxBytes', 'txPackets', 'txBytes', 'lastRxMs'] as const;
+const [ID, RX_PACKETS, RX_BYTES, TX_PACKETS, TX_BYTES, LAST_RX_MS] = [0, 1, 2, 3, 4, 5] as const;
 
 // ----- the addon's raw surface (native/src/addon.cc) ------------------------------------------------------------
 
@@ -77,22 +93,13 @@ interface DataPlaneHandle {
   close(): void;
 }
 
-interface ClientTunnelHandle {
+export interface ClientTunnelHandle {
   start(): void;
   tunName(): string;
   localPort(): number;
   readCounters(out: Float64Array): number;
   sendControl(data: Uint8Array): boolean;
   close(): void;
-}
-
-export interface GeneratorOptions {
-  netns?: string;
-  /** 4: whole IPv4 packets; 6: whole IPv6 packets (headers included, sent on an IPPROTO_RAW socket). */
-  family: 4 | 6;
-  packets: readonly Uint8Array[];
-  seconds: number;
-  cpu?: number;
 }
 
 export interface Addon {
@@ -104,10 +111,10 @@ export interface Addon {
     options: Record<string, unknown>,
     onControl?: (batch: ControlDatagram[]) => void,
   ) => ClientTunnelHandle;
-  /** Sends the packets round robin for `seconds` from a pinned native thread (bench/dataplane.ts). */
-  runGenerator(options: GeneratorOptions): Promise<{ sent: number; errors: number; seconds: number }>;
-  /** Moves the calling thread into a named network namespace for good (tests that run inside one). */
-  enterNetns(name: string): void;
+  /** The counter layout the addon was built with (checked by loadAddon against the names above). */
+  COUNTER_NAMES: readonly string[];
+  TUNNEL_RECORD_FIELDS: readonly string[];
+  CLIENT_COUNTER_NAMES: readonly string[];
   COUNTER_STRIDE: number;
   NATIVE_COUNTER_COUNT: number;
   CLIENT_COUNTER_COUNT: number;
@@ -115,12 +122,12 @@ export interface Addon {
 
 let addon: Addon | undefined;
 
-/** Loads the addon once; DP_UNAVAILABLE if it was not built. */
+/** Loads the addon once; DP_UNAVAILABLE if it was not built or its counter layout is not ours. */
 export function loadAddon(): Addon {
   if (addon) return addon;
+  let loaded: Addon;
   try {
-    addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
-    return addon;
+    loaded = createRequire(import.meta.url)(ADDON_PATH) as Addon;
   } catch (cause) {
     throw new BrokerError(
       'DP_UNAVAILABLE',
@@ -129,10 +136,36 @@ export function loadAddon(): Addon {
       { cause },
     );
   }
+  checkLayout(loaded);
+  addon = loaded;
+  return addon;
+}
+
+/** Refuses an addon whose counters are not the ones named here: reading them by position would put every
+ *  figure under the wrong name. Exported for the test that feeds it a mismatched layout. */
+export function checkLayout(lib: Pick<Addon, 'COUNTER_NAMES' | 'TUNNEL_RECORD_FIELDS' | 'CLIENT_COUNTER_NAMES'>): void {
+  const expected: [string, readonly string[], readonly string[] | undefined][] = [
+    ['counters (Counter)', NATIVE_COUNTER_NAMES, lib.COUNTER_NAMES],
+    ['tunnel record (TunnelRecordField)', TUNNEL_RECORD_FIELDS, lib.TUNNEL_RECORD_FIELDS],
+    ['client counters (ClientCounter)', CLIENT_COUNTER_NAMES, lib.CLIENT_COUNTER_NAMES],
+  ];
+  for (const [what, ours, theirs] of expected) {
+    if (theirs !== undefined && theirs.length === ours.length && theirs.every((name, i) => name === ours[i])) continue;
+    throw new BrokerError(
+      'DP_UNAVAILABLE',
+      `the native addon's ${what} layout does not match src/dataplane/native.ts: addon has ` +
+        `[${theirs?.join(', ') ?? 'none'}], TypeScript expects [${ours.join(', ')}]. Rebuild the addon from this ` +
+        `checkout (npm install, or node scripts/build-native.mjs), or update both sides together ` +
+        `(native/src/engine/counters.h)`,
+    );
+  }
 }
 
 /** Turns the addon's errno errors into DP_UNAVAILABLE with a message that says what is missing. */
-function unavailable(e: unknown, options: { tunName: string; listenAddress: string; port: number }): BrokerError {
+export function unavailable(
+  e: unknown,
+  options: { tunName: string; listenAddress: string; port: number },
+): BrokerError {
   const err = e as NodeJS.ErrnoException;
   const where = `${options.listenAddress}:${options.port}`;
   const messages: Record<string, string> = {
@@ -243,7 +276,8 @@ export class NativeDataPlane implements DataPlane {
     }
     this.boundPort = handle.udpPort();
     this.handle = handle;
-    if (this.counters.length < lib.COUNTER_STRIDE * 64) this.counters = new Float64Array(lib.COUNTER_STRIDE * 64);
+    const stride = TUNNEL_RECORD_FIELDS.length;
+    if (this.counters.length < stride * 64) this.counters = new Float64Array(stride * 64);
   }
 
   addTunnel(spec: TunnelSpec): void {
@@ -269,7 +303,7 @@ export class NativeDataPlane implements DataPlane {
 
   readCounters(): TunnelCounters[] {
     const handle = this.live();
-    const stride = loadAddon().COUNTER_STRIDE;
+    const stride = TUNNEL_RECORD_FIELDS.length;
     let n = handle.readCounters(this.counters);
     if (n * stride > this.counters.length) {
       // Grown by half again over the need, so a table that keeps growing is not re-read every time.
@@ -280,12 +314,12 @@ export class NativeDataPlane implements DataPlane {
     const c = this.counters;
     for (let i = 0, at = 0; i < n; i++, at += stride) {
       out[i] = {
-        id: c[at] as TunnelId,
-        rxPackets: c[at + 1]!,
-        rxBytes: c[at + 2]!,
-        txPackets: c[at + 3]!,
-        txBytes: c[at + 4]!,
-        lastRxMs: c[at + 5]!,
+        id: c[at + ID] as TunnelId,
+        rxPackets: c[at + RX_PACKETS]!,
+        rxBytes: c[at + RX_BYTES]!,
+        txPackets: c[at + TX_PACKETS]!,
+        txBytes: c[at + TX_BYTES]!,
+        lastRxMs: c[at + LAST_RX_MS]!,
       };
     }
     return out;
@@ -342,87 +376,4 @@ export class NativeDataPlane implements DataPlane {
     if (!this.handle) throw new BrokerError('DP_FAILED', 'native data plane is not running');
     return this.handle;
   }
-}
-
-// ----- the client end ------------------------------------------------------------------------------------------
-
-export interface ClientTunnelOptions {
-  /** Create the TUN and socket inside this named network namespace. */
-  netns?: string;
-  tunName: string;
-  type: TunnelType;
-  /** The broker: IPv4 address, and the TSP port for v6udpv4. */
-  server: Endpoint;
-  /** Local IPv4 to bind (default: any). */
-  localAddress?: string;
-  /** Local UDP port for v6udpv4: the one the TSP session used, so the NAT binding is reused. 0: ephemeral. */
-  localPort?: number;
-  cpu?: number;
-}
-
-export interface ClientTunnel {
-  /** The TUN device's actual name. */
-  readonly tunName: string;
-  /** The UDP port the tunnel sends from (v6udpv4); 0 for v6v4. */
-  readonly localPort: number;
-  readCounters(): Record<ClientCounterName, number>;
-  /** A control datagram to the broker over the tunnel's UDP flow (v6udpv4). False if refused. */
-  sendControl(datagram: Uint8Array): boolean;
-  /** Stops the threads and closes the TUN (the device disappears) and the socket. Idempotent. */
-  close(): void;
-}
-
-/** Opens the client end of a tunnel: a TUN device moving IPv6 packets to and from the broker over UDP
- *  (v6udpv4) or protocol 41 (v6v4), in the addon's own threads. The caller configures the TUN's addresses and
- *  routes (`ip`), then traffic flows. Control datagrams (first nibble 0xF) from the broker go to `onControl`
- *  in batches. Rejects with DP_UNAVAILABLE saying what is missing. */
-export function startClientTunnel(
-  options: ClientTunnelOptions,
-  onControl?: (batch: readonly ControlDatagram[]) => void,
-): ClientTunnel {
-  const lib = loadAddon();
-  let handle: ClientTunnelHandle;
-  try {
-    handle = new lib.ClientTunnelHandle(
-      {
-        netns: options.netns,
-        tunName: options.tunName,
-        type: options.type,
-        serverAddress: options.server.address,
-        serverPort: options.server.port,
-        localAddress: options.localAddress,
-        localPort: options.localPort,
-        cpu: options.cpu,
-      },
-      onControl,
-    );
-    handle.start();
-  } catch (e) {
-    throw unavailable(e, {
-      tunName: options.tunName,
-      listenAddress: options.localAddress ?? '0.0.0.0',
-      port: options.localPort ?? 0,
-    });
-  }
-  const counters = new Float64Array(CLIENT_COUNTER_NAMES.length);
-  let closed = false;
-  const tunName = handle.tunName();
-  const localPort = handle.localPort();
-  return {
-    tunName,
-    localPort,
-    readCounters() {
-      if (!closed) handle.readCounters(counters);
-      const out = {} as Record<ClientCounterName, number>;
-      CLIENT_COUNTER_NAMES.forEach((name, i) => (out[name] = counters[i]!));
-      return out;
-    },
-    sendControl: (datagram) => !closed && handle.sendControl(datagram),
-    close() {
-      if (closed) return;
-      closed = true;
-      handle.readCounters(counters); // keep the final figures readable after close
-      handle.close();
-    },
-  };
 }

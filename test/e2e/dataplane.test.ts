@@ -13,7 +13,8 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { NativeDataPlane, startClientTunnel, type ClientTunnel } from '../../src/dataplane/native.js';
+import { startClientTunnel, type ClientTunnel } from '../../src/dataplane/client-tunnel.js';
+import { NativeDataPlane } from '../../src/dataplane/native.js';
 import type { ControlDatagram, Endpoint, TunnelId, TunnelSpec } from '../../src/dataplane/types.js';
 import { Topology, type Netns } from '../helpers/netns.js';
 import { ipv6Udp } from '../helpers/packets.js';

@@ -16,7 +16,7 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import ipaddr from 'ipaddr.js';
-import { startClientTunnel, type ClientTunnel } from '../../src/dataplane/native.js';
+import { startClientTunnel, type ClientTunnel } from '../../src/dataplane/client-tunnel.js';
 import type { ControlDatagram } from '../../src/dataplane/types.js';
 import { framedRequest } from '../../src/protocol/framing.js';
 import { encodePlain } from '../../src/protocol/sasl/plain.js';

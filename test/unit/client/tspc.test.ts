@@ -54,7 +54,15 @@ function harness(
       return {
         tunName: 'tsptun0',
         type: 'v6udpv4',
-        counters: () => ({ txPackets: 1, txBytes: 2, rxPackets: 3, rxBytes: 4, dropped: 0 }),
+        counters: () => ({
+          txPackets: 1,
+          txBytes: 2,
+          rxPackets: 3,
+          rxBytes: 4,
+          dropped: 0,
+          sendErrors: 0,
+          controlQueueFull: 0,
+        }),
         close: async () => {
           log.closes++;
         },

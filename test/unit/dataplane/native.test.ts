@@ -10,7 +10,8 @@ import dgram from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { isBrokerError } from '../../../src/errors.js';
-import { NativeDataPlane, loadAddon, type NativeDataPlaneOptions } from '../../../src/dataplane/native.js';
+import { NativeDataPlane, type NativeDataPlaneOptions } from '../../../src/dataplane/native.js';
+import { loadBenchAddon } from '../../helpers/native-bench.js';
 import type { TunnelId } from '../../../src/dataplane/types.js';
 import { Topology } from '../../helpers/netns.js';
 import { ipv6Udp } from '../../helpers/packets.js';
@@ -34,7 +35,7 @@ if (!canRun) {
 } else {
   const topology = await Topology.create({ after });
   const ns = await topology.namespace('dp-unit');
-  loadAddon().enterNetns(ns.name);
+  loadBenchAddon().enterNetns(ns.name);
 
   const open = async (overrides: Partial<NativeDataPlaneOptions> = {}): Promise<NativeDataPlane> => {
     const dp = new NativeDataPlane({ listenAddress: '127.0.0.1', port: 0, routes: [POOL], ...overrides });

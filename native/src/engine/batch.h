@@ -1,4 +1,5 @@
-// @module native/batch: preallocated receive and send batches for recvmmsg/sendmmsg (docs/style.md §6).
+// @module native/engine/batch: preallocated receive and send batches, shaped for recvmmsg/sendmmsg so io/ hands
+// them to the kernel without copying (docs/style.md §6). Plain data: nothing here makes a system call.
 //
 // Buffer ownership: an RxBatch owns kBatch buffers of kBufferBytes. Packets are processed where they landed;
 // an OutBatch only points into those buffers (iovec), so a batch must be flushed before the next receive
@@ -9,13 +10,19 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include <cerrno>
 #include <cstring>
 #include <memory>
 
-#include "common.h"
+#include "constants.h"
 
 namespace tspdp {
+
+inline void fill_sockaddr(sockaddr_in* sa, uint32_t addr_be, uint16_t port) {
+  sa->sin_family = AF_INET;
+  sa->sin_port = htons(port);
+  sa->sin_addr.s_addr = addr_be;
+  for (auto& z : sa->sin_zero) z = 0;
+}
 
 /** Room for one IP_PKTINFO control message per datagram. */
 constexpr size_t kControlBytes = CMSG_SPACE(sizeof(in_pktinfo));
@@ -37,6 +44,8 @@ struct RxBatch {
     }
   }
   uint8_t* buffer(unsigned i) { return storage.get() + i * kBufferBytes; }
+  size_t length(unsigned i) const { return msgs[i].msg_len; }
+  bool truncated(unsigned i) const { return (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0; }
 
   /** recvmmsg overwrites the name and control lengths; restore them before each call. */
   void rearm(bool with_pktinfo) {
@@ -89,24 +98,6 @@ struct OutBatch {
   }
   bool full() const { return count == kBatch; }
 
-  /** Sends everything queued. The socket is blocking for sends, so a full socket buffer applies back-pressure
-   *  to this thread instead of dropping; a datagram the kernel refuses (EMSGSIZE, unreachable, ...) is
-   *  counted and skipped so it cannot stall the rest of the batch. */
-  void flush(int fd, Counters* counters) {
-    unsigned sent = 0;
-    while (sent < count) {
-      int n = sendmmsg(fd, msgs + sent, count - sent, 0);
-      if (n > 0) {
-        sent += static_cast<unsigned>(n);
-      } else if (n < 0 && errno == EINTR) {
-        continue;
-      } else {
-        counters->add(kSendErrors);
-        sent++;
-      }
-    }
-    count = 0;
-  }
 };
 
 }  // namespace tspdp

@@ -1,4 +1,4 @@
-// @module native/tables: see tables.h for the locking rules.
+// @module native/engine/tables: see tables.h for the locking rules.
 #include "tables.h"
 
 namespace tspdp {
@@ -71,12 +71,12 @@ size_t TunnelTable::read_counters(double* out, size_t capacity) {
     if (i < capacity) {
       const Tunnel& t = *entry.second;
       double* r = out + i * kCounterStride;
-      r[0] = t.config.id;
-      r[1] = static_cast<double>(t.rx_packets.load(std::memory_order_relaxed));
-      r[2] = static_cast<double>(t.rx_bytes.load(std::memory_order_relaxed));
-      r[3] = static_cast<double>(t.tx_packets.load(std::memory_order_relaxed));
-      r[4] = static_cast<double>(t.tx_bytes.load(std::memory_order_relaxed));
-      r[5] = static_cast<double>(t.last_rx_ms.load(std::memory_order_relaxed));
+      r[kRecordId] = t.config.id;
+      r[kRecordRxPackets] = static_cast<double>(t.rx_packets.load(std::memory_order_relaxed));
+      r[kRecordRxBytes] = static_cast<double>(t.rx_bytes.load(std::memory_order_relaxed));
+      r[kRecordTxPackets] = static_cast<double>(t.tx_packets.load(std::memory_order_relaxed));
+      r[kRecordTxBytes] = static_cast<double>(t.tx_bytes.load(std::memory_order_relaxed));
+      r[kRecordLastRxMs] = static_cast<double>(t.last_rx_ms.load(std::memory_order_relaxed));
     }
     i++;
   }

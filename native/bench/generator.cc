@@ -1,4 +1,4 @@
-// @module native/generator: see generator.h.
+// @module native/bench/generator: see generator.h.
 #include "generator.h"
 
 #include <netinet/in.h>
@@ -11,7 +11,8 @@
 #include <memory>
 #include <thread>
 
-#include "common.h"
+#include "../src/engine/batch.h"
+#include "../src/io/system.h"
 
 namespace tspdp {
 

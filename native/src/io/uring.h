@@ -1,4 +1,4 @@
-// @module native/uring: a minimal io_uring (raw system calls, no liburing) for one job: writing a batch of
+// @module native/io/uring: a minimal io_uring (raw system calls, no liburing) for one job: writing a batch of
 // packets to the TUN device with one system call instead of one per packet. docs/design.md's measurements:
 // TUN writes were the costliest step of decapsulation on these VMs, and io_uring batching helped them always.
 //

@@ -1,4 +1,4 @@
-// @module native/generator: a packet generator for bench/dataplane.ts. Sends prebuilt whole IP packets
+// @module native/bench/generator: a packet generator for bench/dataplane.ts. Sends prebuilt whole IP packets
 // (header included) through a raw IPPROTO_RAW socket with sendmmsg, cycling through them, for a fixed time on
 // one pinned thread. Written in C++ because a JavaScript send loop tops out far below what we measure.
 #pragma once

@@ -1,4 +1,4 @@
-// @module native/packet: IPv6 header access, prefixes as two 64-bit words, the ICMPv6 checksum and the
+// @module native/engine/packet: IPv6 header access, prefixes as two 64-bit words, the ICMPv6 checksum and the
 // in-place echo reply. Header-only and allocation-free: it runs once per packet.
 #pragma once
 

@@ -1,4 +1,4 @@
-// @module native/control_queue: the bounded hand-off of control datagrams from a receive thread to JavaScript.
+// @module native/engine/control_queue: the bounded hand-off of control datagrams from a receive thread to JavaScript.
 //
 //   receive thread --push--> [queue, at most `cap` datagrams] --notify (once per non-empty episode)--> JS thread
 //   JS thread --drain (takes everything queued)--> one onControl(batch) call
@@ -7,12 +7,13 @@
 // costs one cross-thread call, not one per datagram (docs/style.md §6). A full queue drops and counts (§10).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <vector>
 
-#include "common.h"
+#include <atomic>
 
 namespace tspdp {
 
@@ -25,7 +26,9 @@ struct ControlItem {
 
 class ControlQueue {
  public:
-  ControlQueue(size_t cap, Counters* counters) : cap_(cap), counters_(counters) {}
+  /** `overflow` counts the datagrams dropped because the queue was full (the server's control_queue_full, the
+   *  client's controlQueueFull); it must outlive the queue. */
+  ControlQueue(size_t cap, std::atomic<uint64_t>* overflow) : cap_(cap), overflow_(overflow) {}
 
   /** Called with no lock held, on a receive thread, when JavaScript should drain. Set before threads start. */
   void set_notify(std::function<void()> notify) { notify_ = std::move(notify); }
@@ -35,7 +38,7 @@ class ControlQueue {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (items_.size() >= cap_) {
-        counters_->add(kControlQueueFull);
+        overflow_->fetch_add(1, std::memory_order_relaxed);
         return;
       }
       ControlItem item;
@@ -59,7 +62,7 @@ class ControlQueue {
 
  private:
   const size_t cap_;
-  Counters* counters_;
+  std::atomic<uint64_t>* overflow_;
   std::function<void()> notify_;
   std::mutex mutex_;
   std::vector<ControlItem> items_;

@@ -1,12 +1,11 @@
-// @module native/common: constants, counters, errno errors and small system helpers shared by every part of
-// the addon. Imports no N-API: everything under native/src except addon.cc is plain C++17 over Linux system
-// calls, so the forwarding code can be read (and one day tested) without Node.
+// @module native/io/system: errno errors, namespaces, descriptors, threads pinning, clocks and the idle wait,
+// shared by every part of the addon's I/O. Imports no N-API: everything under native/src except addon/ is
+// plain C++17 over Linux system calls; engine/ does not even make those.
 #pragma once
 
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
@@ -14,48 +13,9 @@
 
 namespace tspdp {
 
-// Implementation constants (ours to tune; docs/style.md §11).
-
-/** Datagrams moved per recvmmsg/sendmmsg call. wireguard-go settles on 128; 64 keeps one batch of 1280-byte
- *  packets (80 KiB) inside L2 on these VMs and bounds how long a table writer waits for a reader (one batch). */
-constexpr unsigned kBatch = 64;
-
-/** Receive buffer per datagram: a TSP control message may carry up to 8 KiB of Content-length
- *  (docs/protocol.md §11) plus its header lines; data packets are at most 1280 + 8 + 20 bytes on the wire. */
-constexpr size_t kBufferBytes = 9216;
-
 /** Kernel socket buffers we ask for: enough for a few milliseconds at line rate, so a scheduling hiccup of
  *  the forwarding thread does not turn into drops. Forced past rmem_max/wmem_max when we are root. */
 constexpr int kSocketBufferBytes = 4 << 20;
-
-/** Default cap on control datagrams waiting for the JavaScript side. A peer can make this grow (docs/style.md §10);
- *  1024 is about 100 times the burst of a broker accepting a few clients per millisecond. */
-constexpr size_t kDefaultControlQueueCap = 1024;
-
-/** Every counter the addon keeps outside the tunnels. The first six are the DataPlane DropReason keys, in the
- *  order of src/dataplane/native.ts NATIVE_COUNTER_NAMES; the rest are addon diagnostics. */
-enum Counter : unsigned {
-  kDropUnknownEndpoint,
-  kDropSpoofedSource,
-  kDropLinkLocalSource,
-  kDropNoRoute,
-  kDropMalformed,
-  kDropControlTooShort,
-  kControlQueueFull,  // control datagrams dropped because JavaScript fell behind
-  kControlDelivered,
-  kEchoReplies,       // keepalives answered in place
-  kHairpinPackets,    // client-to-client packets re-encapsulated without touching the TUN
-  kTunWritePackets,
-  kTunWriteErrors,
-  kSendErrors,        // sendmmsg/sendto failures other than back-pressure
-  kCounterCount,
-};
-
-/** Counters written by several threads with relaxed atomics: they are statistics, nobody orders on them. */
-struct Counters {
-  std::atomic<uint64_t> value[kCounterCount] = {};
-  void add(Counter c, uint64_t n = 1) { value[c].fetch_add(n, std::memory_order_relaxed); }
-};
 
 /** A failed system call: `syscall` says which, `err` is the errno, `what()` is the human message. */
 class SysError : public std::runtime_error {
@@ -83,13 +43,33 @@ class NetnsGuard {
   int saved_ = -1;
 };
 
-/** Moves the calling thread into the named namespace for good (tests that run entirely inside one). */
-void enter_netns(const std::string& name);
+/** Opens /run/netns/NAME (as `ip netns add` makes it) read-only; NAME must be one path component. Throws. */
+int open_netns(const std::string& name);
 
-/** Opens (creating if needed) the non-persistent TUN device `name` (IFF_TUN | IFF_NO_PI), non-blocking.
- *  The device disappears when the last descriptor closes, even on kill -9, taking its routes with it.
- *  Writes the name the kernel chose (for patterns like "tsp%d") to `actual`. */
-int open_tun(const std::string& name, std::string* actual);
+/** An owned descriptor, closed on destruction or reset(); -1 when empty. */
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() { reset(); }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  Fd(Fd&& other) noexcept : fd_(other.release()) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) reset(other.release());
+    return *this;
+  }
+  int get() const { return fd_; }
+  int release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset(int fd = -1);
+
+ private:
+  int fd_ = -1;
+};
 
 /** Parses dotted IPv4 text to network order; throws std::invalid_argument naming `what`. */
 uint32_t parse_ipv4(const std::string& text, const char* what);
@@ -132,12 +112,5 @@ class IdleWait {
 
 /** Unix time in milliseconds from the coarse clock (a few ms resolution, no system call). */
 int64_t now_unix_ms();
-
-inline void fill_sockaddr(sockaddr_in* sa, uint32_t addr_be, uint16_t port) {
-  sa->sin_family = AF_INET;
-  sa->sin_port = htons(port);
-  sa->sin_addr.s_addr = addr_be;
-  for (auto& z : sa->sin_zero) z = 0;
-}
 
 }  // namespace tspdp

@@ -1,4 +1,4 @@
-// @module native/tables: the tunnel table. Endpoint hashes (client IPv4 and port for v6udpv4, client IPv4 for
+// @module native/engine/tables: the tunnel table. Endpoint hashes (client IPv4 and port for v6udpv4, client IPv4 for
 // v6v4) and a longest-prefix match over client /128s and delegated prefixes, plus per-tunnel counters.
 //
 // Concurrency: the forwarding threads take the read lock once per batch (never per packet) and release it
@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "counters.h"
 #include "packet.h"
 
 namespace tspdp {
@@ -53,9 +54,6 @@ struct Tunnel {
   }
 };
 
-/** Values per tunnel written by read_counters: id, rxPackets, rxBytes, txPackets, txBytes, lastRxMs. */
-constexpr size_t kCounterStride = 6;
-
 class TunnelTable {
  public:
   TunnelTable();
@@ -68,7 +66,7 @@ class TunnelTable {
   void upsert(const TunnelConfig& config);
   /** Removes the tunnel and the keys it holds. Unknown ids: false. */
   bool remove(uint32_t id);
-  /** Fills up to `capacity` records of kCounterStride values; returns the number of tunnels (which may be
+  /** Fills up to `capacity` records of kCounterStride values (TunnelRecordField order, counters.h); returns the number of tunnels (which may be
    *  larger than `capacity`: call again with more room). */
   size_t read_counters(double* out, size_t capacity);
   size_t size();

@@ -1,4 +1,4 @@
-// @module native/uring: see uring.h. Follows the ring layout of io_uring_setup(2).
+// @module native/io/uring: see uring.h. Follows the ring layout of io_uring_setup(2).
 #include "uring.h"
 
 #include <sys/mman.h>

@@ -1,14 +1,11 @@
-// @module native/common: system helpers (namespaces, TUN, sockets, time). See common.h.
-#include "common.h"
+// @module native/io/system: see system.h.
+#include "system.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <linux/if.h>
-#include <linux/if_tun.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
-#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,7 +21,10 @@ std::string errno_text(int err) {
   return std::string(name != nullptr ? name : "E?") + " " + strerror(err);
 }
 
-int open_netns_fd(const std::string& name) {
+
+}  // namespace
+
+int open_netns(const std::string& name) {
   // A name is one path component: refuse anything that could walk out of /run/netns.
   if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
     throw std::invalid_argument("invalid network namespace name: " + name);
@@ -35,14 +35,17 @@ int open_netns_fd(const std::string& name) {
   return fd;
 }
 
-}  // namespace
+void Fd::reset(int fd) {
+  if (fd_ >= 0) close(fd_);
+  fd_ = fd;
+}
 
 SysError::SysError(const std::string& syscall, int err, const std::string& context)
     : std::runtime_error(context + ": " + syscall + " failed: " + errno_text(err)), syscall_(syscall), err_(err) {}
 
 NetnsGuard::NetnsGuard(const std::string& name) {
   if (name.empty()) return;
-  int target = open_netns_fd(name);
+  int target = open_netns(name);
   saved_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (saved_ < 0) {
     int err = errno;
@@ -65,33 +68,6 @@ NetnsGuard::~NetnsGuard() {
   // which only matters for descriptors opened later on it.
   (void)setns(saved_, CLONE_NEWNET);
   close(saved_);
-}
-
-void enter_netns(const std::string& name) {
-  int target = open_netns_fd(name);
-  if (setns(target, CLONE_NEWNET) != 0) {
-    int err = errno;
-    close(target);
-    throw SysError("setns", err, "network namespace " + name);
-  }
-  close(target);
-}
-
-int open_tun(const std::string& name, std::string* actual) {
-  if (name.empty() || name.size() >= IFNAMSIZ) throw std::invalid_argument("invalid TUN device name: " + name);
-  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) throw SysError("open", errno, "/dev/net/tun");
-  ifreq ifr;
-  std::memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-  std::memcpy(ifr.ifr_name, name.data(), name.size());
-  if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
-    int err = errno;
-    close(fd);
-    throw SysError("ioctl(TUNSETIFF)", err, "TUN device " + name);
-  }
-  if (actual != nullptr) *actual = std::string(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
-  return fd;
 }
 
 uint32_t parse_ipv4(const std::string& text, const char* what) {
