@@ -13,7 +13,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { framedRequest } from '../src/protocol/framing.js';
+import { framedRequest } from '../src/protocol/framing/content-length.js';
 import { writeActionRequest, writeCreateRequest } from '../src/protocol/xml.js';
 import { buildClientResponse, parseChallenge } from '../src/protocol/sasl/digest-md5.js';
 

@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import ipaddr from 'ipaddr.js';
 import { BrokerError } from '../errors.js';
 import { TSP_PORT } from '../protocol/constants.js';
-import type { AuthMethod, RequestedMode } from '../protocol/client-session.js';
+import type { AuthMethod, RequestedMode } from '../protocol/client/session.js';
 
 export interface TspcConfig {
   /** The broker: host name or IPv4, port, and the `server=` text as written (DIGEST's digest-uri uses it). */

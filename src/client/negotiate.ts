@@ -20,7 +20,7 @@ import {
   type ClientEvent,
   type ClientSessionOptions,
   type ClientStep,
-} from '../protocol/client-session.js';
+} from '../protocol/client/session.js';
 import type { Offer } from '../protocol/xml.js';
 import type { ClientLog } from './log.js';
 import type { TspcConfig } from './config.js';

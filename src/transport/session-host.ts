@@ -1,11 +1,14 @@
-/** @module transport/session-host: what the transport adapters share. An adapter owns sockets and timers,
- *  feeds a ServerSession, and hands its events to a SessionHandler (the broker). It makes no TSP decisions
- *  (docs/style.md §3). */
+/** @module transport/session-host: what the transport adapters share, and the one host that runs the ask ->
+ *  answer loop for both. An adapter (udp.ts, tcp.ts) owns sockets and says how to write and how to let go of
+ *  one; the host feeds the ServerSession, applies each Step (sends, the session's one re-armable timer, the end),
+ *  counts half-open sessions for the limits, and hands events to a SessionHandler (the broker). Neither makes a
+ *  TSP decision (docs/style.md §3): those are protocol functions (protocol/framing/). */
 
+import { prefix24 } from '../address.js';
 import type { Clock, Timer } from '../clock.js';
 import type { Endpoint } from '../dataplane/types.js';
 import type { TspVersion } from '../protocol/constants.js';
-import type { ServerSession, SessionEvent, Step } from '../protocol/server-session.js';
+import type { ServerSession, SessionEvent, Step } from '../protocol/server/session.js';
 
 export interface SessionContext {
   /** Unique for the process lifetime, e.g. `udp-7`; used in logs and as the anonymous lease id. */
@@ -112,7 +115,7 @@ export function crash<C extends SessionContext>(adapter: HostedAdapter<C>, ctx: 
   }
 }
 
-/** One re-armable timer per session (docs/style.md §3): the adapters arm it with each step's wakeAtMs and it feeds
+/** One re-armable timer per session (docs/style.md §3): the host arms it with each step's wakeAtMs and it feeds
  *  the session's timeout() then. Unref'd: a pending negotiation deadline never keeps the process alive. */
 export class Wakeup {
   private timer: Timer | undefined;
@@ -133,5 +136,163 @@ export class Wakeup {
   cancel(): void {
     this.timer?.cancel();
     this.timer = undefined;
+  }
+}
+
+/** A session as a host keeps it: the context the handler sees, plus the host's bookkeeping. */
+export class HostedSession implements SessionContext {
+  ended = false;
+  /** Position in the host's half-open table while counted there, else -1. */
+  halfOpenIndex = -1;
+  readonly wake: Wakeup;
+  constructor(
+    readonly id: string,
+    readonly transport: 'udp' | 'tcp',
+    readonly peer: Endpoint,
+    readonly localAddress: string | undefined,
+    readonly session: ServerSession,
+    readonly startedMs: number,
+    private readonly host: HostedAdapter<HostedSession>,
+  ) {
+    this.wake = new Wakeup(host.clock, this);
+  }
+  step(fn: (session: ServerSession) => Step): void {
+    guardedStep(this.host, this, fn);
+  }
+  abort(err: unknown): void {
+    crash(this.host, this, err);
+  }
+}
+
+/** The half-open sessions of one host, counted incrementally (after every step and when a session ends): a
+ *  list to draw from at random, by source in age order, and how many per /24. */
+export class HalfOpenTable<C extends HostedSession> {
+  private readonly list: C[] = [];
+  private readonly bySource = new Map<string, Set<C>>();
+  private readonly byPrefix = new Map<string, number>();
+
+  get size(): number {
+    return this.list.length;
+  }
+
+  /** Brings `ctx`'s entry in line with its session; true when it has just become counted. */
+  sync(ctx: C): boolean {
+    const isHalfOpen = !ctx.ended && ctx.session.isHalfOpen;
+    if (isHalfOpen === ctx.halfOpenIndex >= 0) return false;
+    const source = ctx.peer.address;
+    const prefix = prefix24(source);
+    if (isHalfOpen) {
+      ctx.halfOpenIndex = this.list.push(ctx) - 1;
+      let set = this.bySource.get(source);
+      if (!set) this.bySource.set(source, (set = new Set()));
+      set.add(ctx);
+      this.byPrefix.set(prefix, (this.byPrefix.get(prefix) ?? 0) + 1);
+      return true;
+    }
+    // swap-remove from the list
+    const last = this.list.pop()!;
+    if (last !== ctx) {
+      this.list[ctx.halfOpenIndex] = last;
+      last.halfOpenIndex = ctx.halfOpenIndex;
+    }
+    ctx.halfOpenIndex = -1;
+    const set = this.bySource.get(source);
+    set?.delete(ctx);
+    if (set && set.size === 0) this.bySource.delete(source);
+    const n = (this.byPrefix.get(prefix) ?? 1) - 1;
+    if (n > 0) this.byPrefix.set(prefix, n);
+    else this.byPrefix.delete(prefix);
+    return false;
+  }
+
+  /** The half-open sessions of one source address, oldest first. */
+  ofSource(address: string): ReadonlySet<C> | undefined {
+    return this.bySource.get(address);
+  }
+
+  /** A few half-open sessions drawn at random (never `spare`); of those, the one whose /24 holds the most, the
+   *  oldest among equals. */
+  pickVictim(spare: C, sample: number, random: (n: number) => number): C | undefined {
+    let victim: C | undefined;
+    let victimLoad = -1;
+    const n = this.list.length;
+    for (let i = 0; i < Math.min(sample, n); i++) {
+      const c = this.list[random(n)]!;
+      if (c === spare) continue;
+      const load = this.byPrefix.get(prefix24(c.peer.address)) ?? 0;
+      if (load > victimLoad || (load === victimLoad && c.startedMs < victim!.startedMs)) {
+        victim = c;
+        victimLoad = load;
+      }
+    }
+    return victim;
+  }
+}
+
+/** The one host both transports run on: the ask -> answer loop (every way into a session goes through
+ *  ctx.step), the timers, the end of a session, and the half-open count the limits read. A subclass says how
+ *  to write to a session's peer, what to do when a session is done or dropped, and keeps its own index of
+ *  sessions. */
+export abstract class SessionHost<C extends HostedSession> implements HostedAdapter<C> {
+  readonly stats: ControlStats = { crashes: 0, evictions: 0, busy: 0 };
+  protected readonly halfOpen = new HalfOpenTable<C>();
+  private nextId = 1;
+
+  constructor(
+    readonly handler: SessionHandler,
+    readonly clock: Clock,
+    private readonly idPrefix: 'udp' | 'tcp',
+  ) {}
+
+  /** One datagram or write to the session's peer. */
+  protected abstract write(ctx: C, bytes: Buffer): void;
+  /** The session returned done: let its transport go gracefully (TCP: end after the writes). */
+  protected abstract finishTransport(ctx: C): void;
+  /** The session is dropped at once: release its transport resources (TCP: destroy). */
+  protected abstract abandonTransport(ctx: C): void;
+  /** Remove the session from the subclass's own index. */
+  protected abstract forget(ctx: C): void;
+  /** How many sessions the host holds. */
+  protected abstract get sessionCount(): number;
+  /** `ctx` has just become half-open (new, or restarted): make room if a limit is passed. */
+  protected onHalfOpen(_ctx: C): void {}
+
+  protected newId(): string {
+    return `${this.idPrefix}-${this.nextId++}`;
+  }
+
+  counts(): SessionCounts {
+    return { total: this.sessionCount, halfOpen: this.halfOpen.size };
+  }
+
+  /** Sends, ends, arms, counts, and passes events on, in that order: a step's sends go out before its events
+   *  are handled. Steps for a forgotten session send nothing. */
+  applyStep(ctx: C, step: Step): void {
+    if (!ctx.ended) for (const b of step.send) this.write(ctx, b);
+    if (step.done) {
+      if (!ctx.ended) this.finishTransport(ctx);
+      this.release(ctx);
+    }
+    ctx.wake.at(ctx.ended ? undefined : step.wakeAtMs);
+    this.syncHalfOpen(ctx);
+    if (step.events.length) this.handler.onEvents(ctx, step.events);
+  }
+
+  drop(ctx: C): void {
+    if (!ctx.ended) this.abandonTransport(ctx);
+    this.release(ctx);
+  }
+
+  /** Forgets the session once: no more sends, no timer, not counted. */
+  protected release(ctx: C): void {
+    if (ctx.ended) return;
+    ctx.ended = true;
+    ctx.wake.cancel();
+    this.forget(ctx);
+    this.syncHalfOpen(ctx);
+  }
+
+  private syncHalfOpen(ctx: C): void {
+    if (this.halfOpen.sync(ctx)) this.onHalfOpen(ctx);
   }
 }

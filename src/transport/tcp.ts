@@ -1,26 +1,17 @@
 /** @module transport/tcp: TSP over TCP. One connection is one session; the byte stream goes to the session
- *  as it arrives (framing is the session's job). Connections in all and per source IPv4, and half-open
- *  sessions, are bounded; a connection over a bound gets `530 Server too busy` and is closed. A connection
- *  closes when its negotiation ends (after a short linger once the tunnel is accepted: ServerSession), so
- *  connections never pile up. An accepted v6v4 tunnel outlives its connection (docs/protocol.md §2.5). */
+ *  as it arrives (framing is the protocol's job, protocol/framing/tcp.ts). Connections in all and per source
+ *  IPv4, and half-open sessions, are bounded; a connection over a bound gets the protocol's busy reply and is
+ *  closed. A connection closes when its negotiation ends (after a short linger once the tunnel is accepted:
+ *  ServerSession), so connections never pile up. An accepted v6v4 tunnel outlives its connection
+ *  (docs/protocol.md §2.5). Socket plumbing only; the ask -> answer loop is the shared host (session-host.ts). */
 
 import net from 'node:net';
 import type { Clock } from '../clock.js';
 import type { Endpoint } from '../dataplane/types.js';
-import type { ServerSession, Step } from '../protocol/server-session.js';
-import { statusLine } from '../protocol/framing.js';
 import { BrokerError } from '../errors.js';
-import {
-  Wakeup,
-  crash,
-  guardedStep,
-  type ControlStats,
-  type HostedAdapter,
-  type SessionContext,
-  type SessionCounts,
-  type SessionFactory,
-  type SessionHandler,
-} from './session-host.js';
+import { tcpBusyReply } from '../protocol/framing/tcp.js';
+import type { ServerSession } from '../protocol/server/session.js';
+import { HostedSession, SessionHost, type SessionFactory, type SessionHandler } from './session-host.js';
 
 export interface TcpLimits {
   halfOpenSessions: number;
@@ -28,43 +19,33 @@ export interface TcpLimits {
   tcpConnections: number;
 }
 
-class TcpContext implements SessionContext {
-  readonly transport = 'tcp' as const;
-  ended = false;
-  readonly wake: Wakeup;
+class TcpContext extends HostedSession {
   constructor(
-    readonly id: string,
-    readonly peer: Endpoint,
-    readonly localAddress: string | undefined,
-    readonly session: ServerSession,
-    readonly startedMs: number,
+    id: string,
+    peer: Endpoint,
+    localAddress: string | undefined,
+    session: ServerSession,
+    startedMs: number,
     readonly socket: net.Socket,
-    private readonly owner: TcpControl,
-    clock: Clock,
+    host: TcpControl,
   ) {
-    this.wake = new Wakeup(clock, this);
-  }
-  step(fn: (session: ServerSession) => Step): void {
-    guardedStep(this.owner, this, fn);
-  }
-  abort(err: unknown): void {
-    crash(this.owner, this, err);
+    super(id, 'tcp', peer, localAddress, session, startedMs, host);
   }
 }
 
-export class TcpControl implements HostedAdapter<TcpContext> {
+export class TcpControl extends SessionHost<TcpContext> {
   private server: net.Server | undefined;
   private readonly contexts = new Set<TcpContext>();
   private readonly perSource = new Map<string, number>();
-  private nextId = 1;
-  readonly stats: ControlStats = { crashes: 0, evictions: 0, busy: 0 };
 
   constructor(
     private readonly newSession: SessionFactory,
-    readonly handler: SessionHandler,
-    readonly clock: Clock,
+    handler: SessionHandler,
+    clock: Clock,
     private readonly limits: TcpLimits,
-  ) {}
+  ) {
+    super(handler, clock, 'tcp');
+  }
 
   get port(): number {
     const a = this.server?.address();
@@ -85,10 +66,8 @@ export class TcpControl implements HostedAdapter<TcpContext> {
     this.server = server;
   }
 
-  counts(): SessionCounts {
-    let halfOpen = 0;
-    for (const c of this.contexts) if (c.session.isHalfOpen) halfOpen++;
-    return { total: this.contexts.size, halfOpen };
+  protected get sessionCount(): number {
+    return this.contexts.size;
   }
 
   private accept(socket: net.Socket): void {
@@ -97,26 +76,17 @@ export class TcpControl implements HostedAdapter<TcpContext> {
     if (
       this.contexts.size >= this.limits.tcpConnections ||
       n >= this.limits.tcpPerSource ||
-      this.counts().halfOpen >= this.limits.halfOpenSessions
+      this.halfOpen.size >= this.limits.halfOpenSessions
     ) {
       this.stats.busy++;
       socket.on('error', () => {});
-      socket.end(statusLine(530, 'Server too busy'));
+      socket.end(tcpBusyReply());
       return;
     }
     this.perSource.set(peer.address, n + 1);
     const now = this.clock.now();
     const local = socket.localAddress?.replace(/^::ffff:/, '');
-    const ctx = new TcpContext(
-      `tcp-${this.nextId++}`,
-      peer,
-      local,
-      this.newSession('tcp', now),
-      now,
-      socket,
-      this,
-      this.clock,
-    );
+    const ctx = new TcpContext(this.newId(), peer, local, this.newSession('tcp', now), now, socket, this);
     this.contexts.add(ctx);
     socket.on('data', (chunk: Buffer) => {
       if (!ctx.ended) ctx.step((s) => s.receive(chunk, this.clock.now()));
@@ -130,25 +100,16 @@ export class TcpControl implements HostedAdapter<TcpContext> {
     ctx.step((s) => s.timeout(now));
   }
 
-  applyStep(ctx: TcpContext, step: Step): void {
-    if (!ctx.ended) for (const b of step.send) ctx.socket.write(b);
-    if (step.done) {
-      if (!ctx.ended) ctx.socket.end();
-      this.release(ctx);
-    }
-    ctx.wake.at(ctx.ended ? undefined : step.wakeAtMs);
-    if (step.events.length) this.handler.onEvents(ctx, step.events);
+  protected write(ctx: TcpContext, bytes: Buffer): void {
+    ctx.socket.write(bytes);
   }
-
-  drop(ctx: TcpContext): void {
-    if (!ctx.ended) ctx.socket.destroy();
-    this.release(ctx);
+  protected finishTransport(ctx: TcpContext): void {
+    ctx.socket.end();
   }
-
-  private release(ctx: TcpContext): void {
-    if (ctx.ended) return;
-    ctx.ended = true;
-    ctx.wake.cancel();
+  protected abandonTransport(ctx: TcpContext): void {
+    ctx.socket.destroy();
+  }
+  protected forget(ctx: TcpContext): void {
     this.contexts.delete(ctx);
     const n = (this.perSource.get(ctx.peer.address) ?? 1) - 1;
     if (n > 0) this.perSource.set(ctx.peer.address, n);

@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { RawUdp, udpDatagram } from '../helpers/clients.js';
-import { framedRequest } from '../../src/protocol/framing.js';
+import { framedRequest } from '../../src/protocol/framing/content-length.js';
 import { writeCreateRequest } from '../../src/protocol/xml.js';
 
 let b: TestBroker;

@@ -8,7 +8,7 @@ import { readdirSync } from 'node:fs';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { RawTcp, RawUdp, eventually, udpDatagram } from '../helpers/clients.js';
 import { runSession } from '../helpers/tsp.js';
-import { framedRequest } from '../../src/protocol/framing.js';
+import { framedRequest } from '../../src/protocol/framing/content-length.js';
 import { writeCreateRequest } from '../../src/protocol/xml.js';
 
 const HALF_OPEN_CAP = 200;

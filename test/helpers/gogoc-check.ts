@@ -1,4 +1,4 @@
-/** @module protocol/gogoc-check: a strict checker for server output, naming anything that would break
+/** @module test/helpers/gogoc-check: a strict checker for server output, naming anything that would break
  *  gogoc 1.2 (docs/protocol.md §2.6, §4, §5.4, §6.3, §12). Used by the replay tests and by tspc as a test tool.
  *  Returns a list of problems; empty means gogoc would accept it. Pure. */
 

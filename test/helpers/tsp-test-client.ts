@@ -18,7 +18,7 @@ import { createInterface } from 'node:readline';
 import ipaddr from 'ipaddr.js';
 import { startClientTunnel, type ClientTunnel } from '../../src/dataplane/client-tunnel.js';
 import type { ControlDatagram } from '../../src/dataplane/types.js';
-import { framedRequest } from '../../src/protocol/framing.js';
+import { framedRequest } from '../../src/protocol/framing/content-length.js';
 import { encodePlain } from '../../src/protocol/sasl/plain.js';
 import {
   parseOffer,

@@ -1,7 +1,7 @@
 /** Drives whole TSP sessions over real sockets for tests (a scripted client, not tspc): anonymous, PLAIN or
  *  DIGEST-MD5, then create and accept. Returns what a user would see: statuses and the parsed offer. */
 import { RawTcp, RawUdp, udpDatagram } from './clients.js';
-import { framedRequest } from '../../src/protocol/framing.js';
+import { framedRequest } from '../../src/protocol/framing/content-length.js';
 import {
   writeActionRequest,
   writeCreateRequest,

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { loadRecordings, payloadBytes, type RecordedMessage, type Recording } from '../helpers/recordings.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { RawTcp, RawUdp, eventually } from '../helpers/clients.js';
-import { checkCapability, checkChallenge, checkFramedReply, checkOfferXml } from '../../src/protocol/gogoc-check.js';
+import { checkCapability, checkChallenge, checkFramedReply, checkOfferXml } from '../helpers/gogoc-check.js';
 
 const recordings = loadRecordings();
 assert.equal(recordings.length, 13, 'all 13 recorded sessions are present');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { RawTcp, RawUdp, eventually, udpDatagram } from '../helpers/clients.js';
 import { runSession } from '../helpers/tsp.js';
-import { framedRequest } from '../../src/protocol/framing.js';
+import { framedRequest } from '../../src/protocol/framing/content-length.js';
 import { writeCreateRequest } from '../../src/protocol/xml.js';
 import { buildClientResponse, parseChallenge } from '../../src/protocol/sasl/digest-md5.js';
 import { encodePlain } from '../../src/protocol/sasl/plain.js';

@@ -19,7 +19,7 @@ import {
   type ClientSessionOptions,
   type ClientStep,
   type RequestedMode,
-} from '../../../src/protocol/client-session.js';
+} from '../../../src/protocol/client/session.js';
 import type { TspVersion } from '../../../src/protocol/constants.js';
 import { InvariantError, Rng, call, errorFeature, fnv1a, type Target } from '../engine.js';
 import { Settings, decodeRecords, mutateRecords, shrinkRecords } from '../records.js';

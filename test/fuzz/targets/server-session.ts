@@ -30,12 +30,12 @@ import { BrokerError, type ErrorCode } from '../../../src/errors.js';
 import type { TspVersion } from '../../../src/protocol/constants.js';
 import {
   ServerSession,
-  classifyFirstDatagram,
   type Mechanism,
   type ServerSessionOptions,
   type SessionEvent,
   type Step,
-} from '../../../src/protocol/server-session.js';
+} from '../../../src/protocol/server/session.js';
+import { classifyFirstDatagram } from '../../../src/protocol/framing/udp.js';
 import { digestSecret } from '../../../src/protocol/sasl/digest-md5.js';
 import type { Offer } from '../../../src/protocol/xml.js';
 import { InvariantError, Rng, call, fnv1a, messageShape, type KnownIssue, type Target } from '../engine.js';

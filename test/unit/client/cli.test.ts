@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execCommand } from '../../helpers/netns.js';
 import { writeOffer } from '../../../src/protocol/xml.js';
-import { framedReply } from '../../../src/protocol/framing.js';
+import { framedReply } from '../../../src/protocol/framing/content-length.js';
 
 const TSPC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/tspc.js');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tspc-cli-'));

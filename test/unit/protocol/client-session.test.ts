@@ -6,13 +6,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   ClientSession,
-  chooseMechanism,
-  nextLowerVersion,
-  redirectList,
   type ClientEvent,
   type ClientSessionOptions,
   type ClientStep,
-} from '../../../src/protocol/client-session.js';
+} from '../../../src/protocol/client/session.js';
+import { chooseMechanism, nextLowerVersion, redirectList } from '../../../src/protocol/client/replies.js';
 import type { TspVersion } from '../../../src/protocol/constants.js';
 import { loadRecordings, payloadBytes, type RecordedMessage, type Recording } from '../../helpers/recordings.js';
 

@@ -8,7 +8,7 @@ import {
   type ServerSessionOptions,
   type SessionEvent,
   type Step,
-} from '../../../src/protocol/server-session.js';
+} from '../../../src/protocol/server/session.js';
 import { digestSecret } from '../../../src/protocol/sasl/digest-md5.js';
 import { BrokerError } from '../../../src/errors.js';
 import type { Offer } from '../../../src/protocol/xml.js';

@@ -10,8 +10,8 @@ import {
   writeOffer,
   type Offer,
 } from '../../../src/protocol/xml.js';
-import { framedReply, framedRequest } from '../../../src/protocol/framing.js';
-import { checkOfferXml } from '../../../src/protocol/gogoc-check.js';
+import { framedReply, framedRequest } from '../../../src/protocol/framing/content-length.js';
+import { checkOfferXml } from '../../helpers/gogoc-check.js';
 import { loadRecordings } from '../../helpers/recordings.js';
 import type { BrokerError } from '../../../src/errors.js';
 

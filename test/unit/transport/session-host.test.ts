@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TcpControl } from '../../../src/transport/tcp.js';
 import { UdpControl } from '../../../src/transport/udp.js';
-import { ServerSession, type SessionEvent } from '../../../src/protocol/server-session.js';
+import { ServerSession, type SessionEvent } from '../../../src/protocol/server/session.js';
 import { MemoryDataPlane } from '../../../src/dataplane/memory.js';
 import { systemClock } from '../../../src/clock.js';
 import type { TspVersion } from '../../../src/protocol/constants.js';
