@@ -5,8 +5,6 @@ import type { Config } from '../config/schema.js';
 import type { Store, PoolUsage } from '../store/types.js';
 import type { Broker } from '../broker/broker.js';
 import type { AccountService } from '../broker/accounts.js';
-import type { DataPlane } from '../dataplane/types.js';
-import type { Pools } from '../broker/pools.js';
 import type { Clock } from '../clock.js';
 import type { SessionCounts } from '../transport/session-host.js';
 import type { TokenService } from './tokens.js';
@@ -20,8 +18,6 @@ export interface AdminContext {
   store: Store;
   broker: Broker;
   accounts: AccountService;
-  dataplane: DataPlane;
-  pools: Pools;
   clock: Clock;
   tokens: TokenService;
   auth: Authenticator;

@@ -148,8 +148,6 @@ function adminContext(deps: AdminDeps, clock: Clock): AdminContext {
     store: deps.store,
     broker: deps.broker,
     accounts: deps.accounts,
-    dataplane: deps.dataplane,
-    pools: deps.pools,
     clock,
     tokens,
     auth: new Authenticator(deps.store, tokens, clock, {

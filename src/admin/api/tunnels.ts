@@ -2,8 +2,8 @@
  *  stored by state), one tunnel, its recent traffic, and kill (with an optional block). */
 
 import type { FastifyInstance } from 'fastify';
-import type { TunnelSort, TunnelState } from '../../store/types.js';
-import type { TunnelType } from '../../tunnel-model.js';
+import type { TunnelState } from '../../store/types.js';
+import type { TunnelQuery } from '../actions.js';
 import { ratesFromSamples } from '../history.js';
 import type { AdminContext } from '../context.js';
 import {
@@ -29,18 +29,8 @@ export function registerTunnelApi(app: FastifyInstance, ctx: AdminContext): void
 }
 
 function registerTunnelList(app: FastifyInstance, ctx: AdminContext): void {
-  app.get<{
-    Querystring: {
-      state: (typeof STATES)[number];
-      type?: TunnelType;
-      username?: string;
-      search?: string;
-      sort?: TunnelSort;
-      order?: 'asc' | 'desc';
-      offset: number;
-      limit: number;
-    };
-  }>(
+  // the query is AdminActions' own, with the states the schema below admits
+  app.get<{ Querystring: Omit<TunnelQuery, 'state'> & { state: (typeof STATES)[number] } }>(
     '/tunnels',
     {
       schema: {

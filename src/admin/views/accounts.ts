@@ -3,7 +3,7 @@
 
 import { html, type SafeHtml } from '../html.js';
 import type { Account, TunnelRecord } from '../../store/types.js';
-import { csrfField, flashNote, layout, when, type Viewer } from './layout.js';
+import { csrfField, flashNote, layout, pager, when, type Viewer } from './layout.js';
 import { recentTunnelsCard } from './tunnels.js';
 
 export function accountsPage(
@@ -73,9 +73,7 @@ export function accountsPage(
             )}
           </tbody>
         </table>
-        <div class="pager">
-          ${p.offset > 0 ? html`<a href="${q(Math.max(0, p.offset - p.limit))}">← Previous</a>` : ''}${p.offset + p.items.length < p.total ? html`<a href="${q(p.offset + p.limit)}">Next →</a>` : ''}
-        </div>
+        ${pager({ offset: p.offset, limit: p.limit, shown: p.items.length, total: p.total }, q)}
       </div>`,
   );
 }

@@ -2,7 +2,7 @@
 
 import { html, type SafeHtml } from '../html.js';
 import type { AuditEvent } from '../../store/types.js';
-import { layout, when, type Viewer } from './layout.js';
+import { layout, pager, when, type Viewer } from './layout.js';
 
 /** The audit page's filters as typed: from and to are UTC days (YYYY-MM-DD), both included. */
 export interface AuditFilterForm {
@@ -71,9 +71,7 @@ export function auditPage(
             )}
           </tbody>
         </table>
-        <div class="pager">
-          ${p.offset > 0 ? html`<a href="${q(Math.max(0, p.offset - p.limit))}">← Newer</a>` : ''}${p.offset + p.items.length < p.total ? html`<a href="${q(p.offset + p.limit)}">Older →</a>` : ''}
-        </div>
+        ${pager({ offset: p.offset, limit: p.limit, shown: p.items.length, total: p.total }, q, ['← Newer', 'Older →'])}
       </div>`,
   );
 }

@@ -4,7 +4,7 @@
  *  value); no I/O here: admin/ui/ gathers the data and picks the view. Every state-changing form carries the
  *  session's CSRF token in `_csrf`; destructive ones ask for confirmation through `data-confirm` (assets.ts). */
 
-import { html, type SafeHtml } from '../html.js';
+import { html, trusted, type SafeHtml } from '../html.js';
 import type { TunnelRecord } from '../../store/types.js';
 import { endpointLabel } from '../../tunnel-model.js';
 
@@ -139,4 +139,18 @@ export function endpoint(t: TunnelRecord): string {
 /** The message a page shows after a redirect (admin/ui/common.ts `flashOf`). */
 export function flashNote(flash: string | undefined): SafeHtml | '' {
   return flash ? html`<div class="flash" role="status">${flash}</div>` : '';
+}
+
+/** Links to the previous and next page of a list, each only where there is one; `rel` marks them for scripts
+ *  and assistive technology (the tunnel list). */
+export function pager(
+  at: { offset: number; limit: number; shown: number; total: number },
+  href: (offset: number) => string,
+  labels: readonly [previous: string, next: string] = ['← Previous', 'Next →'],
+  rel = false,
+): SafeHtml {
+  const attr = (r: string) => (rel ? trusted(`rel="${r}" `) : '');
+  return html`<div class="pager">
+    ${at.offset > 0 ? html`<a ${attr('prev')}href="${href(Math.max(0, at.offset - at.limit))}">${labels[0]}</a>` : ''}${at.offset + at.shown < at.total ? html`<a ${attr('next')}href="${href(at.offset + at.limit)}">${labels[1]}</a>` : ''}
+  </div>`;
 }

@@ -29,15 +29,22 @@ function serverNote(c: ClientConfig): SafeHtml {
       </p>`;
 }
 
-export function gogocConf(c: ClientConfig): string {
+/** The keys both clients read alike (tspc reads gogoc.conf's keys): where, who, and what tunnel to ask for. */
+function accountKeys(c: ClientConfig): string[] {
   return [
-    `# gogoc.conf for ${c.username}`,
     `server=${c.server ?? SERVER_UNKNOWN}`,
     `userid=${c.username}`,
     `passwd=YOUR-PASSWORD`,
     `auth_method=digest-md5`,
     `tunnel_mode=v6anyv4`,
     `host_type=${c.hostType}`,
+  ];
+}
+
+export function gogocConf(c: ClientConfig): string {
+  return [
+    `# gogoc.conf for ${c.username}`,
+    ...accountKeys(c),
     ...(c.hostType === 'router' ? [`prefixlen=${c.prefixLen ?? 56}`, 'if_prefix=eth1'] : []),
     `template=linux`,
     `keepalive=yes`,
@@ -49,12 +56,7 @@ export function gogocConf(c: ClientConfig): string {
 export function tspcConf(c: ClientConfig): string {
   return [
     `# tspc.conf (gogoc.conf keys): run  tspc --config tspc.conf`,
-    `server=${c.server ?? SERVER_UNKNOWN}`,
-    `userid=${c.username}`,
-    `passwd=YOUR-PASSWORD`,
-    `auth_method=digest-md5`,
-    `tunnel_mode=v6anyv4`,
-    `host_type=${c.hostType}`,
+    ...accountKeys(c),
     ...(c.hostType === 'router' ? [`prefixlen=${c.prefixLen ?? 56}`] : []),
     '',
   ].join('\n');

@@ -8,7 +8,7 @@ import type { TunnelType } from '../../tunnel-model.js';
 import type { RatePoint } from '../history.js';
 import { chartLegend, formatBytes, trafficChart } from '../chart.js';
 import { MAX_BLOCK_MINUTES } from '../../broker/blocks.js';
-import { csrfField, endpoint, flashNote, formatAge, layout, when, type Viewer } from './layout.js';
+import { csrfField, endpoint, flashNote, formatAge, layout, pager, when, type Viewer } from './layout.js';
 
 /** Kill, and kill and block for N minutes (broker/blocks.ts). A killed client usually reconnects about 80 s
  *  later, which the page says next to the buttons; in a table row the blocking form folds into a <details>. */
@@ -206,9 +206,12 @@ export function tunnelList(v: Viewer, q: TunnelListQuery, list: Page<TunnelRecor
         ${tunnelRows(v, list.items, now, live)}
       </tbody>
     </table>
-    <div class="pager">
-      ${q.offset > 0 ? html`<a rel="prev" href="${tunnelListUrl('/tunnels', q, { offset: Math.max(0, q.offset - TUNNEL_PAGE) })}">← Previous</a>` : ''}${last < list.total ? html`<a rel="next" href="${tunnelListUrl('/tunnels', q, { offset: q.offset + TUNNEL_PAGE })}">Next →</a>` : ''}
-    </div>`;
+    ${pager(
+      { offset: q.offset, limit: TUNNEL_PAGE, shown: list.items.length, total: list.total },
+      (offset) => tunnelListUrl('/tunnels', q, { offset }),
+      undefined,
+      true,
+    )}`;
 }
 
 export function tunnelsPage(
