@@ -4,8 +4,10 @@
 
 import { BrokerError } from '../../errors.js';
 import type { TspVersion } from '../constants.js';
+import { splitWhole } from '../framing/content-length.js';
 import { stripTrailingNuls } from '../framing/lines.js';
-import { parseXml } from '../xml.js';
+import { statusOfLine } from '../status.js';
+import { parseOffer, parseXml, type Offer } from '../xml.js';
 
 export type ClientMechanism = 'ANONYMOUS' | 'PLAIN' | 'DIGEST-MD5';
 export type AuthMethod = 'anonymous' | 'plain' | 'digest-md5' | 'any';
@@ -78,4 +80,54 @@ export function redirectList(body: string): string[] {
 export function asClientError(e: unknown): BrokerError {
   if (e instanceof BrokerError && e.code.startsWith('CLIENT_')) return e;
   return new BrokerError('CLIENT_PROTOCOL', e instanceof Error ? e.message : String(e), { cause: e });
+}
+
+export type OfferReply =
+  | { kind: 'offer'; offer: Offer }
+  /** Not a 200: the status line and the reply it came in, for the failure. */
+  | { kind: 'status'; line: string; body: Buffer };
+
+/** Reads the reply to create: a Content-length message carrying `200 Success` and the offer's XML. A bare status
+ *  line where the framed reply belongs is reported as that status (gogoc loops on it as an I/O error). */
+export function readOfferReply(body: Buffer): OfferReply {
+  const w = splitWhole(body, 'trail');
+  if (w.kind === 'noLineEnd' || w.kind === 'notFramed') {
+    if (isStatusLine(body.toString('latin1'))) return { kind: 'status', line: lineOf(body), body };
+    throw new BrokerError('CLIENT_PROTOCOL', 'the reply to create is not a Content-length message');
+  }
+  if (w.kind === 'mismatch')
+    throw new BrokerError(
+      'CLIENT_PROTOCOL',
+      `Content-length ${w.length} but ${w.following} bytes follow: the server's framing is wrong`,
+    );
+  const framed = w.payload.toString('utf8');
+  const statusEnd = framed.indexOf('\n');
+  const statusText = (statusEnd < 0 ? framed : framed.slice(0, statusEnd)).replace(/\r$/, '');
+  if (statusOfLine(statusText) !== 200) return { kind: 'status', line: statusText, body: Buffer.from(framed, 'utf8') };
+  const xmlStart = framed.indexOf('<', statusEnd + 1);
+  if (statusEnd < 0 || xmlStart < 0) throw new BrokerError('CLIENT_BAD_OFFER', 'the offer carries no XML');
+  try {
+    return { kind: 'offer', offer: parseOffer(framed.slice(xmlStart)) };
+  } catch (e) {
+    throw new BrokerError('CLIENT_BAD_OFFER', `unusable offer: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** What a client must check before configuring anything (§13.2 "Offer checks"). */
+export function checkOffer(
+  offer: Offer,
+  request: { mode: RequestedMode; prefixLength?: number },
+  transport: 'udp' | 'tcp',
+): void {
+  const mode = request.mode;
+  if (mode !== 'v6anyv4' && offer.type !== mode)
+    throw new BrokerError('CLIENT_BAD_OFFER', `asked for ${mode}, offered ${offer.type}`);
+  if (offer.type === 'v6udpv4' && transport === 'tcp')
+    throw new BrokerError('CLIENT_BAD_OFFER', 'offered v6udpv4 over TCP: its data path is the TSP UDP flow');
+  if (request.prefixLength !== undefined && !offer.prefix)
+    throw new BrokerError('CLIENT_BAD_OFFER', 'router mode asked for a prefix; the offer has none');
+  if (offer.prefix && offer.prefix.length > 64)
+    throw new BrokerError('CLIENT_BAD_OFFER', `delegated prefix length ${offer.prefix.length} is longer than 64`);
+  if (offer.keepalive && offer.keepalive.address === '::')
+    throw new BrokerError('CLIENT_BAD_OFFER', 'keepalive address :: is a placeholder, not an echo target');
 }

@@ -10,7 +10,6 @@
 
 import { BrokerError } from '../../errors.js';
 import type { TspVersion } from '../constants.js';
-import { splitWhole } from '../framing/content-length.js';
 import { framedRequest } from '../framing/content-length.js';
 import {
   DEFAULT_TCP_READ_TIMEOUT_MS,
@@ -22,15 +21,17 @@ import {
 import { buildClientResponse, checkRspauth, parseChallenge } from '../sasl/digest-md5.js';
 import { encodePlain } from '../sasl/plain.js';
 import { statusOfLine } from '../status.js';
-import { parseOffer, writeActionRequest, writeCreateRequest, type Offer } from '../xml.js';
+import { writeActionRequest, writeCreateRequest, type Offer } from '../xml.js';
 import {
   asClientError,
+  checkOffer,
   chooseMechanism,
   decodeBase64Line,
   isStatusLine,
   lineOf,
   nextLowerVersion,
   parseCapability,
+  readOfferReply,
   redirectList,
   type AuthMethod,
   type ClientMechanism,
@@ -308,30 +309,10 @@ export class ClientSession {
   }
 
   private onOffer(body: Buffer, nowMs: number): void {
-    const w = splitWhole(body, 'trail');
-    if (w.kind === 'noLineEnd' || w.kind === 'notFramed') {
-      // A bare status line where a framed reply belongs: gogoc loops on it as an I/O error; we report it.
-      if (isStatusLine(body.toString('latin1'))) return this.failStatus(lineOf(body), body);
-      throw new BrokerError('CLIENT_PROTOCOL', 'the reply to create is not a Content-length message');
-    }
-    if (w.kind === 'mismatch')
-      throw new BrokerError(
-        'CLIENT_PROTOCOL',
-        `Content-length ${w.length} but ${w.following} bytes follow: the server's framing is wrong`,
-      );
-    const framed = w.payload.toString('utf8');
-    const statusEnd = framed.indexOf('\n');
-    const statusText = (statusEnd < 0 ? framed : framed.slice(0, statusEnd)).replace(/\r$/, '');
-    if (statusOfLine(statusText) !== 200) return this.failStatus(statusText, Buffer.from(framed, 'utf8'));
-    const xmlStart = framed.indexOf('<', statusEnd + 1);
-    if (statusEnd < 0 || xmlStart < 0) throw new BrokerError('CLIENT_BAD_OFFER', 'the offer carries no XML');
-    let offer: Offer;
-    try {
-      offer = parseOffer(framed.slice(xmlStart));
-    } catch (e) {
-      throw new BrokerError('CLIENT_BAD_OFFER', `unusable offer: ${(e as Error).message}`, { cause: e });
-    }
-    this.checkOffer(offer);
+    const r = readOfferReply(body);
+    if (r.kind === 'status') return this.failStatus(r.line, r.body);
+    const offer = r.offer;
+    checkOffer(offer, this.opt.request, this.opt.transport);
     this.offerSeen = offer;
     this.to('offer');
     this.out.events.push({ type: 'offer', offer });
@@ -343,21 +324,6 @@ export class ClientSession {
       this.to('acceptAck');
       this.out.events.push({ type: 'established', offer });
     }
-  }
-
-  /** What a client must check before configuring anything (§13.2 "Offer checks"). */
-  private checkOffer(offer: Offer): void {
-    const mode = this.opt.request.mode;
-    if (mode !== 'v6anyv4' && offer.type !== mode)
-      throw new BrokerError('CLIENT_BAD_OFFER', `asked for ${mode}, offered ${offer.type}`);
-    if (offer.type === 'v6udpv4' && this.opt.transport === 'tcp')
-      throw new BrokerError('CLIENT_BAD_OFFER', 'offered v6udpv4 over TCP: its data path is the TSP UDP flow');
-    if (this.opt.request.prefixLength !== undefined && !offer.prefix)
-      throw new BrokerError('CLIENT_BAD_OFFER', 'router mode asked for a prefix; the offer has none');
-    if (offer.prefix && offer.prefix.length > 64)
-      throw new BrokerError('CLIENT_BAD_OFFER', `delegated prefix length ${offer.prefix.length} is longer than 64`);
-    if (offer.keepalive && offer.keepalive.address === '::')
-      throw new BrokerError('CLIENT_BAD_OFFER', 'keepalive address :: is a placeholder, not an echo target');
   }
 
   // ---------------------------------------------------------------- helpers
