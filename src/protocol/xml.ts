@@ -46,102 +46,129 @@ function decodeEntities(s: string): string {
  *  whitespace and line ends, attributes in any order with either quote, self-closing tags, trailing
  *  whitespace and NULs. Rejects DOCTYPE, CDATA, unknown entities, mismatched tags. Throws TSP_BAD_XML. */
 export function parseXml(input: string): XmlElement {
-  let i = 0;
-  const s = input;
-  const n = s.length;
-  let count = 0;
-  const fail = (what: string): never => {
-    throw new RemoteProtocolError('TSP_BAD_XML', `${what} at offset ${i}`);
-  };
-  const skipMisc = () => {
+  const r = new XmlReader(input);
+  r.skipMisc();
+  const root = r.element(0);
+  r.skipMisc();
+  if (r.i < input.length) r.fail('content after the root element');
+  return root;
+}
+
+/** The reader behind parseXml: a position in the text and one method per construct. */
+class XmlReader {
+  i = 0;
+  private count = 0;
+  private readonly n: number;
+  constructor(private readonly s: string) {
+    this.n = s.length;
+  }
+
+  fail(what: string): never {
+    throw new RemoteProtocolError('TSP_BAD_XML', `${what} at offset ${this.i}`);
+  }
+
+  /** Whitespace, NULs, processing instructions and comments between the document's parts. */
+  skipMisc(): void {
+    const s = this.s;
     for (;;) {
-      while (i < n && /[\s\0]/.test(s[i]!)) i++;
-      if (s.startsWith('<?', i)) {
-        const e = s.indexOf('?>', i);
-        if (e < 0) fail('unterminated processing instruction');
-        i = e + 2;
-      } else if (s.startsWith('<!--', i)) {
-        const e = s.indexOf('-->', i);
-        if (e < 0) fail('unterminated comment');
-        i = e + 3;
-      } else if (s.startsWith('<!', i)) {
-        fail('DOCTYPE, CDATA and declarations are not allowed');
-      } else return;
+      while (this.i < this.n && /[\s\0]/.test(s[this.i]!)) this.i++;
+      if (s.startsWith('<?', this.i)) this.i = this.after('?>', 'unterminated processing instruction');
+      else if (s.startsWith('<!--', this.i)) this.i = this.after('-->', 'unterminated comment');
+      else if (s.startsWith('<!', this.i)) this.fail('DOCTYPE, CDATA and declarations are not allowed');
+      else return;
     }
-  };
-  const readName = (): string => {
-    NAME.lastIndex = i;
-    const m = NAME.exec(s);
-    if (!m) return fail('expected a name');
-    i += m[0].length;
-    return m[0].toLowerCase();
-  };
-  const element = (depth: number): XmlElement => {
-    if (depth > MAX_DEPTH) fail('elements nested too deep');
-    if (++count > MAX_ELEMENTS) fail('too many elements');
-    if (s[i] !== '<') fail('expected <');
-    i++;
-    const name = readName();
+  }
+
+  element(depth: number): XmlElement {
+    if (depth > MAX_DEPTH) this.fail('elements nested too deep');
+    if (++this.count > MAX_ELEMENTS) this.fail('too many elements');
+    if (this.s[this.i] !== '<') this.fail('expected <');
+    this.i++;
+    const name = this.readName();
     const attrs: Record<string, string> = {};
+    if (this.attributes(attrs) === 'selfClosing') return { name, attrs, children: [], text: '' };
+    return this.content(name, attrs, depth);
+  }
+
+  /** Reads attributes up to the end of the start tag. */
+  private attributes(attrs: Record<string, string>): 'selfClosing' | 'open' {
+    const s = this.s;
     for (;;) {
-      while (i < n && /\s/.test(s[i]!)) i++;
-      if (s.startsWith('/>', i)) {
-        i += 2;
-        return { name, attrs, children: [], text: '' };
+      this.skipSpace();
+      if (s.startsWith('/>', this.i)) {
+        this.i += 2;
+        return 'selfClosing';
       }
-      if (s[i] === '>') {
-        i++;
-        break;
+      if (s[this.i] === '>') {
+        this.i++;
+        return 'open';
       }
-      const an = readName();
-      while (i < n && /\s/.test(s[i]!)) i++;
-      if (s[i] !== '=') fail(`expected = after attribute ${an}`);
-      i++;
-      while (i < n && /\s/.test(s[i]!)) i++;
-      const q = s[i];
-      if (q !== '"' && q !== "'") fail(`attribute ${an} value must be quoted`);
-      const e = s.indexOf(q!, i + 1);
-      if (e < 0) fail('unterminated attribute value');
-      const raw = s.slice(i + 1, e);
-      if (raw.includes('<')) fail('< in attribute value');
+      const an = this.readName();
+      this.skipSpace();
+      if (s[this.i] !== '=') this.fail(`expected = after attribute ${an}`);
+      this.i++;
+      this.skipSpace();
+      const q = s[this.i];
+      if (q !== '"' && q !== "'") this.fail(`attribute ${an} value must be quoted`);
+      const e = s.indexOf(q!, this.i + 1);
+      if (e < 0) this.fail('unterminated attribute value');
+      const raw = s.slice(this.i + 1, e);
+      if (raw.includes('<')) this.fail('< in attribute value');
       attrs[an] = decodeEntities(raw);
-      i = e + 1;
+      this.i = e + 1;
     }
+  }
+
+  /** Children and text up to the matching end tag. */
+  private content(name: string, attrs: Record<string, string>, depth: number): XmlElement {
+    const s = this.s;
     const children: XmlElement[] = [];
     let text = '';
     for (;;) {
-      if (i >= n) fail(`unterminated element <${name}>`);
-      if (s.startsWith('</', i)) {
-        i += 2;
-        const close = readName();
-        if (close !== name) fail(`</${close}> closes <${name}>`);
-        while (i < n && /\s/.test(s[i]!)) i++;
-        if (s[i] !== '>') fail('expected >');
-        i++;
+      if (this.i >= this.n) this.fail(`unterminated element <${name}>`);
+      if (s.startsWith('</', this.i)) {
+        this.i += 2;
+        const close = this.readName();
+        if (close !== name) this.fail(`</${close}> closes <${name}>`);
+        this.skipSpace();
+        if (s[this.i] !== '>') this.fail('expected >');
+        this.i++;
         return { name, attrs, children, text: text.trim() };
       }
-      if (s.startsWith('<!--', i)) {
-        const e = s.indexOf('-->', i);
-        if (e < 0) fail('unterminated comment');
-        i = e + 3;
+      if (s.startsWith('<!--', this.i)) {
+        this.i = this.after('-->', 'unterminated comment');
         continue;
       }
-      if (s.startsWith('<!', i) || s.startsWith('<?', i)) fail('declarations are not allowed inside elements');
-      if (s[i] === '<') {
-        children.push(element(depth + 1));
+      if (s.startsWith('<!', this.i) || s.startsWith('<?', this.i))
+        this.fail('declarations are not allowed inside elements');
+      if (s[this.i] === '<') {
+        children.push(this.element(depth + 1));
         continue;
       }
-      const e = s.indexOf('<', i);
-      const chunk = e < 0 ? s.slice(i) : s.slice(i, e);
-      text += decodeEntities(chunk);
-      i = e < 0 ? n : e;
+      const e = s.indexOf('<', this.i);
+      text += decodeEntities(e < 0 ? s.slice(this.i) : s.slice(this.i, e));
+      this.i = e < 0 ? this.n : e;
     }
-  };
-  skipMisc();
-  const root = element(0);
-  skipMisc();
-  if (i < n) fail('content after the root element');
-  return root;
+  }
+
+  private readName(): string {
+    NAME.lastIndex = this.i;
+    const m = NAME.exec(this.s);
+    if (!m) return this.fail('expected a name');
+    this.i += m[0].length;
+    return m[0].toLowerCase();
+  }
+
+  private skipSpace(): void {
+    while (this.i < this.n && /\s/.test(this.s[this.i]!)) this.i++;
+  }
+
+  /** The offset just past the next `end`, or a failure named `what`. */
+  private after(end: string, what: string): number {
+    const e = this.s.indexOf(end, this.i);
+    if (e < 0) this.fail(what);
+    return e + end.length;
+  }
 }
 
 export const child = (e: XmlElement | undefined, name: string): XmlElement | undefined =>
