@@ -44,7 +44,7 @@ for (const p of [
   'dist/cli/tspc.js',
   'dist/.build-stamp',
   'native/binding.gyp',
-  'native/src/addon.cc',
+  'native/src/addon/addon.cc',
   'scripts/build-native.mjs',
   'packaging/tsp-broker.service',
   'packaging/config.json',
@@ -52,7 +52,9 @@ for (const p of [
 ]) {
   if (!has(p)) fail(`the package lacks ${p}`);
 }
-const unwanted = listing.filter((p) => /^package\/(src|test|bench|native\/build|node_modules|data)\//.test(p));
+const unwanted = listing.filter((p) =>
+  /^package\/(src|test|bench|native\/(build|bench|test)|node_modules|data)\//.test(p),
+);
 if (unwanted.length > 0) fail(`the package holds files it should not:\n${unwanted.slice(0, 20).join('\n')}`);
 
 step(`npm install -g ${path.basename(tarball)} into a temporary prefix`);

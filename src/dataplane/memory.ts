@@ -376,7 +376,7 @@ export class MemoryDataPlane implements DataPlane {
   }
 }
 
-// ----- packets and addresses (native/src/packet.h) ---------------------------------------------------------------
+// ----- packets and addresses (native/src/engine/packet.h) --------------------------------------------------------
 
 /** Length of the IPv6 packet in `p` if well formed (version 6, header present, payload length fits), else 0. */
 function ipv6PacketLength(p: Buffer): number {

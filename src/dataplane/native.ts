@@ -66,7 +66,7 @@ export type ClientCounterName = (typeof CLIENT_COUNTER_NAMES)[number];
 export const TUNNEL_RECORD_FIELDS = ['id', 'rxPackets', 'rxBytes', 'txPackets', 'txBytes', 'lastRxMs'] as const;
 const [ID, RX_PACKETS, RX_BYTES, TX_PACKETS, TX_BYTES, LAST_RX_MS] = [0, 1, 2, 3, 4, 5] as const;
 
-// ----- the addon's raw surface (native/src/addon.cc) ------------------------------------------------------------
+// ----- the addon's raw surface (native/src/addon/) --------------------------------------------------------------
 
 interface NativeTunnel {
   id: number;
