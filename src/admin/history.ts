@@ -4,7 +4,7 @@
  *  reads more than its bucket count of rows back: 1 h in 1-minute buckets, 24 h in 10-minute buckets and
  *  7 d in 1-hour buckets. A bucket with no row (the broker was not running) is a gap, not a zero. */
 
-import type { Store } from '../store/types.js';
+import type { TrafficStore } from '../store/types.js';
 import type { TrafficMeter, TrafficSample } from './traffic.js';
 
 export const RANGES = {
@@ -49,7 +49,12 @@ export interface RangeRates {
   points: RatePoint[];
 }
 
-export async function rangeRates(store: Store, meter: TrafficMeter, now: number, range: RangeKey): Promise<RangeRates> {
+export async function rangeRates(
+  store: TrafficStore,
+  meter: TrafficMeter,
+  now: number,
+  range: RangeKey,
+): Promise<RangeRates> {
   const r = RANGES[range];
   if (range === '10m') {
     // memory holds 10 minutes at most: the axis starts at the oldest sample (the broker may be younger)

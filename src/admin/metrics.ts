@@ -25,7 +25,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Broker, SessionOutcome } from '../broker/broker.js';
 import { EMPTY_DROPS, type DropReason } from '../dataplane/types.js';
 import { ERRORS } from '../errors.js';
-import type { PoolUsage, Store } from '../store/types.js';
+import type { AllocationStore, PoolUsage } from '../store/types.js';
 import type { SessionCounts } from '../transport/session-host.js';
 import type { Clock } from '../clock.js';
 import type { TrafficMeter } from './traffic.js';
@@ -55,7 +55,7 @@ export function bounded(value: string | undefined | null, allowed: readonly stri
 
 export interface MetricsDeps {
   broker: Broker;
-  store: Store;
+  store: AllocationStore;
   traffic: TrafficMeter;
   clock: Clock;
   sessionCounts?: () => SessionCounts;

@@ -10,7 +10,7 @@
 
 import type { Clock, Timer } from '../clock.js';
 import type { TrafficReading } from '../broker/tunnels.js';
-import type { Store } from '../store/types.js';
+import type { TrafficStore } from '../store/types.js';
 
 /** How often the history is sampled: fine enough for a live chart, cheap (one readCounters call). */
 export const SAMPLE_EVERY_MS = 5000;
@@ -47,7 +47,7 @@ export interface TunnelTraffic {
 }
 
 export interface PersistOptions {
-  store: Store;
+  store: TrafficStore;
   everyMs?: number;
   /** A failed write (the store is down): the interval's traffic is kept and written with the next one. */
   onError?: (err: unknown) => void;

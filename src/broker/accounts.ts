@@ -6,7 +6,7 @@
  *  ends them at its next sweep from the audit trail, with the same reason (broker/audit-follow.ts). */
 
 import { BrokerError } from '../errors.js';
-import type { Account, AccountLimits, EndReason, Page, Role, Store } from '../store/types.js';
+import type { Account, AccountLimits, AccountStore, AuditStore, EndReason, Page, Role } from '../store/types.js';
 import { makeCredentials, verifyPassword } from './credentials.js';
 import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
@@ -35,7 +35,7 @@ export interface LiveTunnelControl {
 
 export class AccountService {
   constructor(
-    private readonly store: Store,
+    private readonly store: AccountStore & AuditStore,
     private readonly realm: string,
     private readonly clock: Clock = systemClock,
     private readonly live?: LiveTunnelControl,

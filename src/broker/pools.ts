@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
 import type { Config } from '../config/schema.js';
-import type { Store } from '../store/types.js';
+import type { SettingsStore } from '../store/types.js';
 
 export interface Pools {
   /** Link pool, CIDR text: one /64 per tunnel owner. */
@@ -21,7 +21,7 @@ function randomUla(lengthBits: 40 | 48): string {
   return `${ipaddr.fromByteArray([...b]).toString()}/${lengthBits}`;
 }
 
-export async function resolvePools(config: Config, store: Store): Promise<Pools> {
+export async function resolvePools(config: Config, store: SettingsStore): Promise<Pools> {
   const link = config.pools.link ?? (await store.setSettingIfAbsent('pools.link', randomUla(48)));
   const delegation = config.pools.delegation ?? (await store.setSettingIfAbsent('pools.delegation', randomUla(40)));
   return { link: normalisePrefix(link), delegation: normalisePrefix(delegation) };

@@ -10,7 +10,10 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Clock, Timer } from '../clock.js';
-import type { Store } from '../store/types.js';
+import type { AuditStore, TunnelStore, WebStore } from '../store/types.js';
+
+/** The store calls retention makes. */
+type RetentionStore = TunnelStore & AuditStore & WebStore;
 
 export interface RetentionConfig {
   /** Days after their end that ended tunnels are kept; 0: forever. */
@@ -46,7 +49,7 @@ export interface PruneOptions {
 
 /** One pass at `now`. Store errors reject (the caller logs them and tries again at the next pass). */
 export async function pruneOnce(
-  store: Store,
+  store: RetentionStore,
   cfg: RetentionConfig,
   now: number,
   opts: PruneOptions = {},
@@ -82,7 +85,7 @@ export interface Retention {
 
 /** Runs pruneOnce now and then every PRUNE_INTERVAL_MS on an unref'd timer (it never keeps the process up);
  *  logs what each pass removed when it removed anything. */
-export function startRetention(store: Store, cfg: RetentionConfig, clock: Clock, log: Logger): Retention {
+export function startRetention(store: RetentionStore, cfg: RetentionConfig, clock: Clock, log: Logger): Retention {
   let timer: Timer | undefined;
   let stopped = false;
   let running: Promise<void> = Promise.resolve();

@@ -13,6 +13,7 @@ import { BrokerError, isBrokerError } from '../errors.js';
 import { openCliStore } from './database.js';
 import { AccountService } from '../broker/accounts.js';
 import { killTunnelInStore } from '../broker/tunnel-admin.js';
+import { endpointLabel } from '../tunnel-model.js';
 import { startBroker } from './start-broker.js';
 import { TokenService } from '../admin/tokens.js';
 import { readPassword } from './password.js';
@@ -244,7 +245,7 @@ withConfigFlags(tunnel.command('list'))
             t.id,
             t.username ?? '(anonymous)',
             t.type,
-            t.type === 'v6v4' ? t.clientIpv4 : `${t.clientIpv4}:${t.clientPort}`,
+            endpointLabel(t.type, t.clientIpv4, t.clientPort),
             t.clientIpv6,
             t.prefix ? `${t.prefix}/${t.prefixLen}` : '-',
             t.state,
