@@ -16,7 +16,7 @@ import type { Clock } from '../clock.js';
 import type { Config } from '../config/schema.js';
 import { enabledMechanisms } from '../config/schema.js';
 import type { DataPlane } from '../dataplane/types.js';
-import { ServerSession, type ServerSessionOptions } from '../protocol/server-session.js';
+import { ServerSession, type ServerSessionOptions } from '../protocol/server/session.js';
 import type { TspVersion } from '../protocol/constants.js';
 import type { EndReason, Store, TunnelRecord } from '../store/types.js';
 import { AnsweringHandler } from '../transport/answer.js';

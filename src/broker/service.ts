@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config/schema.js';
 import { BrokerError, isBrokerError } from '../errors.js';
-import type { Mechanism, SessionEvent } from '../protocol/server-session.js';
+import type { Mechanism, SessionEvent } from '../protocol/server/session.js';
 import type { Offer, TunnelRequest } from '../protocol/xml.js';
 import type { AccountLimits, Store, TunnelRecord } from '../store/types.js';
 import { clientPortFor, endpointKey } from '../tunnel-model.js';

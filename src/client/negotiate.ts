@@ -1,4 +1,4 @@
-/** @module client/negotiate: runs TSP sessions (protocol/client-session.ts) over real sockets until a tunnel is
+/** @module client/negotiate: runs TSP sessions (protocol/client/session.ts) over real sockets until a tunnel is
  *  established or the attempt fails. A thin adapter (docs/style.md §3): it moves bytes, arms the one timer the
  *  session asks for, and makes the socket decisions the session leaves to its caller:
  *

@@ -12,7 +12,7 @@
 import type { Clock } from '../clock.js';
 import type { BrokerError } from '../errors.js';
 import type { Endpoint } from '../dataplane/types.js';
-import type { SessionEvent } from '../protocol/server-session.js';
+import type { SessionEvent } from '../protocol/server/session.js';
 import type { Offer, TunnelRequest } from '../protocol/xml.js';
 import type { SessionContext, SessionHandler } from './session-host.js';
 

@@ -1,4 +1,4 @@
-/** @module test/fuzz/targets/server-session: ServerSession (src/protocol/server-session.ts) under random client
+/** @module test/fuzz/targets/server-session: ServerSession (src/protocol/server/session.ts) under random client
  *  bytes, TCP splits, timer firings and broker answers, over UDP and TCP.
  *
  *  Input: records (test/fuzz/records.ts). Settings: nonce, mechanisms, tunnel types, negotiation timeout, start
