@@ -9,7 +9,6 @@ import type { Clock } from '../clock.js';
 import type { SessionCounts } from '../transport/session-host.js';
 import type { TokenService } from './tokens.js';
 import type { Authenticator } from './auth.js';
-import type { AdminActions } from './actions.js';
 import type { TrafficMeter } from './traffic.js';
 import type { AdminMetrics } from './metrics.js';
 
@@ -21,7 +20,6 @@ export interface AdminContext {
   clock: Clock;
   tokens: TokenService;
   auth: Authenticator;
-  actions: AdminActions;
   traffic: TrafficMeter;
   metrics: AdminMetrics;
   /** TSP port clients should use (the bound one), for the configuration snippets. */

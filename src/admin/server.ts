@@ -20,13 +20,11 @@ import type { Config } from '../config/schema.js';
 import type { Store } from '../store/types.js';
 import type { Broker } from '../broker/broker.js';
 import type { AccountService } from '../broker/accounts.js';
-import type { DataPlane } from '../dataplane/types.js';
 import type { Pools } from '../broker/pools.js';
 import type { SessionCounts } from '../transport/session-host.js';
 import { systemClock, type Clock } from '../clock.js';
 import { TokenService } from './tokens.js';
 import { Authenticator } from './auth.js';
-import { AdminActions } from './actions.js';
 import { TrafficMeter } from './traffic.js';
 import { AdminMetrics } from './metrics.js';
 import { OpenApiBuilder } from './openapi.js';
@@ -61,7 +59,6 @@ export interface AdminDeps {
   store: Store;
   broker: Broker;
   accounts: AccountService;
-  dataplane: DataPlane;
   pools: Pools;
   ports?: { udp: number; tcp: number };
   sessionCounts?: () => SessionCounts;
@@ -154,7 +151,6 @@ function adminContext(deps: AdminDeps, clock: Clock): AdminContext {
       onAuditSuppressed: () => metrics.auditSuppressed.inc(),
       ...(deps.log ? { log: deps.log.child({ component: 'admin' }) } : {}),
     }),
-    actions: new AdminActions(deps.store, deps.accounts, deps.broker),
     traffic,
     metrics,
     tspPort: deps.ports?.udp || deps.ports?.tcp || deps.config.listen.port,

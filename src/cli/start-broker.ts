@@ -155,7 +155,7 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
     let admin: { port: number } | undefined;
     let selfService: { port: number } | undefined;
     if (config.admin.enabled || config.selfService.enabled) {
-      const deps = { config, store, broker, accounts, dataplane: dp, pools, ports, sessionCounts, clock, log };
+      const deps = { config, store, broker, accounts, pools, ports, sessionCounts, clock, log };
       const server = await startAdminServer(deps);
       closers.push(() => server.close());
       if (config.admin.enabled) admin = { port: server.port };

@@ -120,7 +120,7 @@ function registerAccountChanges(app: FastifyInstance, ctx: AdminContext): void {
           response: { 200: accountSchema, ...commonErrors, 404: errorSchema },
         },
       },
-      async (req) => ctx.actions.setDisabled(principalOf(req).actor, req.params.username, disabled),
+      async (req) => ctx.accounts.setDisabled(principalOf(req).actor, req.params.username, disabled),
     );
   }
 
@@ -152,7 +152,7 @@ function registerAccountChanges(app: FastifyInstance, ctx: AdminContext): void {
       },
     },
     async (req, reply) => {
-      await ctx.actions.deleteAccount(principalOf(req).actor, req.params.username);
+      await ctx.accounts.delete(principalOf(req).actor, req.params.username);
       return reply.code(204).send();
     },
   );

@@ -60,7 +60,7 @@ export function registerSelfApi(app: FastifyInstance, ctx: AdminContext): void {
       if (p.kind !== 'session')
         throw new BrokerError('API_FORBIDDEN', 'a token has no password; sign in as the account');
       await ctx.auth.throttledPasswordCheck(p.actor, p.account.username, req.ip, () =>
-        ctx.actions.changeOwnPassword(p.actor, p.account, req.body.currentPassword, req.body.newPassword),
+        ctx.accounts.changeOwnPassword(p.actor, p.account.username, req.body.currentPassword, req.body.newPassword),
       );
       return reply.code(204).send();
     },

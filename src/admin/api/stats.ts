@@ -81,7 +81,7 @@ export function registerStatsApi(app: FastifyInstance, ctx: AdminContext): void 
       },
     },
     async (req) => {
-      const byType = ctx.actions.liveByType();
+      const byType = ctx.broker.admin.liveByType();
       const range = rangeOf(req.query.range);
       return {
         liveTunnels: byType.v6v4 + byType.v6udpv4,

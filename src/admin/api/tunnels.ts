@@ -3,7 +3,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { TunnelState } from '../../store/types.js';
-import type { TunnelQuery } from '../actions.js';
+import type { TunnelQuery } from '../../broker/tunnel-admin.js';
 import { ratesFromSamples } from '../history.js';
 import type { AdminContext } from '../context.js';
 import {
@@ -62,7 +62,7 @@ function registerTunnelList(app: FastifyInstance, ctx: AdminContext): void {
         response: { 200: pageOf(tunnelSchema), ...commonErrors, 404: errorSchema },
       },
     },
-    async (req) => ctx.actions.tunnels({ ...req.query, state: req.query.state as TunnelState | 'live' | 'all' }),
+    async (req) => ctx.broker.admin.list({ ...req.query, state: req.query.state as TunnelState | 'live' | 'all' }),
   );
 }
 
@@ -78,7 +78,7 @@ function registerTunnelDetail(app: FastifyInstance, ctx: AdminContext): void {
         response: { 200: tunnelSchema, ...commonErrors, 404: errorSchema },
       },
     },
-    async (req) => ctx.actions.tunnel(req.params.id),
+    async (req) => ctx.broker.admin.get(req.params.id),
   );
 
   app.get<{ Params: { id: number } }>(
@@ -104,7 +104,7 @@ function registerTunnelDetail(app: FastifyInstance, ctx: AdminContext): void {
       },
     },
     async (req) => {
-      const t = await ctx.actions.tunnel(req.params.id);
+      const t = await ctx.broker.admin.get(req.params.id);
       const samples = t.live ? ctx.traffic.tunnelSamples(t.id) : [];
       return { live: t.live, samples, rates: ratesFromSamples(samples) };
     },

@@ -61,7 +61,7 @@ export function registerAccountUi(app: FastifyInstance, ctx: AdminContext): void
 
   app.get<{ Params: { username: string } }>('/accounts/:username', async (req, reply) => {
     const a = await ctx.accounts.get(req.params.username);
-    const tunnels = await ctx.actions.tunnels({ state: 'all', username: a.username, offset: 0, limit: 20 });
+    const tunnels = await ctx.broker.admin.list({ state: 'all', username: a.username, offset: 0, limit: 20 });
     return page(reply, accountPage(viewer(principalOf(req)), a, tunnels.items, ctx.clock.now(), flashOf(req)));
   });
 
@@ -75,7 +75,7 @@ export function registerAccountUi(app: FastifyInstance, ctx: AdminContext): void
     ['enable', false],
   ] as const) {
     app.post<{ Params: { username: string } }>(`/accounts/:username/${verb}`, async (req, reply) => {
-      await ctx.actions.setDisabled(principalOf(req).actor, req.params.username, disabled);
+      await ctx.accounts.setDisabled(principalOf(req).actor, req.params.username, disabled);
       return done(reply, accountUrl(req.params.username), disabled ? 'disabled' : 'enabled', req.params.username);
     });
   }
@@ -87,7 +87,7 @@ export function registerAccountUi(app: FastifyInstance, ctx: AdminContext): void
   });
 
   app.post<{ Params: { username: string } }>('/accounts/:username/delete', async (req, reply) => {
-    await ctx.actions.deleteAccount(principalOf(req).actor, req.params.username);
+    await ctx.accounts.delete(principalOf(req).actor, req.params.username);
     return done(reply, '/accounts', 'deleted', req.params.username);
   });
 }

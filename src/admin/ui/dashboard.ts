@@ -10,7 +10,7 @@ import { page, viewer } from './common.js';
 
 export function registerDashboardUi(app: FastifyInstance, ctx: AdminContext): void {
   const dashboardData = async (range: RangeKey): Promise<DashboardData> => {
-    const byType = ctx.actions.liveByType();
+    const byType = ctx.broker.admin.liveByType();
     return {
       liveTunnels: byType.v6v4 + byType.v6udpv4,
       byType,

@@ -44,8 +44,8 @@ export function registerMeUi(app: FastifyInstance, ctx: AdminContext): void {
     const v = { ...viewer(p), selfService: isSelfService(req) };
     if (p.kind !== 'session') throw new BrokerError('API_FORBIDDEN', 'sign in as an account');
     const a = p.account;
-    const live = (await ctx.actions.tunnels({ state: 'live', username: a.username, offset: 0, limit: 10 })).items;
-    const recent = (await ctx.actions.tunnels({ state: 'ended', username: a.username, offset: 0, limit: 10 })).items;
+    const live = (await ctx.broker.admin.list({ state: 'live', username: a.username, offset: 0, limit: 10 })).items;
+    const recent = (await ctx.broker.admin.list({ state: 'ended', username: a.username, offset: 0, limit: 10 })).items;
     const cfg = clientConfig(ctx, a.username, [...live, ...recent]);
     return page(reply, mePage(v, a, live, recent, cfg, ctx.clock.now(), flashOf(req)));
   });
@@ -55,7 +55,12 @@ export function registerMeUi(app: FastifyInstance, ctx: AdminContext): void {
     if (p.kind !== 'session') throw new BrokerError('API_FORBIDDEN', 'sign in as an account');
     const form = req.body ?? {};
     await ctx.auth.throttledPasswordCheck(p.actor, p.account.username, req.ip, () =>
-      ctx.actions.changeOwnPassword(p.actor, p.account, field(form, 'currentPassword'), field(form, 'newPassword')),
+      ctx.accounts.changeOwnPassword(
+        p.actor,
+        p.account.username,
+        field(form, 'currentPassword'),
+        field(form, 'newPassword'),
+      ),
     );
     return done(reply, '/me', 'ownpassword');
   });

@@ -37,7 +37,7 @@ export function registerTunnelUi(app: FastifyInstance, ctx: AdminContext): void 
    *  account filter naming no account shows nothing rather than an error page. */
   const listPage = async (q: TunnelListQuery) => {
     try {
-      return await ctx.actions.tunnels({
+      return await ctx.broker.admin.list({
         state: q.state,
         ...(q.type ? { type: q.type } : {}),
         ...(q.account ? { username: q.account } : {}),
@@ -57,7 +57,7 @@ export function registerTunnelUi(app: FastifyInstance, ctx: AdminContext): void 
     const q = tunnelListQuery(req.query);
     const list = await listPage(q);
     const recent =
-      q.state === 'live' ? (await ctx.actions.tunnels({ state: 'ended', offset: 0, limit: 10 })).items : null;
+      q.state === 'live' ? (await ctx.broker.admin.list({ state: 'ended', offset: 0, limit: 10 })).items : null;
     return page(reply, tunnelsPage(viewer(principalOf(req)), q, list, recent, ctx.clock.now(), flashOf(req)));
   });
 
@@ -69,7 +69,7 @@ export function registerTunnelUi(app: FastifyInstance, ctx: AdminContext): void 
 
   app.get<{ Params: { id: string } }>('/tunnels/:id', async (req, reply) => {
     const id = tunnelIdOf(req.params.id);
-    const t = await ctx.actions.tunnel(id);
+    const t = await ctx.broker.admin.get(id);
     const samples = t.live ? ctx.traffic.tunnelSamples(id) : [];
     return page(
       reply,
