@@ -5,7 +5,7 @@
 import ipaddr from 'ipaddr.js';
 import type { TunnelCounters, TunnelSpec } from './types.js';
 
-// Specification constants (RFC 8200, RFC 4443), as in native/src/engine/constants.h.
+// Specification constants (RFC 8200, RFC 4443), as in native/src/engine/packet.h.
 const IPV6_HEADER_BYTES = 40;
 const NEXT_HEADER_ICMPV6 = 58;
 const ICMPV6_ECHO_REQUEST = 128;
