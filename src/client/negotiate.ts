@@ -185,6 +185,22 @@ function outcome(events: ClientEvent[], version: TspVersion): { next: TspVersion
   throw new BrokerError('CLIENT_PROTOCOL', `TSP ${version} session ended without a result`);
 }
 
+/** Settles a run from how its session ended: the next version to try, the negotiated tunnel, or the error. */
+function settle(
+  o: { error: unknown } | { events: ClientEvent[] },
+  how: Omit<Negotiated, 'offer'>,
+  resolve: (r: RunResult) => void,
+  reject: (e: unknown) => void,
+): void {
+  if ('error' in o) return reject(o.error);
+  try {
+    const r = outcome(o.events, how.version);
+    resolve('next' in r ? r : { ...how, offer: r.offer });
+  } catch (e) {
+    reject(e);
+  }
+}
+
 function runUdp(
   cfg: TspcConfig,
   target: NegotiateTarget,
@@ -213,14 +229,7 @@ function runUdp(
         // never bound
       }
       socket.close();
-      if ('error' in o) return reject(o.error);
-      try {
-        const r = outcome(o.events, version);
-        if ('next' in r) return resolve(r);
-        resolve({ offer: r.offer, transport: 'udp', version, mechanism: session!.authMechanism ?? '', server, local });
-      } catch (e) {
-        reject(e);
-      }
+      settle(o, { transport: 'udp', version, mechanism: session?.authMechanism ?? '', server, local }, resolve, reject);
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     socket.on('error', (e) =>
@@ -283,14 +292,7 @@ function runTcp(
       const local = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 };
       socket.end();
       socket.destroySoon();
-      if ('error' in o) return reject(o.error);
-      try {
-        const r = outcome(o.events, version);
-        if ('next' in r) return resolve(r);
-        resolve({ offer: r.offer, transport: 'tcp', version, mechanism: session!.authMechanism ?? '', server, local });
-      } catch (e) {
-        reject(e);
-      }
+      settle(o, { transport: 'tcp', version, mechanism: session?.authMechanism ?? '', server, local }, resolve, reject);
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     socket.on('error', (e: NodeJS.ErrnoException) => {

@@ -67,3 +67,15 @@ export function createKyselyStore(db: Kysely<Database>, driver: StoreDriver, clo
     },
   };
 }
+
+/** A store over `db`, migrated to the current schema; closed again if the migration fails. */
+export async function openKyselyStore(db: Kysely<Database>, driver: StoreDriver, clock?: Clock): Promise<KyselyStore> {
+  const store = createKyselyStore(db, driver, clock);
+  try {
+    await store.migrate();
+  } catch (e) {
+    await store.close().catch(() => undefined);
+    throw e;
+  }
+  return store;
+}

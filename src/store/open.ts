@@ -13,7 +13,7 @@ import { BrokerError } from '../errors.js';
 import type { Clock } from '../clock.js';
 import type { Store } from './types.js';
 import type { Database } from './schema.js';
-import { createKyselyStore, type KyselyStore } from './kysely-store.js';
+import { openKyselyStore, type KyselyStore } from './kysely-store.js';
 import type { StoreDriver } from './kysely/runner.js';
 import { openSqliteStore } from './sqlite.js';
 
@@ -68,12 +68,5 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Kys
     },
   };
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  const store = createKyselyStore(db, driver, opts.clock);
-  try {
-    await store.migrate();
-  } catch (e) {
-    await store.close().catch(() => undefined);
-    throw e;
-  }
-  return store;
+  return openKyselyStore(db, driver, opts.clock);
 }

@@ -34,7 +34,7 @@ import { Kysely, SqliteDialect, sql, type SqliteDatabase } from 'kysely';
 import { BrokerError } from '../errors.js';
 import type { Clock } from '../clock.js';
 import type { Database } from './schema.js';
-import { createKyselyStore, type KyselyStore } from './kysely-store.js';
+import { openKyselyStore, type KyselyStore } from './kysely-store.js';
 import type { StoreDriver } from './kysely/runner.js';
 
 export interface SqliteStoreOptions {
@@ -122,14 +122,7 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
   };
 
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
-  const store = createKyselyStore(db, driver, opts.clock);
-  try {
-    await store.migrate();
-  } catch (e) {
-    await store.close().catch(() => undefined);
-    throw e;
-  }
-  return store;
+  return openKyselyStore(db, driver, opts.clock);
 }
 
 /** Permission bits that let group or others read or write a file. */
