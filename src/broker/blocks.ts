@@ -1,6 +1,6 @@
 /** @module broker/blocks: who may not get a tunnel for a while, after an operator's "kill and block". A
  *  killed client usually reconnects about 80 s later; a block keeps it out until it expires: an account by
- *  id, an anonymous client by its source IPv4. The broker's offer path (Broker.reserve) asks `blockedUntil`
+ *  id, an anonymous client by its source IPv4. The broker's offer path (BrokerService.reserve) asks `blockedUntil`
  *  and answers TSP 301 while a block holds.
  *
  *  In memory, in the broker process: a restart lifts every block, and another broker process on the same store

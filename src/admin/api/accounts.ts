@@ -1,5 +1,5 @@
 /** @module admin/api/accounts: account routes under /api/v1 (admin only): list, show, create, set a password,
- *  disable or enable, set limits, delete. Disabling and deleting end the account's live tunnels (AdminActions). */
+ *  disable or enable, set limits, delete. Disabling and deleting end the account's live tunnels (AccountService). */
 
 import type { FastifyInstance } from 'fastify';
 import type { AccountLimits, Role } from '../../store/types.js';

@@ -29,7 +29,7 @@ export function registerTunnelApi(app: FastifyInstance, ctx: AdminContext): void
 }
 
 function registerTunnelList(app: FastifyInstance, ctx: AdminContext): void {
-  // the query is AdminActions' own, with the states the schema below admits
+  // the query is TunnelAdmin's own, with the states the schema below admits
   app.get<{ Querystring: Omit<TunnelQuery, 'state'> & { state: (typeof STATES)[number] } }>(
     '/tunnels',
     {
