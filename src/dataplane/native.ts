@@ -14,6 +14,7 @@
 
 import { createRequire } from 'node:module';
 import { BrokerError } from '../errors.js';
+import { clientPortFor } from '../tunnel-model.js';
 import { checkHostPrerequisites, setUpHost, type HostSetup } from './host.js';
 import {
   EMPTY_DROPS,
@@ -287,7 +288,7 @@ export class NativeDataPlane implements DataPlane {
         id: spec.id,
         type: spec.type,
         clientAddress: spec.client.address,
-        clientPort: spec.type === 'v6v4' ? 0 : spec.client.port,
+        clientPort: clientPortFor(spec.type, spec.client.port),
         serverIpv6: spec.serverIpv6,
         clientIpv6: spec.clientIpv6,
         ...(spec.delegated ? { delegatedAddress: spec.delegated.address, delegatedLength: spec.delegated.length } : {}),
