@@ -31,6 +31,8 @@ export interface KyselyStore extends Store {
    *  queries on the handle and computing from their results. The handle is what allocator.ts's functions
    *  take: several allocations drawn on it commit together or not at all. */
   transaction<T>(fn: (trx: TransactionHandle) => Promise<T>): Promise<T>;
+  /** Write transactions asked for and the commits that carried them, when the dialect counts them (SQLite). */
+  writeStats(): { writes: number; commits: number; largestGroup: number } | undefined;
 }
 
 export function createKyselyStore(db: Kysely<Database>, driver: StoreDriver, clock: Clock = systemClock): KyselyStore {
@@ -48,6 +50,7 @@ export function createKyselyStore(db: Kysely<Database>, driver: StoreDriver, clo
 
     batch: (fn) => run.batch(fn),
     transaction: (fn) => run.write('transaction', fn),
+    writeStats: () => driver.stats?.(),
 
     migrate() {
       return run.write('migrate', async (trx) => {

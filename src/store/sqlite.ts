@@ -18,7 +18,9 @@
  *  never both hold read snapshots and then deadlock on the upgrade. Inside one process every write on a given
  *  file also goes through one in-process queue shared by all Store instances on that file: a second instance's
  *  BEGIN IMMEDIATE would otherwise block the event loop (busy_timeout) while the first instance's open
- *  transaction waits for that same event loop to finish, a self-deadlock until the timeout.
+ *  transaction waits for that same event loop to finish, a self-deadlock until the timeout. The writes waiting
+ *  when a transaction starts share it, each under a savepoint, and one commit (group commit, group-commit.ts):
+ *  one fsync for many sessions, each acknowledged only after it.
  *
  *  File permissions: the file holds each account's DIGEST-MD5 secret, which is password-equivalent for TSP and
  *  cheap to attack (MD5). A directory we create is 0700, a file we create is 0600 before SQLite opens it, and
@@ -30,12 +32,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, SqliteDialect, sql, type SqliteDatabase } from 'kysely';
+import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
 import { BrokerError } from '../errors.js';
 import type { Clock } from '../clock.js';
 import type { Database } from './schema.js';
 import { openKyselyStore, type KyselyStore } from './kysely-store.js';
 import type { StoreDriver } from './kysely/runner.js';
+import { GroupCommitter } from './group-commit.js';
 
 export interface SqliteStoreOptions {
   /** Database file; its directory is created if missing. ':memory:' for a private in-memory database. */
@@ -88,27 +91,24 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
   queue.users++;
   fileQueues.set(queueKey, queue);
 
+  // many sessions' writes share one transaction and one fsync (group-commit.ts), in the file's turn
+  const committer = new GroupCommitter({
+    withConnection: (body) => {
+      const turn = queue.tail.then(
+        () => db.connection().execute(body),
+        () => db.connection().execute(body),
+      );
+      queue.tail = turn.catch(() => undefined);
+      return turn;
+    },
+    inTransaction: () => raw.inTransaction,
+  });
   const driver: StoreDriver = {
     dialect: 'sqlite',
-    write<T>(db: Kysely<Database>, fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
-      const run = (): Promise<T> =>
-        db.connection().execute(async (conn) => {
-          await sql`begin immediate`.execute(conn);
-          try {
-            const result = await fn(conn);
-            await sql`commit`.execute(conn);
-            return result;
-          } catch (e) {
-            // SQLite may already have rolled back by itself (SQLITE_FULL, SQLITE_IOERR): ROLLBACK would then
-            // fail with "no transaction is active" and hide the real error.
-            if (raw.inTransaction) await sql`rollback`.execute(conn).catch(() => undefined);
-            throw e;
-          }
-        });
-      const result = queue.tail.then(run, run);
-      queue.tail = result.catch(() => undefined);
-      return result;
+    write<T>(_db: Kysely<Database>, fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+      return committer.write(fn);
     },
+    stats: () => ({ ...committer.stats }),
     async lockForMigration() {
       // BEGIN IMMEDIATE already holds the database's write lock for the whole transaction.
     },

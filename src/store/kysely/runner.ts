@@ -23,6 +23,8 @@ export interface StoreDriver {
   isTransient(error: unknown): boolean;
   /** Called once by Store.close() after the Kysely instance is destroyed. */
   onClose?(): void;
+  /** Write transactions asked for and the commits that carried them (SQLite groups them: group-commit.ts). */
+  stats?(): { writes: number; commits: number; largestGroup: number };
 }
 
 /** Thrown inside a write transaction to have it rolled back and run again from the start (e.g. another session

@@ -1,0 +1,96 @@
+/** store/group-commit over a real SQLite file: concurrent writes share commits, each stays all-or-nothing and
+ *  is settled only after its group's commit; a failing write is rejected alone; a full disk rejects the group
+ *  and leaves the database usable. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { openSqliteStore } from '../../../src/store/sqlite.js';
+import { BrokerError } from '../../../src/errors.js';
+
+function tmp(t: import('node:test').TestContext): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tsp-group-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return path.join(dir, 'broker.db');
+}
+
+const secrets = { passwordHash: 'x', digestHa1: null, digestRealm: null };
+
+test('concurrent writes share commits, and every one is on disk when it resolves', async (t) => {
+  const file = tmp(t);
+  const store = await openSqliteStore({ file });
+  const before = store.writeStats()!;
+  const n = 60;
+  const made = await Promise.all(
+    Array.from({ length: n }, (_, i) => store.createAccount({ username: `u${i}`, role: 'user', ...secrets })),
+  );
+  assert.equal(new Set(made.map((a) => a.id)).size, n);
+  const after = store.writeStats()!;
+  assert.equal(after.writes - before.writes, n);
+  assert.ok(after.commits - before.commits < n, `${after.commits - before.commits} commits for ${n} writes`);
+  assert.ok(after.largestGroup > 1);
+  // another connection (another process would see the same) finds every account: they were committed
+  const other = new BetterSqlite3(file, { readonly: true });
+  assert.equal((other.prepare('select count(*) as n from accounts').get() as { n: number }).n, n);
+  other.close();
+  await store.close();
+});
+
+test('a write that fails in a group is rolled back and rejected alone', async (t) => {
+  const store = await openSqliteStore({ file: tmp(t) });
+  await store.createAccount({ username: 'taken', role: 'user', ...secrets });
+  const results = await Promise.allSettled(
+    ['a', 'b', 'taken', 'c', 'd'].map((username) => store.createAccount({ username, role: 'user', ...secrets })),
+  );
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled'],
+  );
+  const failed = results[2] as PromiseRejectedResult;
+  assert.ok(failed.reason instanceof BrokerError && failed.reason.code === 'STORE_CONFLICT');
+  // a batch in the same group that throws half way leaves none of its writes
+  const batch = store.batch(async () => {
+    await store.createAccount({ username: 'half', role: 'user', ...secrets });
+    throw new Error('changed my mind');
+  });
+  const alongside = store.createAccount({ username: 'e', role: 'user', ...secrets });
+  await assert.rejects(batch, /changed my mind/);
+  await alongside;
+  assert.equal(await store.getAccountSecrets('half'), undefined);
+  assert.deepEqual((await store.listAccounts({ limit: 10 })).items.map((a) => a.username).sort(), [
+    'a',
+    'b',
+    'c',
+    'd',
+    'e',
+    'taken',
+  ]);
+  await store.close();
+});
+
+test('a full disk rejects the writes of the group it hits, and the store stays usable', async (t) => {
+  const file = tmp(t);
+  await (await openSqliteStore({ file })).close();
+  const pages = new BetterSqlite3(file).pragma('page_count', { simple: true }) as number;
+  const store = await openSqliteStore({ file, pragmas: { max_page_count: pages + 3 } });
+  const pad = 'x'.repeat(3000);
+  const results = await Promise.allSettled(
+    Array.from({ length: 40 }, (_, i) =>
+      store.addAudit({ at: i, actor: 'system', action: 'fill.disk', target: null, detail: { pad, i } }),
+    ),
+  );
+  const rejected = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
+  assert.ok(rejected.length > 0, 'the disk filled');
+  for (const r of rejected) assert.ok(r.reason instanceof BrokerError && r.reason.code === 'STORE_FAILED');
+  // what resolved is there, what was rejected is not: count the rows a fresh reader sees
+  const other = new BetterSqlite3(file, { readonly: true });
+  const rows = (other.prepare("select count(*) as n from audit where action = 'fill.disk'").get() as { n: number }).n;
+  other.close();
+  assert.equal(rows, results.length - rejected.length);
+  // no transaction was left open: a small write still works
+  await store.setSettingIfAbsent('after', 'full');
+  assert.equal(await store.getSetting('after'), 'full');
+  await store.close();
+});
