@@ -76,6 +76,10 @@ export class Broker implements LiveTunnelControl {
       log,
       localAddressToward: deps.localAddressToward,
     });
+    const listenerFailed = (err: unknown, event: string | number | symbol) =>
+      log.warn({ err, event: String(event) }, 'an event listener failed');
+    this.tunnels.events.onListenerError = listenerFailed;
+    this.service.events.onListenerError = listenerFailed;
     this.handler = new AnsweringHandler(this.service, clock);
     this.admin = new TunnelAdmin({ store, tunnels: this.tunnels, blocks: this.blocks, clock, log });
     this.follower = new AuditFollower(store, this.tunnels);

@@ -45,8 +45,7 @@ export class Sweeper {
   async sweep(): Promise<void> {
     const { tunnels, clock, config } = this.deps;
     const counters: CountersById = tunnels.readCounters();
-    for (const [id, reason] of expired(tunnels.activity(counters), clock.now(), config.tunnels))
-      await tunnels.end(id, reason, counters);
+    await tunnels.endAll(expired(tunnels.activity(counters), clock.now(), config.tunnels));
     await this.deps.also?.();
     await tunnels.persistCounters(counters);
   }

@@ -305,6 +305,8 @@ class SessionAnswers implements Answerer {
         return;
       case 'authenticated':
         this.mechanism = e.mechanism;
+        // a UDP session restarted by VERSION= may authenticate again: anonymous now means no account
+        if (e.mechanism === 'ANONYMOUS') this.who = { accountId: null, username: null, limits: {} };
         if (e.mechanism !== 'ANONYMOUS' && this.candidate) {
           const c = this.candidate;
           this.who = { accountId: c.id, username: c.username, limits: c.limits };

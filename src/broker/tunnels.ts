@@ -161,22 +161,37 @@ export class TunnelRegistry {
     return established;
   }
 
-  /** Ends a live tunnel (no-op when it is not live). `byId`: counters already read by the caller. */
-  async end(id: number, reason: EndReason, byId?: CountersById): Promise<void> {
-    const t = this.live.get(id);
-    if (!t) return;
-    const counters = byId ?? this.readCounters();
-    const totals = totalsOf(t, counters.get(id));
-    this.forget(t, reason, counters); // at once, so a second end of the same tunnel finds nothing to do
-    await this.deps.store.batch(() => this.persistEnd(t.record, reason, totals));
+  /** Ends a live tunnel (no-op when it is not live). */
+  end(id: number, reason: EndReason): Promise<void> {
+    return this.endAll([[id, reason]]);
   }
 
   /** Ends every live tunnel that matches; returns how many. */
-  async endWhere(pred: (t: TunnelRecord) => boolean, reason: EndReason, byId?: CountersById): Promise<number> {
+  async endWhere(pred: (t: TunnelRecord) => boolean, reason: EndReason): Promise<number> {
     const ids = this.find(pred).map((t) => t.id);
-    const counters = byId ?? (ids.length ? this.readCounters() : undefined);
-    for (const id of ids) await this.end(id, reason, counters);
+    await this.endAll(ids.map((id) => [id, reason]));
     return ids.length;
+  }
+
+  /** Ends these live tunnels (those not live are skipped). Their counters are read, and they leave the data
+   *  plane, in one synchronous step, so no packet counted in between is lost and the process totals never go
+   *  down; then their ends are stored in one transaction. */
+  async endAll(ends: readonly (readonly [number, EndReason])[]): Promise<void> {
+    const chosen = new Map<number, [LiveTunnel, EndReason]>();
+    for (const [id, reason] of ends) {
+      const t = this.live.get(id);
+      if (t && !chosen.has(id)) chosen.set(id, [t, reason]);
+    }
+    if (chosen.size === 0) return;
+    const counters = this.readCounters();
+    const rows = [...chosen.values()].map(([t, reason]) => {
+      const totals = totalsOf(t, counters.get(t.record.id));
+      this.forget(t, reason, counters); // at once, so a second end of the same tunnel finds nothing to do
+      return { record: t.record, reason, totals };
+    });
+    await this.deps.store.batch(async () => {
+      for (const r of rows) await this.persistEnd(r.record, r.reason, r.totals);
+    });
   }
 
   /** Ends a tunnel row that never became live (an offer), in one transaction. */

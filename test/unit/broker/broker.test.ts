@@ -419,3 +419,29 @@ test('a sweep writes the counters of tunnels that moved, and nothing for idle on
   assert.deepEqual(writes, [[id]], 'unchanged since: no second write');
   r.udp?.close();
 });
+
+test('a UDP session restarted by VERSION= that authenticates anonymously gets an anonymous tunnel, not the earlier account', async () => {
+  const b = await broker();
+  await b.addUser('bob', 'hunter22');
+  const { RawUdp, udpDatagram } = await import('../../helpers/clients.js');
+  const { encodePlain } = await import('../../../src/protocol/sasl/plain.js');
+  const { framedRequest } = await import('../../../src/protocol/framing/content-length.js');
+  const { writeCreateRequest } = await import('../../../src/protocol/xml.js');
+  const u = await RawUdp.open();
+  try {
+    const say = async (seq: number, body: string | Buffer) =>
+      (await u.request(udpDatagram(seq, 0, body), b.ports.udp))?.subarray(8).toString('latin1') ?? '';
+    assert.match(await say(1, 'VERSION=2.0.2\r\n'), /^CAPABILITY/);
+    await say(2, 'AUTHENTICATE PLAIN\r\n\0');
+    assert.match(await say(3, encodePlain({ username: 'bob', password: 'hunter22' })), /^200/);
+    assert.match(await say(4, 'VERSION=2.0.2\r\n'), /^CAPABILITY/, 'the session starts over');
+    assert.match(await say(5, 'AUTHENTICATE ANONYMOUS\r\n\0'), /^200/);
+    const create = framedRequest(writeCreateRequest({ type: 'v6udpv4', clientIpv4: '127.0.0.1' }));
+    assert.match(await say(6, create), /^Content-length/);
+    const offered = (await b.store.listTunnels({ state: 'offered' })).items;
+    assert.equal(offered.length, 1);
+    assert.equal(offered[0]!.accountId, null, 'recorded as anonymous');
+  } finally {
+    u.close();
+  }
+});

@@ -119,3 +119,28 @@ test('establishing replaces the live tunnels the rule names, with their final co
   assert.deepEqual([row?.endReason, row?.rxPackets], ['replaced', 2]);
   assert.equal((await store.getTunnel(second.id))?.state, 'established');
 });
+
+test('ending several tunnels reads and removes them in one step: totals never go down while the ends are stored', async (t) => {
+  const { tunnels, offer, fromClient, store } = await setup(t);
+  const a = await tunnels.establish(await offer(), () => false);
+  const b = await tunnels.establish(await offer(), () => false);
+  fromClient(a, 1);
+  fromClient(b, 1);
+  // hold the store's transaction open while packets keep coming, as a busy disk would
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  const batch = store.batch.bind(store);
+  store.batch = async (fn) => {
+    await gate;
+    return batch(fn);
+  };
+  const readings = [tunnels.traffic().totals.rxPackets];
+  const ending = tunnels.endWhere(() => true, 'account_disabled');
+  fromClient(b, 3); // after the end began: b is out of the data plane, so these are not b's any more
+  readings.push(tunnels.traffic().totals.rxPackets);
+  open();
+  await ending;
+  readings.push(tunnels.traffic().totals.rxPackets);
+  assert.deepEqual(readings, [2, 2, 2]);
+  assert.deepEqual([(await store.getTunnel(a.id))?.rxPackets, (await store.getTunnel(b.id))?.rxPackets], [1, 1]);
+});
