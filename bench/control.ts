@@ -16,6 +16,7 @@ import path from 'node:path';
 import { framedRequest } from '../src/protocol/framing/content-length.js';
 import { writeActionRequest, writeCreateRequest } from '../src/protocol/xml.js';
 import { buildClientResponse, parseChallenge } from '../src/protocol/sasl/digest-md5.js';
+import { encodePlain } from '../src/protocol/sasl/plain.js';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -136,9 +137,150 @@ s.on('message', (m, r) => s.send(m, r.port, r.address));
 s.bind(0, '127.0.0.1', () => console.log('port ' + s.address().port));
 `;
 
+type StoreChoice = { path: string; drop?: undefined } | { url: string; drop: () => Promise<void> };
+
+/** A database of its own on the PostgreSQL server `url` names, dropped after the run. */
+async function freshPgDatabase(url: string): Promise<StoreChoice> {
+  const { default: pg } = await import('pg');
+  const name = `tsp_bench_${process.pid}`;
+  const admin = async (q: string) => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      await c.query(q);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin(`drop database if exists ${name} with (force)`);
+  await admin(`create database ${name}`);
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return { url: u.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) };
+}
+
+/** Starts `tsp-broker serve` on `store`, with CONCURRENCY accounts, and measures the three kinds of session. */
+async function benchBroker(
+  dir: string,
+  dialect: 'sqlite' | 'postgres',
+  store: StoreChoice,
+  procs: ChildProcess[],
+): Promise<[string, Result, number][]> {
+  // every client here comes from 127.0.0.1: lift the per-source anonymous quotas that protect a real pool
+  const cfgFile = path.join(dir, `bench-${dialect}.json`);
+  writeFileSync(
+    cfgFile,
+    JSON.stringify({
+      limits: { anonymousPerSource: 100_000, anonymousPerPrefix24: 100_000 },
+      auth: { plain: true, realm: 'bench' },
+      store: 'url' in store ? { driver: 'postgres', url: store.url } : { driver: 'sqlite', path: store.path },
+    }),
+  );
+  for (let i = 0; i < CONCURRENCY; i++) {
+    const r = spawnSync(
+      process.execPath,
+      ['--import', TSX, CLI, 'user', 'add', `bench${i}`, '--password-stdin', '--config', cfgFile],
+      { input: 'benchmark-pw\n' },
+    );
+    if (r.status !== 0) throw new Error(`user add failed: ${r.stderr}`);
+  }
+  const [bcmd, bargs] = pin(0, [
+    process.execPath,
+    ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
+    '--import',
+    TSX,
+    CLI,
+    'serve',
+    '--config',
+    cfgFile,
+    '--listen',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--dataplane',
+    'memory',
+    '--no-admin',
+    '--log-level',
+    'info',
+  ]);
+  const broker = spawn(bcmd, bargs, { stdio: ['ignore', 'pipe', 'inherit'] });
+  procs.push(broker);
+  const port = await waitForPort(broker, /"udp":(\d+)/);
+  broker.stdout!.resume();
+  const clients = await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      const c = new Client(port);
+      await c.open();
+      return c;
+    }),
+  );
+  const create = framedRequest(writeCreateRequest({ type: 'v6udpv4', clientIpv4: '127.0.0.1', keepaliveInterval: 30 }));
+  const accept = framedRequest(writeActionRequest('accept'));
+  const expect = (b: Buffer, prefix: string) => {
+    if (!b.subarray(8).toString('latin1').startsWith(prefix))
+      throw new Error(`unexpected reply ${b.subarray(8, 60).toString()}`);
+  };
+  const tunnel = async (c: Client) => {
+    expect(await c.request(create), 'Content-length');
+    await c.request(accept);
+  };
+  const anon = await drive(clients, async (c) => {
+    c.resetSeq();
+    expect(await c.request('VERSION=2.0.2\r\n'), 'CAPABILITY');
+    expect(await c.request('AUTHENTICATE ANONYMOUS\r\n\0'), '200');
+    await tunnel(c);
+    return 4;
+  });
+  const plain = await drive(clients, async (c, i) => {
+    c.resetSeq();
+    expect(await c.request('VERSION=2.0.2\r\n'), 'CAPABILITY');
+    await c.request('AUTHENTICATE PLAIN\r\n\0');
+    expect(await c.request(encodePlain({ username: `bench${i}`, password: 'benchmark-pw' })), '200');
+    await tunnel(c);
+    return 5;
+  });
+  const digest = await drive(clients, async (c, i) => {
+    c.resetSeq();
+    expect(await c.request('VERSION=2.0.2\r\n'), 'CAPABILITY');
+    const ch = await c.request('AUTHENTICATE DIGEST-MD5\r\n\0');
+    const challenge = parseChallenge(Buffer.from(ch.subarray(8).toString().trim(), 'base64').toString());
+    const resp = buildClientResponse({
+      username: `bench${i}`,
+      password: 'benchmark-pw',
+      challenge,
+      cnonce: String(Date.now()),
+      digestUri: `tsp/127.0.0.1:${port}`,
+    });
+    expect(
+      await c.request(`${Buffer.from(resp.text).toString('base64')}\r\n`),
+      Buffer.from('rspauth=').toString('base64').slice(0, 8),
+    );
+    expect(await c.request(''), '200');
+    await tunnel(c);
+    return 6;
+  });
+  clients.forEach((c) => c.close());
+  // a clean stop (SIGTERM) so the broker writes its profile when BENCH_PROFILE is set
+  broker.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 5000).unref() && broker.once('exit', r));
+  return [
+    ['anonymous sessions', anon, 4],
+    ['PLAIN sessions', plain, 5],
+    ['DIGEST-MD5 sessions', digest, 6],
+  ];
+}
+
+function row(name: string, store: string, r: Result, base: Result, trips: number): string {
+  const rate = r.count / r.seconds;
+  const ceiling = base.count / base.seconds / trips;
+  const f = (x: number, d = 0) => x.toFixed(d).padStart(7);
+  return `${name.padEnd(26)} ${store.padEnd(8)} ${f(rate)} ${f(r.roundTrips / r.seconds)} ${f(ceiling)} ${f(rate / ceiling, 3)} ${f(pct(r.latencies, 50), 2)} ${f(pct(r.latencies, 99), 2)} ${String(r.errors).padStart(6)}`;
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-control-'));
   const procs: ChildProcess[] = [];
+  const cleanups: (() => Promise<void>)[] = [];
   const stop = () => procs.forEach((p) => p.kill('SIGKILL'));
   process.on('exit', stop);
   try {
@@ -147,7 +289,7 @@ async function main(): Promise<void> {
     const echo = spawn(ecmd, eargs, { stdio: ['ignore', 'pipe', 'inherit'] });
     procs.push(echo);
     const echoPort = await waitForPort(echo, /port (\d+)/);
-    let clients = await Promise.all(
+    const clients = await Promise.all(
       Array.from({ length: CONCURRENCY }, async () => {
         const c = new Client(echoPort);
         await c.open();
@@ -161,113 +303,29 @@ async function main(): Promise<void> {
     clients.forEach((c) => c.close());
     echo.kill('SIGKILL');
 
-    // the broker
-    const db = path.join(dir, 'broker.db');
-    for (let i = 0; i < CONCURRENCY; i++) {
-      const r = spawnSync(
-        process.execPath,
-        ['--import', TSX, CLI, 'user', 'add', `bench${i}`, '--password-stdin', '--db', db, '--realm', 'bench'],
-        { input: 'benchmark-pw\n' },
-      );
-      if (r.status !== 0) throw new Error(`user add failed: ${r.stderr}`);
+    // the broker, on each store dialect: SQLite, and PostgreSQL when a URL is given
+    const pgUrl = process.env.BENCH_PG_URL ?? process.env.TSP_TEST_PG_URL;
+    const rows: string[] = [];
+    for (const dialect of pgUrl ? (['sqlite', 'postgres'] as const) : (['sqlite'] as const)) {
+      const store = dialect === 'sqlite' ? { path: path.join(dir, 'broker.db') } : await freshPgDatabase(pgUrl!);
+      if (store.drop) cleanups.push(store.drop);
+      const r = await benchBroker(dir, dialect, store, procs);
+      for (const [name, res, trips] of r) rows.push(row(`${name} (${trips} rtt)`, dialect, res, base, trips));
     }
-    // every client here comes from 127.0.0.1: lift the per-source anonymous quotas that protect a real pool
-    const cfgFile = path.join(dir, 'bench.json');
-    writeFileSync(cfgFile, JSON.stringify({ limits: { anonymousPerSource: 100_000, anonymousPerPrefix24: 100_000 } }));
-    const [bcmd, bargs] = pin(0, [
-      process.execPath,
-      ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
-      '--import',
-      TSX,
-      CLI,
-      'serve',
-      '--config',
-      cfgFile,
-      '--listen',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--db',
-      db,
-      '--realm',
-      'bench',
-      '--dataplane',
-      'memory',
-      '--no-admin',
-      '--log-level',
-      'info',
-    ]);
-    const broker = spawn(bcmd, bargs, { stdio: ['ignore', 'pipe', 'inherit'] });
-    procs.push(broker);
-    const port = await waitForPort(broker, /"udp":(\d+)/);
-    broker.stdout!.resume();
-    clients = await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        const c = new Client(port);
-        await c.open();
-        return c;
-      }),
-    );
-    const create = framedRequest(
-      writeCreateRequest({ type: 'v6udpv4', clientIpv4: '127.0.0.1', keepaliveInterval: 30 }),
-    );
-    const accept = framedRequest(writeActionRequest('accept'));
-    const expect = (b: Buffer, prefix: string) => {
-      if (!b.subarray(8).toString('latin1').startsWith(prefix))
-        throw new Error(`unexpected reply ${b.subarray(8, 60).toString()}`);
-    };
-    const anon = await drive(clients, async (c) => {
-      c.resetSeq();
-      expect(await c.request('VERSION=2.0.2\r\n'), 'CAPABILITY');
-      expect(await c.request('AUTHENTICATE ANONYMOUS\r\n\0'), '200');
-      expect(await c.request(create), 'Content-length');
-      await c.request(accept);
-      return 4;
-    });
-    const digest = await drive(clients, async (c, i) => {
-      c.resetSeq();
-      expect(await c.request('VERSION=2.0.2\r\n'), 'CAPABILITY');
-      const ch = await c.request('AUTHENTICATE DIGEST-MD5\r\n\0');
-      const challenge = parseChallenge(Buffer.from(ch.subarray(8).toString().trim(), 'base64').toString());
-      const resp = buildClientResponse({
-        username: `bench${i}`,
-        password: 'benchmark-pw',
-        challenge,
-        cnonce: String(Date.now()),
-        digestUri: `tsp/127.0.0.1:${port}`,
-      });
-      expect(
-        await c.request(`${Buffer.from(resp.text).toString('base64')}\r\n`),
-        Buffer.from('rspauth=').toString('base64').slice(0, 8),
-      );
-      expect(await c.request(''), '200');
-      expect(await c.request(create), 'Content-length');
-      await c.request(accept);
-      return 6;
-    });
-    clients.forEach((c) => c.close());
-    // a clean stop (SIGTERM) so the broker writes its profile when BENCH_PROFILE is set
-    broker.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 5000).unref() && broker.once('exit', r));
-
-    const rate = (r: Result) => r.count / r.seconds;
-    const rt = (r: Result) => r.roundTrips / r.seconds;
-    const row = (name: string, r: Result, unit: string) =>
-      `${name.padEnd(30)} ${rate(r).toFixed(0).padStart(8)} ${unit.padEnd(11)} ${rt(r).toFixed(0).padStart(9)} ${(rt(r) / rt(base)).toFixed(3).padStart(7)} ${pct(r.latencies, 50).toFixed(2).padStart(8)} ${pct(r.latencies, 99).toFixed(2).padStart(8)} ${String(r.errors).padStart(6)}`;
     console.log(
       `tsp-broker control-plane benchmark: concurrency ${CONCURRENCY}, ${SECONDS} s measured after ${WARMUP_SECONDS} s warm-up, UDP on loopback${hasTaskset ? ', server on CPU 0, client on CPU 1' : ''}`,
     );
     console.log(
-      `${'case'.padEnd(30)} ${'rate'.padStart(8)} ${''.padEnd(11)} ${'rtt/s'.padStart(9)} ${'vs base'.padStart(7)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'errors'.padStart(6)}`,
+      `${'case'.padEnd(26)} ${'store'.padEnd(8)} ${'rate/s'.padStart(7)} ${'rtt/s'.padStart(7)} ${'ceiling'.padStart(7)} ${'of ceil'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'errors'.padStart(6)}`,
     );
-    console.log(row('baseline: bare UDP echo', base, 'req/s'));
-    console.log(row('anonymous sessions (4 rtt)', anon, 'sessions/s'));
-    console.log(row('DIGEST-MD5 sessions (6 rtt)', digest, 'sessions/s'));
+    console.log(row('baseline: bare UDP echo', '-', base, base, 1));
+    for (const r of rows) console.log(r);
     console.log(
-      'vs base = round trips per second relative to the baseline; latency = whole session setup (one request for the baseline)',
+      'ceiling = the baseline echo rate divided by the round trips a session takes (what this machine allows); of ceil = rate / ceiling; latency = whole session setup (one request for the baseline); errors = sessions that timed out (a lost datagram is never retransmitted here)',
     );
   } finally {
     stop();
+    for (const c of cleanups) await c().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   }
 }
