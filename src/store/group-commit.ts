@@ -51,12 +51,16 @@ export class GroupCommitter {
     this.stats.writes++;
     return new Promise<T>((resolve, reject) => {
       this.waiting.push({ fn, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.draining) void this.drain();
+      if (!this.draining) {
+        this.draining = true;
+        // after the event loop's current round of I/O: every datagram already read asks first, so the group
+        // holds them all (started at once, a group would run to its commit before the next callback)
+        setImmediate(() => void this.drain());
+      }
     });
   }
 
   private async drain(): Promise<void> {
-    this.draining = true;
     try {
       while (this.waiting.length) {
         const group = this.waiting.splice(0, MAX_GROUP);
@@ -66,6 +70,8 @@ export class GroupCommitter {
             // BEGIN failed (another process holds the lock past busy_timeout), or the connection is gone
             for (const m of group) m.reject(err);
           });
+        // let the I/O that arrived during the commit ask too before the next group starts
+        await new Promise((r) => setImmediate(r));
       }
     } finally {
       this.draining = false;
