@@ -12,6 +12,7 @@
  *    tsp_dataplane_bytes_total{direction}            counter  TrafficMeter
  *    tsp_dataplane_drops_total{reason}               counter  TunnelRegistry.drops()
  *    tsp_pool_allocated_blocks{pool}                 gauge    Store.poolUsage(), cached POOL_CACHE_MS
+ *    tsp_store_writes_total{kind}                    counter  Store.writeStats(): kind write | commit (SQLite)
  *    tsp_control_events_total{event}                 counter  what the TSP transports did besides running sessions:
  *                                                             session_crash, half_open_eviction, busy_refusal,
  *                                                             version_stateless (SessionCounts.control)
@@ -25,7 +26,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Broker, SessionOutcome } from '../broker/broker.js';
 import { EMPTY_DROPS, type DropReason } from '../dataplane/types.js';
 import { ERRORS } from '../errors.js';
-import type { AllocationStore, PoolUsage } from '../store/types.js';
+import type { AllocationStore, PoolUsage, Store } from '../store/types.js';
 import type { SessionCounts } from '../transport/session-host.js';
 import type { Clock } from '../clock.js';
 import type { TrafficMeter } from './traffic.js';
@@ -55,7 +56,7 @@ export function bounded(value: string | undefined | null, allowed: readonly stri
 
 export interface MetricsDeps {
   broker: Broker;
-  store: AllocationStore;
+  store: AllocationStore & Pick<Store, 'writeStats'>;
   traffic: TrafficMeter;
   clock: Clock;
   sessionCounts?: () => SessionCounts;
@@ -220,6 +221,19 @@ export class AdminMetrics {
         const usage = await poolUsage();
         for (const pool of ['link', 'delegation'] as const)
           this.set({ pool }, usage.find((u) => u.pool === pool)?.blocks ?? 0);
+      },
+    });
+    new Counter({
+      name: 'tsp_store_writes_total',
+      help: 'Store write transactions, and the database commits that carried them (SQLite groups the writes waiting at once into one commit and one fsync)',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        const w = deps.store.writeStats?.();
+        this.reset();
+        if (!w) return;
+        this.inc({ kind: 'write' }, w.writes);
+        this.inc({ kind: 'commit' }, w.commits);
       },
     });
   }

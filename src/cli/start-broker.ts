@@ -177,8 +177,9 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
       close: async () => {
         if (closed) return;
         closed = true;
+        const writes = store.writeStats?.();
         await closeAll();
-        log.info('tsp-broker stopped');
+        log.info(writes ? { store: writes } : {}, 'tsp-broker stopped');
       },
     };
   } catch (err) {

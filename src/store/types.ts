@@ -350,4 +350,6 @@ export interface Store
   readonly dialect: 'sqlite' | 'postgres';
   /** Idempotent. Pending calls may fail with STORE_FAILED. */
   close(): Promise<void>;
+  /** Write transactions asked for and the commits that carried them (SQLite groups them), when counted. */
+  writeStats?(): { writes: number; commits: number; largestGroup: number } | undefined;
 }

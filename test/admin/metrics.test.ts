@@ -44,6 +44,7 @@ test('the exposition parses and declares every documented family with the right 
     tsp_dataplane_bytes_total: 'counter',
     tsp_dataplane_drops_total: 'counter',
     tsp_pool_allocated_blocks: 'gauge',
+    tsp_store_writes_total: 'counter',
     nodejs_eventloop_lag_seconds: 'gauge',
   };
   for (const [name, type] of Object.entries(want)) assert.equal(types.get(name), type, name);
@@ -105,6 +106,10 @@ test('counters move with real sessions, failed authentications and packets; no p
     60,
   );
   assert.ok(now.get('tsp_pool_allocated_blocks', { pool: 'link' }) >= 1);
+  // the session's offer and accept were written, in commits that may carry several writes each
+  const writes = now.get('tsp_store_writes_total', { kind: 'write' });
+  assert.ok(writes >= before.get('tsp_store_writes_total', { kind: 'write' }) + 2);
+  assert.ok(now.get('tsp_store_writes_total', { kind: 'commit' }) <= writes);
   // the failed session is reported when it closes (UDP has no close: at the negotiation timeout), bounded wait
   assert.ok(
     await eventually(
