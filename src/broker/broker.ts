@@ -137,8 +137,10 @@ export class Broker implements LiveTunnelControl {
     return this.admin.kill(id, actor, opts);
   }
 
-  endAccountTunnels(accountId: number, reason: EndReason): Promise<number> {
-    return this.tunnels.endWhere((t) => t.accountId === accountId, reason);
+  async endAccountTunnels(accountId: number, reason: EndReason): Promise<number> {
+    const ids = this.tunnels.ofAccount(accountId).map((t) => t.id);
+    await this.tunnels.endAll(ids.map((id) => [id, reason]));
+    return ids.length;
   }
 
   private track(p: Promise<unknown>): void {

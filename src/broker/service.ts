@@ -15,7 +15,7 @@ import { BrokerError, isBrokerError } from '../errors.js';
 import type { Mechanism, SessionEvent } from '../protocol/server/session.js';
 import type { Offer, TunnelRequest } from '../protocol/xml.js';
 import type { AccountLimits, Store, TunnelRecord } from '../store/types.js';
-import { clientPortFor, endpointKey } from '../tunnel-model.js';
+import { clientPortFor } from '../tunnel-model.js';
 import type { Answerer, OfferAnswer, SessionPeer, SessionService } from '../transport/answer.js';
 import type { AnonymousHoldings } from './anonymous.js';
 import type { Authenticator, Candidate } from './authenticate.js';
@@ -194,17 +194,6 @@ export class BrokerService implements SessionService {
   }
 }
 
-/** One live tunnel per account (when tunnels.replaceExisting), and one per client endpoint: the newest
- *  session wins. */
-function replacedBy(record: TunnelRecord, replaceExisting: boolean): (t: TunnelRecord) => boolean {
-  const key = keyOf(record);
-  return (t) => (replaceExisting && record.accountId !== null && t.accountId === record.accountId) || keyOf(t) === key;
-}
-
-function keyOf(t: Pick<TunnelRecord, 'type' | 'clientIpv4' | 'clientPort'>): string {
-  return endpointKey(t.type, t.clientIpv4, t.clientPort);
-}
-
 /** One session's answers, and what the service learnt about it on the way. */
 class SessionAnswers implements Answerer {
   private who: Who = { accountId: null, username: null, limits: {} };
@@ -260,10 +249,10 @@ class SessionAnswers implements Answerer {
     if (!record) return new BrokerError('TSP_UNEXPECTED', 'no offer to accept');
     this.offered = undefined;
     try {
-      const live = await this.deps.tunnels.establish(
-        record,
-        replacedBy(record, this.deps.config.tunnels.replaceExisting),
-      );
+      // one live tunnel per client endpoint, and per account when tunnels.replaceExisting: the newest wins
+      const live = await this.deps.tunnels.establish(record, {
+        replaceAccount: this.deps.config.tunnels.replaceExisting,
+      });
       this.result = 'established';
       this.report('established', undefined, live);
       return undefined;
@@ -284,17 +273,17 @@ class SessionAnswers implements Answerer {
 
   async deleteTunnels(): Promise<BrokerError | undefined> {
     const { accountId } = this.who;
-    const mine = `${this.peer.peer.address}:${this.peer.peer.port}`;
-    const n = await this.deps.tunnels.endWhere(
-      (t) => (accountId !== null ? t.accountId === accountId : keyOf(t) === mine),
-      'deleted',
-    );
-    return n ? undefined : new BrokerError('STORE_NOT_FOUND', 'no live tunnel to delete');
+    const tunnels = this.deps.tunnels;
+    // an anonymous session deletes the tunnel at its own endpoint (as the session sees it: its port)
+    const at = tunnels.atEndpoint(`${this.peer.peer.address}:${this.peer.peer.port}`);
+    const ids = accountId !== null ? tunnels.ofAccount(accountId).map((t) => t.id) : at ? [at.id] : [];
+    await tunnels.endAll(ids.map((id) => [id, 'deleted']));
+    return ids.length ? undefined : new BrokerError('STORE_NOT_FOUND', 'no live tunnel to delete');
   }
 
   async info(): Promise<Offer | undefined> {
     const { accountId } = this.who;
-    const t = accountId === null ? undefined : this.deps.tunnels.find((x) => x.accountId === accountId)[0];
+    const t = accountId === null ? undefined : this.deps.tunnels.ofAccount(accountId)[0];
     return t ? this.svc.offerFor(t) : undefined;
   }
 

@@ -13,14 +13,14 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { DataPlane, DropReason, TunnelCounters, TunnelId, TunnelSpec } from '../dataplane/types.js';
 import type { CounterUpdate, EndReason, Store, TunnelRecord } from '../store/types.js';
-import { clientPortFor, endpointLabel } from '../tunnel-model.js';
+import { clientPortFor, endpointKey, endpointLabel } from '../tunnel-model.js';
 import type { AnonymousHoldings } from './anonymous.js';
 import { Events } from './events.js';
 
 /** The store calls the registry makes. */
 export type TunnelRegistryStore = Pick<
   Store,
-  'batch' | 'endTunnel' | 'establishTunnel' | 'updateCounters' | 'releaseLease' | 'listTunnels'
+  'batch' | 'endTunnel' | 'establishTunnel' | 'updateCounters' | 'releaseLease' | 'liveTunnels'
 >;
 
 export interface TrafficTotals {
@@ -61,6 +61,9 @@ const ZERO: TrafficTotals = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0
 export class TunnelRegistry {
   readonly events = new Events<TunnelEventMap>();
   private readonly live = new Map<number, LiveTunnel>();
+  /** Indexes, so an accept, a delete or an account's end never scans every live tunnel. */
+  private readonly byEndpoint = new Map<string, LiveTunnel>();
+  private readonly byAccount = new Map<number, Set<LiveTunnel>>();
   /** The data-plane counters of entries removed since the process started (traffic()). */
   private readonly carried: TrafficTotals = { ...ZERO };
 
@@ -82,14 +85,7 @@ export class TunnelRegistry {
    *  accepted. Returns how many tunnels are live. */
   async restore(): Promise<number> {
     const now = this.deps.clock.now();
-    // Read every page before changing any row: ending offers would shift the later pages under the offset.
-    const rows: TunnelRecord[] = [];
-    for (let offset = 0; ; offset += 1000) {
-      const page = await this.deps.store.listTunnels({ state: 'live', limit: 1000, offset });
-      rows.push(...page.items);
-      if (page.items.length < 1000) break;
-    }
-    for (const t of rows) {
+    for (const t of await this.deps.store.liveTunnels()) {
       if (t.state === 'offered') {
         await this.endOffer(t, 'not_accepted');
         continue;
@@ -143,13 +139,28 @@ export class TunnelRegistry {
     }));
   }
 
-  /** Makes an offered tunnel live: ends the live tunnels it replaces, commits their ends and its start in one
-   *  transaction (before the caller acknowledges on the wire), then adds it to the data plane. */
-  async establish(record: TunnelRecord, replaces: (t: TunnelRecord) => boolean): Promise<TunnelRecord> {
-    const replaced = [...this.live.values()].filter((t) => replaces(t.record));
+  /** The live tunnel at a client endpoint (endpointKey), if any. */
+  atEndpoint(key: string): TunnelRecord | undefined {
+    return this.byEndpoint.get(key)?.record;
+  }
+
+  /** An account's live tunnels. */
+  ofAccount(accountId: number): TunnelRecord[] {
+    return [...(this.byAccount.get(accountId) ?? [])].map((t) => t.record);
+  }
+
+  /** Makes an offered tunnel live: ends the live tunnels it replaces (the one at its client endpoint, and with
+   *  `replaceAccount` every other tunnel of its account), commits their ends and its start in one transaction
+   *  (before the caller acknowledges on the wire), then adds it to the data plane. */
+  async establish(record: TunnelRecord, opts: { replaceAccount: boolean }): Promise<TunnelRecord> {
+    const replaced = new Set<LiveTunnel>();
+    const same = this.byEndpoint.get(keyOf(record));
+    if (same) replaced.add(same);
+    if (opts.replaceAccount && record.accountId !== null)
+      for (const t of this.byAccount.get(record.accountId) ?? []) replaced.add(t);
     const at = this.deps.clock.now();
-    const byId = replaced.length ? this.readCounters() : undefined;
-    const ends = replaced.map((t) => ({ record: t.record, counters: totalsOf(t, byId?.get(t.record.id)) }));
+    const byId = replaced.size ? this.readCounters() : undefined;
+    const ends = [...replaced].map((t) => ({ record: t.record, counters: totalsOf(t, byId?.get(t.record.id)) }));
     for (const t of replaced) this.forget(t, 'replaced', byId!);
     await this.deps.store.batch(async () => {
       for (const e of ends) await this.persistEnd(e.record, 'replaced', e.counters);
@@ -231,7 +242,14 @@ export class TunnelRegistry {
   private activate(t: TunnelRecord, now: number, base: TrafficTotals): void {
     this.deps.dataplane.addTunnel(specOf(t));
     this.deps.anonymous.hold(t); // a restored anonymous tunnel counts again
-    this.live.set(t.id, { record: t, activeSinceMs: now, base, persistedPackets: base.rxPackets + base.txPackets });
+    const entry = { record: t, activeSinceMs: now, base, persistedPackets: base.rxPackets + base.txPackets };
+    this.live.set(t.id, entry);
+    this.byEndpoint.set(keyOf(t), entry);
+    if (t.accountId !== null) {
+      let set = this.byAccount.get(t.accountId);
+      if (!set) this.byAccount.set(t.accountId, (set = new Set()));
+      set.add(entry);
+    }
   }
 
   /** Takes a tunnel out of the data plane and the live set, and says so. No store writes. */
@@ -240,6 +258,10 @@ export class TunnelRegistry {
     this.deps.dataplane.removeTunnel(t.record.id as TunnelId);
     if (last) add(this.carried, last);
     this.live.delete(t.record.id);
+    if (this.byEndpoint.get(keyOf(t.record)) === t) this.byEndpoint.delete(keyOf(t.record));
+    const mine = t.record.accountId === null ? undefined : this.byAccount.get(t.record.accountId);
+    mine?.delete(t);
+    if (mine?.size === 0) this.byAccount.delete(t.record.accountId!);
     this.deps.anonymous.release(t.record.id);
     const r = t.record;
     this.deps.log.info(
@@ -261,6 +283,10 @@ export class TunnelRegistry {
     await this.deps.store.endTunnel(t.id, reason, this.deps.clock.now());
     if (t.leaseId) await this.deps.store.releaseLease(t.leaseId);
   }
+}
+
+function keyOf(t: Pick<TunnelRecord, 'type' | 'clientIpv4' | 'clientPort'>): string {
+  return endpointKey(t.type, t.clientIpv4, t.clientPort);
 }
 
 /** A tunnel's totals: what was stored before this data-plane entry plus what the data plane counted. */

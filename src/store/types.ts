@@ -300,6 +300,9 @@ export interface TunnelStore {
   updateCounters(updates: CounterUpdate[]): Promise<void>;
   getTunnel(id: number): Promise<TunnelRecord | undefined>;
   listTunnels(f: TunnelFilter): Promise<Page<TunnelRecord>>;
+  /** Every offered or established tunnel, by id, in one read (a restart restores them: O(tunnels), where
+   *  paging listTunnels would sort and count the whole set once per page). */
+  liveTunnels(): Promise<TunnelRecord[]>;
   /** Retention: deletes at most `limit` tunnels that ended before `before` (oldest first, one transaction) and
    *  releases any block still leased to them; never a live tunnel. Returns how many rows went. */
   pruneEndedTunnels(before: number, limit: number): Promise<number>;

@@ -99,6 +99,14 @@ export function tunnelStore(run: Runner): TunnelStore {
       return run.read('getTunnel', (db) => selectTunnel(db, id));
     },
 
+    liveTunnels() {
+      return run.read('liveTunnels', async (db) =>
+        (
+          await tunnelQuery(db).where('tunnels.state', 'in', ['offered', 'established']).orderBy('tunnels.id').execute()
+        ).map(toTunnel),
+      );
+    },
+
     /** Newest first (created_at, then id) unless f.sort and f.order say otherwise; ties by id in the same
      *  order. */
     listTunnels(f) {

@@ -29,8 +29,8 @@ async function setup(t: import('node:test').TestContext) {
   const anonymous = new AnonymousHoldings();
   const tunnels = new TunnelRegistry({ dataplane: dp, store, clock, log: pino({ level: 'silent' }), anonymous });
   let n = 0;
-  /** An offered v6v4 tunnel row for client 192.0.2.(10+n), link 2001:db8:0:n::/64. */
-  const offer = async (accountId: number | null = null): Promise<TunnelRecord> => {
+  /** An offered v6v4 tunnel row for client 192.0.2.(10+n) (or `client`), link 2001:db8:0:n::/64. */
+  const offer = async (accountId: number | null = null, client?: string): Promise<TunnelRecord> => {
     n++;
     return store.createTunnel(
       {
@@ -38,7 +38,7 @@ async function setup(t: import('node:test').TestContext) {
         leaseId: accountId === null ? `anon-${n}` : null,
         type: 'v6v4',
         transport: 'tcp',
-        clientIpv4: `192.0.2.${10 + n}`,
+        clientIpv4: client ?? `192.0.2.${10 + n}`,
         clientPort: 0,
         serverIpv4: '198.51.100.1',
         serverIpv6: `2001:db8:0:${n}::1`,
@@ -60,8 +60,8 @@ async function setup(t: import('node:test').TestContext) {
 
 test('traffic a tunnel carried after the last read is counted when it ends; totals only grow', async (t) => {
   const { tunnels, offer, fromClient, store } = await setup(t);
-  const a = await tunnels.establish(await offer(), () => false);
-  const b = await tunnels.establish(await offer(), () => false);
+  const a = await tunnels.establish(await offer(), { replaceAccount: false });
+  const b = await tunnels.establish(await offer(), { replaceAccount: false });
   fromClient(a, 3);
   fromClient(b, 2);
   assert.deepEqual(tunnels.traffic().totals, { rxPackets: 5, rxBytes: 500, txPackets: 0, txBytes: 0 });
@@ -86,7 +86,7 @@ test('traffic a tunnel carried after the last read is counted when it ends; tota
 
 test('a restore adds the stored counters to the new entry, ends stale offers, and counts anonymous tunnels again', async (t) => {
   const { tunnels, offer, fromClient, store, dp, clock, anonymous } = await setup(t);
-  const live = await tunnels.establish(await offer(), () => false);
+  const live = await tunnels.establish(await offer(), { replaceAccount: false });
   const stale = await offer(); // never accepted
   fromClient(live, 2);
   await tunnels.persistCounters();
@@ -106,24 +106,52 @@ test('a restore adds the stored counters to the new entry, ends stale offers, an
   assert.equal(anonymous.held(live.clientIpv4).bySource, 1);
 });
 
-test('establishing replaces the live tunnels the rule names, with their final counters, in one commit', async (t) => {
+test("establishing replaces the tunnel at the same client endpoint, and an account's others with replaceAccount, with their final counters", async (t) => {
   const { tunnels, offer, fromClient, store } = await setup(t);
-  const first = await tunnels.establish(await offer(), () => false);
+  const first = await tunnels.establish(await offer(), { replaceAccount: false });
   fromClient(first, 2);
-  const second = await tunnels.establish(await offer(), (x) => x.id === first.id);
+  const other = await tunnels.establish(await offer(), { replaceAccount: false });
+  const second = await tunnels.establish(await offer(null, first.clientIpv4), { replaceAccount: false });
   assert.deepEqual(
-    tunnels.find(() => true).map((x) => x.id),
-    [second.id],
+    tunnels
+      .find(() => true)
+      .map((x) => x.id)
+      .sort((a, b) => a - b),
+    [other.id, second.id],
   );
   const row = await store.getTunnel(first.id);
   assert.deepEqual([row?.endReason, row?.rxPackets], ['replaced', 2]);
   assert.equal((await store.getTunnel(second.id))?.state, 'established');
+  assert.equal(tunnels.atEndpoint(`${first.clientIpv4}:0`)?.id, second.id, 'the endpoint index follows');
+  // an account's tunnels: replaced by its next one only with replaceAccount
+  const a = await store.createAccount({
+    username: 'acct',
+    role: 'user',
+    passwordHash: 'x',
+    digestHa1: null,
+    digestRealm: null,
+  });
+  const mine = await tunnels.establish(await offer(a.id), { replaceAccount: true });
+  const kept = await tunnels.establish(await offer(a.id), { replaceAccount: false });
+  assert.deepEqual(
+    tunnels
+      .ofAccount(a.id)
+      .map((x) => x.id)
+      .sort((x, y) => x - y),
+    [mine.id, kept.id],
+  );
+  const newest = await tunnels.establish(await offer(a.id), { replaceAccount: true });
+  assert.deepEqual(
+    tunnels.ofAccount(a.id).map((x) => x.id),
+    [newest.id],
+  );
+  assert.equal((await store.getTunnel(kept.id))?.endReason, 'replaced');
 });
 
 test('ending several tunnels reads and removes them in one step: totals never go down while the ends are stored', async (t) => {
   const { tunnels, offer, fromClient, store } = await setup(t);
-  const a = await tunnels.establish(await offer(), () => false);
-  const b = await tunnels.establish(await offer(), () => false);
+  const a = await tunnels.establish(await offer(), { replaceAccount: false });
+  const b = await tunnels.establish(await offer(), { replaceAccount: false });
   fromClient(a, 1);
   fromClient(b, 1);
   // hold the store's transaction open while packets keep coming, as a busy disk would

@@ -602,6 +602,13 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
           live.items.map((t) => t.id).sort((a, b) => a - b),
           [ids[0], ids[1], ids[4], ids[5]],
         );
+        // liveTunnels: every offered or established tunnel of every account, by id, with the username
+        const everyLive = (await store.liveTunnels()).filter((t) => t.accountId === acc.id);
+        assert.deepEqual(
+          everyLive.map((t) => t.id),
+          [ids[0], ids[1], ids[4], ids[5]],
+        );
+        assert.ok(everyLive.every((t) => t.username === 'list-tun-mia' && t.state !== 'ended'));
         const ended = await store.listTunnels({ accountId: acc.id, state: 'ended' });
         assert.deepEqual(
           ended.items.map((t) => t.id).sort((a, b) => a - b),
