@@ -95,6 +95,7 @@ async function serve(dir: string, db: string): Promise<Running> {
   const proc = spawn(
     process.execPath,
     [
+      ...(process.env.SCALE_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SCALE_PROFILE}`] : []),
       CLI,
       'serve',
       '--config',
@@ -267,7 +268,12 @@ async function main(): Promise<void> {
       const stormN = Math.min(n, Number(process.env.SCALE_STORM ?? n));
       const st = await storm(again.port, stormN, STORM_SOCKETS);
       const rssAfter = rssMb(again.proc.pid!);
-      await kill9(again.proc);
+      if (process.env.SCALE_PROFILE) {
+        // a clean stop, so the profile of the storm is written
+        const gone = new Promise((r) => again.proc.once('exit', r));
+        again.proc.kill('SIGTERM');
+        await gone;
+      } else await kill9(again.proc);
       lines.push(
         row(String(n), rss, again.startMs, cpu, st, emptyRestart.startMs, emptyRss, emptyCpu) +
           `  (seeded in ${seedS.toFixed(1)} s; RSS after the storm ${rssAfter.toFixed(0)} MB)`,

@@ -121,6 +121,11 @@ export class TunnelRegistry {
     return this.live.has(id);
   }
 
+  /** The data plane's counters of some tunnels. */
+  private countersOf(ids: number[]): CountersById {
+    return new Map(this.deps.dataplane.readCountersOf(ids as TunnelId[]).map((c) => [c.id as number, c]));
+  }
+
   /** The data plane's counters of every tunnel, read in one call. */
   readCounters(): CountersById {
     return new Map(this.deps.dataplane.readCounters().map((c) => [c.id as number, c]));
@@ -159,7 +164,7 @@ export class TunnelRegistry {
     if (opts.replaceAccount && record.accountId !== null)
       for (const t of this.byAccount.get(record.accountId) ?? []) replaced.add(t);
     const at = this.deps.clock.now();
-    const byId = replaced.size ? this.readCounters() : undefined;
+    const byId = replaced.size ? this.countersOf([...replaced].map((t) => t.record.id)) : undefined;
     const ends = [...replaced].map((t) => ({ record: t.record, counters: totalsOf(t, byId?.get(t.record.id)) }));
     for (const t of replaced) this.forget(t, 'replaced', byId!);
     await this.deps.store.batch(async () => {
@@ -194,7 +199,7 @@ export class TunnelRegistry {
       if (t && !chosen.has(id)) chosen.set(id, [t, reason]);
     }
     if (chosen.size === 0) return;
-    const counters = this.readCounters();
+    const counters = this.countersOf([...chosen.keys()]);
     const rows = [...chosen.values()].map(([t, reason]) => {
       const totals = totalsOf(t, counters.get(t.record.id));
       this.forget(t, reason, counters); // at once, so a second end of the same tunnel finds nothing to do

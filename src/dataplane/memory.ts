@@ -342,6 +342,15 @@ export class MemoryDataPlane implements DataPlane {
     return [...this.tunnels.values()].map((e) => ({ ...e.counters }));
   }
 
+  readCountersOf(ids: readonly TunnelId[]): TunnelCounters[] {
+    const out: TunnelCounters[] = [];
+    for (const id of ids) {
+      const e = this.tunnels.get(id);
+      if (e) out.push({ ...e.counters });
+    }
+    return out;
+  }
+
   readDrops(): Record<DropReason, number> {
     return { ...this.drops };
   }

@@ -303,6 +303,15 @@ export class NativeDataPlane implements DataPlane {
   }
 
   readCounters(): TunnelCounters[] {
+    return this.countersWhere(undefined);
+  }
+
+  /** The addon copies every record in one call (no per-id entry point); only the wanted ones become objects. */
+  readCountersOf(ids: readonly TunnelId[]): TunnelCounters[] {
+    return this.countersWhere(new Set(ids));
+  }
+
+  private countersWhere(wanted: ReadonlySet<TunnelId> | undefined): TunnelCounters[] {
     const handle = this.live();
     const stride = TUNNEL_RECORD_FIELDS.length;
     let n = handle.readCounters(this.counters);
@@ -311,17 +320,18 @@ export class NativeDataPlane implements DataPlane {
       this.counters = new Float64Array(Math.ceil(n * 1.5) * stride);
       n = handle.readCounters(this.counters);
     }
-    const out: TunnelCounters[] = new Array<TunnelCounters>(n);
+    const out: TunnelCounters[] = [];
     const c = this.counters;
     for (let i = 0, at = 0; i < n; i++, at += stride) {
-      out[i] = {
+      if (wanted && !wanted.has(c[at + ID] as TunnelId)) continue;
+      out.push({
         id: c[at + ID] as TunnelId,
         rxPackets: c[at + RX_PACKETS]!,
         rxBytes: c[at + RX_BYTES]!,
         txPackets: c[at + TX_PACKETS]!,
         txBytes: c[at + TX_BYTES]!,
         lastRxMs: c[at + LAST_RX_MS]!,
-      };
+      });
     }
     return out;
   }

@@ -205,6 +205,9 @@ export function dataPlaneContract(name: string, harness: ContractHarness): void 
         // The native clock is coarse (a few ms): allow for it.
         assert.ok(c!.lastRxMs >= before - 20 && c!.lastRxMs <= Date.now() + 20, `lastRxMs ${c!.lastRxMs}`);
         assert.equal(dp.readDrops().unknown_endpoint, 0);
+        // the same record when asked for by id; unknown ids are left out
+        assert.deepEqual(dp.readCountersOf([1 as TunnelId, 77 as TunnelId]), [c]);
+        assert.deepEqual(dp.readCountersOf([]), []);
       }));
 
     it('addTunnel is idempotent: the same id gets new addresses and keeps its counters', () =>
