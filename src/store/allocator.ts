@@ -333,6 +333,20 @@ async function releaseRow(trx: TransactionHandle, row: AllocationRow): Promise<v
   const pool = parsePrefix(row.pool_prefix);
   const len = Number(row.prefix_len);
   const block = parsePrefix(`${row.prefix}/${len}`);
+  const ancestors = ancestorsOf(block.start, len, pool.len);
+  const decrement = (nodes: Prefix[]) =>
+    trx
+      .updateTable('prefix_claims')
+      .set((eb) => ({ children: eb('children', '-', 1) }))
+      .where('pool_prefix', '=', row.pool_prefix)
+      .where('kind', '=', 'split')
+      .where((eb) => isOneOf(eb, nodes))
+      .execute();
+  // The pool's root split before anything else, alone: a claim locks it first too (its split upsert lists the
+  // ancestors shortest first), so a release and a claim queue on the root instead of each holding a row the
+  // other wants (the freed block, or a deeper split: an UPDATE of several rows locks them in heap order). On
+  // PostgreSQL that was a deadlock, broken only after deadlock_timeout (1 s), under a storm of anonymous sessions.
+  if (ancestors.length > 0) await decrement(ancestors.slice(0, 1));
   await trx
     .deleteFrom('prefix_claims')
     .where('pool_prefix', '=', row.pool_prefix)
@@ -340,15 +354,8 @@ async function releaseRow(trx: TransactionHandle, row: AllocationRow): Promise<v
     .where('addr_hex', '=', toHex(block.start))
     .where('kind', '=', 'block')
     .execute();
-  const ancestors = ancestorsOf(block.start, len, pool.len);
-  if (ancestors.length > 0) {
-    await trx
-      .updateTable('prefix_claims')
-      .set((eb) => ({ children: eb('children', '-', 1) }))
-      .where('pool_prefix', '=', row.pool_prefix)
-      .where('kind', '=', 'split')
-      .where((eb) => isOneOf(eb, ancestors))
-      .execute();
+  if (ancestors.length > 1) await decrement(ancestors.slice(1));
+  if (ancestors.length > 0)
     await trx
       .deleteFrom('prefix_claims')
       .where('pool_prefix', '=', row.pool_prefix)
@@ -356,7 +363,6 @@ async function releaseRow(trx: TransactionHandle, row: AllocationRow): Promise<v
       .where('children', '<=', 0)
       .where((eb) => isOneOf(eb, ancestors))
       .execute();
-  }
   await trx.deleteFrom('allocations').where('id', '=', Number(row.id)).execute();
 }
 
