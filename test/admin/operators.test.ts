@@ -15,6 +15,7 @@ import { buildAdminApp } from '../../src/admin/server.js';
 import { TokenService } from '../../src/admin/tokens.js';
 import type { NewTunnel } from '../../src/store/types.js';
 import { digestTunnelOverUdp } from './tsp-session.js';
+import { newTunnel } from '../helpers/rows.js';
 
 let b: TestBroker;
 let app: FastifyInstance;
@@ -39,24 +40,7 @@ const get = async <T>(url: string): Promise<T> => {
   return r.json<T>();
 };
 
-function tunnel(over: Partial<NewTunnel>): NewTunnel {
-  return {
-    accountId: null,
-    leaseId: null,
-    type: 'v6udpv4',
-    transport: 'udp',
-    clientIpv4: '192.0.2.50',
-    clientPort: 40000,
-    serverIpv4: '198.51.100.1',
-    serverIpv6: 'fd00:1::1',
-    clientIpv6: 'fd00:1::2',
-    prefix: null,
-    prefixLen: null,
-    keepaliveInterval: 30,
-    lifetimeS: 604800,
-    ...over,
-  };
-}
+const tunnel = (over: Partial<NewTunnel>): NewTunnel => newTunnel({ clientIpv4: '192.0.2.50', ...over });
 
 test('GET /tunnels searches, filters, sorts and pages stored tunnels in the store', async () => {
   const ops = await b.store.createAccount({

@@ -14,6 +14,7 @@ import type { RawUdp } from '../helpers/clients.js';
 import { icmpv6EchoRequest } from '../helpers/packets.js';
 import { digestTunnelOverUdp } from '../admin/tsp-session.js';
 import type { NewTunnel } from '../../src/store/types.js';
+import { newTunnel } from '../helpers/rows.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'];
@@ -71,24 +72,7 @@ async function signIn(page: Page): Promise<void> {
   await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/login')), page.click('button[type=submit]')]);
 }
 
-function ended(over: Partial<NewTunnel>): NewTunnel {
-  return {
-    accountId: null,
-    leaseId: null,
-    type: 'v6udpv4',
-    transport: 'udp',
-    clientIpv4: '192.0.2.80',
-    clientPort: 40000,
-    serverIpv4: '198.51.100.1',
-    serverIpv6: 'fd00:1::1',
-    clientIpv6: 'fd00:1::2',
-    prefix: null,
-    prefixLen: null,
-    keepaliveInterval: 30,
-    lifetimeS: 604800,
-    ...over,
-  };
-}
+const ended = (over: Partial<NewTunnel>): NewTunnel => newTunnel({ clientIpv4: '192.0.2.80', ...over });
 
 /** Row ids of the tunnel list as shown. */
 const rowIds = (page: Page, table = '#tunnel-list table') =>

@@ -14,6 +14,7 @@ import type { NewTunnel, Store } from '../../../src/store/types.js';
 import { pruneOnce } from '../../../src/broker/retention.js';
 import { startTestBroker } from '../../helpers/broker.js';
 import { eventually } from '../../helpers/clients.js';
+import { newTunnel } from '../../helpers/rows.js';
 
 const DAY = 86_400_000;
 const dirs: string[] = [];
@@ -25,21 +26,7 @@ function tempDir(): string {
   return d;
 }
 
-const tunnel: NewTunnel = {
-  accountId: null,
-  leaseId: null,
-  type: 'v6udpv4',
-  transport: 'udp',
-  clientIpv4: '192.0.2.10',
-  clientPort: 40000,
-  serverIpv4: '198.51.100.1',
-  serverIpv6: 'fd00:1::1',
-  clientIpv6: 'fd00:1::2',
-  prefix: null,
-  prefixLen: null,
-  keepaliveInterval: 30,
-  lifetimeS: 604800,
-};
+const tunnel: NewTunnel = newTunnel();
 
 /** An ended tunnel that started `createdDaysAgo` and ended `endedDaysAgo`; returns its id. */
 async function endedTunnel(store: Store, now: number, createdDaysAgo: number, endedDaysAgo: number) {

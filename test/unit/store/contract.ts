@@ -6,8 +6,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BrokerError, type ErrorCode } from '../../../src/errors.js';
-import type { AllocateRequest, Allocation, NewAccount, NewTunnel, Store } from '../../../src/store/types.js';
+import type { AllocateRequest, Allocation, NewAccount, Store } from '../../../src/store/types.js';
 import { overlaps, parsePrefix, type Prefix } from '../../../src/store/prefix.js';
+import { newTunnel } from '../../helpers/rows.js';
 
 export function storeContract(name: string, open: () => Promise<Store>): void {
   describe(`Store contract: ${name}`, () => {
@@ -939,25 +940,6 @@ function newAccount(username: string): NewAccount {
     passwordHash: `$argon2id$v=19$m=19456,t=2,p=1$${username}`,
     digestHa1: 'a'.repeat(32),
     digestRealm: 'tsp-broker',
-  };
-}
-
-function newTunnel(over: Partial<NewTunnel>): NewTunnel {
-  return {
-    accountId: null,
-    leaseId: null,
-    type: 'v6udpv4',
-    transport: 'udp',
-    clientIpv4: '192.0.2.10',
-    clientPort: 40000,
-    serverIpv4: '198.51.100.1',
-    serverIpv6: 'fd00:1::1',
-    clientIpv6: 'fd00:1::2',
-    prefix: null,
-    prefixLen: null,
-    keepaliveInterval: 30,
-    lifetimeS: 604800,
-    ...over,
   };
 }
 
