@@ -17,6 +17,7 @@ import { framedRequest } from '../src/protocol/framing/content-length.js';
 import { writeActionRequest, writeCreateRequest } from '../src/protocol/xml.js';
 import { buildClientResponse, parseChallenge } from '../src/protocol/sasl/digest-md5.js';
 import { encodePlain } from '../src/protocol/sasl/plain.js';
+import { waitForOutput } from './output.js';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -116,19 +117,7 @@ function pct(xs: number[], p: number): number {
 }
 
 async function waitForPort(proc: ChildProcess, pattern: RegExp): Promise<number> {
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 30_000);
-    proc.stdout!.on('data', (d: Buffer) => {
-      if (out.length < 100_000) out += d.toString();
-      const m = pattern.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve(Number(m[1]));
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`server exited ${code}: ${out}`)));
-  });
+  return Number((await waitForOutput(proc, pattern)).match[1]);
 }
 
 const ECHO_SERVER = `
@@ -206,7 +195,6 @@ async function benchBroker(
   const broker = spawn(bcmd, bargs, { stdio: ['ignore', 'pipe', 'inherit'] });
   procs.push(broker);
   const port = await waitForPort(broker, /"udp":(\d+)/);
-  broker.stdout!.resume();
   const clients = await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
       const c = new Client(port);

@@ -17,6 +17,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openSqliteStore } from '../src/store/sqlite.js';
+import { waitForOutput } from './output.js';
 import { framedRequest } from '../src/protocol/framing/content-length.js';
 import { writeActionRequest, writeCreateRequest } from '../src/protocol/xml.js';
 
@@ -112,22 +113,9 @@ async function serve(dir: string, db: string): Promise<Running> {
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`server did not start: ${out.slice(-2000)}`)), 120_000);
-    proc.stdout!.on('data', (d: Buffer) => {
-      if (out.length < 1_000_000) out += d.toString();
-      const m = /"udp":(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        const restored = Number(/"tunnels":(\d+)[^\n]*restored live tunnels/.exec(out)?.[1] ?? 0);
-        proc.stdout!.removeAllListeners('data');
-        proc.stdout!.resume();
-        resolve({ proc, port: Number(m[1]), startMs: performance.now() - t0, restored });
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`server exited ${code}: ${out.slice(-2000)}`)));
-  });
+  const { match, out } = await waitForOutput(proc, /"udp":(\d+)/, 120_000);
+  const restored = Number(/"tunnels":(\d+)[^\n]*restored live tunnels/.exec(out)?.[1] ?? 0);
+  return { proc, port: Number(match[1]), startMs: performance.now() - t0, restored };
 }
 
 function rssMb(pid: number): number {
@@ -291,7 +279,7 @@ async function main(): Promise<void> {
   );
   for (const l of lines) console.log(l);
   console.log(
-    'restart = spawn after kill -9 until every stored tunnel is back in the data plane and TSP listens (includes Node and tsx start-up: see the baseline); vs 0 = difference from the empty store',
+    'restart = spawn after kill -9 until every stored tunnel is back in the data plane and TSP listens (includes the start-up of Node itself: see the baseline); vs 0 = difference from the empty store',
   );
 }
 
