@@ -33,7 +33,8 @@
  *  owner right after the old one let it go. Both loops advance strictly, so they end; when both find nothing
  *  the pool is exhausted for that length.
  *
- *  Release: delete the block claim, decrement the ancestors' split counts and delete the splits at zero. */
+ *  Release: delete the block claim, decrement the ancestors' split counts and delete the splits at zero.
+ *  Anonymous leases mostly come from chunks the node holds (lease-chunks.ts), one row each, not from here. */
 
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import { BrokerError } from '../errors.js';
@@ -60,7 +61,7 @@ export type Owner = AllocateRequest['owner'];
 /** Rows read per query while scanning for the next unclaimed block. */
 const SCAN_BATCH = 256;
 
-type AllocationRow = Selectable<AllocationsTable>;
+export type AllocationRow = Selectable<AllocationsTable>;
 type ClaimOutcome = { allocation: Allocation } | { next: bigint };
 
 /** Gives req.owner a block of req.prefixLen in req.poolPrefix: the one it holds there already (an account's
@@ -96,11 +97,11 @@ export async function findAllocation(
   return row && toAllocation(row);
 }
 
-/** Frees every block of an anonymous lease; returns how many. */
-export async function releaseLease(trx: TransactionHandle, leaseId: string): Promise<number> {
+/** Frees every block of an anonymous lease; returns their rows (for lease-chunks.ts's memory). */
+export async function releaseLease(trx: TransactionHandle, leaseId: string): Promise<AllocationRow[]> {
   const rows = await trx.selectFrom('allocations').selectAll().where('lease_id', '=', leaseId).execute();
   for (const row of rows) await releaseRow(trx, row);
-  return rows.length;
+  return rows;
 }
 
 /** Frees every block of an account (before it is deleted); returns how many. */
@@ -110,11 +111,12 @@ export async function releaseAccount(trx: TransactionHandle, accountId: number):
   return rows.length;
 }
 
-/** Blocks allocated per pool. */
+/** Blocks allocated per pool: a node's chunk (lease-chunks.ts) is room for leases, and its leases count. */
 export async function poolUsage(db: TransactionHandle): Promise<PoolUsage[]> {
   const rows = await db
     .selectFrom('allocations')
     .select((eb) => ['pool', 'pool_prefix', eb.fn.countAll().as('blocks')])
+    .where((eb) => eb.or([eb('lease_id', 'is', null), eb('lease_id', 'not like', 'chunk:%')]))
     .groupBy(['pool', 'pool_prefix'])
     .orderBy('pool')
     .orderBy('pool_prefix')
@@ -329,7 +331,10 @@ async function claimBlock(
 // ---- releasing and reading
 
 /** Frees a block: its claim, the split counts of its ancestors (splits at zero go), and the allocation row. */
-async function releaseRow(trx: TransactionHandle, row: AllocationRow): Promise<void> {
+export async function releaseRow(trx: TransactionHandle, row: AllocationRow): Promise<void> {
+  // a lease cut from a chunk (lease-chunks.ts): the chunk holds the claims, the row is all there is
+  if (row.chunk_id !== null)
+    return void (await trx.deleteFrom('allocations').where('id', '=', Number(row.id)).execute());
   const pool = parsePrefix(row.pool_prefix);
   const len = Number(row.prefix_len);
   const block = parsePrefix(`${row.prefix}/${len}`);
@@ -374,14 +379,14 @@ function isOneOf(eb: ExpressionBuilder<Database, 'prefix_claims'>, nodes: Prefix
   );
 }
 
-function ownerRow(db: TransactionHandle, owner: Owner, pool: PoolName): Promise<AllocationRow | undefined> {
+export function ownerRow(db: TransactionHandle, owner: Owner, pool: PoolName): Promise<AllocationRow | undefined> {
   const q = db.selectFrom('allocations').selectAll().where('pool', '=', pool);
   return (
     'accountId' in owner ? q.where('account_id', '=', owner.accountId) : q.where('lease_id', '=', owner.leaseId)
   ).executeTakeFirst();
 }
 
-function toAllocation(r: AllocationRow): Allocation {
+export function toAllocation(r: AllocationRow): Allocation {
   return {
     id: Number(r.id),
     pool: r.pool as PoolName,

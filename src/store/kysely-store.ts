@@ -21,6 +21,7 @@ import { tunnelStore } from './kysely/tunnels.js';
 import { auditStore } from './kysely/audit.js';
 import { webStore } from './kysely/web.js';
 import { trafficStore } from './kysely/traffic.js';
+import { LeaseChunks } from './lease-chunks.js';
 
 /** A Store, plus what its opener and the store's own modules need. */
 export interface KyselyStore extends Store {
@@ -37,13 +38,14 @@ export interface KyselyStore extends Store {
 
 export function createKyselyStore(db: Kysely<Database>, driver: StoreDriver, clock: Clock = systemClock): KyselyStore {
   const run = new Runner(db, driver);
+  const chunks = new LeaseChunks(run, clock);
   let closed = false;
   return {
     dialect: driver.dialect,
     ...settingsStore(run),
     ...accountStore(run, clock),
-    ...allocationStore(run, clock),
-    ...tunnelStore(run),
+    ...allocationStore(run, clock, chunks),
+    ...tunnelStore(run, chunks),
     ...auditStore(run),
     ...webStore(run),
     ...trafficStore(run),

@@ -206,6 +206,25 @@ export const MIGRATIONS: readonly Migration[] = [
       await db.schema.createIndex('traffic_samples_at').on('traffic_samples').columns(['at', 'id']).execute();
     },
   },
+  {
+    version: 6,
+    name: 'lease chunks',
+    async up(db) {
+      // Anonymous leases come out of chunks the broker holds (store/lease-chunks.ts): a chunk is an allocation
+      // of its own (lease_id 'chunk:<node>:<uuid>'), and a lease inside it is one row naming it here. The unique
+      // index is what keeps two leases of one chunk apart (NULLs are distinct: other rows never collide).
+      await db.schema
+        .alterTable('allocations')
+        .addColumn('chunk_id', 'bigint', (c) => c.references('allocations.id'))
+        .execute();
+      await db.schema
+        .createIndex('allocations_chunk_prefix')
+        .unique()
+        .on('allocations')
+        .columns(['chunk_id', 'prefix'])
+        .execute();
+    },
+  },
 ];
 
 /** The latest schema version this code knows. */

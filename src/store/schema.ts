@@ -41,6 +41,8 @@ export interface AllocationsTable {
   account_id: Int8 | null;
   lease_id: string | null;
   created_at: Int8;
+  /** The chunk (an allocation of the node's) a lease was cut from, or null (store/lease-chunks.ts). */
+  chunk_id: ColumnType<number | string | null, number | null | undefined, number | null>;
 }
 
 /** One row per claimed node of a pool's binary prefix tree (see allocate() in kysely-store.ts). */

@@ -35,10 +35,45 @@ export class RetryTransaction extends Error {}
  *  each retry sees the winner's committed row. */
 const TRANSACTION_ATTEMPTS = 5;
 
+/** What a write transaction's caller wants done once it is known whether the transaction took effect: memory
+ *  that mirrors rows (store/lease-chunks.ts) changes only with them. */
+export interface TxHooks {
+  /** After the transaction committed (on SQLite: after its group's commit). */
+  onCommit(fn: () => void): void;
+  /** After it was rolled back (each failed attempt: a retried transaction gets fresh hooks). */
+  onRollback(fn: () => void): void;
+}
+
+class Hooks implements TxHooks {
+  private readonly commit: (() => void)[] = [];
+  private readonly rollback: (() => void)[] = [];
+  onCommit(fn: () => void): void {
+    this.commit.push(fn);
+  }
+  onRollback(fn: () => void): void {
+    this.rollback.push(fn);
+  }
+  settle(committed: boolean): void {
+    // memory bookkeeping only: one that fails must not turn a committed transaction into a reported failure
+    for (const fn of committed ? this.commit : this.rollback) {
+      try {
+        fn();
+      } catch {
+        // nothing the caller could do: the rows are the truth, and memory is rebuilt from them on restart
+      }
+    }
+  }
+}
+
+interface OpenBatch {
+  trx: Kysely<Database>;
+  hooks: TxHooks;
+}
+
 /** Runs reads and write transactions for one store, and knows the batch the current call chain runs in. */
 export class Runner {
   /** The transaction of the batch the current async call chain runs in, if any. */
-  private readonly openBatch = new AsyncLocalStorage<Kysely<Database>>();
+  private readonly openBatch = new AsyncLocalStorage<OpenBatch>();
 
   constructor(
     readonly db: Kysely<Database>,
@@ -50,33 +85,44 @@ export class Runner {
    *  wait behind this one in the file's queue forever). A transient error or a lost race runs fn again. */
   batch<T>(fn: () => Promise<T>): Promise<T> {
     if (this.openBatch.getStore() !== undefined) return fn();
-    return this.write('batch', (trx) => this.openBatch.run(trx, fn));
+    return this.write('batch', (trx, hooks) => this.openBatch.run({ trx, hooks }, fn));
+  }
+
+  /** Runs fn outside any open batch: a write it makes is a transaction of its own, committed whether or not the
+   *  batch that started it commits (store/lease-chunks.ts claims a chunk this way). */
+  detached<T>(fn: () => Promise<T>): Promise<T> {
+    return this.openBatch.exit(fn);
   }
 
   /** A read, with errors coded: inside a batch, on the batch's transaction. */
   async read<T>(op: string, fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
     try {
-      return await fn(this.openBatch.getStore() ?? this.db);
+      return await fn(this.openBatch.getStore()?.trx ?? this.db);
     } catch (e) {
       throw storeError(op, e);
     }
   }
 
   /** A write transaction through the driver, run again after a transient error or a lost race (so fn may run
-   *  more than once). Inside a batch it runs on the batch's transaction, and a retry is the batch's to make. */
-  async write<T>(op: string, fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+   *  more than once). Inside a batch it runs on the batch's transaction, and a retry is the batch's to make.
+   *  fn's hooks run once the outcome is known (the batch's, inside a batch). */
+  async write<T>(op: string, fn: (trx: Kysely<Database>, hooks: TxHooks) => Promise<T>): Promise<T> {
     const open = this.openBatch.getStore();
     if (open !== undefined) {
       try {
-        return await fn(open);
+        return await fn(open.trx, open.hooks);
       } catch (e) {
         throw e instanceof RetryTransaction || this.driver.isTransient(e) ? e : storeError(op, e);
       }
     }
     for (let attempt = 1; ; attempt++) {
+      const hooks = new Hooks();
       try {
-        return await this.driver.write(this.db, fn);
+        const value = await this.driver.write(this.db, (trx) => fn(trx, hooks));
+        hooks.settle(true);
+        return value;
       } catch (e) {
+        hooks.settle(false);
         const again = e instanceof RetryTransaction || this.driver.isTransient(e);
         if (again && attempt < TRANSACTION_ATTEMPTS) continue;
         throw storeError(op, e);

@@ -4,6 +4,7 @@ import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selecta
 import { BrokerError } from '../../errors.js';
 import { clientPortFor } from '../../tunnel-model.js';
 import { releaseLease } from '../allocator.js';
+import type { LeaseChunks } from '../lease-chunks.js';
 import { canonicalAddress } from '../prefix.js';
 import type { EndReason, TunnelFilter, TunnelRecord, TunnelState, TunnelStore } from '../types.js';
 import type { Database, TunnelsTable } from '../schema.js';
@@ -11,7 +12,7 @@ import { likeSubstring, nullableNumber, page, type Runner } from './runner.js';
 
 type TunnelRow = Selectable<TunnelsTable> & { username: string | null };
 
-export function tunnelStore(run: Runner): TunnelStore {
+export function tunnelStore(run: Runner, chunks: LeaseChunks): TunnelStore {
   return {
     createTunnel(t, at) {
       return run.write('createTunnel', async (trx) => {
@@ -144,7 +145,7 @@ export function tunnelStore(run: Runner): TunnelStore {
      *  releases it, but a lease still held by an ended tunnel would stay allocated forever once the row is gone,
      *  so it is released here (unless a live tunnel holds the same lease). Nothing else references tunnel rows. */
     pruneEndedTunnels(before, limit) {
-      return run.write('pruneEndedTunnels', async (trx) => {
+      return run.write('pruneEndedTunnels', async (trx, hooks) => {
         const rows = await trx
           .selectFrom('tunnels')
           .select(['id', 'lease_id'])
@@ -156,7 +157,8 @@ export function tunnelStore(run: Runner): TunnelStore {
           .execute();
         if (rows.length === 0) return 0;
         const leases = [...new Set(rows.flatMap((r) => (r.lease_id === null ? [] : [r.lease_id])))];
-        for (const lease of await leasesHeldByNoLiveTunnel(trx, leases)) await releaseLease(trx, lease);
+        for (const lease of await leasesHeldByNoLiveTunnel(trx, leases))
+          chunks.released(await releaseLease(trx, lease), hooks);
         const r = await trx
           .deleteFrom('tunnels')
           .where(

@@ -7,6 +7,7 @@ import pg from 'pg';
 import { openPostgresStore } from '../../../src/store/open.js';
 import { storeContract } from './contract.js';
 import { allocatorContract } from './allocator-contract.js';
+import { leaseChunksContract } from './lease-chunks-contract.js';
 
 const adminUrl = process.env.TSP_TEST_PG_URL;
 
@@ -30,5 +31,6 @@ if (adminUrl === undefined || adminUrl === '') {
     after(() => admin(`drop database if exists ${database} with (force)`));
     storeContract('postgres', () => openPostgresStore({ url: url.toString() }));
     allocatorContract('postgres', () => openPostgresStore({ url: url.toString() }));
+    leaseChunksContract('postgres', () => openPostgresStore({ url: url.toString() }));
   });
 }

@@ -15,6 +15,7 @@ import { MIGRATIONS, SCHEMA_VERSION } from '../../../src/store/migrations.js';
 import type { Database } from '../../../src/store/schema.js';
 import { storeContract } from './contract.js';
 import { allocatorContract } from './allocator-contract.js';
+import { leaseChunksContract } from './lease-chunks-contract.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsp-store-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -22,6 +23,7 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 const contractFile = path.join(dir, 'contract', 'nested', 'broker.db');
 storeContract('sqlite', () => openSqliteStore({ file: contractFile }));
 allocatorContract('sqlite', () => openSqliteStore({ file: contractFile }));
+leaseChunksContract('sqlite', () => openSqliteStore({ file: contractFile }));
 
 describe('SQLite store', () => {
   it('creates the directory, uses WAL and foreign keys, and records each migration once', async () => {

@@ -1,0 +1,319 @@
+/** @module store/lease-chunks: anonymous leases cut from chunks the node already holds, so a lease is one row
+ *  written and one row deleted instead of a walk of the pool's buddy tree (allocator.ts).
+ *
+ *  An anonymous /64 from a /33 pool costs the buddy allocator an upsert of 31 split rows to claim and as many
+ *  updates to release, and on PostgreSQL every claim and release of a pool queues on the pool's root row. A
+ *  reconnect storm is all anonymous claims and releases. So the node claims a chunk (CHUNK_BITS shorter than
+ *  the lease: 256 /64s in a /56) through the buddy allocator, once, as an allocation of its own with lease_id
+ *  'chunk:<node>:<uuid>', and hands out the leases inside it from memory:
+ *    - a lease is an allocations row with chunk_id naming the chunk; the unique index (chunk_id, prefix) is what
+ *      keeps two leases of a chunk apart, whatever memory believes (a conflict marks the slot used and moves
+ *      on), so memory is a hint that is right almost always, and the rows are the truth;
+ *    - memory changes with the rows only: a slot taken is given back if the transaction rolls back, a slot
+ *      released is reused only after the release commits (Runner's TxHooks);
+ *    - a new chunk is claimed in a transaction of its own (detached from the session's batch, whose rollback
+ *      must not take a chunk that other sessions' leases already point at), ahead of need when the free slots
+ *      run low; a session that finds none free takes the buddy allocator's path meanwhile;
+ *    - an empty chunk goes back to the pool when at least two chunks' worth of slots are free elsewhere, so
+ *      a storm's chunks return and accounts can have the space; the release checks in the same transaction
+ *      that no lease names it;
+ *    - on the first lease after a start, the node's chunks and their leases are read back from the rows.
+ *  A pool too small for chunks (under 2^12 leases of that length) always takes the buddy allocator's path.
+ *  A lease released by another process (the CLI's tunnel kill) frees its row; this process's memory keeps the
+ *  slot taken until its next start: never a double allocation, at worst a slot idle for a while.
+ *  Which node a chunk belongs to is its lease_id: several brokers on one PostgreSQL each use their own. */
+
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import type { Clock } from '../clock.js';
+import type { AllocateRequest, Allocation } from './types.js';
+import * as allocator from './allocator.js';
+import type { AllocationRow, TransactionHandle } from './allocator.js';
+import { blockSize, formatAddress, formatPrefix, parsePrefix, type Prefix } from './prefix.js';
+import type { Runner, TxHooks } from './kysely/runner.js';
+
+/** A chunk is this many bits shorter than its leases: 256 leases a chunk. */
+export const CHUNK_BITS = 8;
+const SLOTS = 1 << CHUNK_BITS;
+/** A pool must hold at least 2^MIN_POOL_BITS leases of a length for chunks of it (16 chunks at least). */
+const MIN_POOL_BITS = CHUNK_BITS + 4;
+/** Claim the next chunk when fewer slots than this are free. */
+const LOW_WATER = SLOTS / 2;
+/** After the pool could not give a chunk, wait this long before asking again. */
+const EXHAUSTED_BACKOFF_MS = 10_000;
+/** Slots tried per lease before leaving it to the buddy allocator (each failure is a row memory missed). */
+const TRIES = 4;
+
+interface Chunk {
+  id: number;
+  start: bigint;
+  used: Uint8Array;
+  usedCount: number;
+  /** Next slot to try: next-fit, so a released lease is not handed out again at once. */
+  cursor: number;
+  retiring: boolean;
+}
+
+/** The node's chunks of one pool for leases of one length. */
+class ChunkSet {
+  readonly chunks: Chunk[] = [];
+  free = 0;
+  current = 0;
+  loading: Promise<void> | undefined;
+  refilling = false;
+  noChunksUntil = 0;
+
+  readonly byId = new Map<number, Chunk>();
+
+  constructor(
+    readonly poolName: AllocateRequest['pool'],
+    readonly pool: Prefix,
+    readonly poolKey: string,
+    readonly leaseLen: number,
+  ) {}
+
+  get chunkLen(): number {
+    return this.leaseLen - CHUNK_BITS;
+  }
+
+  add(id: number, start: bigint, usedSlots: number[] = []): void {
+    const c: Chunk = { id, start, used: new Uint8Array(SLOTS), usedCount: 0, cursor: 0, retiring: false };
+    for (const s of usedSlots) {
+      if (c.used[s] === 1) continue;
+      c.used[s] = 1;
+      c.usedCount++;
+    }
+    this.chunks.push(c);
+    this.byId.set(id, c);
+    this.chunks.sort((a, b) => (a.start < b.start ? -1 : 1));
+    this.free += SLOTS - c.usedCount;
+  }
+
+  remove(c: Chunk): void {
+    const i = this.chunks.indexOf(c);
+    if (i < 0) return;
+    this.chunks.splice(i, 1);
+    this.byId.delete(c.id);
+    this.free -= SLOTS - c.usedCount;
+    if (this.current >= this.chunks.length) this.current = 0;
+  }
+
+  /** A free slot, marked used: next-fit through the chunks in address order. */
+  take(): { chunk: Chunk; slot: number } | undefined {
+    for (let n = 0; n < this.chunks.length; n++) {
+      const c = this.chunks[this.current]!;
+      if (!c.retiring && c.usedCount < SLOTS) {
+        for (let s = c.cursor; s < SLOTS; s++) {
+          if (c.used[s] === 0) {
+            this.mark(c, s);
+            c.cursor = s + 1;
+            return { chunk: c, slot: s };
+          }
+        }
+      }
+      c.cursor = 0;
+      this.current = (this.current + 1) % this.chunks.length;
+    }
+    return undefined;
+  }
+
+  mark(c: Chunk, slot: number): void {
+    if (c.used[slot] === 1) return;
+    c.used[slot] = 1;
+    c.usedCount++;
+    this.free--;
+  }
+
+  unmark(c: Chunk, slot: number): void {
+    if (c.used[slot] === 0) return;
+    c.used[slot] = 0;
+    c.usedCount--;
+    this.free++;
+  }
+
+  slotOf(c: Chunk, address: bigint): number {
+    return Number((address - c.start) / blockSize(this.leaseLen));
+  }
+}
+
+export class LeaseChunks {
+  private readonly sets = new Map<string, ChunkSet>();
+  private readonly owner: string;
+
+  constructor(
+    private readonly run: Runner,
+    private readonly clock: Clock,
+    nodeId: string = os.hostname(),
+  ) {
+    this.owner = `chunk:${nodeId}:`;
+  }
+
+  /** A lease for req.owner (a leaseId) from one of the node's chunks, or undefined when the buddy allocator
+   *  must serve it (no chunk has a free slot yet, the pool is too small for chunks, or the lease holds a row
+   *  in that pool already). */
+  async allocate(trx: TransactionHandle, hooks: TxHooks, req: AllocateRequest): Promise<Allocation | undefined> {
+    if (!('leaseId' in req.owner)) return undefined;
+    const set = this.setFor(req);
+    if (set === undefined) return undefined;
+    await (set.loading ??= this.load(trx, set));
+    for (let i = 0; i < TRIES; i++) {
+      const pick = set.take();
+      if (set.free < LOW_WATER) this.refill(set);
+      if (pick === undefined) return undefined;
+      const { chunk, slot } = pick;
+      hooks.onRollback(() => set.unmark(chunk, slot));
+      const row = await insertLease(trx, req, set, chunk, slot, this.clock.now());
+      if (row !== undefined) return allocator.toAllocation(row);
+      // a row memory did not know: the slot is taken (it stays marked), or the lease has a row in this pool
+      if ((await allocator.ownerRow(trx, req.owner, req.pool)) !== undefined) {
+        set.unmark(chunk, slot);
+        return undefined;
+      }
+    }
+    return undefined;
+  }
+
+  /** Memory follows leases released in `trx`: their slots are free once it commits. */
+  released(rows: readonly AllocationRow[], hooks: TxHooks): void {
+    for (const row of rows) {
+      if (row.chunk_id === null) continue;
+      const set = this.sets.get(setKey(row.pool_prefix, Number(row.prefix_len)));
+      const chunk = set?.byId.get(Number(row.chunk_id));
+      if (set === undefined || chunk === undefined) continue;
+      const slot = set.slotOf(chunk, parsePrefix(`${row.prefix}/${set.leaseLen}`).start);
+      hooks.onCommit(() => {
+        set.unmark(chunk, slot);
+        if (chunk.usedCount === 0 && set.free - SLOTS >= 2 * SLOTS) this.retire(set, chunk);
+      });
+    }
+  }
+
+  private setFor(req: AllocateRequest): ChunkSet | undefined {
+    let set = this.sets.get(setKey(req.poolPrefix, req.prefixLen));
+    if (set === undefined) {
+      const pool = parsePrefix(req.poolPrefix); // CFG_INVALID for a bad pool, as from the buddy allocator
+      if (req.prefixLen > 128 || req.prefixLen - pool.len < MIN_POOL_BITS) return undefined;
+      // keyed by the text as given (the common case is the same text every time) and by the canonical one,
+      // which is what rows hold and what released() looks up
+      const key = setKey(formatPrefix(pool), req.prefixLen);
+      set = this.sets.get(key) ?? new ChunkSet(req.pool, pool, formatPrefix(pool), req.prefixLen);
+      this.sets.set(key, set);
+      this.sets.set(setKey(req.poolPrefix, req.prefixLen), set);
+    }
+    return set;
+  }
+
+  /** The node's chunks of this set and the leases in them, from the rows. */
+  private async load(trx: TransactionHandle, set: ChunkSet): Promise<void> {
+    const chunks = await trx
+      .selectFrom('allocations')
+      .select(['id', 'prefix'])
+      .where('pool_prefix', '=', set.poolKey)
+      .where('prefix_len', '=', set.chunkLen)
+      .where('lease_id', '>=', this.owner)
+      .where('lease_id', '<', `${this.owner.slice(0, -1)};`)
+      .execute();
+    const leases = chunks.length
+      ? await trx
+          .selectFrom('allocations')
+          .select(['chunk_id', 'prefix'])
+          .where(
+            'chunk_id',
+            'in',
+            chunks.map((c) => Number(c.id)),
+          )
+          .execute()
+      : [];
+    const slots = new Map<number, number[]>();
+    for (const l of leases) {
+      const id = Number(l.chunk_id);
+      const at = slots.get(id) ?? [];
+      at.push(Number(parsePrefix(`${l.prefix}/${set.leaseLen}`).start >> BigInt(128 - set.leaseLen)) % SLOTS);
+      slots.set(id, at);
+    }
+    for (const c of chunks)
+      set.add(Number(c.id), parsePrefix(`${c.prefix}/${set.chunkLen}`).start, slots.get(Number(c.id)));
+  }
+
+  /** Claims one more chunk for `set`, in a transaction of its own, unless one is on its way. */
+  private refill(set: ChunkSet): void {
+    if (set.refilling || this.clock.now() < set.noChunksUntil) return;
+    set.refilling = true;
+    const claim = this.run.detached(() =>
+      this.run.write('leaseChunk', async (trx, hooks) => {
+        const a = await allocator.allocate(
+          trx,
+          {
+            pool: set.poolName,
+            poolPrefix: set.poolKey,
+            prefixLen: set.chunkLen,
+            owner: { leaseId: `${this.owner}${randomUUID()}` },
+          },
+          this.clock.now(),
+        );
+        hooks.onCommit(() => set.add(a.id, parsePrefix(`${a.prefix}/${a.prefixLen}`).start));
+      }),
+    );
+    claim
+      .catch(() => {
+        // the pool has no chunk left (the buddy allocator still serves single leases: POOL_EXHAUSTED), or the
+        // store failed: either way, not again for a while
+        set.noChunksUntil = this.clock.now() + EXHAUSTED_BACKOFF_MS;
+      })
+      .finally(() => (set.refilling = false));
+  }
+
+  /** Gives an empty chunk back to the pool, in a transaction of its own that checks no lease names it. */
+  private retire(set: ChunkSet, chunk: Chunk): void {
+    chunk.retiring = true;
+    void this.run
+      .detached(() =>
+        this.run.write('retireChunk', async (trx, hooks) => {
+          const leased = await trx
+            .selectFrom('allocations')
+            .select('id')
+            .where('chunk_id', '=', chunk.id)
+            .limit(1)
+            .executeTakeFirst();
+          const row = await trx.selectFrom('allocations').selectAll().where('id', '=', chunk.id).executeTakeFirst();
+          if (leased !== undefined || row === undefined) {
+            hooks.onCommit(() => (chunk.retiring = false));
+            return;
+          }
+          await allocator.releaseRow(trx, row);
+          hooks.onCommit(() => set.remove(chunk));
+        }),
+      )
+      .catch(() => (chunk.retiring = false));
+  }
+}
+
+function setKey(poolPrefix: string, leaseLen: number): string {
+  return `${poolPrefix}|${leaseLen}`;
+}
+
+/** The lease's row in `slot` of `chunk`, or undefined when a row conflicts (the slot, or the lease's own row). */
+function insertLease(
+  trx: TransactionHandle,
+  req: AllocateRequest,
+  set: ChunkSet,
+  chunk: Chunk,
+  slot: number,
+  now: number,
+): Promise<AllocationRow | undefined> {
+  return trx
+    .insertInto('allocations')
+    .values({
+      pool: req.pool,
+      pool_prefix: set.poolKey,
+      prefix: formatAddress(chunk.start + BigInt(slot) * blockSize(set.leaseLen)),
+      prefix_len: set.leaseLen,
+      account_id: null,
+      lease_id: (req.owner as { leaseId: string }).leaseId,
+      chunk_id: chunk.id,
+      created_at: now,
+    })
+    .onConflict((oc) => oc.doNothing())
+    .returningAll()
+    .executeTakeFirst();
+}
