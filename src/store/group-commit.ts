@@ -3,8 +3,12 @@
  *
  *  A write that arrives while a group runs waits for the next group; a group takes every write waiting when it
  *  starts (at most MAX_GROUP). Inside the group each write runs under a savepoint of its own: one that throws
- *  is rolled back to its savepoint and rejected alone, the others go on. The group's promises settle after
- *  COMMIT returns (with synchronous=FULL: after the fsync), so nothing is acknowledged before it is on disk.
+ *  is rolled back to its savepoint and rejected alone, the others go on. The group's promises settle once its
+ *  commit is on disk: after COMMIT returns when COMMIT syncs (synchronous=FULL), or, when the target syncs on
+ *  its own (sqlite.ts: synchronous=NORMAL and an fdatasync of the WAL file on libuv's thread pool), after a
+ *  sync that began after the COMMIT. The next group runs while that sync does, and shares the one after it:
+ *  the event loop never waits for the disk, and at most one sync runs with one more queued behind it. A sync
+ *  that fails rejects its groups and every write after it (the store must be reopened).
  *  If the database rolls the whole transaction back by itself (SQLITE_FULL, SQLITE_IOERR), or COMMIT fails,
  *  every write of the group that had run is rejected with that error, and the writes not yet run go to the
  *  next group. A lone write runs without a savepoint, exactly as a plain transaction.
@@ -32,6 +36,9 @@ export interface GroupTarget {
   withConnection(body: (conn: Kysely<Database>) => Promise<void>): Promise<void>;
   /** Whether a transaction is still open on the connection. */
   inTransaction(): boolean;
+  /** Makes every commit so far durable, off the event loop (sqlite.ts: fdatasync of the WAL file, the database
+   *  running with synchronous=NORMAL). Absent when COMMIT itself is durable (or nothing is: ':memory:'). */
+  sync?(): Promise<void>;
 }
 
 interface Member {
@@ -44,10 +51,15 @@ export class GroupCommitter {
   readonly stats: CommitStats = { writes: 0, commits: 0, largestGroup: 0 };
   private readonly waiting: Member[] = [];
   private draining = false;
+  private syncing: Promise<void> | undefined;
+  private nextSync: Promise<void> | undefined;
+  /** Set for good when a sync failed: every write is refused (beginSync). */
+  private broken: Error | undefined;
 
   constructor(private readonly target: GroupTarget) {}
 
   write<T>(fn: (conn: Kysely<Database>) => Promise<T>): Promise<T> {
+    if (this.broken !== undefined) return Promise.reject(this.broken);
     this.stats.writes++;
     return new Promise<T>((resolve, reject) => {
       this.waiting.push({ fn, resolve: resolve as (v: unknown) => void, reject });
@@ -64,12 +76,15 @@ export class GroupCommitter {
     try {
       while (this.waiting.length) {
         const group = this.waiting.splice(0, MAX_GROUP);
+        let committed: [Member, unknown][] = [];
         await this.target
-          .withConnection((conn) => this.runGroup(conn, group))
+          .withConnection(async (conn) => void (committed = await this.runGroup(conn, group)))
           .catch((err: unknown) => {
             // BEGIN failed (another process holds the lock past busy_timeout), or the connection is gone
             for (const m of group) m.reject(err);
           });
+        // settled once durable; the next group runs meanwhile, and its commit shares the next sync
+        if (committed.length) this.settleWhenDurable(committed);
         // let the I/O that arrived during the commit ask too before the next group starts
         await new Promise((r) => setImmediate(r));
       }
@@ -78,10 +93,10 @@ export class GroupCommitter {
     }
   }
 
-  private async runGroup(conn: Kysely<Database>, group: Member[]): Promise<void> {
+  private async runGroup(conn: Kysely<Database>, group: Member[]): Promise<[Member, unknown][]> {
     await sql`begin immediate`.execute(conn);
     try {
-      await this.runMembers(conn, group);
+      return await this.runMembers(conn, group);
     } catch (err) {
       // a savepoint statement itself failed: leave no transaction open for the next group
       if (this.target.inTransaction()) await sql`rollback`.execute(conn).catch(() => undefined);
@@ -89,7 +104,8 @@ export class GroupCommitter {
     }
   }
 
-  private async runMembers(conn: Kysely<Database>, group: Member[]): Promise<void> {
+  /** Runs the members and commits; returns those committed (the others are rejected here already). */
+  private async runMembers(conn: Kysely<Database>, group: Member[]): Promise<[Member, unknown][]> {
     const alone = group.length === 1;
     const done: [Member, unknown][] = [];
     for (let i = 0; i < group.length; i++) {
@@ -105,12 +121,12 @@ export class GroupCommitter {
           m.reject(err);
           for (const [d] of done) d.reject(err);
           this.waiting.unshift(...group.slice(i + 1));
-          return;
+          return [];
         }
         if (alone) {
           await sql`rollback`.execute(conn);
           m.reject(err);
-          return;
+          return [];
         }
         await sql`rollback to savepoint group_member`.execute(conn);
         await sql`release savepoint group_member`.execute(conn);
@@ -122,10 +138,58 @@ export class GroupCommitter {
     } catch (err) {
       if (this.target.inTransaction()) await sql`rollback`.execute(conn).catch(() => undefined);
       for (const [d] of done) d.reject(err);
-      return;
+      return [];
     }
     this.stats.commits++;
     this.stats.largestGroup = Math.max(this.stats.largestGroup, group.length);
-    for (const [d, value] of done) d.resolve(value);
+    return done;
+  }
+
+  private settleWhenDurable(done: [Member, unknown][]): void {
+    if (this.target.sync === undefined) {
+      for (const [d, value] of done) d.resolve(value);
+      return;
+    }
+    this.durable().then(
+      () => {
+        for (const [d, value] of done) d.resolve(value);
+      },
+      (err: unknown) => {
+        for (const [d] of done) d.reject(err);
+      },
+    );
+  }
+
+  /** Resolves after a sync that began after this call: the one running began before it (it may miss this
+   *  commit), so everyone who asks while it runs shares the next one. */
+  private durable(): Promise<void> {
+    if (this.syncing === undefined) return this.beginSync();
+    this.nextSync ??= this.syncing
+      .catch(() => undefined)
+      .then(() => {
+        this.nextSync = undefined;
+        return this.beginSync();
+      });
+    return this.nextSync;
+  }
+
+  private beginSync(): Promise<void> {
+    if (this.broken !== undefined) return Promise.reject(this.broken);
+    const p: Promise<void> = this.target.sync!().then(
+      () => {
+        if (this.syncing === p) this.syncing = undefined;
+      },
+      (err: unknown) => {
+        if (this.syncing === p) this.syncing = undefined;
+        // What a failed fsync left on disk is unknown, and a later fsync that succeeds would not say (the
+        // kernel may have dropped the dirty pages): refuse every write from now on, as PostgreSQL does.
+        this.broken ??= new Error(`the database's WAL could not be synced to disk (${String(err)}); restart`, {
+          cause: err,
+        });
+        throw this.broken;
+      },
+    );
+    this.syncing = p;
+    return p;
   }
 }

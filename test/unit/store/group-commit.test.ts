@@ -1,6 +1,6 @@
 /** store/group-commit over a real SQLite file: concurrent writes share commits, each stays all-or-nothing and
- *  is settled only after its group's commit; a failing write is rejected alone; a full disk rejects the group
- *  and leaves the database usable. */
+ *  is settled only after its group's commit is synced; a failing write is rejected alone; a full disk rejects
+ *  the group and leaves the database usable; a failed sync refuses every write after it. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -8,7 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { openSqliteStore } from '../../../src/store/sqlite.js';
+import { Kysely, SqliteDialect, sql } from 'kysely';
 import { BrokerError } from '../../../src/errors.js';
+import { GroupCommitter } from '../../../src/store/group-commit.js';
+import type { Database } from '../../../src/store/schema.js';
 
 function tmp(t: import('node:test').TestContext): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tsp-group-'));
@@ -93,4 +96,60 @@ test('a full disk rejects the writes of the group it hits, and the store stays u
   await store.setSettingIfAbsent('after', 'full');
   assert.equal(await store.getSetting('after'), 'full');
   await store.close();
+});
+
+/** A GroupCommitter over a real SQLite file whose sync the test releases by hand. */
+function gatedCommitter(t: import('node:test').TestContext) {
+  const raw = new BetterSqlite3(tmp(t));
+  raw.pragma('journal_mode = WAL');
+  raw.exec('create table t (x integer)');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: raw }) });
+  t.after(() => db.destroy());
+  const syncs: { release: () => void; fail: (e: Error) => void }[] = [];
+  const committer = new GroupCommitter({
+    withConnection: (body) => db.connection().execute(body),
+    inTransaction: () => raw.inTransaction,
+    sync: () => new Promise<void>((release, fail) => syncs.push({ release, fail })),
+  });
+  const insert = (x: number) => committer.write((c) => sql`insert into t values (${x})`.execute(c));
+  const seen = () => raw.prepare('select x from t order by x').pluck().all();
+  return { syncs, insert, seen };
+}
+
+/** Lets the event loop turn until `cond` holds (bounded: 10,000 turns). */
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 10_000 && !cond(); i++) await new Promise((r) => setImmediate(r));
+  assert.ok(cond(), 'condition never held');
+}
+
+test('a write is acknowledged only after a sync that began after its commit; the next group runs meanwhile', async (t) => {
+  const { syncs, insert, seen } = gatedCommitter(t);
+  let acked = false;
+  const first = insert(1).then(() => (acked = true));
+  await until(() => syncs.length === 1);
+  assert.deepEqual(seen(), [1], 'committed');
+  assert.equal(acked, false, 'not acknowledged while its sync runs');
+  const later = [insert(2), insert(3)];
+  await until(() => seen().length === 3);
+  assert.equal(syncs.length, 1, 'one sync at a time: the later commits wait for the next one');
+  syncs[0]!.release();
+  await first;
+  await until(() => syncs.length === 2);
+  let laterAcked = false;
+  void Promise.all(later).then(() => (laterAcked = true));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(laterAcked, false);
+  syncs[1]!.release();
+  await Promise.all(later);
+  assert.equal(syncs.length, 2, 'the two later commits shared one sync');
+});
+
+test('a failed sync rejects the writes waiting on it and refuses every write after it', async (t) => {
+  const { syncs, insert } = gatedCommitter(t);
+  const first = insert(1);
+  await until(() => syncs.length === 1);
+  syncs[0]!.fail(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+  await assert.rejects(first, /could not be synced to disk.*EIO/);
+  await assert.rejects(insert(2), /could not be synced to disk/);
+  assert.equal(syncs.length, 1, 'no write reached the database after the failure');
 });
