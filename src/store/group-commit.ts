@@ -52,6 +52,8 @@ export class GroupCommitter {
   private readonly waiting: Member[] = [];
   private draining = false;
   private syncing: Promise<void> | undefined;
+  /** Called when the waiting writes reach MAX_GROUP (drain waits on it beside the sync). */
+  private onFull: (() => void) | undefined;
   private nextSync: Promise<void> | undefined;
   /** Set for good when a sync failed: every write is refused (beginSync). */
   private broken: Error | undefined;
@@ -63,6 +65,7 @@ export class GroupCommitter {
     this.stats.writes++;
     return new Promise<T>((resolve, reject) => {
       this.waiting.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (this.waiting.length >= MAX_GROUP) this.onFull?.();
       if (!this.draining) {
         this.draining = true;
         // after the event loop's current round of I/O: every datagram already read asks first, so the group
@@ -83,9 +86,14 @@ export class GroupCommitter {
             // BEGIN failed (another process holds the lock past busy_timeout), or the connection is gone
             for (const m of group) m.reject(err);
           });
-        // settled once durable; the next group runs meanwhile, and its commit shares the next sync
+        // settled once durable
         if (committed.length) this.settleWhenDurable(committed);
-        // let the I/O that arrived during the commit ask too before the next group starts
+        // The next group starts when that sync is done (or a full group waits): writes gather meanwhile, as
+        // they did while a synchronous fsync blocked the loop, so a group stays large and its pages are written
+        // once; the loop is free to read and answer datagrams in the meantime. Then let the I/O that arrived
+        // during the commit ask too.
+        if (this.syncing !== undefined && this.waiting.length < MAX_GROUP)
+          await Promise.race([this.syncing.catch(() => undefined), this.full()]);
         await new Promise((r) => setImmediate(r));
       }
     } finally {
@@ -158,6 +166,15 @@ export class GroupCommitter {
         for (const [d] of done) d.reject(err);
       },
     );
+  }
+
+  private full(): Promise<void> {
+    return new Promise((r) => {
+      this.onFull = () => {
+        this.onFull = undefined;
+        r();
+      };
+    });
   }
 
   /** Resolves after a sync that began after this call: the one running began before it (it may miss this

@@ -10,7 +10,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { openSqliteStore } from '../../../src/store/sqlite.js';
 import { Kysely, SqliteDialect, sql } from 'kysely';
 import { BrokerError } from '../../../src/errors.js';
-import { GroupCommitter } from '../../../src/store/group-commit.js';
+import { GroupCommitter, MAX_GROUP } from '../../../src/store/group-commit.js';
 import type { Database } from '../../../src/store/schema.js';
 
 function tmp(t: import('node:test').TestContext): string {
@@ -122,7 +122,7 @@ async function until(cond: () => boolean): Promise<void> {
   assert.ok(cond(), 'condition never held');
 }
 
-test('a write is acknowledged only after a sync that began after its commit; the next group runs meanwhile', async (t) => {
+test('a write is acknowledged only after a sync that began after its commit; writes gather meanwhile', async (t) => {
   const { syncs, insert, seen } = gatedCommitter(t);
   let acked = false;
   const first = insert(1).then(() => (acked = true));
@@ -130,11 +130,12 @@ test('a write is acknowledged only after a sync that began after its commit; the
   assert.deepEqual(seen(), [1], 'committed');
   assert.equal(acked, false, 'not acknowledged while its sync runs');
   const later = [insert(2), insert(3)];
-  await until(() => seen().length === 3);
-  assert.equal(syncs.length, 1, 'one sync at a time: the later commits wait for the next one');
+  for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+  assert.deepEqual(seen(), [1], 'the next group waits for the sync, gathering writes');
   syncs[0]!.release();
   await first;
   await until(() => syncs.length === 2);
+  assert.deepEqual(seen(), [1, 2, 3], 'the two later writes in one group');
   let laterAcked = false;
   void Promise.all(later).then(() => (laterAcked = true));
   await new Promise((r) => setImmediate(r));
@@ -142,6 +143,20 @@ test('a write is acknowledged only after a sync that began after its commit; the
   syncs[1]!.release();
   await Promise.all(later);
   assert.equal(syncs.length, 2, 'the two later commits shared one sync');
+});
+
+test('a full group does not wait for the sync before it', async (t) => {
+  const { syncs, insert, seen } = gatedCommitter(t);
+  const first = insert(0);
+  await until(() => syncs.length === 1);
+  const full = Array.from({ length: MAX_GROUP }, (_, i) => insert(i + 1));
+  await until(() => seen().length === MAX_GROUP + 1);
+  assert.equal(syncs.length, 1, 'committed while the first sync still runs');
+  syncs[0]!.release();
+  await first;
+  await until(() => syncs.length === 2);
+  syncs[1]!.release();
+  await Promise.all(full);
 });
 
 test('a failed sync rejects the writes waiting on it and refuses every write after it', async (t) => {
