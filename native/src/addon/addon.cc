@@ -1,9 +1,9 @@
 // @module native/addon: the N-API surface (node-addon-api). The only code that knows about JavaScript; it
 // converts options and errors and moves batches. Nothing here runs per packet (docs/style.md §6): control
 // datagrams cross once per batch through a ThreadSafeFunction, counters cross once per read into a
-// caller-owned Float64Array. The TypeScript side is src/dataplane/native.ts (and client-tunnel.ts); its types
-// document the API, and it checks the counter layout exported here at load. The bench and test tools
-// (packet generator, enterNetns) are a separate addon, native/bench/.
+// caller-owned Float64Array. The TypeScript side is src/dataplane/native-addon.ts (used by native.ts and
+// client-tunnel.ts); its types document the API, and it checks the counter layout exported here at load. The
+// bench and test tools (packet generator, enterNetns) are a separate addon, native/bench/.
 #include <napi.h>
 
 #include <algorithm>
@@ -185,7 +185,7 @@ Napi::Array names(Napi::Env env, const char* const (&list)[N]) {
 
 Napi::Function DefineDataPlaneHandle(Napi::Env env) { return DataPlaneHandle::Define(env); }
 
-/** The counter layout (engine/counters.h): src/dataplane/native.ts compares it with its own at load. */
+/** The counter layout (engine/counters.h): src/dataplane/native-addon.ts compares it with its own at load. */
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("DataPlaneHandle", DefineDataPlaneHandle(env));
   exports.Set("ClientTunnelHandle", DefineClientTunnelHandle(env));
