@@ -1,6 +1,6 @@
 /** @module dataplane/memory-table: MemoryDataPlane's tunnel table, as native/src/engine/tables.h keeps it:
- *  entries by id, by client endpoint and by prefix (longest match), and their counters. Last writer of a key
- *  wins; a replace keeps the counters.
+ *  entries by id, by client endpoint and by prefix (longest match), their counters, and which of them counted a
+ *  packet since the last readChanged (the change log). Last writer of a key wins; a replace keeps the counters.
  *
  *  Compact, because `serve` on the model holds every live tunnel here (100,000 in bench:scale): one object per
  *  tunnel with its counters inline, endpoint keys as numbers rather than "address:port" strings, and the spec's
@@ -65,12 +65,14 @@ export class MemoryTunnelTable {
   // only above them (every ::2 of a /64 per tunnel) all collide and 100,000 of them took 40 s to index.
   private readonly byPrefix = new Map<number, Map<string, Entry>>();
   private lengths: number[] = [];
+  /** Ids that counted a packet since the last takeChanged (native: the table's change log). */
+  private readonly changed = new Set<TunnelId>();
 
   get size(): number {
     return this.byId.size;
   }
 
-  /** Adds or replaces (the same id keeps its counters). Throws a plain Error
+  /** Adds or replaces (the same id keeps its counters, and its place in the change log). Throws a plain Error
    *  naming what is wrong with the spec (native addon.cc AddTunnel's checks). */
   upsert(spec: TunnelSpec): void {
     const parsed = parseSpec(spec);
@@ -104,6 +106,7 @@ export class MemoryTunnelTable {
     const old = this.byId.get(id);
     if (!old) return;
     this.byId.delete(id);
+    this.changed.delete(id);
     this.unindex(old);
   }
 
@@ -138,11 +141,21 @@ export class MemoryTunnelTable {
     e.rxPackets++;
     e.rxBytes += bytes;
     e.lastRxMs = nowMs;
+    this.changed.add(e.id);
   }
 
   countTx(e: Entry, bytes: number): void {
     e.txPackets++;
     e.txBytes += bytes;
+    this.changed.add(e.id);
+  }
+
+  /** The counters of the entries that counted since the last call, and the log emptied. */
+  takeChanged(): TunnelCounters[] {
+    const out: TunnelCounters[] = [];
+    for (const id of this.changed) out.push(this.byId.get(id)!.counters());
+    this.changed.clear();
+    return out;
   }
 
   private index(e: Entry): void {

@@ -279,6 +279,10 @@ export class MemoryDataPlane implements DataPlane {
     return out;
   }
 
+  readChanged(): TunnelCounters[] {
+    return this.table.takeChanged();
+  }
+
   readDrops(): Record<DropReason, number> {
     return { ...this.drops };
   }

@@ -67,6 +67,11 @@ export interface DataPlaneHandle {
   tunnelCount(): number;
   /** Fills COUNTER_STRIDE values per tunnel while room lasts; returns the number of tunnels. */
   readCounters(out: Float64Array): number;
+  /** The records of these ids (unknown ones left out; `out` has room for each); returns how many. */
+  readCountersOf(ids: Float64Array, out: Float64Array): number;
+  /** The records of the tunnels that counted since the last call, while room lasts; returns how many (all of
+   *  `out`: call again, more may wait). */
+  readChanged(out: Float64Array): number;
   readNativeCounters(out: Float64Array): number;
   sendControl(address: string, port: number, data: Uint8Array): boolean;
   close(): void;

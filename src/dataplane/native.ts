@@ -33,6 +33,9 @@ import {
 
 const DROP_REASONS = Object.keys(EMPTY_DROPS) as DropReason[];
 const [ID, RX_PACKETS, RX_BYTES, TX_PACKETS, TX_BYTES, LAST_RX_MS] = [0, 1, 2, 3, 4, 5] as const;
+const STRIDE = TUNNEL_RECORD_FIELDS.length;
+
+// ----- NativeDataPlane -----------------------------------------------------------------------------------------
 
 export interface NativeDataPlaneOptions {
   /** TUN device name (default 'tsp0'); a pattern like 'tsp%d' lets the kernel pick. */
@@ -128,8 +131,7 @@ export class NativeDataPlane implements DataPlane {
     }
     this.boundPort = handle.udpPort();
     this.handle = handle;
-    const stride = TUNNEL_RECORD_FIELDS.length;
-    if (this.counters.length < stride * 64) this.counters = new Float64Array(stride * 64);
+    if (this.counters.length < STRIDE * 64) this.counters = new Float64Array(STRIDE * 64);
   }
 
   addTunnel(spec: TunnelSpec): void {
@@ -154,27 +156,44 @@ export class NativeDataPlane implements DataPlane {
   }
 
   readCounters(): TunnelCounters[] {
-    return this.countersWhere(undefined);
-  }
-
-  /** The addon copies every record in one call (no per-id entry point); only the wanted ones become objects. */
-  readCountersOf(ids: readonly TunnelId[]): TunnelCounters[] {
-    return this.countersWhere(new Set(ids));
-  }
-
-  private countersWhere(wanted: ReadonlySet<TunnelId> | undefined): TunnelCounters[] {
     const handle = this.live();
-    const stride = TUNNEL_RECORD_FIELDS.length;
     let n = handle.readCounters(this.counters);
-    if (n * stride > this.counters.length) {
-      // Grown by half again over the need, so a table that keeps growing is not re-read every time.
-      this.counters = new Float64Array(Math.ceil(n * 1.5) * stride);
+    if (n * STRIDE > this.counters.length) {
+      this.grow(n);
       n = handle.readCounters(this.counters);
     }
+    return this.records(n, []);
+  }
+
+  /** One call into the addon, which looks each id up: ending one tunnel among 100,000 copies one record. */
+  readCountersOf(ids: readonly TunnelId[]): TunnelCounters[] {
+    if (ids.length === 0) return [];
+    if (ids.length * STRIDE > this.counters.length) this.grow(ids.length);
+    return this.records(this.live().readCountersOf(Float64Array.from(ids), this.counters), []);
+  }
+
+  /** The addon keeps a log of the tunnels that counted (native/src/engine/tables.h): an idle table costs one
+   *  call that returns 0. */
+  readChanged(): TunnelCounters[] {
+    const handle = this.live();
     const out: TunnelCounters[] = [];
+    for (;;) {
+      const n = handle.readChanged(this.counters);
+      this.records(n, out);
+      if (n * STRIDE < this.counters.length) return out;
+      this.grow(n * 2); // it filled the array: more are waiting
+    }
+  }
+
+  /** Grown by half again over the need, so a table that keeps growing is not re-read every time. */
+  private grow(records: number): void {
+    this.counters = new Float64Array(Math.ceil(records * 1.5) * STRIDE);
+  }
+
+  /** The first `n` records in the counters array, appended to `out`. */
+  private records(n: number, out: TunnelCounters[]): TunnelCounters[] {
     const c = this.counters;
-    for (let i = 0, at = 0; i < n; i++, at += stride) {
-      if (wanted && !wanted.has(c[at + ID] as TunnelId)) continue;
+    for (let i = 0, at = 0; i < n; i++, at += STRIDE) {
       out.push({
         id: c[at + ID] as TunnelId,
         rxPackets: c[at + RX_PACKETS]!,

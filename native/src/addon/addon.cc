@@ -32,6 +32,8 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
                            InstanceMethod<&DataPlaneHandle::RemoveTunnel>("removeTunnel"),
                            InstanceMethod<&DataPlaneHandle::TunnelCount>("tunnelCount"),
                            InstanceMethod<&DataPlaneHandle::ReadCounters>("readCounters"),
+                           InstanceMethod<&DataPlaneHandle::ReadCountersOf>("readCountersOf"),
+                           InstanceMethod<&DataPlaneHandle::ReadChanged>("readChanged"),
                            InstanceMethod<&DataPlaneHandle::ReadNativeCounters>("readNativeCounters"),
                            InstanceMethod<&DataPlaneHandle::SendControl>("sendControl"),
                            InstanceMethod<&DataPlaneHandle::Close>("close"),
@@ -129,6 +131,31 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     Napi::Env env = info.Env();
     Napi::Float64Array out = info[0].As<Napi::Float64Array>();
     const size_t n = live(env)->table().read_counters(out.Data(), out.ElementLength() / kCounterStride);
+    return Napi::Number::New(env, static_cast<double>(n));
+  }
+
+  /** readCountersOf(ids: Float64Array, out: Float64Array): the records of these ids (unknown ones left out);
+   *  returns how many it wrote. `out` has room for one record per id, or the call throws. */
+  Napi::Value ReadCountersOf(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    DataPlane* plane = live(env);
+    return translate_errors(env, [&] {
+      Napi::Float64Array ids = info[0].As<Napi::Float64Array>();
+      Napi::Float64Array out = info[1].As<Napi::Float64Array>();
+      if (out.ElementLength() < ids.ElementLength() * kCounterStride) {
+        throw std::invalid_argument("readCountersOf: out has no room for a record per id");
+      }
+      const size_t n = plane->table().read_counters_of(ids.Data(), ids.ElementLength(), out.Data());
+      return Napi::Number::New(env, static_cast<double>(n));
+    });
+  }
+
+  /** readChanged(out: Float64Array): the records of the tunnels that counted since the last call, while room
+   *  lasts; returns how many it wrote. When that fills `out`, more may be waiting: call again. */
+  Napi::Value ReadChanged(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Float64Array out = info[0].As<Napi::Float64Array>();
+    const size_t n = live(env)->table().read_changed(out.Data(), out.ElementLength() / kCounterStride);
     return Napi::Number::New(env, static_cast<double>(n));
   }
 
