@@ -3,6 +3,7 @@
  *  (native/src/engine/engine.cc, native/src/addon/addon.cc AddTunnel). */
 
 import ipaddr from 'ipaddr.js';
+import { ipv4Number } from '../address.js';
 import type { TunnelSpec } from './types.js';
 
 // Specification constants (RFC 8200, RFC 4443), as in native/src/engine/packet.h.
@@ -119,20 +120,4 @@ function parseIp6(text: string, what: string): bigint {
   return ipaddr.IPv6.parse(text)
     .toByteArray()
     .reduce((a, b) => (a << 8n) | BigInt(b), 0n);
-}
-
-/** A dotted-quad IPv4 address as a number (0 to 2^32 - 1), or undefined when it is not one: the model keys its
- *  endpoint maps by numbers, not by "address:port" strings (one string fewer per tunnel). */
-export function ipv4Number(text: string): number | undefined {
-  if (!ipaddr.IPv4.isValidFourPartDecimal(text)) return undefined;
-  let n = 0;
-  let part = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 46 /* . */) {
-      n = n * 256 + part;
-      part = 0;
-    } else part = part * 10 + (c - 48);
-  }
-  return n * 256 + part;
 }

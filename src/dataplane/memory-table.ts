@@ -7,7 +7,8 @@
  *  strings shared with the caller, never copied. */
 
 import type { Ipv6Prefix, TunnelCounters, TunnelId, TunnelSpec, TunnelType } from './types.js';
-import { ipv4Number, mask, parseSpec, type ParsedAddresses } from './memory-packet.js';
+import { ipv4Number } from '../address.js';
+import { mask, parseSpec, type ParsedAddresses } from './memory-packet.js';
 
 /** One tunnel: its spec (as given), its addresses parsed, its counters. */
 export class Entry implements ParsedAddresses {
