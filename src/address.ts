@@ -6,3 +6,26 @@ export function prefix24(address: string): string {
   const dot = address.lastIndexOf('.');
   return dot > 0 && !address.includes(':') ? address.slice(0, dot) : address;
 }
+
+/** A dotted-quad IPv4 address as a number (0 to 2^32 - 1), or undefined when it is not exactly one (four
+ *  decimal parts of 0 to 255, no leading zeros, as inet_pton takes them). Maps with one entry per tunnel key
+ *  by this, not by the text: a small integer or one heap number instead of a string per entry. */
+export function ipv4Number(text: string): number | undefined {
+  let n = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (digits === 0 || ++dots > 3) return undefined;
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && !(digits === 1 && part === 0)) {
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return undefined;
+    } else return undefined;
+  }
+  return dots === 3 && digits > 0 ? n * 256 + part : undefined;
+}

@@ -3,7 +3,7 @@
 // prefix match, and the one receive loop over in-memory receivers and senders (io/io.h). Built and run by
 // test/unit/dataplane/engine-cxx.test.ts (npm test); by hand:
 //   c++ -std=c++17 -Inative/src native/test/*.cc native/src/engine/*.cc -lpthread -o /tmp/t && /tmp/t
-// The receive loop and the control queue are in receive_loop_test.cc.
+// The receive loop and the control queue are in receive_loop_test.cc, the table's change log in tables_test.cc.
 // Addresses are documentation ranges only (2001:db8::/32, 192.0.2.0/24, 198.51.100.0/24).
 #include <arpa/inet.h>
 

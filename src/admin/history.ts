@@ -78,15 +78,16 @@ export async function rangeRates(
   return { range, bucketMs: r.bucketMs, from, to: now, points };
 }
 
-/** The meter's top talkers with their tunnel rows (tunnels that ended since the last sample are skipped). */
+/** The meter's top talkers with their tunnel rows, which `live` gives for the ids it is asked about (the
+ *  registry's listOf: a few rows, not every live tunnel's); tunnels that ended since the last sample are skipped. */
 export function topTalkers<T extends { id: number }>(
   meter: TrafficMeter,
-  live: readonly T[],
+  live: (ids: number[]) => readonly T[],
   n: number,
 ): { tunnel: T; rxBytes: number; txBytes: number; spanMs: number }[] {
-  const byId = new Map(live.map((t) => [t.id, t]));
-  return meter
-    .topTalkers(n + 5)
+  const top = meter.topTalkers(n + 5);
+  const byId = new Map(live(top.map((t) => t.id)).map((t) => [t.id, t]));
+  return top
     .flatMap((t) => {
       const tunnel = byId.get(t.id);
       return tunnel ? [{ tunnel, rxBytes: t.rxBytes, txBytes: t.txBytes, spanMs: t.spanMs }] : [];

@@ -6,7 +6,7 @@
  *
  *    tsp_sessions_total{transport,mechanism,result}  counter  from the broker service's 'session' events
  *    tsp_auth_failures_total{mechanism}              counter  from 'authFailure' events
- *    tsp_tunnels_live{type}                          gauge    Broker.liveTunnels() at scrape time
+ *    tsp_tunnels_live{type}                          gauge    TunnelAdmin.liveByType() at scrape time
  *    tsp_control_sessions{state}                     gauge    sessions held by the transports (total, half_open)
  *    tsp_dataplane_packets_total{direction}          counter  TrafficMeter (rx = from clients, tx = to clients)
  *    tsp_dataplane_bytes_total{direction}            counter  TrafficMeter
@@ -123,9 +123,8 @@ export class AdminMetrics {
       labelNames: ['type'],
       registers,
       collect() {
-        const counts = new Map<string, number>(TUNNEL_TYPES.map((t) => [t, 0]));
-        for (const t of deps.broker.liveTunnels()) counts.set(t.type, (counts.get(t.type) ?? 0) + 1);
-        for (const [type, n] of counts) this.set({ type }, n);
+        const counts = deps.broker.admin.liveByType();
+        for (const type of TUNNEL_TYPES) this.set({ type }, counts[type]);
       },
     });
     new Counter({

@@ -42,7 +42,7 @@ export class AuditFollower {
         }
         const account = await this.store.getAccountSecrets(target);
         if (account && !account.disabled) continue; // enabled (or made again) since
-        await this.tunnels.endWhere((t) => t.username === target, reason);
+        await this.tunnels.endAll(this.tunnels.idsOfUsername(target).map((id) => [id, reason]));
       }
     }
   }

@@ -63,7 +63,14 @@ export class Broker implements LiveTunnelControl {
     const { config, store, clock, log } = deps;
     const anonymous = new AnonymousHoldings();
     this.blocks = new TunnelBlocks(clock);
-    this.tunnels = new TunnelRegistry({ dataplane: deps.dataplane, store, clock, log, anonymous });
+    this.tunnels = new TunnelRegistry({
+      dataplane: deps.dataplane,
+      store,
+      clock,
+      log,
+      anonymous,
+      idle: config.tunnels,
+    });
     this.service = new BrokerService({
       config,
       store,

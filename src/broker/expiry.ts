@@ -1,26 +1,31 @@
 /** @module broker/expiry: tunnels whose client fell silent, or whose lifetime passed, end. The rule is pure
- *  (`expired`); the sweep runs it every few seconds on the Clock, together with what else must happen
- *  periodically (following other processes' changes, persisting counters), reading the data plane's counters
- *  once for all of it. */
+ *  (`endReasonAt`, and `dueAtMs`, the time after which it says so if nothing arrives meanwhile); the registry
+ *  keeps every live tunnel under its due time and the sweep visits only those whose time has come
+ *  (TunnelRegistry.endExpired). The sweep runs every few seconds on the Clock, together with what else must
+ *  happen periodically (following other processes' changes, persisting counters), and asks the data plane once
+ *  which tunnels moved: its cost follows the traffic, not the number of tunnels. */
 
 import type { Clock, Timer } from '../clock.js';
 import type { Config } from '../config/schema.js';
 import type { EndReason, TunnelRecord } from '../store/types.js';
 import { idleLimitMs } from './offer-policy.js';
-import type { CountersById, TunnelRegistry } from './tunnels.js';
+import type { IdleRule, TunnelRegistry } from './tunnels.js';
 
-/** The tunnels to end now, and why: silent past their idle limit, or past their lifetime. */
-export function expired(
-  live: readonly { record: TunnelRecord; lastRxMs: number }[],
-  nowMs: number,
-  cfg: Pick<Config['tunnels'], 'idleIntervals' | 'idleMinS' | 'anonymousIdleMaxS'>,
-): [number, EndReason][] {
-  const out: [number, EndReason][] = [];
-  for (const { record: t, lastRxMs } of live) {
-    if (nowMs - lastRxMs > idleLimitMs(t, cfg)) out.push([t.id, 'idle']);
-    else if (t.establishedAt !== null && nowMs > t.establishedAt + t.lifetimeS * 1000) out.push([t.id, 'lifetime']);
-  }
-  return out;
+type ExpiryFields = Pick<TunnelRecord, 'keepaliveInterval' | 'accountId' | 'establishedAt' | 'lifetimeS'>;
+
+/** Why a live tunnel ends at `nowMs`, or null: silent for longer than its idle limit since `lastRxMs` (its
+ *  last packet received, or when it became live), or past its lifetime. Idle is said first when both hold. */
+export function endReasonAt(t: ExpiryFields, lastRxMs: number, nowMs: number, cfg: IdleRule): EndReason | null {
+  if (nowMs - lastRxMs > idleLimitMs(t, cfg)) return 'idle';
+  if (t.establishedAt !== null && nowMs > t.establishedAt + t.lifetimeS * 1000) return 'lifetime';
+  return null;
+}
+
+/** The time after which endReasonAt says the tunnel ends, if it receives nothing more: endReasonAt(t, lastRxMs,
+ *  now) is not null exactly when now > dueAtMs(t, lastRxMs). A later lastRxMs never makes it earlier. */
+export function dueAtMs(t: ExpiryFields, lastRxMs: number, cfg: IdleRule): number {
+  const idle = lastRxMs + idleLimitMs(t, cfg);
+  return t.establishedAt === null ? idle : Math.min(idle, t.establishedAt + t.lifetimeS * 1000);
 }
 
 /** How often the sweep runs: every 5 s, or a quarter of the shortest idle limit when that is shorter. */
@@ -36,18 +41,18 @@ export class Sweeper {
       tunnels: TunnelRegistry;
       clock: Clock;
       config: Config;
-      /** Runs after the expiry, with the same counters (audit-follow). */
+      /** Runs after the expiry (audit-follow). */
       also?: () => Promise<void>;
     },
   ) {}
 
-  /** One sweep: ends expired tunnels, runs `also`, writes the counters that moved. */
+  /** One sweep: learns which tunnels moved, ends those due, runs `also`, writes the counters that moved. */
   async sweep(): Promise<void> {
-    const { tunnels, clock, config } = this.deps;
-    const counters: CountersById = tunnels.readCounters();
-    await tunnels.endAll(expired(tunnels.activity(counters), clock.now(), config.tunnels));
+    const { tunnels, clock } = this.deps;
+    tunnels.takeChanges();
+    await tunnels.endExpired(clock.now());
     await this.deps.also?.();
-    await tunnels.persistCounters(counters);
+    await tunnels.persistCounters();
   }
 
   /** `run`: how the caller keeps the sweep's promise in view (so shutdown can wait for it). */

@@ -63,7 +63,7 @@ export class TunnelAdmin {
   /** Ends a live tunnel on an operator's order; `blockMinutes`: its account (or an anonymous tunnel's source
    *  address) gets no tunnel until the block expires. */
   async kill(id: number, actor: string, opts: { blockMinutes?: number } = {}): Promise<void> {
-    const t = this.deps.tunnels.find((x) => x.id === id)[0];
+    const t = this.deps.tunnels.get(id);
     if (!t) throw new BrokerError('STORE_NOT_FOUND', `tunnel ${id} is not live`);
     await this.deps.tunnels.end(id, 'admin');
     let blocked: { blockMinutes: number; blockedUntil: string } | undefined;
@@ -87,9 +87,9 @@ export class TunnelAdmin {
    *  every other state is a store query, and stored rows of tunnels still live get the live counters too. */
   async list(q: TunnelQuery): Promise<Page<TunnelRecord>> {
     const accountId = q.username === undefined ? undefined : await this.accountId(q.username);
-    const live = this.deps.tunnels.list();
     if (q.state === 'live') {
-      const items = live
+      const items = this.deps.tunnels
+        .list()
         .filter(
           (t) =>
             (q.type === undefined || t.type === q.type) &&
@@ -109,7 +109,7 @@ export class TunnelAdmin {
       offset: q.offset,
       limit: q.limit,
     });
-    const byId = new Map(live.map((t) => [t.id, t]));
+    const byId = new Map(this.deps.tunnels.listOf(page.items.map((t) => t.id)).map((t) => [t.id, t]));
     return { items: page.items.map((t) => byId.get(t.id) ?? t), total: page.total };
   }
 
@@ -121,7 +121,7 @@ export class TunnelAdmin {
 
   /** One tunnel, with live counters when it is live. STORE_NOT_FOUND when there is no such tunnel. */
   async get(id: number): Promise<TunnelRecord & { live: boolean }> {
-    const live = this.deps.tunnels.list().find((t) => t.id === id);
+    const [live] = this.deps.tunnels.listOf([id]);
     if (live) return { ...live, live: true };
     const t = await this.deps.store.getTunnel(id);
     if (!t) throw new BrokerError('STORE_NOT_FOUND', `no tunnel with id ${id}`);
@@ -130,9 +130,7 @@ export class TunnelAdmin {
 
   /** Live tunnels by type, for the dashboard and /api/v1/stats. */
   liveByType(): Record<TunnelType, number> {
-    const out: Record<TunnelType, number> = { v6v4: 0, v6udpv4: 0 };
-    for (const t of this.deps.tunnels.find(() => true)) out[t.type] += 1;
-    return out;
+    return this.deps.tunnels.countByType();
   }
 }
 

@@ -7,15 +7,27 @@
  *    accept  -> replaced tunnels ended -> row 'established' (committed) -> data plane add
  *    end     -> final counters read -> data plane remove -> row 'ended' with reason and counters -> lease released
  *  Counters in the data plane start at zero with each entry (a restart resets them); the totals of a tunnel are
- *  what the store held when its entry was made plus what the entry counted. */
+ *  what the store held when its entry was made plus what the entry counted.
+ *
+ *  The periodic work is O(changes), not O(tunnels) (docs/architecture.md, "Scale"): `takeChanges` asks the
+ *  data plane which tunnels counted since it last asked (DataPlane.readChanged), moves their idle clocks on and
+ *  keeps their counters for `persistCounters`; `endExpired` looks only at the tunnels whose deadline has come,
+ *  in a heap keyed by a time at or before which each cannot be due (expiry.ts dueAtMs). A tunnel that kept
+ *  sending is found not due when its turn comes and goes back under its new deadline: its lastRx moved only
+ *  in memory, at no cost per packet and none per idle tunnel. Each live tunnel is one compact LiveTunnel
+ *  (live-tunnel.ts); TunnelRecords are built when someone asks for them. */
 
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
+import type { Config } from '../config/schema.js';
 import type { DataPlane, DropReason, TunnelCounters, TunnelId, TunnelSpec } from '../dataplane/types.js';
 import type { CounterUpdate, EndReason, Store, TunnelRecord } from '../store/types.js';
-import { clientPortFor, endpointKey, endpointLabel } from '../tunnel-model.js';
+import { clientPortFor, endpointLabel, type TunnelType } from '../tunnel-model.js';
 import type { AnonymousHoldings } from './anonymous.js';
+import { Deadlines } from './deadlines.js';
 import { Events } from './events.js';
+import { dueAtMs, endReasonAt } from './expiry.js';
+import { LiveTunnel, ZERO, endpointKeyOf, parseEndpointKey, type EndpointKey } from './live-tunnel.js';
 
 /** The store calls the registry makes. */
 export type TunnelRegistryStore = Pick<
@@ -44,26 +56,22 @@ export interface TrafficReading {
   tunnels: { id: number; rxBytes: number; txBytes: number }[];
 }
 
-interface LiveTunnel {
-  record: TunnelRecord;
-  /** Idle time counts from here when the data plane has seen no packet yet (activation or restore). */
-  activeSinceMs: number;
-  /** Counters persisted before the current data-plane entry existed. */
-  base: TrafficTotals;
-  /** rx + tx packets at the last counter write: a sweep writes only tunnels that moved since. */
-  persistedPackets: number;
-}
-
 export type CountersById = ReadonlyMap<number, TunnelCounters>;
 
-const ZERO: TrafficTotals = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0 };
+/** The idle rule's settings (expiry.ts): the registry keeps each tunnel's deadline by them. */
+export type IdleRule = Pick<Config['tunnels'], 'idleIntervals' | 'idleMinS' | 'anonymousIdleMaxS'>;
 
 export class TunnelRegistry {
   readonly events = new Events<TunnelEventMap>();
   private readonly live = new Map<number, LiveTunnel>();
   /** Indexes, so an accept, a delete or an account's end never scans every live tunnel. */
-  private readonly byEndpoint = new Map<string, LiveTunnel>();
-  private readonly byAccount = new Map<number, Set<LiveTunnel>>();
+  private readonly byEndpoint = new Map<EndpointKey, LiveTunnel>();
+  private readonly byAccount = new Map<number, LiveTunnel[]>();
+  private readonly byType: Record<TunnelType, number> = { v6v4: 0, v6udpv4: 0 };
+  /** Every live tunnel, by a time at or before which it cannot be due to end (endExpired). */
+  private readonly deadlines = new Deadlines<LiveTunnel>();
+  /** Counters the data plane reported moved (takeChanges) and the store does not have yet. */
+  private readonly unwritten = new Map<LiveTunnel, TunnelCounters>();
   /** The data-plane counters of entries removed since the process started (traffic()). */
   private readonly carried: TrafficTotals = { ...ZERO };
 
@@ -74,6 +82,7 @@ export class TunnelRegistry {
       clock: Clock;
       log: Logger;
       anonymous: AnonymousHoldings;
+      idle: IdleRule;
     },
   ) {}
 
@@ -85,15 +94,17 @@ export class TunnelRegistry {
    *  accepted. Returns how many tunnels are live. */
   async restore(): Promise<number> {
     const now = this.deps.clock.now();
-    for (const t of await this.deps.store.liveTunnels()) {
+    const rows: (TunnelRecord | undefined)[] = await this.deps.store.liveTunnels();
+    for (let i = 0; i < rows.length; i++) {
+      const t = rows[i]!;
+      rows[i] = undefined; // garbage once its compact form exists, not only when the last row is done
       if (t.state === 'offered') {
         await this.endOffer(t, 'not_accepted');
         continue;
       }
       // The data plane starts from zero: the persisted counters become the base its counters add to.
-      const base = { rxPackets: t.rxPackets, rxBytes: t.rxBytes, txPackets: t.txPackets, txBytes: t.txBytes };
       try {
-        this.activate(t, now, base);
+        this.activate(t, now);
       } catch (err) {
         // One row the data plane refuses must not keep every other client down.
         this.deps.log.error({ err, tunnel: t.id }, 'cannot restore tunnel into the data plane: ending it');
@@ -103,22 +114,41 @@ export class TunnelRegistry {
     return this.live.size;
   }
 
-  /** Live tunnels with their current totals. */
+  /** Live tunnels with their current totals (every record built: for operators' views, not periodic work). */
   list(): TunnelRecord[] {
     const byId = this.readCounters();
-    return [...this.live.values()].map((t) => {
-      const { id: _id, ...totals } = totalsOf(t, byId.get(t.record.id));
-      return { ...t.record, ...totals };
-    });
+    return [...this.live.values()].map((t) => withTotals(t, byId.get(t.id)));
   }
 
-  /** The records of the live tunnels that match (without counters: cheap). */
+  /** Those of these ids that are live, with their current totals, in the order asked (one data-plane read). */
+  listOf(ids: readonly number[]): TunnelRecord[] {
+    const wanted = ids.filter((id) => this.live.has(id));
+    const byId = this.countersOf(wanted);
+    return wanted.map((id) => withTotals(this.live.get(id)!, byId.get(id)));
+  }
+
+  /** The records of the live tunnels that match (without counters; every record built). */
   find(pred: (t: TunnelRecord) => boolean): TunnelRecord[] {
-    return [...this.live.values()].map((t) => t.record).filter(pred);
+    const out: TunnelRecord[] = [];
+    for (const t of this.live.values()) {
+      const r = t.record();
+      if (pred(r)) out.push(r);
+    }
+    return out;
+  }
+
+  /** A live tunnel's record (without counters). */
+  get(id: number): TunnelRecord | undefined {
+    return this.live.get(id)?.record();
   }
 
   has(id: number): boolean {
     return this.live.has(id);
+  }
+
+  /** How many live tunnels there are of each type (kept as they come and go). */
+  countByType(): Record<TunnelType, number> {
+    return { ...this.byType };
   }
 
   /** The data plane's counters of some tunnels. */
@@ -136,22 +166,21 @@ export class TunnelRegistry {
     return this.deps.dataplane.readDrops();
   }
 
-  /** Live tunnels with when they last received (or became live, if they never did), for the expiry rule. */
-  activity(counters: CountersById): { record: TunnelRecord; lastRxMs: number }[] {
-    return [...this.live.values()].map((t) => ({
-      record: t.record,
-      lastRxMs: Math.max(counters.get(t.record.id)?.lastRxMs ?? 0, t.activeSinceMs),
-    }));
-  }
-
   /** The live tunnel at a client endpoint (endpointKey), if any. */
   atEndpoint(key: string): TunnelRecord | undefined {
-    return this.byEndpoint.get(key)?.record;
+    return this.byEndpoint.get(parseEndpointKey(key))?.record();
   }
 
   /** An account's live tunnels. */
   ofAccount(accountId: number): TunnelRecord[] {
-    return [...(this.byAccount.get(accountId) ?? [])].map((t) => t.record);
+    return (this.byAccount.get(accountId) ?? []).map((t) => t.record());
+  }
+
+  /** The ids of the live tunnels of the account named `username` (scans accounts' tunnels only). */
+  idsOfUsername(username: string): number[] {
+    const ids: number[] = [];
+    for (const mine of this.byAccount.values()) for (const t of mine) if (t.username === username) ids.push(t.id);
+    return ids;
   }
 
   /** Makes an offered tunnel live: ends the live tunnels it replaces (the one at its client endpoint, and with
@@ -159,20 +188,20 @@ export class TunnelRegistry {
    *  (before the caller acknowledges on the wire), then adds it to the data plane. */
   async establish(record: TunnelRecord, opts: { replaceAccount: boolean }): Promise<TunnelRecord> {
     const replaced = new Set<LiveTunnel>();
-    const same = this.byEndpoint.get(keyOf(record));
+    const same = this.byEndpoint.get(endpointKeyOf(record.clientIpv4, clientPortFor(record.type, record.clientPort)));
     if (same) replaced.add(same);
     if (opts.replaceAccount && record.accountId !== null)
       for (const t of this.byAccount.get(record.accountId) ?? []) replaced.add(t);
     const at = this.deps.clock.now();
-    const byId = replaced.size ? this.countersOf([...replaced].map((t) => t.record.id)) : undefined;
-    const ends = [...replaced].map((t) => ({ record: t.record, counters: totalsOf(t, byId?.get(t.record.id)) }));
+    const byId = replaced.size ? this.countersOf([...replaced].map((t) => t.id)) : undefined;
+    const ends = [...replaced].map((t) => ({ record: t.record(), counters: totalsOf(t, byId?.get(t.id)) }));
     for (const t of replaced) this.forget(t, 'replaced', byId!);
     await this.deps.store.batch(async () => {
       for (const e of ends) await this.persistEnd(e.record, 'replaced', e.counters);
       await this.deps.store.establishTunnel(record.id, at);
     });
     const established: TunnelRecord = { ...record, state: 'established', establishedAt: at };
-    this.activate(established, at, ZERO);
+    this.activate(established, at);
     this.events.emit('established', { record: established });
     return established;
   }
@@ -201,9 +230,9 @@ export class TunnelRegistry {
     if (chosen.size === 0) return;
     const counters = this.countersOf([...chosen.keys()]);
     const rows = [...chosen.values()].map(([t, reason]) => {
-      const totals = totalsOf(t, counters.get(t.record.id));
+      const totals = totalsOf(t, counters.get(t.id));
       this.forget(t, reason, counters); // at once, so a second end of the same tunnel finds nothing to do
-      return { record: t.record, reason, totals };
+      return { record: t.record(), reason, totals };
     });
     await this.deps.store.batch(async () => {
       for (const r of rows) await this.persistEnd(r.record, r.reason, r.totals);
@@ -216,21 +245,44 @@ export class TunnelRegistry {
     await this.deps.store.batch(() => this.persistEnd(t, reason));
   }
 
-  /** Writes the totals of the tunnels whose packet counts moved since their last write: a sweep over 10,000
-   *  idle tunnels writes nothing. */
-  async persistCounters(byId: CountersById = this.readCounters()): Promise<void> {
-    const updates: CounterUpdate[] = [];
-    const written: [LiveTunnel, number][] = [];
-    for (const t of this.live.values()) {
-      const u = totalsOf(t, byId.get(t.record.id));
-      const packets = u.rxPackets + u.txPackets;
-      if (packets === t.persistedPackets) continue;
-      updates.push(u);
-      written.push([t, packets]);
+  /** Learns from the data plane which tunnels counted since the last call (DataPlane.readChanged): their idle
+   *  clocks move on, and their counters wait for persistCounters. Costs nothing for an idle tunnel. */
+  takeChanges(): void {
+    for (const c of this.deps.dataplane.readChanged()) {
+      const t = this.live.get(c.id);
+      if (!t) continue; // ended since: its last counters went with its end
+      if (c.lastRxMs > t.lastRxMs) t.lastRxMs = c.lastRxMs;
+      this.unwritten.set(t, c);
     }
-    if (updates.length === 0) return;
-    await this.deps.store.updateCounters(updates);
-    for (const [t, packets] of written) t.persistedPackets = packets;
+  }
+
+  /** Ends the live tunnels that are due at `nowMs`, silent past their idle limit or past their lifetime
+   *  (expiry.ts endReasonAt), as of the last takeChanges. Looks only at the tunnels whose deadline has come:
+   *  one that moved meanwhile goes back under its later deadline. */
+  async endExpired(nowMs: number): Promise<void> {
+    const ends: [number, EndReason][] = [];
+    for (let first = this.deadlines.first(); first && first.atMs < nowMs; first = this.deadlines.first()) {
+      const t = first.item;
+      const reason = endReasonAt(t, t.lastRxMs, nowMs, this.deps.idle);
+      if (reason === null) this.deadlines.set(t, dueAtMs(t, t.lastRxMs, this.deps.idle));
+      else {
+        this.deadlines.delete(t);
+        ends.push([t.id, reason]);
+      }
+    }
+    await this.endAll(ends);
+  }
+
+  /** Writes the totals of the tunnels the data plane reported moved since their last write (takeChanges): a
+   *  sweep over 100,000 idle tunnels writes nothing and reads nothing per tunnel. A failed write is retried
+   *  with the next. */
+  async persistCounters(): Promise<void> {
+    this.takeChanges();
+    if (this.unwritten.size === 0) return;
+    const written = [...this.unwritten];
+    await this.deps.store.updateCounters(written.map(([t, c]) => totalsOf(t, c)));
+    // what was read again during the write stays for the next one
+    for (const [t, c] of written) if (this.unwritten.get(t) === c) this.unwritten.delete(t);
   }
 
   /** Process-lifetime traffic: the live entries' counters plus those of every entry removed so far. */
@@ -244,41 +296,48 @@ export class TunnelRegistry {
     return { totals, tunnels };
   }
 
-  private activate(t: TunnelRecord, now: number, base: TrafficTotals): void {
+  private activate(r: TunnelRecord, now: number): void {
+    const mine = r.accountId === null ? undefined : this.byAccount.get(r.accountId);
+    const t = new LiveTunnel(r, now, mine?.find((o) => o.username === r.username)?.username);
     this.deps.dataplane.addTunnel(specOf(t));
     this.deps.anonymous.hold(t); // a restored anonymous tunnel counts again
-    const entry = { record: t, activeSinceMs: now, base, persistedPackets: base.rxPackets + base.txPackets };
-    this.live.set(t.id, entry);
-    this.byEndpoint.set(keyOf(t), entry);
+    this.live.set(t.id, t);
+    this.byEndpoint.set(t.endpoint, t);
+    this.byType[t.type]++;
     if (t.accountId !== null) {
-      let set = this.byAccount.get(t.accountId);
-      if (!set) this.byAccount.set(t.accountId, (set = new Set()));
-      set.add(entry);
+      if (mine) mine.push(t);
+      else this.byAccount.set(t.accountId, [t]);
     }
+    this.deadlines.set(t, dueAtMs(t, t.lastRxMs, this.deps.idle));
   }
 
   /** Takes a tunnel out of the data plane and the live set, and says so. No store writes. */
   private forget(t: LiveTunnel, reason: EndReason, counters: CountersById): void {
-    const last = counters.get(t.record.id);
-    this.deps.dataplane.removeTunnel(t.record.id as TunnelId);
+    const last = counters.get(t.id);
+    this.deps.dataplane.removeTunnel(t.id as TunnelId);
     if (last) add(this.carried, last);
-    this.live.delete(t.record.id);
-    if (this.byEndpoint.get(keyOf(t.record)) === t) this.byEndpoint.delete(keyOf(t.record));
-    const mine = t.record.accountId === null ? undefined : this.byAccount.get(t.record.accountId);
-    mine?.delete(t);
-    if (mine?.size === 0) this.byAccount.delete(t.record.accountId!);
-    this.deps.anonymous.release(t.record.id);
-    const r = t.record;
+    this.live.delete(t.id);
+    this.deadlines.delete(t);
+    this.unwritten.delete(t);
+    this.byType[t.type]--;
+    const endpoint = t.endpoint;
+    if (this.byEndpoint.get(endpoint) === t) this.byEndpoint.delete(endpoint);
+    const mine = t.accountId === null ? undefined : this.byAccount.get(t.accountId);
+    if (mine) {
+      mine.splice(mine.indexOf(t), 1);
+      if (mine.length === 0) this.byAccount.delete(t.accountId!);
+    }
+    this.deps.anonymous.release(t.id);
     this.deps.log.info(
       {
-        tunnel: r.id,
-        account: r.username,
-        client: endpointLabel(r.type, r.clientIpv4, r.clientPort),
+        tunnel: t.id,
+        account: t.username,
+        client: endpointLabel(t.type, t.clientIpv4, t.clientPort),
         reason,
       },
       'tunnel ended',
     );
-    this.events.emit('ended', { record: r, reason, counters: totalsOf(t, last) });
+    this.events.emit('ended', { record: t.record(), reason, counters: totalsOf(t, last) });
   }
 
   /** The store side of an end: final counters, state and reason, the anonymous lease released. Store calls
@@ -290,20 +349,22 @@ export class TunnelRegistry {
   }
 }
 
-function keyOf(t: Pick<TunnelRecord, 'type' | 'clientIpv4' | 'clientPort'>): string {
-  return endpointKey(t.type, t.clientIpv4, t.clientPort);
-}
-
 /** A tunnel's totals: what was stored before this data-plane entry plus what the data plane counted. */
 function totalsOf(t: LiveTunnel, c: TunnelCounters | undefined): CounterUpdate {
   return {
-    id: t.record.id,
+    id: t.id,
     rxPackets: t.base.rxPackets + (c?.rxPackets ?? 0),
     rxBytes: t.base.rxBytes + (c?.rxBytes ?? 0),
     txPackets: t.base.txPackets + (c?.txPackets ?? 0),
     txBytes: t.base.txBytes + (c?.txBytes ?? 0),
-    lastSeenAt: (c?.lastRxMs || t.record.lastSeenAt) ?? null,
+    lastSeenAt: (c?.lastRxMs || t.lastSeenAt) ?? null,
   };
+}
+
+/** Its record with its current totals. */
+function withTotals(t: LiveTunnel, c: TunnelCounters | undefined): TunnelRecord {
+  const { id: _id, ...totals } = totalsOf(t, c);
+  return { ...t.record(), ...totals };
 }
 
 function add(into: TrafficTotals, c: TrafficTotals): void {
@@ -314,7 +375,12 @@ function add(into: TrafficTotals, c: TrafficTotals): void {
 }
 
 /** The data plane's view of a tunnel row. */
-export function specOf(t: TunnelRecord): TunnelSpec {
+export function specOf(
+  t: Pick<
+    TunnelRecord,
+    'id' | 'type' | 'clientIpv4' | 'clientPort' | 'serverIpv6' | 'clientIpv6' | 'prefix' | 'prefixLen'
+  >,
+): TunnelSpec {
   const spec: TunnelSpec = {
     id: t.id as TunnelId,
     type: t.type,

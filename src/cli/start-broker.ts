@@ -22,6 +22,7 @@ import { AccountService } from '../broker/accounts.js';
 import { resolvePools, type Pools } from '../broker/pools.js';
 import { startRetention } from '../broker/retention.js';
 import { startAdminServer } from '../admin/server.js';
+import { RESTORE_COLLECT_MIN_TUNNELS, collectGarbage } from './heap.js';
 
 export interface RunningBroker {
   config: Config;
@@ -133,6 +134,7 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
     });
     await broker.start();
     closers.push(() => broker.close());
+    if (broker.tunnels.size >= RESTORE_COLLECT_MIN_TUNNELS) collectGarbage(); // the restore's rows (cli/heap.ts)
     // old ended tunnels, audit events, expired web sessions: pruned now and hourly; stops before the store closes
     const retention = startRetention(store, config.retention, clock, log);
     closers.push(() => retention.stop());

@@ -1,6 +1,6 @@
 /** @module client/local-setup: the client host's side of an established tunnel, and its undoing.
  *
- *    addon client tunnel (TUN + UDP socket on the TSP port, or raw protocol 41)      dataplane/native.ts
+ *    addon client tunnel (TUN + UDP socket on the TSP port, or raw protocol 41)      dataplane/client-tunnel.ts
  *    TUN: MTU 1280, up, client /128, route to the server's tunnel address               (gogoc's linux template)
  *    host mode, or router mode:  default route over the tunnel (default_route=yes)
  *    router mode:  LAN interface gets <prefix>::1/64, the rest of the prefix is unreachable (no loop back into
@@ -15,7 +15,7 @@ import ipaddr from 'ipaddr.js';
 import { BrokerError, isBrokerError } from '../errors.js';
 import { HostSetup } from '../dataplane/host.js';
 import { startClientTunnel, type ClientTunnel } from '../dataplane/client-tunnel.js';
-import type { ClientCounterName } from '../dataplane/native.js';
+import type { ClientCounterName } from '../dataplane/native-addon.js';
 import type { Offer } from '../protocol/xml.js';
 import type { TspcConfig } from './config.js';
 import type { Negotiated } from './negotiate.js';

@@ -12,7 +12,7 @@ import {
   unavailable,
   type ClientCounterName,
   type ClientTunnelHandle,
-} from './native.js';
+} from './native-addon.js';
 import type { ControlDatagram, Endpoint, TunnelType } from './types.js';
 
 export interface ClientTunnelOptions {

@@ -3,7 +3,8 @@
  *  (native/src/engine/engine.cc, native/src/addon/addon.cc AddTunnel). */
 
 import ipaddr from 'ipaddr.js';
-import type { TunnelCounters, TunnelSpec } from './types.js';
+import { ipv4Number } from '../address.js';
+import type { TunnelSpec } from './types.js';
 
 // Specification constants (RFC 8200, RFC 4443), as in native/src/engine/packet.h.
 const IPV6_HEADER_BYTES = 40;
@@ -13,13 +14,11 @@ const ICMPV6_ECHO_REPLY = 129;
 const REPLY_HOP_LIMIT = 64;
 const ALL_ONES = (1n << 128n) - 1n;
 
-/** A tunnel as the model holds it: its spec, its counters, and its addresses parsed. */
-export interface Entry {
-  spec: TunnelSpec;
-  counters: TunnelCounters;
+/** A tunnel's addresses, parsed: what the packet rules look at (memory-table.ts Entry holds them). */
+export interface ParsedAddresses {
   serverIp6: bigint;
   clientIp6: bigint;
-  delegated?: { prefix: bigint; length: number };
+  delegated: { prefix: bigint; length: number } | undefined;
 }
 
 // ----- packets and addresses (native/src/engine/engine.cc) --------------------------------------------------------
@@ -44,7 +43,7 @@ export function isLinkLocal(a: bigint): boolean {
   return a >> 118n === 0xfe80n >> 6n;
 }
 
-export function mayUseSource(t: Entry, source: bigint): boolean {
+export function mayUseSource(t: ParsedAddresses, source: bigint): boolean {
   return (
     source === t.clientIp6 || (t.delegated !== undefined && mask(source, t.delegated.length) === t.delegated.prefix)
   );
@@ -91,18 +90,20 @@ function sumWords(p: Buffer, from: number, to: number, sum: number): number {
 
 // ----- specs (native addon.cc AddTunnel: the same checks) --------------------------------------------------------
 
-export function parseSpec(spec: TunnelSpec): Omit<Entry, 'spec' | 'counters'> {
+export function parseSpec(spec: TunnelSpec): ParsedAddresses & { clientIpv4: number } {
   if (spec.type !== 'v6udpv4' && spec.type !== 'v6v4') throw new Error(`type must be v6v4 or v6udpv4: ${spec.type}`);
-  if (!ipaddr.IPv4.isValidFourPartDecimal(spec.client.address))
-    throw new Error(`clientAddress: not an IPv4 address: ${spec.client.address}`);
+  const clientIpv4 = ipv4Number(spec.client.address);
+  if (clientIpv4 === undefined) throw new Error(`clientAddress: not an IPv4 address: ${spec.client.address}`);
   if (
     spec.type === 'v6udpv4' &&
     !(Number.isInteger(spec.client.port) && spec.client.port >= 1 && spec.client.port <= 65535)
   )
     throw new Error('clientPort out of range');
-  const parsed: Omit<Entry, 'spec' | 'counters'> = {
+  const parsed = {
+    clientIpv4,
     serverIp6: parseIp6(spec.serverIpv6, 'serverIpv6'),
     clientIp6: parseIp6(spec.clientIpv6, 'clientIpv6'),
+    delegated: undefined as ParsedAddresses['delegated'],
   };
   if (spec.delegated) {
     const { address, length } = spec.delegated;
@@ -119,9 +120,4 @@ function parseIp6(text: string, what: string): bigint {
   return ipaddr.IPv6.parse(text)
     .toByteArray()
     .reduce((a, b) => (a << 8n) | BigInt(b), 0n);
-}
-
-/** v6udpv4 tunnels are keyed by the client's address and port. */
-export function udpKey(spec: TunnelSpec): string {
-  return `${spec.client.address}:${spec.client.port}`;
 }

@@ -37,18 +37,8 @@ import {
   type TunnelId,
   type TunnelSpec,
 } from './types.js';
-import {
-  ipv6PacketLength,
-  isEchoRequest,
-  isLinkLocal,
-  makeEchoReply,
-  mask,
-  mayUseSource,
-  parseSpec,
-  readIp6,
-  udpKey,
-  type Entry,
-} from './memory-packet.js';
+import { ipv6PacketLength, isEchoRequest, isLinkLocal, makeEchoReply, mayUseSource, readIp6 } from './memory-packet.js';
+import { MemoryTunnelTable, type Entry } from './memory-table.js';
 import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
 
@@ -58,7 +48,7 @@ export interface MemoryDataPlaneOptions {
   clock?: Clock;
 }
 
-/** The model's diagnostics, named as the addon's counters of the same meaning (native.ts NATIVE_COUNTER_NAMES). */
+/** The model's diagnostics, named as the addon's counters of the same meaning (native-addon.ts NATIVE_COUNTER_NAMES). */
 export interface MemoryPathCounters {
   control_delivered: number;
   echo_replies: number;
@@ -126,14 +116,7 @@ export class MemoryDataPlane implements DataPlane {
   readonly proto41 = new Proto41Channel((from, packet) => this.fromProto41(from, packet));
   private socket: dgram.Socket | undefined;
   private handler: (batch: readonly ControlDatagram[]) => void = () => {};
-  private readonly tunnels = new Map<TunnelId, Entry>();
-  private readonly byUdp = new Map<string, Entry>();
-  private readonly byProto41 = new Map<string, Entry>();
-  /** Prefix length -> masked prefix -> tunnel; `lengths` lists the lengths in use, longest first. */
-  // Keyed by the address in hex, not the bigint: V8 hashes a BigInt by its low 64 bits, so /128s that differ
-  // only above them (every ::2 of a /64 per tunnel) all collide and 100,000 of them took 40 s to index.
-  private readonly byPrefix = new Map<number, Map<string, Entry>>();
-  private lengths: number[] = [];
+  private readonly table = new MemoryTunnelTable();
   private readonly drops: Record<DropReason, number> = { ...EMPTY_DROPS };
   private readonly path: MemoryPathCounters = {
     control_delivered: 0,
@@ -190,11 +173,11 @@ export class MemoryDataPlane implements DataPlane {
       this.handler([{ from, data }]);
       return;
     }
-    this.classify(data, this.byUdp.get(`${from.address}:${from.port}`));
+    this.classify(data, this.table.findUdp(from.address, from.port));
   }
 
   private fromProto41(from: string, packet: Buffer): void {
-    this.classify(packet, this.byProto41.get(from));
+    this.classify(packet, this.table.findProto41(from));
   }
 
   private fromTun(packet: Buffer): void {
@@ -203,7 +186,7 @@ export class MemoryDataPlane implements DataPlane {
       this.drops.malformed++;
       return;
     }
-    const to = this.route(readIp6(packet, 24));
+    const to = this.table.route(readIp6(packet, 24));
     if (!to) {
       this.drops.no_route++;
       return;
@@ -229,9 +212,7 @@ export class MemoryDataPlane implements DataPlane {
       else this.drops.spoofed_source++;
       return;
     }
-    from.counters.rxPackets++;
-    from.counters.rxBytes += length;
-    from.counters.lastRxMs = this.clock.now();
+    this.table.countRx(from, length, this.clock.now());
 
     const destination = readIp6(packet, 24);
     if (destination === from.serverIp6 && isEchoRequest(packet)) {
@@ -240,7 +221,7 @@ export class MemoryDataPlane implements DataPlane {
       this.toTunnel(from, packet);
       return;
     }
-    const to = this.route(destination);
+    const to = this.table.route(destination);
     if (!to) {
       this.toTun(packet);
       return;
@@ -259,10 +240,9 @@ export class MemoryDataPlane implements DataPlane {
   }
 
   private toTunnel(t: Entry, packet: Buffer): void {
-    t.counters.txPackets++;
-    t.counters.txBytes += packet.length;
-    if (t.spec.type === 'v6udpv4') this.socket?.send(packet, t.spec.client.port, t.spec.client.address);
-    else this.proto41.emit(t.spec.client.address, Buffer.from(packet));
+    this.table.countTx(t, packet.length);
+    if (t.type === 'v6udpv4') this.socket?.send(packet, t.port, t.address);
+    else this.proto41.emit(t.address, Buffer.from(packet));
   }
 
   private toTun(packet: Buffer): void {
@@ -270,87 +250,37 @@ export class MemoryDataPlane implements DataPlane {
     this.tun.emit(Buffer.from(packet));
   }
 
-  /** Longest prefix match over the lengths in use, longest first (native TunnelTable::route). */
-  private route(destination: bigint): Entry | undefined {
-    for (const length of this.lengths) {
-      const hit = this.byPrefix.get(length)!.get(hex(mask(destination, length)));
-      if (hit) return hit;
-    }
-    return undefined;
-  }
-
   // ----- the table (native TunnelTable: upsert, remove; last writer of a key wins) -------------------------------
 
   addTunnel(spec: TunnelSpec): void {
-    let parsed: Omit<Entry, 'spec' | 'counters'>;
     try {
-      parsed = parseSpec(spec);
+      this.table.upsert(spec);
     } catch (e) {
       throw new BrokerError('DP_FAILED', `cannot add tunnel ${spec.id}: ${(e as Error).message}`, { cause: e });
     }
-    const old = this.tunnels.get(spec.id);
-    if (old) this.unindex(old);
-    const entry: Entry = {
-      spec: { ...spec, client: { ...spec.client }, ...(spec.delegated ? { delegated: { ...spec.delegated } } : {}) },
-      counters: old?.counters ?? { id: spec.id, rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, lastRxMs: 0 },
-      ...parsed,
-    };
-    this.tunnels.set(spec.id, entry);
-    this.index(entry);
   }
 
   removeTunnel(id: TunnelId): void {
-    const old = this.tunnels.get(id);
-    if (!old) return;
-    this.tunnels.delete(id);
-    this.unindex(old);
-  }
-
-  private index(e: Entry): void {
-    if (e.spec.type === 'v6udpv4') this.byUdp.set(udpKey(e.spec), e);
-    else this.byProto41.set(e.spec.client.address, e);
-    this.prefixes(128).set(hex(e.clientIp6), e);
-    if (e.delegated) this.prefixes(e.delegated.length).set(hex(e.delegated.prefix), e);
-    this.recomputeLengths();
-  }
-
-  private unindex(e: Entry): void {
-    const eraseIfOwner = <K>(map: Map<K, Entry> | undefined, key: K) => {
-      if (map?.get(key) === e) map.delete(key);
-    };
-    if (e.spec.type === 'v6udpv4') eraseIfOwner(this.byUdp, udpKey(e.spec));
-    else eraseIfOwner(this.byProto41, e.spec.client.address);
-    eraseIfOwner(this.byPrefix.get(128), hex(e.clientIp6));
-    if (e.delegated) eraseIfOwner(this.byPrefix.get(e.delegated.length), hex(e.delegated.prefix));
-    this.recomputeLengths();
-  }
-
-  private prefixes(length: number): Map<string, Entry> {
-    let map = this.byPrefix.get(length);
-    if (!map) this.byPrefix.set(length, (map = new Map()));
-    return map;
-  }
-
-  private recomputeLengths(): void {
-    this.lengths = [...this.byPrefix.entries()]
-      .filter(([, m]) => m.size > 0)
-      .map(([length]) => length)
-      .sort((a, b) => b - a);
+    this.table.remove(id);
   }
 
   // ----- the rest of the contract ------------------------------------------------------------------------------
 
   readCounters(): TunnelCounters[] {
-    return [...this.tunnels.values()].map((e) => ({ ...e.counters }));
+    return [...this.table.entries()].map((e) => e.counters());
   }
 
   readCountersOf(ids: readonly TunnelId[]): TunnelCounters[] {
     const out: TunnelCounters[] = [];
     for (const id of ids) {
-      const e = this.tunnels.get(id);
-      if (e) out.push({ ...e.counters });
+      const e = this.table.get(id);
+      if (e) out.push(e.counters());
     }
     return out;
+  }
+
+  readChanged(): TunnelCounters[] {
+    return this.table.takeChanged();
   }
 
   readDrops(): Record<DropReason, number> {
@@ -378,11 +308,6 @@ export class MemoryDataPlane implements DataPlane {
 
   /** For tests: the spec a tunnel id currently has. */
   tunnel(id: TunnelId): TunnelSpec | undefined {
-    return this.tunnels.get(id)?.spec;
+    return this.table.get(id)?.spec();
   }
-}
-
-/** A prefix map key (see byPrefix). */
-function hex(a: bigint): string {
-  return a.toString(16);
 }

@@ -1,5 +1,5 @@
 /** @module dataplane/native: NativeDataPlane, the DataPlane over the C++ addon in native/ (docs/design.md,
- *  "The packet path"), and the addon's loader, shared with client-tunnel.ts (tspc's end of a tunnel).
+ *  "The packet path"); the addon's raw surface and loader are native-addon.ts.
  *
  *  start():  check /dev/net/tun --> addon opens TUN + UDP + raw-41 sockets --> setUpHost (link, addresses,
  *            routes, forwarding) --> addon starts its forwarding threads
@@ -7,15 +7,19 @@
  *            setup undone (addresses, routes if still there, the forwarding sysctl back to its old value)
  *
  *  Packets never reach JavaScript: control datagrams arrive here in batches (one call per batch), counters are
- *  read in one call into a reused Float64Array (docs/style.md §6). Imports nothing from broker/, admin/, cli/.
- *
- *  The addon exports its counter layout (native/src/engine/counters.h); loadAddon() compares it with the
- *  names below and refuses an addon built from other sources, so the two sides cannot drift apart. */
+ *  read in one call into a reused Float64Array (docs/style.md §6). Imports nothing from broker/, admin/, cli/. */
 
-import { createRequire } from 'node:module';
 import { BrokerError } from '../errors.js';
 import { clientPortFor } from '../tunnel-model.js';
 import { checkHostPrerequisites, setUpHost, type HostSetup } from './host.js';
+import {
+  NATIVE_COUNTER_NAMES,
+  TUNNEL_RECORD_FIELDS,
+  loadAddon,
+  unavailable,
+  type DataPlaneHandle,
+  type NativeCounterName,
+} from './native-addon.js';
 import {
   EMPTY_DROPS,
   type ControlDatagram,
@@ -25,161 +29,11 @@ import {
   type TunnelCounters,
   type TunnelId,
   type TunnelSpec,
-  type TunnelType,
 } from './types.js';
 
-/** Where node-gyp leaves the addon (the package's "install" script builds it). */
-const ADDON_PATH = '../../native/build/Release/tspdp.node';
-
-/** The addon's counters, in native/src/engine/counters.h `Counter` order. The first seven are the DropReasons. */
-export const NATIVE_COUNTER_NAMES = [
-  'unknown_endpoint',
-  'spoofed_source',
-  'link_local_source',
-  'no_route',
-  'malformed',
-  'control_too_short',
-  'control_queue_full',
-  'control_delivered',
-  'echo_replies',
-  'hairpin_packets',
-  'tun_write_packets',
-  'tun_write_errors',
-  'send_errors',
-] as const;
-export type NativeCounterName = (typeof NATIVE_COUNTER_NAMES)[number];
 const DROP_REASONS = Object.keys(EMPTY_DROPS) as DropReason[];
-
-/** The client tunnel's counters, in native/src/engine/counters.h `ClientCounter` order. sendErrors and
- *  controlQueueFull are the client's send_errors and control_queue_full. */
-export const CLIENT_COUNTER_NAMES = [
-  'txPackets',
-  'txBytes',
-  'rxPackets',
-  'rxBytes',
-  'dropped',
-  'sendErrors',
-  'controlQueueFull',
-] as const;
-export type ClientCounterName = (typeof CLIENT_COUNTER_NAMES)[number];
-
-/** One tunnel's record in readCounters' output, in native/src/engine/counters.h `TunnelRecordField` order. */
-export const TUNNEL_RECORD_FIELDS = ['id', 'rxPackets', 'rxBytes', 'txPackets', 'txBytes', 'lastRxMs'] as const;
 const [ID, RX_PACKETS, RX_BYTES, TX_PACKETS, TX_BYTES, LAST_RX_MS] = [0, 1, 2, 3, 4, 5] as const;
-
-// ----- the addon's raw surface (native/src/addon/) --------------------------------------------------------------
-
-interface NativeTunnel {
-  id: number;
-  type: TunnelType;
-  clientAddress: string;
-  clientPort: number;
-  serverIpv6: string;
-  clientIpv6: string;
-  delegatedAddress?: string;
-  delegatedLength?: number;
-}
-
-interface DataPlaneHandle {
-  start(): void;
-  udpPort(): number;
-  tunName(): string;
-  addTunnel(tunnel: NativeTunnel): void;
-  removeTunnel(id: number): boolean;
-  tunnelCount(): number;
-  /** Fills COUNTER_STRIDE values per tunnel while room lasts; returns the number of tunnels. */
-  readCounters(out: Float64Array): number;
-  readNativeCounters(out: Float64Array): number;
-  sendControl(address: string, port: number, data: Uint8Array): boolean;
-  close(): void;
-}
-
-export interface ClientTunnelHandle {
-  start(): void;
-  tunName(): string;
-  localPort(): number;
-  readCounters(out: Float64Array): number;
-  sendControl(data: Uint8Array): boolean;
-  close(): void;
-}
-
-export interface Addon {
-  DataPlaneHandle: new (
-    options: Record<string, unknown>,
-    onControl: (batch: ControlDatagram[]) => void,
-  ) => DataPlaneHandle;
-  ClientTunnelHandle: new (
-    options: Record<string, unknown>,
-    onControl?: (batch: ControlDatagram[]) => void,
-  ) => ClientTunnelHandle;
-  /** The counter layout the addon was built with (checked by loadAddon against the names above). */
-  COUNTER_NAMES: readonly string[];
-  TUNNEL_RECORD_FIELDS: readonly string[];
-  CLIENT_COUNTER_NAMES: readonly string[];
-  COUNTER_STRIDE: number;
-  NATIVE_COUNTER_COUNT: number;
-  CLIENT_COUNTER_COUNT: number;
-}
-
-let addon: Addon | undefined;
-
-/** Loads the addon once; DP_UNAVAILABLE if it was not built or its counter layout is not ours. */
-export function loadAddon(): Addon {
-  if (addon) return addon;
-  let loaded: Addon;
-  try {
-    loaded = createRequire(import.meta.url)(ADDON_PATH) as Addon;
-  } catch (cause) {
-    throw new BrokerError(
-      'DP_UNAVAILABLE',
-      `the native data plane addon is not built (native/build/Release/tspdp.node): run npm install, which runs ` +
-        `node-gyp (needs a C++17 compiler, make and python3)`,
-      { cause },
-    );
-  }
-  checkLayout(loaded);
-  addon = loaded;
-  return addon;
-}
-
-/** Refuses an addon whose counters are not the ones named here: reading them by position would put every
- *  figure under the wrong name. Exported for the test that feeds it a mismatched layout. */
-export function checkLayout(lib: Pick<Addon, 'COUNTER_NAMES' | 'TUNNEL_RECORD_FIELDS' | 'CLIENT_COUNTER_NAMES'>): void {
-  const expected: [string, readonly string[], readonly string[] | undefined][] = [
-    ['counters (Counter)', NATIVE_COUNTER_NAMES, lib.COUNTER_NAMES],
-    ['tunnel record (TunnelRecordField)', TUNNEL_RECORD_FIELDS, lib.TUNNEL_RECORD_FIELDS],
-    ['client counters (ClientCounter)', CLIENT_COUNTER_NAMES, lib.CLIENT_COUNTER_NAMES],
-  ];
-  for (const [what, ours, theirs] of expected) {
-    if (theirs !== undefined && theirs.length === ours.length && theirs.every((name, i) => name === ours[i])) continue;
-    throw new BrokerError(
-      'DP_UNAVAILABLE',
-      `the native addon's ${what} layout does not match src/dataplane/native.ts: addon has ` +
-        `[${theirs?.join(', ') ?? 'none'}], TypeScript expects [${ours.join(', ')}]. Rebuild the addon from this ` +
-        `checkout (npm install, or node scripts/build-native.mjs), or update both sides together ` +
-        `(native/src/engine/counters.h)`,
-    );
-  }
-}
-
-/** Turns the addon's errno errors into DP_UNAVAILABLE with a message that says what is missing. */
-export function unavailable(
-  e: unknown,
-  options: { tunName: string; listenAddress: string; port: number },
-): BrokerError {
-  const err = e as NodeJS.ErrnoException;
-  const where = `${options.listenAddress}:${options.port}`;
-  const messages: Record<string, string> = {
-    EPERM: `not permitted to create TUN device ${options.tunName} or raw sockets: run as root (or with CAP_NET_ADMIN and CAP_NET_RAW)`,
-    EACCES: `not permitted to open ${where} or the TUN device: run as root (or with CAP_NET_ADMIN and CAP_NET_RAW)`,
-    EADDRINUSE: `UDP port ${where} is busy: another process (another broker?) holds it`,
-    EADDRNOTAVAIL: `cannot listen on ${where}: the address is not on this host`,
-    EBUSY: `TUN device ${options.tunName} is in use by another process`,
-    ENOENT: err.syscall === 'open' ? `missing: ${err.message}` : err.message,
-  };
-  const text = (err.code !== undefined ? messages[err.code] : undefined) ?? err.message;
-  return new BrokerError('DP_UNAVAILABLE', `native data plane: ${text}`, { cause: e });
-}
+const STRIDE = TUNNEL_RECORD_FIELDS.length;
 
 // ----- NativeDataPlane -----------------------------------------------------------------------------------------
 
@@ -277,8 +131,7 @@ export class NativeDataPlane implements DataPlane {
     }
     this.boundPort = handle.udpPort();
     this.handle = handle;
-    const stride = TUNNEL_RECORD_FIELDS.length;
-    if (this.counters.length < stride * 64) this.counters = new Float64Array(stride * 64);
+    if (this.counters.length < STRIDE * 64) this.counters = new Float64Array(STRIDE * 64);
   }
 
   addTunnel(spec: TunnelSpec): void {
@@ -303,27 +156,44 @@ export class NativeDataPlane implements DataPlane {
   }
 
   readCounters(): TunnelCounters[] {
-    return this.countersWhere(undefined);
-  }
-
-  /** The addon copies every record in one call (no per-id entry point); only the wanted ones become objects. */
-  readCountersOf(ids: readonly TunnelId[]): TunnelCounters[] {
-    return this.countersWhere(new Set(ids));
-  }
-
-  private countersWhere(wanted: ReadonlySet<TunnelId> | undefined): TunnelCounters[] {
     const handle = this.live();
-    const stride = TUNNEL_RECORD_FIELDS.length;
     let n = handle.readCounters(this.counters);
-    if (n * stride > this.counters.length) {
-      // Grown by half again over the need, so a table that keeps growing is not re-read every time.
-      this.counters = new Float64Array(Math.ceil(n * 1.5) * stride);
+    if (n * STRIDE > this.counters.length) {
+      this.grow(n);
       n = handle.readCounters(this.counters);
     }
+    return this.records(n, []);
+  }
+
+  /** One call into the addon, which looks each id up: ending one tunnel among 100,000 copies one record. */
+  readCountersOf(ids: readonly TunnelId[]): TunnelCounters[] {
+    if (ids.length === 0) return [];
+    if (ids.length * STRIDE > this.counters.length) this.grow(ids.length);
+    return this.records(this.live().readCountersOf(Float64Array.from(ids), this.counters), []);
+  }
+
+  /** The addon keeps a log of the tunnels that counted (native/src/engine/tables.h): an idle table costs one
+   *  call that returns 0. */
+  readChanged(): TunnelCounters[] {
+    const handle = this.live();
     const out: TunnelCounters[] = [];
+    for (;;) {
+      const n = handle.readChanged(this.counters);
+      this.records(n, out);
+      if (n * STRIDE < this.counters.length) return out;
+      this.grow(n * 2); // it filled the array: more are waiting
+    }
+  }
+
+  /** Grown by half again over the need, so a table that keeps growing is not re-read every time. */
+  private grow(records: number): void {
+    this.counters = new Float64Array(Math.ceil(records * 1.5) * STRIDE);
+  }
+
+  /** The first `n` records in the counters array, appended to `out`. */
+  private records(n: number, out: TunnelCounters[]): TunnelCounters[] {
     const c = this.counters;
-    for (let i = 0, at = 0; i < n; i++, at += stride) {
-      if (wanted && !wanted.has(c[at + ID] as TunnelId)) continue;
+    for (let i = 0, at = 0; i < n; i++, at += STRIDE) {
       out.push({
         id: c[at + ID] as TunnelId,
         rxPackets: c[at + RX_PACKETS]!,

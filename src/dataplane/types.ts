@@ -82,6 +82,14 @@ export interface DataPlane {
   /** Counters of these tunnels only (unknown ids are left out), read in one call: ending one tunnel among
    *  100,000 must not build 100,000 records. */
   readCountersOf(ids: readonly TunnelId[]): TunnelCounters[];
+  /** Counters of the tunnels that counted a packet (either direction) since the previous readChanged(), each
+   *  once, read in one call: a periodic reader learns what moved without a record per idle tunnel (100,000
+   *  idle tunnels cost nothing). Each call takes the changes it returns. A tunnel that counts a packet is in the
+   *  result of a later call; on occasion it is reported once more without having moved again (a packet counted
+   *  while it was being read): callers treat a report as "may have moved". Tunnels added since are reported
+   *  only once they count; removed ones are not reported, nor is a removed id added again until it counts
+   *  under its new entry. readCounters and readCountersOf leave the changes alone. */
+  readChanged(): TunnelCounters[];
   /** Drop counters by reason since start. */
   readDrops(): Record<DropReason, number>;
   /** Control datagrams arrive here in batches, from the event loop: every datagram on the UDP socket that is

@@ -1,9 +1,9 @@
 // @module native/addon: the N-API surface (node-addon-api). The only code that knows about JavaScript; it
 // converts options and errors and moves batches. Nothing here runs per packet (docs/style.md §6): control
 // datagrams cross once per batch through a ThreadSafeFunction, counters cross once per read into a
-// caller-owned Float64Array. The TypeScript side is src/dataplane/native.ts (and client-tunnel.ts); its types
-// document the API, and it checks the counter layout exported here at load. The bench and test tools
-// (packet generator, enterNetns) are a separate addon, native/bench/.
+// caller-owned Float64Array. The TypeScript side is src/dataplane/native-addon.ts (used by native.ts and
+// client-tunnel.ts); its types document the API, and it checks the counter layout exported here at load. The
+// bench and test tools (packet generator, enterNetns) are a separate addon, native/bench/.
 #include <napi.h>
 
 #include <algorithm>
@@ -32,6 +32,8 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
                            InstanceMethod<&DataPlaneHandle::RemoveTunnel>("removeTunnel"),
                            InstanceMethod<&DataPlaneHandle::TunnelCount>("tunnelCount"),
                            InstanceMethod<&DataPlaneHandle::ReadCounters>("readCounters"),
+                           InstanceMethod<&DataPlaneHandle::ReadCountersOf>("readCountersOf"),
+                           InstanceMethod<&DataPlaneHandle::ReadChanged>("readChanged"),
                            InstanceMethod<&DataPlaneHandle::ReadNativeCounters>("readNativeCounters"),
                            InstanceMethod<&DataPlaneHandle::SendControl>("sendControl"),
                            InstanceMethod<&DataPlaneHandle::Close>("close"),
@@ -132,6 +134,31 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     return Napi::Number::New(env, static_cast<double>(n));
   }
 
+  /** readCountersOf(ids: Float64Array, out: Float64Array): the records of these ids (unknown ones left out);
+   *  returns how many it wrote. `out` has room for one record per id, or the call throws. */
+  Napi::Value ReadCountersOf(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    DataPlane* plane = live(env);
+    return translate_errors(env, [&] {
+      Napi::Float64Array ids = info[0].As<Napi::Float64Array>();
+      Napi::Float64Array out = info[1].As<Napi::Float64Array>();
+      if (out.ElementLength() < ids.ElementLength() * kCounterStride) {
+        throw std::invalid_argument("readCountersOf: out has no room for a record per id");
+      }
+      const size_t n = plane->table().read_counters_of(ids.Data(), ids.ElementLength(), out.Data());
+      return Napi::Number::New(env, static_cast<double>(n));
+    });
+  }
+
+  /** readChanged(out: Float64Array): the records of the tunnels that counted since the last call, while room
+   *  lasts; returns how many it wrote. When that fills `out`, more may be waiting: call again. */
+  Napi::Value ReadChanged(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Float64Array out = info[0].As<Napi::Float64Array>();
+    const size_t n = live(env)->table().read_changed(out.Data(), out.ElementLength() / kCounterStride);
+    return Napi::Number::New(env, static_cast<double>(n));
+  }
+
   /** readNativeCounters(out: Float64Array of at least kCounterCount): the Counter enum, in order. */
   Napi::Value ReadNativeCounters(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -185,7 +212,7 @@ Napi::Array names(Napi::Env env, const char* const (&list)[N]) {
 
 Napi::Function DefineDataPlaneHandle(Napi::Env env) { return DataPlaneHandle::Define(env); }
 
-/** The counter layout (engine/counters.h): src/dataplane/native.ts compares it with its own at load. */
+/** The counter layout (engine/counters.h): src/dataplane/native-addon.ts compares it with its own at load. */
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("DataPlaneHandle", DefineDataPlaneHandle(env));
   exports.Set("ClientTunnelHandle", DefineClientTunnelHandle(env));

@@ -1,7 +1,7 @@
 // @module native/engine/counters: every counter the addon keeps, their names and the per-tunnel record layout.
 // The names are exported by the addon (COUNTER_NAMES, TUNNEL_RECORD_FIELDS, CLIENT_COUNTER_NAMES) and
-// src/dataplane/native.ts refuses to load an addon whose layout differs from its own, so the enums below and
-// the TypeScript cannot drift apart silently. Append new counters at the end and add them on both sides.
+// src/dataplane/native-addon.ts refuses to load an addon whose layout differs from its own, so the enums below
+// and the TypeScript cannot drift apart silently. Append new counters at the end and add them on both sides.
 #pragma once
 
 #include <atomic>

@@ -34,9 +34,7 @@ Verdict forward_from_tunnel(uint8_t* packet, size_t available, Tunnel* from, int
   if (from == nullptr) return drop(kDropUnknownEndpoint);
   const Ip6 source = load_ip6(packet + 8);
   if (!from->may_use_source(source)) return drop(is_link_local(source) ? kDropLinkLocalSource : kDropSpoofedSource);
-  from->rx_packets.fetch_add(1, std::memory_order_relaxed);
-  from->rx_bytes.fetch_add(length, std::memory_order_relaxed);
-  from->last_rx_ms.store(now_ms, std::memory_order_relaxed);
+  from->count_rx(length, now_ms);
 
   const Ip6 destination = load_ip6(packet + 24);
   if (destination == from->config.server_ip6 && is_echo_request(packet, length)) {

@@ -31,6 +31,20 @@ void erase_if_owner(Map& map, const Key& key, const Tunnel* owner) {
   if (it != map.end() && it->second == owner) map.erase(it);
 }
 
+void write_record(const Tunnel& t, double* r) {
+  r[kRecordId] = t.config.id;
+  r[kRecordRxPackets] = static_cast<double>(t.rx_packets.load(std::memory_order_relaxed));
+  r[kRecordRxBytes] = static_cast<double>(t.rx_bytes.load(std::memory_order_relaxed));
+  r[kRecordTxPackets] = static_cast<double>(t.tx_packets.load(std::memory_order_relaxed));
+  r[kRecordTxBytes] = static_cast<double>(t.tx_bytes.load(std::memory_order_relaxed));
+  r[kRecordLastRxMs] = static_cast<double>(t.last_rx_ms.load(std::memory_order_relaxed));
+}
+
+/** The change log holds at most one id per live tunnel, plus the ids of tunnels removed while logged; past
+ *  this many more than the table holds, remove() drops those (docs/style.md §10: tunnels come and go as fast
+ *  as peers reconnect, and a reader may be slow). */
+constexpr size_t kStaleChangesAllowed = 1024;
+
 }  // namespace
 
 TunnelTable::TunnelTable() { init_writer_preferring(&lock_); }
@@ -43,6 +57,7 @@ void TunnelTable::upsert(const TunnelConfig& config) {
   if (it == by_id_.end()) {
     auto fresh = std::make_unique<Tunnel>();
     t = fresh.get();
+    t->changes = &changes_;
     by_id_.emplace(config.id, std::move(fresh));
   } else {
     t = it->second.get();
@@ -60,6 +75,18 @@ bool TunnelTable::remove(uint32_t id) {
   unindex(it->second.get());
   by_id_.erase(it);
   recompute_lengths();
+  if (changes_.size() > by_id_.size() + kStaleChangesAllowed) {
+    // Under the write lock no forwarding thread is counting, so no flag changes while the log is filtered: keep
+    // each logged tunnel once (clearing the flag as it is kept, restored below), drop the removed ones.
+    std::vector<Tunnel*> kept;
+    changes_.retain([&](uint32_t logged) {
+      auto found = by_id_.find(logged);
+      if (found == by_id_.end() || !found->second->changed.exchange(false)) return false;
+      kept.push_back(found->second.get());
+      return true;
+    });
+    for (Tunnel* t : kept) t->changed.store(true);
+  }
   return true;
 }
 
@@ -68,19 +95,36 @@ size_t TunnelTable::read_counters(double* out, size_t capacity) {
   ReadLock lock(*this);
   size_t i = 0;
   for (const auto& entry : by_id_) {
-    if (i < capacity) {
-      const Tunnel& t = *entry.second;
-      double* r = out + i * kCounterStride;
-      r[kRecordId] = t.config.id;
-      r[kRecordRxPackets] = static_cast<double>(t.rx_packets.load(std::memory_order_relaxed));
-      r[kRecordRxBytes] = static_cast<double>(t.rx_bytes.load(std::memory_order_relaxed));
-      r[kRecordTxPackets] = static_cast<double>(t.tx_packets.load(std::memory_order_relaxed));
-      r[kRecordTxBytes] = static_cast<double>(t.tx_bytes.load(std::memory_order_relaxed));
-      r[kRecordLastRxMs] = static_cast<double>(t.last_rx_ms.load(std::memory_order_relaxed));
-    }
+    if (i < capacity) write_record(*entry.second, out + i * kCounterStride);
     i++;
   }
   return i;
+}
+
+size_t TunnelTable::read_counters_of(const double* ids, size_t n, double* out) {
+  ReadLock lock(*this);
+  size_t written = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!(ids[i] >= 0 && ids[i] <= 0xffffffffU)) continue;
+    auto it = by_id_.find(static_cast<uint32_t>(ids[i]));
+    if (it != by_id_.end()) write_record(*it->second, out + written++ * kCounterStride);
+  }
+  return written;
+}
+
+size_t TunnelTable::read_changed(double* out, size_t capacity) {
+  ReadLock lock(*this);
+  changes_.take(&reading_);
+  size_t written = 0;
+  size_t i = 0;
+  for (; i < reading_.size() && written < capacity; i++) {
+    auto it = by_id_.find(reading_[i]);
+    // Removed since it was logged, or logged twice (removed and added again): not reported, or only once.
+    if (it == by_id_.end() || !it->second->changed.exchange(false, std::memory_order_acquire)) continue;
+    write_record(*it->second, out + written++ * kCounterStride);
+  }
+  if (i < reading_.size()) changes_.put_back(reading_.data() + i, reading_.data() + reading_.size());
+  return written;
 }
 
 size_t TunnelTable::size() {

@@ -7,6 +7,12 @@
 // batch of lookups. Tunnels are owned by the table and only freed under the write lock, so pointers found
 // under the read lock are valid until it is released. Counters are atomics inside the tunnel: they survive a
 // replace of the same id and are bumped without the write lock.
+//
+// Change log: the first packet a tunnel counts after a read_changed sets its `changed` flag and appends its id
+// to the table's ChangeLog (a short mutex, taken at most once per tunnel between reads, never per packet), so
+// read_changed visits the tunnels that moved, not the whole table. The flag is set with a release exchange after
+// the counters are bumped, and read_changed clears it with an acquire exchange before reading them: a packet
+// is either in the counters read, or its exchange comes after the clear and logs the tunnel again.
 #pragma once
 
 #include <pthread.h>
@@ -14,6 +20,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -38,19 +45,74 @@ struct TunnelConfig {
   int delegated_length = 0;
 };
 
+/** Ids of the tunnels that counted a packet since the last TunnelTable::read_changed, in the order they
+ *  first did. Appended to by the forwarding threads (under the table's read lock), taken by read_changed. */
+class ChangeLog {
+ public:
+  void push(uint32_t id) {
+    std::lock_guard<std::mutex> hold(mutex_);
+    ids_.push_back(id);
+  }
+  /** Moves the log into `into` (cleared first) and leaves it empty: two vectors take turns, so a steady
+   *  reader allocates nothing. */
+  void take(std::vector<uint32_t>* into) {
+    into->clear();
+    std::lock_guard<std::mutex> hold(mutex_);
+    ids_.swap(*into);
+  }
+  /** Puts ids a reader had no room for back in the log. */
+  void put_back(const uint32_t* first, const uint32_t* last) {
+    std::lock_guard<std::mutex> hold(mutex_);
+    ids_.insert(ids_.end(), first, last);
+  }
+  size_t size() {
+    std::lock_guard<std::mutex> hold(mutex_);
+    return ids_.size();
+  }
+  /** Keeps the ids `keep` says yes to (under the table's write lock: no forwarding thread appends meanwhile). */
+  template <typename Keep>
+  void retain(Keep keep) {
+    std::lock_guard<std::mutex> hold(mutex_);
+    size_t n = 0;
+    for (uint32_t id : ids_) {
+      if (keep(id)) ids_[n++] = id;
+    }
+    ids_.resize(n);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<uint32_t> ids_;
+};
+
 struct Tunnel {
   TunnelConfig config;
   std::atomic<uint64_t> rx_packets{0}, rx_bytes{0}, tx_packets{0}, tx_bytes{0};
   std::atomic<int64_t> last_rx_ms{0};
+  /** Counted since the last read_changed (see the change log above). */
+  std::atomic<bool> changed{false};
+  ChangeLog* changes = nullptr;  // the owning table's, set by upsert
 
   /** The client's /128 or anything inside its delegated prefix. */
   bool may_use_source(const Ip6& source) const {
     return source == config.client_ip6 ||
            (config.has_delegated && mask_ip6(source, config.delegated_length) == config.delegated);
   }
+  void count_rx(size_t bytes, int64_t now_ms) {
+    rx_packets.fetch_add(1, std::memory_order_relaxed);
+    rx_bytes.fetch_add(bytes, std::memory_order_relaxed);
+    last_rx_ms.store(now_ms, std::memory_order_relaxed);
+    mark_changed();
+  }
   void count_tx(size_t bytes) {
     tx_packets.fetch_add(1, std::memory_order_relaxed);
     tx_bytes.fetch_add(bytes, std::memory_order_relaxed);
+    mark_changed();
+  }
+  /** After the counters: release, so a reader that clears the flag (acquire) sees them. One exchange per packet
+   *  on a cache line the counters have just written; the log's mutex only on the first packet since a read. */
+  void mark_changed() {
+    if (!changed.exchange(true, std::memory_order_release) && changes != nullptr) changes->push(config.id);
   }
 };
 
@@ -66,9 +128,17 @@ class TunnelTable {
   void upsert(const TunnelConfig& config);
   /** Removes the tunnel and the keys it holds. Unknown ids: false. */
   bool remove(uint32_t id);
-  /** Fills up to `capacity` records of kCounterStride values (TunnelRecordField order, counters.h); returns the number of tunnels (which may be
-   *  larger than `capacity`: call again with more room). */
+  /** Fills up to `capacity` records of kCounterStride values (TunnelRecordField order, counters.h); returns the
+   *  number of tunnels (which may be larger than `capacity`: call again with more room). */
   size_t read_counters(double* out, size_t capacity);
+  /** The records of these ids (unknown ones left out), `out` having room for `n`; returns how many it wrote. */
+  size_t read_counters_of(const double* ids, size_t n, double* out);
+  /** The records of the tunnels that counted a packet since the last call, each once, up to `capacity` of
+   *  them; returns how many it wrote. The ones it had no room for stay logged: a caller that got `capacity`
+   *  calls again. Clears each reported tunnel's flag first (see the change log above). One reader at a time. */
+  size_t read_changed(double* out, size_t capacity);
+  /** Ids in the change log (tests: the log stays bounded). */
+  size_t logged_changes() { return changes_.size(); }
   size_t size();
 
   /** Scoped read lock; lookups below are valid only while one is held. */
@@ -108,6 +178,8 @@ class TunnelTable {
   void recompute_lengths();
 
   pthread_rwlock_t lock_;
+  ChangeLog changes_;
+  std::vector<uint32_t> reading_;  // read_changed's turn of the log
   std::unordered_map<uint32_t, std::unique_ptr<Tunnel>> by_id_;
   std::unordered_map<uint64_t, Tunnel*> by_udp_;
   std::unordered_map<uint32_t, Tunnel*> by_proto41_;

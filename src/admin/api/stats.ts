@@ -88,7 +88,7 @@ export function registerStatsApi(app: FastifyInstance, ctx: AdminContext): void 
         byType,
         traffic: ctx.traffic.samples(),
         history: await rangeRates(ctx.store, ctx.traffic, ctx.clock.now(), range),
-        topTalkers: topTalkers(ctx.traffic, ctx.broker.liveTunnels(), 10).map((t) => ({
+        topTalkers: topTalkers(ctx.traffic, (ids) => ctx.broker.tunnels.listOf(ids), 10).map((t) => ({
           id: t.tunnel.id,
           username: t.tunnel.username,
           rxBytes: t.rxBytes,

@@ -18,7 +18,7 @@ export function registerDashboardUi(app: FastifyInstance, ctx: AdminContext): vo
       accounts: (await ctx.store.listAccounts({ limit: 0 })).total,
       history: await rangeRates(ctx.store, ctx.traffic, ctx.clock.now(), range),
       totals: ctx.traffic.update(),
-      talkers: topTalkers(ctx.traffic, ctx.broker.liveTunnels(), 5),
+      talkers: topTalkers(ctx.traffic, (ids) => ctx.broker.tunnels.listOf(ids), 5),
       pools: await ctx.poolUsage(),
     };
   };

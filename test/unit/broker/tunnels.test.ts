@@ -15,6 +15,9 @@ import { openSqliteStore } from '../../../src/store/sqlite.js';
 import type { Store, TunnelRecord } from '../../../src/store/types.js';
 import { ipv6Udp } from '../../helpers/packets.js';
 
+/** The idle rule: 4 keepalive intervals, at least 60 s; anonymous tunnels at most 120 s (the defaults). */
+const IDLE = { idleIntervals: 4, idleMinS: 60, anonymousIdleMaxS: 120 };
+
 async function setup(t: import('node:test').TestContext) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tsp-registry-'));
   const store: Store = await openSqliteStore({ file: path.join(dir, 'broker.db') });
@@ -27,7 +30,14 @@ async function setup(t: import('node:test').TestContext) {
     rmSync(dir, { recursive: true, force: true });
   });
   const anonymous = new AnonymousHoldings();
-  const tunnels = new TunnelRegistry({ dataplane: dp, store, clock, log: pino({ level: 'silent' }), anonymous });
+  const tunnels = new TunnelRegistry({
+    dataplane: dp,
+    store,
+    clock,
+    log: pino({ level: 'silent' }),
+    anonymous,
+    idle: IDLE,
+  });
   let n = 0;
   /** An offered v6v4 tunnel row for client 192.0.2.(10+n) (or `client`), link 2001:db8:0:n::/64. */
   const offer = async (accountId: number | null = null, client?: string): Promise<TunnelRecord> => {
@@ -97,6 +107,7 @@ test('a restore adds the stored counters to the new entry, ends stale offers, an
     clock,
     log: pino({ level: 'silent' }),
     anonymous: new AnonymousHoldings(),
+    idle: IDLE,
   });
   dp.removeTunnel(live.id as never);
   assert.equal(await again.restore(), 1);
@@ -171,4 +182,123 @@ test('ending several tunnels reads and removes them in one step: totals never go
   readings.push(tunnels.traffic().totals.rxPackets);
   assert.deepEqual(readings, [2, 2, 2]);
   assert.deepEqual([(await store.getTunnel(a.id))?.rxPackets, (await store.getTunnel(b.id))?.rxPackets], [1, 1]);
+});
+
+test('tunnels end idle when silent past their limit, not while they keep sending, and at their lifetime', async (t) => {
+  const { tunnels, offer, fromClient, store, clock } = await setup(t);
+  const a = await store.createAccount({
+    username: 'acct',
+    role: 'user',
+    passwordHash: 'x',
+    digestHa1: null,
+    digestRealm: null,
+  });
+  // idle limits: 4 × 30 s keepalive = 120 s for both (an anonymous one at most 120 s); lifetime 3600 s
+  const talker = await tunnels.establish(await offer(a.id), { replaceAccount: false });
+  const silent = await tunnels.establish(await offer(), { replaceAccount: false });
+  const sweep = async () => {
+    tunnels.takeChanges();
+    await tunnels.endExpired(clock.now());
+  };
+  clock.advance(100_000);
+  fromClient(talker, 1);
+  await sweep();
+  clock.advance(20_000); // 120 s silent: not past the limit yet
+  await sweep();
+  assert.deepEqual([tunnels.has(talker.id), tunnels.has(silent.id)], [true, true]);
+  clock.advance(1);
+  await sweep();
+  assert.deepEqual([tunnels.has(talker.id), tunnels.has(silent.id)], [true, false]);
+  assert.equal((await store.getTunnel(silent.id))?.endReason, 'idle');
+  // the talker sends every 100 s, so only its lifetime ends it: at the first sweep past 3600 s
+  let sent = 1;
+  while (clock.now() + 100_000 <= talker.establishedAt! + 3_600_000) {
+    clock.advance(100_000);
+    fromClient(talker, 1);
+    sent++;
+    await sweep();
+    assert.ok(tunnels.has(talker.id), `live at ${clock.now() - talker.establishedAt!} ms`);
+  }
+  clock.advance(talker.establishedAt! + 3_600_001 - clock.now());
+  await sweep();
+  assert.equal(tunnels.has(talker.id), false);
+  const row = await store.getTunnel(talker.id);
+  assert.deepEqual([row?.endReason, row?.rxPackets], ['lifetime', sent]);
+});
+
+test('a tunnel both silent and past its lifetime ends idle; one restored counts its silence from the restore', async (t) => {
+  const { tunnels, offer, store, clock, dp } = await setup(t);
+  const old = await tunnels.establish(await offer(), { replaceAccount: false });
+  clock.advance(4_000_000); // a sweep that comes late (a paused process): both limits passed
+  tunnels.takeChanges();
+  await tunnels.endExpired(clock.now());
+  assert.equal((await store.getTunnel(old.id))?.endReason, 'idle');
+  const kept = await tunnels.establish(await offer(), { replaceAccount: false });
+  clock.advance(100_000);
+  const again = new TunnelRegistry({
+    dataplane: dp,
+    store,
+    clock,
+    log: pino({ level: 'silent' }),
+    anonymous: new AnonymousHoldings(),
+    idle: IDLE,
+  });
+  dp.removeTunnel(kept.id as never);
+  assert.equal(await again.restore(), 1);
+  clock.advance(120_000); // 220 s since it was established, 120 s since the restore
+  await again.endExpired(clock.now());
+  assert.ok(again.has(kept.id));
+  clock.advance(1);
+  await again.endExpired(clock.now());
+  assert.equal(again.has(kept.id), false);
+});
+
+test('the periodic work reads nothing per idle tunnel and writes only the counters that moved', async (t) => {
+  const { tunnels, offer, fromClient, store, dp, clock } = await setup(t);
+  const all = [];
+  for (let i = 0; i < 20; i++) all.push(await tunnels.establish(await offer(), { replaceAccount: false }));
+  const reads: string[] = [];
+  for (const name of ['readCounters', 'readCountersOf'] as const) {
+    const original = dp[name].bind(dp) as (...a: never[]) => unknown;
+    (dp as unknown as Record<string, unknown>)[name] = (...a: never[]) => {
+      reads.push(name);
+      return original(...a);
+    };
+  }
+  const writes: number[][] = [];
+  const updateCounters = store.updateCounters.bind(store);
+  store.updateCounters = (u) => {
+    writes.push(u.map((x) => x.id));
+    return updateCounters(u);
+  };
+  const sweep = async () => {
+    tunnels.takeChanges();
+    await tunnels.endExpired(clock.now());
+    await tunnels.persistCounters();
+  };
+  await sweep();
+  assert.deepEqual([reads, writes], [[], []], 'nothing moved: nothing read, nothing written');
+  fromClient(all[3]!, 2);
+  fromClient(all[7]!, 1);
+  clock.advance(1000);
+  await sweep();
+  assert.deepEqual(reads, []);
+  assert.deepEqual(
+    writes.map((w) => w.sort((x, y) => x - y)),
+    [[all[3]!.id, all[7]!.id]],
+  );
+  assert.deepEqual(
+    [(await store.getTunnel(all[3]!.id))?.rxPackets, (await store.getTunnel(all[7]!.id))?.rxPackets],
+    [2, 1],
+  );
+  await sweep();
+  assert.equal(writes.length, 1, 'unchanged since: no second write');
+  // a failed write is retried with the next, with the newer counters
+  store.updateCounters = () => Promise.reject(new Error('disk full'));
+  fromClient(all[3]!, 1);
+  await assert.rejects(tunnels.persistCounters(), /disk full/);
+  fromClient(all[3]!, 1);
+  store.updateCounters = updateCounters;
+  await tunnels.persistCounters();
+  assert.equal((await store.getTunnel(all[3]!.id))?.rxPackets, 4);
 });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { describe, it } from 'node:test';
 import ipaddr from 'ipaddr.js';
-import type { ControlDatagram, DataPlane, TunnelId, TunnelSpec } from '../../../src/dataplane/types.js';
+import type { ControlDatagram, DataPlane, TunnelCounters, TunnelId, TunnelSpec } from '../../../src/dataplane/types.js';
 import { icmpv6ChecksumOk, icmpv6EchoRequest, ipv6Udp, ipv6UdpWith } from '../../helpers/packets.js';
 
 export interface ContractHarness {
@@ -252,6 +252,73 @@ export function dataPlaneContract(name: string, harness: ContractHarness): void 
         );
         await peer.send(ipv6Udp('2001:db8:f00:1::2', '2001:db8:100::2', 80), dp.udpPort);
         await eventually(() => dp.readDrops().unknown_endpoint === 1, 'removed endpoint is unknown');
+      }));
+
+    /** readChanged until `done` holds for what it reported (a later report of an id replaces an earlier one). */
+    async function changedUntil(
+      dp: DataPlane,
+      done: (byId: ReadonlyMap<number, TunnelCounters>) => boolean,
+      what: string,
+    ): Promise<ReadonlyMap<number, TunnelCounters>> {
+      const byId = new Map<number, TunnelCounters>();
+      await eventually(() => {
+        for (const c of dp.readChanged()) byId.set(c.id, c);
+        return done(byId);
+      }, what);
+      return byId;
+    }
+
+    it('readChanged reports the tunnels that counted since the previous call, once, and no idle one', () =>
+      withInternet(async (dp, peer, net) => {
+        dp.addTunnel(spec(1, peer));
+        dp.addTunnel(spec(2, peer, { client: { address: peer.address, port: 9 } }));
+        dp.addTunnel(spec(3, peer, { client: { address: peer.address, port: 10 } }));
+        assert.deepEqual(dp.readChanged(), [], 'nothing has moved');
+        // to a port that listens, so no ICMPv6 error comes back into the tunnel
+        const ports = { src: 1, dst: INTERNET_PORT };
+        const packet = ipv6UdpWith('2001:db8:f00:1::2', INTERNET_ADDRESS, Buffer.from('out'), ports);
+        await peer.send(packet, dp.udpPort);
+        await peer.send(packet, dp.udpPort);
+        const first = await changedUntil(dp, (m) => m.get(1)?.rxPackets === 2, 'tunnel 1 reported');
+        assert.deepEqual([...first.keys()], [1]);
+        assert.deepEqual([first.get(1)], dp.readCountersOf([1 as TunnelId]), 'the same record as by id');
+        assert.deepEqual(dp.readChanged(), [], 'taken: nothing moved since');
+        await net.send('2001:db8:f00:2::2', Buffer.from('in')); // sent to tunnel 2's client: tx
+        const second = await changedUntil(dp, (m) => m.get(2)?.txPackets === 1, 'tunnel 2 reported');
+        assert.deepEqual([...second.keys()], [2]);
+        // the other reads leave the changes alone
+        await peer.send(packet, dp.udpPort);
+        await eventually(() => dp.readCounters().find((c) => c.id === 1)?.rxPackets === 3, 'third packet counted');
+        assert.equal(dp.readCountersOf([1 as TunnelId])[0]!.rxPackets, 3);
+        const third = await changedUntil(dp, (m) => m.get(1)?.rxPackets === 3, 'tunnel 1 reported again');
+        assert.deepEqual([...third.keys()], [1]);
+      }));
+
+    it('readChanged: a removed tunnel is not reported; its id added again only once it counts there', () =>
+      withInternet(async (dp, peer) => {
+        dp.addTunnel(spec(1, peer));
+        const ports = { src: 1, dst: INTERNET_PORT };
+        const packet = ipv6UdpWith('2001:db8:f00:1::2', INTERNET_ADDRESS, Buffer.from('out'), ports);
+        await peer.send(packet, dp.udpPort);
+        await eventually(() => dp.readCounters()[0]?.rxPackets === 1, 'counted');
+        dp.removeTunnel(1 as TunnelId);
+        assert.deepEqual(dp.readChanged(), []);
+        dp.addTunnel(spec(1, peer));
+        assert.deepEqual(dp.readChanged(), [], 'the new entry has not counted');
+        await peer.send(packet, dp.udpPort);
+        const got = await changedUntil(dp, (m) => m.get(1)?.rxPackets === 1, 'the new entry reported');
+        assert.equal(got.get(1)!.rxBytes, packet.length, 'its own counters, from zero');
+      }));
+
+    it('readChanged reports every tunnel when many move between two calls', () =>
+      withInternet(async (dp, peer, net) => {
+        const ids = Array.from({ length: 150 }, (_, i) => i + 1);
+        // distinct endpoints with no socket behind them: what is sent there is counted, then lost
+        for (const id of ids) dp.addTunnel(spec(id, peer, { client: { address: peer.address, port: 20000 + id } }));
+        for (const id of ids) await net.send(`2001:db8:f00:${id.toString(16)}::2`, Buffer.from('in'));
+        const got = await changedUntil(dp, (m) => m.size === ids.length, 'all reported');
+        assert.ok(ids.every((id) => got.get(id)?.txPackets === 1));
+        assert.deepEqual(dp.readChanged(), []);
       }));
 
     async function withInternet(body: (dp: DataPlane, peer: Peer, net: Internet) => Promise<void>): Promise<void> {

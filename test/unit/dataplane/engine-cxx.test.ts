@@ -1,5 +1,5 @@
 /** The addon's C++ unit tests (native/test/*.cc: classification, the source check, echo, hairpin,
- *  longest prefix match, the receive loop over in-memory I/O). They need no root, no sockets and no Node
+ *  longest prefix match, the receive loop over in-memory I/O, the table's change log and reads by id). They need no root, no sockets and no Node
  *  headers: this file compiles the engine and the test with the system's C++ compiler into
  *  native/build/test/ (again only when a source is newer than the binary) and runs the binary; a failed check
  *  fails this test with the binary's output. Skipped only when there is no C++ compiler (the addon could not

@@ -1,4 +1,4 @@
-/** The counter layout handshake between the addon and src/dataplane/native.ts: the built addon's names match
+/** The counter layout handshake between the addon and src/dataplane/native-addon.ts: the built addon's names match
  *  ours (no root needed: loading the addon opens nothing), and a mismatched layout is refused with a message
  *  that says what differs and what to do. */
 
@@ -12,7 +12,7 @@ import {
   TUNNEL_RECORD_FIELDS,
   checkLayout,
   loadAddon,
-} from '../../../src/dataplane/native.js';
+} from '../../../src/dataplane/native-addon.js';
 
 const built = existsSync(new URL('../../../native/build/Release/tspdp.node', import.meta.url));
 
