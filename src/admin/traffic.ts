@@ -2,8 +2,11 @@
  *  The totals come from the tunnel registry (broker/tunnels.ts TrafficReading), the one counter accountant: it
  *  carries an ended tunnel's last counters over at its removal, so the totals only grow (what a Prometheus
  *  counter needs) and no traffic is lost between a read and a removal.
- *  Bounded in memory: one entry per live tunnel, HISTORY_SAMPLES samples in all, and TUNNEL_HISTORY_SAMPLES
- *  per live tunnel (dropped as soon as the tunnel leaves the data plane).
+ *  Bounded in memory: HISTORY_SAMPLES samples in all, and per live tunnel only the points where its counters
+ *  moved (and the one just before each move, so a rate after a quiet spell is right), at most
+ *  TUNNEL_HISTORY_SAMPLES and none older than the window but the last, dropped as soon as the tunnel leaves the
+ *  data plane: a tunnel that never moved holds nothing here, a quiet one a single point (100,000 idle tunnels
+ *  held 120 samples each, over 500 MB).
  *  With a store, the traffic of every PERSIST_EVERY_MS is also written as one row of traffic_samples (and the
  *  last partial interval on stop), so the dashboard's longer ranges survive a restart; the table is pruned to
  *  RETENTION_MS and RETENTION_ROWS at each write. */
@@ -16,8 +19,10 @@ import type { TrafficStore } from '../store/types.js';
 export const SAMPLE_EVERY_MS = 5000;
 /** 10 minutes of history at SAMPLE_EVERY_MS. */
 export const HISTORY_SAMPLES = 120;
-/** Per live tunnel: 10 minutes at SAMPLE_EVERY_MS (about 3 KiB a tunnel). */
+/** Per live tunnel that moves all the time: 10 minutes at SAMPLE_EVERY_MS (about 3 KiB). */
 export const TUNNEL_HISTORY_SAMPLES = 120;
+/** How far back a tunnel's history reaches. */
+const TUNNEL_WINDOW_MS = TUNNEL_HISTORY_SAMPLES * SAMPLE_EVERY_MS;
 /** Two stored rows a minute, so every minute of the 1-hour range has one even when sampling drifts. */
 export const PERSIST_EVERY_MS = 30_000;
 /** Stored rows older than this are deleted... */
@@ -55,10 +60,10 @@ export interface PersistOptions {
 
 export class TrafficMeter {
   readonly totals: TrafficTotals = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0 };
-  /** Each live tunnel's own byte counters at the last read. */
-  private readonly lastSeen = new Map<number, { rxBytes: number; txBytes: number }>();
   private readonly history: TrafficSample[] = [];
-  private readonly perTunnel = new Map<number, TrafficSample[]>();
+  /** The tunnels that moved within the window: their change points, and the sample they were last read at. */
+  private readonly perTunnel = new Map<number, { points: TrafficSample[]; seenAt: number }>();
+  private lastReading: TrafficReading['tunnels'] = [];
   private timer: Timer | undefined;
   /** Totals when the last row was written, and when. */
   private persisted: TrafficTotals = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0 };
@@ -77,8 +82,7 @@ export class TrafficMeter {
   update(): TrafficTotals {
     const r = this.source.traffic();
     Object.assign(this.totals, r.totals);
-    this.lastSeen.clear();
-    for (const t of r.tunnels) this.lastSeen.set(t.id, { rxBytes: t.rxBytes, txBytes: t.txBytes });
+    this.lastReading = r.tunnels;
     return this.totals;
   }
 
@@ -90,14 +94,26 @@ export class TrafficMeter {
     const previousAt = this.history[this.history.length - 1]?.at;
     this.history.push({ at, rxBytes: this.totals.rxBytes, txBytes: this.totals.txBytes });
     if (this.history.length > HISTORY_SAMPLES) this.history.splice(0, this.history.length - HISTORY_SAMPLES);
-    for (const id of this.perTunnel.keys()) if (!this.lastSeen.has(id)) this.perTunnel.delete(id);
-    for (const [id, c] of this.lastSeen) {
-      let h = this.perTunnel.get(id);
-      // a data plane entry starts at zero: a tunnel new since the last sample gets that as its first point
-      if (!h)
-        this.perTunnel.set(id, (h = previousAt === undefined ? [] : [{ at: previousAt, rxBytes: 0, txBytes: 0 }]));
-      h.push({ at, rxBytes: c.rxBytes, txBytes: c.txBytes });
-      if (h.length > TUNNEL_HISTORY_SAMPLES) h.splice(0, h.length - TUNNEL_HISTORY_SAMPLES);
+    for (const c of this.lastReading) {
+      const h = this.perTunnel.get(c.id);
+      const last = h?.points[h.points.length - 1];
+      if (h !== undefined) h.seenAt = at;
+      if (last !== undefined && last.rxBytes === c.rxBytes && last.txBytes === c.txBytes) continue;
+      // it moved (or is new with traffic): the point before the move, then this one. A data plane entry
+      // starts at zero, so a tunnel new since the last sample starts from zero there.
+      if (last === undefined && c.rxBytes === 0 && c.txBytes === 0) continue;
+      const points = h?.points ?? [];
+      if (!h) this.perTunnel.set(c.id, { points, seenAt: at });
+      if (previousAt !== undefined && last?.at !== previousAt)
+        points.push({ at: previousAt, rxBytes: last?.rxBytes ?? 0, txBytes: last?.txBytes ?? 0 });
+      points.push({ at, rxBytes: c.rxBytes, txBytes: c.txBytes });
+      if (points.length > TUNNEL_HISTORY_SAMPLES) points.splice(0, points.length - TUNNEL_HISTORY_SAMPLES);
+    }
+    for (const [id, h] of this.perTunnel) {
+      if (h.seenAt !== at)
+        this.perTunnel.delete(id); // gone from the data plane
+      // points out of the window go; the last one stays as where the next move starts from
+      else while (h.points.length > 1 && h.points[0]!.at < at - TUNNEL_WINDOW_MS) h.points.shift();
     }
     if (this.persist && at - this.persistedAt >= (this.persist.everyMs ?? PERSIST_EVERY_MS)) void this.flush();
   }
@@ -107,15 +123,19 @@ export class TrafficMeter {
     return this.history;
   }
 
-  /** A live tunnel's samples (its own counters), oldest first; empty once it has left the data plane. */
+  /** A live tunnel's samples (its own counters), oldest first, up to the latest sample (a quiet tunnel's last
+   *  point is repeated there); empty when it did not move within the window or has left the data plane. */
   tunnelSamples(id: number): readonly TrafficSample[] {
-    return this.perTunnel.get(id) ?? [];
+    const points = this.perTunnel.get(id)?.points ?? [];
+    const last = points[points.length - 1];
+    const now = this.history[this.history.length - 1]?.at;
+    return last !== undefined && now !== undefined && last.at < now ? [...points, { ...last, at: now }] : points;
   }
 
   /** The live tunnels that moved the most bytes over their in-memory history, most first. */
   topTalkers(n: number): TunnelTraffic[] {
     const out: TunnelTraffic[] = [];
-    for (const [id, h] of this.perTunnel) {
+    for (const [id, { points: h }] of this.perTunnel) {
       const first = h[0];
       const last = h[h.length - 1];
       if (!first || !last || h.length < 2) continue;

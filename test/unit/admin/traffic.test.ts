@@ -144,3 +144,35 @@ test("with a store: one row per interval with that interval's traffic, the last 
     'the failed interval is written with the next one',
   );
 });
+
+test('per-tunnel history keeps only where counters moved: an idle tunnel holds nothing, a move after a quiet spell has its rate', () => {
+  const { dp, counters } = fakeSource();
+  const clock = new ManualClock(0);
+  const m = new TrafficMeter(dp, clock);
+  for (let id = 1; id <= 1000; id++) counters.set(id, c(id, 0, 0));
+  const step = () => {
+    clock.advance(5000);
+    m.sample();
+  };
+  for (let i = 0; i < 10; i++) step();
+  counters.set(7, c(7, 500, 0));
+  step(); // moved: 0 -> 500
+  for (let i = 0; i < 50; i++) step(); // quiet
+  const quietFrom = clock.now();
+  counters.set(7, c(7, 1500, 0));
+  step(); // moved again: 500 -> 1500 in one interval
+  for (let id = 1; id <= 1000; id++) if (id !== 7) assert.deepEqual(m.tunnelSamples(id), [], `tunnel ${id} idle`);
+  const s = m.tunnelSamples(7);
+  assert.ok(s.length <= 4, `${s.length} points, not one per sample`);
+  const [before, after] = s.slice(-2);
+  assert.deepEqual([before!.at, before!.rxBytes], [quietFrom, 500], 'the point just before the move');
+  assert.deepEqual([after!.at, after!.rxBytes], [quietFrom + 5000, 1500]);
+  step(); // quiet again: the chart still reaches the latest sample
+  assert.deepEqual(
+    m
+      .tunnelSamples(7)
+      .slice(-1)
+      .map((p) => [p.at, p.rxBytes]),
+    [[clock.now(), 1500]],
+  );
+});
