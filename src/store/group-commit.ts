@@ -78,6 +78,11 @@ export class GroupCommitter {
   private async drain(): Promise<void> {
     try {
       while (this.waiting.length) {
+        if (this.broken !== undefined) {
+          // a sync failed while these waited: none of them may commit
+          for (const m of this.waiting.splice(0)) m.reject(this.broken);
+          break;
+        }
         const group = this.waiting.splice(0, MAX_GROUP);
         let committed: [Member, unknown][] = [];
         await this.target

@@ -7,6 +7,7 @@
  *  Every call converts unexpected database errors into BrokerError STORE_FAILED (with the cause).
  *  Imports nothing of ours but errors, clock, tunnel-model and the store's own modules. */
 
+import os from 'node:os';
 import { systemClock, type Clock } from '../clock.js';
 import type { Kysely } from 'kysely';
 import type { Store } from './types.js';
@@ -38,7 +39,8 @@ export interface KyselyStore extends Store {
 
 export function createKyselyStore(db: Kysely<Database>, driver: StoreDriver, clock: Clock = systemClock): KyselyStore {
   const run = new Runner(db, driver);
-  const chunks = new LeaseChunks(run, clock);
+  // one broker a SQLite file; on PostgreSQL, several, each with chunks of its own (lease-chunks.ts)
+  const chunks = new LeaseChunks(run, clock, driver.dialect === 'sqlite' ? 'local' : os.hostname());
   let closed = false;
   return {
     dialect: driver.dialect,

@@ -21,10 +21,12 @@
  *  A pool too small for chunks (under 2^12 leases of that length) always takes the buddy allocator's path.
  *  A lease released by another process (the CLI's tunnel kill) frees its row; this process's memory keeps the
  *  slot taken until its next start: never a double allocation, at worst a slot idle for a while.
- *  Which node a chunk belongs to is its lease_id: several brokers on one PostgreSQL each use their own. */
+ *  Which node a chunk belongs to is its lease_id: 'local' on SQLite (one broker a file), the host name on
+ *  PostgreSQL so several brokers on one database each use their own (issue 12's node id will replace it; a
+ *  node whose name changes leaves its old chunks behind until a node registry can give them back). */
 
 import { randomUUID } from 'node:crypto';
-import os from 'node:os';
+import { sql, type SqlBool } from 'kysely';
 import type { Clock } from '../clock.js';
 import type { AllocateRequest, Allocation } from './types.js';
 import * as allocator from './allocator.js';
@@ -100,7 +102,9 @@ class ChunkSet {
 
   /** A free slot, marked used: next-fit through the chunks in address order. */
   take(): { chunk: Chunk; slot: number } | undefined {
-    for (let n = 0; n < this.chunks.length; n++) {
+    if (this.chunks.length === 0) return undefined;
+    // once round, and the chunk it starts in twice: slots below that chunk's cursor are looked at last
+    for (let n = 0; n <= this.chunks.length; n++) {
       const c = this.chunks[this.current]!;
       if (!c.retiring && c.usedCount < SLOTS) {
         for (let s = c.cursor; s < SLOTS; s++) {
@@ -143,7 +147,7 @@ export class LeaseChunks {
   constructor(
     private readonly run: Runner,
     private readonly clock: Clock,
-    nodeId: string = os.hostname(),
+    nodeId: string,
   ) {
     this.owner = `chunk:${nodeId}:`;
   }
@@ -155,7 +159,11 @@ export class LeaseChunks {
     if (!('leaseId' in req.owner)) return undefined;
     const set = this.setFor(req);
     if (set === undefined) return undefined;
-    await (set.loading ??= this.load(trx, set));
+    // a load that failed (a lost connection) is tried again by the next lease, not remembered
+    await (set.loading ??= this.load(trx, set).catch((e: unknown) => {
+      set.loading = undefined;
+      throw e;
+    }));
     for (let i = 0; i < TRIES; i++) {
       const pick = set.take();
       if (set.free < LOW_WATER) this.refill(set);
@@ -210,8 +218,8 @@ export class LeaseChunks {
       .select(['id', 'prefix'])
       .where('pool_prefix', '=', set.poolKey)
       .where('prefix_len', '=', set.chunkLen)
-      .where('lease_id', '>=', this.owner)
-      .where('lease_id', '<', `${this.owner.slice(0, -1)};`)
+      // LIKE, not a range: under PostgreSQL's language collations ':' and ';' do not sort as bytes do
+      .where(sql<SqlBool>`lease_id like ${likePrefix(this.owner)} escape '\\'`)
       .execute();
     const leases = chunks.length
       ? await trx
@@ -228,7 +236,8 @@ export class LeaseChunks {
     for (const l of leases) {
       const id = Number(l.chunk_id);
       const at = slots.get(id) ?? [];
-      at.push(Number(parsePrefix(`${l.prefix}/${set.leaseLen}`).start >> BigInt(128 - set.leaseLen)) % SLOTS);
+      // in BigInt to the end: a /64's index in the address space is past Number's 53 bits
+      at.push(Number((parsePrefix(`${l.prefix}/${set.leaseLen}`).start >> BigInt(128 - set.leaseLen)) % BigInt(SLOTS)));
       slots.set(id, at);
     }
     for (const c of chunks)
@@ -286,6 +295,11 @@ export class LeaseChunks {
       )
       .catch(() => (chunk.retiring = false));
   }
+}
+
+/** A LIKE pattern matching text that starts with `prefix`, with \ % _ escaped (ESCAPE '\'). */
+function likePrefix(prefix: string): string {
+  return `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
 function setKey(poolPrefix: string, leaseLen: number): string {

@@ -97,6 +97,7 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
   fileQueues.set(queueKey, queue);
 
   // many sessions' writes share one transaction and one fsync (group-commit.ts), in the file's turn
+  const wal = inMemory ? undefined : walSync(fs.realpathSync(opts.file));
   const committer = new GroupCommitter({
     withConnection: (body) => {
       const turn = queue.tail.then(
@@ -107,7 +108,7 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
       return turn;
     },
     inTransaction: () => raw.inTransaction,
-    ...(inMemory ? {} : { sync: walSync(fs.realpathSync(opts.file)) }),
+    ...(wal ? { sync: wal.sync } : {}),
   });
   const driver: StoreDriver = {
     dialect: 'sqlite',
@@ -123,6 +124,7 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
       return false;
     },
     onClose() {
+      wal?.close();
       if (--queue.users === 0) fileQueues.delete(queueKey);
     },
   };
@@ -131,36 +133,33 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
   return openKyselyStore(db, driver, opts.clock);
 }
 
-/** fdatasync of `file`'s WAL, off the event loop. The WAL is opened anew each time, so the sync reaches the
- *  file SQLite writes now, whatever happened to an earlier one; when that is a file not synced before, its
- *  directory is synced too, so the file itself survives a power loss. */
-function walSync(file: string): () => Promise<void> {
+/** fdatasync of `file`'s WAL, off the event loop, on one handle kept open from the first sync on: a write-back
+ *  error is reported once to each handle open when it happened (Linux), so a handle opened afresh for each sync
+ *  could miss an error SQLite's own checkpoint had already been told of. SQLite replaces the WAL file only when
+ *  the last connection closes, and ours stays open while the store does. The first sync also syncs the
+ *  directory, so the WAL file itself survives a power loss. */
+function walSync(file: string): { sync: () => Promise<void>; close: () => void } {
   const wal = `${file}-wal`;
-  let syncedIno: number | undefined;
-  return async () => {
-    let h: fs.promises.FileHandle;
-    try {
-      h = await fs.promises.open(wal, 'r+');
-    } catch (e) {
-      // no WAL: SQLite removes it only after checkpointing all of it into the (synced) database file
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw e;
-    }
-    try {
-      await h.datasync();
-      const { ino } = await h.stat();
-      if (ino === syncedIno) return;
+  let handle: Promise<fs.promises.FileHandle> | undefined;
+  const close = () => {
+    // FileHandle.close waits for a sync still running on it
+    void handle?.then((h) => h.close()).catch(() => undefined);
+    handle = undefined;
+  };
+  const sync = async () => {
+    handle ??= (async () => {
+      const h = await fs.promises.open(wal, 'r+');
       const dir = await fs.promises.open(path.dirname(wal), 'r');
       try {
         await dir.sync();
       } finally {
         await dir.close();
       }
-      syncedIno = ino;
-    } finally {
-      await h.close();
-    }
+      return h;
+    })();
+    await (await handle).datasync();
   };
+  return { sync, close };
 }
 
 /** Permission bits that let group or others read or write a file. */

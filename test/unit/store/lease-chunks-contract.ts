@@ -75,6 +75,25 @@ export function leaseChunksContract(name: string, open: () => Promise<KyselyStor
       }
     });
 
+    it("reads the node's chunks back: a new handle leases from them instead of claiming more", async () => {
+      const pool = 'fd0c:5::/40';
+      await take(store, pool, 64, 'readback-a', 20);
+      const before = (await rows(pool)).chunks.length;
+      assert.ok(before >= 1);
+      const other = await open();
+      try {
+        const [lease] = await take(other, pool, 64, 'readback-b', 1);
+        const r = await rows(pool);
+        assert.equal(r.chunks.length, before, 'no chunk claimed');
+        assert.ok(
+          r.inChunks.some((l) => l.prefix === lease!.prefix),
+          'the new lease is cut from a chunk',
+        );
+      } finally {
+        await other.close();
+      }
+    });
+
     it('fills a pool to its last lease after leases were rolled back and released', async () => {
       // 2^12 /128s: the smallest pool that has chunks (16 of them). A slot lost by memory would leave the pool
       // short, since a chunk's room is the node's alone.
@@ -103,6 +122,9 @@ export function leaseChunksContract(name: string, open: () => Promise<KyselyStor
       }
       assert.equal(got.length, size, 'every address of the pool, and then POOL_EXHAUSTED');
       assertDisjointIn(got, pool);
+      // slots freed behind the cursor of the chunk it stopped in are found again
+      for (let i = size - 5; i < size; i++) assert.equal(await store.releaseLease(`fill-${i}`), 1);
+      for (let i = 0; i < 5; i++) await store.allocate(lease(pool, 128, `refill-${i}`));
     });
 
     it('gives an empty chunk back to the pool when enough room is free in the others', async () => {
