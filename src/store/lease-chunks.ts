@@ -32,7 +32,7 @@ import type { AllocateRequest, Allocation } from './types.js';
 import * as allocator from './allocator.js';
 import type { AllocationRow, TransactionHandle } from './allocator.js';
 import { blockSize, formatAddress, formatPrefix, parsePrefix, type Prefix } from './prefix.js';
-import type { Runner, TxHooks } from './kysely/runner.js';
+import { likePrefix, type Runner, type TxHooks } from './kysely/runner.js';
 
 /** A chunk is this many bits shorter than its leases: 256 leases a chunk. */
 export const CHUNK_BITS = 8;
@@ -78,17 +78,12 @@ class ChunkSet {
     return this.leaseLen - CHUNK_BITS;
   }
 
-  add(id: number, start: bigint, usedSlots: number[] = []): void {
+  add(id: number, start: bigint): void {
     const c: Chunk = { id, start, used: new Uint8Array(SLOTS), usedCount: 0, cursor: 0, retiring: false };
-    for (const s of usedSlots) {
-      if (c.used[s] === 1) continue;
-      c.used[s] = 1;
-      c.usedCount++;
-    }
     this.chunks.push(c);
     this.byId.set(id, c);
     this.chunks.sort((a, b) => (a.start < b.start ? -1 : 1));
-    this.free += SLOTS - c.usedCount;
+    this.free += SLOTS;
   }
 
   remove(c: Chunk): void {
@@ -232,16 +227,11 @@ export class LeaseChunks {
           )
           .execute()
       : [];
-    const slots = new Map<number, number[]>();
+    for (const c of chunks) set.add(Number(c.id), parsePrefix(`${c.prefix}/${set.chunkLen}`).start);
     for (const l of leases) {
-      const id = Number(l.chunk_id);
-      const at = slots.get(id) ?? [];
-      // in BigInt to the end: a /64's index in the address space is past Number's 53 bits
-      at.push(Number((parsePrefix(`${l.prefix}/${set.leaseLen}`).start >> BigInt(128 - set.leaseLen)) % BigInt(SLOTS)));
-      slots.set(id, at);
+      const chunk = set.byId.get(Number(l.chunk_id))!;
+      set.mark(chunk, set.slotOf(chunk, parsePrefix(`${l.prefix}/${set.leaseLen}`).start));
     }
-    for (const c of chunks)
-      set.add(Number(c.id), parsePrefix(`${c.prefix}/${set.chunkLen}`).start, slots.get(Number(c.id)));
   }
 
   /** Claims one more chunk for `set`, in a transaction of its own, unless one is on its way. */
@@ -295,11 +285,6 @@ export class LeaseChunks {
       )
       .catch(() => (chunk.retiring = false));
   }
-}
-
-/** A LIKE pattern matching text that starts with `prefix`, with \ % _ escaped (ESCAPE '\'). */
-function likePrefix(prefix: string): string {
-  return `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
 function setKey(poolPrefix: string, leaseLen: number): string {

@@ -164,7 +164,16 @@ export function page(q: { limit?: number; offset?: number }): { limit: number; o
 
 /** A LIKE pattern matching `text` as a lower-cased substring, with \ % _ escaped (ESCAPE '\'). */
 export function likeSubstring(text: string): string {
-  return `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  return `%${escapeLike(text.toLowerCase())}%`;
+}
+
+/** A LIKE pattern matching text that starts with `prefix` (case as given), with \ % _ escaped (ESCAPE '\'). */
+export function likePrefix(prefix: string): string {
+  return `${escapeLike(prefix)}%`;
+}
+
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
 /** Integer columns come back as number or string (PostgreSQL bigint); null stays null. */

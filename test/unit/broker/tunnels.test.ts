@@ -29,15 +29,11 @@ async function setup(t: import('node:test').TestContext) {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
+  /** A registry over this store and data plane: the first one, or a new process's after a restart. */
+  const registry = (anonymous = new AnonymousHoldings()) =>
+    new TunnelRegistry({ dataplane: dp, store, clock, log: pino({ level: 'silent' }), anonymous, idle: IDLE });
   const anonymous = new AnonymousHoldings();
-  const tunnels = new TunnelRegistry({
-    dataplane: dp,
-    store,
-    clock,
-    log: pino({ level: 'silent' }),
-    anonymous,
-    idle: IDLE,
-  });
+  const tunnels = registry(anonymous);
   let n = 0;
   /** An offered v6v4 tunnel row for client 192.0.2.(10+n) (or `client`), link 2001:db8:0:n::/64. */
   const offer = async (accountId: number | null = null, client?: string): Promise<TunnelRecord> => {
@@ -65,7 +61,7 @@ async function setup(t: import('node:test').TestContext) {
   const fromClient = (r: TunnelRecord, count: number) => {
     for (let i = 0; i < count; i++) dp.proto41.write(r.clientIpv4, ipv6Udp(r.clientIpv6, '2001:db8:ffff::1', 100));
   };
-  return { store, clock, dp, tunnels, anonymous, offer, fromClient };
+  return { store, clock, dp, tunnels, anonymous, offer, fromClient, registry };
 }
 
 test('traffic a tunnel carried after the last read is counted when it ends; totals only grow', async (t) => {
@@ -95,20 +91,15 @@ test('traffic a tunnel carried after the last read is counted when it ends; tota
 });
 
 test('a restore adds the stored counters to the new entry, ends stale offers, and counts anonymous tunnels again', async (t) => {
-  const { tunnels, offer, fromClient, store, dp, clock, anonymous } = await setup(t);
+  const { tunnels, offer, fromClient, store, dp, registry } = await setup(t);
   const live = await tunnels.establish(await offer(), { replaceAccount: false });
   const stale = await offer(); // never accepted
   fromClient(live, 2);
   await tunnels.persistCounters();
-  // a new process: a fresh registry over the same store and a fresh data plane entry table
-  const again = new TunnelRegistry({
-    dataplane: dp,
-    store,
-    clock,
-    log: pino({ level: 'silent' }),
-    anonymous: new AnonymousHoldings(),
-    idle: IDLE,
-  });
+  // a new process: a fresh registry (with holdings of its own) over the same store and data plane entry table
+  const anonymous = new AnonymousHoldings();
+  const again = registry(anonymous);
+  assert.equal(anonymous.held(live.clientIpv4).bySource, 0);
   dp.removeTunnel(live.id as never);
   assert.equal(await again.restore(), 1);
   assert.equal((await store.getTunnel(stale.id))?.endReason, 'not_accepted');
@@ -227,7 +218,7 @@ test('tunnels end idle when silent past their limit, not while they keep sending
 });
 
 test('a tunnel both silent and past its lifetime ends idle; one restored counts its silence from the restore', async (t) => {
-  const { tunnels, offer, store, clock, dp } = await setup(t);
+  const { tunnels, offer, store, clock, dp, registry } = await setup(t);
   const old = await tunnels.establish(await offer(), { replaceAccount: false });
   clock.advance(4_000_000); // a sweep that comes late (a paused process): both limits passed
   tunnels.takeChanges();
@@ -235,14 +226,7 @@ test('a tunnel both silent and past its lifetime ends idle; one restored counts 
   assert.equal((await store.getTunnel(old.id))?.endReason, 'idle');
   const kept = await tunnels.establish(await offer(), { replaceAccount: false });
   clock.advance(100_000);
-  const again = new TunnelRegistry({
-    dataplane: dp,
-    store,
-    clock,
-    log: pino({ level: 'silent' }),
-    anonymous: new AnonymousHoldings(),
-    idle: IDLE,
-  });
+  const again = registry();
   dp.removeTunnel(kept.id as never);
   assert.equal(await again.restore(), 1);
   clock.advance(120_000); // 220 s since it was established, 120 s since the restore
