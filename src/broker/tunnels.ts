@@ -343,8 +343,7 @@ export class TunnelRegistry {
   /** The store side of an end: final counters, state and reason, the anonymous lease released. Store calls
    *  only, and idempotent, so it may run inside a batch that retries. */
   private async persistEnd(t: TunnelRecord, reason: EndReason, counters?: CounterUpdate): Promise<void> {
-    if (counters) await this.deps.store.updateCounters([counters]);
-    await this.deps.store.endTunnel(t.id, reason, this.deps.clock.now());
+    await this.deps.store.endTunnel(t.id, reason, this.deps.clock.now(), counters);
     if (t.leaseId) await this.deps.store.releaseLease(t.leaseId);
   }
 }

@@ -51,6 +51,7 @@ import {
   type Prefix,
 } from './prefix.js';
 import { RetryTransaction, nullableNumber } from './kysely/runner.js';
+import { param, prepared } from './kysely/prepared.js';
 
 /** A handle on an open write transaction: a Kysely Transaction (PostgreSQL), or the connection SQLite's driver
  *  has begun a transaction on. Any Kysely<Database> works for the read-only functions. */
@@ -99,10 +100,15 @@ export async function findAllocation(
 
 /** Frees every block of an anonymous lease; returns their rows (for lease-chunks.ts's memory). */
 export async function releaseLease(trx: TransactionHandle, leaseId: string): Promise<AllocationRow[]> {
-  const rows = await trx.selectFrom('allocations').selectAll().where('lease_id', '=', leaseId).execute();
+  const rows = await leaseRows.execute(trx, { lease_id: leaseId });
   for (const row of rows) await releaseRow(trx, row);
   return rows;
 }
+
+const leaseRows = prepared<'lease_id', AllocationRow>((db) =>
+  db.selectFrom('allocations').selectAll().where('lease_id', '=', param<string>('lease_id')),
+);
+const deleteRow = prepared<'id', unknown>((db) => db.deleteFrom('allocations').where('id', '=', param<number>('id')));
 
 /** Frees every block of an account (before it is deleted); returns how many. */
 export async function releaseAccount(trx: TransactionHandle, accountId: number): Promise<number> {
@@ -333,8 +339,7 @@ async function claimBlock(
 /** Frees a block: its claim, the split counts of its ancestors (splits at zero go), and the allocation row. */
 export async function releaseRow(trx: TransactionHandle, row: AllocationRow): Promise<void> {
   // a lease cut from a chunk (lease-chunks.ts): the chunk holds the claims, the row is all there is
-  if (row.chunk_id !== null)
-    return void (await trx.deleteFrom('allocations').where('id', '=', Number(row.id)).execute());
+  if (row.chunk_id !== null) return void (await deleteRow.execute(trx, { id: Number(row.id) }));
   const pool = parsePrefix(row.pool_prefix);
   const len = Number(row.prefix_len);
   const block = parsePrefix(`${row.prefix}/${len}`);

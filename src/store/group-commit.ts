@@ -17,7 +17,8 @@
  *  other sessions' fsyncs each. Used by the SQLite driver (sqlite.ts); PostgreSQL commits concurrently on its
  *  own connections and groups fsyncs itself (commit_delay), so it does not need this. */
 
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
+import { execText } from './kysely/prepared.js';
 import type { Database } from './schema.js';
 
 /** The most writes one group takes (bounds how long one group holds the database). */
@@ -107,12 +108,12 @@ export class GroupCommitter {
   }
 
   private async runGroup(conn: Kysely<Database>, group: Member[]): Promise<[Member, unknown][]> {
-    await sql`begin immediate`.execute(conn);
+    await execText(conn, 'begin immediate');
     try {
       return await this.runMembers(conn, group);
     } catch (err) {
       // a savepoint statement itself failed: leave no transaction open for the next group
-      if (this.target.inTransaction()) await sql`rollback`.execute(conn).catch(() => undefined);
+      if (this.target.inTransaction()) await execText(conn, 'rollback').catch(() => undefined);
       throw err;
     }
   }
@@ -123,10 +124,10 @@ export class GroupCommitter {
     const done: [Member, unknown][] = [];
     for (let i = 0; i < group.length; i++) {
       const m = group[i]!;
-      if (!alone) await sql`savepoint group_member`.execute(conn);
+      if (!alone) await execText(conn, 'savepoint group_member');
       try {
         const value = await m.fn(conn);
-        if (!alone) await sql`release savepoint group_member`.execute(conn);
+        if (!alone) await execText(conn, 'release savepoint group_member');
         done.push([m, value]);
       } catch (err) {
         if (!this.target.inTransaction()) {
@@ -137,19 +138,19 @@ export class GroupCommitter {
           return [];
         }
         if (alone) {
-          await sql`rollback`.execute(conn);
+          await execText(conn, 'rollback');
           m.reject(err);
           return [];
         }
-        await sql`rollback to savepoint group_member`.execute(conn);
-        await sql`release savepoint group_member`.execute(conn);
+        await execText(conn, 'rollback to savepoint group_member');
+        await execText(conn, 'release savepoint group_member');
         m.reject(err);
       }
     }
     try {
-      await sql`commit`.execute(conn);
+      await execText(conn, 'commit');
     } catch (err) {
-      if (this.target.inTransaction()) await sql`rollback`.execute(conn).catch(() => undefined);
+      if (this.target.inTransaction()) await execText(conn, 'rollback').catch(() => undefined);
       for (const [d] of done) d.reject(err);
       return [];
     }

@@ -33,6 +33,7 @@ import * as allocator from './allocator.js';
 import type { AllocationRow, TransactionHandle } from './allocator.js';
 import { blockSize, formatAddress, formatPrefix, parsePrefix, type Prefix } from './prefix.js';
 import { likePrefix, type Runner, type TxHooks } from './kysely/runner.js';
+import { param, prepared } from './kysely/prepared.js';
 
 /** A chunk is this many bits shorter than its leases: 256 leases a chunk. */
 export const CHUNK_BITS = 8;
@@ -300,19 +301,33 @@ function insertLease(
   slot: number,
   now: number,
 ): Promise<AllocationRow | undefined> {
-  return trx
+  return insertLeaseRow.first(trx, {
+    pool: req.pool,
+    pool_prefix: set.poolKey,
+    prefix: formatAddress(chunk.start + BigInt(slot) * blockSize(set.leaseLen)),
+    prefix_len: set.leaseLen,
+    lease_id: (req.owner as { leaseId: string }).leaseId,
+    chunk_id: chunk.id,
+    created_at: now,
+  });
+}
+
+const insertLeaseRow = prepared<
+  'pool' | 'pool_prefix' | 'prefix' | 'prefix_len' | 'lease_id' | 'chunk_id' | 'created_at',
+  AllocationRow
+>((db) =>
+  db
     .insertInto('allocations')
     .values({
-      pool: req.pool,
-      pool_prefix: set.poolKey,
-      prefix: formatAddress(chunk.start + BigInt(slot) * blockSize(set.leaseLen)),
-      prefix_len: set.leaseLen,
+      pool: param('pool'),
+      pool_prefix: param('pool_prefix'),
+      prefix: param('prefix'),
+      prefix_len: param('prefix_len'),
       account_id: null,
-      lease_id: (req.owner as { leaseId: string }).leaseId,
-      chunk_id: chunk.id,
-      created_at: now,
+      lease_id: param('lease_id'),
+      chunk_id: param('chunk_id'),
+      created_at: param('created_at'),
     })
     .onConflict((oc) => oc.doNothing())
-    .returningAll()
-    .executeTakeFirst();
-}
+    .returningAll(),
+);

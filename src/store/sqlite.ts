@@ -43,6 +43,7 @@ import type { Database } from './schema.js';
 import { openKyselyStore, type KyselyStore } from './kysely-store.js';
 import type { StoreDriver } from './kysely/runner.js';
 import { GroupCommitter } from './group-commit.js';
+import { registerSyncConnection } from './kysely/prepared.js';
 
 export interface SqliteStoreOptions {
   /** Database file; its directory is created if missing. ':memory:' for a private in-memory database. */
@@ -100,9 +101,14 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
   const wal = inMemory ? undefined : walSync(fs.realpathSync(opts.file));
   const committer = new GroupCommitter({
     withConnection: (body) => {
+      // the group holds the connection: prepared statements may run on it synchronously (kysely/prepared.ts)
+      const held = (conn: Kysely<Database>) => {
+        const unregister = registerSyncConnection(conn, execute);
+        return body(conn).finally(unregister);
+      };
       const turn = queue.tail.then(
-        () => db.connection().execute(body),
-        () => db.connection().execute(body),
+        () => db.connection().execute(held),
+        () => db.connection().execute(held),
       );
       queue.tail = turn.catch(() => undefined);
       return turn;
@@ -129,7 +135,14 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
     },
   };
 
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
+  const database = withStatementCache(raw);
+  const execute = (text: string, parameters: readonly unknown[]): unknown[] => {
+    const stmt = database.prepare(text) as BetterSqlite3.Statement;
+    if (stmt.reader) return stmt.all(...parameters);
+    stmt.run(...parameters);
+    return [];
+  };
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
   return openKyselyStore(db, driver, opts.clock);
 }
 
@@ -217,7 +230,7 @@ function prepareFile(file: string, allowShared: boolean): void {
 const STATEMENT_CACHE_SIZE = 256;
 
 /** The database as Kysely's SqliteDialect sees it, reusing prepared statements (least recently used goes). */
-function withStatementCache(raw: BetterSqlite3.Database): SqliteDatabase {
+function withStatementCache(raw: BetterSqlite3.Database): SqliteDatabase & { prepare(q: string): BetterSqlite3.Statement } {
   const cache = new Map<string, BetterSqlite3.Statement>();
   return {
     close: () => raw.close(),

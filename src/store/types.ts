@@ -296,7 +296,9 @@ export interface TunnelStore {
   /** State 'offered'. A v6v4 tunnel's clientPort is stored as 0 (tunnel-model.ts clientPortFor). */
   createTunnel(t: NewTunnel, at: number): Promise<TunnelRecord>;
   establishTunnel(id: number, at: number): Promise<void>;
-  endTunnel(id: number, reason: EndReason, at: number): Promise<void>; // idempotent on ended tunnels
+  /** Idempotent on ended tunnels. `counters`: the tunnel's final counters (as updateCounters), in the same
+   *  statement. */
+  endTunnel(id: number, reason: EndReason, at: number, counters?: Omit<CounterUpdate, 'id'>): Promise<void>;
   updateCounters(updates: CounterUpdate[]): Promise<void>;
   getTunnel(id: number): Promise<TunnelRecord | undefined>;
   listTunnels(f: TunnelFilter): Promise<Page<TunnelRecord>>;

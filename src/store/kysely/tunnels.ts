@@ -6,8 +6,9 @@ import { clientPortFor } from '../../tunnel-model.js';
 import { releaseLease } from '../allocator.js';
 import type { LeaseChunks } from '../lease-chunks.js';
 import { canonicalAddress } from '../prefix.js';
-import type { EndReason, TunnelFilter, TunnelRecord, TunnelState, TunnelStore } from '../types.js';
+import type { CounterUpdate, EndReason, TunnelFilter, TunnelRecord, TunnelState, TunnelStore } from '../types.js';
 import type { Database, TunnelsTable } from '../schema.js';
+import { param, prepared } from './prepared.js';
 import { likeSubstring, nullableNumber, page, type Runner } from './runner.js';
 
 type TunnelRow = Selectable<TunnelsTable> & { username: string | null };
@@ -16,30 +17,24 @@ export function tunnelStore(run: Runner, chunks: LeaseChunks): TunnelStore {
   return {
     createTunnel(t, at) {
       return run.write('createTunnel', async (trx) => {
-        const row = await trx
-          .insertInto('tunnels')
-          .values({
-            account_id: t.accountId,
-            lease_id: t.leaseId,
-            type: t.type,
-            transport: t.transport,
-            client_ipv4: t.clientIpv4,
-            client_port: clientPortFor(t.type, t.clientPort),
-            server_ipv4: t.serverIpv4,
-            server_ipv6: t.serverIpv6,
-            client_ipv6: t.clientIpv6,
-            prefix: t.prefix === null ? null : canonicalAddress(t.prefix),
-            prefix_len: t.prefixLen,
-            keepalive_interval: t.keepaliveInterval,
-            lifetime_s: t.lifetimeS,
-            state: 'offered',
-            created_at: at,
-          })
-          .returning('id')
-          .executeTakeFirstOrThrow();
-        const record = await selectTunnel(trx, Number(row.id));
-        if (record === undefined) throw new Error(`tunnel ${row.id} vanished inside its own transaction`);
-        return record;
+        const row = await insertTunnel.first(trx, {
+          account_id: t.accountId,
+          lease_id: t.leaseId,
+          type: t.type,
+          transport: t.transport,
+          client_ipv4: t.clientIpv4,
+          client_port: clientPortFor(t.type, t.clientPort),
+          server_ipv4: t.serverIpv4,
+          server_ipv6: t.serverIpv6,
+          client_ipv6: t.clientIpv6,
+          prefix: t.prefix === null ? null : canonicalAddress(t.prefix),
+          prefix_len: t.prefixLen,
+          keepalive_interval: t.keepaliveInterval,
+          lifetime_s: t.lifetimeS,
+          created_at: at,
+        });
+        if (row === undefined) throw new Error('tunnel insert returned no row');
+        return toTunnel(row);
       });
     },
 
@@ -47,30 +42,22 @@ export function tunnelStore(run: Runner, chunks: LeaseChunks): TunnelStore {
      *  out or was replaced before the accept was handled); STORE_NOT_FOUND on an unknown id. */
     establishTunnel(id, at) {
       return run.write('establishTunnel', async (trx) => {
-        const row = await trx
-          .updateTable('tunnels')
-          .set({ state: 'established', established_at: at })
-          .where('id', '=', id)
-          .where('state', '=', 'offered')
-          .returning('id')
-          .executeTakeFirst();
-        if (row !== undefined) return;
+        if ((await establish.first(trx, { id, at })) !== undefined) return;
         const state = await tunnelState(trx, id);
         if (state === 'ended') throw new BrokerError('STORE_CONFLICT', `tunnel ${id} has already ended`);
       });
     },
 
-    /** Idempotent: an ended tunnel keeps its first end time and reason. STORE_NOT_FOUND on an unknown id. */
-    endTunnel(id, reason, at) {
+    /** Idempotent: an ended tunnel keeps its first end time and reason (final counters given for one are still
+     *  written). STORE_NOT_FOUND on an unknown id. */
+    endTunnel(id, reason, at, counters) {
       return run.write('endTunnel', async (trx) => {
-        const row = await trx
-          .updateTable('tunnels')
-          .set({ state: 'ended', ended_at: at, end_reason: reason })
-          .where('id', '=', id)
-          .where('state', '<>', 'ended')
-          .returning('id')
-          .executeTakeFirst();
-        if (row === undefined) await tunnelState(trx, id);
+        const ended = counters
+          ? await endWithCounters.first(trx, { id, at, reason, ...counterValues(counters) })
+          : await end.first(trx, { id, at, reason });
+        if (ended !== undefined) return;
+        await tunnelState(trx, id);
+        if (counters) await writeCounters.execute(trx, { id, ...counterValues(counters) });
       });
     },
 
@@ -80,19 +67,7 @@ export function tunnelStore(run: Runner, chunks: LeaseChunks): TunnelStore {
     updateCounters(updates) {
       if (updates.length === 0) return Promise.resolve();
       return run.write('updateCounters', async (trx) => {
-        for (const u of updates) {
-          await trx
-            .updateTable('tunnels')
-            .set({
-              rx_packets: u.rxPackets,
-              rx_bytes: u.rxBytes,
-              tx_packets: u.txPackets,
-              tx_bytes: u.txBytes,
-              ...(u.lastSeenAt === null ? {} : { last_seen_at: u.lastSeenAt }),
-            })
-            .where('id', '=', u.id)
-            .execute();
-        }
+        for (const u of updates) await writeCounters.execute(trx, { id: u.id, ...counterValues(u) });
       });
     },
 
@@ -216,6 +191,110 @@ async function leasesHeldByNoLiveTunnel(trx: Kysely<Database>, leases: string[])
     )
     .execute();
   return rows.flatMap((r) => (r.lease_id === null ? [] : [r.lease_id]));
+}
+
+// ---- the statements of every session, prepared (prepared.ts)
+
+type NewTunnelColumn =
+  | 'account_id'
+  | 'lease_id'
+  | 'type'
+  | 'transport'
+  | 'client_ipv4'
+  | 'client_port'
+  | 'server_ipv4'
+  | 'server_ipv6'
+  | 'client_ipv6'
+  | 'prefix'
+  | 'prefix_len'
+  | 'keepalive_interval'
+  | 'lifetime_s'
+  | 'created_at';
+
+/** A new tunnel's row, with its account's name. */
+const insertTunnel = prepared<NewTunnelColumn, TunnelRow>((db) =>
+  db
+    .insertInto('tunnels')
+    .values({
+      account_id: param('account_id'),
+      lease_id: param('lease_id'),
+      type: param('type'),
+      transport: param('transport'),
+      client_ipv4: param('client_ipv4'),
+      client_port: param('client_port'),
+      server_ipv4: param('server_ipv4'),
+      server_ipv6: param('server_ipv6'),
+      client_ipv6: param('client_ipv6'),
+      prefix: param('prefix'),
+      prefix_len: param('prefix_len'),
+      keepalive_interval: param('keepalive_interval'),
+      lifetime_s: param('lifetime_s'),
+      created_at: param('created_at'),
+      state: 'offered',
+    })
+    .returningAll()
+    .returning((eb) =>
+      eb
+        .selectFrom('accounts')
+        .select('accounts.username')
+        .whereRef('accounts.id', '=', 'tunnels.account_id')
+        .as('username'),
+    ),
+);
+
+const establish = prepared<'id' | 'at', { id: number | string }>((db) =>
+  db
+    .updateTable('tunnels')
+    .set({ state: 'established', established_at: param('at') })
+    .where('id', '=', param<number>('id'))
+    .where('state', '=', 'offered')
+    .returning('id'),
+);
+
+const end = prepared<'id' | 'at' | 'reason', { id: number | string }>((db) =>
+  db
+    .updateTable('tunnels')
+    .set({ state: 'ended', ended_at: param('at'), end_reason: param('reason') })
+    .where('id', '=', param<number>('id'))
+    .where('state', '<>', 'ended')
+    .returning('id'),
+);
+
+type CounterParam = 'rx_packets' | 'rx_bytes' | 'tx_packets' | 'tx_bytes' | 'last_seen_at';
+
+/** Counters are the data plane's totals; a null last_seen_at keeps the stored one. */
+const counterSet = (eb: ExpressionBuilder<Database, 'tunnels'>) => ({
+  rx_packets: param<number>('rx_packets'),
+  rx_bytes: param<number>('rx_bytes'),
+  tx_packets: param<number>('tx_packets'),
+  tx_bytes: param<number>('tx_bytes'),
+  last_seen_at: eb.fn.coalesce(sql<number>`${param('last_seen_at')}`, eb.ref('last_seen_at')),
+});
+
+const endWithCounters = prepared<'id' | 'at' | 'reason' | CounterParam, { id: number | string }>((db) =>
+  db
+    .updateTable('tunnels')
+    .set((eb) => ({ state: 'ended', ended_at: param('at'), end_reason: param('reason'), ...counterSet(eb) }))
+    .where('id', '=', param<number>('id'))
+    .where('state', '<>', 'ended')
+    .returning('id'),
+);
+
+const writeCounters = prepared<'id' | CounterParam, unknown>((db) =>
+  db
+    .updateTable('tunnels')
+    .set((eb) => counterSet(eb))
+    .where('id', '=', param<number>('id')),
+);
+
+function counterValues(c: Omit<CounterUpdate, 'id'>): Record<CounterParam, number | null> {
+  return {
+    rx_packets: c.rxPackets,
+    rx_bytes: c.rxBytes,
+    tx_packets: c.txPackets,
+    tx_bytes: c.txBytes,
+    last_seen_at: c.lastSeenAt,
+  };
 }
 
 function tunnelQuery(db: Kysely<Database>) {

@@ -544,6 +544,26 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         await rejectsWith(store.establishTunnel(t.id, 6000), 'STORE_CONFLICT');
       });
 
+      it('writes final counters with the end, also for a tunnel that had already ended', async () => {
+        const acct = await store.createAccount(newAccount('tun-final'));
+        const t = await store.createTunnel(newTunnel({ accountId: acct.id }), 1000);
+        await store.updateCounters([
+          { id: t.id, rxPackets: 1, rxBytes: 2, txPackets: 3, txBytes: 4, lastSeenAt: 1500 },
+        ]);
+        const final = { rxPackets: 10, rxBytes: 2 ** 40, txPackets: 30, txBytes: 40, lastSeenAt: null };
+        await store.endTunnel(t.id, 'replaced', 2000, final);
+        let got = await store.getTunnel(t.id);
+        assert.deepEqual(
+          [got?.state, got?.endReason, got?.endedAt, got?.rxPackets, got?.rxBytes, got?.txBytes, got?.lastSeenAt],
+          ['ended', 'replaced', 2000, 10, 2 ** 40, 40, 1500],
+          'a null lastSeenAt keeps the stored one',
+        );
+        await store.endTunnel(t.id, 'admin', 3000, { ...final, rxPackets: 11, lastSeenAt: 2500 });
+        got = await store.getTunnel(t.id);
+        assert.deepEqual([got?.endReason, got?.endedAt, got?.rxPackets, got?.lastSeenAt], ['replaced', 2000, 11, 2500]);
+        await rejectsWith(store.endTunnel(8_888_888, 'admin', 1, final), 'STORE_NOT_FOUND');
+      });
+
       it('answers STORE_NOT_FOUND for unknown tunnels and unknown accounts', async () => {
         assert.equal(await store.getTunnel(8_888_888), undefined);
         await rejectsWith(store.establishTunnel(8_888_888, 1), 'STORE_NOT_FOUND');
