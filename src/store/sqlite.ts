@@ -230,7 +230,9 @@ function prepareFile(file: string, allowShared: boolean): void {
 const STATEMENT_CACHE_SIZE = 256;
 
 /** The database as Kysely's SqliteDialect sees it, reusing prepared statements (least recently used goes). */
-function withStatementCache(raw: BetterSqlite3.Database): SqliteDatabase & { prepare(q: string): BetterSqlite3.Statement } {
+function withStatementCache(
+  raw: BetterSqlite3.Database,
+): SqliteDatabase & { prepare(q: string): BetterSqlite3.Statement } {
   const cache = new Map<string, BetterSqlite3.Statement>();
   return {
     close: () => raw.close(),
