@@ -2,8 +2,7 @@
  *  holds, so one transaction can draw several blocks (or release some and draw others) and commit them together.
  *  Every function that writes takes a TransactionHandle on an open write transaction and never commits, rolls
  *  back or opens a connection of its own; calls on one handle must be awaited one after another (a claim uses a
- *  savepoint on that handle). Same SQL on SQLite and PostgreSQL. Imports nothing of ours but errors and the
- *  store's own modules.
+ *  savepoint on that handle). Same SQL on SQLite and PostgreSQL. Imports only errors and the store's modules.
  *
  *  Each pool is a binary tree of prefixes; prefix_claims holds the claimed nodes, keyed by
  *  (pool_prefix, prefix_len, addr_hex): the primary key is the constraint that forbids overlaps:
@@ -38,7 +37,7 @@
 
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import { BrokerError } from '../errors.js';
-import type { AllocateRequest, Allocation, PoolName, PoolUsage } from './types.js';
+import type { AllocateRequest, Allocation, PoolName } from './types.js';
 import type { AllocationsTable, Database } from './schema.js';
 import {
   ancestorsOf,
@@ -100,13 +99,13 @@ export async function findAllocation(
 
 /** Frees every block of an anonymous lease; returns their rows (for lease-chunks.ts's memory). */
 export async function releaseLease(trx: TransactionHandle, leaseId: string): Promise<AllocationRow[]> {
-  const rows = await leaseRows.execute(trx, { lease_id: leaseId });
+  const rows = await leaseRows.execute(trx, { id: leaseId });
   for (const row of rows) await releaseRow(trx, row);
   return rows;
 }
 
-const leaseRows = prepared<'lease_id', AllocationRow>((db) =>
-  db.selectFrom('allocations').selectAll().where('lease_id', '=', param<string>('lease_id')),
+const leaseRows = prepared<'id', AllocationRow>((db) =>
+  db.selectFrom('allocations').selectAll().where('lease_id', '=', param<string>('id')),
 );
 const deleteRow = prepared<'id', unknown>((db) => db.deleteFrom('allocations').where('id', '=', param<number>('id')));
 
@@ -115,19 +114,6 @@ export async function releaseAccount(trx: TransactionHandle, accountId: number):
   const rows = await trx.selectFrom('allocations').selectAll().where('account_id', '=', accountId).execute();
   for (const row of rows) await releaseRow(trx, row);
   return rows.length;
-}
-
-/** Blocks allocated per pool: a node's chunk (lease-chunks.ts) is room for leases, and its leases count. */
-export async function poolUsage(db: TransactionHandle): Promise<PoolUsage[]> {
-  const rows = await db
-    .selectFrom('allocations')
-    .select((eb) => ['pool', 'pool_prefix', eb.fn.countAll().as('blocks')])
-    .where((eb) => eb.or([eb('lease_id', 'is', null), eb('lease_id', 'not like', 'chunk:%')]))
-    .groupBy(['pool', 'pool_prefix'])
-    .orderBy('pool')
-    .orderBy('pool_prefix')
-    .execute();
-  return rows.map((r) => ({ pool: r.pool as PoolName, poolPrefix: r.pool_prefix, blocks: Number(r.blocks) }));
 }
 
 // ---- claiming

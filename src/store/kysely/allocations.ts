@@ -4,9 +4,11 @@
 
 import type { Clock } from '../../clock.js';
 import * as allocator from '../allocator.js';
-import type { AllocationStore } from '../types.js';
 import type { LeaseChunks } from '../lease-chunks.js';
 import type { Runner } from './runner.js';
+import type { Kysely } from 'kysely';
+import type { Database } from '../schema.js';
+import type { AllocationStore, PoolName, PoolUsage } from '../types.js';
 
 export function allocationStore(run: Runner, clock: Clock, chunks: LeaseChunks): AllocationStore {
   return {
@@ -30,7 +32,20 @@ export function allocationStore(run: Runner, clock: Clock, chunks: LeaseChunks):
     },
 
     poolUsage() {
-      return run.read('poolUsage', (db) => allocator.poolUsage(db));
+      return run.read('poolUsage', (db) => poolUsage(db));
     },
   };
+}
+
+/** Blocks allocated per pool: a node's chunk (lease-chunks.ts) is room for leases, and its leases count. */
+async function poolUsage(db: Kysely<Database>): Promise<PoolUsage[]> {
+  const rows = await db
+    .selectFrom('allocations')
+    .select((eb) => ['pool', 'pool_prefix', eb.fn.countAll().as('blocks')])
+    .where((eb) => eb.or([eb('lease_id', 'is', null), eb('lease_id', 'not like', 'chunk:%')]))
+    .groupBy(['pool', 'pool_prefix'])
+    .orderBy('pool')
+    .orderBy('pool_prefix')
+    .execute();
+  return rows.map((r) => ({ pool: r.pool as PoolName, poolPrefix: r.pool_prefix, blocks: Number(r.blocks) }));
 }
