@@ -178,7 +178,14 @@ async function benchBroker(
   }
   const [bcmd, bargs] = pin(0, [
     process.execPath,
-    ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
+    ...(process.env.BENCH_PROFILE
+      ? [
+          '--cpu-prof',
+          '--cpu-prof-interval',
+          process.env.BENCH_PROFILE_US ?? '1000',
+          `--cpu-prof-dir=${process.env.BENCH_PROFILE}`,
+        ]
+      : []),
     '--import',
     TSX,
     CLI,
