@@ -371,11 +371,19 @@ function isOneOf(eb: ExpressionBuilder<Database, 'prefix_claims'>, nodes: Prefix
 }
 
 export function ownerRow(db: TransactionHandle, owner: Owner, pool: PoolName): Promise<AllocationRow | undefined> {
-  const q = db.selectFrom('allocations').selectAll().where('pool', '=', pool);
-  return (
-    'accountId' in owner ? q.where('account_id', '=', owner.accountId) : q.where('lease_id', '=', owner.leaseId)
-  ).executeTakeFirst();
+  return 'accountId' in owner
+    ? accountRow.first(db, { pool, owner: owner.accountId })
+    : leaseRow.first(db, { pool, owner: owner.leaseId });
 }
+
+const ownerQuery = (db: TransactionHandle, column: 'account_id' | 'lease_id') =>
+  db
+    .selectFrom('allocations')
+    .selectAll()
+    .where('pool', '=', param<string>('pool'))
+    .where(column, '=', param<string>('owner'));
+const accountRow = prepared<'pool' | 'owner', AllocationRow>((db) => ownerQuery(db, 'account_id'));
+const leaseRow = prepared<'pool' | 'owner', AllocationRow>((db) => ownerQuery(db, 'lease_id'));
 
 export function toAllocation(r: AllocationRow): Allocation {
   return {

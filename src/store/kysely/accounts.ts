@@ -7,6 +7,7 @@ import { releaseAccount } from '../allocator.js';
 import type { Account, AccountLimits, AccountStore, PasswordSecrets, Role } from '../types.js';
 import type { AccountsTable, Database } from '../schema.js';
 import { likeSubstring, page, type Runner } from './runner.js';
+import { param, prepared } from './prepared.js';
 
 type AccountRow = Selectable<AccountsTable>;
 type AccountUpdate = Partial<Pick<AccountRow, 'password_hash' | 'digest_ha1' | 'digest_realm' | 'disabled' | 'limits'>>;
@@ -59,7 +60,7 @@ export function accountStore(run: Runner, clock: Clock): AccountStore {
 
     getAccountSecrets(username) {
       return run.read('getAccountSecrets', async (db) => {
-        const row = await db.selectFrom('accounts').selectAll().where('username', '=', username).executeTakeFirst();
+        const row = await accountByName.first(db, { username });
         if (row === undefined) return undefined;
         return {
           ...toAccount(row),
@@ -150,3 +151,8 @@ function checkDigestPair(p: PasswordSecrets): void {
   if ((p.digestHa1 === null) !== (p.digestRealm === null))
     throw new BrokerError('INTERNAL', 'digestHa1 and digestRealm must both be set or both be null');
 }
+
+/** Every DIGEST-MD5 and PLAIN session reads its account by name (prepared.ts). */
+const accountByName = prepared<'username', Selectable<AccountsTable>>((db) =>
+  db.selectFrom('accounts').selectAll().where('username', '=', param<string>('username')),
+);
