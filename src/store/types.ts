@@ -302,9 +302,10 @@ export interface TunnelStore {
   updateCounters(updates: CounterUpdate[]): Promise<void>;
   getTunnel(id: number): Promise<TunnelRecord | undefined>;
   listTunnels(f: TunnelFilter): Promise<Page<TunnelRecord>>;
-  /** Every offered or established tunnel, by id, in one read (a restart restores them: O(tunnels), where
+  /** The offered and established tunnels by id: all in one read, or with `page` at most `limit` of those
+   *  after id `afterId` (a restart restores them a page at a time: each page is the primary key's range, where
    *  paging listTunnels would sort and count the whole set once per page). */
-  liveTunnels(): Promise<TunnelRecord[]>;
+  liveTunnels(page?: { afterId: number; limit: number }): Promise<TunnelRecord[]>;
   /** Retention: deletes at most `limit` tunnels that ended before `before` (oldest first, one transaction) and
    *  releases any block still leased to them; never a live tunnel. Returns how many rows went. */
   pruneEndedTunnels(before: number, limit: number): Promise<number>;

@@ -75,12 +75,14 @@ export function tunnelStore(run: Runner, chunks: LeaseChunks): TunnelStore {
       return run.read('getTunnel', (db) => selectTunnel(db, id));
     },
 
-    liveTunnels() {
-      return run.read('liveTunnels', async (db) =>
-        (
-          await tunnelQuery(db).where('tunnels.state', 'in', ['offered', 'established']).orderBy('tunnels.id').execute()
-        ).map(toTunnel),
-      );
+    liveTunnels(p) {
+      return run.read('liveTunnels', async (db) => {
+        const q = tunnelQuery(db).where('tunnels.state', 'in', ['offered', 'established']).orderBy('tunnels.id');
+        const rows = p
+          ? await q.where('tunnels.id', '>', p.afterId).limit(Math.max(0, p.limit)).execute()
+          : await q.execute();
+        return rows.map(toTunnel);
+      });
     },
 
     /** Newest first (created_at, then id) unless f.sort and f.order say otherwise; ties by id in the same

@@ -30,8 +30,16 @@ async function setup(t: import('node:test').TestContext) {
     rmSync(dir, { recursive: true, force: true });
   });
   /** A registry over this store and data plane: the first one, or a new process's after a restart. */
-  const registry = (anonymous = new AnonymousHoldings()) =>
-    new TunnelRegistry({ dataplane: dp, store, clock, log: pino({ level: 'silent' }), anonymous, idle: IDLE });
+  const registry = (anonymous = new AnonymousHoldings(), restorePage?: number) =>
+    new TunnelRegistry({
+      dataplane: dp,
+      store,
+      clock,
+      log: pino({ level: 'silent' }),
+      anonymous,
+      idle: IDLE,
+      ...(restorePage ? { restorePage } : {}),
+    });
   const anonymous = new AnonymousHoldings();
   const tunnels = registry(anonymous);
   let n = 0;
@@ -106,6 +114,26 @@ test('a restore adds the stored counters to the new entry, ends stale offers, an
   fromClient(live, 1);
   assert.equal(again.list()[0]?.rxPackets, 3, 'stored 2 + counted 1');
   assert.equal(anonymous.held(live.clientIpv4).bySource, 1);
+});
+
+test('a restore reads the live tunnels a page at a time and restores every one, whatever the page size', async (t) => {
+  const { tunnels, offer, store, dp, registry } = await setup(t);
+  const live: TunnelRecord[] = [];
+  for (let i = 0; i < 5; i++) {
+    live.push(await tunnels.establish(await offer(), { replaceAccount: false }));
+    if (i === 2) await offer(); // a stale offer between them, ended by the restore
+  }
+  for (const r of live) dp.removeTunnel(r.id as never);
+  const again = registry(new AnonymousHoldings(), 2);
+  assert.equal(await again.restore(), 5);
+  assert.deepEqual(
+    again
+      .find(() => true)
+      .map((x) => x.id)
+      .sort((a, b) => a - b),
+    live.map((r) => r.id),
+  );
+  assert.equal((await store.liveTunnels()).length, 5, 'the stale offer ended');
 });
 
 test("establishing replaces the tunnel at the same client endpoint, and an account's others with replaceAccount, with their final counters", async (t) => {

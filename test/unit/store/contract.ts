@@ -629,6 +629,16 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
           [ids[0], ids[1], ids[4], ids[5]],
         );
         assert.ok(everyLive.every((t) => t.username === 'list-tun-mia' && t.state !== 'ended'));
+        // a page at a time (as a restart reads them): after an id, at most `limit`, the same tunnels in the end
+        const paged: number[] = [];
+        for (let afterId = ids[0]! - 1, n = 0; n < 10; n++) {
+          const page = await store.liveTunnels({ afterId, limit: 2 });
+          assert.ok(page.length <= 2);
+          paged.push(...page.filter((t) => t.accountId === acc.id).map((t) => t.id));
+          if (page.length < 2) break;
+          afterId = page[page.length - 1]!.id;
+        }
+        assert.deepEqual(paged, [ids[0], ids[1], ids[4], ids[5]]);
         const ended = await store.listTunnels({ accountId: acc.id, state: 'ended' });
         assert.deepEqual(
           ended.items.map((t) => t.id).sort((a, b) => a - b),
