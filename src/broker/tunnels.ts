@@ -29,8 +29,7 @@ import { Events } from './events.js';
 import { dueAtMs, endReasonAt } from './expiry.js';
 import { LiveTunnel, ZERO, endpointKeyOf, parseEndpointKey, type EndpointKey } from './live-tunnel.js';
 
-/** Live tunnels read per store call at a restart. */
-const RESTORE_PAGE = 5000;
+const RESTORE_PAGE = 5000; // live tunnels read per store call at a restart
 
 /** The store calls the registry makes. */
 export type TunnelRegistryStore = Pick<
@@ -99,8 +98,7 @@ export class TunnelRegistry {
    *  accepted. Returns how many tunnels are live. */
   async restore(): Promise<number> {
     const now = this.deps.clock.now();
-    // a page at a time: each page's rows die young once their compact form exists, instead of all of them
-    // living through the restore (100,000 rows at once took RSS past 500 MB for a few seconds)
+    // by pages, whose rows die young (all 100,000 rows at once took RSS past 500 MB for a few seconds)
     const limit = this.deps.restorePage ?? RESTORE_PAGE;
     for (let afterId = 0; ;) {
       const rows = await this.deps.store.liveTunnels({ afterId, limit });
