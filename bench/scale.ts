@@ -118,8 +118,9 @@ async function serve(dir: string, db: string): Promise<Running> {
   return { proc, port: Number(match[1]), startMs: performance.now() - t0, restored };
 }
 
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+/** Resident memory now (VmRSS), or the most it has been since the process started (VmHWM). */
+function rssMb(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
@@ -253,6 +254,7 @@ async function main(): Promise<void> {
       const again = await serve(dir, db);
       procs.push(again.proc);
       if (again.restored !== n) throw new Error(`after kill -9: restored ${again.restored} of ${n}`);
+      const restorePeak = rssMb(again.proc.pid!, 'VmHWM');
       const stormN = Math.min(n, Number(process.env.SCALE_STORM ?? n));
       const st = await storm(again.port, stormN, STORM_SOCKETS);
       const rssAfter = rssMb(again.proc.pid!);
@@ -264,7 +266,7 @@ async function main(): Promise<void> {
       } else await kill9(again.proc);
       lines.push(
         row(String(n), rss, again.startMs, cpu, st, emptyRestart.startMs, emptyRss, emptyCpu) +
-          `  (seeded in ${seedS.toFixed(1)} s; RSS after the storm ${rssAfter.toFixed(0)} MB)`,
+          `  (seeded in ${seedS.toFixed(1)} s; peak RSS of the restore ${restorePeak.toFixed(0)} MB; RSS after the storm ${rssAfter.toFixed(0)} MB)`,
       );
     }
   } finally {
