@@ -107,7 +107,8 @@ async function serve(dir: string, db: string): Promise<Running> {
       '0',
       '--dataplane',
       'memory',
-      '--no-admin',
+      // SCALE_ADMIN=1: with the admin server (its traffic meter) on, as a default install runs
+      ...(process.env.SCALE_ADMIN ? ['--admin-port', '0'] : ['--no-admin']),
       '--log-format',
       'json',
     ],
