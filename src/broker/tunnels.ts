@@ -99,11 +99,11 @@ export class TunnelRegistry {
   async restore(): Promise<number> {
     const now = this.deps.clock.now();
     // by pages, whose rows die young (all 100,000 rows at once took RSS past 500 MB for a few seconds)
-    const limit = this.deps.restorePage ?? RESTORE_PAGE;
+    const limit = Math.max(1, Math.trunc(this.deps.restorePage ?? RESTORE_PAGE));
     for (let afterId = 0; ;) {
       const rows = await this.deps.store.liveTunnels({ afterId, limit });
       for (const t of rows) await this.restoreOne(t, now);
-      if (rows.length < limit) break;
+      if (rows.length < limit || rows.length === 0) break;
       afterId = rows[rows.length - 1]!.id;
     }
     return this.live.size;

@@ -303,8 +303,8 @@ export interface TunnelStore {
   getTunnel(id: number): Promise<TunnelRecord | undefined>;
   listTunnels(f: TunnelFilter): Promise<Page<TunnelRecord>>;
   /** The offered and established tunnels by id: all in one read, or with `page` at most `limit` of those
-   *  after id `afterId` (a restart restores them a page at a time: each page is the primary key's range, where
-   *  paging listTunnels would sort and count the whole set once per page). */
+   *  after id `afterId` (a restart restores them a page at a time, so each page's rows are garbage before the
+   *  next is read; a page costs about one read of the live set's index entries, with no count). */
   liveTunnels(page?: { afterId: number; limit: number }): Promise<TunnelRecord[]>;
   /** Retention: deletes at most `limit` tunnels that ended before `before` (oldest first, one transaction) and
    *  releases any block still leased to them; never a live tunnel. Returns how many rows went. */

@@ -51,7 +51,9 @@ interface Compiled {
 
 /** A query built and compiled once per dialect, executed with named values. */
 export class Prepared<P extends string, O> {
-  /** Keyed by the dialect's adapter: SQLite and PostgreSQL compile the same tree differently. */
+  /** Keyed by the dialect's adapter: SQLite and PostgreSQL compile the same tree differently. Plugins
+   *  (withPlugin) keep the adapter and are not part of the key: none is used, and a prepared statement must not
+   *  run on a handle that has one. */
   private readonly compiled = new WeakMap<object, Compiled>();
 
   constructor(private readonly build: (db: Kysely<Database>) => Compilable<O>) {}
@@ -59,7 +61,13 @@ export class Prepared<P extends string, O> {
   /** The rows (of a SELECT or a RETURNING clause; none otherwise). */
   async execute(db: Kysely<Database>, values: Readonly<Record<P, unknown>>): Promise<O[]> {
     const c = this.compile(db);
-    const parameters = c.slots.map((s) => ('name' in s ? values[s.name as P] : s.value));
+    const parameters = c.slots.map((s) => {
+      if (!('name' in s)) return s.value;
+      const v = values[s.name as P];
+      // both drivers would bind a missing value as NULL without a word
+      if (v === undefined) throw new Error(`prepared statement: no value for '${s.name}' in ${c.sql}`);
+      return v;
+    });
     const sync = syncConnections.get(db);
     if (sync !== undefined) return sync(c.sql, parameters) as O[];
     const query: CompiledQuery<O> = { ...CompiledQuery.raw(c.sql, parameters), query: c.query };
@@ -76,6 +84,7 @@ export class Prepared<P extends string, O> {
     let c = this.compiled.get(key);
     if (c === undefined) {
       const q = this.build(db).compile();
+      if (q.sql.includes(MARK)) throw new Error(`prepared statement: a placeholder was inlined into ${q.sql}`);
       const slots = q.parameters.map((v) =>
         typeof v === 'string' && v.startsWith(MARK) ? { name: v.slice(MARK.length) } : { value: v },
       );

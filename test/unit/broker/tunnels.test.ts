@@ -125,7 +125,18 @@ test('a restore reads the live tunnels a page at a time and restores every one, 
   }
   for (const r of live) dp.removeTunnel(r.id as never);
   const again = registry(new AnonymousHoldings(), 2);
+  const pages: unknown[] = [];
+  const read = store.liveTunnels.bind(store);
+  t.mock.method(store, 'liveTunnels', (page?: { afterId: number; limit: number }) => {
+    pages.push(page);
+    return read(page);
+  });
   assert.equal(await again.restore(), 5);
+  assert.ok(
+    pages.length >= 3 && pages.every((p) => (p as { limit?: number } | undefined)?.limit === 2),
+    `read in pages of 2: ${JSON.stringify(pages)}`,
+  );
+  t.mock.restoreAll();
   assert.deepEqual(
     again
       .find(() => true)

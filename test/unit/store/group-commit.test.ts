@@ -168,3 +168,51 @@ test('a failed sync rejects the writes waiting on it and refuses every write aft
   await assert.rejects(insert(2), /could not be synced to disk/);
   assert.equal(syncs.length, 1, 'no write reached the database after the failure');
 });
+
+test('a read from outside a group waits for its commit and never sees a write that is rolled back', async (t) => {
+  const file = tmp(t);
+  const store = await openSqliteStore({ file });
+  t.after(() => store.close());
+  let inside!: () => void;
+  const reached = new Promise<void>((r) => (inside = r));
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  // a batch that creates an account and a tunnel (prepared statements, run on the group's connection), then
+  // waits while a read from outside runs, then fails: everything it wrote is rolled back
+  const doomed = store.batch(async () => {
+    const a = await store.createAccount({ username: 'dirty-read', role: 'user', ...secrets });
+    await store.createTunnel(
+      {
+        accountId: a.id,
+        leaseId: null,
+        type: 'v6v4',
+        transport: 'tcp',
+        clientIpv4: '192.0.2.7',
+        clientPort: 0,
+        serverIpv4: '198.51.100.1',
+        serverIpv6: '2001:db8:7::1',
+        clientIpv6: '2001:db8:7::2',
+        prefix: null,
+        prefixLen: null,
+        keepaliveInterval: 30,
+        lifetimeS: 3600,
+      },
+      1,
+    );
+    inside();
+    await held;
+    throw new Error('rolled back on purpose');
+  });
+  await reached;
+  let readDone = false;
+  const read = store.getAccountSecrets('dirty-read').then((a) => {
+    readDone = true;
+    return a;
+  });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(readDone, false, 'the read waits for the open group');
+  release();
+  await assert.rejects(doomed, /rolled back on purpose/);
+  assert.equal(await read, undefined, 'the rolled-back account was never visible');
+  assert.equal((await store.liveTunnels()).length, 0);
+});
