@@ -35,6 +35,8 @@ import { blockSize, formatAddress, formatPrefix, parsePrefix, type Prefix } from
 import { likePrefix, type Runner, type TxHooks } from './kysely/runner.js';
 import { param, prepared } from './kysely/prepared.js';
 
+/** Every chunk's lease_id starts with this, then the node and a UUID (poolUsage leaves chunks out by it). */
+export const CHUNK_LEASE_PREFIX = 'chunk:';
 /** A chunk is this many bits shorter than its leases: 256 leases a chunk. */
 export const CHUNK_BITS = 8;
 const SLOTS = 1 << CHUNK_BITS;
@@ -145,7 +147,7 @@ export class LeaseChunks {
     private readonly clock: Clock,
     nodeId: string,
   ) {
-    this.owner = `chunk:${nodeId}:`;
+    this.owner = `${CHUNK_LEASE_PREFIX}${nodeId}:`;
   }
 
   /** A lease for req.owner (a leaseId) from one of the node's chunks, or undefined when the buddy allocator
@@ -184,7 +186,7 @@ export class LeaseChunks {
       const set = this.sets.get(setKey(row.pool_prefix, Number(row.prefix_len)));
       const chunk = set?.byId.get(Number(row.chunk_id));
       if (set === undefined || chunk === undefined) continue;
-      const slot = set.slotOf(chunk, parsePrefix(`${row.prefix}/${set.leaseLen}`).start);
+      const slot = set.slotOf(chunk, startOf(row.prefix, set.leaseLen));
       hooks.onCommit(() => {
         set.unmark(chunk, slot);
         if (chunk.usedCount === 0 && set.free - SLOTS >= 2 * SLOTS) this.retire(set, chunk);
@@ -228,10 +230,10 @@ export class LeaseChunks {
           )
           .execute()
       : [];
-    for (const c of chunks) set.add(Number(c.id), parsePrefix(`${c.prefix}/${set.chunkLen}`).start);
+    for (const c of chunks) set.add(Number(c.id), startOf(c.prefix, set.chunkLen));
     for (const l of leases) {
       const chunk = set.byId.get(Number(l.chunk_id))!;
-      set.mark(chunk, set.slotOf(chunk, parsePrefix(`${l.prefix}/${set.leaseLen}`).start));
+      set.mark(chunk, set.slotOf(chunk, startOf(l.prefix, set.leaseLen)));
     }
   }
 
@@ -251,7 +253,7 @@ export class LeaseChunks {
           },
           this.clock.now(),
         );
-        hooks.onCommit(() => set.add(a.id, parsePrefix(`${a.prefix}/${a.prefixLen}`).start));
+        hooks.onCommit(() => set.add(a.id, startOf(a.prefix, a.prefixLen)));
       }),
     );
     claim
@@ -286,6 +288,11 @@ export class LeaseChunks {
       )
       .catch(() => (chunk.retiring = false));
   }
+}
+
+/** The first address of a block as a row holds it (its canonical address text and its length). */
+function startOf(prefix: string, len: number): bigint {
+  return parsePrefix(`${prefix}/${len}`).start;
 }
 
 function setKey(poolPrefix: string, leaseLen: number): string {

@@ -4,9 +4,9 @@
 
 import type { Clock } from '../../clock.js';
 import * as allocator from '../allocator.js';
-import type { LeaseChunks } from '../lease-chunks.js';
-import type { Runner } from './runner.js';
-import type { Kysely } from 'kysely';
+import { CHUNK_LEASE_PREFIX, type LeaseChunks } from '../lease-chunks.js';
+import { likePrefix, type Runner } from './runner.js';
+import { sql, type Kysely, type SqlBool } from 'kysely';
 import type { Database } from '../schema.js';
 import type { AllocationStore, PoolName, PoolUsage } from '../types.js';
 
@@ -42,7 +42,12 @@ async function poolUsage(db: Kysely<Database>): Promise<PoolUsage[]> {
   const rows = await db
     .selectFrom('allocations')
     .select((eb) => ['pool', 'pool_prefix', eb.fn.countAll().as('blocks')])
-    .where((eb) => eb.or([eb('lease_id', 'is', null), eb('lease_id', 'not like', 'chunk:%')]))
+    .where((eb) =>
+      eb.or([
+        eb('lease_id', 'is', null),
+        sql<SqlBool>`lease_id not like ${likePrefix(CHUNK_LEASE_PREFIX)} escape '\\'`,
+      ]),
+    )
     .groupBy(['pool', 'pool_prefix'])
     .orderBy('pool')
     .orderBy('pool_prefix')

@@ -52,12 +52,10 @@ export function tunnelStore(run: Runner, chunks: LeaseChunks): TunnelStore {
      *  written). STORE_NOT_FOUND on an unknown id. */
     endTunnel(id, reason, at, counters) {
       return run.write('endTunnel', async (trx) => {
-        const ended = counters
-          ? await endWithCounters.first(trx, { id, at, reason, ...counterValues(counters) })
-          : await end.first(trx, { id, at, reason });
-        if (ended !== undefined) return;
+        const values = counterValues(counters);
+        if ((await end.first(trx, { id, at, reason, ...values })) !== undefined) return;
         await tunnelState(trx, id);
-        if (counters) await writeCounters.execute(trx, { id, ...counterValues(counters) });
+        if (counters) await writeCounters.execute(trx, { id, ...values });
       });
     },
 
@@ -253,27 +251,19 @@ const establish = prepared<'id' | 'at', { id: number | string }>((db) =>
     .returning('id'),
 );
 
-const end = prepared<'id' | 'at' | 'reason', { id: number | string }>((db) =>
-  db
-    .updateTable('tunnels')
-    .set({ state: 'ended', ended_at: param('at'), end_reason: param('reason') })
-    .where('id', '=', param<number>('id'))
-    .where('state', '<>', 'ended')
-    .returning('id'),
-);
-
 type CounterParam = 'rx_packets' | 'rx_bytes' | 'tx_packets' | 'tx_bytes' | 'last_seen_at';
 
-/** Counters are the data plane's totals; a null last_seen_at keeps the stored one. */
-const counterSet = (eb: ExpressionBuilder<Database, 'tunnels'>) => ({
-  rx_packets: param<number>('rx_packets'),
-  rx_bytes: param<number>('rx_bytes'),
-  tx_packets: param<number>('tx_packets'),
-  tx_bytes: param<number>('tx_bytes'),
-  last_seen_at: eb.fn.coalesce(sql<number>`${param('last_seen_at')}`, eb.ref('last_seen_at')),
-});
+/** Counters are the data plane's totals; a null one (all of them when an end brings none, and last_seen_at
+ *  when the tunnel was silent) keeps the stored value. */
+const counterSet = (eb: ExpressionBuilder<Database, 'tunnels'>) =>
+  Object.fromEntries(
+    (['rx_packets', 'rx_bytes', 'tx_packets', 'tx_bytes', 'last_seen_at'] as const).map((c) => [
+      c,
+      eb.fn.coalesce(sql<number>`${param(c)}`, eb.ref(c)),
+    ]),
+  );
 
-const endWithCounters = prepared<'id' | 'at' | 'reason' | CounterParam, { id: number | string }>((db) =>
+const end = prepared<'id' | 'at' | 'reason' | CounterParam, { id: number | string }>((db) =>
   db
     .updateTable('tunnels')
     .set((eb) => ({ state: 'ended', ended_at: param('at'), end_reason: param('reason'), ...counterSet(eb) }))
@@ -289,13 +279,13 @@ const writeCounters = prepared<'id' | CounterParam, unknown>((db) =>
     .where('id', '=', param<number>('id')),
 );
 
-function counterValues(c: Omit<CounterUpdate, 'id'>): Record<CounterParam, number | null> {
+function counterValues(c: Omit<CounterUpdate, 'id'> | undefined): Record<CounterParam, number | null> {
   return {
-    rx_packets: c.rxPackets,
-    rx_bytes: c.rxBytes,
-    tx_packets: c.txPackets,
-    tx_bytes: c.txBytes,
-    last_seen_at: c.lastSeenAt,
+    rx_packets: c?.rxPackets ?? null,
+    rx_bytes: c?.rxBytes ?? null,
+    tx_packets: c?.txPackets ?? null,
+    tx_bytes: c?.txBytes ?? null,
+    last_seen_at: c?.lastSeenAt ?? null,
   };
 }
 
