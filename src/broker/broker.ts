@@ -27,6 +27,7 @@ import { Authenticator } from './authenticate.js';
 import { TunnelBlocks } from './blocks.js';
 import { Sweeper } from './expiry.js';
 import type { Pools } from './pools.js';
+import { ReverseDns } from './reverse-dns.js';
 import { BrokerService } from './service.js';
 import { TunnelAdmin } from './tunnel-admin.js';
 import { TunnelRegistry } from './tunnels.js';
@@ -54,6 +55,8 @@ export class Broker implements LiveTunnelControl {
   /** Accounts and anonymous sources an operator blocked when killing their tunnel (in memory, broker/blocks.ts). */
   readonly blocks: TunnelBlocks;
   readonly admin: TunnelAdmin;
+  /** Reverse-DNS delegation of accounts' prefixes (config reverseDns; off when null). */
+  readonly reverseDns: ReverseDns;
   private readonly follower: AuditFollower;
   private readonly sweeper: Sweeper;
   /** Sweeps in flight (so close() can wait for them). */
@@ -62,6 +65,7 @@ export class Broker implements LiveTunnelControl {
   constructor(private readonly deps: BrokerDeps) {
     const { config, store, clock, log } = deps;
     const anonymous = new AnonymousHoldings();
+    this.reverseDns = new ReverseDns({ config: config.reverseDns, store, clock, log });
     this.blocks = new TunnelBlocks(clock);
     this.tunnels = new TunnelRegistry({
       dataplane: deps.dataplane,
@@ -79,6 +83,7 @@ export class Broker implements LiveTunnelControl {
       blocks: this.blocks,
       auth: new Authenticator(store, config.auth, clock),
       pools: deps.pools,
+      reverseDns: this.reverseDns,
       clock,
       log,
       localAddressToward: deps.localAddressToward,
@@ -120,6 +125,7 @@ export class Broker implements LiveTunnelControl {
     if (n) this.deps.log.info({ tunnels: n }, 'restored live tunnels into the data plane');
     await this.follower.start();
     this.sweeper.start((p) => this.track(p));
+    this.reverseDns.start();
   }
 
   /** Stops the sweep and waits for work in flight. Live tunnels stay 'established' in the store, so the next
@@ -127,6 +133,7 @@ export class Broker implements LiveTunnelControl {
   async close(): Promise<void> {
     this.sweeper.stop();
     await this.handler.drain();
+    await this.reverseDns.stop();
     await Promise.allSettled([...this.inflight]);
     await this.tunnels.persistCounters().catch(() => {});
   }

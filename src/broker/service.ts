@@ -31,6 +31,7 @@ import {
   serverIpv4From,
 } from './offer-policy.js';
 import { linkAddresses, type Pools } from './pools.js';
+import type { ReverseDns } from './reverse-dns.js';
 import type { TunnelRegistry } from './tunnels.js';
 
 export interface SessionOutcome {
@@ -54,6 +55,7 @@ export interface ServiceDeps {
   blocks: TunnelBlocks;
   auth: Authenticator;
   pools: Pools;
+  reverseDns: ReverseDns;
   clock: Clock;
   log: Logger;
   /** Local IPv4 the kernel routes toward a peer (for offers when listening on 0.0.0.0). */
@@ -86,6 +88,18 @@ export class BrokerService implements SessionService {
 
   failed(peer: SessionPeer, err: unknown): void {
     this.deps.log.error({ err, session: peer.id }, 'unhandled error in session handling');
+  }
+
+  /** The name servers a router-mode request asks its prefix's reverse zone be delegated to, checked (509 when
+   *  they are not acceptable). Ignored, as the protocol allows, when this broker has no reverseDns. */
+  reverseWish(peer: SessionPeer, who: Who, req: TunnelRequest): string[] | undefined {
+    const given = req.router?.dnsServers;
+    if (!given?.length || who.accountId === null) return undefined;
+    if (!this.deps.reverseDns.enabled) {
+      this.deps.log.debug({ session: peer.id, account: who.username }, 'reverse DNS asked for but not configured');
+      return undefined;
+    }
+    return this.deps.reverseDns.check(given);
   }
 
   offerFor(t: TunnelRecord): Offer {
@@ -230,7 +244,13 @@ class SessionAnswers implements Answerer {
   async requestTunnel(req: TunnelRequest): Promise<OfferAnswer> {
     try {
       if (this.offered) await this.withdraw('superseded');
+      const asked = this.svc.reverseWish(this.peer, this.who, req);
       this.offered = await this.svc.reserve(this.peer, this.who, req);
+      if (this.offered.prefix !== null && this.who.accountId !== null)
+        await this.deps.reverseDns.afterOffer(this.who.accountId, asked).catch(async (err: unknown) => {
+          await this.withdraw('reverse DNS delegation failed');
+          throw err;
+        });
       return { offer: this.svc.offerFor(this.offered) };
     } catch (err) {
       if (!isBrokerError(err)) this.deps.log.error({ err, session: this.peer.id }, 'offer failed');

@@ -131,6 +131,20 @@ export interface TrafficSamplesTable {
   tx_packets: Int8;
 }
 
+/** Schema version 7: reverse-DNS delegation per account (broker/reverse-dns.ts). Lists are comma-separated. */
+export interface ReverseDelegationsTable {
+  id: Generated<number | string>;
+  /** NULL once the account is deleted: the published names are still to be withdrawn. */
+  account_id: Int8 | null;
+  /** Name servers the account wants its prefix's reverse zone delegated to ('' for none). */
+  servers: string;
+  /** The ip6.arpa names delegated at the DNS server for this row, as far as the broker knows. */
+  published: string;
+  /** The last DNS update's failure, NULL when the server holds what the row says. */
+  error: string | null;
+  updated_at: Int8;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -148,4 +162,5 @@ export interface Database {
   web_sessions: WebSessionsTable;
   schema_migrations: SchemaMigrationsTable;
   traffic_samples: TrafficSamplesTable;
+  reverse_delegations: ReverseDelegationsTable;
 }

@@ -350,9 +350,46 @@ export interface TrafficStore {
   trafficHistory(from: number, to: number, bucketMs: number): Promise<TrafficBucket[]>;
 }
 
+/** An account's reverse-DNS delegation (schema version 7): the name servers it wants for its prefix's
+ *  ip6.arpa zone, and what the broker last published at the DNS server (broker/reverse-dns.ts). */
+export interface ReverseDelegation {
+  id: number;
+  /** null: the account was deleted and `published` is still to be withdrawn. */
+  accountId: number | null;
+  servers: string[];
+  published: string[];
+  /** The last update's failure; null when the DNS server holds what `published` says. */
+  error: string | null;
+  updatedAt: number;
+}
+
+/** The `error` of a row whose servers were set and whose DNS update has not gone through yet. */
+export const REVERSE_PENDING = 'not published yet';
+
+export interface ReverseDnsStore {
+  getReverseDelegation(accountId: number): Promise<ReverseDelegation | undefined>;
+  /** Sets the wanted name servers (an empty list: none), creating the account's row if needed, and marks it
+   *  REVERSE_PENDING. */
+  setReverseServers(accountId: number, servers: string[], at: number): Promise<ReverseDelegation>;
+  /** Records what the DNS server now holds for the row, and why the last update failed (null: it went through). */
+  markReverseDelegation(id: number, published: string[], error: string | null, at: number): Promise<void>;
+  /** Rows with work left (a deleted account's, or a failed update), least recently tried first. */
+  pendingReverseDelegations(limit: number): Promise<ReverseDelegation[]>;
+  deleteReverseDelegation(id: number): Promise<void>;
+}
+
 /** Every concern at once, on one database: what openStore() returns. */
 export interface Store
-  extends Transactional, SettingsStore, AccountStore, AllocationStore, TunnelStore, AuditStore, WebStore, TrafficStore {
+  extends
+    Transactional,
+    SettingsStore,
+    AccountStore,
+    AllocationStore,
+    TunnelStore,
+    AuditStore,
+    WebStore,
+    TrafficStore,
+    ReverseDnsStore {
   readonly dialect: 'sqlite' | 'postgres';
   /** Idempotent. Pending calls may fail with STORE_FAILED. */
   close(): Promise<void>;
