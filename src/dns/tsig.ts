@@ -77,20 +77,28 @@ export function verifyReply(reply: Buffer, parsed: ParsedMessage, key: TsigKey, 
   const last = parsed.records[parsed.records.length - 1];
   if (!last || last.type !== TYPE.TSIG || parsed.header.counts[3] === 0) return 'reply is not signed';
   if (last.name !== key.name.toLowerCase().replace(/\.$/, '')) return `reply signed with another key (${last.name})`;
-  const at = last.rdataOffset;
-  const alg = readName(reply, at);
+  // the record's RDATA alone: a field that runs past it is a malformed record, never a read elsewhere
+  const rd = last.rdata;
+  let alg;
+  try {
+    alg = readName(rd, 0);
+  } catch {
+    return 'reply TSIG record is malformed';
+  }
   if (alg.name !== key.algorithm) return `reply signed with another algorithm (${alg.name})`;
   let p = alg.next;
-  const timeS = reply.readUIntBE(p, 6);
-  const fudge = reply.readUInt16BE(p + 6);
-  const macLen = reply.readUInt16BE(p + 8);
+  if (p + 10 > rd.length) return 'reply TSIG record is malformed';
+  const timeS = rd.readUIntBE(p, 6);
+  const fudge = rd.readUInt16BE(p + 6);
+  const macLen = rd.readUInt16BE(p + 8);
   p += 10;
-  if (p + macLen + 6 > at + last.rdata.length) return 'reply TSIG record is malformed';
-  const mac = reply.subarray(p, p + macLen);
+  if (p + macLen + 6 > rd.length) return 'reply TSIG record is malformed';
+  const mac = rd.subarray(p, p + macLen);
   p += macLen + 2; // original id
-  const error = reply.readUInt16BE(p);
-  const otherLen = reply.readUInt16BE(p + 2);
-  const other = reply.subarray(p + 4, p + 4 + otherLen);
+  const error = rd.readUInt16BE(p);
+  const otherLen = rd.readUInt16BE(p + 2);
+  if (p + 4 + otherLen > rd.length) return 'reply TSIG record is malformed';
+  const other = rd.subarray(p + 4, p + 4 + otherLen);
   if (error !== 0) return `server reported TSIG error ${rcodeName(error)}`;
   const unsigned = withArcount(reply.subarray(0, last.start), -1);
   const reqMacLen = Buffer.alloc(2);
