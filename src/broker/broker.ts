@@ -157,6 +157,11 @@ export class Broker implements LiveTunnelControl {
     return ids.length;
   }
 
+  /** Withdraws the deleted account's reverse-DNS delegation now rather than at the next retry pass. */
+  accountDeleted(): void {
+    void this.reverseDns.reconcile().catch((err: unknown) => this.deps.log.error({ err }, 'reverse DNS pass failed'));
+  }
+
   private track(p: Promise<unknown>): void {
     const q = p.catch((err: unknown) => this.deps.log.error({ err }, 'sweep failed'));
     this.inflight.add(q);

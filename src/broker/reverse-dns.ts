@@ -21,6 +21,9 @@ import type { ReverseDelegation, Store } from '../store/types.js';
 export const RETRY_MS = 30_000;
 /** Rows one reconcile pass takes on. */
 const RECONCILE_BATCH = 100;
+/** The window of `reverseDns.changesPerHour`, and how many accounts' counts are kept at once. */
+const CHANGE_WINDOW_MS = 3_600_000;
+const MAX_COUNTED = 100_000;
 
 export type ReverseDnsStorePart = Pick<
   Store,
@@ -52,6 +55,8 @@ const same = (a: readonly string[], b: readonly string[]) => a.length === b.leng
 
 export class ReverseDns {
   private readonly chains = new Map<number, Promise<unknown>>();
+  /** Changes of wish per account in the current window (oldest window first: Map keeps insertion order). */
+  private readonly changes = new Map<number, { since: number; n: number }>();
   private timer: NodeJS.Timeout | undefined;
   private reconciling: Promise<void> | undefined;
   private readonly server: UpdateServer | undefined;
@@ -88,8 +93,11 @@ export class ReverseDns {
     if (!this.server) return;
     const { store, clock } = this.deps;
     let row = await store.getReverseDelegation(accountId);
-    if (asked && (!row || !same(row.servers, asked)))
+    if (asked && (!row || !same(row.servers, asked))) {
+      if (!this.countChange(accountId))
+        throw new BrokerError('DNS_DELEGATION', 'too many reverse DNS changes for this account; try again later');
       row = await store.setReverseServers(accountId, asked, clock.now());
+    }
     if (!row) return;
     const alloc = await store.findAllocation(accountId, 'delegation');
     if (row.error === null && same(row.published, this.wanted(row, alloc))) return;
@@ -105,9 +113,32 @@ export class ReverseDns {
    *  retried every RETRY_MS. */
   async setServers(accountId: number, servers: readonly string[]): Promise<ReverseDnsStatus> {
     if (!this.server) throw new BrokerError('DNS_DELEGATION_OFF', 'this broker has no reverseDns configuration');
-    const checked = this.check(servers);
+    let checked: string[];
+    try {
+      checked = checkNameServers(servers, this.deps.config!.maxNameServers);
+    } catch (err) {
+      throw new BrokerError('API_BAD_REQUEST', (err as Error).message);
+    }
+    if (!this.countChange(accountId))
+      throw new BrokerError('API_RATE_LIMITED', 'too many reverse DNS changes for this account; try again later');
     await this.deps.store.setReverseServers(accountId, checked, this.deps.clock.now());
     return this.syncAccount(accountId);
+  }
+
+  /** Counts one change of an account's wish; false when it is over reverseDns.changesPerHour (each change is
+   *  an update at the operator's DNS server, so no account may make them without bound). */
+  private countChange(accountId: number): boolean {
+    const now = this.deps.clock.now();
+    let c = this.changes.get(accountId);
+    if (!c || now - c.since >= CHANGE_WINDOW_MS) {
+      this.changes.delete(accountId);
+      c = { since: now, n: 0 };
+      this.changes.set(accountId, c);
+      if (this.changes.size > MAX_COUNTED) this.changes.delete(this.changes.keys().next().value!);
+    }
+    if (c.n >= this.deps.config!.changesPerHour) return false;
+    c.n++;
+    return true;
   }
 
   async status(accountId: number): Promise<ReverseDnsStatus> {

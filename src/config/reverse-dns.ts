@@ -36,6 +36,9 @@ export const reverseDnsSchema = z
     ttl: z.number().int().min(60).max(604800).default(86400),
     /** Name servers one account may delegate to. */
     maxNameServers: z.number().int().min(1).max(13).default(4),
+    /** Changes of name servers one account may make in an hour (each is an update at the DNS server);
+     *  beyond it, TSP answers 509 and the API 429. */
+    changesPerHour: z.number().int().min(1).max(3600).default(12),
     /** One update's whole exchange (connect, send, answer). */
     timeoutMs: z.number().int().min(100).max(60000).default(3000),
   })

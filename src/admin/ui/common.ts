@@ -25,6 +25,7 @@ const DONE: Record<string, (subject: string) => string> = {
   },
   revoked: (s) => `Token ${s} revoked.`,
   ownpassword: () => 'Your password was changed.',
+  rdns: () => 'Reverse DNS name servers saved and published.',
 };
 
 export function flashOf(req: FastifyRequest): string | undefined {
