@@ -58,7 +58,8 @@ describe('tspc router mode: router advertisements on the LAN', { skip }, () => {
     await lab.topo.link(router.ns, [], lanHost, [], { aName: 'lan0', bName: 'eth0' });
     await lanHost.sysctl('net.ipv6.conf.eth0.accept_ra', 1);
     await lanHost.sysctl('net.ipv6.conf.eth0.autoconf', 1);
-    const statusFile = path.join(lab.dir, `tspc-${mode}.status.json`);
+    const runDir = path.join(lab.dir, mode); // tspc puts radvd's files next to its status file
+    const statusFile = path.join(runDir, 'status.json');
     const proc = router.ns.spawn(process.execPath, [
       TSPC,
       ...['--server', router.server, '-m', 'v6udpv4', '-u', `ra-${mode}`, '--password-stdin'],
@@ -105,7 +106,7 @@ describe('tspc router mode: router advertisements on the LAN', { skip }, () => {
     );
     if (radvdPid) assert.throws(() => process.kill(radvdPid, 0), /ESRCH/, 'radvd stopped with tspc');
     assert.deepEqual(
-      readdirSync(lab.dir).filter((f) => f.startsWith('radvd-')),
+      readdirSync(runDir).filter((f) => f.startsWith('radvd-')),
       [],
       "radvd's configuration and pid file removed",
     );
