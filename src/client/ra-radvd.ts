@@ -12,7 +12,7 @@
  *  leave it announcing a prefix that no longer routes anywhere. */
 
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BrokerError } from '../errors.js';
 import type { ClientLog } from './log.js';
@@ -94,8 +94,9 @@ export class RadvdAnnouncer {
   /** Writes and checks the configuration and starts radvd. Throws CLIENT_SETUP naming what failed. */
   async start(): Promise<void> {
     mkdirSync(path.dirname(this.confFile), { recursive: true });
-    // radvd refuses a configuration file that others may write
+    // radvd refuses a configuration file that others may write (chmod too: a file left behind keeps its mode)
     writeFileSync(this.confFile, radvdConfig(this.a), { mode: 0o644 });
+    chmodSync(this.confFile, 0o644);
     await new Promise<void>((resolve, reject) =>
       execFile(this.radvd, ['--configtest', '--config', this.confFile], { timeout: 10_000 }, (e, _out, err) =>
         e

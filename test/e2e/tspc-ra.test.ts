@@ -6,7 +6,9 @@
  *    the LAN host gets an address in the delegated prefix's first /64 and a default route from the RAs, and
  *    pings the internet host through the tunnel; `rdisc6` (Debian's ndisc6) on the LAN host solicits an RA and
  *    shows the prefix, the MTU and the offer's resolver in the RDNSS option; on SIGTERM the final RA (router
- *    lifetime 0) takes the LAN host's default route away, and radvd is gone with its files.
+ *    lifetime 0) takes the LAN host's default route away, and radvd is gone with its files. Before that, the
+ *    tunnel is lost (the router's UDP to the broker cut until tspc notices) and comes back: the new tunnel gets
+ *    its own announcer (a new radvd), and the LAN host its default route back and the internet again.
  *
  *  Every wait is bounded; the lab (processes, namespaces, files) is removed in after() and at process exit.
  *  Needs root, /dev/net/tun, radvd and rdisc6; skipped otherwise. */
@@ -19,7 +21,7 @@ import { after, before, describe, it } from 'node:test';
 import ipaddr from 'ipaddr.js';
 import { BrokerLab, INET_HOST, eventuallyAsync } from '../helpers/broker-lab.js';
 import { findProgram } from '../../src/client/ra-radvd.js';
-import type { Netns } from '../helpers/netns.js';
+import type { Netns, NetnsProcess } from '../helpers/netns.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const TSPC = path.join(ROOT, 'bin/tspc.js');
@@ -37,6 +39,27 @@ async function globalAddresses(ns: Netns): Promise<{ address: string; dynamic: b
     addr_info?: { local: string; dynamic?: boolean }[];
   }[];
   return (json[0]?.addr_info ?? []).map((a) => ({ address: a.local, dynamic: a.dynamic === true }));
+}
+
+/** Cuts the router's TSP/UDP flow until tspc declares the tunnel lost, then lets the new session through;
+ *  resolves once the LAN host has a default route again (the new tunnel's RAs: the old one's final RA took
+ *  it away). */
+async function reconnect(router: Netns, proc: NetnsProcess, lanHost: Netns): Promise<void> {
+  await router.nft(
+    'table inet cut {\n  chain output { type filter hook output priority 0; udp dport 3653 drop; }\n}\n',
+  );
+  await eventuallyAsync(async () => proc.stderr.includes('tunnel lost'), 'tspc to lose the tunnel', 30_000);
+  await router.run('nft', ['delete', 'table', 'inet', 'cut']);
+  await eventuallyAsync(
+    async () => proc.stdout.split('\n').filter((l) => l.includes('tunnel up:')).length === 2,
+    'a second tunnel',
+    30_000,
+  );
+  await eventuallyAsync(
+    async () => /proto ra/.test(await lanHost.ip('-6', 'route', 'show', 'default')),
+    'the default route announced again',
+    15_000,
+  );
 }
 
 describe('tspc router mode: router advertisements on the LAN', { skip }, () => {
@@ -95,7 +118,15 @@ describe('tspc router mode: router advertisements on the LAN', { skip }, () => {
     assert.match(rdisc.stdout, new RegExp(`Recursive DNS server\\s*:\\s*${RESOLVER}\\b`));
     assert.match(rdisc.stdout, /Router lifetime\s*:\s*1800 /);
 
-    const radvdPid = Number(/radvd announces .* pid=(\d+)/.exec(proc.stdout)?.[1] ?? 0);
+    await reconnect(router.ns, proc, lanHost);
+    assert.equal(await lab.ping(lanHost, INET_HOST), true, 'LAN host -> internet through the new tunnel');
+    const radvdPids = [...proc.stdout.matchAll(/radvd announces .* pid=(\d+)/g)].map((m) => Number(m[1]));
+    if (mode === 'radvd') {
+      assert.equal(radvdPids.length, 2, 'a new radvd for the new tunnel');
+      assert.throws(() => process.kill(radvdPids[0]!, 0), /ESRCH/, "the first tunnel's radvd stopped with it");
+    }
+    const radvdPid = radvdPids.at(-1);
+
     proc.child.kill('SIGTERM');
     assert.equal(await proc.exited, 0, `tspc stopped cleanly: ${proc.stderr}`);
     // the final RA (router lifetime 0) withdraws the LAN host's default route at once
@@ -104,7 +135,7 @@ describe('tspc router mode: router advertisements on the LAN', { skip }, () => {
       'the default route withdrawn by the final RA',
       10_000,
     );
-    if (radvdPid) assert.throws(() => process.kill(radvdPid, 0), /ESRCH/, 'radvd stopped with tspc');
+    if (radvdPid !== undefined) assert.throws(() => process.kill(radvdPid, 0), /ESRCH/, 'radvd stopped with tspc');
     assert.deepEqual(
       readdirSync(runDir).filter((f) => f.startsWith('radvd-')),
       [],
