@@ -35,6 +35,8 @@ const FORWARDING_SYSCTL = 'net.ipv6.conf.all.forwarding';
 
 export interface LocalTunnel {
   readonly tunName: string;
+  /** Router mode with a LAN: its /64, the interface and who sends router advertisements there. */
+  readonly lan?: { prefix64: string; interface: string; announcer: 'radvd' | 'builtin' | 'none' };
   readonly type: Offer['type'];
   counters(): Record<ClientCounterName, number>;
   close(): Promise<void>;
@@ -89,15 +91,20 @@ export async function setUpTunnel(cfg: TspcConfig, n: Negotiated, log: ClientLog
         host.ip(['-6', 'route', 'del', 'default', 'dev', dev, 'metric', DEFAULT_ROUTE_METRIC]).then(() => {}),
       );
     }
-    if (offer.prefix) await setUpPrefix(host, cfg, offer, log);
-    return { tunName: dev, type: offer.type, counters: () => tunnel.readCounters(), close };
+    const lan = offer.prefix ? await setUpPrefix(host, cfg, offer, log) : undefined;
+    return { tunName: dev, type: offer.type, ...(lan ? { lan } : {}), counters: () => tunnel.readCounters(), close };
   } catch (e) {
     await close();
     throw new BrokerError('CLIENT_SETUP', isBrokerError(e) ? e.message : String(e), { cause: e });
   }
 }
 
-async function setUpPrefix(host: HostSetup, cfg: TspcConfig, offer: Offer, log: ClientLog): Promise<void> {
+async function setUpPrefix(
+  host: HostSetup,
+  cfg: TspcConfig,
+  offer: Offer,
+  log: ClientLog,
+): Promise<LocalTunnel['lan']> {
   const prefix = offer.prefix!;
   const cidr = `${ipaddr.IPv6.parse(prefix.address).toString()}/${prefix.length}`;
   // Addresses of the prefix not on the LAN must not follow the default route back into the tunnel.
@@ -105,7 +112,7 @@ async function setUpPrefix(host: HostSetup, cfg: TspcConfig, offer: Offer, log: 
   host.onUndo(() => host.ip(['-6', 'route', 'del', 'unreachable', cidr]).then(() => {}));
   if (!cfg.lanInterface) {
     log.warn('router mode without if_prefix: the delegated prefix is not given to any interface', { prefix: cidr });
-    return;
+    return undefined;
   }
   const previous = await host.readSysctl(FORWARDING_SYSCTL);
   if (previous !== '1') {
@@ -129,4 +136,5 @@ async function setUpPrefix(host: HostSetup, cfg: TspcConfig, offer: Offer, log: 
     log,
   );
   if (announcer) host.onUndo(() => announcer.stop());
+  return { prefix64: lanPrefix64(prefix), interface: cfg.lanInterface, announcer: announcer?.kind ?? 'none' };
 }

@@ -5,7 +5,8 @@
  *    once with radvd (Debian's `radvd`, ra=radvd) and once with tspc's own announcer (ra=builtin):
  *    the LAN host gets an address in the delegated prefix's first /64 and a default route from the RAs, and
  *    pings the internet host through the tunnel; `rdisc6` (Debian's ndisc6) on the LAN host solicits an RA and
- *    shows the prefix, the MTU and the offer's resolver in the RDNSS option; on SIGTERM the final RA (router
+ *    shows the prefix, the MTU and the offer's resolver in the RDNSS option; `tspc status` says who announces
+ *    what; on SIGTERM the final RA (router
  *    lifetime 0) takes the LAN host's default route away, and radvd is gone with its files. Before that, the
  *    tunnel is lost (the router's UDP to the broker cut until tspc notices) and comes back: the new tunnel gets
  *    its own announcer (a new radvd), and the LAN host its default route back and the internet again.
@@ -117,6 +118,10 @@ describe('tspc router mode: router advertisements on the LAN', { skip }, () => {
     assert.match(rdisc.stdout, /MTU\s*:\s*1280 bytes/);
     assert.match(rdisc.stdout, new RegExp(`Recursive DNS server\\s*:\\s*${RESOLVER}\\b`));
     assert.match(rdisc.stdout, /Router lifetime\s*:\s*1800 /);
+
+    const status = await router.ns.run(process.execPath, [TSPC, 'status', '--status-file', statusFile]);
+    const lan = `${ipaddr.IPv6.parse(prefix).toString()}/64 on lan0, router advertisements: ${mode}`;
+    assert.match(status, new RegExp(`^lan: +${lan.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
 
     await reconnect(router.ns, proc, lanHost);
     assert.equal(await lab.ping(lanHost, INET_HOST), true, 'LAN host -> internet through the new tunnel');

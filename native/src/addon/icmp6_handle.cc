@@ -107,7 +107,10 @@ class Icmp6Handle : public Napi::ObjectWrap<Icmp6Handle> {
       try {
         if (!receive_icmp6(self->fd_.get(), &m)) return;
       } catch (const SysError&) {
-        return;  // e.g. the interface went away; the next send says so to the caller
+        // a socket that keeps failing would wake the loop for ever: stop receiving (solicitations go
+        // unanswered; the periodic RAs go on, and their sends report what is wrong)
+        uv_poll_stop(handle);
+        return;
       }
       Napi::Buffer<uint8_t> data = Napi::Buffer<uint8_t>::Copy(env, m.data.data(), m.data.size());
       napi_value result;
