@@ -2,7 +2,8 @@
  *  NAT, against a real `tsp-broker serve --dataplane native` (test/helpers/broker-lab.ts), with a LAN host
  *  namespace on a veth behind it that has no static address, only accept_ra and SLAAC:
  *
- *    once with radvd (Debian's `radvd`, ra=radvd) and once with tspc's own announcer (ra=builtin):
+ *    once with radvd (Debian's `radvd`, chosen by ra=auto since it is installed) and once with tspc's own
+ *    announcer (ra=builtin):
  *    the LAN host gets an address in the delegated prefix's first /64 and a default route from the RAs, and
  *    pings the internet host through the tunnel; `rdisc6` (Debian's ndisc6) on the LAN host solicits an RA and
  *    shows the prefix, the MTU and the offer's resolver in the RDNSS option; `tspc status` says who announces
@@ -87,7 +88,17 @@ describe('tspc router mode: router advertisements on the LAN', { skip }, () => {
     const proc = router.ns.spawn(process.execPath, [
       TSPC,
       ...['--server', router.server, '-m', 'v6udpv4', '-u', `ra-${mode}`, '--password-stdin'],
-      ...['--router', '--prefixlen', '56', '--lan', 'lan0', '--ra', mode, '--status-file', statusFile],
+      ...[
+        '--router',
+        '--prefixlen',
+        '56',
+        '--lan',
+        'lan0',
+        '--ra',
+        mode === 'radvd' ? 'auto' : 'builtin',
+        '--status-file',
+        statusFile,
+      ],
       ...['--keepalive-interval', '2', '--retry-delay', '1', '--retry-delay-max', '2', '--log-level', 'debug'],
     ]);
     proc.child.stdin?.end(`${PASSWORD}\n`);
