@@ -121,7 +121,7 @@ export class RadvdAnnouncer {
         if (kept.length > KEPT_LINES) kept.shift();
       }
     });
-    this.exited = new Promise<void>((resolve) =>
+    this.exited = new Promise<void>((resolve) => {
       child.once('exit', (code, signal) => {
         if (!this.stopping)
           this.log.warn(`radvd exited (${signal ?? `status ${code}`}): the LAN gets no router advertisements`, {
@@ -129,27 +129,36 @@ export class RadvdAnnouncer {
             output: kept.join(' | '),
           });
         resolve();
-      }),
-    );
-    child.once('error', (e) => this.log.warn(`radvd: ${e.message}`));
+      });
+      // could not be started at all (then no 'exit' follows)
+      child.once('error', (e) => {
+        this.log.warn(`radvd: ${e.message}: the LAN gets no router advertisements`);
+        resolve();
+      });
+    });
     this.log.info(`radvd announces ${this.a.prefix64}/64 on ${this.a.lanInterface}`, {
       pid: child.pid,
       config: this.confFile,
     });
   }
 
-  /** SIGTERM (radvd's final RAs), bounded wait, files removed. Idempotent. */
+  /** SIGTERM (radvd's final RAs), bounded wait, files removed. Idempotent; never rejects. */
   async stop(): Promise<void> {
     const child = this.child;
     this.child = undefined;
     this.stopping = true;
-    if (child && child.exitCode === null && child.signalCode === null) {
+    if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
       await this.exited;
       clearTimeout(timer);
     }
-    rmSync(this.confFile, { force: true });
-    rmSync(this.pidFile, { force: true });
+    for (const file of [this.confFile, this.pidFile]) {
+      try {
+        rmSync(file, { force: true });
+      } catch (e) {
+        this.log.warn(`cannot remove ${file}: ${(e as Error).message}`);
+      }
+    }
   }
 }

@@ -24,15 +24,17 @@ export interface LanAnnouncer {
 }
 
 /** Starts the announcer `mode` asks for (undefined for off). Throws CLIENT_SETUP naming the `ra` key when
- *  radvd is required but missing, or when the announcer cannot start. `runDir` holds radvd's files. */
+ *  radvd is required but missing, or when the announcer cannot start. `runDir` holds radvd's files; `find`
+ *  looks programs up (a seam for the test of a host without radvd). */
 export async function startLanAnnouncer(
   mode: RaMode,
   a: Announcement,
   runDir: string,
   log: ClientLog,
+  find: (program: string) => string | undefined = findProgram,
 ): Promise<LanAnnouncer | undefined> {
   if (mode === 'off') return undefined;
-  const radvd = mode === 'builtin' ? undefined : findProgram('radvd');
+  const radvd = mode === 'builtin' ? undefined : find('radvd');
   if (mode === 'radvd' && !radvd)
     throw new BrokerError('CLIENT_SETUP', 'ra=radvd: radvd is not installed (apt-get install radvd, or ra=builtin)');
   if (radvd) {
