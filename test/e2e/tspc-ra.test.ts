@@ -7,10 +7,10 @@
  *    the LAN host gets an address in the delegated prefix's first /64 and a default route from the RAs, and
  *    pings the internet host through the tunnel; `rdisc6` (Debian's ndisc6) on the LAN host solicits an RA and
  *    shows the prefix, the MTU and the offer's resolver in the RDNSS option; `tspc status` says who announces
- *    what; on SIGTERM the final RA (router
- *    lifetime 0) takes the LAN host's default route away, and radvd is gone with its files. Before that, the
- *    tunnel is lost (the router's UDP to the broker cut until tspc notices) and comes back: the new tunnel gets
- *    its own announcer (a new radvd), and the LAN host its default route back and the internet again.
+ *    what. Then the tunnel is lost (the router's UDP to the broker cut until tspc notices): the old announcer's
+ *    final RA (router lifetime 0) takes the LAN host's default route away; the new tunnel gets its own
+ *    announcer (a new radvd), and the LAN host its default route back and the internet again. On SIGTERM the
+ *    final RA takes the route away again, and radvd is gone with its files.
  *
  *  Every wait is bounded; the lab (processes, namespaces, files) is removed in after() and at process exit.
  *  Needs root, /dev/net/tun, radvd and rdisc6; skipped otherwise. */
@@ -43,14 +43,20 @@ async function globalAddresses(ns: Netns): Promise<{ address: string; dynamic: b
   return (json[0]?.addr_info ?? []).map((a) => ({ address: a.local, dynamic: a.dynamic === true }));
 }
 
-/** Cuts the router's TSP/UDP flow until tspc declares the tunnel lost, then lets the new session through;
- *  resolves once the LAN host has a default route again (the new tunnel's RAs: the old one's final RA took
- *  it away). */
+/** Cuts the router's TSP/UDP flow until tspc declares the tunnel lost and the LAN host has lost its default
+ *  route (the old announcer's final RA), then lets the new session through; resolves once the LAN host has a
+ *  default route again (the new tunnel's RAs). */
 async function reconnect(router: Netns, proc: NetnsProcess, lanHost: Netns): Promise<void> {
   await router.nft(
     'table inet cut {\n  chain output { type filter hook output priority 0; udp dport 3653 drop; }\n}\n',
   );
   await eventuallyAsync(async () => proc.stderr.includes('tunnel lost'), 'tspc to lose the tunnel', 30_000);
+  // torn down (the final RA sent) before "tunnel lost" is logged; no new tunnel while the flow is cut
+  await eventuallyAsync(
+    async () => (await lanHost.ip('-6', 'route', 'show', 'default')).trim() === '',
+    'the default route withdrawn with the lost tunnel',
+    10_000,
+  );
   await router.run('nft', ['delete', 'table', 'inet', 'cut']);
   await eventuallyAsync(
     async () => proc.stdout.split('\n').filter((l) => l.includes('tunnel up:')).length === 2,
