@@ -6,7 +6,8 @@
  *   - gogoc keys that mean the same to tspc (GOGOC_KEYS): a gogoc user can point tspc at gogoc.conf;
  *   - gogoc keys accepted and ignored (IGNORED_GOGOC_KEYS): logging, redirection files, templates, v4v6...
  *     A value that would change behaviour under gogoc yields a warning;
- *   - tspc's own keys (TSPC_KEYS): transport, default route, keepalive misses, hook, status file.
+ *   - tspc's own keys (TSPC_KEYS): transport, default route, keepalive misses, hook, status file, router
+ *     advertisements on the LAN (ra).
  *  Anything else is an error naming the key. Pure apart from readTspcConfigFile. */
 
 import { readFileSync } from 'node:fs';
@@ -26,6 +27,8 @@ export interface TspcConfig {
   prefixLen: number;
   /** Router mode: the LAN interface that gets the delegated prefix (gogoc's if_prefix). */
   lanInterface: string;
+  /** Router mode: who sends router advertisements on the LAN (client/ra.ts). */
+  ra: RaMode;
   tunnelMode: RequestedMode;
   transport: 'udp' | 'tcp';
   /** Ask for keepalives (the offer decides the interval; §6.6). */
@@ -103,7 +106,12 @@ export const TSPC_KEYS = [
   'hook',
   'status_file',
   'log_level',
+  'ra',
 ] as const;
+
+/** `ra`: radvd when installed, else tspc's own (auto); radvd only; tspc's own only; none (client/ra.ts). */
+export const RA_MODES = ['auto', 'radvd', 'builtin', 'off'] as const;
+export type RaMode = (typeof RA_MODES)[number];
 
 export type ConfigKey = (typeof GOGOC_KEYS)[number] | (typeof TSPC_KEYS)[number];
 export type RawConfig = Record<string, string>;
@@ -134,6 +142,7 @@ export const DEFAULTS: Record<ConfigKey, string> = {
   hook: '',
   status_file: '/run/tspc/status.json',
   log_level: 'info',
+  ra: 'auto',
 };
 
 /** Parses gogoc.conf syntax. Returns the pairs and problems (`file:line: …`). A repeated key keeps the last
@@ -264,6 +273,7 @@ export function resolveConfig(...layers: RawConfig[]): { config: TspcConfig; war
     hostType,
     prefixLen: int('prefixlen', 0, 64),
     lanInterface: ifname('if_prefix', true),
+    ra: oneOf('ra', RA_MODES, ' (router advertisements on the LAN in router mode)'),
     tunnelMode,
     transport,
     keepalive: bool('keepalive'),

@@ -96,6 +96,10 @@ test('unknown and invalid keys are errors naming the key; every problem is liste
   assert.match(problems({ server: 'x', proxy_client: 'yes' }), /proxy_client: yes is not supported/);
   assert.match(problems({ server: 'x', client_v4: '300.1.1.1' }), /^client_v4: must be auto or an IPv4/m);
   assert.match(problems({ server: 'x', retry_delay: '60', retry_delay_max: '30' }), /retry_delay_max: must be ≥/);
+  assert.match(
+    problems({ server: 'x', ra: 'dnsmasq' }),
+    /^ra: must be one of auto, radvd, builtin, off \(got "dnsmasq"\) \(router advertisements/m,
+  );
 });
 
 test('syntax errors name the file and line', () => {
@@ -114,6 +118,9 @@ test('flags (a later layer) override the file; auth_method defaults to any with 
   assert.deepEqual(config.server, { host: 'b', port: 99, text: 'b:99' });
   assert.equal(config.defaultRoute, true, 'on by default, as gogoc');
   assert.equal(resolveConfig({ server: 'x', default_route: 'no' }).config.defaultRoute, false);
+  assert.equal(config.ra, 'auto', 'radvd when installed, else the builtin announcer');
+  for (const ra of ['radvd', 'builtin', 'off', 'OFF'])
+    assert.equal(resolveConfig({ server: 'x', ra }).config.ra, ra.toLowerCase());
 });
 
 test('the key lists are disjoint, and every kept or tspc key has a default', () => {
