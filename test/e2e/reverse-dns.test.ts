@@ -12,6 +12,9 @@ import { reverseZoneNames } from '../../src/dns/reverse.js';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { haveKnot, startKnot, type Knot } from '../helpers/knot.js';
 import { runSession } from '../helpers/tsp.js';
+import { resolveConfig } from '../../src/client/config.js';
+import { negotiate } from '../../src/client/negotiate.js';
+import { silentLog } from '../../src/client/log.js';
 
 const ZONE = '0.f.8.b.d.0.1.0.0.2.ip6.arpa'; // the test broker's delegation pool, 2001:db8:f000::/40
 const KEY = { name: 'tsp-broker', algorithm: 'hmac-sha256' as const, secret: Buffer.alloc(32, 7).toString('base64') };
@@ -80,6 +83,24 @@ describe('reverse DNS delegation with Knot DNS', { skip: haveKnot() ? false : 'n
       const [name48] = reverseZoneNames(wider.offer!.prefix!.address, 48);
       assert.deepEqual(await knot.ns(name48!), ['ns3.example.org']);
       if (name48 !== name56) assert.deepEqual(await knot.ns(name56!), []);
+    });
+  });
+
+  it("tspc's dns_server (gogoc's key) gets the prefix delegated", async () => {
+    await lab(async ({ knot, broker }) => {
+      await broker.addUser('tess', 'pw-tess');
+      const { config } = resolveConfig({
+        server: `127.0.0.1:${broker.ports.udp}`,
+        userid: 'tess',
+        passwd: 'pw-tess',
+        tunnel_mode: 'v6udpv4',
+        host_type: 'router',
+        prefixlen: '56',
+        dns_server: 'ns1.example.net:ns2.example.net',
+      });
+      const n = await negotiate(config, config.server, silentLog);
+      const [name] = reverseZoneNames(n.offer.prefix!.address, 56);
+      assert.deepEqual(await knot.ns(name!), ['ns1.example.net', 'ns2.example.net']);
     });
   });
 

@@ -130,3 +130,18 @@ test('the key lists are disjoint, and every kept or tspc key has a default', () 
   assert.deepEqual(parseServer('tb.example.net'), { host: 'tb.example.net', port: 3653, text: 'tb.example.net' });
   assert.equal(typeof parseServer('host:99999'), 'string');
 });
+
+test('dns_server: colon-separated name servers for reverse-DNS delegation, checked as the broker checks them', () => {
+  const { raw } = parseConfText(`${GOGOC_CONF}\ndns_server=NS1.Example.NET:ns2.example.net`, 'gogoc.conf');
+  assert.deepEqual(resolveConfig(raw).config.dnsServers, ['ns1.example.net', 'ns2.example.net']);
+  const none = resolveConfig(parseConfText(GOGOC_CONF, 'gogoc.conf').raw).config;
+  assert.deepEqual(none.dnsServers, [], 'empty: none asked for');
+  assert.match(
+    problems({ server: '192.0.2.1', dns_server: '192.0.2.53' }),
+    /^dns_server: name server "192\.0\.2\.53"/m,
+  );
+  assert.match(
+    problems({ server: '192.0.2.1', dns_server: 'ns.1.0.8.b.d.0.1.0.0.2.ip6.arpa' }),
+    /^dns_server: .*reverse tree/m,
+  );
+});
