@@ -2,32 +2,40 @@
  *  names (in its TSP request's `<router><dns_server>`, or through the API and the /me page), by TSIG-signed
  *  RFC 2136 updates to the operator's authoritative server (config `reverseDns`, docs/reverse-dns.md).
  *
- *  The store keeps, per account, the servers wanted and the names published (store ReverseDnsStore). A sync
- *  compares them with the account's current delegated prefix and sends one update that withdraws what is no
- *  longer wanted and (re)writes the NS sets that are; the server applies an update whole or not at all. Syncs
- *  of one account run one at a time. A failed update leaves the row marked, and `reconcile` retries it every
- *  RETRY_MS; it also withdraws the names of deleted accounts (their rows outlive them with account NULL), so a
- *  deletion by the CLI, or during a DNS outage, is still cleaned up. */
+ *  The store keeps one row per account: the servers wanted, the names published and the servers they may point
+ *  to. A sync compares them with the account's current prefix and sends one update, which the server applies
+ *  whole or not at all: at the names of the account's prefix, every NS record goes and ours are written; at
+ *  names it no longer holds, only our own records go (the block may already belong to someone else).
+ *
+ *  Crash-safe by writing the intent first: before an update the row is marked pending with the union of what
+ *  was and what will be published, so a crash at any point leaves a row the next pass finishes. Syncs of one
+ *  row run one at a time in this process; a wish changed meanwhile (another request, another node) keeps the
+ *  row pending (store markReverseDelegation). `reconcile` retries pending rows every RETRY_MS and withdraws the
+ *  names of deleted accounts (their rows outlive them with account NULL), so a deletion by the CLI, or during a
+ *  DNS outage, is still cleaned up. */
 
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { ReverseDnsConfig } from '../config/reverse-dns.js';
-import { checkNameServers, reverseZoneNames } from '../dns/reverse.js';
+import { checkNameServers, isWithin, reverseZoneNames } from '../dns/reverse.js';
 import { DnsUpdateError, sendUpdate, type NsChange, type UpdateServer } from '../dns/update.js';
 import { BrokerError } from '../errors.js';
 import type { ReverseDelegation, Store } from '../store/types.js';
+import { ChangeCounter, Gate } from './reverse-dns-limits.js';
 
 /** How often failed updates and deleted accounts' delegations are retried. */
 export const RETRY_MS = 30_000;
-/** Rows one reconcile pass takes on. */
+/** Rows one reconcile pass takes on: with UPDATES_AT_ONCE, what bounds our update traffic to the DNS server. */
 const RECONCILE_BATCH = 100;
-/** The window of `reverseDns.changesPerHour`, and how many accounts' counts are kept at once. */
-const CHANGE_WINDOW_MS = 3_600_000;
-const MAX_COUNTED = 100_000;
+/** Updates in flight at once, whatever asks for them. */
+const UPDATES_AT_ONCE = 4;
+/** The row's error while its update is on its way (the intent written first). */
+const IN_FLIGHT = 'update in progress';
 
 export type ReverseDnsStorePart = Pick<
   Store,
   | 'getReverseDelegation'
+  | 'getReverseDelegationById'
   | 'setReverseServers'
   | 'markReverseDelegation'
   | 'pendingReverseDelegations'
@@ -47,30 +55,36 @@ export interface ReverseDnsStatus {
   servers: string[];
   /** The ip6.arpa names delegated to them at the DNS server. */
   published: string[];
-  /** The last update's failure, or that the first update is still to happen. */
+  /** The last update's failure, or that an update is still to happen. */
   error: string | null;
 }
 
 const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+const union = (a: readonly string[], b: readonly string[]) => [...new Set([...a, ...b])];
 
 export class ReverseDns {
   private readonly chains = new Map<number, Promise<unknown>>();
-  /** Changes of wish per account in the current window (oldest window first: Map keeps insertion order). */
-  private readonly changes = new Map<number, { since: number; n: number }>();
+  private readonly changes: ChangeCounter | undefined;
+  private readonly gate = new Gate(UPDATES_AT_ONCE);
   private timer: NodeJS.Timeout | undefined;
   private reconciling: Promise<void> | undefined;
+  /** A pass was asked for while one ran: run another after it (it read its rows before the ask). */
+  private again = false;
   private readonly server: UpdateServer | undefined;
+  /** Updates sent, by outcome (tsp_reverse_dns_updates_total). */
+  readonly updates = { ok: 0, failed: 0 };
 
   constructor(private readonly deps: ReverseDnsDeps) {
     const c = deps.config;
-    if (c)
-      this.server = {
-        address: c.server,
-        port: c.port,
-        zone: c.zone,
-        key: { name: c.tsig.name, algorithm: c.tsig.algorithm, secret: Buffer.from(c.tsig.secret, 'base64') },
-        timeoutMs: c.timeoutMs,
-      };
+    if (!c) return;
+    this.server = {
+      address: c.server,
+      port: c.port,
+      zone: c.zone,
+      key: { name: c.tsig.name, algorithm: c.tsig.algorithm, secret: Buffer.from(c.tsig.secret, 'base64') },
+      timeoutMs: c.timeoutMs,
+    };
+    this.changes = new ChangeCounter(deps.clock, c.changesPerHour);
   }
 
   get enabled(): boolean {
@@ -86,25 +100,28 @@ export class ReverseDns {
     }
   }
 
-  /** After an account's router-mode offer: records the servers the request named (already checked), and brings
-   *  DNS in line with the account's prefix. Throws DNS_DELEGATION when servers were asked for in this request
-   *  and could not be published; a retry of an earlier wish only logs. */
+  /** After an account's router-mode offer: records the servers the request named (already checked) and brings
+   *  DNS in line with the account's prefix. Throws DNS_DELEGATION (509) only when this request changed the
+   *  servers and they could not be published: a router that sends the same names on every connect still gets
+   *  its tunnel during a DNS outage, and the retry is left to the reconcile pass. */
   async afterOffer(accountId: number, asked: string[] | undefined): Promise<void> {
     if (!this.server) return;
     const { store, clock } = this.deps;
     let row = await store.getReverseDelegation(accountId);
-    if (asked && (!row || !same(row.servers, asked))) {
-      if (!this.countChange(accountId))
+    const changed = asked !== undefined && (!row || !same(row.servers, asked));
+    if (changed) {
+      if (!this.changes!.take(accountId))
         throw new BrokerError('DNS_DELEGATION', 'too many reverse DNS changes for this account; try again later');
       row = await store.setReverseServers(accountId, asked, clock.now());
     }
     if (!row) return;
     const alloc = await store.findAllocation(accountId, 'delegation');
     if (row.error === null && same(row.published, this.wanted(row, alloc))) return;
+    if (!changed && row.error !== null && clock.now() - row.updatedAt < RETRY_MS) return;
     try {
-      await this.syncAccount(accountId);
+      await this.sync(row.id);
     } catch (err) {
-      if (asked) throw err;
+      if (changed) throw err;
     }
   }
 
@@ -119,41 +136,29 @@ export class ReverseDns {
     } catch (err) {
       throw new BrokerError('API_BAD_REQUEST', (err as Error).message);
     }
-    if (!this.countChange(accountId))
+    if (!this.changes!.take(accountId))
       throw new BrokerError('API_RATE_LIMITED', 'too many reverse DNS changes for this account; try again later');
-    await this.deps.store.setReverseServers(accountId, checked, this.deps.clock.now());
-    return this.syncAccount(accountId);
-  }
-
-  /** Counts one change of an account's wish; false when it is over reverseDns.changesPerHour (each change is
-   *  an update at the operator's DNS server, so no account may make them without bound). */
-  private countChange(accountId: number): boolean {
-    const now = this.deps.clock.now();
-    let c = this.changes.get(accountId);
-    if (!c || now - c.since >= CHANGE_WINDOW_MS) {
-      this.changes.delete(accountId);
-      c = { since: now, n: 0 };
-      this.changes.set(accountId, c);
-      if (this.changes.size > MAX_COUNTED) this.changes.delete(this.changes.keys().next().value!);
-    }
-    if (c.n >= this.deps.config!.changesPerHour) return false;
-    c.n++;
-    return true;
+    const row = await this.deps.store.setReverseServers(accountId, checked, this.deps.clock.now());
+    await this.sync(row.id);
+    return this.status(accountId);
   }
 
   async status(accountId: number): Promise<ReverseDnsStatus> {
     const row = await this.deps.store.getReverseDelegation(accountId);
-    return row ? statusOf(row) : { servers: [], published: [], error: null };
+    return row
+      ? { servers: row.servers, published: row.published, error: row.error }
+      : { servers: [], published: [], error: null };
   }
 
-  /** Sends the update that makes DNS match the account's row and prefix (one at a time per account). */
-  syncAccount(accountId: number): Promise<ReverseDnsStatus> {
-    const prev = this.chains.get(accountId) ?? Promise.resolve();
-    const next = prev.catch(() => undefined).then(() => this.syncNow(accountId));
-    this.chains.set(accountId, next);
+  /** Brings DNS in line with row `id` (one sync at a time per row): a live account's prefix, or for a deleted
+   *  account, nothing (and the row goes). */
+  sync(id: number): Promise<void> {
+    const prev = this.chains.get(id) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(() => this.syncNow(id));
+    this.chains.set(id, next);
     void next
       .finally(() => {
-        if (this.chains.get(accountId) === next) this.chains.delete(accountId);
+        if (this.chains.get(id) === next) this.chains.delete(id);
       })
       .catch(() => undefined);
     return next;
@@ -163,61 +168,83 @@ export class ReverseDns {
     return alloc && row.servers.length > 0 ? reverseZoneNames(alloc.prefix, alloc.prefixLen) : [];
   }
 
-  private async syncNow(accountId: number): Promise<ReverseDnsStatus> {
+  private async syncNow(id: number): Promise<void> {
     const { store } = this.deps;
-    const row = await store.getReverseDelegation(accountId);
-    if (!row) return { servers: [], published: [], error: null };
-    const wanted = this.wanted(row, await store.findAllocation(accountId, 'delegation'));
-    await this.publish(row, wanted, { account: accountId });
-    return statusOf((await store.getReverseDelegation(accountId)) ?? row);
+    const row = await store.getReverseDelegationById(id);
+    if (!row) return;
+    if (row.accountId === null) {
+      await this.publish(row, [], { deletedAccount: true });
+      await store.deleteReverseDelegation(row.id);
+      return;
+    }
+    const wanted = this.wanted(row, await store.findAllocation(row.accountId, 'delegation'));
+    await this.publish(row, wanted, { account: row.accountId });
   }
 
-  /** One update: withdraw the row's published names that are not wanted, write the wanted ones. Marks the row
-   *  with the outcome; throws DNS_DELEGATION on failure. */
+  /** One update: our records go from the names no longer wanted, the wanted names get the row's servers. The
+   *  intent is written first; the outcome after. Throws DNS_DELEGATION on failure. */
   private async publish(row: ReverseDelegation, wanted: string[], who: object): Promise<void> {
     const { store, clock, log } = this.deps;
+    const zone = this.server!.zone;
+    const outside = row.published.filter((n) => !isWithin(n, zone));
+    if (outside.length)
+      log.warn({ ...who, names: outside, zone }, 'reverse DNS: published names outside the zone dropped');
+    const published = row.published.filter((n) => isWithin(n, zone));
     const ttl = this.deps.config!.ttl;
     const changes: NsChange[] = [
-      ...row.published.filter((n) => !wanted.includes(n)).map((name) => ({ name, servers: [], ttl })),
-      ...wanted.map((name) => ({ name, servers: row.servers, ttl })),
+      ...published
+        .filter((n) => !wanted.includes(n))
+        .map((name) => ({ name, clear: false, remove: row.publishedServers, add: [], ttl })),
+      ...wanted.map((name) => ({ name, clear: true, remove: [], add: row.servers, ttl })),
     ];
+    const outcome = (p: string[], ps: string[], error: string | null) =>
+      store.markReverseDelegation(
+        row.id,
+        { published: p, publishedServers: ps, error, servers: row.servers },
+        clock.now(),
+      );
+    const serversAfter = wanted.length ? row.servers : [];
+    if (changes.length === 0) return outcome(wanted, serversAfter, null);
+    const maybe = { p: union(published, wanted), ps: union(row.publishedServers, row.servers) };
+    await outcome(maybe.p, maybe.ps, IN_FLIGHT);
     try {
-      if (changes.length > 0) await sendUpdate(this.server!, changes, Math.floor(clock.now() / 1000));
+      await this.gate.run(() => sendUpdate(this.server!, changes, Math.floor(clock.now() / 1000)));
     } catch (err) {
+      this.updates.failed++;
       const reason = err instanceof DnsUpdateError ? err.reason : String(err);
-      const keep = [...new Set([...row.published, ...wanted])];
-      await store.markReverseDelegation(row.id, keep, reason, clock.now());
+      await outcome(maybe.p, maybe.ps, reason);
       log.warn({ ...who, names: wanted, servers: row.servers, reason }, 'reverse DNS update failed');
       throw new BrokerError('DNS_DELEGATION', `reverse DNS update failed: ${reason}`, { cause: err });
     }
-    await store.markReverseDelegation(row.id, wanted, null, clock.now());
-    if (changes.length > 0)
-      log.info(
-        { ...who, names: wanted, servers: row.servers, withdrawn: changes.length - wanted.length },
-        wanted.length ? 'reverse DNS delegated' : 'reverse DNS delegation withdrawn',
-      );
+    this.updates.ok++;
+    await outcome(wanted, serversAfter, null);
+    log.info(
+      { ...who, names: wanted, servers: row.servers, withdrawn: changes.length - wanted.length },
+      wanted.length ? 'reverse DNS delegated' : 'reverse DNS delegation withdrawn',
+    );
   }
 
-  /** Retries failed updates and withdraws deleted accounts' delegations; one pass at a time. */
+  /** Retries pending rows and withdraws deleted accounts' delegations; one pass at a time, and one more after
+   *  it when asked for while it runs. */
   reconcile(): Promise<void> {
-    this.reconciling ??= this.reconcileOnce().finally(() => (this.reconciling = undefined));
+    if (this.reconciling) {
+      this.again = true;
+      return this.reconciling;
+    }
+    const passes = async () => {
+      do {
+        this.again = false;
+        await this.reconcileOnce();
+      } while (this.again);
+    };
+    this.reconciling = passes().finally(() => (this.reconciling = undefined));
     return this.reconciling;
   }
 
   private async reconcileOnce(): Promise<void> {
     if (!this.server) return;
-    const { store } = this.deps;
-    for (const row of await store.pendingReverseDelegations(RECONCILE_BATCH)) {
-      try {
-        if (row.accountId !== null) await this.syncAccount(row.accountId);
-        else {
-          await this.publish(row, [], { deletedAccount: true });
-          await store.deleteReverseDelegation(row.id);
-        }
-      } catch {
-        // logged by publish; tried again next pass
-      }
-    }
+    for (const row of await this.deps.store.pendingReverseDelegations(RECONCILE_BATCH))
+      await this.sync(row.id).catch(() => undefined); // logged by publish; tried again next pass
   }
 
   /** Reconciles now, then every RETRY_MS until stop(). */
@@ -235,8 +262,4 @@ export class ReverseDns {
     await this.reconciling;
     await Promise.allSettled([...this.chains.values()]);
   }
-}
-
-function statusOf(row: ReverseDelegation): ReverseDnsStatus {
-  return { servers: row.servers, published: row.published, error: row.error };
 }

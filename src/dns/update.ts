@@ -27,10 +27,14 @@ export interface UpdateServer {
   timeoutMs: number;
 }
 
-/** At `name`, NS records pointing to `servers`; an empty list removes the delegation. */
+/** At `name`: first delete every NS record (`clear`, for a name the account holds now) or only the records
+ *  pointing to `remove` (a name it no longer holds: anyone else's records there stay), then add records pointing
+ *  to `add`. */
 export interface NsChange {
   name: string;
-  servers: readonly string[];
+  clear: boolean;
+  remove: readonly string[];
+  add: readonly string[];
   ttl: number;
 }
 
@@ -42,13 +46,16 @@ export class DnsUpdateError extends Error {
   }
 }
 
-/** The unsigned UPDATE message: zone section (zone SOA IN), no prerequisites, the NS deletes and adds. */
+/** The unsigned UPDATE message: zone section (zone SOA IN), no prerequisites, then per name the deletes (class
+ *  ANY: the whole NS set; class NONE: one record, RFC 2136 §2.5) and the adds. */
 export function buildUpdate(id: number, zone: string, changes: readonly NsChange[]): Buffer {
   const rrs: Buffer[] = [];
+  const ns = (name: string, klass: number, ttl: number, target?: string) =>
+    encodeRr({ name, type: TYPE.NS, klass, ttl, rdata: target === undefined ? Buffer.alloc(0) : encodeName(target) });
   for (const c of changes) {
-    rrs.push(encodeRr({ name: c.name, type: TYPE.NS, klass: CLASS.ANY, ttl: 0, rdata: Buffer.alloc(0) }));
-    for (const s of c.servers)
-      rrs.push(encodeRr({ name: c.name, type: TYPE.NS, klass: CLASS.IN, ttl: c.ttl, rdata: encodeName(s) }));
+    if (c.clear) rrs.push(ns(c.name, CLASS.ANY, 0));
+    else for (const s of c.remove) rrs.push(ns(c.name, CLASS.NONE, 0, s));
+    for (const s of c.add) rrs.push(ns(c.name, CLASS.IN, c.ttl, s));
   }
   const zoneEntry = Buffer.concat([encodeName(zone), Buffer.from([0, TYPE.SOA, 0, CLASS.IN])]);
   const header = encodeHeader({ id, flags: OPCODE_UPDATE << 11, counts: [1, 0, rrs.length, 0] });

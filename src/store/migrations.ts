@@ -236,6 +236,7 @@ export const MIGRATIONS: readonly Migration[] = [
         .addColumn('account_id', 'bigint', (c) => c.unique().references('accounts.id').onDelete('set null'))
         .addColumn('servers', 'text', notNull)
         .addColumn('published', 'text', notNull)
+        .addColumn('published_servers', 'text', notNull)
         .addColumn('error', 'text')
         .addColumn('updated_at', 'bigint', notNull)
         .execute();

@@ -138,8 +138,10 @@ export interface ReverseDelegationsTable {
   account_id: Int8 | null;
   /** Name servers the account wants its prefix's reverse zone delegated to ('' for none). */
   servers: string;
-  /** The ip6.arpa names delegated at the DNS server for this row, as far as the broker knows. */
+  /** The ip6.arpa names delegated at the DNS server for this row, and the name servers they may point to there
+   *  (a superset while an update is in flight or failed): what a withdrawal removes, record by record. */
   published: string;
+  published_servers: string;
   /** The last DNS update's failure, NULL when the server holds what the row says. */
   error: string | null;
   updated_at: Int8;

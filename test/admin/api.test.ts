@@ -77,6 +77,8 @@ test('the OpenAPI document lists every route with its schemas', async () => {
   const want = [
     'get /me',
     'put /me/password',
+    'get /me/reverse-dns',
+    'put /me/reverse-dns',
     'get /accounts',
     'post /accounts',
     'get /accounts/{username}',
@@ -84,6 +86,8 @@ test('the OpenAPI document lists every route with its schemas', async () => {
     'post /accounts/{username}/disable',
     'post /accounts/{username}/enable',
     'put /accounts/{username}/limits',
+    'get /accounts/{username}/reverse-dns',
+    'put /accounts/{username}/reverse-dns',
     'delete /accounts/{username}',
     'get /tunnels',
     'get /tunnels/{id}',

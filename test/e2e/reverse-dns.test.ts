@@ -136,7 +136,9 @@ describe('reverse DNS delegation with Knot DNS', { skip: haveKnot() ? false : 'n
         lines.some((l) => l.includes('reverse DNS update failed') && l.includes('BADSIG')),
         lines.join(''),
       );
-      assert.equal(broker.broker.liveTunnels().length, 0, 'no tunnel was left behind');
+      const rows = await broker.store.listTunnels({ accountId: 1 });
+      assert.equal(rows.total, 1, 'the refused offer left its row');
+      assert.deepEqual([rows.items[0]!.state, rows.items[0]!.endReason], ['ended', 'not_accepted'], 'ended, not live');
     }, Buffer.alloc(32, 9).toString('base64'));
   });
 
@@ -154,6 +156,57 @@ describe('reverse DNS delegation with Knot DNS', { skip: haveKnot() ? false : 'n
         await broker.broker.reverseDns.reconcile();
         const [name] = reverseZoneNames((await broker.store.findAllocation(1, 'delegation'))!.prefix, 56);
         assert.deepEqual(await back.ns(name!), ['ns1.example.net']);
+      } finally {
+        await back.stop();
+      }
+    } finally {
+      await broker.stop();
+    }
+  });
+
+  it('a router that names the same servers again gets its tunnel during a DNS outage', async () => {
+    const knot = await startKnot({ zone: ZONE, key: KEY });
+    const { broker } = await startBroker(knot);
+    try {
+      await broker.addUser('gina', 'pw-gina');
+      const first = await routerSession(broker, 'gina', { dnsServers: ['ns1.example.net'] });
+      assert.equal(first.createStatus, 200);
+      await knot.stop();
+      const again = await routerSession(broker, 'gina', { dnsServers: ['ns1.example.net'] });
+      assert.equal(again.createStatus, 200, 'nothing changed: no 509');
+      const changed = await routerSession(broker, 'gina', { dnsServers: ['ns2.example.net'] });
+      assert.equal(changed.createStatus, 509, 'a change that cannot be published is refused');
+    } finally {
+      await broker.stop();
+    }
+  });
+
+  it("withdrawing a released prefix's names leaves the records of the account that holds it now", async () => {
+    const knot = await startKnot({ zone: ZONE, key: KEY });
+    // two /56s in the pool: the block hal gives back is the first free one, the next one handed out
+    const broker = await startTestBroker({
+      pools: { delegation: '2001:db8:f000::/55', prefixLen: { min: 56, max: 56, default: 56 } },
+      reverseDns: { server: '127.0.0.1', port: knot.port, zone: ZONE, tsig: KEY, timeoutMs: 2000 },
+    });
+    try {
+      const hal = await broker.addUser('hal', 'pw-hal');
+      await broker.addUser('ivy', 'pw-ivy');
+      const first = await routerSession(broker, 'hal', { dnsServers: ['ns.hal.example'] });
+      const [name] = reverseZoneNames(first.offer!.prefix!.address, 56);
+      assert.deepEqual(await knot.ns(name!), ['ns.hal.example']);
+      // hal is deleted while the DNS server is down: his /56 is free, its names not yet withdrawn
+      await knot.stop();
+      await broker.broker.endAccountTunnels(hal, 'account_deleted');
+      await broker.store.deleteAccount(hal);
+      await broker.broker.reverseDns.reconcile();
+      const back = await startKnot({ zone: ZONE, key: KEY, port: knot.port });
+      try {
+        const ivy = await routerSession(broker, 'ivy', { dnsServers: ['ns.ivy.example'] });
+        assert.equal(reverseZoneNames(ivy.offer!.prefix!.address, 56)[0], name, "ivy holds hal's old /56");
+        assert.deepEqual(await back.ns(name!), ['ns.ivy.example']);
+        await broker.broker.reverseDns.reconcile();
+        assert.deepEqual(await back.ns(name!), ['ns.ivy.example'], "hal's withdrawal left ivy's records");
+        assert.deepEqual(await broker.store.pendingReverseDelegations(10), [], "hal's row is done and gone");
       } finally {
         await back.stop();
       }

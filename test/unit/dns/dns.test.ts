@@ -56,10 +56,10 @@ describe('name servers a user may delegate to', () => {
 describe('update message and reply reader', () => {
   const key: TsigKey = { name: 'tsp-broker', algorithm: 'hmac-sha256', secret: Buffer.alloc(32, 1) };
 
-  it('writes zone, delete-then-add per name, and a TSIG record the reader finds', () => {
+  it('writes the zone, then per name the deletes (the whole set, or our own records) and the adds, and TSIG', () => {
     const msg = buildUpdate(0x1234, 'example.ip6.arpa', [
-      { name: 'a.example.ip6.arpa', servers: ['ns1.example.net', 'ns2.example.net'], ttl: 300 },
-      { name: 'b.example.ip6.arpa', servers: [], ttl: 300 },
+      { name: 'a.example.ip6.arpa', clear: true, remove: [], add: ['ns1.example.net', 'ns2.example.net'], ttl: 300 },
+      { name: 'b.example.ip6.arpa', clear: false, remove: ['ns0.example.net'], add: [], ttl: 300 },
     ]);
     const { signed } = signRequest(msg, key, 1_700_000_000);
     const parsed = parseMessage(signed);
@@ -67,13 +67,13 @@ describe('update message and reply reader', () => {
     assert.equal((parsed.header.flags >> 11) & 0xf, 5, 'opcode UPDATE');
     assert.deepEqual(parsed.header.counts, [1, 0, 4, 1]);
     assert.deepEqual(
-      parsed.records.map((r) => [r.name, r.type, r.klass, r.ttl]),
+      parsed.records.map((r) => [r.name, r.type, r.klass, r.ttl, r.rdata.length]),
       [
-        ['a.example.ip6.arpa', 2, 255, 0], // delete every NS there
-        ['a.example.ip6.arpa', 2, 1, 300],
-        ['a.example.ip6.arpa', 2, 1, 300],
-        ['b.example.ip6.arpa', 2, 255, 0], // delete only: the delegation goes
-        ['tsp-broker', 250, 255, 0],
+        ['a.example.ip6.arpa', 2, 255, 0, 0], // class ANY: delete every NS there
+        ['a.example.ip6.arpa', 2, 1, 300, 17],
+        ['a.example.ip6.arpa', 2, 1, 300, 17],
+        ['b.example.ip6.arpa', 2, 254, 0, 17], // class NONE: delete only our record pointing to ns0
+        ['tsp-broker', 250, 255, 0, parsed.records[4]!.rdata.length],
       ],
     );
   });

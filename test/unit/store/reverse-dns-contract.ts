@@ -30,9 +30,15 @@ export function reverseDnsContract(name: string, open: () => Promise<KyselyStore
       );
       assert.ok((await store.pendingReverseDelegations(100)).some((r) => r.id === row.id));
 
-      await store.markReverseDelegation(row.id, ['0.0.1.0.8.b.d.0.1.0.0.2.ip6.arpa'], null, 2000);
-      const done = await store.getReverseDelegation(a.id);
-      assert.deepEqual(done?.published, ['0.0.1.0.8.b.d.0.1.0.0.2.ip6.arpa']);
+      const name = '0.0.1.0.8.b.d.0.1.0.0.2.ip6.arpa';
+      const wish = ['ns1.example.net', 'ns2.example.net'];
+      await store.markReverseDelegation(
+        row.id,
+        { published: [name], publishedServers: wish, error: null, servers: wish },
+        2000,
+      );
+      const done = await store.getReverseDelegationById(row.id);
+      assert.deepEqual([done?.published, done?.publishedServers, done?.accountId], [[name], wish, a.id]);
       assert.equal(done?.error, null);
       assert.ok(!(await store.pendingReverseDelegations(100)).some((r) => r.id === row.id));
 
@@ -41,16 +47,23 @@ export function reverseDnsContract(name: string, open: () => Promise<KyselyStore
       assert.equal(again.id, row.id);
       assert.deepEqual(again.servers, []);
       assert.equal(again.error, REVERSE_PENDING, 'a new wish is pending until its update goes through');
-      assert.deepEqual(again.published, ['0.0.1.0.8.b.d.0.1.0.0.2.ip6.arpa'], 'published names are kept');
-      await store.markReverseDelegation(row.id, again.published, 'server answered REFUSED', 4000);
+      assert.deepEqual([again.published, again.publishedServers], [[name], wish], 'published names are kept');
+      const outcome = { published: [name], publishedServers: wish, servers: [] as string[] };
+      await store.markReverseDelegation(row.id, { ...outcome, error: 'server answered REFUSED' }, 4000);
       const failed = (await store.pendingReverseDelegations(100)).find((r) => r.id === row.id);
       assert.equal(failed?.error, 'server answered REFUSED');
+
+      // an update made for an older wish never marks a newer one done
+      await store.setReverseServers(a.id, ['ns9.example.net'], 5000);
+      await store.markReverseDelegation(row.id, { ...outcome, error: null }, 6000);
+      assert.equal((await store.getReverseDelegation(a.id))?.error, REVERSE_PENDING);
     });
 
     it("keeps a deleted account's row without its account, until it is deleted itself", async () => {
       const b = await account('rdns-b');
       const row = await store.setReverseServers(b.id, ['ns.example.org'], 1000);
-      await store.markReverseDelegation(row.id, ['1.0.8.b.d.0.1.0.0.2.ip6.arpa'], null, 1500);
+      const outcome = { publishedServers: ['ns.example.org'], servers: ['ns.example.org'], error: null };
+      await store.markReverseDelegation(row.id, { ...outcome, published: ['1.0.8.b.d.0.1.0.0.2.ip6.arpa'] }, 1500);
       await store.deleteAccount(b.id);
       const orphan = (await store.pendingReverseDelegations(100)).find((r) => r.id === row.id);
       assert.deepEqual(
