@@ -6,6 +6,9 @@
  *  Errors: BrokerError with STORE_NOT_FOUND, STORE_CONFLICT (unique username...), POOL_EXHAUSTED, STORE_FAILED. */
 
 import type { TunnelType } from '../tunnel-model.js';
+import type { ReverseDnsStore } from './reverse-types.js';
+
+export { REVERSE_PENDING, type ReverseDelegation, type ReverseDnsStore, type ReverseOutcome } from './reverse-types.js';
 
 export type Role = 'admin' | 'user';
 
@@ -348,47 +351,6 @@ export interface TrafficStore {
   /** Samples with from <= at < to summed per bucketMs (buckets aligned to multiples of bucketMs), oldest first;
    *  buckets without samples are absent. */
   trafficHistory(from: number, to: number, bucketMs: number): Promise<TrafficBucket[]>;
-}
-
-/** An account's reverse-DNS delegation (schema version 7): the name servers it wants for its prefix's
- *  ip6.arpa zone, and what the broker last published at the DNS server (broker/reverse-dns.ts). */
-export interface ReverseDelegation {
-  id: number;
-  /** null: the account was deleted and `published` is still to be withdrawn. */
-  accountId: number | null;
-  servers: string[];
-  published: string[];
-  /** The name servers the published names may point to at the DNS server (ours: withdrawn record by record,
-   *  so a name that now belongs to someone else keeps their records). */
-  publishedServers: string[];
-  /** The last update's failure; null when the DNS server holds what `published` says. */
-  error: string | null;
-  updatedAt: number;
-}
-
-/** What a DNS update left at the server for a row, and for which wish (`servers`) it was made. */
-export interface ReverseOutcome {
-  published: string[];
-  publishedServers: string[];
-  error: string | null;
-  servers: string[];
-}
-
-/** The `error` of a row whose servers were set and whose DNS update has not gone through yet. */
-export const REVERSE_PENDING = 'not published yet';
-
-export interface ReverseDnsStore {
-  getReverseDelegation(accountId: number): Promise<ReverseDelegation | undefined>;
-  getReverseDelegationById(id: number): Promise<ReverseDelegation | undefined>;
-  /** Sets the wanted name servers (an empty list: none), creating the account's row if needed, and marks it
-   *  REVERSE_PENDING. */
-  setReverseServers(accountId: number, servers: string[], at: number): Promise<ReverseDelegation>;
-  /** Records what the DNS server now holds for the row, and why the update failed (null: it went through). A
-   *  wish changed since (the row's servers differ from `outcome.servers`) keeps the row REVERSE_PENDING. */
-  markReverseDelegation(id: number, outcome: ReverseOutcome, at: number): Promise<void>;
-  /** Rows with work left (a deleted account's, or a failed update), least recently tried first. */
-  pendingReverseDelegations(limit: number): Promise<ReverseDelegation[]>;
-  deleteReverseDelegation(id: number): Promise<void>;
 }
 
 /** Every concern at once, on one database: what openStore() returns. */

@@ -172,8 +172,10 @@ describe('reverse DNS delegation with Knot DNS', { skip: haveKnot() ? false : 'n
       const first = await routerSession(broker, 'gina', { dnsServers: ['ns1.example.net'] });
       assert.equal(first.createStatus, 200);
       await knot.stop();
-      const again = await routerSession(broker, 'gina', { dnsServers: ['ns1.example.net'] });
-      assert.equal(again.createStatus, 200, 'nothing changed: no 509');
+      // the same names with a new prefix length: the update for the moved prefix fails, the tunnel does not
+      const moved = await routerSession(broker, 'gina', { dnsServers: ['ns1.example.net'], prefixLength: 48 });
+      assert.equal(moved.createStatus, 200, 'nothing the router asked for changed: no 509');
+      assert.ok((await broker.store.getReverseDelegation(1))?.error, 'the update is left to the retry pass');
       const changed = await routerSession(broker, 'gina', { dnsServers: ['ns2.example.net'] });
       assert.equal(changed.createStatus, 509, 'a change that cannot be published is refused');
     } finally {
