@@ -119,17 +119,26 @@ describe('shared-64 link mode end to end', { skip: canRun ? false : 'needs root 
     assert.equal(await lab.ping(a.ns, INET_HOST, ['-I', inPrefix]), true, 'sourced from the prefix');
   });
 
-  it("A cannot use B's address, nor any other address of the shared /64, as its source", async () => {
-    const unassigned = firstHost('2001:db8:f00:1:ffff::');
-    for (const spoofed of [upB.address, upB.server, unassigned]) {
-      await a.ns.ip('-6', 'addr', 'add', `${spoofed}/128`, 'dev', 'lo', 'nodad');
+  /** `from` pings the internet host sourced from `spoofed` (put on its loopback): the addon drops every echo
+   *  request as spoofed_source, and none reaches the internet host. */
+  async function assertSpoofDropped(from: LabClient, spoofed: string): Promise<void> {
+    await from.ns.ip('-6', 'addr', 'add', `${spoofed}/128`, 'dev', 'lo', 'nodad');
+    try {
       const dropped = await lab.drops('spoofed_source');
       const seen = await seenFromPool(lab.inet);
-      assert.equal(await lab.ping(a.ns, INET_HOST, ['-I', spoofed]), false, `A sourcing ${spoofed}`);
-      assert.ok((await lab.drops('spoofed_source')) >= dropped + 3, `the addon dropped A's packets from ${spoofed}`);
+      assert.equal(await lab.ping(from.ns, INET_HOST, ['-I', spoofed]), false, `${from.ns.name} sourcing ${spoofed}`);
+      assert.ok((await lab.drops('spoofed_source')) >= dropped + 3, `the addon dropped the packets from ${spoofed}`);
       assert.equal(await seenFromPool(lab.inet), seen, `nothing from ${spoofed} reached the internet host`);
-      await a.ns.ip('-6', 'addr', 'del', `${spoofed}/128`, 'dev', 'lo');
+    } finally {
+      await from.ns.ip('-6', 'addr', 'del', `${spoofed}/128`, 'dev', 'lo');
     }
+  }
+
+  it("neither client can use the other's addresses, nor any other address of the shared /64, as its source", async () => {
+    for (const spoofed of [upB.address, upB.server, firstHost('2001:db8:f00:1:ffff::')])
+      await assertSpoofDropped(a, spoofed);
+    // B has no delegated prefix: its own /128 is all it may use
+    for (const spoofed of [upA.address, firstHost('2001:db8:f00:1:ffff::')]) await assertSpoofDropped(b, spoofed);
     // the same counter does see what A sends from its own address: it is not blind
     const seen = await seenFromPool(lab.inet);
     assert.equal(await lab.ping(a.ns, INET_HOST), true);
