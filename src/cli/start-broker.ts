@@ -127,6 +127,10 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
   try {
     const pools = await resolvePools(config, store);
     checkReverseZone(config, pools);
+    // after a change of pools.linkMode: the node's empty chunks of the other mode's leases go back to the pool
+    const otherChunks = await store.releaseOtherChunks(pools.link, pools.linkLeaseLen);
+    if (otherChunks > 0)
+      log.info({ pool: pools.link, chunks: otherChunks }, 'gave back link chunks cut for the other pools.linkMode');
     let dataplane = opts.dataplane;
     if (!dataplane) dataplane = await openDataPlane(config, pools, log, clock);
     else await dataplane.start();

@@ -12,6 +12,7 @@ import type { ConfigInput } from '../../../src/config/schema.js';
 import type { MemoryDataPlane } from '../../../src/dataplane/memory.js';
 import { overlaps, parsePrefix } from '../../../src/store/prefix.js';
 import { normalisePrefix } from '../../../src/broker/pools.js';
+import type { KyselyStore } from '../../../src/store/kysely-store.js';
 
 const open: TestBroker[] = [];
 after(async () => {
@@ -122,4 +123,27 @@ test('switching a database from per-account-64 to shared-64 keeps live tunnels; 
   const later = await runSession({ transport: 'udp', port: again.ports.udp, auth: as('dave') });
   assert.equal(later.offer!.clientIpv6, moved.offer!.clientIpv6, 'and keeps it from then on');
   close(old, oldAnon, fresh, moved, later);
+});
+
+test('a /64 link pool switched back to per-account-64: the chunks shared-64 cut go back, so the /64 serves an account', async () => {
+  const link = '2001:db8:f00::/64';
+  const b = await broker({ pools: { link, linkMode: 'shared-64' } });
+  const rs: SessionResult[] = [];
+  for (let i = 0; i < 3; i++) rs.push(await runSession({ transport: 'udp', port: b.ports.udp, auth: anonymous }));
+  // the node claims a chunk of /126 leases (a /118) for the sessions to come, in a transaction of its own
+  const chunkRows = () =>
+    (b.store as KyselyStore).transaction((trx) =>
+      trx.selectFrom('allocations').select('id').where('lease_id', 'like', 'chunk:%').execute(),
+    );
+  assert.ok(await eventually(async () => (await chunkRows()).length === 1));
+  for (const t of b.broker.liveTunnels()) await b.broker.killTunnel(t.id, 'test');
+  close(...rs);
+  const dir = b.dir;
+  await b.close();
+  const again = await broker({ pools: { link } }, { dir });
+  await again.addUser('erin', PASSWORD);
+  const r = await runSession({ transport: 'tcp', port: again.ports.tcp, auth: as('erin'), type: 'v6v4' });
+  assert.equal(r.createStatus, 200, 'the one /64 of the pool is free again');
+  assert.equal(canonical(r.offer!.clientIpv6), '2001:db8:f00::2');
+  close(r);
 });

@@ -13,6 +13,7 @@ import { linkAddresses, linkLeaseLength } from '../../../src/broker/pools.js';
 import type { KyselyStore } from '../../../src/store/kysely-store.js';
 import type { AllocateRequest, Allocation } from '../../../src/store/types.js';
 import { overlaps, parsePrefix } from '../../../src/store/prefix.js';
+import { CHUNK_BITS } from '../../../src/store/lease-chunks.js';
 
 const LEASE = linkLeaseLength('shared-64');
 
@@ -103,6 +104,58 @@ export function sharedLinkContract(name: string, open: () => Promise<KyselyStore
       const again = await store.allocate(anonymous(pool, 'shared-full-5'));
       assert.equal(again.prefix, got[2]!.prefix, 'the only free /126 is the released one');
       for (const l of [0, 1, 3, 5]) assert.equal(await store.releaseLease(`shared-full-${l}`), 1);
+    });
+
+    it("a mode change gives back the node's empty chunks cut for the other length, and only those", async () => {
+      const pool = 'fd0d:4::/40';
+      const chunks = (len: number) =>
+        store.transaction((trx) =>
+          trx
+            .selectFrom('allocations')
+            .selectAll()
+            .where('pool_prefix', '=', pool)
+            .where('lease_id', 'like', 'chunk:%')
+            .where('prefix_len', '=', len - CHUNK_BITS)
+            .execute(),
+        );
+      // the broker in per-account-64 mode (and some /126 leases, as the other mode cuts them)
+      const old = await open();
+      try {
+        for (let i = 0; i < 300; i++) await old.allocate({ ...anonymous(pool, `switch-64-${i}`), prefixLen: 64 });
+        for (let i = 0; i < 20; i++) await old.allocate(anonymous(pool, `switch-126-${i}`));
+      } finally {
+        await old.close();
+      }
+      const before64 = await chunks(64);
+      const before126 = await chunks(LEASE);
+      assert.ok(before64.length >= 2 && before126.length >= 1, `${before64.length} and ${before126.length} chunks`);
+      // started again in shared-64 mode, with one /64 tunnel still live: its chunk stays
+      const restarted = await open();
+      try {
+        const kept = await restarted.transaction((trx) =>
+          trx
+            .selectFrom('allocations')
+            .select(['lease_id', 'chunk_id'])
+            .where('chunk_id', '=', before64[0]!.id)
+            .limit(1)
+            .executeTakeFirstOrThrow(),
+        );
+        for (let i = 0; i < 300; i++)
+          if (`switch-64-${i}` !== kept.lease_id) await restarted.releaseLease(`switch-64-${i}`);
+        // the current mode's chunks empty too: kept all the same, for the leases to come
+        for (let i = 0; i < 20; i++) assert.equal(await restarted.releaseLease(`switch-126-${i}`), 1);
+        assert.equal(await restarted.releaseOtherChunks(pool, LEASE), before64.length - 1);
+        assert.deepEqual(
+          (await chunks(64)).map((c) => c.id),
+          [kept.chunk_id],
+          'the chunk a live lease names is kept',
+        );
+        assert.equal((await chunks(LEASE)).length, before126.length, "the current mode's chunks are kept");
+        assert.equal(await restarted.releaseOtherChunks(pool, LEASE), 0, 'nothing more to give back');
+        assert.equal(await restarted.releaseLease(kept.lease_id!), 1);
+      } finally {
+        await restarted.close();
+      }
     });
   });
 }
