@@ -13,6 +13,8 @@ import type { MemoryDataPlane } from '../../../src/dataplane/memory.js';
 import { overlaps, parsePrefix } from '../../../src/store/prefix.js';
 import { normalisePrefix } from '../../../src/broker/pools.js';
 import type { KyselyStore } from '../../../src/store/kysely-store.js';
+import { buildAdminApp } from '../../../src/admin/server.js';
+import { login } from '../../admin/session.js';
 
 const open: TestBroker[] = [];
 after(async () => {
@@ -146,4 +148,20 @@ test('a /64 link pool switched back to per-account-64: the chunks shared-64 cut 
   assert.equal(r.createStatus, 200, 'the one /64 of the pool is free again');
   assert.equal(canonical(r.offer!.clientIpv6), '2001:db8:f00::2');
   close(r);
+});
+
+test("the operators' pools page counts a shared-64 link pool in /126s", async () => {
+  const b = await broker({ pools: { link: '2001:db8:f00::/120', linkMode: 'shared-64' } }); // 64 /126s
+  await b.addUser('root', PASSWORD, 'admin');
+  const r = await runSession({ transport: 'udp', port: b.ports.udp, auth: anonymous });
+  const app = await buildAdminApp(b);
+  try {
+    const { cookie } = await login(app, 'root', PASSWORD);
+    const page = await app.inject({ method: 'GET', url: '/pools', headers: { cookie } });
+    assert.equal(page.statusCode, 200);
+    assert.match(page.body, /1 of 64 \/126s/);
+  } finally {
+    await app.close();
+    close(r);
+  }
 });
