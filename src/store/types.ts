@@ -288,10 +288,7 @@ export interface AllocationStore {
   allocate(req: AllocateRequest): Promise<Allocation>; // POOL_EXHAUSTED when no block is free
   findAllocation(accountId: number, pool: PoolName): Promise<Allocation | undefined>;
   releaseLease(leaseId: string): Promise<number>;
-  /** At start, before any lease from the pool: gives back this node's chunks of anonymous leases in the pool
-   *  (store/lease-chunks.ts) that were cut for leases of another length than `leaseLen` and hold none, as a
-   *  change of pools.linkMode leaves them; returns how many. */
-  releaseOtherChunks(poolPrefix: string, leaseLen: number): Promise<number>;
+  releaseOtherChunks(poolPrefix: string, leaseLen: number): Promise<number>; // at start: lease-chunks.ts
   poolUsage(): Promise<PoolUsage[]>;
 }
 
