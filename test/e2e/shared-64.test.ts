@@ -6,9 +6,9 @@
  *    B  linked to the broker, v6v4, anonymous
  *
  *  Both get a /128 of their own in the same /64 and ping the internet host both ways; A's inner source may be
- *  its own address or one of its delegated prefix, and nothing else: B's address, or another address of the
- *  shared /64, is dropped by the addon (spoofed_source in /metrics) and never reaches the internet host (an
- *  nftables counter there). Every wait is bounded; the lab is removed in after(). Needs root and
+ *  its own address or one of its delegated prefix, and B's only its own address: A sourcing B's addresses, B
+ *  sourcing A's, and either sourcing another address of the shared /64 are dropped by the addon
+ *  (spoofed_source in /metrics) and never reach the internet host (an nftables counter there). Every wait is bounded; the lab is removed in after(). Needs root and
  *  /dev/net/tun; skipped otherwise. */
 
 import assert from 'node:assert/strict';
