@@ -22,6 +22,8 @@ import { waitForOutput } from './output.js';
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const WARMUP_SECONDS = 1;
+/** BENCH_LINK_MODE=shared-64 measures that pools.linkMode (a /126 per owner) instead of the default. */
+const LINK_MODE = process.env.BENCH_LINK_MODE ?? 'per-account-64';
 /** BENCH_CASES=anonymous,digest runs only those cases (for profiling one path); all three by default. */
 const CASES = new Set((process.env.BENCH_CASES ?? 'anonymous,plain,digest').split(','));
 const TSX = import.meta.resolve('tsx');
@@ -164,6 +166,7 @@ async function benchBroker(
     JSON.stringify({
       limits: { anonymousPerSource: 100_000, anonymousPerPrefix24: 100_000 },
       auth: { plain: true, realm: 'bench' },
+      pools: { linkMode: LINK_MODE },
       store: 'url' in store ? { driver: 'postgres', url: store.url } : { driver: 'sqlite', path: store.path },
     }),
   );

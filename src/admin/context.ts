@@ -2,7 +2,8 @@
  *  Routes receive this object; they reach the broker only through it (no module-level state). */
 
 import type { Config } from '../config/schema.js';
-import type { Store, PoolUsage } from '../store/types.js';
+import type { Store } from '../store/types.js';
+import type { PoolRow } from './views/pools.js';
 import type { Broker } from '../broker/broker.js';
 import type { AccountService } from '../broker/accounts.js';
 import type { Clock } from '../clock.js';
@@ -27,6 +28,6 @@ export interface AdminContext {
   sessionCounts(): SessionCounts;
   /** Cookies get the Secure attribute (the server runs TLS). */
   secureCookies: boolean;
-  /** Pool usage with the configured prefixes, cached briefly (admin/metrics.ts). */
-  poolUsage(): Promise<PoolUsage[]>;
+  /** Pool usage with the configured prefixes, cached briefly (admin/metrics.ts), and the link blocks' length. */
+  poolUsage(): Promise<PoolRow[]>;
 }

@@ -213,7 +213,7 @@ export class AdminMetrics {
     const poolUsage = () => this.poolUsage();
     new Gauge({
       name: 'tsp_pool_allocated_blocks',
-      help: 'Blocks allocated from each address pool (link: one /64 per owner; delegation: router prefixes)',
+      help: 'Blocks allocated from each address pool (link: one per owner, a /64 or a /126 by pools.linkMode; delegation: router prefixes)',
       labelNames: ['pool'],
       registers,
       async collect() {

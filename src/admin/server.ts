@@ -159,9 +159,10 @@ function adminContext(deps: AdminDeps, clock: Clock): AdminContext {
     // both configured pools, also before anything was allocated from them
     poolUsage: async () => {
       const usage = await metrics.poolUsage();
-      return (['link', 'delegation'] as const).map(
-        (pool) => usage.find((u) => u.pool === pool) ?? { pool, poolPrefix: deps.pools[pool], blocks: 0 },
-      );
+      return (['link', 'delegation'] as const).map((pool) => ({
+        ...(usage.find((u) => u.pool === pool) ?? { pool, poolPrefix: deps.pools[pool], blocks: 0 }),
+        ...(pool === 'link' ? { blockLen: deps.pools.linkLeaseLen } : {}),
+      }));
     },
   };
 }

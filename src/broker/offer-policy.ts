@@ -119,13 +119,14 @@ export function anonymousRefusal(
   held: { bySource: number; byPrefix24: number; total: number },
   limits: Pick<Config['limits'], 'anonymousPerSource' | 'anonymousPerPrefix24'>,
   linkPoolLength: number,
+  linkLeaseLength: number,
   accountReserve: number,
 ): string | null {
   if (held.bySource >= limits.anonymousPerSource)
     return `this address holds ${limits.anonymousPerSource} anonymous tunnels (limits.anonymousPerSource)`;
   if (held.byPrefix24 >= limits.anonymousPerPrefix24)
     return `this /24 holds ${limits.anonymousPerPrefix24} anonymous tunnels (limits.anonymousPerPrefix24)`;
-  const capacity = 2 ** Math.min(64 - linkPoolLength, 52);
+  const capacity = 2 ** Math.min(linkLeaseLength - linkPoolLength, 52);
   const share = Math.floor(capacity * (1 - accountReserve));
   if (held.total >= share)
     return `anonymous tunnels hold their share of the link pool (${share} of ${capacity}, pools.accountReserve)`;

@@ -4,12 +4,14 @@
 
 import { randomBytes } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
-import type { Config } from '../config/schema.js';
+import type { Config, LinkMode } from '../config/schema.js';
 import type { SettingsStore } from '../store/types.js';
 
 export interface Pools {
-  /** Link pool, CIDR text: one /64 per tunnel owner. */
+  /** Link pool, CIDR text: one link block of linkLeaseLen per tunnel owner. */
   link: string;
+  /** The length of a tunnel owner's link block (linkLeaseLength of pools.linkMode). */
+  linkLeaseLen: number;
   /** Delegation pool, CIDR text: router-mode prefixes. */
   delegation: string;
 }
@@ -24,7 +26,20 @@ function randomUla(lengthBits: 40 | 48): string {
 export async function resolvePools(config: Config, store: SettingsStore): Promise<Pools> {
   const link = config.pools.link ?? (await store.setSettingIfAbsent('pools.link', randomUla(48)));
   const delegation = config.pools.delegation ?? (await store.setSettingIfAbsent('pools.delegation', randomUla(40)));
-  return { link: normalisePrefix(link), delegation: normalisePrefix(delegation) };
+  return {
+    link: normalisePrefix(link),
+    linkLeaseLen: linkLeaseLength(config.pools.linkMode),
+    delegation: normalisePrefix(delegation),
+  };
+}
+
+/** The link block a tunnel owner gets in each mode. per-account-64: a /64 of its own. shared-64: a /126, so
+ *  2^62 owners share each /64 of the pool; its ::1 is the server's address and ::2 the client's, as in a /64
+ *  (linkAddresses), each routed and source-checked as a /128 by the data plane. Why a /126 and not a /127 or two
+ *  /128s: one row per owner (a lease is one allocation), the same offsets as the /64 mode, and no address with
+ *  an all-zero interface identifier (the subnet-router anycast of the /64 at ::0) is ever handed out. */
+export function linkLeaseLength(mode: LinkMode): number {
+  return mode === 'shared-64' ? 126 : 64;
 }
 
 export function normalisePrefix(cidr: string): string {
@@ -46,7 +61,7 @@ export function addressInBlock(blockPrefix: string, offset: number): string {
   return ipaddr.fromByteArray(bytes).toString();
 }
 
-/** Link addresses of a /64 link block: server ::1, client ::2 (docs/design.md). */
+/** Link addresses of a link block (a /64, or a /126 in shared-64 mode): server ::1, client ::2 (docs/design.md). */
 export function linkAddresses(blockPrefix: string): { serverIpv6: string; clientIpv6: string } {
   return { serverIpv6: addressInBlock(blockPrefix, 1), clientIpv6: addressInBlock(blockPrefix, 2) };
 }

@@ -135,7 +135,12 @@ export class BrokerService implements SessionService {
     try {
       const record = await store.batch(async () => {
         stage = 'link';
-        const link = await store.allocate({ pool: 'link', poolPrefix: pools.link, prefixLen: 64, owner });
+        const link = await store.allocate({
+          pool: 'link',
+          poolPrefix: pools.link,
+          prefixLen: pools.linkLeaseLen,
+          owner,
+        });
         stage = 'delegation';
         const delegated =
           prefixLen === undefined
@@ -191,6 +196,7 @@ export class BrokerService implements SessionService {
       this.deps.anonymous.held(source),
       cfg.limits,
       Number(this.deps.pools.link.split('/')[1]),
+      this.deps.pools.linkLeaseLen,
       cfg.pools.accountReserve,
     );
     if (why === null) return;

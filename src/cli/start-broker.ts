@@ -56,9 +56,9 @@ export interface StartOptions {
 
 /** The native data plane's options for a configuration (exported for tests).
  *
- *  Host setup is one route per pool to the TUN and no address on it. In per-account-64 mode every tunnel has a
- *  server address of its own (<link block>::1), one per account, so putting them on the TUN would mean an
- *  address per tunnel in the kernel: the addon answers the echo requests to them in place instead (the
+ *  Host setup is one route per pool to the TUN and no address on it. Every tunnel has a server address of its
+ *  own (<link block>::1: of a /64 in per-account-64 mode, of a /126 in shared-64), one per owner, so putting
+ *  them on the TUN would mean an address per tunnel in the kernel: the addon answers the echo requests to them in place instead (the
  *  clients' keepalives, docs/protocol.md §9.1), and anything else sent to them ends as no_route. The host's
  *  ICMPv6 errors toward clients (hop limit, packet too big) take a source address from its other interfaces.
  *
@@ -127,6 +127,10 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
   try {
     const pools = await resolvePools(config, store);
     checkReverseZone(config, pools);
+    // after a change of pools.linkMode: the node's empty chunks of the other mode's leases go back to the pool
+    const otherChunks = await store.releaseOtherChunks(pools.link, pools.linkLeaseLen);
+    if (otherChunks > 0)
+      log.info({ pool: pools.link, chunks: otherChunks }, 'gave back link chunks cut for the other pools.linkMode');
     let dataplane = opts.dataplane;
     if (!dataplane) dataplane = await openDataPlane(config, pools, log, clock);
     else await dataplane.start();

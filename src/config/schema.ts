@@ -26,6 +26,12 @@ const host = z
   .string()
   .refine((s) => ipaddr.isValid(s) || HOST_NAME.test(s), 'must be a host name or an IPv4 or IPv6 address');
 
+export const LINK_MODES = ['per-account-64', 'shared-64'] as const;
+export type LinkMode = (typeof LINK_MODES)[number];
+/** The longest link pool shared-64 takes: a /124 holds four tunnels' /126s (fewer is no broker); per-account-64
+ *  needs a /64 at most. */
+const MAX_SHARED_LINK_POOL_LEN = 124;
+
 export const AUTH_MODES = ['anonymous', 'authenticated', 'hybrid'] as const;
 export const MECHANISMS = ['ANONYMOUS', 'PLAIN', 'DIGEST-MD5'] as const;
 export type Mechanism = (typeof MECHANISMS)[number];
@@ -102,11 +108,13 @@ export const configSchema = z
       .prefault({}),
     pools: z
       .object({
-        /** Link addresses. null: a ULA /48 generated on first start and kept in the store. */
-        link: ipv6Prefix(16, 64).nullable().default(null),
+        /** Link addresses. null: a ULA /48 generated on first start and kept in the store. Up to /64 (one /64
+         *  per owner needs it); shared-64 also takes a pool inside a single /64, down to a /124 (four tunnels). */
+        link: ipv6Prefix(16, MAX_SHARED_LINK_POOL_LEN).nullable().default(null),
         /** 'per-account-64': a /64 per tunnel owner from the link pool, server ::1 and client ::2 in it.
-         *  (A shared-/64 mode with /128s per owner is planned, not built.) */
-        linkMode: z.enum(['per-account-64']).default('per-account-64'),
+         *  'shared-64': a /126 per tunnel owner, so many owners share each /64 of the pool: server ::1 and client
+         *  ::2 of the /126, each a /128 of its own (broker/pools.ts linkLeaseLength). */
+        linkMode: z.enum(LINK_MODES).default('per-account-64'),
         /** Delegated prefixes (router mode). null: a ULA /40 generated on first start and kept. */
         delegation: ipv6Prefix(16, 64).nullable().default(null),
         prefixLen: z
@@ -245,6 +253,11 @@ export const configSchema = z
     if (pl.min > pl.max) issue(['pools', 'prefixLen', 'min'], 'must be ≤ pools.prefixLen.max');
     if (pl.default < pl.min || pl.default > pl.max)
       issue(['pools', 'prefixLen', 'default'], 'must lie within min..max');
+    if (c.pools.link && c.pools.linkMode === 'per-account-64' && ipaddr.parseCIDR(c.pools.link)[1] > 64)
+      issue(
+        ['pools', 'link'],
+        `a /${ipaddr.parseCIDR(c.pools.link)[1]} holds no /64 for pools.linkMode 'per-account-64' (longer than /64 needs 'shared-64')`,
+      );
     if (c.pools.delegation) {
       const len = ipaddr.parseCIDR(c.pools.delegation)[1];
       if (len > pl.min) issue(['pools', 'delegation'], `a /${len} cannot hold a /${pl.min} (pools.prefixLen.min)`);

@@ -194,6 +194,30 @@ export class LeaseChunks {
     }
   }
 
+  /** Gives back the node's chunks in `poolPrefix` cut for leases of another length than `leaseLen` that no
+   *  lease names (left by the other pools.linkMode: its leases end with their tunnels, and nothing here loads
+   *  chunks of a length no longer leased, so they would stay claimed for good); returns how many went. A chunk
+   *  this handle has in memory is kept; the start calls it before any lease. */
+  async releaseOtherChunks(poolPrefix: string, leaseLen: number): Promise<number> {
+    const pool = parsePrefix(poolPrefix);
+    const inMemory = new Set([...this.sets.values()].flatMap((set) => [...set.byId.keys()]));
+    return this.run.write('releaseOtherChunks', async (trx) => {
+      const stale = await trx
+        .selectFrom('allocations as c')
+        .selectAll('c')
+        .where('c.pool_prefix', '=', formatPrefix(pool))
+        .where('c.prefix_len', '!=', leaseLen - CHUNK_BITS)
+        .where(sql<SqlBool>`c.lease_id like ${likePrefix(this.owner)} escape '\\'`)
+        .where(({ not, exists, selectFrom }) =>
+          not(exists(selectFrom('allocations as l').select('l.id').whereRef('l.chunk_id', '=', 'c.id'))),
+        )
+        .execute();
+      const gone = stale.filter((c) => !inMemory.has(Number(c.id)));
+      for (const c of gone) await allocator.releaseRow(trx, c);
+      return gone.length;
+    });
+  }
+
   private setFor(req: AllocateRequest): ChunkSet | undefined {
     let set = this.sets.get(setKey(req.poolPrefix, req.prefixLen));
     if (set === undefined) {

@@ -291,6 +291,7 @@ export interface AllocationStore {
   allocate(req: AllocateRequest): Promise<Allocation>; // POOL_EXHAUSTED when no block is free
   findAllocation(accountId: number, pool: PoolName): Promise<Allocation | undefined>;
   releaseLease(leaseId: string): Promise<number>;
+  releaseOtherChunks(poolPrefix: string, leaseLen: number): Promise<number>; // at start: lease-chunks.ts
   poolUsage(): Promise<PoolUsage[]>;
 }
 

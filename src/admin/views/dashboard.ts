@@ -2,11 +2,11 @@
  *  talkers and the pools. `dashboardLive` is also served alone at /dashboard/live for the page's refresh. */
 
 import { html, trusted, type SafeHtml } from '../html.js';
-import type { PoolUsage, TunnelRecord } from '../../store/types.js';
+import type { TunnelRecord } from '../../store/types.js';
 import { RANGES, RANGE_KEYS, type RangeKey, type RangeRates } from '../history.js';
 import { chartLegend, formatBytes, formatRate, trafficChart } from '../chart.js';
 import { layout, type Viewer } from './layout.js';
-import { poolTable } from './pools.js';
+import { poolTable, type PoolRow } from './pools.js';
 
 export interface TopTalker {
   tunnel: TunnelRecord;
@@ -25,7 +25,7 @@ export interface DashboardData {
   totals: { rxBytes: number; txBytes: number };
   /** Live tunnels that moved the most over their in-memory history (10 minutes at most). */
   talkers: TopTalker[];
-  pools: PoolUsage[];
+  pools: PoolRow[];
 }
 
 function rangeChooser(current: RangeKey): SafeHtml {

@@ -4,7 +4,12 @@ import { html, type SafeHtml } from '../html.js';
 import type { PoolUsage } from '../../store/types.js';
 import { layout, type Viewer } from './layout.js';
 
-export function poolTable(pools: PoolUsage[]): SafeHtml {
+/** A pool's usage and, for the link pool, the length of its blocks (a /64 or a /126: pools.linkMode). */
+export interface PoolRow extends PoolUsage {
+  blockLen?: number;
+}
+
+export function poolTable(pools: PoolRow[]): SafeHtml {
   return html`<table>
     <thead>
       <tr>
@@ -17,8 +22,8 @@ export function poolTable(pools: PoolUsage[]): SafeHtml {
     <tbody>
       ${pools.map((p) => {
         const len = Number(p.poolPrefix.split('/')[1]);
-        // link blocks are /64s; delegation blocks vary, so their share is shown against /64-sized capacity only for link
-        const capacity = p.pool === 'link' ? 2 ** Math.min(52, 64 - len) : undefined;
+        // link blocks have one length (pools.linkMode); delegation blocks vary, so only the link pool shows a share
+        const capacity = p.blockLen !== undefined ? 2 ** Math.min(52, p.blockLen - len) : undefined;
         const pct = capacity ? Math.min(100, (100 * p.blocks) / capacity) : undefined;
         return html`<tr>
           <td>${p.pool}</td>
@@ -31,7 +36,7 @@ export function poolTable(pools: PoolUsage[]): SafeHtml {
                 : html`<div class="bar" title="${pct.toFixed(4)}%">
                       <div style="width:${Math.max(pct, 0.5).toFixed(2)}%"></div>
                     </div>
-                    <span class="muted">${p.blocks} of ${capacity} /64s</span>`
+                    <span class="muted">${p.blocks} of ${capacity} /${p.blockLen}s</span>`
             }
           </td>
         </tr>`;
@@ -40,7 +45,7 @@ export function poolTable(pools: PoolUsage[]): SafeHtml {
   </table>`;
 }
 
-export function poolsPage(v: Viewer, pools: PoolUsage[]): SafeHtml {
+export function poolsPage(v: Viewer, pools: PoolRow[]): SafeHtml {
   return layout(
     'Pools',
     v,

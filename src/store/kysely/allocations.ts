@@ -31,6 +31,10 @@ export function allocationStore(run: Runner, clock: Clock, chunks: LeaseChunks):
       });
     },
 
+    releaseOtherChunks(poolPrefix, leaseLen) {
+      return chunks.releaseOtherChunks(poolPrefix, leaseLen);
+    },
+
     poolUsage() {
       return run.read('poolUsage', (db) => poolUsage(db));
     },

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { parseConfig } from '../../../src/config/schema.js';
 import { nativeOptions } from '../../../src/cli/start-broker.js';
 
-const pools = { link: '2001:db8:f00::/48', delegation: '2001:db8:f000::/40' };
+const pools = { link: '2001:db8:f00::/48', linkLeaseLen: 64, delegation: '2001:db8:f000::/40' };
 
 test('defaults: both pools routed, no TUN address, io_uring writes, no busy-poll, no pinning', () => {
   const o = nativeOptions(parseConfig({}), pools);

@@ -51,6 +51,25 @@ test('errors name the key and the problem', () => {
   assert.equal(many.length, 2, 'every problem is listed');
 });
 
+test('pools.linkMode: per-account-64 by default, shared-64 on request; a pool longer than /64 only shared', () => {
+  assert.equal(defaultConfig().pools.linkMode, 'per-account-64');
+  assert.equal(parseConfig({ pools: { linkMode: 'shared-64' } }).pools.linkMode, 'shared-64');
+  assert.match(problems({ pools: { linkMode: 'shared-128' } }), /^pools\.linkMode: .*per-account-64.*shared-64/m);
+  assert.match(problems({ pools: { linkMode: 64 } }), /^pools\.linkMode: /m);
+  // a single /64, or a /124 inside one, shared by many tunnels: only in shared-64 mode
+  for (const link of ['2001:db8:f00::/64', '2001:db8:f00::/124'])
+    assert.equal(parseConfig({ pools: { link, linkMode: 'shared-64' } }).pools.link, link);
+  assert.equal(problems({ pools: { link: '2001:db8:f00::/64' } }), '', 'one /64 for one owner is allowed');
+  assert.match(
+    problems({ pools: { link: '2001:db8:f00::/80' } }),
+    /^pools\.link: a \/80 holds no \/64 for pools\.linkMode 'per-account-64'/m,
+  );
+  assert.match(
+    problems({ pools: { link: '2001:db8:f00::/125', linkMode: 'shared-64' } }),
+    /^pools\.link: must be an IPv6 prefix in CIDR form with a length from 16 to 124$/m,
+  );
+});
+
 test('loadConfig: a file, flags over it, and file errors that name the file', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'cfg-'));
   try {

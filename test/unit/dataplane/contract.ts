@@ -442,6 +442,41 @@ export function dataPlaneContract(name: string, harness: ContractHarness): void 
         }
       }));
 
+    it('shared-64: tunnels in one /64 each send only from their own /128 and get only their own traffic', () =>
+      withInternet(async (dp, a, net) => {
+        const b = await Peer.open(harness.address);
+        try {
+          // server ::1 and client ::2 of two neighbouring /126s of one /64 (pools.linkMode shared-64)
+          dp.addTunnel(spec(1, a, { serverIpv6: '2001:db8:f00:1::1', clientIpv6: '2001:db8:f00:1::2' }));
+          dp.addTunnel(spec(2, b, { serverIpv6: '2001:db8:f00:1::5', clientIpv6: '2001:db8:f00:1::6' }));
+          const ports = { src: 1, dst: INTERNET_PORT };
+          const from = (source: string, text: string) =>
+            ipv6UdpWith(source, INTERNET_ADDRESS, Buffer.from(text), ports);
+          const spoofedBefore = dp.readDrops().spoofed_source;
+          // B's client and server addresses, an unused address of A's /126, and A's own server address
+          for (const source of ['2001:db8:f00:1::6', '2001:db8:f00:1::5', '2001:db8:f00:1::3', '2001:db8:f00:1::1'])
+            await a.send(from(source, `a as ${source}`), dp.udpPort);
+          await b.send(from('2001:db8:f00:1::2', 'b as a'), dp.udpPort);
+          await a.send(from('2001:db8:f00:1::2', 'a'), dp.udpPort);
+          await b.send(from('2001:db8:f00:1::6', 'b'), dp.udpPort);
+          await eventually(() => net.received.length === 2, 'the two legitimate packets');
+          await eventually(() => dp.readDrops().spoofed_source === spoofedBefore + 5, 'five spoofed sources');
+          assert.deepEqual(net.received.map((r) => [normalIpv6(r.from), r.data.toString()]).sort(), [
+            [normalIpv6('2001:db8:f00:1::2'), 'a'],
+            [normalIpv6('2001:db8:f00:1::6'), 'b'],
+          ]);
+          await net.send('2001:db8:f00:1::6', Buffer.from('to b'));
+          await net.send('2001:db8:f00:1::2', Buffer.from('to a'));
+          await eventually(() => a.received.length === 1 && b.received.length === 1, 'one packet each');
+          assert.deepEqual(
+            [parseUdp6(a.received[0]!.data).dst, parseUdp6(b.received[0]!.data).dst],
+            [normalIpv6('2001:db8:f00:1::2'), normalIpv6('2001:db8:f00:1::6')],
+          );
+        } finally {
+          b.close();
+        }
+      }));
+
     it('counts packets from the internet for no tunnel as no_route, a removed tunnel included', () =>
       withInternet(async (dp, peer, net) => {
         dp.addTunnel(spec(1, peer));

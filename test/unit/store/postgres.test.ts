@@ -9,6 +9,7 @@ import { storeContract } from './contract.js';
 import { allocatorContract } from './allocator-contract.js';
 import { leaseChunksContract } from './lease-chunks-contract.js';
 import { reverseDnsContract } from './reverse-dns-contract.js';
+import { sharedLinkContract } from './shared-link-contract.js';
 
 const adminUrl = process.env.TSP_TEST_PG_URL;
 
@@ -46,5 +47,6 @@ if (adminUrl === undefined || adminUrl === '') {
     allocatorContract('postgres', () => openPostgresStore({ url: url.toString() }));
     reverseDnsContract('postgres', () => openPostgresStore({ url: url.toString() }));
     leaseChunksContract('postgres (ICU collation)', () => openPostgresStore({ url: icu.toString() }));
+    sharedLinkContract('postgres', () => openPostgresStore({ url: url.toString() }));
   });
 }
