@@ -21,6 +21,7 @@ export const SELF_SERVICE_ROUTES: ReadonlySet<string> = new Set([
   '/assets/app.js',
   '/favicon.ico',
   '/favicon.svg',
+  '/nic/update',
 ]);
 
 const marked = new WeakSet<http.IncomingMessage>();

@@ -31,6 +31,8 @@ export const END_REASON = { disable: 'account_disabled', delete: 'account_delete
 /** The running broker's live tunnels, as account operations need them. */
 export interface LiveTunnelControl {
   endAccountTunnels(accountId: number, reason: EndReason): Promise<number>;
+  /** The account was enabled again: its static 6in4 tunnel, if it has one with an endpoint, comes back. */
+  accountEnabled?(accountId: number): Promise<void>;
 }
 
 export class AccountService {
@@ -117,6 +119,7 @@ export class AccountService {
     await this.store.setDisabled(a.id, disabled);
     await this.audit(actor, disabled ? 'account.disable' : 'account.enable', username);
     if (disabled) await this.live?.endAccountTunnels(a.id, END_REASON.disable);
+    else await this.live?.accountEnabled?.(a.id);
     return { ...a, disabled };
   }
 

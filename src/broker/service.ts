@@ -15,7 +15,7 @@ import { BrokerError, isBrokerError } from '../errors.js';
 import type { Mechanism, SessionEvent } from '../protocol/server/session.js';
 import type { Offer, TunnelRequest } from '../protocol/xml.js';
 import type { AccountLimits, Store, TunnelRecord } from '../store/types.js';
-import { clientPortFor } from '../tunnel-model.js';
+import { clientPortFor, endpointKey, type TunnelType } from '../tunnel-model.js';
 import type { Answerer, OfferAnswer, SessionPeer, SessionService } from '../transport/answer.js';
 import type { AnonymousHoldings } from './anonymous.js';
 import type { Authenticator, Candidate } from './authenticate.js';
@@ -103,6 +103,7 @@ export class BrokerService implements SessionService {
       allowedTypes(cfg.tunnels.types, who.limits),
       cfg.tunnels.v6v4BehindNat,
     );
+    this.refuseIfStaticHolds(who, type, peer.peer.address);
     const anonymous = who.accountId === null;
     const prefixLen = delegatedLength(req, anonymous, cfg.pools.prefixLen, who.limits);
     if (anonymous) this.checkAnonymousQuota(peer.peer.address);
@@ -182,6 +183,22 @@ export class BrokerService implements SessionService {
     if (why === null) return;
     this.deps.log.warn({ peer: source, reason: why }, 'anonymous tunnel refused');
     throw new BrokerError('POOL_EXHAUSTED', why);
+  }
+
+  /** A static 6in4 tunnel owns its account's addresses and its protocol-41 endpoint (broker/static-tunnels.ts):
+   *  a TSP session of that account, or a v6v4 tunnel from that IPv4, is refused (301) while it is live. */
+  private refuseIfStaticHolds(who: Who, type: TunnelType, source: string): void {
+    const tunnels = this.deps.tunnels;
+    const mine = who.accountId === null ? undefined : tunnels.ofAccount(who.accountId).find(isStatic);
+    const there = type === 'v6v4' ? tunnels.atEndpoint(endpointKey('v6v4', source, 0)) : undefined;
+    const why = mine
+      ? `account ${who.username ?? ''} has a static 6in4 tunnel (remove it to use TSP)`
+      : there && isStatic(there)
+        ? `protocol 41 from ${source} belongs to a static 6in4 tunnel`
+        : undefined;
+    if (why === undefined) return;
+    this.deps.log.warn({ account: who.username, peer: source, reason: why }, 'tunnel refused');
+    throw new BrokerError('STATIC_TUNNEL_HOLDS', why);
   }
 
   /** An operator's kill-and-block holds: answer 301 (no tunnel) until it expires. */
@@ -276,14 +293,16 @@ class SessionAnswers implements Answerer {
     const tunnels = this.deps.tunnels;
     // an anonymous session deletes the tunnel at its own endpoint (as the session sees it: its port)
     const at = tunnels.atEndpoint(`${this.peer.peer.address}:${this.peer.peer.port}`);
-    const ids = accountId !== null ? tunnels.ofAccount(accountId).map((t) => t.id) : at ? [at.id] : [];
+    // a static 6in4 tunnel is not a session's to delete (its account removes it in the web UI or API)
+    const mine = accountId !== null ? tunnels.ofAccount(accountId) : at && !isStatic(at) ? [at] : [];
+    const ids = mine.filter((t) => !isStatic(t)).map((t) => t.id);
     await tunnels.endAll(ids.map((id) => [id, 'deleted']));
     return ids.length ? undefined : new BrokerError('STORE_NOT_FOUND', 'no live tunnel to delete');
   }
 
   async info(): Promise<Offer | undefined> {
     const { accountId } = this.who;
-    const t = accountId === null ? undefined : this.deps.tunnels.ofAccount(accountId)[0];
+    const t = accountId === null ? undefined : this.deps.tunnels.ofAccount(accountId).find((x) => !isStatic(x));
     return t ? this.svc.offerFor(t) : undefined;
   }
 
@@ -358,4 +377,8 @@ class SessionAnswers implements Answerer {
     else this.deps.log.info(line, 'session ended without a tunnel');
     this.svc.events.emit('session', { transport: p.transport, mechanism: this.mechanism ?? 'none', result });
   }
+}
+
+function isStatic(t: TunnelRecord): boolean {
+  return t.transport === 'static';
 }

@@ -131,6 +131,22 @@ export interface TrafficSamplesTable {
   tx_packets: Int8;
 }
 
+/** Schema version 7: static 6in4 tunnels, one per account at most (broker/static-tunnels.ts). */
+export interface StaticTunnelsTable {
+  id: Generated<number | string>;
+  account_id: Int8;
+  /** Lower case; unique across accounts: what a dyndns2 update names. */
+  hostname: string;
+  /** The client's IPv4 (the 6in4 endpoint), or null while unknown. */
+  endpoint: string | null;
+  /** 0 or 1: route the account's delegated prefix to it too. */
+  delegate_prefix: number;
+  /** SHA-256 hex of the per-tunnel update key, or null when none was made. */
+  update_key_hash: string | null;
+  created_at: Int8;
+  updated_at: Int8;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -148,4 +164,5 @@ export interface Database {
   web_sessions: WebSessionsTable;
   schema_migrations: SchemaMigrationsTable;
   traffic_samples: TrafficSamplesTable;
+  static_tunnels: StaticTunnelsTable;
 }

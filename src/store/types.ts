@@ -6,6 +6,9 @@
  *  Errors: BrokerError with STORE_NOT_FOUND, STORE_CONFLICT (unique username...), POOL_EXHAUSTED, STORE_FAILED. */
 
 import type { TunnelType } from '../tunnel-model.js';
+import type { StaticTunnelStore } from './static-types.js';
+
+export type { StaticTunnel, StaticTunnelStore } from './static-types.js';
 
 export type Role = 'admin' | 'user';
 
@@ -93,6 +96,8 @@ export interface PoolUsage {
 
 export type TunnelState = 'offered' | 'established' | 'ended';
 
+export type TunnelTransport = 'udp' | 'tcp' | 'static';
+
 /** Why a tunnel ended: shown to operators and kept in the tunnels table. */
 export type EndReason =
   | 'replaced' // a new session of the same account
@@ -112,7 +117,9 @@ export interface TunnelRecord {
   username: string | null;
   leaseId: string | null;
   type: TunnelType;
-  transport: 'udp' | 'tcp';
+  /** How the tunnel was set up: a TSP session over UDP or TCP, or 'static' (a static 6in4 tunnel, always v6v4:
+   *  no session, no keepalive, no idle or lifetime end; broker/static-tunnels.ts). */
+  transport: TunnelTransport;
   clientIpv4: string;
   /** 0 for v6v4 (tunnel-model.ts clientPortFor). */
   clientPort: number;
@@ -306,6 +313,8 @@ export interface TunnelStore {
    *  after id `afterId` (a restart restores them a page at a time, so each page's rows are garbage before the
    *  next is read; a page costs about one read of the live set's index entries, with no count). */
   liveTunnels(page?: { afterId: number; limit: number }): Promise<TunnelRecord[]>;
+  /** A live static tunnel's new client IPv4 (its 6in4 endpoint moved). STORE_NOT_FOUND on an unknown id. */
+  moveTunnelEndpoint(id: number, clientIpv4: string): Promise<void>;
   /** Retention: deletes at most `limit` tunnels that ended before `before` (oldest first, one transaction) and
    *  releases any block still leased to them; never a live tunnel. Returns how many rows went. */
   pruneEndedTunnels(before: number, limit: number): Promise<number>;
@@ -352,7 +361,16 @@ export interface TrafficStore {
 
 /** Every concern at once, on one database: what openStore() returns. */
 export interface Store
-  extends Transactional, SettingsStore, AccountStore, AllocationStore, TunnelStore, AuditStore, WebStore, TrafficStore {
+  extends
+    Transactional,
+    SettingsStore,
+    AccountStore,
+    AllocationStore,
+    TunnelStore,
+    StaticTunnelStore,
+    AuditStore,
+    WebStore,
+    TrafficStore {
   readonly dialect: 'sqlite' | 'postgres';
   /** Idempotent. Pending calls may fail with STORE_FAILED. */
   close(): Promise<void>;
