@@ -16,6 +16,7 @@ import type { Database } from '../../../src/store/schema.js';
 import { storeContract } from './contract.js';
 import { allocatorContract } from './allocator-contract.js';
 import { leaseChunksContract } from './lease-chunks-contract.js';
+import { staticTunnelsContract } from './static-tunnels-contract.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsp-store-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -24,6 +25,7 @@ const contractFile = path.join(dir, 'contract', 'nested', 'broker.db');
 storeContract('sqlite', () => openSqliteStore({ file: contractFile }));
 allocatorContract('sqlite', () => openSqliteStore({ file: contractFile }));
 leaseChunksContract('sqlite', () => openSqliteStore({ file: contractFile }));
+staticTunnelsContract('sqlite', () => openSqliteStore({ file: contractFile }));
 
 describe('SQLite store', () => {
   it('creates the directory, uses WAL and foreign keys, and records each migration once', async () => {
