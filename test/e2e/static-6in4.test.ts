@@ -133,7 +133,7 @@ describe(
       ]);
       assert.equal(created.code, 0, created.stderr);
       token = /tspb_[A-Za-z0-9_-]+/.exec(created.stdout)![0];
-      await lab.startBroker();
+      await startBroker();
       router = await lab.directClient('router');
     });
 
@@ -178,7 +178,7 @@ describe(
 
     it('the tunnel survives kill -9 and a restart of the broker', async () => {
       await lab.killBroker();
-      await lab.startBroker();
+      await startBroker();
       await eventuallyAsync(() => lab.ping(router.ns, INET_HOST), 'ping6 through the restored static tunnel', 30_000);
     });
   },
