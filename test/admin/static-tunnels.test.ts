@@ -216,6 +216,22 @@ test('a TSP session of the account is refused while its static tunnel is live; t
   );
 });
 
+test('disabling the account ends it, enabling brings it back; one killed by an operator is back at the next start', async () => {
+  const c = ctx;
+  const live = () =>
+    c.b.broker.tunnels
+      .list()
+      .map((t) => t.username)
+      .sort();
+  assert.equal((await api(c, 'POST', '/accounts/bob/disable')).status, 200);
+  assert.deepEqual(live(), ['alice']);
+  assert.equal((await api(c, 'POST', '/accounts/bob/enable')).status, 200);
+  assert.deepEqual(live(), ['alice', 'bob']);
+  const alice = c.b.broker.tunnels.list().find((t) => t.username === 'alice')!;
+  assert.equal((await api(c, 'POST', `/tunnels/${alice.id}/kill`)).status, 204);
+  assert.deepEqual(live(), ['bob']);
+});
+
 test('static tunnels come back after a restart; removing one ends it and frees its endpoint', async () => {
   const c = ctx;
   await c.b.stop();
