@@ -205,6 +205,19 @@ test('a TSP session of the account is refused while its static tunnel is live; t
   });
   r.udp?.close();
   assert.equal(r.createStatus, 301, r.raw.join('|'));
+  // a TSP delete (or info) of the account is about its TSP tunnel: the static one is not a session's
+  const session = c.b.broker.service.open({
+    id: 'static-test',
+    transport: 'udp',
+    peer: { address: '192.0.2.99', port: 4000 },
+    localAddress: undefined,
+    startedMs: clock.now(),
+  });
+  assert.equal((await session.verifyPlain('alice', 'alice-password', true)).ok, true);
+  session.note({ type: 'authenticated', mechanism: 'PLAIN', username: 'alice' });
+  assert.equal((await session.deleteTunnels())?.code, 'STORE_NOT_FOUND', 'nothing of the session to delete');
+  assert.equal(await session.info(), undefined);
+  assert.equal(c.b.broker.tunnels.list().length, 2, 'both static tunnels still live');
   clock.advance(20 * 60_000); // 20 minutes without a packet: past the idle limit (60 s here) and its lifetime (0)
   await c.b.broker.sweep();
   assert.deepEqual(
