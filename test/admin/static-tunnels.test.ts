@@ -218,6 +218,23 @@ test('a TSP session of the account is refused while its static tunnel is live; t
   assert.equal((await session.deleteTunnels())?.code, 'STORE_NOT_FOUND', 'nothing of the session to delete');
   assert.equal(await session.info(), undefined);
   assert.equal(c.b.broker.tunnels.list().length, 2, 'both static tunnels still live');
+  // another account's v6v4 tunnel from a static tunnel's endpoint: protocol 41 from there is the static one's
+  await c.b.addUser('dave', 'dave-password');
+  const from = (address: string) => {
+    return c.b.broker.service.open({
+      id: `static-${address}`,
+      transport: 'udp',
+      peer: { address, port: 4000 },
+      localAddress: '127.0.0.1',
+      startedMs: clock.now(),
+    });
+  };
+  const dave = from('203.0.113.6');
+  assert.equal((await dave.verifyPlain('dave', 'dave-password', true)).ok, true);
+  dave.note({ type: 'authenticated', mechanism: 'PLAIN', username: 'dave' });
+  const req = { action: 'create', type: 'v6v4', proxy: false, clientIpv4: '203.0.113.6' } as const;
+  const refused = await dave.requestTunnel(req);
+  assert.equal('error' in refused && refused.error.code, 'STATIC_TUNNEL_HOLDS');
   clock.advance(20 * 60_000); // 20 minutes without a packet: past the idle limit (60 s here) and its lifetime (0)
   await c.b.broker.sweep();
   assert.deepEqual(
