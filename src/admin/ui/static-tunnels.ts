@@ -15,11 +15,14 @@ import { accountUrl, renderAccount } from './accounts.js';
 import { done, field, type Form } from './common.js';
 import { publicTspHost, renderMe } from './me.js';
 
-/** host:port account holders' dyndns2 clients should name: the public host, the self-service port. */
-function updateServer(ctx: AdminContext): string {
+/** host:port account holders' dyndns2 clients should name (the public host, the self-service listener's
+ *  configured port; placeholders where the configuration does not say), and whether it serves TLS. */
+function updateServer(ctx: AdminContext): { server: string; tls: boolean } {
+  const { selfService, admin } = ctx.config;
   const host = publicTspHost(ctx.config) ?? 'BROKER-ADDRESS';
-  const port = ctx.config.selfService.enabled ? ctx.config.selfService.port : ctx.config.admin.port;
-  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const listener = selfService.enabled ? selfService : admin;
+  const port = listener.port === 0 ? 'PORT' : String(listener.port);
+  return { server: `${host.includes(':') ? `[${host}]` : host}:${port}`, tls: listener.tls !== null };
 }
 
 export async function staticCardFor(
@@ -33,7 +36,7 @@ export async function staticCardFor(
   return staticTunnelCard(v, st && ctx.broker.statics.view(st), {
     base,
     username: a.username,
-    updateServer: updateServer(ctx),
+    update: updateServer(ctx),
     ...(newKey ? { newKey } : {}),
   });
 }

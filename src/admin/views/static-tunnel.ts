@@ -12,23 +12,24 @@ export interface StaticCardOptions {
   base: string;
   /** The default host name offered when there is none yet (the username). */
   username: string;
-  /** host:port of the dyndns2 endpoint for the ddclient example (a placeholder when unknown). */
-  updateServer: string;
+  /** host:port of the dyndns2 endpoint for the ddclient example (placeholders where unknown), and whether it
+   *  serves TLS. */
+  update: { server: string; tls: boolean };
   /** A key just made: shown this once. */
   newKey?: string;
 }
 
 export function ddclientConf(
   st: Pick<StaticTunnelView, 'hostname' | 'username'>,
-  server: string,
+  update: { server: string; tls: boolean },
   key?: string,
 ): string {
   return [
     '# /etc/ddclient.conf',
     'usev4=ifv4, ifv4=eth0        # the interface with your public IPv4',
     'protocol=dyndns2',
-    'ssl=no                       # yes when the broker serves its self-service listener over TLS',
-    `server=${server}`,
+    `ssl=${update.tls ? 'yes' : 'no'}`,
+    `server=${update.server}`,
     `login=${st.username}`,
     `password='${key ?? 'YOUR-UPDATE-KEY'}'`,
     st.hostname,
@@ -133,6 +134,6 @@ export function staticTunnelCard(v: Viewer, st: StaticTunnelView | undefined, o:
       <code>GET /nic/update?hostname=${st.hostname}&amp;myip=ADDR</code> with basic auth: your username and your
       password or the update key. Without <code>myip</code>, the address the request comes from.
     </p>
-    <pre id="ddclient-conf">${ddclientConf(st, o.updateServer, o.newKey)}</pre>
+    <pre id="ddclient-conf">${ddclientConf(st, o.update, o.newKey)}</pre>
   </div>`;
 }
