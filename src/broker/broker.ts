@@ -101,7 +101,7 @@ export class Broker implements LiveTunnelControl {
       localAddressToward: deps.localAddressToward,
     });
     this.admin = new TunnelAdmin({ store, tunnels: this.tunnels, blocks: this.blocks, clock, log });
-    this.follower = new AuditFollower(store, this.tunnels);
+    this.follower = new AuditFollower(store, this.tunnels, (id) => this.statics.accountEnabled(id));
     this.sweeper = new Sweeper({ tunnels: this.tunnels, clock, config, also: () => this.follower.follow() });
   }
 

@@ -165,17 +165,21 @@ export class StaticTunnels {
   async setEndpoint(actor: string, st: StaticTunnel, endpoint: string, via: string): Promise<'good' | 'nochg'> {
     this.checkEndpoint(st.accountId, endpoint);
     const live = this.liveOf(st.accountId);
-    if (st.endpoint === endpoint && live?.clientIpv4 === endpoint) return 'nochg';
-    await this.deps.store.updateStaticTunnel(st.id, { endpoint }, this.deps.clock.now());
-    await this.audit(actor, 'static.endpoint', st.username, {
-      hostname: st.hostname,
-      from: st.endpoint,
-      to: endpoint,
-      via,
-    });
     const account = await this.deps.store.getAccount(st.accountId);
+    const enabled = account !== undefined && !account.disabled;
+    if (st.endpoint === endpoint && (live?.clientIpv4 === endpoint || !enabled)) return 'nochg';
+    if (st.endpoint !== endpoint) {
+      await this.deps.store.updateStaticTunnel(st.id, { endpoint }, this.deps.clock.now());
+      await this.audit(actor, 'static.endpoint', st.username, {
+        hostname: st.hostname,
+        from: st.endpoint,
+        to: endpoint,
+        via,
+      });
+    }
+    // the same endpoint but not live (an operator killed it): the update makes it live again
     if (live) await this.deps.tunnels.moveEndpoint(live.id, endpoint);
-    else if (account && !account.disabled) await this.activate({ ...st, endpoint });
+    else if (enabled) await this.activate({ ...st, endpoint });
     this.deps.log.info(
       { account: st.username, hostname: st.hostname, from: st.endpoint, to: endpoint, via },
       'static tunnel endpoint set',
@@ -200,14 +204,18 @@ export class StaticTunnels {
   }
 
   /** At a start, after the registry restored the live rows: every static tunnel that should be live and is
-   *  not (killed, or its account enabled again by another process) becomes live. One that cannot is logged
-   *  and skipped. Returns how many it made live. */
+   *  not (killed, or its account enabled again by another process) becomes live, and one live at another
+   *  address than its settings say moves there. One that cannot is logged and skipped. Returns how many it
+   *  made live or moved. */
   async restore(): Promise<number> {
     let n = 0;
     for (const st of await this.deps.store.activeStaticTunnels()) {
-      if (this.liveOf(st.accountId)) continue;
+      const live = this.liveOf(st.accountId);
+      if (live?.clientIpv4 === st.endpoint) continue;
       try {
-        await this.activate(st);
+        // live at another address: a stop between the two writes of an endpoint change; the settings win
+        if (live) await this.deps.tunnels.moveEndpoint(live.id, st.endpoint!);
+        else await this.activate(st);
         n++;
       } catch (err) {
         this.deps.log.error({ err, account: st.username, hostname: st.hostname }, 'cannot restore static tunnel');

@@ -12,6 +12,8 @@ import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { runSession } from '../helpers/tsp.js';
 import { ManualClock } from '../../src/clock.js';
 import { TokenService } from '../../src/admin/tokens.js';
+import { AccountService } from '../../src/broker/accounts.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import type { AuditEvent, TunnelRecord } from '../../src/store/types.js';
 
@@ -246,7 +248,7 @@ test('a TSP session of the account is refused while its static tunnel is live; t
   );
 });
 
-test('disabling the account ends it, enabling brings it back; one killed by an operator is back at the next start', async () => {
+test('disabling the account ends it, enabling brings it back (also from another process); one killed by an operator is back at the next start', async () => {
   const c = ctx;
   const live = () =>
     c.b.broker.tunnels
@@ -257,6 +259,20 @@ test('disabling the account ends it, enabling brings it back; one killed by an o
   assert.deepEqual(live(), ['alice']);
   assert.equal((await api(c, 'POST', '/accounts/bob/enable')).status, 200);
   assert.deepEqual(live(), ['alice', 'bob']);
+  // the same from another process (`tsp-broker user disable|enable`): the broker follows the audit trail
+  const other = await openSqliteStore({ file: c.b.config.store.path });
+  const cli = new AccountService(other, c.b.config.auth.realm);
+  try {
+    await cli.setDisabled('cli', 'bob', true);
+    await c.b.broker.sweep();
+    assert.deepEqual(live(), ['alice']);
+    await cli.setDisabled('cli', 'bob', false);
+    assert.deepEqual(live(), ['alice'], 'nothing until the sweep');
+    await c.b.broker.sweep();
+    assert.deepEqual(live(), ['alice', 'bob']);
+  } finally {
+    await other.close();
+  }
   const alice = c.b.broker.tunnels.list().find((t) => t.username === 'alice')!;
   assert.equal((await api(c, 'POST', `/tunnels/${alice.id}/kill`)).status, 204);
   assert.deepEqual(live(), ['bob']);
