@@ -89,7 +89,9 @@ class NicUpdate {
   async handle(req: FastifyRequest): Promise<Answer> {
     const source = sourceOf(req);
     if (!this.perSource.take(source)) {
-      this.log(req, { limit: 'staticTunnels.updatesPerMinute' }, 'dyndns2 update refused: too many requests');
+      // one line per source and minute, however hard it floods
+      if (this.perSource.refusedNow(source) === 1)
+        this.log(req, { limit: 'staticTunnels.updatesPerMinute' }, 'dyndns2 updates refused: too many requests');
       return answer('abuse');
     }
     const creds = basicCredentials(req.headers.authorization);
@@ -99,15 +101,19 @@ class NicUpdate {
     const hostname = hostnames[0] ?? '';
     if (!isHostname(hostname)) return answer('notfqdn');
     const myip = param(req.query, 'myip') || source;
-    if (endpointRefusal(myip) !== null) return answer(`badip ${myip.slice(0, 64)}`, 400);
+    // the address is echoed only when it is made of address characters: no second line, no markup
+    if (endpointRefusal(myip) !== null)
+      return answer(/^[0-9A-Fa-f.:]{1,45}$/.test(myip) ? `badip ${myip}` : 'badip', 400);
 
     const auth = await this.authenticate(req, creds, source);
     if (auth === 'locked') return answer('abuse');
     if (auth === undefined) return answer('badauth');
     const st = auth.tunnel;
     if (!st || st.hostname !== hostname.toLowerCase()) return answer('nohost');
-    if (st.endpoint !== myip && !this.changes.take(`tunnel:${st.id}`)) {
-      this.log(req, { account: st.username, limit: 'staticTunnels.changesPerHour' }, 'dyndns2 update refused');
+    const changeKey = `tunnel:${st.id}`;
+    if (st.endpoint !== myip && !this.changes.take(changeKey)) {
+      if (this.changes.refusedNow(changeKey) === 1)
+        this.log(req, { account: st.username, limit: 'staticTunnels.changesPerHour' }, 'dyndns2 updates refused');
       return answer('abuse');
     }
     const actor = `user:${st.username}`;

@@ -70,7 +70,7 @@ export class FailureLimiter {
  *  (at most `max` per `windowMs`, counted from the key's first event of the window). Bounded like
  *  FailureLimiter: at most MAX_KEYS keys, the least recently started window forgotten first. */
 export class WindowCounter {
-  private readonly windows = new Map<string, { startMs: number; count: number }>();
+  private readonly windows = new Map<string, { startMs: number; count: number; refused: number }>();
 
   constructor(
     private readonly clock: Clock,
@@ -84,13 +84,21 @@ export class WindowCounter {
     let w = this.windows.get(key);
     if (!w || now - w.startMs >= this.windowMs) {
       this.windows.delete(key);
-      w = { startMs: now, count: 0 };
+      w = { startMs: now, count: 0, refused: 0 };
       this.windows.set(key, w);
       while (this.windows.size > MAX_KEYS) this.windows.delete(this.windows.keys().next().value!);
     }
-    if (w.count >= this.max) return false;
+    if (w.count >= this.max) {
+      w.refused++;
+      return false;
+    }
     w.count++;
     return true;
+  }
+
+  /** How many events `take` refused in the key's current window (callers log the first only). */
+  refusedNow(key: string): number {
+    return this.windows.get(key)?.refused ?? 0;
   }
 
   /** Seconds until the key's window ends (0 when it has none). */

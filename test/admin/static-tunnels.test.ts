@@ -154,7 +154,9 @@ test('bad input to /nic/update gets its dyndns2 answer', async () => {
   assert.deepEqual(await nic(c, 'myip=203.0.113.6', ...ok), [200, 'notfqdn'], 'no hostname');
   assert.deepEqual(await nic(c, 'hostname=office.alice&myip=203.0.113.6', ...ok), [200, 'nohost']);
   assert.deepEqual(await nic(c, 'hostname=home.alice,office.alice&myip=203.0.113.6', ...ok), [200, 'numhost']);
-  for (const bad of ['127.0.0.1', '224.0.0.5', '0.0.0.0', '10.1.2.3', '255.255.255.255', '203.0.113', 'x'])
+  assert.deepEqual(await nic(c, 'hostname=home.alice&myip=1.2.3.4%0agood%201.2.3.4', ...ok), [400, 'badip']);
+  assert.deepEqual(await nic(c, 'hostname=home.alice&myip=x', ...ok), [400, 'badip']);
+  for (const bad of ['127.0.0.1', '224.0.0.5', '0.0.0.0', '10.1.2.3', '255.255.255.255', '203.0.113', '::1'])
     assert.deepEqual(await nic(c, `hostname=home.alice&myip=${bad}`, ...ok), [400, `badip ${bad}`], bad);
   // without myip, the request's source: here loopback, which is no endpoint
   assert.deepEqual(await nic(c, 'hostname=home.alice', ...ok), [400, 'badip 127.0.0.1']);
