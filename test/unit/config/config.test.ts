@@ -121,3 +121,11 @@ test('findConfigFile: --config wins; else TSP_BROKER_CONFIG or /etc/tsp-broker/c
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('staticTunnels: the /nic/update limits are whole numbers from 1, and errors name the key', () => {
+  assert.deepEqual(defaultConfig().staticTunnels, { updatesPerMinute: 20, changesPerHour: 30 });
+  assert.match(problems({ staticTunnels: { updatesPerMinute: 0 } }), /^staticTunnels\.updatesPerMinute: /m);
+  assert.match(problems({ staticTunnels: { changesPerHour: 2.5 } }), /^staticTunnels\.changesPerHour: /m);
+  assert.match(problems({ staticTunnels: { changesPerHour: '30' } }), /^staticTunnels\.changesPerHour: /m);
+  assert.match(problems({ staticTunnels: { perHour: 3 } }), /^staticTunnels\.perHour: unknown key$/m);
+});
