@@ -2,7 +2,7 @@
 // layer (docs/architecture.md "Dependency direction"):
 //   cli -> (admin, client) -> broker -> (protocol, store, dataplane, transport) -> nothing of ours,
 // with errors.ts, clock.ts, address.ts, tunnel-model.ts and config/ usable by all (config/ imports only
-// errors.ts), and src/protocol pure: no I/O modules, no timers, no clock reads, nothing of ours outside
+// errors.ts and the pure parts of dns/), dns/ importing nothing of ours, and src/protocol pure: no I/O modules, no timers, no clock reads, nothing of ours outside
 // protocol/ but errors.ts and tunnel-model.ts.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
@@ -20,6 +20,7 @@ const forbidden = {
   admin: ['cli', 'client'],
   client: ['broker', 'store', 'admin', 'cli', 'cluster'],
   config: ['broker', 'protocol', 'store', 'transport', 'dataplane', 'admin', 'cli', 'client', 'cluster'],
+  dns: ['broker', 'protocol', 'store', 'transport', 'dataplane', 'admin', 'cli', 'client', 'cluster', 'config'],
 };
 
 /** Import patterns naming a folder of src/ from any depth below src/. */

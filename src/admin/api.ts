@@ -10,6 +10,7 @@ import type { AdminContext } from './context.js';
 import { authenticate } from './routes.js';
 import { registerSelfApi } from './api/self.js';
 import { registerAccountApi } from './api/accounts.js';
+import { registerReverseDnsApi } from './api/reverse-dns.js';
 import { registerTunnelApi } from './api/tunnels.js';
 import { registerStatsApi } from './api/stats.js';
 import { registerAuditApi } from './api/audit.js';
@@ -30,6 +31,7 @@ export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
 
   registerSelfApi(app, ctx);
   registerAccountApi(app, ctx);
+  registerReverseDnsApi(app, ctx);
   registerTunnelApi(app, ctx);
   registerStatsApi(app, ctx);
   registerAuditApi(app, ctx);

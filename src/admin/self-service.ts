@@ -17,6 +17,7 @@ export const SELF_SERVICE_ROUTES: ReadonlySet<string> = new Set([
   '/logout',
   '/me',
   '/me/password',
+  '/me/reverse-dns',
   '/assets/app.css',
   '/assets/app.js',
   '/favicon.ico',

@@ -31,6 +31,8 @@ export const END_REASON = { disable: 'account_disabled', delete: 'account_delete
 /** The running broker's live tunnels, as account operations need them. */
 export interface LiveTunnelControl {
   endAccountTunnels(accountId: number, reason: EndReason): Promise<number>;
+  /** After a deletion: withdraw what was published for the account (its reverse-DNS delegation) now. */
+  accountDeleted?(accountId: number): void;
   /** The account was enabled again: its static 6in4 tunnel, if it has one with an endpoint, comes back. */
   accountEnabled?(accountId: number): Promise<void>;
 }
@@ -136,5 +138,6 @@ export class AccountService {
     await this.live?.endAccountTunnels(a.id, END_REASON.delete);
     await this.store.deleteAccount(a.id);
     await this.audit(actor, 'account.delete', username);
+    this.live?.accountDeleted?.(a.id);
   }
 }

@@ -27,6 +27,7 @@ import { Authenticator } from './authenticate.js';
 import { TunnelBlocks } from './blocks.js';
 import { Sweeper } from './expiry.js';
 import type { Pools } from './pools.js';
+import { ReverseDns } from './reverse-dns.js';
 import { BrokerService } from './service.js';
 import { StaticTunnels } from './static-tunnels.js';
 import { TunnelAdmin } from './tunnel-admin.js';
@@ -57,6 +58,8 @@ export class Broker implements LiveTunnelControl {
   readonly admin: TunnelAdmin;
   /** Static 6in4 tunnels (broker/static-tunnels.ts). */
   readonly statics: StaticTunnels;
+  /** Reverse-DNS delegation of accounts' prefixes (config reverseDns; off when null). */
+  readonly reverseDns: ReverseDns;
   private readonly follower: AuditFollower;
   private readonly sweeper: Sweeper;
   /** Sweeps in flight (so close() can wait for them). */
@@ -65,6 +68,7 @@ export class Broker implements LiveTunnelControl {
   constructor(private readonly deps: BrokerDeps) {
     const { config, store, clock, log } = deps;
     const anonymous = new AnonymousHoldings();
+    this.reverseDns = new ReverseDns({ config: config.reverseDns, store, clock, log });
     this.blocks = new TunnelBlocks(clock);
     this.tunnels = new TunnelRegistry({
       dataplane: deps.dataplane,
@@ -82,6 +86,7 @@ export class Broker implements LiveTunnelControl {
       blocks: this.blocks,
       auth: new Authenticator(store, config.auth, clock),
       pools: deps.pools,
+      reverseDns: this.reverseDns,
       clock,
       log,
       localAddressToward: deps.localAddressToward,
@@ -134,6 +139,7 @@ export class Broker implements LiveTunnelControl {
     if (s) this.deps.log.info({ tunnels: s }, 'static tunnels made live again');
     await this.follower.start();
     this.sweeper.start((p) => this.track(p));
+    this.reverseDns.start();
   }
 
   /** Stops the sweep and waits for work in flight. Live tunnels stay 'established' in the store, so the next
@@ -141,6 +147,7 @@ export class Broker implements LiveTunnelControl {
   async close(): Promise<void> {
     this.sweeper.stop();
     await this.handler.drain();
+    await this.reverseDns.stop();
     await Promise.allSettled([...this.inflight]);
     await this.tunnels.persistCounters().catch(() => {});
   }
@@ -166,6 +173,11 @@ export class Broker implements LiveTunnelControl {
 
   accountEnabled(accountId: number): Promise<void> {
     return this.statics.accountEnabled(accountId);
+  }
+
+  /** Withdraws the deleted account's reverse-DNS delegation now rather than at the next retry pass. */
+  accountDeleted(): void {
+    void this.reverseDns.reconcile().catch((err: unknown) => this.deps.log.error({ err }, 'reverse DNS pass failed'));
   }
 
   private track(p: Promise<unknown>): void {

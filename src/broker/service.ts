@@ -15,7 +15,7 @@ import { BrokerError, isBrokerError } from '../errors.js';
 import type { Mechanism, SessionEvent } from '../protocol/server/session.js';
 import type { Offer, TunnelRequest } from '../protocol/xml.js';
 import type { AccountLimits, Store, TunnelRecord } from '../store/types.js';
-import { clientPortFor, endpointKey, type TunnelType } from '../tunnel-model.js';
+import { clientPortFor, type TunnelType } from '../tunnel-model.js';
 import type { Answerer, OfferAnswer, SessionPeer, SessionService } from '../transport/answer.js';
 import type { AnonymousHoldings } from './anonymous.js';
 import type { Authenticator, Candidate } from './authenticate.js';
@@ -31,6 +31,8 @@ import {
   serverIpv4From,
 } from './offer-policy.js';
 import { linkAddresses, type Pools } from './pools.js';
+import { isStatic, staticRefusal } from './static-tunnels.js';
+import type { ReverseDns } from './reverse-dns.js';
 import type { TunnelRegistry } from './tunnels.js';
 
 export interface SessionOutcome {
@@ -54,6 +56,7 @@ export interface ServiceDeps {
   blocks: TunnelBlocks;
   auth: Authenticator;
   pools: Pools;
+  reverseDns: ReverseDns;
   clock: Clock;
   log: Logger;
   /** Local IPv4 the kernel routes toward a peer (for offers when listening on 0.0.0.0). */
@@ -86,6 +89,18 @@ export class BrokerService implements SessionService {
 
   failed(peer: SessionPeer, err: unknown): void {
     this.deps.log.error({ err, session: peer.id }, 'unhandled error in session handling');
+  }
+
+  /** The name servers a router-mode request asks its prefix's reverse zone be delegated to, checked (509 when
+   *  they are not acceptable). Ignored, as the protocol allows, when this broker has no reverseDns. */
+  reverseWish(peer: SessionPeer, who: Who, req: TunnelRequest): string[] | undefined {
+    const given = req.router?.dnsServers;
+    if (!given?.length || who.accountId === null) return undefined;
+    if (!this.deps.reverseDns.enabled) {
+      this.deps.log.debug({ session: peer.id, account: who.username }, 'reverse DNS asked for but not configured');
+      return undefined;
+    }
+    return this.deps.reverseDns.check(given);
   }
 
   offerFor(t: TunnelRecord): Offer {
@@ -185,17 +200,9 @@ export class BrokerService implements SessionService {
     throw new BrokerError('POOL_EXHAUSTED', why);
   }
 
-  /** A static 6in4 tunnel owns its account's addresses and its protocol-41 endpoint (broker/static-tunnels.ts):
-   *  a TSP session of that account, or a v6v4 tunnel from that IPv4, is refused (301) while it is live. */
+  /** A static 6in4 tunnel's account and endpoint are its own (broker/static-tunnels.ts): 301 while it is live. */
   private refuseIfStaticHolds(who: Who, type: TunnelType, source: string): void {
-    const tunnels = this.deps.tunnels;
-    const mine = who.accountId === null ? undefined : tunnels.ofAccount(who.accountId).find(isStatic);
-    const there = type === 'v6v4' ? tunnels.atEndpoint(endpointKey('v6v4', source, 0)) : undefined;
-    const why = mine
-      ? `account ${who.username ?? ''} has a static 6in4 tunnel (remove it to use TSP)`
-      : there && isStatic(there)
-        ? `protocol 41 from ${source} belongs to a static 6in4 tunnel`
-        : undefined;
+    const why = staticRefusal(this.deps.tunnels, who, type, source);
     if (why === undefined) return;
     this.deps.log.warn({ account: who.username, peer: source, reason: why }, 'tunnel refused');
     throw new BrokerError('STATIC_TUNNEL_HOLDS', why);
@@ -247,7 +254,13 @@ class SessionAnswers implements Answerer {
   async requestTunnel(req: TunnelRequest): Promise<OfferAnswer> {
     try {
       if (this.offered) await this.withdraw('superseded');
+      const asked = this.svc.reverseWish(this.peer, this.who, req);
       this.offered = await this.svc.reserve(this.peer, this.who, req);
+      if (this.offered.prefix !== null && this.who.accountId !== null)
+        await this.deps.reverseDns.afterOffer(this.who.accountId, asked).catch(async (err: unknown) => {
+          await this.withdraw('reverse DNS delegation failed');
+          throw err;
+        });
       return { offer: this.svc.offerFor(this.offered) };
     } catch (err) {
       if (!isBrokerError(err)) this.deps.log.error({ err, session: this.peer.id }, 'offer failed');
@@ -377,8 +390,4 @@ class SessionAnswers implements Answerer {
     else this.deps.log.info(line, 'session ended without a tunnel');
     this.svc.events.emit('session', { transport: p.transport, mechanism: this.mechanism ?? 'none', result });
   }
-}
-
-function isStatic(t: TunnelRecord): boolean {
-  return t.transport === 'static';
 }

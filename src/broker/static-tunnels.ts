@@ -22,7 +22,7 @@ import type { Clock } from '../clock.js';
 import type { Config } from '../config/schema.js';
 import { BrokerError, isBrokerError } from '../errors.js';
 import type { Account, StaticTunnel, Store, TunnelRecord } from '../store/types.js';
-import { endpointKey } from '../tunnel-model.js';
+import { endpointKey, type TunnelType } from '../tunnel-model.js';
 import { allowedTypes, serverIpv4From } from './offer-policy.js';
 import { linkAddresses, type Pools } from './pools.js';
 import type { TunnelRegistry } from './tunnels.js';
@@ -56,6 +56,24 @@ export function endpointRefusal(address: string): string | null {
   if (DOCUMENTATION.some((c) => a.match(c))) return null;
   const range = a.range();
   return range === 'unicast' ? null : `${address} is not a public unicast IPv4 address (${range})`;
+}
+
+export function isStatic(t: Pick<TunnelRecord, 'transport'>): boolean {
+  return t.transport === 'static';
+}
+
+/** Why a TSP offer of this type, to this account from this source, would take what a live static tunnel holds
+ *  (its account's addresses, or its protocol-41 endpoint for a v6v4 offer), or undefined. */
+export function staticRefusal(
+  tunnels: Pick<TunnelRegistry, 'ofAccount' | 'atEndpoint'>,
+  who: { accountId: number | null; username: string | null },
+  type: TunnelType,
+  source: string,
+): string | undefined {
+  if (who.accountId !== null && tunnels.ofAccount(who.accountId).some(isStatic))
+    return `account ${who.username ?? ''} has a static 6in4 tunnel (remove it to use TSP)`;
+  const there = type === 'v6v4' ? tunnels.atEndpoint(endpointKey('v6v4', source, 0)) : undefined;
+  return there && isStatic(there) ? `protocol 41 from ${source} belongs to a static 6in4 tunnel` : undefined;
 }
 
 export function hashUpdateKey(key: string): string {
@@ -94,7 +112,7 @@ export class StaticTunnels {
 
   /** The account's live static tunnel, if any. */
   liveOf(accountId: number): TunnelRecord | undefined {
-    return this.deps.tunnels.ofAccount(accountId).find((t) => t.transport === 'static');
+    return this.deps.tunnels.ofAccount(accountId).find(isStatic);
   }
 
   view(st: StaticTunnel): StaticTunnelView {

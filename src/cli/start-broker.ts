@@ -20,6 +20,7 @@ import type { SessionCounts } from '../transport/session-host.js';
 import { Broker } from '../broker/broker.js';
 import { AccountService } from '../broker/accounts.js';
 import { resolvePools, type Pools } from '../broker/pools.js';
+import { zoneProblem } from '../config/reverse-dns.js';
 import { startRetention } from '../broker/retention.js';
 import { startAdminServer } from '../admin/server.js';
 import { RESTORE_COLLECT_MIN_TUNNELS, collectGarbage } from './heap.js';
@@ -107,6 +108,14 @@ async function openDataPlane(config: Config, pools: Pools, log: Logger, clock: C
   }
 }
 
+/** config.reverseDns.zone against a delegation pool generated at first start (a configured pool is checked
+ *  with the rest of the file). */
+function checkReverseZone(config: Config, pools: Pools): void {
+  if (!config.reverseDns || config.pools.delegation) return;
+  const why = zoneProblem(config.reverseDns.zone, pools.delegation, config.pools.prefixLen.min);
+  if (why) throw new BrokerError('CFG_INVALID', `reverseDns.zone: ${why}`);
+}
+
 export async function startBroker(config: Config, opts: StartOptions): Promise<RunningBroker> {
   const clock = opts.clock ?? systemClock;
   const log = opts.log;
@@ -117,6 +126,7 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
   };
   try {
     const pools = await resolvePools(config, store);
+    checkReverseZone(config, pools);
     let dataplane = opts.dataplane;
     if (!dataplane) dataplane = await openDataPlane(config, pools, log, clock);
     else await dataplane.start();

@@ -34,6 +34,7 @@ function flagsToKeys(o: Record<string, unknown>): RawConfig {
     ['transport', 'transport'],
     ['prefixlen', 'prefixlen'],
     ['lan', 'if_prefix'],
+    ['ra', 'ra'],
     ['keepaliveInterval', 'keepalive_interval'],
     ['keepaliveMisses', 'keepalive_misses'],
     ['keepaliveTimeout', 'keepalive_timeout'],
@@ -66,6 +67,12 @@ function withConfigFlags(cmd: Command): Command {
     .option('--router', 'router mode: ask for a prefix (host_type=router)')
     .option('--prefixlen <n>', 'prefix length asked for in router mode (prefixlen)')
     .option('--lan <ifname>', 'router mode: interface that gets the delegated prefix (if_prefix)')
+    .addOption(
+      new Option(
+        '--ra <mode>',
+        'router advertisements on the LAN: radvd if installed, else builtin (ra, auto)',
+      ).choices(['auto', 'radvd', 'builtin', 'off']),
+    )
     .option('--tun <name>', 'tunnel interface name (if_tunnel_v6udpv4 and if_tunnel_v6v4)')
     .option('--keepalive-interval <s>', 'keepalive interval wished for; the offer decides (keepalive_interval)')
     .option('--no-keepalive', 'do not ask for keepalives (keepalive=no)')

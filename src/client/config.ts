@@ -6,12 +6,14 @@
  *   - gogoc keys that mean the same to tspc (GOGOC_KEYS): a gogoc user can point tspc at gogoc.conf;
  *   - gogoc keys accepted and ignored (IGNORED_GOGOC_KEYS): logging, redirection files, templates, v4v6...
  *     A value that would change behaviour under gogoc yields a warning;
- *   - tspc's own keys (TSPC_KEYS): transport, default route, keepalive misses, hook, status file.
+ *   - tspc's own keys (TSPC_KEYS): transport, default route, keepalive misses, hook, status file, router
+ *     advertisements on the LAN (ra).
  *  Anything else is an error naming the key. Pure apart from readTspcConfigFile. */
 
 import { readFileSync } from 'node:fs';
 import ipaddr from 'ipaddr.js';
 import { BrokerError } from '../errors.js';
+import { checkNameServers } from '../dns/reverse.js';
 import { TSP_PORT } from '../protocol/constants.js';
 import type { AuthMethod, RequestedMode } from '../protocol/client/session.js';
 
@@ -26,6 +28,11 @@ export interface TspcConfig {
   prefixLen: number;
   /** Router mode: the LAN interface that gets the delegated prefix (gogoc's if_prefix). */
   lanInterface: string;
+  /** Router mode: name servers the prefix's reverse zone is to be delegated to (gogoc's dns_server, names
+   *  separated by colons); empty: no delegation asked for. */
+  dnsServers: string[];
+  /** Router mode: who sends router advertisements on the LAN (client/ra.ts). */
+  ra: RaMode;
   tunnelMode: RequestedMode;
   transport: 'udp' | 'tcp';
   /** Ask for keepalives (the offer decides the interval; §6.6). */
@@ -58,6 +65,7 @@ export const GOGOC_KEYS = [
   'host_type',
   'prefixlen',
   'if_prefix',
+  'dns_server',
   'tunnel_mode',
   'keepalive',
   'keepalive_interval',
@@ -73,7 +81,6 @@ export const GOGOC_KEYS = [
 export const IGNORED_GOGOC_KEYS = [
   'gogoc_dir',
   'template',
-  'dns_server',
   'if_tunnel_v4v6',
   'client_v6',
   'proxy_client',
@@ -103,7 +110,12 @@ export const TSPC_KEYS = [
   'hook',
   'status_file',
   'log_level',
+  'ra',
 ] as const;
+
+/** `ra`: radvd when installed, else tspc's own (auto); radvd only; tspc's own only; none (client/ra.ts). */
+export const RA_MODES = ['auto', 'radvd', 'builtin', 'off'] as const;
+export type RaMode = (typeof RA_MODES)[number];
 
 export type ConfigKey = (typeof GOGOC_KEYS)[number] | (typeof TSPC_KEYS)[number];
 export type RawConfig = Record<string, string>;
@@ -118,6 +130,7 @@ export const DEFAULTS: Record<ConfigKey, string> = {
   host_type: 'host',
   prefixlen: '64',
   if_prefix: '',
+  dns_server: '',
   tunnel_mode: 'v6anyv4',
   keepalive: 'yes',
   keepalive_interval: '30',
@@ -134,7 +147,20 @@ export const DEFAULTS: Record<ConfigKey, string> = {
   hook: '',
   status_file: '/run/tspc/status.json',
   log_level: 'info',
+  ra: 'auto',
 };
+
+/** gogoc's dns_server: host names separated by colons (commas and spaces also accepted), checked as the broker
+ *  checks them, so a typo is reported here rather than as a 509 from the broker. */
+function nameServers(value: string, problems: string[]): string[] {
+  const names = value.split(/[:,\s]+/).filter((n) => n !== '');
+  try {
+    return checkNameServers(names, 13);
+  } catch (err) {
+    problems.push(`dns_server: ${(err as Error).message}`);
+    return [];
+  }
+}
 
 /** Parses gogoc.conf syntax. Returns the pairs and problems (`file:line: …`). A repeated key keeps the last
  *  value, as gogoc does. */
@@ -167,7 +193,6 @@ export function readTspcConfigFile(file: string): { raw: RawConfig; problems: st
 /** Ignored keys whose value would change what gogoc does: a warning says what tspc does instead. */
 const IGNORED_BUT_NOTED: Record<string, string> = {
   template: 'tspc configures the interface itself; put a script in hook= to run after up and down',
-  dns_server: 'tspc does not ask for reverse-DNS delegation',
   always_use_same_server: 'tspc does not keep a last-server file',
 };
 
@@ -264,6 +289,8 @@ export function resolveConfig(...layers: RawConfig[]): { config: TspcConfig; war
     hostType,
     prefixLen: int('prefixlen', 0, 64),
     lanInterface: ifname('if_prefix', true),
+    dnsServers: nameServers(merged.dns_server!, problems),
+    ra: oneOf('ra', RA_MODES, ' (router advertisements on the LAN in router mode)'),
     tunnelMode,
     transport,
     keepalive: bool('keepalive'),

@@ -4,13 +4,16 @@
  *    TUN: MTU 1280, up, client /128, route to the server's tunnel address               (gogoc's linux template)
  *    host mode, or router mode:  default route over the tunnel (default_route=yes)
  *    router mode:  LAN interface gets <prefix>::1/64, the rest of the prefix is unreachable (no loop back into
- *                  the tunnel), IPv6 forwarding on
+ *                  the tunnel), IPv6 forwarding on, router advertisements of the /64 (and the offer's
+ *                  resolver) on the LAN by radvd or tspc's own announcer (client/ra.ts; ra=off: none)
  *
  *  close(): the addon's threads stop and the TUN closes, which takes its addresses and routes with it; the
- *  rest (the LAN address, the unreachable route, the forwarding sysctl's old value) is undone in reverse
- *  order by HostSetup. A failure half-way undoes what was done and rejects with CLIENT_TUN (the device could
+ *  rest (the announcer's final RAs, the LAN address, the unreachable route, the forwarding sysctl's old
+ *  value) is undone in reverse order by HostSetup; the announcer stops first, while the LAN address is still
+ *  there. A failure half-way undoes what was done and rejects with CLIENT_TUN (the device could
  *  not be created: permissions, /dev/net/tun) or CLIENT_SETUP. */
 
+import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { BrokerError, isBrokerError } from '../errors.js';
 import { HostSetup } from '../dataplane/host.js';
@@ -20,6 +23,8 @@ import type { Offer } from '../protocol/xml.js';
 import type { TspcConfig } from './config.js';
 import type { Negotiated } from './negotiate.js';
 import type { ClientLog } from './log.js';
+import { startLanAnnouncer } from './ra.js';
+import { usableResolvers } from './ra-packet.js';
 
 /** The tunnel MTU client templates use (docs/protocol.md §2.8). */
 export const TUNNEL_MTU = 1280;
@@ -30,15 +35,23 @@ const FORWARDING_SYSCTL = 'net.ipv6.conf.all.forwarding';
 
 export interface LocalTunnel {
   readonly tunName: string;
+  /** Router mode with a LAN: its /64, the interface and who sends router advertisements there. */
+  readonly lan?: { prefix64: string; interface: string; announcer: 'radvd' | 'builtin' | 'none' };
   readonly type: Offer['type'];
   counters(): Record<ClientCounterName, number>;
   close(): Promise<void>;
 }
 
-/** The address given to the LAN in router mode: the delegated prefix's first /64, host ::1. */
-export function lanAddress(prefix: { address: string; length: number }): string {
+/** The /64 given to the LAN in router mode: the delegated prefix's first, as its network address. */
+export function lanPrefix64(prefix: { address: string; length: number }): string {
   const bytes = ipaddr.IPv6.parse(prefix.address).toByteArray();
   for (let i = 8; i < 16; i++) bytes[i] = 0;
+  return ipaddr.fromByteArray(bytes).toString();
+}
+
+/** The address given to the LAN in router mode: the delegated prefix's first /64, host ::1. */
+export function lanAddress(prefix: { address: string; length: number }): string {
+  const bytes = ipaddr.IPv6.parse(lanPrefix64(prefix)).toByteArray();
   bytes[15] = 1;
   return `${ipaddr.fromByteArray(bytes).toString()}/64`;
 }
@@ -78,8 +91,8 @@ export async function setUpTunnel(cfg: TspcConfig, n: Negotiated, log: ClientLog
         host.ip(['-6', 'route', 'del', 'default', 'dev', dev, 'metric', DEFAULT_ROUTE_METRIC]).then(() => {}),
       );
     }
-    if (offer.prefix) await setUpPrefix(host, cfg, offer.prefix, log);
-    return { tunName: dev, type: offer.type, counters: () => tunnel.readCounters(), close };
+    const lan = offer.prefix ? await setUpPrefix(host, cfg, offer, log) : undefined;
+    return { tunName: dev, type: offer.type, ...(lan ? { lan } : {}), counters: () => tunnel.readCounters(), close };
   } catch (e) {
     await close();
     throw new BrokerError('CLIENT_SETUP', isBrokerError(e) ? e.message : String(e), { cause: e });
@@ -89,16 +102,17 @@ export async function setUpTunnel(cfg: TspcConfig, n: Negotiated, log: ClientLog
 async function setUpPrefix(
   host: HostSetup,
   cfg: TspcConfig,
-  prefix: { address: string; length: number },
+  offer: Offer,
   log: ClientLog,
-): Promise<void> {
+): Promise<LocalTunnel['lan']> {
+  const prefix = offer.prefix!;
   const cidr = `${ipaddr.IPv6.parse(prefix.address).toString()}/${prefix.length}`;
   // Addresses of the prefix not on the LAN must not follow the default route back into the tunnel.
   await host.ip(['-6', 'route', 'replace', 'unreachable', cidr]);
   host.onUndo(() => host.ip(['-6', 'route', 'del', 'unreachable', cidr]).then(() => {}));
   if (!cfg.lanInterface) {
     log.warn('router mode without if_prefix: the delegated prefix is not given to any interface', { prefix: cidr });
-    return;
+    return undefined;
   }
   const previous = await host.readSysctl(FORWARDING_SYSCTL);
   if (previous !== '1') {
@@ -109,4 +123,18 @@ async function setUpPrefix(
   await host.ip(['-6', 'addr', 'add', address, 'dev', cfg.lanInterface, 'nodad']);
   host.onUndo(() => host.ip(['-6', 'addr', 'del', address, 'dev', cfg.lanInterface]).then(() => {}));
   await host.ip(['link', 'set', 'dev', cfg.lanInterface, 'up']);
+  const announcer = await startLanAnnouncer(
+    cfg.ra,
+    {
+      lanInterface: cfg.lanInterface,
+      prefix64: lanPrefix64(prefix),
+      dnsServers: usableResolvers(offer.dnsServer),
+      // everything beyond the LAN crosses the tunnel: hosts that know it need no Packet Too Big to learn it
+      mtu: TUNNEL_MTU,
+    },
+    path.dirname(cfg.statusFile), // radvd's configuration and pid file sit next to the status file
+    log,
+  );
+  if (announcer) host.onUndo(() => announcer.stop());
+  return { prefix64: lanPrefix64(prefix), interface: cfg.lanInterface, announcer: announcer?.kind ?? 'none' };
 }

@@ -122,7 +122,7 @@ function sessionOptions(
       mode: cfg.tunnelMode,
       clientIpv4,
       ...(cfg.keepalive ? { keepaliveInterval: cfg.keepaliveIntervalS } : {}),
-      ...(cfg.hostType === 'router' ? { prefixLength: cfg.prefixLen } : {}),
+      ...(cfg.hostType === 'router' ? { prefixLength: cfg.prefixLen, dnsServers: cfg.dnsServers } : {}),
     },
     // gogoc's cnonce is its Unix time in decimal (§5.4)
     cnonce: String(Math.floor(nowMs / 1000)),

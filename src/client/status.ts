@@ -33,6 +33,8 @@ export interface StatusSnapshot {
     serverIpv6: string;
     prefix?: string;
     dnsServer?: string;
+    /** Router mode: the /64 on the LAN and who announces it (`2001:db8::/64 on eth1, radvd`). */
+    lan?: string;
     keepaliveIntervalS?: number;
   };
   counters?: { txPackets: number; txBytes: number; rxPackets: number; rxBytes: number; dropped: number };
@@ -85,6 +87,7 @@ export function formatStatus(s: StatusSnapshot, alive: boolean): string {
     lines.push(`tunnel:     ${t.type} on ${t.interface}, ${t.clientIpv4} <-> ${t.serverIpv4}`);
     lines.push(`addresses:  ${t.clientIpv6} (server ${t.serverIpv6})`);
     if (t.prefix) lines.push(`prefix:     ${t.prefix}`);
+    if (t.lan) lines.push(`lan:        ${t.lan}`);
     if (t.dnsServer) lines.push(`dns:        ${t.dnsServer}`);
   }
   if (s.counters) {

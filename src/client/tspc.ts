@@ -169,6 +169,11 @@ export class Tspc {
       serverIpv6: short(o.serverIpv6),
       ...(o.prefix ? { prefix: `${short(o.prefix.address)}/${o.prefix.length}` } : {}),
       ...(o.dnsServer ? { dnsServer: short(o.dnsServer) } : {}),
+      ...(tunnel.lan
+        ? {
+            lan: `${tunnel.lan.prefix64}/64 on ${tunnel.lan.interface}, router advertisements: ${tunnel.lan.announcer}`,
+          }
+        : {}),
       ...(o.keepalive ? { keepaliveIntervalS: o.keepalive.interval } : {}),
     };
     if (this.cfg.hook) {

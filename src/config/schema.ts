@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import ipaddr from 'ipaddr.js';
 import { BrokerError } from '../errors.js';
+import { reverseDnsSchema, zoneProblem } from './reverse-dns.js';
 
 const ipv4 = z.string().refine((s) => ipaddr.IPv4.isValidFourPartDecimal(s), 'must be a dotted-quad IPv4 address');
 const ipv6Prefix = (minLen: number, maxLen: number) =>
@@ -240,6 +241,9 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** Reverse-DNS delegation of router-mode prefixes by RFC 2136 update (docs/reverse-dns.md). null: off,
+     *  and `<router><dns_server>` in requests is ignored. */
+    reverseDns: reverseDnsSchema.nullable().default(null),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -256,6 +260,10 @@ export const configSchema = z
     if (c.pools.delegation) {
       const len = ipaddr.parseCIDR(c.pools.delegation)[1];
       if (len > pl.min) issue(['pools', 'delegation'], `a /${len} cannot hold a /${pl.min} (pools.prefixLen.min)`);
+    }
+    if (c.reverseDns && c.pools.delegation) {
+      const why = zoneProblem(c.reverseDns.zone, c.pools.delegation, pl.min);
+      if (why) issue(['reverseDns', 'zone'], why);
     }
     if (c.auth.mode !== 'anonymous' && !c.auth.plain && !c.auth.digestMd5)
       issue(['auth'], `mode '${c.auth.mode}' needs auth.plain or auth.digestMd5 enabled`);

@@ -86,6 +86,14 @@ export interface ClientTunnelHandle {
   close(): void;
 }
 
+/** A raw ICMPv6 socket on one interface (native/src/io/icmp6.h); src/client/ra-socket.ts wraps it. */
+export interface Icmp6Handle {
+  /** Sends `data` (ICMPv6, checksum left to the kernel) from `source` ('' lets the kernel pick). Throws with the
+   *  errno's code (EADDRNOTAVAIL, ENETDOWN...). */
+  send(destination: string, source: string, data: Uint8Array): void;
+  close(): void;
+}
+
 export interface Addon {
   DataPlaneHandle: new (
     options: Record<string, unknown>,
@@ -95,6 +103,10 @@ export interface Addon {
     options: Record<string, unknown>,
     onControl?: (batch: ControlDatagram[]) => void,
   ) => ClientTunnelHandle;
+  Icmp6Handle: new (
+    options: { interface: string; acceptTypes: number[]; joinGroup: string },
+    onMessage: (source: string, hopLimit: number, data: Buffer) => void,
+  ) => Icmp6Handle;
   /** The counter layout the addon was built with (checked by loadAddon against the names above). */
   COUNTER_NAMES: readonly string[];
   TUNNEL_RECORD_FIELDS: readonly string[];

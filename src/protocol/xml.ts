@@ -192,8 +192,9 @@ export interface TunnelRequest {
   clientIpv4?: string;
   /** The keepalive interval the client wishes (the offer decides). */
   keepaliveInterval?: number;
-  /** Router mode: the requested prefix length. `prefixLength` undefined means the length was missing (520). */
-  router?: { prefixLength?: number; protocol?: string };
+  /** Router mode: the requested prefix length. `prefixLength` undefined means the length was missing (520).
+   *  `dnsServers`: name servers for the prefix's reverse zone (`<dns_server><address type="dn">`), unchecked. */
+  router?: { prefixLength?: number; protocol?: string; dnsServers?: string[] };
 }
 
 /** Reads a tunnel request. Unknown elements and attributes are ignored; enumerations are validated:
@@ -235,7 +236,7 @@ export function parseTunnelRequest(xml: string): TunnelRequest {
   if (router) {
     const prefix = child(router, 'prefix');
     const lenText = prefix?.attrs.length?.trim();
-    const r: { prefixLength?: number; protocol?: string } = {};
+    const r: NonNullable<TunnelRequest['router']> = {};
     if (lenText !== undefined && lenText !== '') {
       if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > 128)
         throw new RemoteProtocolError(
@@ -245,38 +246,17 @@ export function parseTunnelRequest(xml: string): TunnelRequest {
       r.prefixLength = Number(lenText);
     }
     if (router.attrs.protocol) r.protocol = router.attrs.protocol;
+    const dn = children(child(router, 'dns_server'), 'address').filter(
+      (a) => (a.attrs.type ?? '').toLowerCase() === 'dn',
+    );
+    if (dn.length) r.dnsServers = dn.map((a) => a.text);
     req.router = r;
   }
   return req;
 }
 
-/** The create request, byte-identical to gogoc's for the same settings (docs/protocol.md §6.1). */
-export function writeCreateRequest(p: {
-  type: RequestedType;
-  clientIpv4: string;
-  keepaliveInterval?: number; // undefined: no <keepalive> (gogoc keepalive=no)
-  prefixLength?: number; // router mode
-}): string {
-  const lines = [
-    `<tunnel action="create" type="${p.type}" proxy="no">`,
-    ' <client>',
-    `  <address type="ipv4">${p.clientIpv4}</address>`,
-  ];
-  if (p.keepaliveInterval !== undefined)
-    lines.push(
-      `  <keepalive interval="${p.keepaliveInterval}">`,
-      '    <address type="ipv6">::</address>',
-      '  </keepalive>',
-    );
-  if (p.prefixLength !== undefined) lines.push('  <router>', `   <prefix length="${p.prefixLength}"/>`, '  </router>');
-  lines.push(' </client>', '</tunnel>');
-  return lines.map((l) => `${l}\r\n`).join('');
-}
-
-/** `<tunnel action="accept"></tunnel>\r\n` and friends: 35 bytes for accept (§6.7). */
-export function writeActionRequest(action: 'accept' | 'reject' | 'delete' | 'info'): string {
-  return `<tunnel action="${action}"></tunnel>\r\n`;
-}
+// the client's requests (tspc, tests): protocol/request-writer.ts
+export { writeActionRequest, writeCreateRequest } from './request-writer.js';
 
 // ---- offers (server -> client) ----
 

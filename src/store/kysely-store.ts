@@ -23,6 +23,7 @@ import { staticTunnelStore } from './kysely/static-tunnels.js';
 import { auditStore } from './kysely/audit.js';
 import { webStore } from './kysely/web.js';
 import { trafficStore } from './kysely/traffic.js';
+import { reverseDnsStore } from './kysely/reverse-dns.js';
 import { LeaseChunks } from './lease-chunks.js';
 
 /** A Store, plus what its opener and the store's own modules need. */
@@ -53,6 +54,7 @@ export function createKyselyStore(db: Kysely<Database>, driver: StoreDriver, clo
     ...auditStore(run),
     ...webStore(run),
     ...trafficStore(run),
+    ...reverseDnsStore(run),
 
     batch: (fn) => run.batch(fn),
     transaction: (fn) => run.write('transaction', fn),

@@ -227,6 +227,22 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 7,
+    name: 'reverse dns delegations',
+    async up(db, dialect) {
+      // An account's reverse-DNS name servers (wanted) and the ip6.arpa names published for it at the
+      // operator's DNS server (broker/reverse-dns.ts). Deleting the account keeps the row with account_id NULL,
+      // so the broker still knows what to withdraw from DNS, even when the CLI did the deleting.
+      await withId(db.schema.createTable('reverse_delegations'), dialect)
+        .addColumn('account_id', 'bigint', (c) => c.unique().references('accounts.id').onDelete('set null'))
+        .addColumn('servers', 'text', notNull)
+        .addColumn('published', 'text', notNull)
+        .addColumn('error', 'text')
+        .addColumn('updated_at', 'bigint', notNull)
+        .execute();
+    },
+  },
+  {
+    version: 8,
     name: 'static 6in4 tunnels',
     async up(db, dialect) {
       // One static tunnel per account (it carries the account's own link addresses: broker/static-tunnels.ts),

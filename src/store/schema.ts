@@ -131,7 +131,21 @@ export interface TrafficSamplesTable {
   tx_packets: Int8;
 }
 
-/** Schema version 7: static 6in4 tunnels, one per account at most (broker/static-tunnels.ts). */
+/** Schema version 7: reverse-DNS delegation per account (broker/reverse-dns.ts). Lists are comma-separated. */
+export interface ReverseDelegationsTable {
+  id: Generated<number | string>;
+  /** NULL once the account is deleted: the published names are still to be withdrawn. */
+  account_id: Int8 | null;
+  /** Name servers the account wants its prefix's reverse zone delegated to ('' for none). */
+  servers: string;
+  /** The ip6.arpa names delegated at the DNS server for this row, as far as the broker knows. */
+  published: string;
+  /** The last DNS update's failure, NULL when the server holds what the row says. */
+  error: string | null;
+  updated_at: Int8;
+}
+
+/** Schema version 8: static 6in4 tunnels, one per account at most (broker/static-tunnels.ts). */
 export interface StaticTunnelsTable {
   id: Generated<number | string>;
   account_id: Int8;
@@ -164,5 +178,6 @@ export interface Database {
   web_sessions: WebSessionsTable;
   schema_migrations: SchemaMigrationsTable;
   traffic_samples: TrafficSamplesTable;
+  reverse_delegations: ReverseDelegationsTable;
   static_tunnels: StaticTunnelsTable;
 }

@@ -7,8 +7,10 @@
 
 import type { TunnelType } from '../tunnel-model.js';
 import type { StaticTunnelStore } from './static-types.js';
+import type { TrafficStore } from './traffic-types.js';
 
 export type { StaticTunnel, StaticTunnelStore } from './static-types.js';
+export type { TrafficBucket, TrafficSampleRow, TrafficStore } from './traffic-types.js';
 
 export type Role = 'admin' | 'user';
 
@@ -195,25 +197,6 @@ export interface AuditFilter {
   to?: number;
 }
 
-/** Traffic through the data plane during one sampling interval (schema version 5), ending at `at`. */
-export interface TrafficSampleRow {
-  at: number;
-  intervalMs: number;
-  rxBytes: number;
-  txBytes: number;
-  rxPackets: number;
-  txPackets: number;
-}
-
-/** Traffic samples summed into a bucket [at, at + bucketMs); intervalMs is the time they cover (their rate is
- *  bytes / intervalMs, whatever the bucket size). */
-export interface TrafficBucket {
-  at: number;
-  rxBytes: number;
-  txBytes: number;
-  intervalMs: number;
-}
-
 export interface CounterUpdate {
   id: number;
   rxPackets: number;
@@ -349,14 +332,32 @@ export interface WebStore {
   deleteExpiredWebSessions(now: number, limit?: number): Promise<number>;
 }
 
-/** The dashboard's traffic history (schema version 5). */
-export interface TrafficStore {
-  addTrafficSample(s: TrafficSampleRow): Promise<void>;
-  /** Deletes samples with at < olderThan, then all but the newest `keep`; returns how many went. */
-  pruneTrafficSamples(olderThan: number, keep: number): Promise<number>;
-  /** Samples with from <= at < to summed per bucketMs (buckets aligned to multiples of bucketMs), oldest first;
-   *  buckets without samples are absent. */
-  trafficHistory(from: number, to: number, bucketMs: number): Promise<TrafficBucket[]>;
+/** An account's reverse-DNS delegation (schema version 7): the name servers it wants for its prefix's
+ *  ip6.arpa zone, and what the broker last published at the DNS server (broker/reverse-dns.ts). */
+export interface ReverseDelegation {
+  id: number;
+  /** null: the account was deleted and `published` is still to be withdrawn. */
+  accountId: number | null;
+  servers: string[];
+  published: string[];
+  /** The last update's failure; null when the DNS server holds what `published` says. */
+  error: string | null;
+  updatedAt: number;
+}
+
+/** The `error` of a row whose servers were set and whose DNS update has not gone through yet. */
+export const REVERSE_PENDING = 'not published yet';
+
+export interface ReverseDnsStore {
+  getReverseDelegation(accountId: number): Promise<ReverseDelegation | undefined>;
+  /** Sets the wanted name servers (an empty list: none), creating the account's row if needed, and marks it
+   *  REVERSE_PENDING. */
+  setReverseServers(accountId: number, servers: string[], at: number): Promise<ReverseDelegation>;
+  /** Records what the DNS server now holds for the row, and why the last update failed (null: it went through). */
+  markReverseDelegation(id: number, published: string[], error: string | null, at: number): Promise<void>;
+  /** Rows with work left (a deleted account's, or a failed update), least recently tried first. */
+  pendingReverseDelegations(limit: number): Promise<ReverseDelegation[]>;
+  deleteReverseDelegation(id: number): Promise<void>;
 }
 
 /** Every concern at once, on one database: what openStore() returns. */
@@ -370,7 +371,8 @@ export interface Store
     StaticTunnelStore,
     AuditStore,
     WebStore,
-    TrafficStore {
+    TrafficStore,
+    ReverseDnsStore {
   readonly dialect: 'sqlite' | 'postgres';
   /** Idempotent. Pending calls may fail with STORE_FAILED. */
   close(): Promise<void>;

@@ -235,6 +235,8 @@ describe('tspc end to end', { skip: canRun ? false : 'needs root and /dev/net/tu
         '56',
         '--lan',
         'lan0',
+        '--ra',
+        'off', // the LAN host is configured by hand here; tspc-ra.test.ts covers router advertisements
       ],
       PASSWORD,
     );

@@ -20,6 +20,8 @@ export interface SessionPlan {
   clientIpv4?: string;
   keepaliveInterval?: number;
   prefixLength?: number;
+  /** Router mode: name servers for the prefix's reverse zone. */
+  dnsServers?: string[];
   accept?: boolean;
   /** Reuse an open UDP socket (same source port). */
   udp?: RawUdp;
@@ -52,6 +54,7 @@ export async function runSession(p: SessionPlan): Promise<SessionResult> {
       clientIpv4: p.clientIpv4 ?? '127.0.0.1',
       ...(p.keepaliveInterval !== undefined ? { keepaliveInterval: p.keepaliveInterval } : { keepaliveInterval: 30 }),
       ...(p.prefixLength !== undefined ? { prefixLength: p.prefixLength } : {}),
+      ...(p.dnsServers ? { dnsServers: p.dnsServers } : {}),
     }),
   );
   if (p.transport === 'udp') {

@@ -216,6 +216,7 @@ Napi::Function DefineDataPlaneHandle(Napi::Env env) { return DataPlaneHandle::De
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("DataPlaneHandle", DefineDataPlaneHandle(env));
   exports.Set("ClientTunnelHandle", DefineClientTunnelHandle(env));
+  exports.Set("Icmp6Handle", DefineIcmp6Handle(env));
   exports.Set("COUNTER_NAMES", names(env, kCounterNames));
   exports.Set("TUNNEL_RECORD_FIELDS", names(env, kTunnelRecordFields));
   exports.Set("CLIENT_COUNTER_NAMES", names(env, kClientCounterNames));

@@ -107,8 +107,9 @@ inline ControlTsfn make_control_tsfn(Napi::Env env, Napi::Function handler, Cont
   return tsfn;
 }
 
-/** The two classes the production addon exports (addon.cc, client_handle.cc). */
+/** The classes the production addon exports (addon.cc, client_handle.cc, icmp6_handle.cc). */
 Napi::Function DefineDataPlaneHandle(Napi::Env env);
 Napi::Function DefineClientTunnelHandle(Napi::Env env);
+Napi::Function DefineIcmp6Handle(Napi::Env env);
 
 }  // namespace tspdp

@@ -10,6 +10,7 @@ import { mePage, type ClientConfig } from '../views/me.js';
 import { isSelfService } from '../self-service.js';
 import { principalOf } from '../routes.js';
 import { done, field, flashOf, page, viewer, type Form } from './common.js';
+import { reverseDnsStatus, setReverseDns } from '../api/reverse-dns.js';
 import { staticCardFor } from './static-tunnels.js';
 
 /** The TSP port clients assume when server= names none (RFC 5572). */
@@ -53,8 +54,11 @@ export async function renderMe(
   const live = (await ctx.broker.admin.list({ state: 'live', username: a.username, offset: 0, limit: 10 })).items;
   const recent = (await ctx.broker.admin.list({ state: 'ended', username: a.username, offset: 0, limit: 10 })).items;
   const cfg = clientConfig(ctx, a.username, [...live, ...recent]);
+  const rdns = ctx.config.reverseDns
+    ? { ...(await reverseDnsStatus(ctx, a.id)), maxNameServers: ctx.config.reverseDns.maxNameServers }
+    : undefined;
   const card = await staticCardFor(ctx, v, a, '/me/static-tunnel', newKey);
-  return page(reply, mePage(v, a, live, recent, cfg, ctx.clock.now(), flashOf(req), card));
+  return page(reply, mePage(v, a, live, recent, cfg, ctx.clock.now(), flashOf(req), rdns, card));
 }
 
 export function registerMeUi(app: FastifyInstance, ctx: AdminContext): void {
@@ -73,5 +77,15 @@ export function registerMeUi(app: FastifyInstance, ctx: AdminContext): void {
       ),
     );
     return done(reply, '/me', 'ownpassword');
+  });
+
+  app.post<{ Body: Form }>('/me/reverse-dns', { config: { role: 'any' } }, async (req, reply) => {
+    const p = principalOf(req);
+    if (p.kind !== 'session') throw new BrokerError('API_FORBIDDEN', 'sign in as an account');
+    const servers = field(req.body ?? {}, 'servers')
+      .split(/[\s,]+/)
+      .filter((s) => s !== '');
+    await setReverseDns(ctx, p.actor, p.account, servers);
+    return done(reply, '/me', 'rdns');
   });
 }

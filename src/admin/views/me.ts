@@ -7,6 +7,7 @@ import type { Account, TunnelRecord } from '../../store/types.js';
 import { formatBytes } from '../chart.js';
 import { csrfField, endpoint, flashNote, formatAge, layout, type Viewer } from './layout.js';
 import { recentTunnelsCard } from './tunnels.js';
+import { reverseDnsCard, type ReverseDnsView } from './reverse-dns.js';
 
 export interface ClientConfig {
   /** host or host:port of the TSP server; null: the operator configured no public address. */
@@ -71,6 +72,7 @@ export function mePage(
   cfg: ClientConfig,
   now: number,
   flash?: string,
+  rdns?: ReverseDnsView,
   staticCard: SafeHtml | '' = '',
 ): SafeHtml {
   return layout(
@@ -97,6 +99,7 @@ export function mePage(
         <h2>tspc</h2>
         <pre id="tspc-conf">${tspcConf(cfg)}</pre>
       </div>
+      ${rdns ? reverseDnsCard(v, rdns) : ''}
       <div class="card">
         <h2>Change password</h2>
         <form method="post" action="/me/password" class="row" id="change-password">

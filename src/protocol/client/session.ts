@@ -54,8 +54,9 @@ export interface ClientSessionOptions {
     clientIpv4: string;
     /** The keepalive interval wished for; undefined sends no <keepalive> (gogoc keepalive=no). */
     keepaliveInterval?: number;
-    /** Router mode: the prefix length asked for. */
+    /** Router mode: the prefix length asked for, and name servers for its reverse zone (gogoc dns_server). */
     prefixLength?: number;
+    dnsServers?: string[];
   };
   /** DIGEST-MD5 cnonce; gogoc sends its Unix time in decimal. Injected so tests can pin the recorded one. */
   cnonce: string;
@@ -263,6 +264,7 @@ export class ClientSession {
       clientIpv4: r.clientIpv4,
       ...(r.keepaliveInterval !== undefined ? { keepaliveInterval: r.keepaliveInterval } : {}),
       ...(r.prefixLength !== undefined ? { prefixLength: r.prefixLength } : {}),
+      ...(r.dnsServers?.length ? { dnsServers: r.dnsServers } : {}),
     });
     this.request(framedRequest(create), nowMs);
   }

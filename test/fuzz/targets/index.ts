@@ -1,11 +1,12 @@
 /** @module test/fuzz/targets: every fuzz target, by name (docs/fuzzing.md). */
 import type { Target } from '../engine.js';
 import { clientSession } from './client-session.js';
+import { dnsReplyTarget } from './dns-reply.js';
 import { saslTarget } from './sasl.js';
 import { serverTcp, serverUdp } from './server-session.js';
 import { xmlTarget } from './xml.js';
 
-export const TARGETS: readonly Target[] = [serverUdp, serverTcp, clientSession, xmlTarget, saslTarget];
+export const TARGETS: readonly Target[] = [serverUdp, serverTcp, clientSession, xmlTarget, saslTarget, dnsReplyTarget];
 
 export function targetByName(name: string): Target | undefined {
   return TARGETS.find((t) => t.name === name);

@@ -96,6 +96,10 @@ test('unknown and invalid keys are errors naming the key; every problem is liste
   assert.match(problems({ server: 'x', proxy_client: 'yes' }), /proxy_client: yes is not supported/);
   assert.match(problems({ server: 'x', client_v4: '300.1.1.1' }), /^client_v4: must be auto or an IPv4/m);
   assert.match(problems({ server: 'x', retry_delay: '60', retry_delay_max: '30' }), /retry_delay_max: must be ≥/);
+  assert.match(
+    problems({ server: 'x', ra: 'dnsmasq' }),
+    /^ra: must be one of auto, radvd, builtin, off \(got "dnsmasq"\) \(router advertisements/m,
+  );
 });
 
 test('syntax errors name the file and line', () => {
@@ -114,6 +118,9 @@ test('flags (a later layer) override the file; auth_method defaults to any with 
   assert.deepEqual(config.server, { host: 'b', port: 99, text: 'b:99' });
   assert.equal(config.defaultRoute, true, 'on by default, as gogoc');
   assert.equal(resolveConfig({ server: 'x', default_route: 'no' }).config.defaultRoute, false);
+  assert.equal(config.ra, 'auto', 'radvd when installed, else the builtin announcer');
+  for (const ra of ['radvd', 'builtin', 'off', 'OFF'])
+    assert.equal(resolveConfig({ server: 'x', ra }).config.ra, ra.toLowerCase());
 });
 
 test('the key lists are disjoint, and every kept or tspc key has a default', () => {
@@ -122,4 +129,19 @@ test('the key lists are disjoint, and every kept or tspc key has a default', () 
   for (const k of [...GOGOC_KEYS, ...TSPC_KEYS]) assert.ok(k in DEFAULTS, k);
   assert.deepEqual(parseServer('tb.example.net'), { host: 'tb.example.net', port: 3653, text: 'tb.example.net' });
   assert.equal(typeof parseServer('host:99999'), 'string');
+});
+
+test('dns_server: colon-separated name servers for reverse-DNS delegation, checked as the broker checks them', () => {
+  const { raw } = parseConfText(`${GOGOC_CONF}\ndns_server=NS1.Example.NET:ns2.example.net`, 'gogoc.conf');
+  assert.deepEqual(resolveConfig(raw).config.dnsServers, ['ns1.example.net', 'ns2.example.net']);
+  const none = resolveConfig(parseConfText(GOGOC_CONF, 'gogoc.conf').raw).config;
+  assert.deepEqual(none.dnsServers, [], 'empty: none asked for');
+  assert.match(
+    problems({ server: '192.0.2.1', dns_server: '192.0.2.53' }),
+    /^dns_server: name server "192\.0\.2\.53"/m,
+  );
+  assert.match(
+    problems({ server: '192.0.2.1', dns_server: 'ns.1.0.8.b.d.0.1.0.0.2.ip6.arpa' }),
+    /^dns_server: .*reverse tree/m,
+  );
 });

@@ -122,6 +122,31 @@ test('findConfigFile: --config wins; else TSP_BROKER_CONFIG or /etc/tsp-broker/c
   }
 });
 
+test('reverseDns: off by default; its errors name the key, and the zone must hold the delegation pool', () => {
+  assert.equal(defaultConfig().reverseDns, null);
+  const rdns = {
+    server: '192.0.2.53',
+    zone: '8.b.d.0.1.0.0.2.ip6.arpa',
+    tsig: { name: 'tsp-broker', secret: Buffer.alloc(32, 1).toString('base64') },
+  };
+  const ok = parseConfig({ pools: { delegation: '2001:db8:f000::/40' }, reverseDns: rdns });
+  assert.deepEqual(
+    [ok.reverseDns?.port, ok.reverseDns?.tsig.algorithm, ok.reverseDns?.maxNameServers],
+    [53, 'hmac-sha256', 4],
+  );
+  const bad = (over: object, pools: object = { delegation: '2001:db8:f000::/40' }) =>
+    problems({ pools, reverseDns: { ...rdns, ...over } });
+  assert.match(bad({ server: 'dns.example.net' }), /^reverseDns\.server: must be an IPv4 or IPv6 address$/m);
+  assert.match(bad({ zone: 'example.net' }), /^reverseDns\.zone: must be a zone under ip6\.arpa/m);
+  assert.match(bad({ tsig: { ...rdns.tsig, secret: 'c2hvcnQ=' } }), /^reverseDns\.tsig\.secret: must be base64/m);
+  assert.match(bad({ tsig: { ...rdns.tsig, algorithm: 'hmac-md5' } }), /^reverseDns\.tsig\.algorithm: /m);
+  assert.match(bad({ zone: '9.b.d.0.1.0.0.2.ip6.arpa' }), /^reverseDns\.zone: does not contain the reverse names/m);
+  assert.match(
+    bad({ zone: '0.f.8.b.d.0.1.0.0.2.ip6.arpa' }, { delegation: '2001:db8:f000::/40', prefixLen: { min: 40 } }),
+    /^reverseDns\.zone: a \/40 \(pools\.prefixLen\.min\) would be delegated at or above the zone's apex$/m,
+  );
+});
+
 test('staticTunnels: the /nic/update limits are whole numbers from 1, and errors name the key', () => {
   assert.deepEqual(defaultConfig().staticTunnels, { updatesPerMinute: 20, changesPerHour: 30 });
   assert.match(problems({ staticTunnels: { updatesPerMinute: 0 } }), /^staticTunnels\.updatesPerMinute: /m);

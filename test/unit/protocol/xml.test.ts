@@ -253,3 +253,19 @@ test('client side: offers round-trip through parseOffer, compressed addresses ac
     /ipv6/,
   );
 });
+
+test('router dns_server names (type dn) are read as given, other address types ignored, and written back', () => {
+  const written = writeCreateRequest({
+    type: 'v6v4',
+    clientIpv4: '192.0.2.2',
+    prefixLength: 56,
+    dnsServers: ['ns1.example.net', 'NS2.example.net.'],
+  });
+  assert.match(written, /<router>\r\n {3}<prefix length="56"\/>\r\n {3}<dns_server>\r\n {4}<address type="dn">ns1/);
+  const req = parseTunnelRequest(
+    written.replace('</dns_server>', '<address type="ipv6">2001:db8::53</address></dns_server>'),
+  );
+  assert.deepEqual(req.router, { prefixLength: 56, dnsServers: ['ns1.example.net', 'NS2.example.net.'] });
+  const none = parseTunnelRequest(writeCreateRequest({ type: 'v6v4', clientIpv4: '192.0.2.2', prefixLength: 56 }));
+  assert.deepEqual(none.router, { prefixLength: 56 });
+});

@@ -8,6 +8,7 @@ import { openPostgresStore } from '../../../src/store/open.js';
 import { storeContract } from './contract.js';
 import { allocatorContract } from './allocator-contract.js';
 import { leaseChunksContract } from './lease-chunks-contract.js';
+import { reverseDnsContract } from './reverse-dns-contract.js';
 import { staticTunnelsContract } from './static-tunnels-contract.js';
 
 const adminUrl = process.env.TSP_TEST_PG_URL;
@@ -44,6 +45,7 @@ if (adminUrl === undefined || adminUrl === '') {
     });
     storeContract('postgres', () => openPostgresStore({ url: url.toString() }));
     allocatorContract('postgres', () => openPostgresStore({ url: url.toString() }));
+    reverseDnsContract('postgres', () => openPostgresStore({ url: url.toString() }));
     staticTunnelsContract('postgres', () => openPostgresStore({ url: url.toString() }));
     leaseChunksContract('postgres (ICU collation)', () => openPostgresStore({ url: icu.toString() }));
   });

@@ -16,6 +16,7 @@ import type { Database } from '../../../src/store/schema.js';
 import { storeContract } from './contract.js';
 import { allocatorContract } from './allocator-contract.js';
 import { leaseChunksContract } from './lease-chunks-contract.js';
+import { reverseDnsContract } from './reverse-dns-contract.js';
 import { staticTunnelsContract } from './static-tunnels-contract.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsp-store-'));
@@ -25,6 +26,7 @@ const contractFile = path.join(dir, 'contract', 'nested', 'broker.db');
 storeContract('sqlite', () => openSqliteStore({ file: contractFile }));
 allocatorContract('sqlite', () => openSqliteStore({ file: contractFile }));
 leaseChunksContract('sqlite', () => openSqliteStore({ file: contractFile }));
+reverseDnsContract('sqlite', () => openSqliteStore({ file: contractFile }));
 staticTunnelsContract('sqlite', () => openSqliteStore({ file: contractFile }));
 
 describe('SQLite store', () => {
