@@ -33,6 +33,9 @@ export const ERRORS = {
   /** The DNS server refused or never answered the update, or the name servers given are not acceptable. */
   DNS_DELEGATION: { tsp: 509, http: 502, text: 'DNS delegation error' },
   DNS_DELEGATION_OFF: { tsp: null, http: 409, text: 'Reverse DNS delegation is not configured' },
+  /** A static 6in4 tunnel holds the account's addresses, or the protocol-41 endpoint asked for
+   *  (broker/static-tunnels.ts): a TSP session of that account, or a v6v4 tunnel from that IPv4, is refused. */
+  STATIC_TUNNEL_HOLDS: { tsp: 301, http: 409, text: 'No more tunnels available' },
   // Store
   STORE_NOT_FOUND: { tsp: 310, http: 404, text: 'Not found' },
   STORE_CONFLICT: { tsp: 310, http: 409, text: 'Already exists' },

@@ -15,6 +15,7 @@ import { registerTunnelApi } from './api/tunnels.js';
 import { registerStatsApi } from './api/stats.js';
 import { registerAuditApi } from './api/audit.js';
 import { registerTokenApi } from './api/tokens.js';
+import { registerStaticTunnelApi } from './api/static-tunnels.js';
 
 export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
   app.addHook('onRequest', async (req) => {
@@ -35,4 +36,5 @@ export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
   registerStatsApi(app, ctx);
   registerAuditApi(app, ctx);
   registerTokenApi(app, ctx);
+  registerStaticTunnelApi(app, ctx);
 }

@@ -64,7 +64,7 @@ export const tunnelSchema = {
     accountId: nullableInt,
     username: { type: ['string', 'null'] },
     type: { type: 'string', enum: ['v6v4', 'v6udpv4'] },
-    transport: { type: 'string', enum: ['udp', 'tcp'] },
+    transport: { type: 'string', enum: ['udp', 'tcp', 'static'] },
     clientIpv4: { type: 'string' },
     clientPort: { type: 'integer' },
     serverIpv4: { type: 'string' },

@@ -22,6 +22,11 @@ export const SELF_SERVICE_ROUTES: ReadonlySet<string> = new Set([
   '/assets/app.js',
   '/favicon.ico',
   '/favicon.svg',
+  '/me/static-tunnel',
+  '/me/static-tunnel/endpoint',
+  '/me/static-tunnel/update-key',
+  '/me/static-tunnel/delete',
+  '/nic/update',
 ]);
 
 const marked = new WeakSet<http.IncomingMessage>();

@@ -31,6 +31,7 @@ import { OpenApiBuilder } from './openapi.js';
 import { registerApi } from './api.js';
 import { registerUi } from './ui.js';
 import { registerApiDocs } from './api-docs.js';
+import { registerNicUpdate } from './nic-update.js';
 import { errorPage } from './views/layout.js';
 import { viewerOf } from './ui/common.js';
 import { isSelfService, listenSelfService, selfServiceGuard } from './self-service.js';
@@ -230,6 +231,7 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   registerApiDocs(app, API_PREFIX); // /api/v1/docs: Swagger UI over the document above, public like it
   await app.register(async (api) => registerApi(api, ctx), { prefix: API_PREFIX });
   await app.register(async (ui) => registerUi(ui, ctx));
+  await app.register(async (nic) => registerNicUpdate(nic, ctx)); // dyndns2 updates of static tunnels
   await app.ready();
   return app;
 }

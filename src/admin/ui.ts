@@ -17,6 +17,7 @@ import { registerAccountUi } from './ui/accounts.js';
 import { registerAuditUi } from './ui/audit.js';
 import { registerTokenUi } from './ui/tokens.js';
 import { registerMeUi } from './ui/me.js';
+import { registerStaticTunnelUi } from './ui/static-tunnels.js';
 
 export function registerUi(app: FastifyInstance, ctx: AdminContext): void {
   app.addHook('onRequest', async (req) => {
@@ -35,4 +36,5 @@ export function registerUi(app: FastifyInstance, ctx: AdminContext): void {
   registerAuditUi(app, ctx);
   registerTokenUi(app, ctx);
   registerMeUi(app, ctx);
+  registerStaticTunnelUi(app, ctx);
 }

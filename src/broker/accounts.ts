@@ -33,6 +33,8 @@ export interface LiveTunnelControl {
   endAccountTunnels(accountId: number, reason: EndReason): Promise<number>;
   /** After a deletion: withdraw what was published for the account (its reverse-DNS delegation) now. */
   accountDeleted?(accountId: number): void;
+  /** The account was enabled again: its static 6in4 tunnel, if it has one with an endpoint, comes back. */
+  accountEnabled?(accountId: number): Promise<void>;
 }
 
 export class AccountService {
@@ -119,6 +121,7 @@ export class AccountService {
     await this.store.setDisabled(a.id, disabled);
     await this.audit(actor, disabled ? 'account.disable' : 'account.enable', username);
     if (disabled) await this.live?.endAccountTunnels(a.id, END_REASON.disable);
+    else await this.live?.accountEnabled?.(a.id);
     return { ...a, disabled };
   }
 

@@ -29,6 +29,7 @@ import { Sweeper } from './expiry.js';
 import type { Pools } from './pools.js';
 import { ReverseDns } from './reverse-dns.js';
 import { BrokerService } from './service.js';
+import { StaticTunnels } from './static-tunnels.js';
 import { TunnelAdmin } from './tunnel-admin.js';
 import { TunnelRegistry } from './tunnels.js';
 
@@ -55,6 +56,8 @@ export class Broker implements LiveTunnelControl {
   /** Accounts and anonymous sources an operator blocked when killing their tunnel (in memory, broker/blocks.ts). */
   readonly blocks: TunnelBlocks;
   readonly admin: TunnelAdmin;
+  /** Static 6in4 tunnels (broker/static-tunnels.ts). */
+  readonly statics: StaticTunnels;
   /** Reverse-DNS delegation of accounts' prefixes (config reverseDns; off when null). */
   readonly reverseDns: ReverseDns;
   private readonly follower: AuditFollower;
@@ -93,8 +96,17 @@ export class Broker implements LiveTunnelControl {
     this.tunnels.events.onListenerError = listenerFailed;
     this.service.events.onListenerError = listenerFailed;
     this.handler = new AnsweringHandler(this.service, clock);
+    this.statics = new StaticTunnels({
+      config,
+      store,
+      tunnels: this.tunnels,
+      pools: deps.pools,
+      clock,
+      log,
+      localAddressToward: deps.localAddressToward,
+    });
     this.admin = new TunnelAdmin({ store, tunnels: this.tunnels, blocks: this.blocks, clock, log });
-    this.follower = new AuditFollower(store, this.tunnels);
+    this.follower = new AuditFollower(store, this.tunnels, (id) => this.statics.accountEnabled(id));
     this.sweeper = new Sweeper({ tunnels: this.tunnels, clock, config, also: () => this.follower.follow() });
   }
 
@@ -123,6 +135,8 @@ export class Broker implements LiveTunnelControl {
   async start(): Promise<void> {
     const n = await this.tunnels.restore();
     if (n) this.deps.log.info({ tunnels: n }, 'restored live tunnels into the data plane');
+    const s = await this.statics.restore();
+    if (s) this.deps.log.info({ tunnels: s }, 'static tunnels made live again');
     await this.follower.start();
     this.sweeper.start((p) => this.track(p));
     this.reverseDns.start();
@@ -155,6 +169,10 @@ export class Broker implements LiveTunnelControl {
     const ids = this.tunnels.ofAccount(accountId).map((t) => t.id);
     await this.tunnels.endAll(ids.map((id) => [id, reason]));
     return ids.length;
+  }
+
+  accountEnabled(accountId: number): Promise<void> {
+    return this.statics.accountEnabled(accountId);
   }
 
   /** Withdraws the deleted account's reverse-DNS delegation now rather than at the next retry pass. */

@@ -7,9 +7,11 @@
  *  the row's (`own`): see there. */
 
 import { ipv4Number } from '../address.js';
-import type { TunnelRecord } from '../store/types.js';
+import type { TunnelRecord, TunnelTransport } from '../store/types.js';
 import { clientPortFor, type TunnelType } from '../tunnel-model.js';
 import type { HeapItem } from './deadlines.js';
+import type { TunnelCounters, TunnelId, TunnelSpec } from '../dataplane/types.js';
+import type { CounterUpdate } from '../store/types.js';
 import type { TrafficTotals } from './tunnels.js';
 
 export const ZERO: Readonly<TrafficTotals> = Object.freeze({ rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0 });
@@ -60,8 +62,9 @@ export class LiveTunnel implements HeapItem {
   readonly username: string | null;
   readonly leaseId: string | null;
   readonly type: TunnelType;
-  readonly transport: 'udp' | 'tcp';
-  readonly clientIpv4: string;
+  readonly transport: TunnelTransport;
+  /** Only a static tunnel's moves (TunnelRegistry.moveEndpoint), which re-index it. */
+  clientIpv4: string;
   readonly clientPort: number;
   readonly serverIpv4: string;
   readonly serverIpv6: string;
@@ -84,7 +87,7 @@ export class LiveTunnel implements HeapItem {
     this.username = username !== undefined ? username : r.username === null ? null : own(r.username);
     this.leaseId = r.leaseId === null ? null : own(r.leaseId);
     this.type = r.type === 'v6v4' ? 'v6v4' : 'v6udpv4';
-    this.transport = r.transport === 'tcp' ? 'tcp' : 'udp';
+    this.transport = r.transport === 'tcp' ? 'tcp' : r.transport === 'static' ? 'static' : 'udp';
     this.clientIpv4 = own(r.clientIpv4);
     this.clientPort = r.clientPort;
     this.serverIpv4 = shared(r.serverIpv4);
@@ -101,6 +104,11 @@ export class LiveTunnel implements HeapItem {
       r.rxPackets || r.rxBytes || r.txPackets || r.txBytes
         ? { rxPackets: r.rxPackets, rxBytes: r.rxBytes, txPackets: r.txPackets, txBytes: r.txBytes }
         : ZERO;
+  }
+
+  /** A static 6in4 tunnel: it never ends by silence or lifetime (broker/static-tunnels.ts). */
+  get isStatic(): boolean {
+    return this.transport === 'static';
   }
 
   /** Its key in the endpoint index (the data plane tells tunnels apart by it alone). */
@@ -136,4 +144,47 @@ export class LiveTunnel implements HeapItem {
       ...this.base,
     };
   }
+}
+
+/** A tunnel's totals: what was stored before this data-plane entry plus what the data plane counted. */
+export function totalsOf(t: LiveTunnel, c: TunnelCounters | undefined): CounterUpdate {
+  return {
+    id: t.id,
+    rxPackets: t.base.rxPackets + (c?.rxPackets ?? 0),
+    rxBytes: t.base.rxBytes + (c?.rxBytes ?? 0),
+    txPackets: t.base.txPackets + (c?.txPackets ?? 0),
+    txBytes: t.base.txBytes + (c?.txBytes ?? 0),
+    lastSeenAt: (c?.lastRxMs || t.lastSeenAt) ?? null,
+  };
+}
+
+/** Its record with its current totals. */
+export function withTotals(t: LiveTunnel, c: TunnelCounters | undefined): TunnelRecord {
+  const { id: _id, ...totals } = totalsOf(t, c);
+  return { ...t.record(), ...totals };
+}
+
+export function add(into: TrafficTotals, c: TrafficTotals): void {
+  into.rxPackets += c.rxPackets;
+  into.rxBytes += c.rxBytes;
+  into.txPackets += c.txPackets;
+  into.txBytes += c.txBytes;
+}
+
+/** The data plane's view of a tunnel row. */
+export function specOf(
+  t: Pick<
+    TunnelRecord,
+    'id' | 'type' | 'clientIpv4' | 'clientPort' | 'serverIpv6' | 'clientIpv6' | 'prefix' | 'prefixLen'
+  >,
+): TunnelSpec {
+  const spec: TunnelSpec = {
+    id: t.id as TunnelId,
+    type: t.type,
+    client: { address: t.clientIpv4, port: clientPortFor(t.type, t.clientPort) },
+    serverIpv6: t.serverIpv6,
+    clientIpv6: t.clientIpv6,
+  };
+  if (t.prefix && t.prefixLen !== null) spec.delegated = { address: t.prefix, length: t.prefixLen };
+  return spec;
 }

@@ -65,3 +65,45 @@ export class FailureLimiter {
     this.entries.delete(key);
   }
 }
+
+/** Counts events per key in fixed windows: `take` says whether one more fits in the key's current window
+ *  (at most `max` per `windowMs`, counted from the key's first event of the window). Bounded like
+ *  FailureLimiter: at most MAX_KEYS keys, the least recently started window forgotten first. */
+export class WindowCounter {
+  private readonly windows = new Map<string, { startMs: number; count: number; refused: number }>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly max: number,
+    private readonly windowMs: number,
+  ) {}
+
+  /** Counts one event; false (and not counted) when the key's window is full. */
+  take(key: string): boolean {
+    const now = this.clock.now();
+    let w = this.windows.get(key);
+    if (!w || now - w.startMs >= this.windowMs) {
+      this.windows.delete(key);
+      w = { startMs: now, count: 0, refused: 0 };
+      this.windows.set(key, w);
+      while (this.windows.size > MAX_KEYS) this.windows.delete(this.windows.keys().next().value!);
+    }
+    if (w.count >= this.max) {
+      w.refused++;
+      return false;
+    }
+    w.count++;
+    return true;
+  }
+
+  /** How many events `take` refused in the key's current window (callers log the first only). */
+  refusedNow(key: string): number {
+    return this.windows.get(key)?.refused ?? 0;
+  }
+
+  /** Seconds until the key's window ends (0 when it has none). */
+  retryAfterS(key: string): number {
+    const w = this.windows.get(key);
+    return w ? Math.max(0, Math.ceil((w.startMs + this.windowMs - this.clock.now()) / 1000)) : 0;
+  }
+}

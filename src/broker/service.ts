@@ -15,7 +15,7 @@ import { BrokerError, isBrokerError } from '../errors.js';
 import type { Mechanism, SessionEvent } from '../protocol/server/session.js';
 import type { Offer, TunnelRequest } from '../protocol/xml.js';
 import type { AccountLimits, Store, TunnelRecord } from '../store/types.js';
-import { clientPortFor } from '../tunnel-model.js';
+import { clientPortFor, type TunnelType } from '../tunnel-model.js';
 import type { Answerer, OfferAnswer, SessionPeer, SessionService } from '../transport/answer.js';
 import type { AnonymousHoldings } from './anonymous.js';
 import type { Authenticator, Candidate } from './authenticate.js';
@@ -31,6 +31,7 @@ import {
   serverIpv4From,
 } from './offer-policy.js';
 import { linkAddresses, type Pools } from './pools.js';
+import { isStatic, staticRefusal } from './static-tunnels.js';
 import type { ReverseDns } from './reverse-dns.js';
 import type { TunnelRegistry } from './tunnels.js';
 
@@ -117,6 +118,7 @@ export class BrokerService implements SessionService {
       allowedTypes(cfg.tunnels.types, who.limits),
       cfg.tunnels.v6v4BehindNat,
     );
+    this.refuseIfStaticHolds(who, type, peer.peer.address);
     const anonymous = who.accountId === null;
     const prefixLen = delegatedLength(req, anonymous, cfg.pools.prefixLen, who.limits);
     if (anonymous) this.checkAnonymousQuota(peer.peer.address);
@@ -202,6 +204,14 @@ export class BrokerService implements SessionService {
     if (why === null) return;
     this.deps.log.warn({ peer: source, reason: why }, 'anonymous tunnel refused');
     throw new BrokerError('POOL_EXHAUSTED', why);
+  }
+
+  /** A static 6in4 tunnel's account and endpoint are its own (broker/static-tunnels.ts): 301 while it is live. */
+  private refuseIfStaticHolds(who: Who, type: TunnelType, source: string): void {
+    const why = staticRefusal(this.deps.tunnels, who, type, source);
+    if (why === undefined) return;
+    this.deps.log.warn({ account: who.username, peer: source, reason: why }, 'tunnel refused');
+    throw new BrokerError('STATIC_TUNNEL_HOLDS', why);
   }
 
   /** An operator's kill-and-block holds: answer 301 (no tunnel) until it expires. */
@@ -302,14 +312,16 @@ class SessionAnswers implements Answerer {
     const tunnels = this.deps.tunnels;
     // an anonymous session deletes the tunnel at its own endpoint (as the session sees it: its port)
     const at = tunnels.atEndpoint(`${this.peer.peer.address}:${this.peer.peer.port}`);
-    const ids = accountId !== null ? tunnels.ofAccount(accountId).map((t) => t.id) : at ? [at.id] : [];
+    // a static 6in4 tunnel is not a session's to delete (its account removes it in the web UI or API)
+    const mine = accountId !== null ? tunnels.ofAccount(accountId) : at && !isStatic(at) ? [at] : [];
+    const ids = mine.filter((t) => !isStatic(t)).map((t) => t.id);
     await tunnels.endAll(ids.map((id) => [id, 'deleted']));
     return ids.length ? undefined : new BrokerError('STORE_NOT_FOUND', 'no live tunnel to delete');
   }
 
   async info(): Promise<Offer | undefined> {
     const { accountId } = this.who;
-    const t = accountId === null ? undefined : this.deps.tunnels.ofAccount(accountId)[0];
+    const t = accountId === null ? undefined : this.deps.tunnels.ofAccount(accountId).find((x) => !isStatic(x));
     return t ? this.svc.offerFor(t) : undefined;
   }
 

@@ -19,22 +19,33 @@
 
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
+import { BrokerError } from '../errors.js';
 import type { Config } from '../config/schema.js';
-import type { DataPlane, DropReason, TunnelCounters, TunnelId, TunnelSpec } from '../dataplane/types.js';
+import type { DataPlane, DropReason, TunnelCounters, TunnelId } from '../dataplane/types.js';
 import type { CounterUpdate, EndReason, Store, TunnelRecord } from '../store/types.js';
 import { clientPortFor, endpointLabel, type TunnelType } from '../tunnel-model.js';
 import type { AnonymousHoldings } from './anonymous.js';
 import { Deadlines } from './deadlines.js';
 import { Events } from './events.js';
 import { dueAtMs, endReasonAt } from './expiry.js';
-import { LiveTunnel, ZERO, endpointKeyOf, parseEndpointKey, type EndpointKey } from './live-tunnel.js';
+import {
+  LiveTunnel,
+  ZERO,
+  add,
+  endpointKeyOf,
+  parseEndpointKey,
+  specOf,
+  totalsOf,
+  withTotals,
+  type EndpointKey,
+} from './live-tunnel.js';
 
 const RESTORE_PAGE = 5000; // live tunnels read per store call at a restart
 
 /** The store calls the registry makes. */
 export type TunnelRegistryStore = Pick<
   Store,
-  'batch' | 'endTunnel' | 'establishTunnel' | 'updateCounters' | 'releaseLease' | 'liveTunnels'
+  'batch' | 'endTunnel' | 'establishTunnel' | 'updateCounters' | 'releaseLease' | 'liveTunnels' | 'moveTunnelEndpoint'
 >;
 
 export interface TrafficTotals {
@@ -199,6 +210,10 @@ export class TunnelRegistry {
     if (same) replaced.add(same);
     if (opts.replaceAccount && record.accountId !== null)
       for (const t of this.byAccount.get(record.accountId) ?? []) replaced.add(t);
+    // a static tunnel is replaced only by its own account's static tunnel (broker/static-tunnels.ts)
+    for (const t of replaced)
+      if (t.isStatic && (record.transport !== 'static' || t.accountId !== record.accountId))
+        throw new BrokerError('STATIC_TUNNEL_HOLDS', `static tunnel ${t.id} holds ${t.clientIpv4} or the account`);
     const at = this.deps.clock.now();
     const byId = replaced.size ? this.countersOf([...replaced].map((t) => t.id)) : undefined;
     const ends = [...replaced].map((t) => ({ record: t.record(), counters: totalsOf(t, byId?.get(t.id)) }));
@@ -211,6 +226,22 @@ export class TunnelRegistry {
     this.activate(established, at);
     this.events.emit('established', { record: established });
     return established;
+  }
+
+  /** Moves a live static tunnel to a new client IPv4 (its 6in4 endpoint): the store first, then the data plane
+   *  entry (same id: its counters stay) and the endpoint index. The caller checked that no other tunnel holds
+   *  the new endpoint (broker/static-tunnels.ts). */
+  async moveEndpoint(id: number, clientIpv4: string): Promise<void> {
+    const t = this.live.get(id);
+    if (!t || !t.isStatic) throw new BrokerError('STORE_NOT_FOUND', `no live static tunnel ${id}`);
+    const to = endpointKeyOf(clientIpv4, 0);
+    const holder = this.byEndpoint.get(to);
+    if (holder && holder !== t) throw new BrokerError('STATIC_TUNNEL_HOLDS', `${clientIpv4} is another tunnel's`);
+    await this.deps.store.moveTunnelEndpoint(id, clientIpv4);
+    if (this.byEndpoint.get(t.endpoint) === t) this.byEndpoint.delete(t.endpoint);
+    t.clientIpv4 = clientIpv4;
+    this.byEndpoint.set(t.endpoint, t);
+    this.deps.dataplane.addTunnel(specOf(t));
   }
 
   /** Ends a live tunnel (no-op when it is not live). */
@@ -315,7 +346,8 @@ export class TunnelRegistry {
       if (mine) mine.push(t);
       else this.byAccount.set(t.accountId, [t]);
     }
-    this.deadlines.set(t, dueAtMs(t, t.lastRxMs, this.deps.idle));
+    // a static tunnel has no keepalive and no lifetime: it ends only when removed
+    if (!t.isStatic) this.deadlines.set(t, dueAtMs(t, t.lastRxMs, this.deps.idle));
   }
 
   /** Takes a tunnel out of the data plane and the live set, and says so. No store writes. */
@@ -353,47 +385,4 @@ export class TunnelRegistry {
     await this.deps.store.endTunnel(t.id, reason, this.deps.clock.now(), counters);
     if (t.leaseId) await this.deps.store.releaseLease(t.leaseId);
   }
-}
-
-/** A tunnel's totals: what was stored before this data-plane entry plus what the data plane counted. */
-function totalsOf(t: LiveTunnel, c: TunnelCounters | undefined): CounterUpdate {
-  return {
-    id: t.id,
-    rxPackets: t.base.rxPackets + (c?.rxPackets ?? 0),
-    rxBytes: t.base.rxBytes + (c?.rxBytes ?? 0),
-    txPackets: t.base.txPackets + (c?.txPackets ?? 0),
-    txBytes: t.base.txBytes + (c?.txBytes ?? 0),
-    lastSeenAt: (c?.lastRxMs || t.lastSeenAt) ?? null,
-  };
-}
-
-/** Its record with its current totals. */
-function withTotals(t: LiveTunnel, c: TunnelCounters | undefined): TunnelRecord {
-  const { id: _id, ...totals } = totalsOf(t, c);
-  return { ...t.record(), ...totals };
-}
-
-function add(into: TrafficTotals, c: TrafficTotals): void {
-  into.rxPackets += c.rxPackets;
-  into.rxBytes += c.rxBytes;
-  into.txPackets += c.txPackets;
-  into.txBytes += c.txBytes;
-}
-
-/** The data plane's view of a tunnel row. */
-export function specOf(
-  t: Pick<
-    TunnelRecord,
-    'id' | 'type' | 'clientIpv4' | 'clientPort' | 'serverIpv6' | 'clientIpv6' | 'prefix' | 'prefixLen'
-  >,
-): TunnelSpec {
-  const spec: TunnelSpec = {
-    id: t.id as TunnelId,
-    type: t.type,
-    client: { address: t.clientIpv4, port: clientPortFor(t.type, t.clientPort) },
-    serverIpv6: t.serverIpv6,
-    clientIpv6: t.clientIpv6,
-  };
-  if (t.prefix && t.prefixLen !== null) spec.delegated = { address: t.prefix, length: t.prefixLen };
-  return spec;
 }

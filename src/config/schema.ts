@@ -228,6 +228,18 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** Static 6in4 tunnels and their dyndns2 update endpoint, /nic/update (broker/static-tunnels.ts,
+     *  admin/nic-update.ts). */
+    staticTunnels: z
+      .object({
+        /** /nic/update requests answered per source address and minute; beyond, `abuse` until the minute ends. */
+        updatesPerMinute: z.number().int().min(1).max(10000).default(20),
+        /** Endpoint changes through /nic/update per tunnel and hour; beyond, `abuse` (an operator's or the
+         *  account's change in the web UI or API is not counted). */
+        changesPerHour: z.number().int().min(1).max(10000).default(30),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -19,6 +19,7 @@ import { settingsStore } from './kysely/settings.js';
 import { accountStore } from './kysely/accounts.js';
 import { allocationStore } from './kysely/allocations.js';
 import { tunnelStore } from './kysely/tunnels.js';
+import { staticTunnelStore } from './kysely/static-tunnels.js';
 import { auditStore } from './kysely/audit.js';
 import { webStore } from './kysely/web.js';
 import { trafficStore } from './kysely/traffic.js';
@@ -49,6 +50,7 @@ export function createKyselyStore(db: Kysely<Database>, driver: StoreDriver, clo
     ...accountStore(run, clock),
     ...allocationStore(run, clock, chunks),
     ...tunnelStore(run, chunks),
+    ...staticTunnelStore(run),
     ...auditStore(run),
     ...webStore(run),
     ...trafficStore(run),

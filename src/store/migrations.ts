@@ -242,6 +242,26 @@ export const MIGRATIONS: readonly Migration[] = [
         .execute();
     },
   },
+  {
+    version: 8,
+    name: 'static 6in4 tunnels',
+    async up(db, dialect) {
+      // One static tunnel per account (it carries the account's own link addresses: broker/static-tunnels.ts),
+      // named by a host name unique across accounts, which is what dyndns2 clients send. The endpoint is the
+      // IPv4 the tunnel's protocol-41 packets go to (null: not known yet, nothing in the data plane). Only the
+      // update key's SHA-256 is kept. The live tunnel itself is a `tunnels` row with transport 'static'.
+      await withId(db.schema.createTable('static_tunnels'), dialect)
+        .addColumn('account_id', 'bigint', (c) => c.notNull().unique().references('accounts.id').onDelete('cascade'))
+        .addColumn('hostname', 'text', (c) => c.notNull().unique())
+        .addColumn('endpoint', 'text')
+        .addColumn('delegate_prefix', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('update_key_hash', 'text')
+        .addColumn('created_at', 'bigint', notNull)
+        .addColumn('updated_at', 'bigint', notNull)
+        .addCheckConstraint('static_tunnels_delegate_check', sql`delegate_prefix in (0, 1)`)
+        .execute();
+    },
+  },
 ];
 
 /** The latest schema version this code knows. */

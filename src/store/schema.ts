@@ -147,6 +147,22 @@ export interface ReverseDelegationsTable {
   updated_at: Int8;
 }
 
+/** Schema version 8: static 6in4 tunnels, one per account at most (broker/static-tunnels.ts). */
+export interface StaticTunnelsTable {
+  id: Generated<number | string>;
+  account_id: Int8;
+  /** Lower case; unique across accounts: what a dyndns2 update names. */
+  hostname: string;
+  /** The client's IPv4 (the 6in4 endpoint), or null while unknown. */
+  endpoint: string | null;
+  /** 0 or 1: route the account's delegated prefix to it too. */
+  delegate_prefix: number;
+  /** SHA-256 hex of the per-tunnel update key, or null when none was made. */
+  update_key_hash: string | null;
+  created_at: Int8;
+  updated_at: Int8;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -165,4 +181,5 @@ export interface Database {
   schema_migrations: SchemaMigrationsTable;
   traffic_samples: TrafficSamplesTable;
   reverse_delegations: ReverseDelegationsTable;
+  static_tunnels: StaticTunnelsTable;
 }

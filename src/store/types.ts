@@ -7,8 +7,12 @@
 
 import type { TunnelType } from '../tunnel-model.js';
 import type { ReverseDnsStore } from './reverse-types.js';
+import type { StaticTunnelStore } from './static-types.js';
+import type { TrafficStore } from './traffic-types.js';
 
 export { REVERSE_PENDING, type ReverseDelegation, type ReverseDnsStore, type ReverseOutcome } from './reverse-types.js';
+export type { StaticTunnel, StaticTunnelStore } from './static-types.js';
+export type { TrafficBucket, TrafficSampleRow, TrafficStore } from './traffic-types.js';
 
 export type Role = 'admin' | 'user';
 
@@ -96,6 +100,8 @@ export interface PoolUsage {
 
 export type TunnelState = 'offered' | 'established' | 'ended';
 
+export type TunnelTransport = 'udp' | 'tcp' | 'static';
+
 /** Why a tunnel ended: shown to operators and kept in the tunnels table. */
 export type EndReason =
   | 'replaced' // a new session of the same account
@@ -115,7 +121,9 @@ export interface TunnelRecord {
   username: string | null;
   leaseId: string | null;
   type: TunnelType;
-  transport: 'udp' | 'tcp';
+  /** How the tunnel was set up: a TSP session over UDP or TCP, or 'static' (a static 6in4 tunnel, always v6v4:
+   *  no session, no keepalive, no idle or lifetime end; broker/static-tunnels.ts). */
+  transport: TunnelTransport;
   clientIpv4: string;
   /** 0 for v6v4 (tunnel-model.ts clientPortFor). */
   clientPort: number;
@@ -189,25 +197,6 @@ export interface AuditFilter {
   from?: number;
   /** at < to (Unix ms). */
   to?: number;
-}
-
-/** Traffic through the data plane during one sampling interval (schema version 5), ending at `at`. */
-export interface TrafficSampleRow {
-  at: number;
-  intervalMs: number;
-  rxBytes: number;
-  txBytes: number;
-  rxPackets: number;
-  txPackets: number;
-}
-
-/** Traffic samples summed into a bucket [at, at + bucketMs); intervalMs is the time they cover (their rate is
- *  bytes / intervalMs, whatever the bucket size). */
-export interface TrafficBucket {
-  at: number;
-  rxBytes: number;
-  txBytes: number;
-  intervalMs: number;
 }
 
 export interface CounterUpdate {
@@ -310,6 +299,8 @@ export interface TunnelStore {
    *  after id `afterId` (a restart restores them a page at a time, so each page's rows are garbage before the
    *  next is read; a page costs about one read of the live set's index entries, with no count). */
   liveTunnels(page?: { afterId: number; limit: number }): Promise<TunnelRecord[]>;
+  /** A live static tunnel's new client IPv4 (its 6in4 endpoint moved). STORE_NOT_FOUND on an unknown id. */
+  moveTunnelEndpoint(id: number, clientIpv4: string): Promise<void>;
   /** Retention: deletes at most `limit` tunnels that ended before `before` (oldest first, one transaction) and
    *  releases any block still leased to them; never a live tunnel. Returns how many rows went. */
   pruneEndedTunnels(before: number, limit: number): Promise<number>;
@@ -344,16 +335,6 @@ export interface WebStore {
   deleteExpiredWebSessions(now: number, limit?: number): Promise<number>;
 }
 
-/** The dashboard's traffic history (schema version 5). */
-export interface TrafficStore {
-  addTrafficSample(s: TrafficSampleRow): Promise<void>;
-  /** Deletes samples with at < olderThan, then all but the newest `keep`; returns how many went. */
-  pruneTrafficSamples(olderThan: number, keep: number): Promise<number>;
-  /** Samples with from <= at < to summed per bucketMs (buckets aligned to multiples of bucketMs), oldest first;
-   *  buckets without samples are absent. */
-  trafficHistory(from: number, to: number, bucketMs: number): Promise<TrafficBucket[]>;
-}
-
 /** Every concern at once, on one database: what openStore() returns. */
 export interface Store
   extends
@@ -362,6 +343,7 @@ export interface Store
     AccountStore,
     AllocationStore,
     TunnelStore,
+    StaticTunnelStore,
     AuditStore,
     WebStore,
     TrafficStore,

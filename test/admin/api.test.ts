@@ -99,6 +99,20 @@ test('the OpenAPI document lists every route with its schemas', async () => {
     'get /tokens',
     'post /tokens',
     'delete /tokens/{name}',
+    'get /accounts/{username}/static-tunnel',
+    'post /accounts/{username}/static-tunnel',
+    'put /accounts/{username}/static-tunnel/endpoint',
+    'post /accounts/{username}/static-tunnel/update-key',
+    'delete /accounts/{username}/static-tunnel',
+    'get /me/static-tunnel',
+    'post /me/static-tunnel',
+    'put /me/static-tunnel/endpoint',
+    'post /me/static-tunnel/update-key',
+    'delete /me/static-tunnel',
+    'get /me/reverse-dns',
+    'put /me/reverse-dns',
+    'get /accounts/{username}/reverse-dns',
+    'put /accounts/{username}/reverse-dns',
   ];
   const have = Object.entries(doc.paths).flatMap(([p, ms]) => Object.keys(ms).map((m) => `${m} ${p}`));
   assert.deepEqual(have.sort(), want.sort());

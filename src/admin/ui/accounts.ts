@@ -1,7 +1,7 @@
 /** @module admin/ui/accounts: the account list and creation, an account's page, and its forms: password,
  *  disable or enable, limits, delete. */
 
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BrokerError } from '../../errors.js';
 import type { AccountLimits } from '../../store/types.js';
 import type { TunnelType } from '../../tunnel-model.js';
@@ -9,11 +9,12 @@ import type { AdminContext } from '../context.js';
 import { accountPage, accountsPage } from '../views/accounts.js';
 import { checkLimits, principalOf } from '../routes.js';
 import { done, field, flashOf, offsetOf, page, viewer, type Form } from './common.js';
+import { staticCardFor } from './static-tunnels.js';
 
 /** Accounts a page of the list shows. */
 const ACCOUNT_PAGE = 50;
 
-const accountUrl = (u: string) => `/accounts/${encodeURIComponent(u)}`;
+export const accountUrl = (u: string) => `/accounts/${encodeURIComponent(u)}`;
 
 function parsePrefixLen(s: string, name: string): number | undefined {
   if (s === '') return undefined;
@@ -39,6 +40,21 @@ function limitsOf(form: Form): AccountLimits {
   return limits;
 }
 
+/** An account's page; `newKey`: its static tunnel's update key just made, shown this once. */
+export async function renderAccount(
+  ctx: AdminContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  username: string,
+  newKey?: string,
+): Promise<FastifyReply> {
+  const a = await ctx.accounts.get(username);
+  const v = viewer(principalOf(req));
+  const tunnels = await ctx.broker.admin.list({ state: 'all', username: a.username, offset: 0, limit: 20 });
+  const card = await staticCardFor(ctx, v, a, `${accountUrl(a.username)}/static-tunnel`, newKey);
+  return page(reply, accountPage(v, a, tunnels.items, ctx.clock.now(), flashOf(req), card));
+}
+
 export function registerAccountUi(app: FastifyInstance, ctx: AdminContext): void {
   app.get<{ Querystring: { search?: string; offset?: string } }>('/accounts', async (req, reply) => {
     const search = (req.query.search ?? '').slice(0, 64);
@@ -59,11 +75,9 @@ export function registerAccountUi(app: FastifyInstance, ctx: AdminContext): void
     return done(reply, accountUrl(a.username), 'created', a.username);
   });
 
-  app.get<{ Params: { username: string } }>('/accounts/:username', async (req, reply) => {
-    const a = await ctx.accounts.get(req.params.username);
-    const tunnels = await ctx.broker.admin.list({ state: 'all', username: a.username, offset: 0, limit: 20 });
-    return page(reply, accountPage(viewer(principalOf(req)), a, tunnels.items, ctx.clock.now(), flashOf(req)));
-  });
+  app.get<{ Params: { username: string } }>('/accounts/:username', async (req, reply) =>
+    renderAccount(ctx, req, reply, req.params.username),
+  );
 
   app.post<{ Params: { username: string }; Body: Form }>('/accounts/:username/password', async (req, reply) => {
     await ctx.accounts.setPassword(principalOf(req).actor, req.params.username, field(req.body ?? {}, 'password'));

@@ -26,6 +26,9 @@ const DONE: Record<string, (subject: string) => string> = {
   revoked: (s) => `Token ${s} revoked.`,
   ownpassword: () => 'Your password was changed.',
   rdns: () => 'Reverse DNS name servers saved and published.',
+  staticcreated: (s) => `Static tunnel ${s} created.`,
+  staticendpoint: (s) => `Endpoint set: ${s}.`,
+  staticdeleted: (s) => `Static tunnel ${s} removed.`,
 };
 
 export function flashOf(req: FastifyRequest): string | undefined {

@@ -1,7 +1,7 @@
 /** @module admin/ui/me: the account holder's page (/me) and password change, the only routes the self-service
  *  listener serves (admin/self-service.ts). */
 
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BrokerError } from '../../errors.js';
 import type { TunnelRecord } from '../../store/types.js';
 import type { Config } from '../../config/schema.js';
@@ -11,6 +11,7 @@ import { isSelfService } from '../self-service.js';
 import { principalOf } from '../routes.js';
 import { done, field, flashOf, page, viewer, type Form } from './common.js';
 import { reverseDnsStatus, setReverseDns } from '../api/reverse-dns.js';
+import { staticCardFor } from './static-tunnels.js';
 
 /** The TSP port clients assume when server= names none (RFC 5572). */
 const TSP_DEFAULT_PORT = 3653;
@@ -39,20 +40,29 @@ function clientConfig(ctx: AdminContext, username: string, tunnels: TunnelRecord
   };
 }
 
+/** The /me page; `newKey`: a static tunnel update key just made, shown this once. */
+export async function renderMe(
+  ctx: AdminContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  newKey?: string,
+): Promise<FastifyReply> {
+  const p = principalOf(req);
+  const v = { ...viewer(p), selfService: isSelfService(req) };
+  if (p.kind !== 'session') throw new BrokerError('API_FORBIDDEN', 'sign in as an account');
+  const a = p.account;
+  const live = (await ctx.broker.admin.list({ state: 'live', username: a.username, offset: 0, limit: 10 })).items;
+  const recent = (await ctx.broker.admin.list({ state: 'ended', username: a.username, offset: 0, limit: 10 })).items;
+  const cfg = clientConfig(ctx, a.username, [...live, ...recent]);
+  const rdns = ctx.config.reverseDns
+    ? { ...(await reverseDnsStatus(ctx, a.id)), maxNameServers: ctx.config.reverseDns.maxNameServers }
+    : undefined;
+  const card = await staticCardFor(ctx, v, a, '/me/static-tunnel', newKey);
+  return page(reply, mePage(v, a, live, recent, cfg, ctx.clock.now(), flashOf(req), rdns, card));
+}
+
 export function registerMeUi(app: FastifyInstance, ctx: AdminContext): void {
-  app.get('/me', { config: { role: 'any' } }, async (req, reply) => {
-    const p = principalOf(req);
-    const v = { ...viewer(p), selfService: isSelfService(req) };
-    if (p.kind !== 'session') throw new BrokerError('API_FORBIDDEN', 'sign in as an account');
-    const a = p.account;
-    const live = (await ctx.broker.admin.list({ state: 'live', username: a.username, offset: 0, limit: 10 })).items;
-    const recent = (await ctx.broker.admin.list({ state: 'ended', username: a.username, offset: 0, limit: 10 })).items;
-    const cfg = clientConfig(ctx, a.username, [...live, ...recent]);
-    const rdns = ctx.config.reverseDns
-      ? { ...(await reverseDnsStatus(ctx, a.id)), maxNameServers: ctx.config.reverseDns.maxNameServers }
-      : undefined;
-    return page(reply, mePage(v, a, live, recent, cfg, ctx.clock.now(), flashOf(req), rdns));
-  });
+  app.get('/me', { config: { role: 'any' } }, async (req, reply) => renderMe(ctx, req, reply));
 
   app.post<{ Body: Form }>('/me/password', { config: { role: 'any' } }, async (req, reply) => {
     const p = principalOf(req);

@@ -78,7 +78,14 @@ export function accountsPage(
   );
 }
 
-export function accountPage(v: Viewer, a: Account, tunnels: TunnelRecord[], now: number, flash?: string): SafeHtml {
+export function accountPage(
+  v: Viewer,
+  a: Account,
+  tunnels: TunnelRecord[],
+  now: number,
+  flash?: string,
+  staticCard: SafeHtml | '' = '',
+): SafeHtml {
   const base = `/accounts/${encodeURIComponent(a.username)}`;
   return layout(
     a.username,
@@ -106,7 +113,7 @@ export function accountPage(v: Viewer, a: Account, tunnels: TunnelRecord[], now:
           ><button type="submit">Set password</button>
         </form>
       </div>
-      ${limitsCard(v, a, base)} ${accessCard(v, a, base)} ${recentTunnelsCard(v, tunnels, now)}`,
+      ${limitsCard(v, a, base)} ${staticCard} ${accessCard(v, a, base)} ${recentTunnelsCard(v, tunnels, now)}`,
   );
 }
 

@@ -1,5 +1,6 @@
 /** @module admin/views/me: the account holder's page (/me, also on the self-service listener): the live
- *  tunnel, client configuration snippets for gogoc and tspc, the password form and recent tunnels. */
+ *  tunnel, the static 6in4 tunnel (views/static-tunnel.ts), client configuration snippets for gogoc and tspc,
+ *  the password form and recent tunnels. */
 
 import { html, type SafeHtml } from '../html.js';
 import type { Account, TunnelRecord } from '../../store/types.js';
@@ -72,6 +73,7 @@ export function mePage(
   now: number,
   flash?: string,
   rdns?: ReverseDnsView,
+  staticCard: SafeHtml | '' = '',
 ): SafeHtml {
   return layout(
     'My account',
@@ -87,6 +89,7 @@ export function mePage(
             : html`<p class="muted">No live tunnel. Configure your client with the settings below.</p>`
         }
       </div>
+      ${staticCard}
       <div class="card">
         <h2>gogoc (gogoCLIENT 1.2)</h2>
         ${serverNote(cfg)}

@@ -69,6 +69,18 @@ export function tunnelStore(run: Runner, chunks: LeaseChunks): TunnelStore {
       });
     },
 
+    moveTunnelEndpoint(id, clientIpv4) {
+      return run.write('moveTunnelEndpoint', async (trx) => {
+        const r = await trx
+          .updateTable('tunnels')
+          .set({ client_ipv4: clientIpv4 })
+          .where('id', '=', id)
+          .returning('id')
+          .executeTakeFirst();
+        if (r === undefined) throw new BrokerError('STORE_NOT_FOUND', `no tunnel with id ${id}`);
+      });
+    },
+
     getTunnel(id) {
       return run.read('getTunnel', (db) => selectTunnel(db, id));
     },

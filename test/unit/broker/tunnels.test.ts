@@ -325,3 +325,52 @@ test('the periodic work reads nothing per idle tunnel and writes only the counte
   await tunnels.persistCounters();
   assert.equal((await store.getTunnel(all[3]!.id))?.rxPackets, 4);
 });
+
+test('a static tunnel has no deadline, moves its endpoint with its counters, and no TSP tunnel replaces it', async (t) => {
+  const { tunnels, offer, fromClient, store, clock, dp } = await setup(t);
+  const account = async (username: string) =>
+    (
+      await store.createAccount({
+        username,
+        role: 'user',
+        passwordHash: 'x',
+        digestHa1: 'a'.repeat(32),
+        digestRealm: 'r',
+      })
+    ).id;
+  const sid = await account('static-owner');
+  const other = await account('someone-else');
+  const row = await offer(sid, '192.0.2.200');
+  const staticRow = await store.createTunnel(
+    { ...row, transport: 'static', keepaliveInterval: 0, lifetimeS: 0, clientIpv4: '192.0.2.201' },
+    clock.now(),
+  );
+  await tunnels.endOffer(row, 'not_accepted');
+  const s = await tunnels.establish(staticRow, { replaceAccount: true });
+  fromClient(s, 3);
+
+  clock.advance(24 * 3600_000); // a day without a packet, and past its lifetime of 0
+  tunnels.takeChanges();
+  await tunnels.endExpired(clock.now());
+  assert.equal(tunnels.has(s.id), true, 'silence and lifetime never end it');
+
+  await tunnels.moveEndpoint(s.id, '203.0.113.9');
+  fromClient(s, 1); // from the old address: nobody's now
+  for (let i = 0; i < 2; i++) dp.proto41.write('203.0.113.9', ipv6Udp(s.clientIpv6, '2001:db8:ffff::1', 100));
+  const c = tunnels.list().find((x) => x.id === s.id)!;
+  assert.equal(c.clientIpv4, '203.0.113.9');
+  assert.equal(c.rxPackets, 5, 'the three before the move and the two from the new address');
+  assert.equal(dp.readDrops().unknown_endpoint, 1);
+  assert.equal((await store.getTunnel(s.id))?.clientIpv4, '203.0.113.9', 'stored');
+
+  const holds = (e: unknown) => (e as { code?: string }).code === 'STATIC_TUNNEL_HOLDS';
+  await assert.rejects(tunnels.establish(await offer(sid), { replaceAccount: true }), holds, 'same account');
+  await assert.rejects(
+    tunnels.establish(await offer(other, '203.0.113.9'), { replaceAccount: false }),
+    holds,
+    'its endpoint',
+  );
+  const theirs = await tunnels.establish(await offer(other, '192.0.2.250'), { replaceAccount: false });
+  await assert.rejects(tunnels.moveEndpoint(s.id, theirs.clientIpv4), holds, 'onto a live tunnel');
+  assert.equal(tunnels.has(s.id) && tunnels.has(theirs.id), true);
+});

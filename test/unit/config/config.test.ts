@@ -165,3 +165,11 @@ test('reverseDns: off by default; its errors name the key, and the zone must hol
     /^reverseDns\.zone: a \/40 \(pools\.prefixLen\.min\) would be delegated at or above the zone's apex$/m,
   );
 });
+
+test('staticTunnels: the /nic/update limits are whole numbers from 1, and errors name the key', () => {
+  assert.deepEqual(defaultConfig().staticTunnels, { updatesPerMinute: 20, changesPerHour: 30 });
+  assert.match(problems({ staticTunnels: { updatesPerMinute: 0 } }), /^staticTunnels\.updatesPerMinute: /m);
+  assert.match(problems({ staticTunnels: { changesPerHour: 2.5 } }), /^staticTunnels\.changesPerHour: /m);
+  assert.match(problems({ staticTunnels: { changesPerHour: '30' } }), /^staticTunnels\.changesPerHour: /m);
+  assert.match(problems({ staticTunnels: { perHour: 3 } }), /^staticTunnels\.perHour: unknown key$/m);
+});

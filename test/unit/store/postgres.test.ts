@@ -10,6 +10,7 @@ import { allocatorContract } from './allocator-contract.js';
 import { leaseChunksContract } from './lease-chunks-contract.js';
 import { reverseDnsContract } from './reverse-dns-contract.js';
 import { sharedLinkContract } from './shared-link-contract.js';
+import { staticTunnelsContract } from './static-tunnels-contract.js';
 
 const adminUrl = process.env.TSP_TEST_PG_URL;
 
@@ -46,6 +47,7 @@ if (adminUrl === undefined || adminUrl === '') {
     storeContract('postgres', () => openPostgresStore({ url: url.toString() }));
     allocatorContract('postgres', () => openPostgresStore({ url: url.toString() }));
     reverseDnsContract('postgres', () => openPostgresStore({ url: url.toString() }));
+    staticTunnelsContract('postgres', () => openPostgresStore({ url: url.toString() }));
     leaseChunksContract('postgres (ICU collation)', () => openPostgresStore({ url: icu.toString() }));
     sharedLinkContract('postgres', () => openPostgresStore({ url: url.toString() }));
   });

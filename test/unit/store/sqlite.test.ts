@@ -18,6 +18,7 @@ import { allocatorContract } from './allocator-contract.js';
 import { leaseChunksContract } from './lease-chunks-contract.js';
 import { reverseDnsContract } from './reverse-dns-contract.js';
 import { sharedLinkContract } from './shared-link-contract.js';
+import { staticTunnelsContract } from './static-tunnels-contract.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsp-store-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -28,6 +29,7 @@ allocatorContract('sqlite', () => openSqliteStore({ file: contractFile }));
 leaseChunksContract('sqlite', () => openSqliteStore({ file: contractFile }));
 reverseDnsContract('sqlite', () => openSqliteStore({ file: contractFile }));
 sharedLinkContract('sqlite', () => openSqliteStore({ file: contractFile }));
+staticTunnelsContract('sqlite', () => openSqliteStore({ file: contractFile }));
 
 describe('SQLite store', () => {
   it('creates the directory, uses WAL and foreign keys, and records each migration once', async () => {

@@ -1,0 +1,303 @@
+/** @module broker/static-tunnels: static 6in4 tunnels. An account may have one: a v6v4 (protocol 41) tunnel
+ *  that needs no TSP client (any router's built-in 6in4 works), to an IPv4 endpoint set in the web UI or the
+ *  API and kept current by dyndns2 updates (admin/nic-update.ts). Every change is audited (`static.*`).
+ *
+ *  Its settings are a `static_tunnels` row (host name, endpoint, whether the delegated prefix goes with it,
+ *  the update key's hash); while it has an endpoint and its account is enabled, a `tunnels` row with transport
+ *  'static' carries it in the data plane like any live tunnel, so the registry restores it at a start, counts
+ *  its traffic and lists it. It never ends by silence or lifetime (the registry keeps no deadline for it); it
+ *  ends when it is removed, when its account is disabled or deleted, or when an operator kills it (it comes
+ *  back at the next endpoint change, account enable or broker start).
+ *
+ *  It owns the account's addresses: the account's link /64 (server ::1, client ::2, as a TSP tunnel would
+ *  get) and, with delegatePrefix, the account's delegated prefix. Activating it ends the account's TSP tunnels
+ *  (reason 'replaced'); while it is live, a TSP session of the account, or a v6v4 request from its endpoint,
+ *  is refused with 301 (STATIC_TUNNEL_HOLDS, broker/service.ts). An endpoint that another account's tunnel
+ *  uses for protocol 41 is refused: the data plane tells v6v4 tunnels apart by the client IPv4 alone. */
+
+import { createHash, randomBytes } from 'node:crypto';
+import ipaddr from 'ipaddr.js';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config/schema.js';
+import { BrokerError, isBrokerError } from '../errors.js';
+import type { Account, StaticTunnel, Store, TunnelRecord } from '../store/types.js';
+import { endpointKey, type TunnelType } from '../tunnel-model.js';
+import { allowedTypes, serverIpv4From } from './offer-policy.js';
+import { linkAddresses, type Pools } from './pools.js';
+import type { TunnelRegistry } from './tunnels.js';
+
+/** A host name: dot-separated labels of letters, digits and inner hyphens, 253 characters at most. */
+const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+export const UPDATE_KEY_PREFIX = 'tspu_';
+
+export function isHostname(name: string): boolean {
+  const n = name.toLowerCase();
+  return n.length >= 1 && n.length <= 253 && n.split('.').every((l) => LABEL.test(l));
+}
+
+export function checkHostname(name: string): string {
+  if (!isHostname(name))
+    throw new BrokerError(
+      'API_BAD_REQUEST',
+      'hostname must be a host name: labels of letters, digits and inner hyphens, separated by dots (253 at most)',
+    );
+  return name.toLowerCase();
+}
+
+const DOCUMENTATION = ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24'].map((c) => ipaddr.IPv4.parseCIDR(c));
+
+/** Why `address` cannot be a 6in4 endpoint, or null: it must be a dotted-quad, public-looking unicast IPv4
+ *  (not private, loopback, link-local, shared, multicast, broadcast, unspecified or reserved). The
+ *  documentation ranges are accepted: tests and examples use them. */
+export function endpointRefusal(address: string): string | null {
+  if (!ipaddr.IPv4.isValidFourPartDecimal(address)) return `${address} is not a dotted-quad IPv4 address`;
+  const a = ipaddr.IPv4.parse(address);
+  if (DOCUMENTATION.some((c) => a.match(c))) return null;
+  const range = a.range();
+  return range === 'unicast' ? null : `${address} is not a public unicast IPv4 address (${range})`;
+}
+
+export function isStatic(t: Pick<TunnelRecord, 'transport'>): boolean {
+  return t.transport === 'static';
+}
+
+/** Why a TSP offer of this type, to this account from this source, would take what a live static tunnel holds
+ *  (its account's addresses, or its protocol-41 endpoint for a v6v4 offer), or undefined. */
+export function staticRefusal(
+  tunnels: Pick<TunnelRegistry, 'ofAccount' | 'atEndpoint'>,
+  who: { accountId: number | null; username: string | null },
+  type: TunnelType,
+  source: string,
+): string | undefined {
+  if (who.accountId !== null && tunnels.ofAccount(who.accountId).some(isStatic))
+    return `account ${who.username ?? ''} has a static 6in4 tunnel (remove it to use TSP)`;
+  const there = type === 'v6v4' ? tunnels.atEndpoint(endpointKey('v6v4', source, 0)) : undefined;
+  return there && isStatic(there) ? `protocol 41 from ${source} belongs to a static 6in4 tunnel` : undefined;
+}
+
+export function hashUpdateKey(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+/** What the web UI and the API show of a static tunnel (never the key's hash). */
+export interface StaticTunnelView {
+  hostname: string;
+  username: string;
+  endpoint: string | null;
+  delegatePrefix: boolean;
+  hasUpdateKey: boolean;
+  createdAt: number;
+  updatedAt: number;
+  /** The live tunnel carrying it (addresses and counters), or null while it has no endpoint or is not live. */
+  tunnel: TunnelRecord | null;
+}
+
+export interface StaticTunnelDeps {
+  config: Config;
+  store: Store;
+  tunnels: TunnelRegistry;
+  pools: Pools;
+  clock: Clock;
+  log: Logger;
+  localAddressToward: (peer: string) => Promise<string>;
+}
+
+export class StaticTunnels {
+  constructor(private readonly deps: StaticTunnelDeps) {}
+
+  private audit(actor: string, action: string, target: string, detail: Record<string, unknown>): Promise<void> {
+    return this.deps.store.addAudit({ at: this.deps.clock.now(), actor, action, target, detail });
+  }
+
+  /** The account's live static tunnel, if any. */
+  liveOf(accountId: number): TunnelRecord | undefined {
+    return this.deps.tunnels.ofAccount(accountId).find(isStatic);
+  }
+
+  view(st: StaticTunnel): StaticTunnelView {
+    const live = this.liveOf(st.accountId);
+    const { updateKeyHash, id: _id, accountId: _a, ...rest } = st;
+    return {
+      ...rest,
+      hasUpdateKey: updateKeyHash !== null,
+      tunnel: live ? (this.deps.tunnels.listOf([live.id])[0] ?? live) : null,
+    };
+  }
+
+  of(accountId: number): Promise<StaticTunnel | undefined> {
+    return this.deps.store.staticTunnelOf(accountId);
+  }
+
+  /** The account's static tunnel, or STORE_NOT_FOUND (404). */
+  async require(account: Account): Promise<StaticTunnel> {
+    const st = await this.of(account.id);
+    if (!st) throw new BrokerError('STORE_NOT_FOUND', `${account.username} has no static tunnel`);
+    return st;
+  }
+
+  /** Creates the account's static tunnel (at most one: STORE_CONFLICT), live at once when an endpoint is
+   *  given and the account is enabled. The host name defaults to the username in lower case. */
+  async create(
+    actor: string,
+    account: Account,
+    p: { hostname?: string; endpoint?: string | null; delegatePrefix?: boolean },
+  ): Promise<StaticTunnel> {
+    if (!allowedTypes(this.deps.config.tunnels.types, account.limits).includes('v6v4'))
+      throw new BrokerError(
+        'TSP_UNSUPPORTED_TUNNEL',
+        'v6v4 (protocol 41) is not offered to this account (tunnels.types or its limits)',
+      );
+    const hostname = checkHostname(p.hostname ?? account.username);
+    const endpoint = p.endpoint ?? null;
+    if (endpoint !== null) this.checkEndpoint(account.id, endpoint);
+    if (await this.of(account.id)) throw new BrokerError('STORE_CONFLICT', `${account.username} has a static tunnel`);
+    if (await this.deps.store.findStaticTunnel(hostname))
+      throw new BrokerError('STORE_CONFLICT', `the host name ${hostname} is taken`);
+    const st = await this.deps.store.createStaticTunnel(
+      { accountId: account.id, hostname, endpoint, delegatePrefix: p.delegatePrefix ?? false },
+      this.deps.clock.now(),
+    );
+    await this.audit(actor, 'static.create', account.username, {
+      hostname,
+      endpoint,
+      delegatePrefix: st.delegatePrefix,
+    });
+    if (endpoint !== null && !account.disabled) await this.activate(st);
+    return st;
+  }
+
+  /** Refuses an endpoint that is no public unicast IPv4 (API_BAD_REQUEST) or that another account's tunnel
+   *  uses for protocol 41 (STATIC_TUNNEL_HOLDS). */
+  checkEndpoint(accountId: number, endpoint: string): void {
+    const why = endpointRefusal(endpoint);
+    if (why !== null) throw new BrokerError('API_BAD_REQUEST', `endpoint: ${why}`);
+    const holder = this.deps.tunnels.atEndpoint(endpointKey('v6v4', endpoint, 0));
+    if (holder && holder.accountId !== accountId)
+      throw new BrokerError('STATIC_TUNNEL_HOLDS', `${endpoint} is the protocol-41 endpoint of another tunnel`);
+  }
+
+  /** Points the tunnel at `endpoint`: 'nochg' when it is there already (and live), else the store, then the
+   *  data plane (the live entry moves, keeping its counters; or it becomes live), and 'good'. Audited
+   *  (`static.endpoint`, with `via`: 'api', 'ui' or 'nic'). */
+  async setEndpoint(actor: string, st: StaticTunnel, endpoint: string, via: string): Promise<'good' | 'nochg'> {
+    this.checkEndpoint(st.accountId, endpoint);
+    const live = this.liveOf(st.accountId);
+    const account = await this.deps.store.getAccount(st.accountId);
+    const enabled = account !== undefined && !account.disabled;
+    if (st.endpoint === endpoint && (live?.clientIpv4 === endpoint || !enabled)) return 'nochg';
+    if (st.endpoint !== endpoint) {
+      await this.deps.store.updateStaticTunnel(st.id, { endpoint }, this.deps.clock.now());
+      await this.audit(actor, 'static.endpoint', st.username, {
+        hostname: st.hostname,
+        from: st.endpoint,
+        to: endpoint,
+        via,
+      });
+    }
+    // the same endpoint but not live (an operator killed it): the update makes it live again
+    if (live) await this.deps.tunnels.moveEndpoint(live.id, endpoint);
+    else if (enabled) await this.activate({ ...st, endpoint });
+    this.deps.log.info(
+      { account: st.username, hostname: st.hostname, from: st.endpoint, to: endpoint, via },
+      'static tunnel endpoint set',
+    );
+    return 'good';
+  }
+
+  /** A new update key, shown once: the store keeps its SHA-256 only; the old key stops working. */
+  async newUpdateKey(actor: string, st: StaticTunnel): Promise<string> {
+    const key = `${UPDATE_KEY_PREFIX}${randomBytes(24).toString('base64url')}`;
+    await this.deps.store.updateStaticTunnel(st.id, { updateKeyHash: hashUpdateKey(key) }, this.deps.clock.now());
+    await this.audit(actor, 'static.key', st.username, { hostname: st.hostname });
+    return key;
+  }
+
+  /** Ends the live tunnel (reason 'deleted') and deletes the settings; the account keeps its addresses. */
+  async remove(actor: string, st: StaticTunnel): Promise<void> {
+    const live = this.liveOf(st.accountId);
+    if (live) await this.deps.tunnels.end(live.id, 'deleted');
+    await this.deps.store.deleteStaticTunnel(st.id);
+    await this.audit(actor, 'static.delete', st.username, { hostname: st.hostname });
+  }
+
+  /** At a start, after the registry restored the live rows: every static tunnel that should be live and is
+   *  not (killed, or its account enabled again by another process) becomes live, and one live at another
+   *  address than its settings say moves there. One that cannot is logged and skipped. Returns how many it
+   *  made live or moved. */
+  async restore(): Promise<number> {
+    let n = 0;
+    for (const st of await this.deps.store.activeStaticTunnels()) {
+      const live = this.liveOf(st.accountId);
+      if (live?.clientIpv4 === st.endpoint) continue;
+      try {
+        // live at another address: a stop between the two writes of an endpoint change; the settings win
+        if (live) await this.deps.tunnels.moveEndpoint(live.id, st.endpoint!);
+        else await this.activate(st);
+        n++;
+      } catch (err) {
+        this.deps.log.error({ err, account: st.username, hostname: st.hostname }, 'cannot restore static tunnel');
+      }
+    }
+    return n;
+  }
+
+  /** The account was enabled: its static tunnel comes back if it has an endpoint. */
+  async accountEnabled(accountId: number): Promise<void> {
+    const st = await this.of(accountId);
+    if (st?.endpoint && !this.liveOf(accountId)) await this.activate(st);
+  }
+
+  /** Makes the tunnel live at st.endpoint: the account's link block (and delegated prefix) and an 'offered'
+   *  row in one transaction, then the registry's establish, which ends the account's other tunnels. */
+  private async activate(st: StaticTunnel): Promise<TunnelRecord> {
+    const endpoint = st.endpoint!;
+    this.checkEndpoint(st.accountId, endpoint);
+    const { store, pools, config } = this.deps;
+    const owner = { accountId: st.accountId };
+    const serverIpv4 = serverIpv4From(config, undefined) ?? (await this.deps.localAddressToward(endpoint));
+    const prefixLen = st.delegatePrefix ? await this.delegatedLength(st.accountId) : undefined;
+    const record = await store.batch(async () => {
+      const link = await store.allocate({ pool: 'link', poolPrefix: pools.link, prefixLen: 64, owner });
+      const delegated =
+        prefixLen === undefined
+          ? undefined
+          : await store.allocate({ pool: 'delegation', poolPrefix: pools.delegation, prefixLen, owner });
+      return store.createTunnel(
+        {
+          accountId: st.accountId,
+          leaseId: null,
+          type: 'v6v4',
+          transport: 'static',
+          clientIpv4: endpoint,
+          clientPort: 0,
+          serverIpv4,
+          ...linkAddresses(link.prefix),
+          prefix: delegated?.prefix ?? null,
+          prefixLen: delegated?.prefixLen ?? null,
+          keepaliveInterval: 0,
+          lifetimeS: 0,
+        },
+        this.deps.clock.now(),
+      );
+    });
+    try {
+      return await this.deps.tunnels.establish({ ...record, username: st.username }, { replaceAccount: true });
+    } catch (err) {
+      await this.deps.tunnels.endOffer(record, 'not_accepted').catch(() => {});
+      throw isBrokerError(err) ? err : new BrokerError('INTERNAL', 'static tunnel activation failed', { cause: err });
+    }
+  }
+
+  /** The length of the account's delegated prefix: the one it holds, else the configured default within its
+   *  limits. */
+  private async delegatedLength(accountId: number): Promise<number> {
+    const held = await this.deps.store.findAllocation(accountId, 'delegation');
+    if (held) return held.prefixLen;
+    const account = await this.deps.store.getAccount(accountId);
+    const b = this.deps.config.pools.prefixLen;
+    const min = Math.max(b.min, account?.limits.minPrefixLen ?? 0);
+    const max = Math.min(b.max, account?.limits.maxPrefixLen ?? 128);
+    return Math.min(max, Math.max(min, b.default));
+  }
+}
