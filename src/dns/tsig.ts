@@ -14,6 +14,9 @@ export interface TsigKey {
   secret: Buffer;
 }
 
+/** Text a server chose (a key or algorithm name), safe for a log line, a stored error and a web page. */
+const shown = (s: string) => s.replace(/[^\x21-\x7e]/g, '?').slice(0, 64);
+
 /** Seconds of clock difference the server may allow (RFC 8945 §10 recommends 300). */
 export const FUDGE_S = 300;
 
@@ -76,7 +79,7 @@ export function signRequest(message: Buffer, key: TsigKey, nowS: number): { sign
 export function verifyReply(reply: Buffer, parsed: ParsedMessage, key: TsigKey, requestMac: Buffer, nowS: number) {
   const last = parsed.records[parsed.records.length - 1];
   if (!last || last.type !== TYPE.TSIG || parsed.header.counts[3] === 0) return 'reply is not signed';
-  if (last.name !== key.name.toLowerCase().replace(/\.$/, '')) return `reply signed with another key (${last.name})`;
+  if (last.name !== key.name.toLowerCase().replace(/\.$/, '')) return `reply signed with another key (${shown(last.name)})`;
   // the record's RDATA alone: a field that runs past it is a malformed record, never a read elsewhere
   const rd = last.rdata;
   let alg;
@@ -85,7 +88,7 @@ export function verifyReply(reply: Buffer, parsed: ParsedMessage, key: TsigKey, 
   } catch {
     return 'reply TSIG record is malformed';
   }
-  if (alg.name !== key.algorithm) return `reply signed with another algorithm (${alg.name})`;
+  if (alg.name !== key.algorithm) return `reply signed with another algorithm (${shown(alg.name)})`;
   let p = alg.next;
   if (p + 10 > rd.length) return 'reply TSIG record is malformed';
   const timeS = rd.readUIntBE(p, 6);

@@ -95,6 +95,8 @@ export interface ParsedMessage {
   records: ParsedRr[];
 }
 
+/** A name has at most 127 labels and a sane server points once or twice per name: a longer chain of pointers is
+ *  a loop or a hostile reply, never a name. */
 const MAX_POINTER_HOPS = 32;
 
 /** Reads a possibly compressed name at `offset`; returns it and the offset after it (in the original place). */

@@ -27,6 +27,8 @@ const body = {
   additionalProperties: false,
   required: ['servers'],
   properties: {
+    // bounds of the request only: 16 is above reverseDns.maxNameServers' 13, so that check (with its reason)
+    // decides how many; 253 is the longest DNS name
     servers: {
       type: 'array',
       maxItems: 16,

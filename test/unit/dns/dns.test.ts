@@ -2,6 +2,7 @@
  *  the update message's bytes, and a reply reader that refuses what does not fit (dns/). */
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { checkNameServers, reverseZoneNames } from '../../../src/dns/reverse.js';
 import { signRequest, verifyReply, type TsigKey } from '../../../src/dns/tsig.js';
@@ -76,6 +77,26 @@ describe('update message and reply reader', () => {
         ['tsp-broker', 250, 255, 0, parsed.records[4]!.rdata.length],
       ],
     );
+  });
+
+  it("checks a real server's signed reply: it verifies, and one changed byte or a late clock does not", () => {
+    const rec = JSON.parse(readFileSync(new URL('./knot-reply.json', import.meta.url), 'utf8')) as {
+      signedAt: number;
+      secretBase64: string;
+      requestMac: string;
+      reply: string;
+    };
+    const k: TsigKey = { ...key, secret: Buffer.from(rec.secretBase64, 'base64') };
+    const reply = Buffer.from(rec.reply, 'hex');
+    const mac = Buffer.from(rec.requestMac, 'hex');
+    assert.equal(verifyReply(reply, parseMessage(reply), k, mac, rec.signedAt), null);
+    const flipped = Buffer.from(reply);
+    flipped[3]! ^= 0x01; // the reply's RCODE: NOERROR becomes FORMERR
+    assert.match(verifyReply(flipped, parseMessage(flipped), k, mac, rec.signedAt) ?? '', /does not verify/);
+    const otherRequest = Buffer.from(mac);
+    otherRequest[0]! ^= 0xff;
+    assert.match(verifyReply(reply, parseMessage(reply), k, otherRequest, rec.signedAt) ?? '', /does not verify/);
+    assert.match(verifyReply(reply, parseMessage(reply), k, mac, rec.signedAt + 400) ?? '', /clock/);
   });
 
   it('does not take a reply signed with another key', () => {
