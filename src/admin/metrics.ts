@@ -13,6 +13,8 @@
  *    tsp_dataplane_drops_total{reason}               counter  TunnelRegistry.drops()
  *    tsp_pool_allocated_blocks{pool}                 gauge    Store.poolUsage(), cached POOL_CACHE_MS
  *    tsp_store_writes_total{kind}                    counter  Store.writeStats(): kind write | commit (SQLite)
+ *    tsp_reverse_dns_updates_total{result}           counter  RFC 2136 updates sent for reverse-DNS delegation: ok |
+ *                                                             failed (Broker.reverseDns.updates)
  *    tsp_control_events_total{event}                 counter  what the TSP transports did besides running sessions:
  *                                                             session_crash, half_open_eviction, busy_refusal,
  *                                                             version_stateless (SessionCounts.control)
@@ -233,6 +235,18 @@ export class AdminMetrics {
         if (!w) return;
         this.inc({ kind: 'write' }, w.writes);
         this.inc({ kind: 'commit' }, w.commits);
+      },
+    });
+    new Counter({
+      name: 'tsp_reverse_dns_updates_total',
+      help: 'Dynamic updates sent to the DNS server for reverse-DNS delegation, by outcome (failed ones are retried)',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        const u = deps.broker.reverseDns.updates;
+        this.reset();
+        this.inc({ result: 'ok' }, u.ok);
+        this.inc({ result: 'failed' }, u.failed);
       },
     });
   }

@@ -45,6 +45,7 @@ test('the exposition parses and declares every documented family with the right 
     tsp_dataplane_drops_total: 'counter',
     tsp_pool_allocated_blocks: 'gauge',
     tsp_store_writes_total: 'counter',
+    tsp_reverse_dns_updates_total: 'counter',
     nodejs_eventloop_lag_seconds: 'gauge',
   };
   for (const [name, type] of Object.entries(want)) assert.equal(types.get(name), type, name);

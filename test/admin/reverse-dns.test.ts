@@ -68,6 +68,8 @@ describe('reverse DNS from the API and /me', { skip: haveKnot() ? false : 'needs
     assert.equal(s.createStatus, 200);
     const [name] = reverseZoneNames(s.offer!.prefix!.address, 56);
     assert.deepEqual(await knot.ns(name!), ['ns1.example.net']);
+    const metrics = await app.inject({ method: 'GET', url: '/metrics', headers: { cookie: admin.cookie } });
+    assert.match(metrics.body, /^tsp_reverse_dns_updates_total\{result="ok"\} [1-9]/m, 'the update is counted');
     const got = await asAdmin('GET', '/accounts/alice/reverse-dns');
     assert.deepEqual(got.json(), {
       servers: ['ns1.example.net'],
