@@ -79,7 +79,8 @@ export function signRequest(message: Buffer, key: TsigKey, nowS: number): { sign
 export function verifyReply(reply: Buffer, parsed: ParsedMessage, key: TsigKey, requestMac: Buffer, nowS: number) {
   const last = parsed.records[parsed.records.length - 1];
   if (!last || last.type !== TYPE.TSIG || parsed.header.counts[3] === 0) return 'reply is not signed';
-  if (last.name !== key.name.toLowerCase().replace(/\.$/, '')) return `reply signed with another key (${shown(last.name)})`;
+  if (last.name !== key.name.toLowerCase().replace(/\.$/, ''))
+    return `reply signed with another key (${shown(last.name)})`;
   // the record's RDATA alone: a field that runs past it is a malformed record, never a read elsewhere
   const rd = last.rdata;
   let alg;
