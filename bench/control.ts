@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { framedRequest } from '../src/protocol/framing/content-length.js';
-import { writeActionRequest, writeCreateRequest } from '../src/protocol/xml.js';
+import { writeActionRequest, writeCreateRequest } from '../src/protocol/request-writer.js';
 import { buildClientResponse, parseChallenge } from '../src/protocol/sasl/digest-md5.js';
 import { encodePlain } from '../src/protocol/sasl/plain.js';
 import { waitForOutput } from './output.js';

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { waitForOutput } from './output.js';
 import { framedRequest } from '../src/protocol/framing/content-length.js';
-import { writeActionRequest, writeCreateRequest } from '../src/protocol/xml.js';
+import { writeActionRequest, writeCreateRequest } from '../src/protocol/request-writer.js';
 
 const SIZES = (process.env.SCALE_SIZES ?? '10000,100000').split(',').map(Number);
 const SETTLE_S = Number(process.env.SCALE_SETTLE_S ?? 20);

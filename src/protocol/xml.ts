@@ -255,9 +255,6 @@ export function parseTunnelRequest(xml: string): TunnelRequest {
   return req;
 }
 
-// the client's requests (tspc, tests): protocol/request-writer.ts
-export { writeActionRequest, writeCreateRequest } from './request-writer.js';
-
 // ---- offers (server -> client) ----
 
 export interface Offer {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { RawUdp, udpDatagram } from '../helpers/clients.js';
 import { framedRequest } from '../../src/protocol/framing/content-length.js';
-import { writeCreateRequest } from '../../src/protocol/xml.js';
+import { writeCreateRequest } from '../../src/protocol/request-writer.js';
 
 let b: TestBroker;
 before(async () => {

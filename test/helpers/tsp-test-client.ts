@@ -20,13 +20,8 @@ import { startClientTunnel, type ClientTunnel } from '../../src/dataplane/client
 import type { ControlDatagram } from '../../src/dataplane/types.js';
 import { framedRequest } from '../../src/protocol/framing/content-length.js';
 import { encodePlain } from '../../src/protocol/sasl/plain.js';
-import {
-  parseOffer,
-  writeActionRequest,
-  writeCreateRequest,
-  type Offer,
-  type RequestedType,
-} from '../../src/protocol/xml.js';
+import { parseOffer, type Offer, type RequestedType } from '../../src/protocol/xml.js';
+import { writeActionRequest, writeCreateRequest } from '../../src/protocol/request-writer.js';
 
 export interface ClientPlan {
   /** The broker's IPv4 address; TSP on `port` (default 3653). */

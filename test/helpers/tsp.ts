@@ -2,13 +2,8 @@
  *  DIGEST-MD5, then create and accept. Returns what a user would see: statuses and the parsed offer. */
 import { RawTcp, RawUdp, udpDatagram } from './clients.js';
 import { framedRequest } from '../../src/protocol/framing/content-length.js';
-import {
-  writeActionRequest,
-  writeCreateRequest,
-  parseOffer,
-  type Offer,
-  type RequestedType,
-} from '../../src/protocol/xml.js';
+import { parseOffer, type Offer, type RequestedType } from '../../src/protocol/xml.js';
+import { writeActionRequest, writeCreateRequest } from '../../src/protocol/request-writer.js';
 import { buildClientResponse, checkRspauth, parseChallenge } from '../../src/protocol/sasl/digest-md5.js';
 import { encodePlain } from '../../src/protocol/sasl/plain.js';
 

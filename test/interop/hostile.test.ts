@@ -8,7 +8,7 @@ import { startTestBroker, type TestBroker } from '../helpers/broker.js';
 import { RawTcp, RawUdp, eventually, udpDatagram } from '../helpers/clients.js';
 import { runSession } from '../helpers/tsp.js';
 import { framedRequest } from '../../src/protocol/framing/content-length.js';
-import { writeCreateRequest } from '../../src/protocol/xml.js';
+import { writeCreateRequest } from '../../src/protocol/request-writer.js';
 import { buildClientResponse, parseChallenge } from '../../src/protocol/sasl/digest-md5.js';
 import { encodePlain } from '../../src/protocol/sasl/plain.js';
 

@@ -21,7 +21,8 @@ import {
 import { buildClientResponse, checkRspauth, parseChallenge } from '../sasl/digest-md5.js';
 import { encodePlain } from '../sasl/plain.js';
 import { statusOfLine } from '../status.js';
-import { writeActionRequest, writeCreateRequest, type Offer } from '../xml.js';
+import { type Offer } from '../xml.js';
+import { writeActionRequest, writeCreateRequest } from '../request-writer.js';
 import {
   asClientError,
   checkOffer,

@@ -426,7 +426,7 @@ test('a UDP session restarted by VERSION= that authenticates anonymously gets an
   const { RawUdp, udpDatagram } = await import('../../helpers/clients.js');
   const { encodePlain } = await import('../../../src/protocol/sasl/plain.js');
   const { framedRequest } = await import('../../../src/protocol/framing/content-length.js');
-  const { writeCreateRequest } = await import('../../../src/protocol/xml.js');
+  const { writeCreateRequest } = await import('../../../src/protocol/request-writer.js');
   const u = await RawUdp.open();
   try {
     const say = async (seq: number, body: string | Buffer) =>

@@ -5,11 +5,10 @@ import {
   parseOffer,
   parseTunnelRequest,
   parseXml,
-  writeActionRequest,
-  writeCreateRequest,
   writeOffer,
   type Offer,
 } from '../../../src/protocol/xml.js';
+import { writeActionRequest, writeCreateRequest } from '../../../src/protocol/request-writer.js';
 import { framedReply, framedRequest } from '../../../src/protocol/framing/content-length.js';
 import { checkOfferXml } from '../../helpers/gogoc-check.js';
 import { loadRecordings } from '../../helpers/recordings.js';
