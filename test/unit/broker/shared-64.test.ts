@@ -102,10 +102,10 @@ test('shared-64: a full link pool answers 301 No more tunnels available', async 
   close(...rs);
 });
 
-test('switching a database from per-account-64 to shared-64 keeps live tunnels; accounts move once', async () => {
+test('switching a database from per-account-64 to shared-64 keeps live tunnels; accounts move once, when their tunnels have ended', async () => {
   const link = '2001:db8:f00::/56';
   const b = await broker({ pools: { link } });
-  await b.addUser('dave', PASSWORD);
+  const dave = await b.addUser('dave', PASSWORD);
   const old = await runSession({ transport: 'udp', port: b.ports.udp, auth: as('dave') });
   const oldAnon = await runSession({ transport: 'udp', port: b.ports.udp, auth: anonymous });
   assert.ok(await eventually(() => b.broker.liveTunnels().length === 2));
@@ -116,15 +116,17 @@ test('switching a database from per-account-64 to shared-64 keeps live tunnels; 
   const restored = again.broker.liveTunnels().map((t) => canonical(dp.tunnel(t.id as never)!.clientIpv6));
   assert.deepEqual(new Set(restored), new Set([old, oldAnon].map((r) => canonical(r.offer!.clientIpv6))));
   const fresh = await runSession({ transport: 'udp', port: again.ports.udp, auth: anonymous });
+  // dave's /64 is in use by his live tunnel: a new offer keeps it rather than free it under that tunnel
+  const kept = await runSession({ transport: 'udp', port: again.ports.udp, auth: as('dave'), accept: false });
+  assert.equal(canonical(kept.offer!.clientIpv6), canonical(old.offer!.clientIpv6), 'same address while live');
+  await again.broker.endAccountTunnels(dave, 'admin');
   const moved = await runSession({ transport: 'udp', port: again.ports.udp, auth: as('dave') });
-  for (const r of [fresh, moved]) {
-    for (const held of [old, oldAnon])
-      assert.ok(!inside(r.offer!.clientIpv6, `${canonical(held.offer!.clientIpv6)}/64`), 'not in a /64 still held');
-  }
+  for (const r of [fresh, moved])
+    assert.ok(!inside(r.offer!.clientIpv6, `${canonical(oldAnon.offer!.clientIpv6)}/64`), 'not in a /64 still held');
   assert.notEqual(canonical(moved.offer!.clientIpv6), canonical(old.offer!.clientIpv6), 'dave gets a /126');
   const later = await runSession({ transport: 'udp', port: again.ports.udp, auth: as('dave') });
   assert.equal(later.offer!.clientIpv6, moved.offer!.clientIpv6, 'and keeps it from then on');
-  close(old, oldAnon, fresh, moved, later);
+  close(old, oldAnon, fresh, kept, moved, later);
 });
 
 test('a /64 link pool switched back to per-account-64: the chunks shared-64 cut go back, so the /64 serves an account', async () => {
