@@ -91,6 +91,18 @@ export class ReverseDns {
     return this.server !== undefined;
   }
 
+  /** The name servers a router-mode request names (`<router><dns_server>`), checked: DNS_DELEGATION (509) when
+   *  they are not acceptable. undefined when it names none, for an anonymous session (which gets 522 anyway),
+   *  and when this broker has no reverseDns: the protocol lets a server ignore them. */
+  wishOf(given: string[] | undefined, accountId: number | null): string[] | undefined {
+    if (!given?.length || accountId === null) return undefined;
+    if (!this.server) {
+      this.deps.log.debug({ account: accountId }, 'reverse DNS asked for but not configured');
+      return undefined;
+    }
+    return this.check(given);
+  }
+
   /** Name servers a user gave, canonical; BrokerError DNS_DELEGATION saying what is wrong with them. */
   check(servers: readonly string[]): string[] {
     try {

@@ -91,18 +91,6 @@ export class BrokerService implements SessionService {
     this.deps.log.error({ err, session: peer.id }, 'unhandled error in session handling');
   }
 
-  /** The name servers a router-mode request asks its prefix's reverse zone be delegated to, checked (509 when
-   *  they are not acceptable). Ignored, as the protocol allows, when this broker has no reverseDns. */
-  reverseWish(peer: SessionPeer, who: Who, req: TunnelRequest): string[] | undefined {
-    const given = req.router?.dnsServers;
-    if (!given?.length || who.accountId === null) return undefined;
-    if (!this.deps.reverseDns.enabled) {
-      this.deps.log.debug({ session: peer.id, account: who.username }, 'reverse DNS asked for but not configured');
-      return undefined;
-    }
-    return this.deps.reverseDns.check(given);
-  }
-
   offerFor(t: TunnelRecord): Offer {
     return offerFor(t, this.deps.config.pools.dnsServer ?? undefined);
   }
@@ -266,7 +254,7 @@ class SessionAnswers implements Answerer {
   async requestTunnel(req: TunnelRequest): Promise<OfferAnswer> {
     try {
       if (this.offered) await this.withdraw('superseded');
-      const asked = this.svc.reverseWish(this.peer, this.who, req);
+      const asked = this.deps.reverseDns.wishOf(req.router?.dnsServers, this.who.accountId);
       this.offered = await this.svc.reserve(this.peer, this.who, req);
       if (this.offered.prefix !== null && this.who.accountId !== null)
         await this.deps.reverseDns.afterOffer(this.who.accountId, asked).catch(async (err: unknown) => {
