@@ -114,6 +114,13 @@ async function setUpPrefix(
     log.warn('router mode without if_prefix: the delegated prefix is not given to any interface', { prefix: cidr });
     return undefined;
   }
+  if (prefix.length > 64) {
+    // a /64 on the LAN (and SLAAC from it) would reach outside what was delegated
+    log.warn('the delegated prefix is longer than a /64: the LAN gets no address and no advertisements', {
+      prefix: cidr,
+    });
+    return undefined;
+  }
   const previous = await host.readSysctl(FORWARDING_SYSCTL);
   if (previous !== '1') {
     await host.writeSysctl(FORWARDING_SYSCTL, '1');

@@ -95,7 +95,9 @@ export class RadvdAnnouncer {
   async start(): Promise<void> {
     mkdirSync(path.dirname(this.confFile), { recursive: true });
     // radvd refuses a configuration file that others may write (chmod too: a file left behind keeps its mode)
-    writeFileSync(this.confFile, radvdConfig(this.a), { mode: 0o644 });
+    // a fresh file (never through a link someone left in the directory), 0644 as radvd wants
+    rmSync(this.confFile, { force: true });
+    writeFileSync(this.confFile, radvdConfig(this.a), { mode: 0o644, flag: 'wx' });
     chmodSync(this.confFile, 0o644);
     await new Promise<void>((resolve, reject) =>
       execFile(this.radvd, ['--configtest', '--config', this.confFile], { timeout: 10_000 }, (e, _out, err) =>
