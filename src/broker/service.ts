@@ -50,7 +50,7 @@ export interface ServiceEventMap {
 
 export interface ServiceDeps {
   config: Config;
-  store: Pick<Store, 'batch' | 'allocate' | 'createTunnel' | 'findAllocation'>;
+  store: Pick<Store, 'batch' | 'allocate' | 'createTunnel'>;
   tunnels: TunnelRegistry;
   anonymous: AnonymousHoldings;
   blocks: TunnelBlocks;
@@ -121,12 +121,20 @@ export class BrokerService implements SessionService {
     const serverIpv4 =
       serverIpv4From(cfg, peer.localAddress) ?? (await this.deps.localAddressToward(peer.peer.address));
     const { store, pools } = this.deps;
-    const linkLen = await this.linkLength(who.accountId);
+    // an account with a live tunnel keeps its link block even if pools.linkMode now wants another length: a
+    // different length would free it under that tunnel; it moves at its first offer with no live tunnel
+    const keepHeld = who.accountId !== null && this.deps.tunnels.ofAccount(who.accountId).length > 0;
     let stage: 'link' | 'delegation' | 'tunnel' = 'link';
     try {
       const record = await store.batch(async () => {
         stage = 'link';
-        const link = await store.allocate({ pool: 'link', poolPrefix: pools.link, prefixLen: linkLen, owner });
+        const link = await store.allocate({
+          pool: 'link',
+          poolPrefix: pools.link,
+          prefixLen: pools.linkLeaseLen,
+          owner,
+          keepHeld,
+        });
         stage = 'delegation';
         const delegated =
           prefixLen === undefined
@@ -159,16 +167,6 @@ export class BrokerService implements SessionService {
     } catch (err) {
       throw this.poolError(err, stage, peer, prefixLen);
     }
-  }
-
-  /** The link block length to ask for: the mode's (pools.linkMode), except for an account with a live tunnel in
-   *  a block of the other mode's length, which keeps that block (a different length would release it while the
-   *  live tunnel still uses its addresses); it moves to the new length at its first offer with no live tunnel. */
-  private async linkLength(accountId: number | null): Promise<number> {
-    const wanted = this.deps.pools.linkLeaseLen;
-    if (accountId === null || this.deps.tunnels.ofAccount(accountId).length === 0) return wanted;
-    const held = await this.deps.store.findAllocation(accountId, 'link');
-    return held?.prefixLen ?? wanted;
   }
 
   private poolError(err: unknown, stage: string, peer: SessionPeer, prefixLen: number | undefined): unknown {

@@ -65,7 +65,8 @@ export type AllocationRow = Selectable<AllocationsTable>;
 type ClaimOutcome = { allocation: Allocation } | { next: bigint };
 
 /** Gives req.owner a block of req.prefixLen in req.poolPrefix: the one it holds there already (an account's
- *  block is sticky), or a free one, replacing a block of another length it held in that pool. Throws
+ *  block is sticky), or a free one, replacing a block of another length it held in that pool (unless
+ *  req.keepHeld: then that block is returned as it is). Throws
  *  POOL_EXHAUSTED when no block of that length is free (leaving the transaction as it was, still usable),
  *  CFG_INVALID for a length the pool cannot give, RetryTransaction when the owner's race was lost. */
 export async function allocate(trx: TransactionHandle, req: AllocateRequest, now: number): Promise<Allocation> {
@@ -79,7 +80,7 @@ export async function allocate(trx: TransactionHandle, req: AllocateRequest, now
   const poolKey = formatPrefix(pool);
   const existing = await ownerRow(trx, req.owner, req.pool);
   if (existing !== undefined) {
-    if (existing.pool_prefix === poolKey && Number(existing.prefix_len) === req.prefixLen) {
+    if (existing.pool_prefix === poolKey && (Number(existing.prefix_len) === req.prefixLen || req.keepHeld)) {
       return toAllocation(existing);
     }
     await releaseRow(trx, existing);

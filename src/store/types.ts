@@ -88,6 +88,9 @@ export interface AllocateRequest {
    *  in that pool; a different length replaces the old block in the same transaction. An anonymous lease is
    *  keyed by leaseId and released with releaseLease(). */
   owner: { accountId: number } | { leaseId: string };
+  /** Return the account's block in this pool as it is even when its length differs (rather than replace it):
+   *  a live tunnel still uses its addresses (pools.linkMode changed under it). */
+  keepHeld?: boolean;
 }
 
 export interface PoolUsage {
