@@ -23,7 +23,10 @@ export function poolTable(pools: PoolRow[]): SafeHtml {
       ${pools.map((p) => {
         const len = Number(p.poolPrefix.split('/')[1]);
         // link blocks have one length (pools.linkMode); delegation blocks vary, so only the link pool shows a share
-        const capacity = p.blockLen !== undefined ? 2 ** Math.min(52, p.blockLen - len) : undefined;
+        const bits = p.blockLen !== undefined ? p.blockLen - len : undefined;
+        const capacity = bits !== undefined ? 2 ** Math.min(52, bits) : undefined;
+        // beyond 2^52 a count is not exact in a number (and nobody reads its digits): show the power of two
+        const ofWhat = bits !== undefined && bits > 52 ? `2^${bits}` : String(capacity);
         const pct = capacity ? Math.min(100, (100 * p.blocks) / capacity) : undefined;
         return html`<tr>
           <td>${p.pool}</td>
@@ -36,7 +39,7 @@ export function poolTable(pools: PoolRow[]): SafeHtml {
                 : html`<div class="bar" title="${pct.toFixed(4)}%">
                       <div style="width:${Math.max(pct, 0.5).toFixed(2)}%"></div>
                     </div>
-                    <span class="muted">${p.blocks} of ${capacity} /${p.blockLen}s</span>`
+                    <span class="muted">${p.blocks} of ${ofWhat} /${p.blockLen}s</span>`
             }
           </td>
         </tr>`;

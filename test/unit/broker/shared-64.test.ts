@@ -167,3 +167,16 @@ test("the operators' pools page counts a shared-64 link pool in /126s", async ()
     close(r);
   }
 });
+
+test('the pools page shows a capacity beyond 2^52 as a power of two, not a rounded count', async () => {
+  const b = await broker({ pools: { link: '2001:db8:f00::/48', linkMode: 'shared-64' } });
+  await b.addUser('root', PASSWORD, 'admin');
+  const app = await buildAdminApp(b);
+  try {
+    const { cookie } = await login(app, 'root', PASSWORD);
+    const page = await app.inject({ method: 'GET', url: '/pools', headers: { cookie } });
+    assert.match(page.body, /0 of 2\^78 \/126s/);
+  } finally {
+    await app.close();
+  }
+});
