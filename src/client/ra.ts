@@ -23,8 +23,9 @@ export interface LanAnnouncer {
   stop(): Promise<void>;
 }
 
-/** Starts the announcer `mode` asks for (undefined for off). Throws CLIENT_SETUP naming the `ra` key when
- *  radvd is required but missing, or when the announcer cannot start. `runDir` holds radvd's files; `find`
+/** Starts the announcer `mode` asks for (undefined for off); ra=auto falls back to the builtin one when radvd
+ *  is missing or does not start. Throws CLIENT_SETUP naming the `ra` key when radvd is required but missing,
+ *  or when the announcer cannot start. `runDir` holds radvd's files; `find`
  *  looks programs up (a seam for the test of a host without radvd). */
 export async function startLanAnnouncer(
   mode: RaMode,
@@ -41,11 +42,13 @@ export async function startLanAnnouncer(
     const announcer = new RadvdAnnouncer(a, radvd, runDir, log);
     try {
       await announcer.start();
+      return announcer;
     } catch (e) {
       await announcer.stop();
-      throw e;
+      // ra=radvd asked for radvd: its failure is the answer; ra=auto still has the builtin announcer
+      if (mode === 'radvd') throw e;
+      log.warn(`radvd did not start (${(e as Error).message}): using the builtin router advertisements`);
     }
-    return announcer;
   }
   const announcer = new BuiltinAnnouncer(a, log, {
     clock: systemClock,
