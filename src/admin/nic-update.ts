@@ -19,8 +19,9 @@
  *                  limits), or ADDR is another account's protocol-41 endpoint
  *    badip ADDR    HTTP 400: ADDR is no public unicast IPv4 address
  *    911           the broker failed (HTTP 500; try later)
- *  Every change is audited by StaticTunnels (`static.endpoint`, via 'nic'); failed credentials as `auth.fail`
- *  under the same budget as sign-in failures. */
+ *  Every change is audited by StaticTunnels (`static.endpoint`, via 'nic'); failed credentials as `auth.fail`,
+ *  bounded like sign-in failures by an UnauthenticatedAudit budget of this endpoint's own. Failed credentials
+ *  count with the sign-in's numbers (LOGIN_FAILURES_*) in limiters of this endpoint's own. */
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isBrokerError } from '../errors.js';
@@ -128,8 +129,11 @@ class NicUpdate {
     }
   }
 
-  /** The account and its static tunnel when the password is the account's or the tunnel's update key;
-   *  'locked' while the username or the source is over the sign-in failure limits; undefined otherwise. */
+  /** The account and its static tunnel when the password is the tunnel's update key or the account's password;
+   *  'locked' while the source, or for a password the username, is over the sign-in failure limits; undefined
+   *  otherwise. An update key is checked first and works whatever the username's lock says: a stranger's
+   *  wrong passwords must not lock a router out, and nobody guesses 192 random bits. Only a correct password
+   *  clears the username's failures. */
   private async authenticate(
     req: FastifyRequest,
     creds: { user: string; password: string },
@@ -137,7 +141,6 @@ class NicUpdate {
   ): Promise<{ account: AccountSecrets; tunnel: StaticTunnel | undefined } | 'locked' | undefined> {
     const userKey = `user:${creds.user.slice(0, AUDIT_TARGET_MAX).toLowerCase()}`;
     const sourceKey = `src:${source}`;
-    if (this.failedUser.isBlocked(userKey) || this.failedSource.isBlocked(sourceKey)) return 'locked';
     const store = this.ctx.store;
     const account = creds.user.length <= AUDIT_TARGET_MAX ? await store.getAccountSecrets(creds.user) : undefined;
     const tunnel = account ? await store.staticTunnelOf(account.id) : undefined;
@@ -145,6 +148,8 @@ class NicUpdate {
       creds.password.startsWith(UPDATE_KEY_PREFIX) &&
       !!tunnel?.updateKeyHash &&
       safeEqual(hashUpdateKey(creds.password), tunnel.updateKeyHash);
+    if (byKey && account && !account.disabled) return { account, tunnel };
+    if (this.failedUser.isBlocked(userKey) || this.failedSource.isBlocked(sourceKey)) return 'locked';
     const ok = byKey || (await verifyPassword(account?.passwordHash ?? (await dummyPasswordHash()), creds.password));
     if (account && ok && !account.disabled) {
       this.failedUser.clear(userKey);

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startTestBroker, type TestBroker } from '../helpers/broker.js';
-import { staticApi as api, type StaticCtx } from '../helpers/static-tunnels.js';
+import { nicUpdate as nic, nicUpdateFrom, staticApi as api, type StaticCtx } from '../helpers/static-tunnels.js';
 import { ManualClock } from '../../src/clock.js';
 import { TokenService } from '../../src/admin/tokens.js';
 import type { ConfigInput } from '../../src/config/schema.js';
@@ -49,4 +49,22 @@ test('in shared-64 mode a static tunnel gets the account /126, like a TSP tunnel
     ['2001:db8:f00::1', '2001:db8:f00::2', '2001:db8:f00::6'],
   );
   assert.equal((await c.b.store.findAllocation(c.ids[0]!, 'link'))?.prefixLen, 126);
+});
+
+test("a stranger's wrong passwords lock the username's password out of /nic/update, never its update key", async () => {
+  const c = await start(['alice']);
+  assert.equal((await api(c, 'POST', '/accounts/alice/static-tunnel', { endpoint: '192.0.2.10' })).status, 201);
+  const key = (await api(c, 'POST', '/accounts/alice/static-tunnel/update-key')).json.updateKey!;
+  const q = 'hostname=alice&myip=192.0.2.20';
+  const stranger: string[] = [];
+  for (let i = 0; i < 10 && stranger.at(-1) !== 'abuse'; i++)
+    stranger.push((await nicUpdateFrom(c, '127.0.0.2', q, 'alice', `guess-${i}`))[1]);
+  assert.equal(stranger.at(-1), 'abuse', `the username is locked: ${stranger.join(',')}`);
+  assert.ok(stranger.slice(0, -1).every((a) => a === 'badauth'));
+  // from the router's own source: its password is locked out too, but its update key goes through
+  assert.deepEqual(await nic(c, q, 'alice', 'alice-password'), [200, 'abuse']);
+  assert.deepEqual(await nic(c, q, 'alice', key), [200, 'good 192.0.2.20']);
+  assert.equal(c.b.broker.tunnels.list()[0]!.clientIpv4, '192.0.2.20');
+  // a correct key clears nothing: the password stays locked
+  assert.deepEqual(await nic(c, 'hostname=alice&myip=192.0.2.21', 'alice', 'alice-password'), [200, 'abuse']);
 });
