@@ -16,7 +16,8 @@
  *    numhost       more than one host name (an account has one tunnel)
  *    abuse         a limit: requests per source and minute (staticTunnels.updatesPerMinute), endpoint changes
  *                  per tunnel and hour (staticTunnels.changesPerHour), failed sign-ins (the web sign-in's
- *                  limits), or ADDR is another account's protocol-41 endpoint
+ *                  limits), ADDR is another account's protocol-41 endpoint, or an operator's kill-and-block
+ *                  holds the account
  *    badip ADDR    HTTP 400: ADDR is no public unicast IPv4 address
  *    911           the broker failed (HTTP 500; try later)
  *  Every change is audited by StaticTunnels (`static.endpoint`, via 'nic'); failed credentials as `auth.fail`,
@@ -121,7 +122,9 @@ class NicUpdate {
     try {
       return answer(`${await this.ctx.broker.statics.setEndpoint(actor, st, myip, 'nic')} ${myip}`);
     } catch (err) {
-      if (isBrokerError(err) && err.code === 'STATIC_TUNNEL_HOLDS') {
+      // another account's endpoint, or an operator's kill-and-block: in dyndns2, abuse is "blocked", and a
+      // client retries after its error interval (so the tunnel is back at the first try after a block ends)
+      if (isBrokerError(err) && (err.code === 'STATIC_TUNNEL_HOLDS' || err.code === 'STATIC_TUNNEL_BLOCKED')) {
         this.log(req, { account: st.username, endpoint: myip, reason: err.message }, 'dyndns2 update refused');
         return answer('abuse');
       }

@@ -7,7 +7,8 @@
  *  'static' carries it in the data plane like any live tunnel, so the registry restores it at a start, counts
  *  its traffic and lists it. It never ends by silence or lifetime (the registry keeps no deadline for it); it
  *  ends when it is removed, when its account is disabled or deleted, or when an operator kills it (it comes
- *  back at the next endpoint change, account enable or broker start).
+ *  back at the next endpoint change, account enable or broker start; after a kill and block, not before the
+ *  block ends: STATIC_TUNNEL_BLOCKED).
  *
  *  It owns the account's addresses: the account's link block (a /64, or a /126 in pools.linkMode shared-64;
  *  server ::1, client ::2, as a TSP tunnel would get) and, with delegatePrefix, the account's delegated prefix. Activating it ends the account's TSP tunnels
@@ -23,6 +24,7 @@ import type { Config } from '../config/schema.js';
 import { BrokerError, isBrokerError } from '../errors.js';
 import type { Account, StaticTunnel, Store, TunnelRecord } from '../store/types.js';
 import { endpointKey, type TunnelType } from '../tunnel-model.js';
+import type { TunnelBlocks } from './blocks.js';
 import { allowedTypes, serverIpv4From } from './offer-policy.js';
 import { linkAddresses, type Pools } from './pools.js';
 import type { TunnelRegistry } from './tunnels.js';
@@ -98,6 +100,8 @@ export interface StaticTunnelDeps {
   store: Store;
   tunnels: TunnelRegistry;
   pools: Pools;
+  /** An operator's kill-and-block holds a static tunnel too (refuseIfBlocked). */
+  blocks: TunnelBlocks;
   clock: Clock;
   log: Logger;
   localAddressToward: (peer: string) => Promise<string>;
@@ -151,6 +155,7 @@ export class StaticTunnels {
     const hostname = checkHostname(p.hostname ?? account.username);
     const endpoint = p.endpoint ?? null;
     if (endpoint !== null) this.checkEndpoint(account.id, endpoint);
+    if (endpoint !== null && !account.disabled) this.refuseIfBlocked(account.id, account.username);
     if (await this.of(account.id)) throw new BrokerError('STORE_CONFLICT', `${account.username} has a static tunnel`);
     if (await this.deps.store.findStaticTunnel(hostname))
       throw new BrokerError('STORE_CONFLICT', `the host name ${hostname} is taken`);
@@ -186,6 +191,8 @@ export class StaticTunnels {
     const account = await this.deps.store.getAccount(st.accountId);
     const enabled = account !== undefined && !account.disabled;
     if (st.endpoint === endpoint && (live?.clientIpv4 === endpoint || !enabled)) return 'nochg';
+    // nothing written while a block holds: the router's client tries again later, and gets through after it
+    if (enabled && !live) this.refuseIfBlocked(st.accountId, st.username);
     if (st.endpoint !== endpoint) {
       await this.deps.store.updateStaticTunnel(st.id, { endpoint }, this.deps.clock.now());
       await this.audit(actor, 'static.endpoint', st.username, {
@@ -242,10 +249,27 @@ export class StaticTunnels {
     return n;
   }
 
-  /** The account was enabled: its static tunnel comes back if it has an endpoint. */
+  /** The account was enabled: its static tunnel comes back if it has an endpoint (not while an operator's
+   *  block holds: then at the first update after it). */
   async accountEnabled(accountId: number): Promise<void> {
     const st = await this.of(accountId);
-    if (st?.endpoint && !this.liveOf(accountId)) await this.activate(st);
+    if (!st?.endpoint || this.liveOf(accountId)) return;
+    if (this.deps.blocks.blockedUntil({ accountId }) !== null) {
+      this.deps.log.info({ account: st.username }, 'static tunnel not restored: the account is blocked');
+      return;
+    }
+    await this.activate(st);
+  }
+
+  /** STATIC_TUNNEL_BLOCKED while an operator's kill-and-block holds the account (broker/blocks.ts). */
+  private refuseIfBlocked(accountId: number, username: string): void {
+    const until = this.deps.blocks.blockedUntil({ accountId });
+    if (until === null) return;
+    const left = Math.ceil((until - this.deps.clock.now()) / 1000);
+    throw new BrokerError(
+      'STATIC_TUNNEL_BLOCKED',
+      `${username} is blocked by an operator for ${left} more seconds: the static tunnel stays down until then`,
+    );
   }
 
   /** Makes the tunnel live at st.endpoint: the account's link block (and delegated prefix) and an 'offered'
@@ -253,6 +277,7 @@ export class StaticTunnels {
   private async activate(st: StaticTunnel): Promise<TunnelRecord> {
     const endpoint = st.endpoint!;
     this.checkEndpoint(st.accountId, endpoint);
+    this.refuseIfBlocked(st.accountId, st.username);
     const { store, pools, config } = this.deps;
     const owner = { accountId: st.accountId };
     const serverIpv4 = serverIpv4From(config, undefined) ?? (await this.deps.localAddressToward(endpoint));

@@ -68,3 +68,29 @@ test("a stranger's wrong passwords lock the username's password out of /nic/upda
   // a correct key clears nothing: the password stays locked
   assert.deepEqual(await nic(c, 'hostname=alice&myip=192.0.2.21', 'alice', 'alice-password'), [200, 'abuse']);
 });
+
+test("an operator's kill and block holds a static tunnel down until the block ends", async () => {
+  const c = await start(['alice']);
+  assert.equal((await api(c, 'POST', '/accounts/alice/static-tunnel', { endpoint: '192.0.2.10' })).status, 201);
+  const id = c.b.broker.tunnels.list()[0]!.id;
+  assert.equal((await api(c, 'POST', `/tunnels/${id}/kill`, { blockMinutes: 5 })).status, 204);
+  const live = () => c.b.broker.tunnels.list().map((t) => t.clientIpv4);
+  assert.deepEqual(live(), []);
+  // the router's next updates, the same address or a new one: refused, nothing stored
+  const ok = ['alice', 'alice-password'] as const;
+  assert.deepEqual(await nic(c, 'hostname=alice&myip=192.0.2.10', ...ok), [200, 'abuse']);
+  assert.deepEqual(await nic(c, 'hostname=alice&myip=192.0.2.11', ...ok), [200, 'abuse']);
+  const put = await api(c, 'PUT', '/accounts/alice/static-tunnel/endpoint', { endpoint: '192.0.2.12' });
+  assert.equal(put.status, 409);
+  assert.equal(put.json.code, 'STATIC_TUNNEL_BLOCKED');
+  assert.match(put.json.message!, /blocked by an operator for \d+ more seconds/);
+  assert.equal((await api(c, 'GET', '/accounts/alice/static-tunnel')).json.endpoint, '192.0.2.10');
+  // disabling and enabling the account does not bring it back either
+  assert.equal((await api(c, 'POST', '/accounts/alice/disable')).status, 200);
+  assert.equal((await api(c, 'POST', '/accounts/alice/enable')).status, 200);
+  await c.b.broker.sweep(); // the sweep follows the enable in the audit trail too
+  assert.deepEqual(live(), []);
+  clock.advance(5 * 60_000 + 1000); // the block is over: the next update makes it live again
+  assert.deepEqual(await nic(c, 'hostname=alice&myip=192.0.2.11', ...ok), [200, 'good 192.0.2.11']);
+  assert.deepEqual(live(), ['192.0.2.11']);
+});
