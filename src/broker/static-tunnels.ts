@@ -108,6 +108,9 @@ export interface StaticTunnelDeps {
 }
 
 export class StaticTunnels {
+  /** The tail of each account's queue of changes (serial). */
+  private readonly queues = new Map<number, Promise<void>>();
+
   constructor(private readonly deps: StaticTunnelDeps) {}
 
   private audit(actor: string, action: string, target: string, detail: Record<string, unknown>): Promise<void> {
@@ -168,7 +171,7 @@ export class StaticTunnels {
       endpoint,
       delegatePrefix: st.delegatePrefix,
     });
-    if (endpoint !== null && !account.disabled) await this.activate(st);
+    if (endpoint !== null && !account.disabled) await this.serial(account.id, () => this.activate(st));
     return st;
   }
 
@@ -183,33 +186,61 @@ export class StaticTunnels {
   }
 
   /** Points the tunnel at `endpoint`: 'nochg' when it is there already (and live), else the store, then the
-   *  data plane (the live entry moves, keeping its counters; or it becomes live), and 'good'. Audited
-   *  (`static.endpoint`, with `via`: 'api', 'ui' or 'nic'). */
-  async setEndpoint(actor: string, st: StaticTunnel, endpoint: string, via: string): Promise<'good' | 'nochg'> {
+   *  data plane (the live entry moves, keeping its counters; or it becomes live), and 'good'. When the data
+   *  plane refuses, the stored endpoint goes back to what it was. Audited (`static.endpoint`, with `via`:
+   *  'api', 'ui' or 'nic'). One change of an account's tunnel at a time (serial): `st` may be stale, the
+   *  settings are read again inside. */
+  setEndpoint(actor: string, st: StaticTunnel, endpoint: string, via: string): Promise<'good' | 'nochg'> {
     this.checkEndpoint(st.accountId, endpoint);
-    const live = this.liveOf(st.accountId);
-    const account = await this.deps.store.getAccount(st.accountId);
-    const enabled = account !== undefined && !account.disabled;
-    if (st.endpoint === endpoint && (live?.clientIpv4 === endpoint || !enabled)) return 'nochg';
-    // nothing written while a block holds: the router's client tries again later, and gets through after it
-    if (enabled && !live) this.refuseIfBlocked(st.accountId, st.username);
-    if (st.endpoint !== endpoint) {
-      await this.deps.store.updateStaticTunnel(st.id, { endpoint }, this.deps.clock.now());
-      await this.audit(actor, 'static.endpoint', st.username, {
-        hostname: st.hostname,
-        from: st.endpoint,
-        to: endpoint,
-        via,
-      });
-    }
-    // the same endpoint but not live (an operator killed it): the update makes it live again
-    if (live) await this.deps.tunnels.moveEndpoint(live.id, endpoint);
-    else if (enabled) await this.activate({ ...st, endpoint });
-    this.deps.log.info(
-      { account: st.username, hostname: st.hostname, from: st.endpoint, to: endpoint, via },
-      'static tunnel endpoint set',
+    return this.serial(st.accountId, async () => {
+      const cur = await this.of(st.accountId);
+      if (!cur || cur.id !== st.id) throw new BrokerError('STORE_NOT_FOUND', `${st.username} has no static tunnel`);
+      this.checkEndpoint(cur.accountId, endpoint);
+      const live = this.liveOf(cur.accountId);
+      const account = await this.deps.store.getAccount(cur.accountId);
+      const enabled = account !== undefined && !account.disabled;
+      if (cur.endpoint === endpoint && (live?.clientIpv4 === endpoint || !enabled)) return 'nochg';
+      // nothing written while a block holds: the router's client tries again later, and gets through after it
+      if (enabled && !live) this.refuseIfBlocked(cur.accountId, cur.username);
+      const { store, clock } = this.deps;
+      if (cur.endpoint !== endpoint) await store.updateStaticTunnel(cur.id, { endpoint }, clock.now());
+      try {
+        // the same endpoint but not live (an operator killed it): the update makes it live again
+        if (live) await this.deps.tunnels.moveEndpoint(live.id, endpoint);
+        else if (enabled) await this.activate({ ...cur, endpoint });
+      } catch (err) {
+        if (cur.endpoint !== endpoint)
+          await store.updateStaticTunnel(cur.id, { endpoint: cur.endpoint }, clock.now()).catch(() => {});
+        throw err;
+      }
+      if (cur.endpoint !== endpoint)
+        await this.audit(actor, 'static.endpoint', cur.username, {
+          hostname: cur.hostname,
+          from: cur.endpoint,
+          to: endpoint,
+          via,
+        });
+      this.deps.log.info(
+        { account: cur.username, hostname: cur.hostname, from: cur.endpoint, to: endpoint, via },
+        'static tunnel endpoint set',
+      );
+      return 'good';
+    });
+  }
+
+  /** Runs `fn` after every earlier operation on the account's static tunnel has settled, so that two changes
+   *  never interleave between the store and the data plane. The map holds only accounts with work queued. */
+  private serial<T>(accountId: number, fn: () => Promise<T>): Promise<T> {
+    const run = (this.queues.get(accountId) ?? Promise.resolve()).then(fn);
+    const tail = run.then(
+      () => {},
+      () => {},
     );
-    return 'good';
+    this.queues.set(accountId, tail);
+    void tail.then(() => {
+      if (this.queues.get(accountId) === tail) this.queues.delete(accountId);
+    });
+    return run;
   }
 
   /** A new update key, shown once: the store keeps its SHA-256 only; the old key stops working. */
@@ -221,11 +252,13 @@ export class StaticTunnels {
   }
 
   /** Ends the live tunnel (reason 'deleted') and deletes the settings; the account keeps its addresses. */
-  async remove(actor: string, st: StaticTunnel): Promise<void> {
-    const live = this.liveOf(st.accountId);
-    if (live) await this.deps.tunnels.end(live.id, 'deleted');
-    await this.deps.store.deleteStaticTunnel(st.id);
-    await this.audit(actor, 'static.delete', st.username, { hostname: st.hostname });
+  remove(actor: string, st: StaticTunnel): Promise<void> {
+    return this.serial(st.accountId, async () => {
+      const live = this.liveOf(st.accountId);
+      if (live) await this.deps.tunnels.end(live.id, 'deleted');
+      await this.deps.store.deleteStaticTunnel(st.id);
+      await this.audit(actor, 'static.delete', st.username, { hostname: st.hostname });
+    });
   }
 
   /** At a start, after the registry restored the live rows: every static tunnel that should be live and is
@@ -251,14 +284,16 @@ export class StaticTunnels {
 
   /** The account was enabled: its static tunnel comes back if it has an endpoint (not while an operator's
    *  block holds: then at the first update after it). */
-  async accountEnabled(accountId: number): Promise<void> {
-    const st = await this.of(accountId);
-    if (!st?.endpoint || this.liveOf(accountId)) return;
-    if (this.deps.blocks.blockedUntil({ accountId }) !== null) {
-      this.deps.log.info({ account: st.username }, 'static tunnel not restored: the account is blocked');
-      return;
-    }
-    await this.activate(st);
+  accountEnabled(accountId: number): Promise<void> {
+    return this.serial(accountId, async () => {
+      const st = await this.of(accountId);
+      if (!st?.endpoint || this.liveOf(accountId)) return;
+      if (this.deps.blocks.blockedUntil({ accountId }) !== null) {
+        this.deps.log.info({ account: st.username }, 'static tunnel not restored: the account is blocked');
+        return;
+      }
+      await this.activate(st);
+    });
   }
 
   /** STATIC_TUNNEL_BLOCKED while an operator's kill-and-block holds the account (broker/blocks.ts). */

@@ -12,6 +12,8 @@ import { nicUpdate as nic, nicUpdateFrom, staticApi as api, type StaticCtx } fro
 import { ManualClock } from '../../src/clock.js';
 import { TokenService } from '../../src/admin/tokens.js';
 import type { ConfigInput } from '../../src/config/schema.js';
+import type { MemoryDataPlane } from '../../src/dataplane/memory.js';
+import type { TunnelId } from '../../src/dataplane/types.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tsp-static-guards-'));
 const clock = new ManualClock(Date.now());
@@ -93,4 +95,67 @@ test("an operator's kill and block holds a static tunnel down until the block en
   clock.advance(5 * 60_000 + 1000); // the block is over: the next update makes it live again
   assert.deepEqual(await nic(c, 'hostname=alice&myip=192.0.2.11', ...ok), [200, 'good 192.0.2.11']);
   assert.deepEqual(live(), ['192.0.2.11']);
+});
+
+test('concurrent updates of one static tunnel leave the settings, the tunnels row and the data plane agreeing', async () => {
+  const c = await start(['alice']);
+  assert.equal((await api(c, 'POST', '/accounts/alice/static-tunnel', { endpoint: '192.0.2.10' })).status, 201);
+  const ok = ['alice', 'alice-password'] as const;
+  const dataplane = c.b.dataplane as MemoryDataPlane;
+  const agree = async (why: string) => {
+    const live = c.b.broker.tunnels.list();
+    assert.equal(live.length, 1, `${why}: one live tunnel, not ${live.map((t) => t.clientIpv4).join(' ')}`);
+    const stored = (await api(c, 'GET', '/accounts/alice/static-tunnel')).json.endpoint;
+    assert.equal(live[0]!.clientIpv4, stored, why);
+    assert.equal((await c.b.store.getTunnel(live[0]!.id))?.clientIpv4, stored, `${why}: the tunnels row`);
+    assert.equal(dataplane.tunnel(live[0]!.id as TunnelId)?.client.address, stored, `${why}: the data plane`);
+    return stored;
+  };
+  // a live tunnel moved by two updates at once, then a killed one made live again by two at once: over HTTP,
+  // and straight into the service in one tick (the same stale settings, as two requests read them)
+  const both = () =>
+    Promise.all([nic(c, 'hostname=alice&myip=192.0.2.11', ...ok), nic(c, 'hostname=alice&myip=192.0.2.12', ...ok)]);
+  const moved = await both();
+  assert.deepEqual(moved.map(([, a]) => a.split(' ')[0]).sort(), ['good', 'good']);
+  assert.ok(['192.0.2.11', '192.0.2.12'].includes((await agree('moved'))!));
+  const statics = c.b.broker.statics;
+  const st = await statics.require((await c.b.store.getAccount(c.ids[0]!))!);
+  const twice = () =>
+    Promise.all([
+      statics.setEndpoint('test', st, '192.0.2.13', 'api'),
+      statics.setEndpoint('test', st, '192.0.2.14', 'api'),
+    ]);
+  assert.deepEqual(await twice(), ['good', 'good']);
+  assert.equal(await agree('moved in one tick'), '192.0.2.14');
+  assert.equal((await api(c, 'POST', `/tunnels/${c.b.broker.tunnels.list()[0]!.id}/kill`)).status, 204);
+  const back = await both();
+  assert.deepEqual(back.map(([, a]) => a.split(' ')[0]).sort(), ['good', 'good']);
+  await agree('made live again');
+  assert.equal((await api(c, 'POST', `/tunnels/${c.b.broker.tunnels.list()[0]!.id}/kill`)).status, 204);
+  assert.deepEqual(await twice(), ['good', 'good']);
+  assert.equal(await agree('made live again in one tick'), '192.0.2.14');
+});
+
+test('two accounts racing for one endpoint: the loser is refused and keeps its old endpoint', async () => {
+  const c = await start(['alice', 'bob']);
+  assert.equal((await api(c, 'POST', '/accounts/alice/static-tunnel', { endpoint: '192.0.2.10' })).status, 201);
+  assert.equal((await api(c, 'POST', '/accounts/bob/static-tunnel', { endpoint: '192.0.2.30' })).status, 201);
+  const statics = c.b.broker.statics;
+  const [alice, bob] = await Promise.all(c.ids.map(async (id) => statics.require((await c.b.store.getAccount(id))!)));
+  // both pass the collision check before either has written: the data plane takes one
+  const results = await Promise.allSettled([
+    statics.setEndpoint('test', alice!, '192.0.2.20', 'api'),
+    statics.setEndpoint('test', bob!, '192.0.2.20', 'api'),
+  ]);
+  assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+  const refused = results.find((r) => r.status === 'rejected')!;
+  assert.equal((refused.reason as { code: string }).code, 'STATIC_TUNNEL_HOLDS');
+  for (const [name, old] of [
+    ['alice', '192.0.2.10'],
+    ['bob', '192.0.2.30'],
+  ] as const) {
+    const v = (await api(c, 'GET', `/accounts/${name}/static-tunnel`)).json;
+    assert.equal(v.endpoint, v.tunnel!.clientIpv4, `${name}: the settings say where it is live`);
+    assert.ok([old, '192.0.2.20'].includes(v.endpoint!), name);
+  }
 });

@@ -18,6 +18,7 @@ export interface StaticReply {
   tunnel?: TunnelRecord | null;
   updateKey?: string;
   result?: string;
+  total?: number;
 }
 
 /** A REST call on the admin listener with the operator's token. */
