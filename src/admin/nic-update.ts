@@ -5,7 +5,9 @@
  *  Credentials: HTTP basic auth with the account's username and, as password, either the account's password
  *  or the tunnel's update key (`tspu_…`, made in the web UI or the API; shown once, its SHA-256 kept).
  *  `hostname` is the tunnel's host name (one per account); `myip` the new endpoint, or absent: the request's
- *  source address. Other dyndns2 parameters (system, wildcard, mx, backmx, offline) are ignored.
+ *  source address. With staticTunnels.endpointFromSource (the default) `myip` must be that source address
+ *  (`badip` otherwise): nothing else proves the account uses it. `myip=V4,V6` (ddclient 3.10 and later) is
+ *  read as V4. Other dyndns2 parameters (system, wildcard, mx, backmx, offline) are ignored.
  *
  *  Answers are text/plain, one line, HTTP 200 as dyndns2 clients expect unless said otherwise:
  *    good ADDR     the endpoint moved to ADDR (the data plane follows at once)
@@ -18,7 +20,8 @@
  *                  per tunnel and hour (staticTunnels.changesPerHour), failed sign-ins (the web sign-in's
  *                  limits), ADDR is another account's protocol-41 endpoint, or an operator's kill-and-block
  *                  holds the account
- *    badip ADDR    HTTP 400: ADDR is no public unicast IPv4 address
+ *    badip ADDR    HTTP 400: ADDR is no public unicast IPv4 address, is the broker's own, or (endpointFromSource)
+ *                  is not the request's source
  *    911           the broker failed (HTTP 500; try later)
  *  Every change is audited by StaticTunnels (`static.endpoint`, via 'nic'); failed credentials as `auth.fail`,
  *  bounded like sign-in failures by an UnauthenticatedAudit budget of this endpoint's own. Failed credentials
@@ -28,7 +31,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isBrokerError } from '../errors.js';
 import { FailureLimiter, WindowCounter } from '../broker/rate-limit.js';
 import { dummyPasswordHash, verifyPassword } from '../broker/credentials.js';
-import { endpointRefusal, hashUpdateKey, isHostname, UPDATE_KEY_PREFIX } from '../broker/static-tunnels.js';
+import { hashUpdateKey, isHostname, UPDATE_KEY_PREFIX } from '../broker/static-tunnels.js';
 import type { AccountSecrets, StaticTunnel } from '../store/types.js';
 import type { AdminContext } from './context.js';
 import { safeEqual } from './http.js';
@@ -58,6 +61,14 @@ function param(q: unknown, name: string): string | undefined {
   const v = (q as Record<string, unknown> | undefined)?.[name];
   const s = Array.isArray(v) ? v[0] : v;
   return typeof s === 'string' ? s : undefined;
+}
+
+/** The IPv4 part of `myip`: ddclient 3.10 and later may send `V4,V6` (or `V6,V4`); IPv6 parts are ignored
+ *  (a 6in4 endpoint is IPv4). With no IPv4 part, the first part, so that the answer names it (badip). */
+function ipv4Of(myip: string | undefined): string | undefined {
+  if (myip === undefined) return undefined;
+  const parts = myip.split(',').map((p) => p.trim());
+  return parts.find((p) => p !== '' && !p.includes(':')) ?? parts[0];
 }
 
 /** The request's source as IPv4 text (an IPv4-mapped IPv6 address unwrapped). */
@@ -102,10 +113,18 @@ class NicUpdate {
     if (hostnames.length > 1) return answer('numhost');
     const hostname = hostnames[0] ?? '';
     if (!isHostname(hostname)) return answer('notfqdn');
-    const myip = param(req.query, 'myip') || source;
+    const myip = ipv4Of(param(req.query, 'myip')) || source;
     // the address is echoed only when it is made of address characters: no second line, no markup
-    if (endpointRefusal(myip) !== null)
-      return answer(/^[0-9A-Fa-f.:]{1,45}$/.test(myip) ? `badip ${myip}` : 'badip', 400);
+    const badip = () => answer(/^[0-9A-Fa-f.:]{1,45}$/.test(myip) ? `badip ${myip}` : 'badip', 400);
+    if (this.ctx.broker.statics.refusal(myip) !== null) return badip();
+    if (this.ctx.config.staticTunnels.endpointFromSource && myip !== source) {
+      this.log(
+        req,
+        { myip, limit: 'staticTunnels.endpointFromSource' },
+        'dyndns2 update refused: myip is not the source',
+      );
+      return badip();
+    }
 
     const auth = await this.authenticate(req, creds, source);
     if (auth === 'locked') return answer('abuse');

@@ -17,6 +17,7 @@
  *  uses for protocol 41 is refused: the data plane tells v6v4 tunnels apart by the client IPv4 alone. */
 
 import { createHash, randomBytes } from 'node:crypto';
+import os from 'node:os';
 import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
@@ -175,10 +176,22 @@ export class StaticTunnels {
     return st;
   }
 
-  /** Refuses an endpoint that is no public unicast IPv4 (API_BAD_REQUEST) or that another account's tunnel
+  /** Why `address` cannot be an endpoint (endpointRefusal), or that it is the broker's own: protocol 41 to
+   *  itself (its serverIpv4, a listen address, an address of one of its interfaces). Null when it can be. */
+  refusal(address: string): string | null {
+    const why = endpointRefusal(address);
+    if (why !== null) return why;
+    const c = this.deps.config;
+    const own = new Set([c.serverIpv4, c.listen.address, c.admin.address, c.selfService.address]);
+    for (const list of Object.values(os.networkInterfaces()))
+      for (const i of list ?? []) if (i.family === 'IPv4') own.add(i.address);
+    return own.has(address) ? `${address} is the broker's own address` : null;
+  }
+
+  /** Refuses an endpoint that is no public unicast IPv4 or is the broker's own (API_BAD_REQUEST) or that another account's tunnel
    *  uses for protocol 41 (STATIC_TUNNEL_HOLDS). */
   checkEndpoint(accountId: number, endpoint: string): void {
-    const why = endpointRefusal(endpoint);
+    const why = this.refusal(endpoint);
     if (why !== null) throw new BrokerError('API_BAD_REQUEST', `endpoint: ${why}`);
     const holder = this.deps.tunnels.atEndpoint(endpointKey('v6v4', endpoint, 0));
     if (holder && holder.accountId !== accountId)

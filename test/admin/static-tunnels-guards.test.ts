@@ -26,13 +26,17 @@ after(async () => {
 const CONFIG: ConfigInput = {
   admin: { enabled: true, port: 0 },
   selfService: { enabled: true, address: '127.0.0.1', port: 0 },
-  staticTunnels: { updatesPerMinute: 1000, changesPerHour: 1000 },
+  // the updates come from 127.0.0.1 and name documentation addresses (the last test checks the default, true)
+  staticTunnels: { updatesPerMinute: 1000, changesPerHour: 1000, endpointFromSource: false },
 };
 
 /** A broker of its own (its own database) with an operator token and the given users (password NAME-password). */
 async function start(users: string[], overrides: ConfigInput = {}): Promise<StaticCtx & { ids: number[] }> {
   const sub = mkdtempSync(path.join(dir, 'b-'));
-  const b = await startTestBroker({ ...CONFIG, ...overrides }, { dir: sub, clock });
+  const b = await startTestBroker(
+    { ...CONFIG, ...overrides, staticTunnels: { ...CONFIG.staticTunnels, ...overrides.staticTunnels } },
+    { dir: sub, clock },
+  );
   running.push(b);
   const ids: number[] = [];
   for (const u of users) ids.push(await b.addUser(u, `${u}-password`));
@@ -158,4 +162,25 @@ test('two accounts racing for one endpoint: the loser is refused and keeps its o
     assert.equal(v.endpoint, v.tunnel!.clientIpv4, `${name}: the settings say where it is live`);
     assert.ok([old, '192.0.2.20'].includes(v.endpoint!), name);
   }
+});
+
+test("an update names its own source address (staticTunnels.endpointFromSource), never the broker's", async () => {
+  const c = await start(['alice'], { serverIpv4: '192.0.2.1', staticTunnels: { endpointFromSource: true } });
+  assert.equal((await api(c, 'POST', '/accounts/alice/static-tunnel', { endpoint: '192.0.2.10' })).status, 201);
+  const ok = ['alice', 'alice-password'] as const;
+  // from 127.0.0.1, naming another address: refused, nothing moves
+  assert.deepEqual(await nic(c, 'hostname=alice&myip=192.0.2.20', ...ok), [400, 'badip 192.0.2.20']);
+  assert.deepEqual(await nic(c, 'hostname=alice&myip=192.0.2.20,2001:db8::1', ...ok), [400, 'badip 192.0.2.20']);
+  assert.equal(c.b.broker.tunnels.list()[0]!.clientIpv4, '192.0.2.10');
+  // the broker's own addresses are no endpoint, whoever asks
+  const own = await api(c, 'PUT', '/accounts/alice/static-tunnel/endpoint', { endpoint: '192.0.2.1' });
+  assert.equal(own.status, 400);
+  assert.match(own.json.message!, /192\.0\.2\.1 is the broker's own address/);
+  const loose = await start(['alice'], { serverIpv4: '192.0.2.1' });
+  assert.equal((await api(loose, 'POST', '/accounts/alice/static-tunnel', { endpoint: '192.0.2.10' })).status, 201);
+  assert.deepEqual(await nic(loose, 'hostname=alice&myip=192.0.2.1', ...ok), [400, 'badip 192.0.2.1']);
+  // ddclient 3.10 and later send myip=V4,V6: the IPv4 part is the endpoint
+  assert.deepEqual(await nic(loose, 'hostname=alice&myip=192.0.2.21,2001:db8::1', ...ok), [200, 'good 192.0.2.21']);
+  assert.deepEqual(await nic(loose, 'hostname=alice&myip=2001:db8::1,192.0.2.22', ...ok), [200, 'good 192.0.2.22']);
+  assert.deepEqual(await nic(loose, 'hostname=alice&myip=2001:db8::1', ...ok), [400, 'badip 2001:db8::1']);
 });
