@@ -31,7 +31,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isBrokerError } from '../errors.js';
 import { FailureLimiter, WindowCounter } from '../broker/rate-limit.js';
 import { dummyPasswordHash, verifyPassword } from '../broker/credentials.js';
-import { hashUpdateKey, isHostname, UPDATE_KEY_PREFIX } from '../broker/static-tunnels.js';
+import { hashUpdateKey, isHostname, UPDATE_KEY_PREFIX } from '../broker/static-tunnel-rules.js';
 import type { AccountSecrets, StaticTunnel } from '../store/types.js';
 import type { AdminContext } from './context.js';
 import { safeEqual } from './http.js';
@@ -78,7 +78,6 @@ function sourceOf(req: FastifyRequest): string {
 
 class NicUpdate {
   private readonly perSource: WindowCounter;
-  private readonly changes: WindowCounter;
   private readonly failedUser: FailureLimiter;
   private readonly failedSource: FailureLimiter;
 
@@ -92,7 +91,6 @@ class NicUpdate {
     this.perSource = new WindowCounter(ctx.clock, c.updatesPerMinute, 60_000);
     this.failedUser = new FailureLimiter(ctx.clock, LOGIN_FAILURES_PER_USER, LOGIN_WINDOW_MS);
     this.failedSource = new FailureLimiter(ctx.clock, LOGIN_FAILURES_PER_SOURCE, LOGIN_WINDOW_MS);
-    this.changes = new WindowCounter(ctx.clock, c.changesPerHour, 3600_000);
   }
 
   private log(req: FastifyRequest, what: Record<string, unknown>, msg: string): void {
@@ -131,18 +129,14 @@ class NicUpdate {
     if (auth === undefined) return answer('badauth');
     const st = auth.tunnel;
     if (!st || st.hostname !== hostname.toLowerCase()) return answer('nohost');
-    const changeKey = `tunnel:${st.id}`;
-    if (st.endpoint !== myip && !this.changes.take(changeKey)) {
-      if (this.changes.refusedNow(changeKey) === 1)
-        this.log(req, { account: st.username, limit: 'staticTunnels.changesPerHour' }, 'dyndns2 updates refused');
-      return answer('abuse');
-    }
     const actor = `user:${st.username}`;
     try {
-      return answer(`${await this.ctx.broker.statics.setEndpoint(actor, st, myip, 'nic')} ${myip}`);
+      const result = await this.ctx.broker.statics.setEndpoint(actor, st, myip, 'nic', { counted: true });
+      return answer(`${result} ${myip}`);
     } catch (err) {
       // another account's endpoint, or an operator's kill-and-block: in dyndns2, abuse is "blocked", and a
       // client retries after its error interval (so the tunnel is back at the first try after a block ends)
+      if (isBrokerError(err) && err.code === 'API_RATE_LIMITED') return answer('abuse'); // logged by StaticTunnels
       if (isBrokerError(err) && (err.code === 'STATIC_TUNNEL_HOLDS' || err.code === 'STATIC_TUNNEL_BLOCKED')) {
         this.log(req, { account: st.username, endpoint: myip, reason: err.message }, 'dyndns2 update refused');
         return answer('abuse');

@@ -16,72 +16,20 @@
  *  is refused with 301 (STATIC_TUNNEL_HOLDS, broker/service.ts). An endpoint that another account's tunnel
  *  uses for protocol 41 is refused: the data plane tells v6v4 tunnels apart by the client IPv4 alone. */
 
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config/schema.js';
 import { BrokerError, isBrokerError } from '../errors.js';
 import type { Account, StaticTunnel, Store, TunnelRecord } from '../store/types.js';
-import { endpointKey, type TunnelType } from '../tunnel-model.js';
+import { endpointKey } from '../tunnel-model.js';
 import type { TunnelBlocks } from './blocks.js';
 import { allowedTypes, serverIpv4From } from './offer-policy.js';
+import { checkHostname, endpointRefusal, hashUpdateKey, isStatic, UPDATE_KEY_PREFIX } from './static-tunnel-rules.js';
+import { WindowCounter } from './rate-limit.js';
 import { linkAddresses, type Pools } from './pools.js';
 import type { TunnelRegistry } from './tunnels.js';
-
-/** A host name: dot-separated labels of letters, digits and inner hyphens, 253 characters at most. */
-const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-export const UPDATE_KEY_PREFIX = 'tspu_';
-
-export function isHostname(name: string): boolean {
-  const n = name.toLowerCase();
-  return n.length >= 1 && n.length <= 253 && n.split('.').every((l) => LABEL.test(l));
-}
-
-export function checkHostname(name: string): string {
-  if (!isHostname(name))
-    throw new BrokerError(
-      'API_BAD_REQUEST',
-      'hostname must be a host name: labels of letters, digits and inner hyphens, separated by dots (253 at most)',
-    );
-  return name.toLowerCase();
-}
-
-const DOCUMENTATION = ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24'].map((c) => ipaddr.IPv4.parseCIDR(c));
-
-/** Why `address` cannot be a 6in4 endpoint, or null: it must be a dotted-quad, public-looking unicast IPv4
- *  (not private, loopback, link-local, shared, multicast, broadcast, unspecified or reserved). The
- *  documentation ranges are accepted: tests and examples use them. */
-export function endpointRefusal(address: string): string | null {
-  if (!ipaddr.IPv4.isValidFourPartDecimal(address)) return `${address} is not a dotted-quad IPv4 address`;
-  const a = ipaddr.IPv4.parse(address);
-  if (DOCUMENTATION.some((c) => a.match(c))) return null;
-  const range = a.range();
-  return range === 'unicast' ? null : `${address} is not a public unicast IPv4 address (${range})`;
-}
-
-export function isStatic(t: Pick<TunnelRecord, 'transport'>): boolean {
-  return t.transport === 'static';
-}
-
-/** Why a TSP offer of this type, to this account from this source, would take what a live static tunnel holds
- *  (its account's addresses, or its protocol-41 endpoint for a v6v4 offer), or undefined. */
-export function staticRefusal(
-  tunnels: Pick<TunnelRegistry, 'ofAccount' | 'atEndpoint'>,
-  who: { accountId: number | null; username: string | null },
-  type: TunnelType,
-  source: string,
-): string | undefined {
-  if (who.accountId !== null && tunnels.ofAccount(who.accountId).some(isStatic))
-    return `account ${who.username ?? ''} has a static 6in4 tunnel (remove it to use TSP)`;
-  const there = type === 'v6v4' ? tunnels.atEndpoint(endpointKey('v6v4', source, 0)) : undefined;
-  return there && isStatic(there) ? `protocol 41 from ${source} belongs to a static 6in4 tunnel` : undefined;
-}
-
-export function hashUpdateKey(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex');
-}
 
 /** What the web UI and the API show of a static tunnel (never the key's hash). */
 export interface StaticTunnelView {
@@ -111,8 +59,28 @@ export interface StaticTunnelDeps {
 export class StaticTunnels {
   /** The tail of each account's queue of changes (serial). */
   private readonly queues = new Map<number, Promise<void>>();
+  /** staticTunnels.changesPerHour, per tunnel: its account holder's changes (dyndns2, /me) share it. */
+  private readonly changes: WindowCounter;
 
-  constructor(private readonly deps: StaticTunnelDeps) {}
+  constructor(private readonly deps: StaticTunnelDeps) {
+    this.changes = new WindowCounter(deps.clock, deps.config.staticTunnels.changesPerHour, 3600_000);
+  }
+
+  /** Counts one change of the account holder's (an endpoint change or a new update key) against
+   *  staticTunnels.changesPerHour; API_RATE_LIMITED beyond it (logged once per tunnel and hour). */
+  private countChange(st: StaticTunnel, via: string): void {
+    const key = `tunnel:${st.id}`;
+    if (this.changes.take(key)) return;
+    if (this.changes.refusedNow(key) === 1)
+      this.deps.log.warn(
+        { account: st.username, via, limit: 'staticTunnels.changesPerHour' },
+        'static tunnel changes refused',
+      );
+    throw new BrokerError(
+      'API_RATE_LIMITED',
+      `more than ${this.deps.config.staticTunnels.changesPerHour} changes of this static tunnel in an hour (staticTunnels.changesPerHour)`,
+    );
+  }
 
   private audit(actor: string, action: string, target: string, detail: Record<string, unknown>): Promise<void> {
     return this.deps.store.addAudit({ at: this.deps.clock.now(), actor, action, target, detail });
@@ -201,9 +169,16 @@ export class StaticTunnels {
   /** Points the tunnel at `endpoint`: 'nochg' when it is there already (and live), else the store, then the
    *  data plane (the live entry moves, keeping its counters; or it becomes live), and 'good'. When the data
    *  plane refuses, the stored endpoint goes back to what it was. Audited (`static.endpoint`, with `via`:
-   *  'api', 'ui' or 'nic'). One change of an account's tunnel at a time (serial): `st` may be stale, the
+   *  'api', 'ui' or 'nic'). `counted`: the account holder's change, counted against changesPerHour (not an
+   *  operator's; a 'nochg' is no change). One change of an account's tunnel at a time (serial): `st` may be stale, the
    *  settings are read again inside. */
-  setEndpoint(actor: string, st: StaticTunnel, endpoint: string, via: string): Promise<'good' | 'nochg'> {
+  setEndpoint(
+    actor: string,
+    st: StaticTunnel,
+    endpoint: string,
+    via: string,
+    opts: { counted?: boolean } = {},
+  ): Promise<'good' | 'nochg'> {
     this.checkEndpoint(st.accountId, endpoint);
     return this.serial(st.accountId, async () => {
       const cur = await this.of(st.accountId);
@@ -215,6 +190,7 @@ export class StaticTunnels {
       if (cur.endpoint === endpoint && (live?.clientIpv4 === endpoint || !enabled)) return 'nochg';
       // nothing written while a block holds: the router's client tries again later, and gets through after it
       if (enabled && !live) this.refuseIfBlocked(cur.accountId, cur.username);
+      if (opts.counted && cur.endpoint !== endpoint) this.countChange(cur, via);
       const { store, clock } = this.deps;
       if (cur.endpoint !== endpoint) await store.updateStaticTunnel(cur.id, { endpoint }, clock.now());
       try {
@@ -257,7 +233,8 @@ export class StaticTunnels {
   }
 
   /** A new update key, shown once: the store keeps its SHA-256 only; the old key stops working. */
-  async newUpdateKey(actor: string, st: StaticTunnel): Promise<string> {
+  async newUpdateKey(actor: string, st: StaticTunnel, opts: { counted?: boolean } = {}): Promise<string> {
+    if (opts.counted) this.countChange(st, 'key');
     const key = `${UPDATE_KEY_PREFIX}${randomBytes(24).toString('base64url')}`;
     await this.deps.store.updateStaticTunnel(st.id, { updateKeyHash: hashUpdateKey(key) }, this.deps.clock.now());
     await this.audit(actor, 'static.key', st.username, { hostname: st.hostname });
