@@ -172,7 +172,7 @@ export class StaticTunnels {
    *  'api', 'ui' or 'nic'). `counted`: the account holder's change, counted against changesPerHour (not an
    *  operator's; a 'nochg' is no change). One change of an account's tunnel at a time (serial): `st` may be stale, the
    *  settings are read again inside. */
-  setEndpoint(
+  async setEndpoint(
     actor: string,
     st: StaticTunnel,
     endpoint: string,
