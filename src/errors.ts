@@ -36,6 +36,9 @@ export const ERRORS = {
   /** A static 6in4 tunnel holds the account's addresses, or the protocol-41 endpoint asked for
    *  (broker/static-tunnels.ts): a TSP session of that account, or a v6v4 tunnel from that IPv4, is refused. */
   STATIC_TUNNEL_HOLDS: { tsp: 301, http: 409, text: 'No more tunnels available' },
+  /** An operator killed the account's static 6in4 tunnel and blocked the account for a while: it is not made
+   *  live again (endpoint change, account enabled, create) until the block ends. */
+  STATIC_TUNNEL_BLOCKED: { tsp: 301, http: 409, text: 'No more tunnels available' },
   // Store
   STORE_NOT_FOUND: { tsp: 310, http: 404, text: 'Not found' },
   STORE_CONFLICT: { tsp: 310, http: 409, text: 'Already exists' },

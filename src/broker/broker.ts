@@ -101,6 +101,7 @@ export class Broker implements LiveTunnelControl {
       store,
       tunnels: this.tunnels,
       pools: deps.pools,
+      blocks: this.blocks,
       clock,
       log,
       localAddressToward: deps.localAddressToward,

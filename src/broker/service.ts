@@ -31,7 +31,7 @@ import {
   serverIpv4From,
 } from './offer-policy.js';
 import { linkAddresses, type Pools } from './pools.js';
-import { isStatic, staticRefusal } from './static-tunnels.js';
+import { isStatic, staticRefusal } from './static-tunnel-rules.js';
 import type { ReverseDns } from './reverse-dns.js';
 import type { TunnelRegistry } from './tunnels.js';
 

@@ -7,78 +7,29 @@
  *  'static' carries it in the data plane like any live tunnel, so the registry restores it at a start, counts
  *  its traffic and lists it. It never ends by silence or lifetime (the registry keeps no deadline for it); it
  *  ends when it is removed, when its account is disabled or deleted, or when an operator kills it (it comes
- *  back at the next endpoint change, account enable or broker start).
+ *  back at the next endpoint change, account enable or broker start; after a kill and block, not before the
+ *  block ends: STATIC_TUNNEL_BLOCKED).
  *
- *  It owns the account's addresses: the account's link /64 (server ::1, client ::2, as a TSP tunnel would
- *  get) and, with delegatePrefix, the account's delegated prefix. Activating it ends the account's TSP tunnels
+ *  It owns the account's addresses: the account's link block (a /64, or a /126 in pools.linkMode shared-64;
+ *  server ::1, client ::2, as a TSP tunnel would get) and, with delegatePrefix, the account's delegated prefix. Activating it ends the account's TSP tunnels
  *  (reason 'replaced'); while it is live, a TSP session of the account, or a v6v4 request from its endpoint,
  *  is refused with 301 (STATIC_TUNNEL_HOLDS, broker/service.ts). An endpoint that another account's tunnel
  *  uses for protocol 41 is refused: the data plane tells v6v4 tunnels apart by the client IPv4 alone. */
 
-import { createHash, randomBytes } from 'node:crypto';
-import ipaddr from 'ipaddr.js';
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config/schema.js';
 import { BrokerError, isBrokerError } from '../errors.js';
 import type { Account, StaticTunnel, Store, TunnelRecord } from '../store/types.js';
-import { endpointKey, type TunnelType } from '../tunnel-model.js';
+import { endpointKey } from '../tunnel-model.js';
+import type { TunnelBlocks } from './blocks.js';
 import { allowedTypes, serverIpv4From } from './offer-policy.js';
+import { checkHostname, endpointRefusal, hashUpdateKey, isStatic, UPDATE_KEY_PREFIX } from './static-tunnel-rules.js';
+import { WindowCounter } from './rate-limit.js';
 import { linkAddresses, type Pools } from './pools.js';
 import type { TunnelRegistry } from './tunnels.js';
-
-/** A host name: dot-separated labels of letters, digits and inner hyphens, 253 characters at most. */
-const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-export const UPDATE_KEY_PREFIX = 'tspu_';
-
-export function isHostname(name: string): boolean {
-  const n = name.toLowerCase();
-  return n.length >= 1 && n.length <= 253 && n.split('.').every((l) => LABEL.test(l));
-}
-
-export function checkHostname(name: string): string {
-  if (!isHostname(name))
-    throw new BrokerError(
-      'API_BAD_REQUEST',
-      'hostname must be a host name: labels of letters, digits and inner hyphens, separated by dots (253 at most)',
-    );
-  return name.toLowerCase();
-}
-
-const DOCUMENTATION = ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24'].map((c) => ipaddr.IPv4.parseCIDR(c));
-
-/** Why `address` cannot be a 6in4 endpoint, or null: it must be a dotted-quad, public-looking unicast IPv4
- *  (not private, loopback, link-local, shared, multicast, broadcast, unspecified or reserved). The
- *  documentation ranges are accepted: tests and examples use them. */
-export function endpointRefusal(address: string): string | null {
-  if (!ipaddr.IPv4.isValidFourPartDecimal(address)) return `${address} is not a dotted-quad IPv4 address`;
-  const a = ipaddr.IPv4.parse(address);
-  if (DOCUMENTATION.some((c) => a.match(c))) return null;
-  const range = a.range();
-  return range === 'unicast' ? null : `${address} is not a public unicast IPv4 address (${range})`;
-}
-
-export function isStatic(t: Pick<TunnelRecord, 'transport'>): boolean {
-  return t.transport === 'static';
-}
-
-/** Why a TSP offer of this type, to this account from this source, would take what a live static tunnel holds
- *  (its account's addresses, or its protocol-41 endpoint for a v6v4 offer), or undefined. */
-export function staticRefusal(
-  tunnels: Pick<TunnelRegistry, 'ofAccount' | 'atEndpoint'>,
-  who: { accountId: number | null; username: string | null },
-  type: TunnelType,
-  source: string,
-): string | undefined {
-  if (who.accountId !== null && tunnels.ofAccount(who.accountId).some(isStatic))
-    return `account ${who.username ?? ''} has a static 6in4 tunnel (remove it to use TSP)`;
-  const there = type === 'v6v4' ? tunnels.atEndpoint(endpointKey('v6v4', source, 0)) : undefined;
-  return there && isStatic(there) ? `protocol 41 from ${source} belongs to a static 6in4 tunnel` : undefined;
-}
-
-export function hashUpdateKey(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex');
-}
 
 /** What the web UI and the API show of a static tunnel (never the key's hash). */
 export interface StaticTunnelView {
@@ -98,13 +49,38 @@ export interface StaticTunnelDeps {
   store: Store;
   tunnels: TunnelRegistry;
   pools: Pools;
+  /** An operator's kill-and-block holds a static tunnel too (refuseIfBlocked). */
+  blocks: TunnelBlocks;
   clock: Clock;
   log: Logger;
   localAddressToward: (peer: string) => Promise<string>;
 }
 
 export class StaticTunnels {
-  constructor(private readonly deps: StaticTunnelDeps) {}
+  /** The tail of each account's queue of changes (serial). */
+  private readonly queues = new Map<number, Promise<void>>();
+  /** staticTunnels.changesPerHour, per tunnel: its account holder's changes (dyndns2, /me) share it. */
+  private readonly changes: WindowCounter;
+
+  constructor(private readonly deps: StaticTunnelDeps) {
+    this.changes = new WindowCounter(deps.clock, deps.config.staticTunnels.changesPerHour, 3600_000);
+  }
+
+  /** Counts one change of the account holder's (an endpoint change or a new update key) against
+   *  staticTunnels.changesPerHour; API_RATE_LIMITED beyond it (logged once per tunnel and hour). */
+  private countChange(st: StaticTunnel, via: string): void {
+    const key = `tunnel:${st.id}`;
+    if (this.changes.take(key)) return;
+    if (this.changes.refusedNow(key) === 1)
+      this.deps.log.warn(
+        { account: st.username, via, limit: 'staticTunnels.changesPerHour' },
+        'static tunnel changes refused',
+      );
+    throw new BrokerError(
+      'API_RATE_LIMITED',
+      `more than ${this.deps.config.staticTunnels.changesPerHour} changes of this static tunnel in an hour (staticTunnels.changesPerHour)`,
+    );
+  }
 
   private audit(actor: string, action: string, target: string, detail: Record<string, unknown>): Promise<void> {
     return this.deps.store.addAudit({ at: this.deps.clock.now(), actor, action, target, detail });
@@ -151,6 +127,7 @@ export class StaticTunnels {
     const hostname = checkHostname(p.hostname ?? account.username);
     const endpoint = p.endpoint ?? null;
     if (endpoint !== null) this.checkEndpoint(account.id, endpoint);
+    if (endpoint !== null && !account.disabled) this.refuseIfBlocked(account.id, account.username);
     if (await this.of(account.id)) throw new BrokerError('STORE_CONFLICT', `${account.username} has a static tunnel`);
     if (await this.deps.store.findStaticTunnel(hostname))
       throw new BrokerError('STORE_CONFLICT', `the host name ${hostname} is taken`);
@@ -163,14 +140,26 @@ export class StaticTunnels {
       endpoint,
       delegatePrefix: st.delegatePrefix,
     });
-    if (endpoint !== null && !account.disabled) await this.activate(st);
+    if (endpoint !== null && !account.disabled) await this.serial(account.id, () => this.activate(st));
     return st;
   }
 
-  /** Refuses an endpoint that is no public unicast IPv4 (API_BAD_REQUEST) or that another account's tunnel
+  /** Why `address` cannot be an endpoint (endpointRefusal), or that it is the broker's own: protocol 41 to
+   *  itself (its serverIpv4, a listen address, an address of one of its interfaces). Null when it can be. */
+  refusal(address: string): string | null {
+    const why = endpointRefusal(address);
+    if (why !== null) return why;
+    const c = this.deps.config;
+    const own = new Set([c.serverIpv4, c.listen.address, c.admin.address, c.selfService.address]);
+    for (const list of Object.values(os.networkInterfaces()))
+      for (const i of list ?? []) if (i.family === 'IPv4') own.add(i.address);
+    return own.has(address) ? `${address} is the broker's own address` : null;
+  }
+
+  /** Refuses an endpoint that is no public unicast IPv4 or is the broker's own (API_BAD_REQUEST) or that another account's tunnel
    *  uses for protocol 41 (STATIC_TUNNEL_HOLDS). */
   checkEndpoint(accountId: number, endpoint: string): void {
-    const why = endpointRefusal(endpoint);
+    const why = this.refusal(endpoint);
     if (why !== null) throw new BrokerError('API_BAD_REQUEST', `endpoint: ${why}`);
     const holder = this.deps.tunnels.atEndpoint(endpointKey('v6v4', endpoint, 0));
     if (holder && holder.accountId !== accountId)
@@ -178,35 +167,74 @@ export class StaticTunnels {
   }
 
   /** Points the tunnel at `endpoint`: 'nochg' when it is there already (and live), else the store, then the
-   *  data plane (the live entry moves, keeping its counters; or it becomes live), and 'good'. Audited
-   *  (`static.endpoint`, with `via`: 'api', 'ui' or 'nic'). */
-  async setEndpoint(actor: string, st: StaticTunnel, endpoint: string, via: string): Promise<'good' | 'nochg'> {
+   *  data plane (the live entry moves, keeping its counters; or it becomes live), and 'good'. When the data
+   *  plane refuses, the stored endpoint goes back to what it was. Audited (`static.endpoint`, with `via`:
+   *  'api', 'ui' or 'nic'). `counted`: the account holder's change, counted against changesPerHour (not an
+   *  operator's; a 'nochg' is no change). One change of an account's tunnel at a time (serial): `st` may be stale, the
+   *  settings are read again inside. */
+  async setEndpoint(
+    actor: string,
+    st: StaticTunnel,
+    endpoint: string,
+    via: string,
+    opts: { counted?: boolean } = {},
+  ): Promise<'good' | 'nochg'> {
     this.checkEndpoint(st.accountId, endpoint);
-    const live = this.liveOf(st.accountId);
-    const account = await this.deps.store.getAccount(st.accountId);
-    const enabled = account !== undefined && !account.disabled;
-    if (st.endpoint === endpoint && (live?.clientIpv4 === endpoint || !enabled)) return 'nochg';
-    if (st.endpoint !== endpoint) {
-      await this.deps.store.updateStaticTunnel(st.id, { endpoint }, this.deps.clock.now());
-      await this.audit(actor, 'static.endpoint', st.username, {
-        hostname: st.hostname,
-        from: st.endpoint,
-        to: endpoint,
-        via,
-      });
-    }
-    // the same endpoint but not live (an operator killed it): the update makes it live again
-    if (live) await this.deps.tunnels.moveEndpoint(live.id, endpoint);
-    else if (enabled) await this.activate({ ...st, endpoint });
-    this.deps.log.info(
-      { account: st.username, hostname: st.hostname, from: st.endpoint, to: endpoint, via },
-      'static tunnel endpoint set',
+    return this.serial(st.accountId, async () => {
+      const cur = await this.of(st.accountId);
+      if (!cur || cur.id !== st.id) throw new BrokerError('STORE_NOT_FOUND', `${st.username} has no static tunnel`);
+      this.checkEndpoint(cur.accountId, endpoint);
+      const live = this.liveOf(cur.accountId);
+      const account = await this.deps.store.getAccount(cur.accountId);
+      const enabled = account !== undefined && !account.disabled;
+      if (cur.endpoint === endpoint && (live?.clientIpv4 === endpoint || !enabled)) return 'nochg';
+      // nothing written while a block holds: the router's client tries again later, and gets through after it
+      if (enabled && !live) this.refuseIfBlocked(cur.accountId, cur.username);
+      if (opts.counted && cur.endpoint !== endpoint) this.countChange(cur, via);
+      const { store, clock } = this.deps;
+      if (cur.endpoint !== endpoint) await store.updateStaticTunnel(cur.id, { endpoint }, clock.now());
+      try {
+        // the same endpoint but not live (an operator killed it): the update makes it live again
+        if (live) await this.deps.tunnels.moveEndpoint(live.id, endpoint);
+        else if (enabled) await this.activate({ ...cur, endpoint });
+      } catch (err) {
+        if (cur.endpoint !== endpoint)
+          await store.updateStaticTunnel(cur.id, { endpoint: cur.endpoint }, clock.now()).catch(() => {});
+        throw err;
+      }
+      if (cur.endpoint !== endpoint)
+        await this.audit(actor, 'static.endpoint', cur.username, {
+          hostname: cur.hostname,
+          from: cur.endpoint,
+          to: endpoint,
+          via,
+        });
+      this.deps.log.info(
+        { account: cur.username, hostname: cur.hostname, from: cur.endpoint, to: endpoint, via },
+        'static tunnel endpoint set',
+      );
+      return 'good';
+    });
+  }
+
+  /** Runs `fn` after every earlier operation on the account's static tunnel has settled, so that two changes
+   *  never interleave between the store and the data plane. The map holds only accounts with work queued. */
+  private serial<T>(accountId: number, fn: () => Promise<T>): Promise<T> {
+    const run = (this.queues.get(accountId) ?? Promise.resolve()).then(fn);
+    const tail = run.then(
+      () => {},
+      () => {},
     );
-    return 'good';
+    this.queues.set(accountId, tail);
+    void tail.then(() => {
+      if (this.queues.get(accountId) === tail) this.queues.delete(accountId);
+    });
+    return run;
   }
 
   /** A new update key, shown once: the store keeps its SHA-256 only; the old key stops working. */
-  async newUpdateKey(actor: string, st: StaticTunnel): Promise<string> {
+  async newUpdateKey(actor: string, st: StaticTunnel, opts: { counted?: boolean } = {}): Promise<string> {
+    if (opts.counted) this.countChange(st, 'key');
     const key = `${UPDATE_KEY_PREFIX}${randomBytes(24).toString('base64url')}`;
     await this.deps.store.updateStaticTunnel(st.id, { updateKeyHash: hashUpdateKey(key) }, this.deps.clock.now());
     await this.audit(actor, 'static.key', st.username, { hostname: st.hostname });
@@ -214,11 +242,13 @@ export class StaticTunnels {
   }
 
   /** Ends the live tunnel (reason 'deleted') and deletes the settings; the account keeps its addresses. */
-  async remove(actor: string, st: StaticTunnel): Promise<void> {
-    const live = this.liveOf(st.accountId);
-    if (live) await this.deps.tunnels.end(live.id, 'deleted');
-    await this.deps.store.deleteStaticTunnel(st.id);
-    await this.audit(actor, 'static.delete', st.username, { hostname: st.hostname });
+  remove(actor: string, st: StaticTunnel): Promise<void> {
+    return this.serial(st.accountId, async () => {
+      const live = this.liveOf(st.accountId);
+      if (live) await this.deps.tunnels.end(live.id, 'deleted');
+      await this.deps.store.deleteStaticTunnel(st.id);
+      await this.audit(actor, 'static.delete', st.username, { hostname: st.hostname });
+    });
   }
 
   /** At a start, after the registry restored the live rows: every static tunnel that should be live and is
@@ -242,10 +272,29 @@ export class StaticTunnels {
     return n;
   }
 
-  /** The account was enabled: its static tunnel comes back if it has an endpoint. */
-  async accountEnabled(accountId: number): Promise<void> {
-    const st = await this.of(accountId);
-    if (st?.endpoint && !this.liveOf(accountId)) await this.activate(st);
+  /** The account was enabled: its static tunnel comes back if it has an endpoint (not while an operator's
+   *  block holds: then at the first update after it). */
+  accountEnabled(accountId: number): Promise<void> {
+    return this.serial(accountId, async () => {
+      const st = await this.of(accountId);
+      if (!st?.endpoint || this.liveOf(accountId)) return;
+      if (this.deps.blocks.blockedUntil({ accountId }) !== null) {
+        this.deps.log.info({ account: st.username }, 'static tunnel not restored: the account is blocked');
+        return;
+      }
+      await this.activate(st);
+    });
+  }
+
+  /** STATIC_TUNNEL_BLOCKED while an operator's kill-and-block holds the account (broker/blocks.ts). */
+  private refuseIfBlocked(accountId: number, username: string): void {
+    const until = this.deps.blocks.blockedUntil({ accountId });
+    if (until === null) return;
+    const left = Math.ceil((until - this.deps.clock.now()) / 1000);
+    throw new BrokerError(
+      'STATIC_TUNNEL_BLOCKED',
+      `${username} is blocked by an operator for ${left} more seconds: the static tunnel stays down until then`,
+    );
   }
 
   /** Makes the tunnel live at st.endpoint: the account's link block (and delegated prefix) and an 'offered'
@@ -253,12 +302,18 @@ export class StaticTunnels {
   private async activate(st: StaticTunnel): Promise<TunnelRecord> {
     const endpoint = st.endpoint!;
     this.checkEndpoint(st.accountId, endpoint);
+    this.refuseIfBlocked(st.accountId, st.username);
     const { store, pools, config } = this.deps;
     const owner = { accountId: st.accountId };
     const serverIpv4 = serverIpv4From(config, undefined) ?? (await this.deps.localAddressToward(endpoint));
     const prefixLen = st.delegatePrefix ? await this.delegatedLength(st.accountId) : undefined;
     const record = await store.batch(async () => {
-      const link = await store.allocate({ pool: 'link', poolPrefix: pools.link, prefixLen: 64, owner });
+      const link = await store.allocate({
+        pool: 'link',
+        poolPrefix: pools.link,
+        prefixLen: pools.linkLeaseLen,
+        owner,
+      });
       const delegated =
         prefixLen === undefined
           ? undefined

@@ -229,16 +229,27 @@ export class TunnelRegistry {
   }
 
   /** Moves a live static tunnel to a new client IPv4 (its 6in4 endpoint): the store first, then the data plane
-   *  entry (same id: its counters stay) and the endpoint index. The caller checked that no other tunnel holds
-   *  the new endpoint (broker/static-tunnels.ts). */
+   *  entry (same id: its counters stay) and the endpoint index. The new endpoint is claimed in the index before
+   *  the store write, so a concurrent move of another tunnel to it is refused (STATIC_TUNNEL_HOLDS). */
   async moveEndpoint(id: number, clientIpv4: string): Promise<void> {
     const t = this.live.get(id);
     if (!t || !t.isStatic) throw new BrokerError('STORE_NOT_FOUND', `no live static tunnel ${id}`);
     const to = endpointKeyOf(clientIpv4, 0);
+    const from = t.endpoint;
     const holder = this.byEndpoint.get(to);
     if (holder && holder !== t) throw new BrokerError('STATIC_TUNNEL_HOLDS', `${clientIpv4} is another tunnel's`);
-    await this.deps.store.moveTunnelEndpoint(id, clientIpv4);
-    if (this.byEndpoint.get(t.endpoint) === t) this.byEndpoint.delete(t.endpoint);
+    this.byEndpoint.set(to, t);
+    const release = () => {
+      if (to !== from && this.byEndpoint.get(to) === t) this.byEndpoint.delete(to);
+    };
+    try {
+      await this.deps.store.moveTunnelEndpoint(id, clientIpv4);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    if (this.live.get(id) !== t) return release(); // ended meanwhile
+    if (to !== from && this.byEndpoint.get(from) === t) this.byEndpoint.delete(from);
     t.clientIpv4 = clientIpv4;
     this.byEndpoint.set(t.endpoint, t);
     this.deps.dataplane.addTunnel(specOf(t));

@@ -234,9 +234,14 @@ export const configSchema = z
       .object({
         /** /nic/update requests answered per source address and minute; beyond, `abuse` until the minute ends. */
         updatesPerMinute: z.number().int().min(1).max(10000).default(20),
-        /** Endpoint changes through /nic/update per tunnel and hour; beyond, `abuse` (an operator's or the
-         *  account's change in the web UI or API is not counted). */
+        /** Changes per tunnel and hour by its account holder: endpoint changes through /nic/update (beyond:
+         *  `abuse`) or /me in the web UI or API, and new update keys there (beyond: 429). An operator's are
+         *  not counted. */
         changesPerHour: z.number().int().min(1).max(10000).default(30),
+        /** An update's `myip` must be the request's own source IPv4 (else `badip`), so nobody points protocol
+         *  41 at an address they do not use. false: any public address is taken (a client that updates from
+         *  another address than its tunnel's, e.g. a separate management network). */
+        endpointFromSource: z.boolean().default(true),
       })
       .strict()
       .prefault({}),

@@ -1,7 +1,7 @@
 /** @module store/static-types: the store's side of static 6in4 tunnels (broker/static-tunnels.ts), apart from
  *  store/types.ts to keep that file readable; Store includes StaticTunnelStore. */
 
-/** A static 6in4 tunnel's settings (schema version 7). While it has an endpoint and its account is enabled, a
+/** A static 6in4 tunnel's settings (schema version 8). While it has an endpoint and its account is enabled, a
  *  `tunnels` row with transport 'static' carries it in the data plane. */
 export interface StaticTunnel {
   id: number;
@@ -20,7 +20,7 @@ export interface StaticTunnel {
   updatedAt: number;
 }
 
-/** Static 6in4 tunnels, at most one per account (schema version 7). */
+/** Static 6in4 tunnels, at most one per account (schema version 8). */
 export interface StaticTunnelStore {
   /** STORE_CONFLICT when the account already has one or the host name is taken. */
   createStaticTunnel(

@@ -67,6 +67,8 @@ test('an account holder runs a static tunnel from /me on the self-service listen
   b = await startTestBroker({
     admin: { enabled: true, port: 0, publicTspHost: 'tsp.example.net' },
     selfService: { enabled: true, address: '127.0.0.1', port: 0 },
+    // the update comes from 127.0.0.1 and names a documentation address
+    staticTunnels: { endpointFromSource: false },
   });
   await b.addUser('holder', 'holder-password');
   await b.addUser('root', 'root-password', 'admin');
@@ -112,4 +114,41 @@ test('an account holder runs a static tunnel from /me on the self-service listen
 
   assert.match(await follow(me, await post(me, '/me/static-tunnel/delete', {})), /Static tunnel cottage removed/);
   assert.equal(b.broker.tunnels.list().length, 0);
+});
+
+test("the account holder's own endpoint changes and new keys count against staticTunnels.changesPerHour", async () => {
+  await b.stop();
+  b = await startTestBroker({
+    admin: { enabled: true, port: 0 },
+    selfService: { enabled: true, address: '127.0.0.1', port: 0 },
+    staticTunnels: { changesPerHour: 3, endpointFromSource: false },
+  });
+  await b.addUser('holder', 'holder-password');
+  await b.addUser('root', 'root-password', 'admin');
+  const me = await signIn(`http://127.0.0.1:${b.selfService!.port}`, 'holder', 'holder-password');
+  await follow(me, await post(me, '/me/static-tunnel', { hostname: 'cottage', endpoint: '192.0.2.40' }));
+  // three changes: an endpoint, a key, an update with that key (creating it was none)
+  await follow(me, await post(me, '/me/static-tunnel/endpoint', { endpoint: '192.0.2.41' }));
+  const key = /id="static-key-value">(tspu_[A-Za-z0-9_-]+)</.exec(
+    await (await post(me, '/me/static-tunnel/update-key', {})).text(),
+  )?.[1];
+  assert.ok(key);
+  const update = async (ip: string) => {
+    const auth = `Basic ${Buffer.from(`holder:${key}`).toString('base64')}`;
+    const r = await fetch(`${me.base}/nic/update?hostname=cottage&myip=${ip}`, { headers: { authorization: auth } });
+    return (await r.text()).trim();
+  };
+  assert.equal(await update('192.0.2.42'), 'good 192.0.2.42');
+  // the fourth, whichever way: refused, nothing moves
+  const over = await post(me, '/me/static-tunnel/endpoint', { endpoint: '192.0.2.43' });
+  assert.equal(over.status, 429);
+  assert.match(await over.text(), /API_RATE_LIMITED/);
+  assert.equal((await post(me, '/me/static-tunnel/update-key', {})).status, 429);
+  assert.equal(await update('192.0.2.44'), 'abuse');
+  assert.equal(await update('192.0.2.42'), 'nochg 192.0.2.42', 'no change is no change');
+  assert.equal(b.broker.tunnels.list()[0]!.clientIpv4, '192.0.2.42');
+  // an operator is not counted
+  const ops = await signIn(`http://127.0.0.1:${b.admin!.port}`, 'root', 'root-password');
+  assert.equal((await post(ops, '/accounts/holder/static-tunnel/endpoint', { endpoint: '192.0.2.45' })).status, 303);
+  assert.equal(b.broker.tunnels.list()[0]!.clientIpv4, '192.0.2.45');
 });

@@ -33,6 +33,8 @@ before(async () => {
   b = await startTestBroker({
     admin: { enabled: true, port: 0, publicTspHost: 'tsp.example.net' },
     selfService: { enabled: true, address: '127.0.0.1', port: 0 },
+    // the update comes from 127.0.0.1 and names a documentation address
+    staticTunnels: { endpointFromSource: false },
   });
   await b.addUser('holder', 'holder-password');
 });

@@ -1,7 +1,8 @@
 /** @module admin/api/static-tunnels: an account's static 6in4 tunnel under /api/v1 (broker/static-tunnels.ts):
  *  the operator's routes under /accounts/{username}/static-tunnel (admin) and the account holder's own under
  *  /me/static-tunnel (a web session of that account). The same five operations on both: show, create, set the
- *  endpoint, make a new update key (shown once), remove. */
+ *  endpoint, make a new update key (shown once), remove. On /me, endpoint changes and new keys count against
+ *  staticTunnels.changesPerHour (429 API_RATE_LIMITED beyond). */
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { BrokerError } from '../../errors.js';
@@ -119,6 +120,7 @@ function registerOn(app: FastifyInstance, ctx: AdminContext, base: string, role:
         await statics.require(account),
         req.body.endpoint,
         'api',
+        { counted: role !== 'admin' },
       );
       return { result, staticTunnel: statics.view(await statics.require(account)) };
     },
@@ -137,7 +139,7 @@ function registerOn(app: FastifyInstance, ctx: AdminContext, base: string, role:
     },
     async (req) => {
       const st = await statics.require(await resolve(req));
-      return { updateKey: await statics.newUpdateKey(principalOf(req).actor, st) };
+      return { updateKey: await statics.newUpdateKey(principalOf(req).actor, st, { counted: role !== 'admin' }) };
     },
   );
 

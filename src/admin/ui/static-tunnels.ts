@@ -65,13 +65,13 @@ function registerSide(app: FastifyInstance, ctx: AdminContext, pattern: string, 
   app.post<{ Body: Form }>(`${pattern}/endpoint`, { config }, async (req, reply) => {
     const endpoint = field(req.body ?? {}, 'endpoint').trim();
     const st = await statics.require(await side.account(req));
-    const result = await statics.setEndpoint(principalOf(req).actor, st, endpoint, 'ui');
+    const result = await statics.setEndpoint(principalOf(req).actor, st, endpoint, 'ui', { counted: role !== 'admin' });
     return done(reply, side.back(req), 'staticendpoint', `${endpoint} (${result})`);
   });
 
   app.post(`${pattern}/update-key`, { config }, async (req, reply) => {
     const st = await statics.require(await side.account(req));
-    const key = await statics.newUpdateKey(principalOf(req).actor, st);
+    const key = await statics.newUpdateKey(principalOf(req).actor, st, { counted: role !== 'admin' });
     // shown once, in this reply: no redirect (the key must not sit in a URL or be rendered again)
     return side.render(req, reply.header('cache-control', 'no-store'), key);
   });

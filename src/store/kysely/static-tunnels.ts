@@ -1,4 +1,4 @@
-/** @module store/kysely/static-tunnels: StaticTunnelStore over Kysely (store/static-types.ts, schema version 7). */
+/** @module store/kysely/static-tunnels: StaticTunnelStore over Kysely (store/static-types.ts, schema version 8). */
 
 import type { Kysely, Selectable } from 'kysely';
 import { BrokerError } from '../../errors.js';

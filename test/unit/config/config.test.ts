@@ -167,7 +167,12 @@ test('reverseDns: off by default; its errors name the key, and the zone must hol
 });
 
 test('staticTunnels: the /nic/update limits are whole numbers from 1, and errors name the key', () => {
-  assert.deepEqual(defaultConfig().staticTunnels, { updatesPerMinute: 20, changesPerHour: 30 });
+  assert.deepEqual(defaultConfig().staticTunnels, {
+    updatesPerMinute: 20,
+    changesPerHour: 30,
+    endpointFromSource: true,
+  });
+  assert.match(problems({ staticTunnels: { endpointFromSource: 'yes' } }), /^staticTunnels\.endpointFromSource: /m);
   assert.match(problems({ staticTunnels: { updatesPerMinute: 0 } }), /^staticTunnels\.updatesPerMinute: /m);
   assert.match(problems({ staticTunnels: { changesPerHour: 2.5 } }), /^staticTunnels\.changesPerHour: /m);
   assert.match(problems({ staticTunnels: { changesPerHour: '30' } }), /^staticTunnels\.changesPerHour: /m);
