@@ -15,7 +15,7 @@ import { TokenService } from '../../src/admin/tokens.js';
 import { AccountService } from '../../src/broker/accounts.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import type { ConfigInput } from '../../src/config/schema.js';
-import type { AuditEvent, TunnelRecord } from '../../src/store/types.js';
+import { nicUpdate, staticApi, type StaticCtx, type StaticReply } from '../helpers/static-tunnels.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tsp-static-'));
 const clock = new ManualClock(Date.now());
@@ -39,43 +39,10 @@ async function start(overrides: ConfigInput = CONFIG): Promise<TestBroker> {
   return b;
 }
 
-interface Ctx {
-  b: TestBroker;
-  token: string;
-}
-
-/** The fields these tests read from the API's replies (each reply has some of them). */
-interface Reply {
-  code?: string;
-  message?: string;
-  hostname?: string;
-  endpoint?: string | null;
-  hasUpdateKey?: boolean;
-  tunnel?: TunnelRecord | null;
-  updateKey?: string;
-  result?: string;
-  total?: number;
-  staticTunnel?: { tunnel: TunnelRecord };
-  items?: (TunnelRecord & AuditEvent)[];
-}
-
-async function api(c: Ctx, method: string, url: string, body?: object): Promise<{ status: number; json: Reply }> {
-  const r = await fetch(`http://127.0.0.1:${c.b.admin!.port}/api/v1${url}`, {
-    method,
-    headers: { authorization: `Bearer ${c.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await r.text();
-  return { status: r.status, json: (text ? JSON.parse(text) : {}) as Reply };
-}
-
-/** A dyndns2 update on the self-service listener, as ddclient sends it; returns the status and the body line. */
-async function nic(c: Ctx, query: string, user?: string, password?: string): Promise<[number, string]> {
-  const headers: Record<string, string> = {};
-  if (user !== undefined) headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-  const r = await fetch(`http://127.0.0.1:${c.b.selfService!.port}/nic/update?system=dyndns&${query}`, { headers });
-  return [r.status, (await r.text()).trim()];
-}
+// the API and /nic/update calls are the shared ones (test/helpers/static-tunnels.ts)
+type Ctx = StaticCtx;
+const api = staticApi;
+const nic = nicUpdate;
 
 let ctx: Ctx;
 
@@ -168,7 +135,7 @@ test('bad input to /nic/update gets its dyndns2 answer', async () => {
 
 test('the REST API refuses bad input with 4xx and a reason', async () => {
   const c = ctx;
-  const expect = async (r: Promise<{ status: number; json: Reply }>, status: number, code: string) => {
+  const expect = async (r: Promise<{ status: number; json: StaticReply }>, status: number, code: string) => {
     const x = await r;
     assert.equal(x.status, status, JSON.stringify(x.json));
     assert.equal(x.json.code, code);

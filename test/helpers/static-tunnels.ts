@@ -2,7 +2,7 @@
  *  listener (an operator's token, or a web session's cookie) and /nic/update on the self-service listener. */
 import http from 'node:http';
 import type { TestBroker } from './broker.js';
-import type { TunnelRecord } from '../../src/store/types.js';
+import type { AuditEvent, TunnelRecord } from '../../src/store/types.js';
 
 export interface StaticCtx {
   b: TestBroker;
@@ -14,11 +14,15 @@ export interface StaticCtx {
 export interface StaticReply {
   code?: string;
   message?: string;
+  hostname?: string;
   endpoint?: string | null;
+  hasUpdateKey?: boolean;
   tunnel?: TunnelRecord | null;
   updateKey?: string;
   result?: string;
   total?: number;
+  staticTunnel?: { tunnel: TunnelRecord };
+  items?: (TunnelRecord & AuditEvent)[];
 }
 
 /** A REST call on the admin listener with the operator's token. */
