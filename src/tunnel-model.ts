@@ -3,13 +3,15 @@
  *  Usable by all, like errors.ts and clock.ts; imports nothing. */
 
 /** The concrete encapsulations (v6anyv4 is resolved before a tunnel exists): IPv6 in protocol 41 (v6v4) or in
- *  UDP on the TSP flow (v6udpv4). */
-export type TunnelType = 'v6v4' | 'v6udpv4';
+ *  UDP on the TSP flow (v6udpv4) over IPv4, and IPv4 in IPv6 (v4v6, next header 4, RFC 2473) for clients that
+ *  have only IPv6. A v4v6 tunnel's outer addresses are IPv6 and its inner ones IPv4: the tunnel row's
+ *  clientIpv6/serverIpv6 are then the endpoints and clientIpv4/serverIpv4 the addresses inside. */
+export type TunnelType = 'v6v4' | 'v6udpv4' | 'v4v6';
 
-/** The client's port as the tunnel knows it: 0 for v6v4, whose protocol-41 packets carry no port (RFC 4213),
- *  whatever port the control session came from; the session's port for v6udpv4. */
+/** The client's port as the tunnel knows it: 0 for v6v4 and v4v6, whose packets carry no port (RFC 4213, RFC
+ *  2473), whatever port the control session came from; the session's port for v6udpv4. */
 export function clientPortFor(type: TunnelType, port: number): number {
-  return type === 'v6v4' ? 0 : port;
+  return type === 'v6udpv4' ? port : 0;
 }
 
 /** The key a tunnel's client endpoint is known by ("ipv4:port", the port per clientPortFor): two tunnels with
@@ -18,7 +20,7 @@ export function endpointKey(type: TunnelType, address: string, port: number): st
   return `${address}:${clientPortFor(type, port)}`;
 }
 
-/** The client endpoint as shown to people: the IPv4 address alone for v6v4, "ipv4:port" otherwise. */
+/** The client endpoint as shown to people: the address alone for v6v4 and v4v6, "ipv4:port" for v6udpv4. */
 export function endpointLabel(type: TunnelType, address: string, port: number): string {
-  return type === 'v6v4' ? address : `${address}:${port}`;
+  return type === 'v6udpv4' ? `${address}:${port}` : address;
 }

@@ -10,7 +10,7 @@ import { ipv4Number } from '../address.js';
 import type { TunnelRecord, TunnelTransport } from '../store/types.js';
 import { clientPortFor, type TunnelType } from '../tunnel-model.js';
 import type { HeapItem } from './deadlines.js';
-import type { TunnelCounters, TunnelId, TunnelSpec } from '../dataplane/types.js';
+import type { TunnelCounters, TunnelId, TunnelSpec, V6TunnelSpec } from '../dataplane/types.js';
 import type { CounterUpdate } from '../store/types.js';
 import type { TrafficTotals } from './tunnels.js';
 
@@ -171,15 +171,33 @@ export function add(into: TrafficTotals, c: TrafficTotals): void {
   into.txBytes += c.txBytes;
 }
 
-/** The data plane's view of a tunnel row. */
+/** The data plane's view of a tunnel row. A v4v6 row's IPv6 addresses are its endpoints and its IPv4 ones the
+ *  addresses inside (tunnel-model.ts). */
 export function specOf(
   t: Pick<
     TunnelRecord,
-    'id' | 'type' | 'clientIpv4' | 'clientPort' | 'serverIpv6' | 'clientIpv6' | 'prefix' | 'prefixLen'
+    | 'id'
+    | 'type'
+    | 'clientIpv4'
+    | 'clientPort'
+    | 'serverIpv4'
+    | 'serverIpv6'
+    | 'clientIpv6'
+    | 'prefix'
+    | 'prefixLen'
   >,
 ): TunnelSpec {
-  const spec: TunnelSpec = {
-    id: t.id as TunnelId,
+  const id = t.id as TunnelId;
+  if (t.type === 'v4v6')
+    return {
+      id,
+      type: 'v4v6',
+      client: { address: t.clientIpv6, port: 0 },
+      serverIpv4: t.serverIpv4,
+      clientIpv4: t.clientIpv4,
+    };
+  const spec: V6TunnelSpec = {
+    id,
     type: t.type,
     client: { address: t.clientIpv4, port: clientPortFor(t.type, t.clientPort) },
     serverIpv6: t.serverIpv6,

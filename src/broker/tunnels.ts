@@ -80,7 +80,7 @@ export class TunnelRegistry {
   /** Indexes, so an accept, a delete or an account's end never scans every live tunnel. */
   private readonly byEndpoint = new Map<EndpointKey, LiveTunnel>();
   private readonly byAccount = new Map<number, LiveTunnel[]>();
-  private readonly byType: Record<TunnelType, number> = { v6v4: 0, v6udpv4: 0 };
+  private readonly byType: Record<TunnelType, number> = { v6v4: 0, v6udpv4: 0, v4v6: 0 };
   /** Every live tunnel, by a time at or before which it cannot be due to end (endExpired). */
   private readonly deadlines = new Deadlines<LiveTunnel>();
   /** Counters the data plane reported moved (takeChanges) and the store does not have yet. */

@@ -5,6 +5,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BrokerError } from '../errors.js';
+import type { TunnelType } from '../tunnel-model.js';
 
 export type TspcState = 'connecting' | 'up' | 'reconnecting' | 'stopped' | 'failed';
 
@@ -25,7 +26,7 @@ export interface StatusSnapshot {
     local: string;
   };
   tunnel?: {
-    type: 'v6udpv4' | 'v6v4';
+    type: TunnelType;
     interface: string;
     clientIpv4: string;
     serverIpv4: string;

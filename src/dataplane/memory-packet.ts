@@ -4,7 +4,7 @@
 
 import ipaddr from 'ipaddr.js';
 import { ipv4Number } from '../address.js';
-import type { TunnelSpec } from './types.js';
+import type { V6TunnelSpec } from './types.js';
 
 // Specification constants (RFC 8200, RFC 4443), as in native/src/engine/packet.h.
 const IPV6_HEADER_BYTES = 40;
@@ -90,7 +90,7 @@ function sumWords(p: Buffer, from: number, to: number, sum: number): number {
 
 // ----- specs (native addon.cc AddTunnel: the same checks) --------------------------------------------------------
 
-export function parseSpec(spec: TunnelSpec): ParsedAddresses & { clientIpv4: number } {
+export function parseSpec(spec: V6TunnelSpec): ParsedAddresses & { clientIpv4: number } {
   if (spec.type !== 'v6udpv4' && spec.type !== 'v6v4') throw new Error(`type must be v6v4 or v6udpv4: ${spec.type}`);
   const clientIpv4 = ipv4Number(spec.client.address);
   if (clientIpv4 === undefined) throw new Error(`clientAddress: not an IPv4 address: ${spec.client.address}`);

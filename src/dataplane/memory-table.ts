@@ -6,7 +6,7 @@
  *  tunnel with its counters inline, endpoint keys as numbers rather than "address:port" strings, and the spec's
  *  strings shared with the caller, never copied. */
 
-import type { Ipv6Prefix, TunnelCounters, TunnelId, TunnelSpec, TunnelType } from './types.js';
+import type { Ipv6Prefix, TunnelCounters, TunnelId, TunnelSpec, TunnelType, V6TunnelSpec } from './types.js';
 import { ipv4Number } from '../address.js';
 import { mask, parseSpec, type ParsedAddresses } from './memory-packet.js';
 
@@ -45,9 +45,9 @@ export class Entry implements ParsedAddresses {
   }
 
   spec(): TunnelSpec {
-    const spec: TunnelSpec = {
+    const spec: V6TunnelSpec = {
       id: this.id,
-      type: this.type,
+      type: this.type as V6TunnelSpec['type'],
       client: { address: this.address, port: this.port },
       serverIpv6: this.serverIpv6,
       clientIpv6: this.clientIpv6,
@@ -76,6 +76,7 @@ export class MemoryTunnelTable {
   /** Adds or replaces (the same id keeps its counters, and its place in the change log). Throws a plain Error
    *  naming what is wrong with the spec (native addon.cc AddTunnel's checks). */
   upsert(spec: TunnelSpec): void {
+    if (spec.type === 'v4v6') throw new Error('type v4v6 is not carried by this data plane');
     const parsed = parseSpec(spec);
     const entry = new Entry(
       spec.id,

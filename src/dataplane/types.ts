@@ -10,7 +10,8 @@ export type TunnelId = number & { readonly __brand: 'TunnelId' };
 /** Defined in tunnel-model.ts (every layer shares it); re-exported for the data plane's users. */
 export type { TunnelType };
 
-/** An IPv4 transport endpoint. `port` is 0 for protocol-41 (v6v4) tunnels. */
+/** A transport endpoint: IPv4 for v6v4 and v6udpv4 tunnels (and TSP over IPv4), IPv6 for v4v6 tunnels (and TSP
+ *  over IPv6). `port` is 0 for v6v4 and v4v6 tunnels (no port in protocol 41 or 4). */
 export interface Endpoint {
   address: string;
   port: number;
@@ -22,11 +23,15 @@ export interface Ipv6Prefix {
   length: number;
 }
 
-export interface TunnelSpec {
+interface TunnelSpecBase {
   id: TunnelId;
-  type: TunnelType;
   /** Where encapsulated packets go, and the only source decapsulated packets are accepted from. */
   client: Endpoint;
+}
+
+/** IPv6 inside IPv4: v6v4 (protocol 41) or v6udpv4 (UDP on the TSP flow). `client` is an IPv4 endpoint. */
+export interface V6TunnelSpec extends TunnelSpecBase {
+  type: 'v6v4' | 'v6udpv4';
   /** The server's inner address on this tunnel: ICMPv6 echo requests to it are answered in place. */
   serverIpv6: string;
   /** The client's inner address (routed to the tunnel as a /128). */
@@ -34,6 +39,18 @@ export interface TunnelSpec {
   /** A delegated prefix routed to the tunnel (router mode), if any. */
   delegated?: Ipv6Prefix;
 }
+
+/** IPv4 inside IPv6 (next header 4): `client.address` is the client's IPv6 address, port 0. Packets to it are
+ *  sent from the data plane's IPv6 source address (NativeDataPlaneOptions.serverIpv6). */
+export interface V4v6TunnelSpec extends TunnelSpecBase {
+  type: 'v4v6';
+  /** The server's inner IPv4 on this tunnel: ICMP echo requests to it are answered in place. */
+  serverIpv4: string;
+  /** The client's inner IPv4 (routed to the tunnel as a /32, and the only inner source it may use). */
+  clientIpv4: string;
+}
+
+export type TunnelSpec = V6TunnelSpec | V4v6TunnelSpec;
 
 export interface TunnelCounters {
   id: TunnelId;

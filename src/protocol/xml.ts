@@ -4,6 +4,7 @@
 
 import ipaddr from 'ipaddr.js';
 import { RemoteProtocolError } from '../errors.js';
+import type { TunnelType } from '../tunnel-model.js';
 
 export interface XmlElement {
   name: string;
@@ -258,7 +259,7 @@ export function parseTunnelRequest(xml: string): TunnelRequest {
 // ---- offers (server -> client) ----
 
 export interface Offer {
-  type: 'v6v4' | 'v6udpv4';
+  type: TunnelType;
   lifetimeS: number;
   serverIpv4: string;
   serverIpv6: string;

@@ -10,6 +10,7 @@ import { runSession, type SessionResult } from '../../helpers/tsp.js';
 import { eventually } from '../../helpers/clients.js';
 import type { ConfigInput } from '../../../src/config/schema.js';
 import type { MemoryDataPlane } from '../../../src/dataplane/memory.js';
+import type { V6TunnelSpec } from '../../../src/dataplane/types.js';
 import { overlaps, parsePrefix } from '../../../src/store/prefix.js';
 import { normalisePrefix } from '../../../src/broker/pools.js';
 import type { KyselyStore } from '../../../src/store/kysely-store.js';
@@ -65,7 +66,7 @@ test('shared-64: each tunnel a server and a client /128 of its own /126, all in 
   const dp = b.dataplane as MemoryDataPlane;
   const specs = b.broker.liveTunnels().map((t) => dp.tunnel(t.id as never)!);
   assert.deepEqual(
-    new Set(specs.map((s) => canonical(s.clientIpv6))),
+    new Set(specs.map((s) => canonical((s as V6TunnelSpec).clientIpv6))),
     new Set(offers.map((o) => canonical(o.clientIpv6))),
   );
   close(...rs);
@@ -113,7 +114,7 @@ test('switching a database from per-account-64 to shared-64 keeps live tunnels; 
   await b.close(); // as for a restart with the new configuration: the tunnels stay established
   const again = await broker({ pools: { link, linkMode: 'shared-64' } }, { dir });
   const dp = again.dataplane as MemoryDataPlane;
-  const restored = again.broker.liveTunnels().map((t) => canonical(dp.tunnel(t.id as never)!.clientIpv6));
+  const restored = again.broker.liveTunnels().map((t) => canonical((dp.tunnel(t.id as never) as V6TunnelSpec).clientIpv6));
   assert.deepEqual(new Set(restored), new Set([old, oldAnon].map((r) => canonical(r.offer!.clientIpv6))));
   const fresh = await runSession({ transport: 'udp', port: again.ports.udp, auth: anonymous });
   // dave's /64 is in use by his live tunnel: a new offer keeps it rather than free it under that tunnel

@@ -9,7 +9,13 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { describe, it } from 'node:test';
 import ipaddr from 'ipaddr.js';
-import type { ControlDatagram, DataPlane, TunnelCounters, TunnelId, TunnelSpec } from '../../../src/dataplane/types.js';
+import type {
+  ControlDatagram,
+  DataPlane,
+  TunnelCounters,
+  TunnelId,
+  V6TunnelSpec,
+} from '../../../src/dataplane/types.js';
 import { icmpv6ChecksumOk, icmpv6EchoRequest, ipv6Udp, ipv6UdpWith } from '../../helpers/packets.js';
 
 export interface ContractHarness {
@@ -95,7 +101,7 @@ export async function eventually(probe: () => boolean, what: string, timeoutMs =
   }
 }
 
-export function spec(id: number, peer: Peer, overrides: Partial<TunnelSpec> = {}): TunnelSpec {
+export function spec(id: number, peer: Peer, overrides: Partial<V6TunnelSpec> = {}): V6TunnelSpec {
   return {
     id: id as TunnelId,
     type: 'v6udpv4',
