@@ -176,15 +176,7 @@ export function add(into: TrafficTotals, c: TrafficTotals): void {
 export function specOf(
   t: Pick<
     TunnelRecord,
-    | 'id'
-    | 'type'
-    | 'clientIpv4'
-    | 'clientPort'
-    | 'serverIpv4'
-    | 'serverIpv6'
-    | 'clientIpv6'
-    | 'prefix'
-    | 'prefixLen'
+    'id' | 'type' | 'clientIpv4' | 'clientPort' | 'serverIpv4' | 'serverIpv6' | 'clientIpv6' | 'prefix' | 'prefixLen'
   >,
 ): TunnelSpec {
   const id = t.id as TunnelId;

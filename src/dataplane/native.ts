@@ -136,7 +136,8 @@ export class NativeDataPlane implements DataPlane {
 
   addTunnel(spec: TunnelSpec): void {
     const handle = this.live();
-    if (spec.type === 'v4v6') throw new BrokerError('DP_FAILED', `cannot add tunnel ${spec.id}: v4v6 is not carried yet`);
+    if (spec.type === 'v4v6')
+      throw new BrokerError('DP_FAILED', `cannot add tunnel ${spec.id}: v4v6 is not carried yet`);
     try {
       handle.addTunnel({
         id: spec.id,

@@ -114,7 +114,9 @@ test('switching a database from per-account-64 to shared-64 keeps live tunnels; 
   await b.close(); // as for a restart with the new configuration: the tunnels stay established
   const again = await broker({ pools: { link, linkMode: 'shared-64' } }, { dir });
   const dp = again.dataplane as MemoryDataPlane;
-  const restored = again.broker.liveTunnels().map((t) => canonical((dp.tunnel(t.id as never) as V6TunnelSpec).clientIpv6));
+  const restored = again.broker
+    .liveTunnels()
+    .map((t) => canonical((dp.tunnel(t.id as never) as V6TunnelSpec).clientIpv6));
   assert.deepEqual(new Set(restored), new Set([old, oldAnon].map((r) => canonical(r.offer!.clientIpv6))));
   const fresh = await runSession({ transport: 'udp', port: again.ports.udp, auth: anonymous });
   // dave's /64 is in use by his live tunnel: a new offer keeps it rather than free it under that tunnel
