@@ -21,6 +21,17 @@ export function endpointKey(type: TunnelType, address: string, port: number): st
 }
 
 /** The client endpoint as shown to people: the address alone for v6v4 and v4v6, "ipv4:port" for v6udpv4. */
-export function endpointLabel(type: TunnelType, address: string, port: number): string {
-  return type === 'v6udpv4' ? `${address}:${port}` : address;
+export function endpointLabel(t: {
+  type: TunnelType;
+  clientIpv4: string;
+  clientIpv6: string;
+  clientPort: number;
+}): string {
+  return t.type === 'v6udpv4' ? `${t.clientIpv4}:${t.clientPort}` : endpointAddress(t);
+}
+
+/** The address a tunnel's client is reached at (its endpoint): the IPv6 address of a v4v6 tunnel, the IPv4 one
+ *  of the others (see TunnelType: the row keeps both families' addresses, and the type says which is outer). */
+export function endpointAddress(t: { type: TunnelType; clientIpv4: string; clientIpv6: string }): string {
+  return t.type === 'v4v6' ? t.clientIpv6 : t.clientIpv4;
 }

@@ -1,9 +1,11 @@
-/** @module broker/anonymous: the anonymous tunnels held (offered or live), counted per source IPv4 and per
- *  /24, so the offer policy can bound them (broker/offer-policy.ts anonymousRefusal). In memory: a restart
- *  counts the restored tunnels again (TunnelRegistry.restore). */
+/** @module broker/anonymous: the anonymous tunnels held (offered or live), counted per source (an IPv4 address,
+ *  an IPv6 /64) and per network (an IPv4 /24, an IPv6 /48), so the offer policy can bound them
+ *  (broker/offer-policy.ts anonymousRefusal). In memory: a restart counts the restored tunnels again
+ *  (TunnelRegistry.restore). */
 
-import { prefix24 } from '../address.js';
+import { prefix24, sourceKey } from '../address.js';
 import type { TunnelRecord } from '../store/types.js';
+import { endpointAddress } from '../tunnel-model.js';
 
 export class AnonymousHoldings {
   /** Tunnel id -> its source: the caller's string, not a copy; the /24 is worked out again at release, so a
@@ -15,18 +17,19 @@ export class AnonymousHoldings {
   /** What a source holds now, for the quota check. */
   held(source: string): { bySource: number; byPrefix24: number; total: number } {
     return {
-      bySource: this.bySource.get(source) ?? 0,
+      bySource: this.bySource.get(sourceKey(source)) ?? 0,
       byPrefix24: this.byPrefix.get(prefix24(source)) ?? 0,
       total: this.byId.size,
     };
   }
 
   /** Counts an anonymous tunnel once (account tunnels and repeats are ignored). */
-  hold(t: Pick<TunnelRecord, 'id' | 'accountId' | 'clientIpv4'>): void {
+  hold(t: Pick<TunnelRecord, 'id' | 'accountId' | 'type' | 'clientIpv4' | 'clientIpv6'>): void {
     if (t.accountId !== null || this.byId.has(t.id)) return;
-    this.byId.set(t.id, t.clientIpv4);
-    bump(this.bySource, t.clientIpv4, 1);
-    bump(this.byPrefix, prefix24(t.clientIpv4), 1);
+    const source = endpointAddress(t);
+    this.byId.set(t.id, source);
+    bump(this.bySource, sourceKey(source), 1);
+    bump(this.byPrefix, prefix24(source), 1);
   }
 
   /** Idempotent: every path that ends a tunnel row calls it. */
@@ -34,7 +37,7 @@ export class AnonymousHoldings {
     const source = this.byId.get(id);
     if (source === undefined) return;
     this.byId.delete(id);
-    bump(this.bySource, source, -1);
+    bump(this.bySource, sourceKey(source), -1);
     bump(this.byPrefix, prefix24(source), -1);
   }
 }

@@ -8,7 +8,7 @@
  *  unvalidated attempts, which nothing else is refused for. */
 
 import type { Clock } from '../clock.js';
-import { prefix24 } from '../address.js';
+import { prefix24, sourceKey } from '../address.js';
 import type { Config } from '../config/schema.js';
 import type { AccountLimits, Store } from '../store/types.js';
 import { dummyPasswordHash, verifyPassword } from './credentials.js';
@@ -86,10 +86,10 @@ export class Authenticator {
   /** A failed attempt (not one the limiter itself refused). */
   failed(source: string, username: string | null, sourceValidated: boolean): void {
     if (!sourceValidated) {
-      this.limiter.fail(`unvalidated:${source}`);
+      this.limiter.fail(`unvalidated:${sourceKey(source)}`);
       return;
     }
-    this.limiter.fail(`src:${source}`);
+    this.limiter.fail(`src:${sourceKey(source)}`);
     if (username) this.limiter.fail(userKey(username, source));
   }
 
@@ -100,9 +100,9 @@ export class Authenticator {
 
   private throttled(source: string, username: string, sourceValidated: boolean): boolean {
     return (
-      this.limiter.isBlocked(`src:${source}`) ||
+      this.limiter.isBlocked(`src:${sourceKey(source)}`) ||
       this.limiter.isBlocked(userKey(username, source)) ||
-      (!sourceValidated && this.limiter.isBlocked(`unvalidated:${source}`))
+      (!sourceValidated && this.limiter.isBlocked(`unvalidated:${sourceKey(source)}`))
     );
   }
 }

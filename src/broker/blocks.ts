@@ -8,6 +8,7 @@
  *  `block` sweeps all expired ones, so the map never holds more than the blocks still in force plus one. */
 
 import type { Clock } from '../clock.js';
+import { sourceKey } from '../address.js';
 
 /** Longest block, in minutes (one day): a longer ban is what disabling the account is for. */
 export const MAX_BLOCK_MINUTES = 1440;
@@ -15,7 +16,7 @@ export const MAX_BLOCK_MINUTES = 1440;
 export type BlockKey = { accountId: number } | { source: string };
 
 function keyOf(k: BlockKey): string {
-  return 'accountId' in k ? `account:${k.accountId}` : `source:${k.source}`;
+  return 'accountId' in k ? `account:${k.accountId}` : `source:${sourceKey(k.source)}`;
 }
 
 export class TunnelBlocks {

@@ -8,7 +8,7 @@
 
 import { ipv4Number } from '../address.js';
 import type { TunnelRecord, TunnelTransport } from '../store/types.js';
-import { clientPortFor, type TunnelType } from '../tunnel-model.js';
+import { clientPortFor, endpointAddress, type TunnelType } from '../tunnel-model.js';
 import type { HeapItem } from './deadlines.js';
 import type { TunnelCounters, TunnelId, TunnelSpec, V6TunnelSpec } from '../dataplane/types.js';
 import type { CounterUpdate } from '../store/types.js';
@@ -23,6 +23,13 @@ export type EndpointKey = number | string;
 export function endpointKeyOf(address: string, port: number): EndpointKey {
   const a = ipv4Number(address);
   return a === undefined ? `${address}:${port}` : a * 65536 + port;
+}
+
+/** A tunnel's key in the endpoint index: its client endpoint (tunnel-model.ts endpointAddress) and port. */
+export function tunnelEndpointKey(
+  t: Pick<TunnelRecord, 'type' | 'clientIpv4' | 'clientIpv6' | 'clientPort'>,
+): EndpointKey {
+  return endpointKeyOf(endpointAddress(t), clientPortFor(t.type, t.clientPort));
 }
 
 /** An endpointKey string ("ipv4:port") as the index keys it. */
@@ -113,7 +120,7 @@ export class LiveTunnel implements HeapItem {
 
   /** Its key in the endpoint index (the data plane tells tunnels apart by it alone). */
   get endpoint(): EndpointKey {
-    return endpointKeyOf(this.clientIpv4, clientPortFor(this.type, this.clientPort));
+    return tunnelEndpointKey(this);
   }
 
   /** The row as it was when the tunnel became live (its counters: the stored ones, `base`), in the store's

@@ -14,20 +14,27 @@ export function allowedTypes(configured: readonly TunnelType[], limits: AccountL
   return own?.length ? configured.filter((t) => own.includes(t)) : [...configured];
 }
 
-/** The concrete type for a request (docs/protocol.md §8.1), or a BrokerError (303). `observedIpv4`: the
- *  source the request came from; a client that reports another address, or none, is behind NAT. */
+/** The concrete type for a request (docs/protocol.md §8.1), or a BrokerError (303). `observed`: the source the
+ *  request came from. Over IPv4, a client that reports another address, or none, is behind NAT. Over IPv6 only
+ *  v4v6 can be offered (the others carry IPv6 inside IPv4), and v4v6 only over IPv6 (its packets go to the
+ *  address TSP came from). */
 export function chooseType(
   req: TunnelRequest,
   transport: 'udp' | 'tcp',
-  observedIpv4: string,
+  observed: string,
   allowed: readonly TunnelType[],
   v6v4BehindNat: Config['tunnels']['v6v4BehindNat'],
 ): TunnelType {
   const refuse = (why: string) => new BrokerError('TSP_UNSUPPORTED_TUNNEL', why);
   if (req.proxy) throw refuse('proxy tunnels (to a third-party IPv4) are not offered');
-  // a client that does not say its address is treated as behind NAT: v6udpv4 crosses NAT, v6v4 rarely does
-  const nat = req.clientIpv4 === undefined || req.clientIpv4 !== observedIpv4;
   const can = (t: TunnelType) => allowed.includes(t);
+  if (observed.includes(':')) {
+    if (req.type !== 'v4v6') throw refuse(`${req.type ?? 'no'} tunnels need TSP over IPv4; over IPv6 only v4v6`);
+    if (!can('v4v6')) throw refuse('v4v6 is not offered here');
+    return 'v4v6';
+  }
+  // a client that does not say its address is treated as behind NAT: v6udpv4 crosses NAT, v6v4 rarely does
+  const nat = req.clientIpv4 === undefined || req.clientIpv4 !== observed;
   switch (req.type) {
     case 'v6udpv4':
       if (transport !== 'udp') throw refuse('v6udpv4 needs TSP over UDP: the data path is the same UDP flow');
@@ -41,9 +48,13 @@ export function chooseType(
       if (!can('v6v4')) throw refuse('v6v4 is not offered here');
       if (nat && v6v4BehindNat === 'refuse')
         throw refuse(
-          `client reports ${req.clientIpv4 ?? 'no address'} but comes from ${observedIpv4}: protocol 41 does not cross NAT`,
+          `client reports ${req.clientIpv4 ?? 'no address'} but comes from ${observed}: protocol 41 does not cross NAT`,
         );
       return 'v6v4';
+    case 'v4v6':
+      throw refuse(
+        can('v4v6') ? 'v4v6 needs TSP over IPv6 (to the IPv6 address it is to run to)' : 'v4v6 is not offered here',
+      );
     default:
       throw refuse(`${req.type ?? 'no'} tunnels are not offered`);
   }
@@ -86,8 +97,23 @@ export function serverIpv4From(
   return undefined;
 }
 
-/** The offer for a tunnel row. `dnsServer`: the configured resolver, else the server's tunnel address. */
+/** The IPv6 address a v4v6 offer names as the server's (the tunnel's outer endpoint): configured, else the IPv6
+ *  listen address, else the local address the client reached (undefined: ask the kernel). */
+export function serverIpv6From(
+  cfg: Pick<Config, 'serverIpv6' | 'listen'>,
+  localAddress: string | undefined,
+): string | undefined {
+  if (cfg.serverIpv6) return cfg.serverIpv6;
+  if (cfg.listen.address6 && cfg.listen.address6 !== '::') return cfg.listen.address6;
+  if (localAddress?.includes(':') && localAddress !== '::') return localAddress;
+  return undefined;
+}
+
+/** The offer for a tunnel row. `dnsServer`: the configured resolver, else the server's tunnel address. A v4v6
+ *  tunnel's keepalives go to the server's inner IPv4; it names a resolver only when one is configured (the
+ *  server's IPv6 is its outer endpoint, no resolver). */
 export function offerFor(t: TunnelRecord, dnsServer: string | undefined): Offer {
+  const v4v6 = t.type === 'v4v6';
   const offer: Offer = {
     type: t.type,
     lifetimeS: t.lifetimeS,
@@ -95,9 +121,10 @@ export function offerFor(t: TunnelRecord, dnsServer: string | undefined): Offer 
     serverIpv6: t.serverIpv6,
     clientIpv4: t.clientIpv4,
     clientIpv6: t.clientIpv6,
-    keepalive: { interval: t.keepaliveInterval, address: t.serverIpv6 },
-    dnsServer: dnsServer ?? t.serverIpv6,
+    keepalive: { interval: t.keepaliveInterval, address: v4v6 ? t.serverIpv4 : t.serverIpv6 },
   };
+  const resolver = v4v6 ? dnsServer : (dnsServer ?? t.serverIpv6);
+  if (resolver) offer.dnsServer = resolver;
   if (t.prefix && t.prefixLen !== null) offer.prefix = { address: t.prefix, length: t.prefixLen };
   return offer;
 }

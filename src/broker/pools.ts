@@ -14,6 +14,26 @@ export interface Pools {
   linkLeaseLen: number;
   /** Delegation pool, CIDR text: router-mode prefixes. */
   delegation: string;
+  /** The v4v6 pool (pools.ipv4) as the allocator holds it, an IPv4-mapped IPv6 prefix; absent when not
+   *  configured. */
+  ipv4?: string;
+}
+
+/** The length of a tunnel owner's block in the v4v6 pool: a /30 (as its mapped /126), server .1, client .2. */
+export const IPV4_LEASE_LEN = 126;
+
+/** An IPv4 prefix as the IPv4-mapped IPv6 prefix the allocator works on ('198.51.100.0/24' becomes
+ *  '::ffff:c633:6400/120'): one allocator, one set of claim rows and one store contract for both families. */
+export function ipv4PoolAsIpv6(cidr: string): string {
+  const [addr, len] = ipaddr.IPv4.parseCIDR(cidr);
+  return normalisePrefix(`${addr.toIPv4MappedAddress().toString()}/${len + 96}`);
+}
+
+/** The inner addresses of a v4v6 block (the address of a mapped /126): server .1 and client .2 of its /30, as
+ *  IPv4 text. */
+export function ipv4LinkAddresses(mappedBlock: string): { serverIpv4: string; clientIpv4: string } {
+  const v4 = (offset: number) => ipaddr.IPv6.parse(addressInBlock(mappedBlock, offset)).toIPv4Address().toString();
+  return { serverIpv4: v4(1), clientIpv4: v4(2) };
 }
 
 function randomUla(lengthBits: 40 | 48): string {
@@ -30,6 +50,7 @@ export async function resolvePools(config: Config, store: SettingsStore): Promis
     link: normalisePrefix(link),
     linkLeaseLen: linkLeaseLength(config.pools.linkMode),
     delegation: normalisePrefix(delegation),
+    ...(config.pools.ipv4 ? { ipv4: ipv4PoolAsIpv6(config.pools.ipv4) } : {}),
   };
 }
 
@@ -44,6 +65,7 @@ export function linkLeaseLength(mode: LinkMode): number {
 
 export function normalisePrefix(cidr: string): string {
   const [addr, len] = ipaddr.parseCIDR(cidr);
+  if (addr.kind() === 'ipv4') return ipaddr.IPv4.networkAddressFromCIDR(cidr).toString() + `/${len}`;
   const bytes = addr.toByteArray();
   for (let bit = len; bit < bytes.length * 8; bit++) bytes[bit >> 3]! &= ~(0x80 >> (bit & 7));
   return `${ipaddr.fromByteArray(bytes).toString()}/${len}`;

@@ -29,8 +29,10 @@ import {
   keepaliveFor,
   offerFor,
   serverIpv4From,
+  serverIpv6From,
 } from './offer-policy.js';
-import { linkAddresses, type Pools } from './pools.js';
+import type { Pools } from './pools.js';
+import { anonymousPool, claimV4, claimV6, type ClaimStage } from './claims.js';
 import { isStatic, staticRefusal } from './static-tunnel-rules.js';
 import type { ReverseDns } from './reverse-dns.js';
 import type { TunnelRegistry } from './tunnels.js';
@@ -59,7 +61,8 @@ export interface ServiceDeps {
   reverseDns: ReverseDns;
   clock: Clock;
   log: Logger;
-  /** Local IPv4 the kernel routes toward a peer (for offers when listening on 0.0.0.0). */
+  /** The local address the kernel routes toward a peer, of the peer's family (for offers when listening on
+   *  0.0.0.0 or ::). */
   localAddressToward: (peer: string) => Promise<string>;
 }
 
@@ -109,52 +112,50 @@ export class BrokerService implements SessionService {
     this.refuseIfStaticHolds(who, type, peer.peer.address);
     const anonymous = who.accountId === null;
     const prefixLen = delegatedLength(req, anonymous, cfg.pools.prefixLen, who.limits);
-    if (anonymous) this.checkAnonymousQuota(peer.peer.address);
+    const v4v6 = type === 'v4v6';
+    if (v4v6 && prefixLen !== undefined)
+      throw new BrokerError('TSP_PREFIX_LENGTH_UNSUPPORTED', 'v4v6 tunnels are offered without a delegated prefix');
+    if (anonymous) this.checkAnonymousQuota(peer.peer.address, type);
     this.refuseIfBlocked(
       peer,
       who.accountId !== null ? { accountId: who.accountId } : { source: peer.peer.address },
       who.username,
     );
     const leaseId = anonymous ? `anon-${randomUUID()}` : undefined;
-    const owner = leaseId ? { leaseId } : { accountId: who.accountId! };
-    // before the transaction: it may ask the kernel
-    const serverIpv4 =
-      serverIpv4From(cfg, peer.localAddress) ?? (await this.deps.localAddressToward(peer.peer.address));
+    const claim = {
+      owner: leaseId ? { leaseId } : { accountId: who.accountId! },
+      prefixLen,
+      // an account with a live tunnel keeps its link block even if pools.linkMode now wants another length: a
+      // different length would free it under that tunnel; it moves at its first offer with no live tunnel
+      keepHeld: who.accountId !== null && this.deps.tunnels.ofAccount(who.accountId).length > 0,
+    };
+    // before the transaction: it may ask the kernel. The session's addresses are the tunnel's outer ones.
+    const server = v4v6
+      ? (serverIpv6From(cfg, peer.localAddress) ?? (await this.deps.localAddressToward(peer.peer.address)))
+      : (serverIpv4From(cfg, peer.localAddress) ?? (await this.deps.localAddressToward(peer.peer.address)));
     const { store, pools } = this.deps;
-    // an account with a live tunnel keeps its link block even if pools.linkMode now wants another length: a
-    // different length would free it under that tunnel; it moves at its first offer with no live tunnel
-    const keepHeld = who.accountId !== null && this.deps.tunnels.ofAccount(who.accountId).length > 0;
-    let stage: 'link' | 'delegation' | 'tunnel' = 'link';
+    let stage: ClaimStage | 'tunnel' = 'link';
+    const at = (s: ClaimStage) => (stage = s);
     try {
       const record = await store.batch(async () => {
-        stage = 'link';
-        const link = await store.allocate({
-          pool: 'link',
-          poolPrefix: pools.link,
-          prefixLen: pools.linkLeaseLen,
-          owner,
-          keepHeld,
-        });
-        stage = 'delegation';
-        const delegated =
-          prefixLen === undefined
-            ? undefined
-            : await store.allocate({ pool: 'delegation', poolPrefix: pools.delegation, prefixLen, owner });
+        const addresses = v4v6
+          ? {
+              ...(await claimV4(store, pools, claim, at)),
+              serverIpv6: server,
+              clientIpv6: peer.peer.address,
+              prefix: null,
+              prefixLen: null,
+            }
+          : { ...(await claimV6(store, pools, claim, at)), serverIpv4: server, clientIpv4: peer.peer.address };
         stage = 'tunnel';
-        const { serverIpv6, clientIpv6 } = linkAddresses(link.prefix);
         return store.createTunnel(
           {
             accountId: who.accountId,
             leaseId: leaseId ?? null,
             type,
             transport: peer.transport,
-            clientIpv4: peer.peer.address,
+            ...addresses,
             clientPort: clientPortFor(type, peer.peer.port),
-            serverIpv4,
-            serverIpv6,
-            clientIpv6,
-            prefix: delegated?.prefix ?? null,
-            prefixLen: delegated?.prefixLen ?? null,
             keepaliveInterval: keepaliveFor(req, cfg.tunnels.keepalive),
             lifetimeS: cfg.tunnels.lifetimeS,
           },
@@ -174,6 +175,8 @@ export class BrokerService implements SessionService {
     const log = this.deps.log;
     if (stage === 'link')
       log.error({ pool: this.deps.pools.link, session: peer.id }, 'link pool exhausted: no tunnel offered');
+    if (stage === 'ipv4')
+      log.error({ pool: this.deps.config.pools.ipv4, session: peer.id }, 'v4v6 pool exhausted: no tunnel offered');
     if (stage !== 'delegation') return err;
     log.error(
       { pool: this.deps.pools.delegation, prefixLen, session: peer.id },
@@ -184,13 +187,12 @@ export class BrokerService implements SessionService {
     });
   }
 
-  private checkAnonymousQuota(source: string): void {
+  private checkAnonymousQuota(source: string, type: TunnelType): void {
     const cfg = this.deps.config;
     const why = anonymousRefusal(
       this.deps.anonymous.held(source),
       cfg.limits,
-      Number(this.deps.pools.link.split('/')[1]),
-      this.deps.pools.linkLeaseLen,
+      ...anonymousPool(type, this.deps.pools),
       cfg.pools.accountReserve,
     );
     if (why === null) return;

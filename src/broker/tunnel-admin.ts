@@ -8,7 +8,7 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from 'pino';
 import { BrokerError } from '../errors.js';
-import type { TunnelType } from '../tunnel-model.js';
+import { endpointAddress, type TunnelType } from '../tunnel-model.js';
 import type { Page, Store, TunnelRecord, TunnelSort, TunnelState } from '../store/types.js';
 import type { TunnelBlocks } from './blocks.js';
 import type { TunnelRegistry } from './tunnels.js';
@@ -68,7 +68,7 @@ export class TunnelAdmin {
     await this.deps.tunnels.end(id, 'admin');
     let blocked: { blockMinutes: number; blockedUntil: string } | undefined;
     if (opts.blockMinutes) {
-      const key = t.accountId !== null ? { accountId: t.accountId } : { source: t.clientIpv4 };
+      const key = t.accountId !== null ? { accountId: t.accountId } : { source: endpointAddress(t) };
       const until = this.deps.blocks.block(key, opts.blockMinutes);
       blocked = { blockMinutes: opts.blockMinutes, blockedUntil: new Date(until).toISOString() };
       this.deps.log.info({ tunnel: id, ...key, ...blocked, actor }, 'tunnel killed and its owner blocked');

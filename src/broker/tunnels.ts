@@ -23,7 +23,7 @@ import { BrokerError } from '../errors.js';
 import type { Config } from '../config/schema.js';
 import type { DataPlane, DropReason, TunnelCounters, TunnelId } from '../dataplane/types.js';
 import type { CounterUpdate, EndReason, Store, TunnelRecord } from '../store/types.js';
-import { clientPortFor, endpointLabel, type TunnelType } from '../tunnel-model.js';
+import { endpointLabel, type TunnelType } from '../tunnel-model.js';
 import type { AnonymousHoldings } from './anonymous.js';
 import { Deadlines } from './deadlines.js';
 import { Events } from './events.js';
@@ -33,6 +33,7 @@ import {
   ZERO,
   add,
   endpointKeyOf,
+  tunnelEndpointKey,
   parseEndpointKey,
   specOf,
   totalsOf,
@@ -206,7 +207,7 @@ export class TunnelRegistry {
    *  (before the caller acknowledges on the wire), then adds it to the data plane. */
   async establish(record: TunnelRecord, opts: { replaceAccount: boolean }): Promise<TunnelRecord> {
     const replaced = new Set<LiveTunnel>();
-    const same = this.byEndpoint.get(endpointKeyOf(record.clientIpv4, clientPortFor(record.type, record.clientPort)));
+    const same = this.byEndpoint.get(tunnelEndpointKey(record));
     if (same) replaced.add(same);
     if (opts.replaceAccount && record.accountId !== null)
       for (const t of this.byAccount.get(record.accountId) ?? []) replaced.add(t);
@@ -239,9 +240,7 @@ export class TunnelRegistry {
     const holder = this.byEndpoint.get(to);
     if (holder && holder !== t) throw new BrokerError('STATIC_TUNNEL_HOLDS', `${clientIpv4} is another tunnel's`);
     this.byEndpoint.set(to, t);
-    const release = () => {
-      if (to !== from && this.byEndpoint.get(to) === t) this.byEndpoint.delete(to);
-    };
+    const release = () => void (to !== from && this.byEndpoint.get(to) === t && this.byEndpoint.delete(to));
     try {
       await this.deps.store.moveTunnelEndpoint(id, clientIpv4);
     } catch (err) {
@@ -382,7 +381,7 @@ export class TunnelRegistry {
       {
         tunnel: t.id,
         account: t.username,
-        client: endpointLabel(t.type, t.clientIpv4, t.clientPort),
+        client: endpointLabel(t),
         reason,
       },
       'tunnel ended',

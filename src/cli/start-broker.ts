@@ -16,6 +16,7 @@ import { openStore } from '../store/open.js';
 import { UdpControl } from '../transport/udp.js';
 import { TcpControl } from '../transport/tcp.js';
 import { localAddressToward } from '../transport/local-address.js';
+import { controlChannels, Udp6Channel } from '../transport/udp6.js';
 import type { SessionCounts } from '../transport/session-host.js';
 import { Broker } from '../broker/broker.js';
 import { AccountService } from '../broker/accounts.js';
@@ -159,6 +160,7 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
         udp: ports.udp || null,
         tcp: ports.tcp || null,
         address: config.listen.address,
+        ...(ipv6ListenAddress(config) !== null ? { address6: ipv6ListenAddress(config) } : {}),
         dataplane: dp.kind,
         auth: config.auth.mode,
         pools,
@@ -207,6 +209,12 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
 }
 
 /** The TSP listeners: UDP on the data plane's socket, TCP on the same port. */
+/** The IPv6 address the TSP listeners bind as well: listen.address6, else '::' when v4v6 is offered (its clients
+ *  have only IPv6), else none. */
+export function ipv6ListenAddress(config: Config): string | null {
+  return config.listen.address6 ?? (config.tunnels.types.includes('v4v6') ? '::' : null);
+}
+
 async function startTransports(
   config: Config,
   dp: DataPlane,
@@ -215,23 +223,35 @@ async function startTransports(
   closers: (() => Promise<void>)[],
 ): Promise<{ udp: UdpControl | undefined; tcp: TcpControl | undefined }> {
   const limits = config.limits;
+  const address6 = ipv6ListenAddress(config);
+  // the same port for every listener (port 0 in tests: whatever the data plane's UDP socket got)
+  const port = config.listen.port === 0 && config.listen.udp ? dp.udpPort : config.listen.port;
   let udp: UdpControl | undefined;
   if (config.listen.udp) {
-    udp = new UdpControl(dp, broker.newSession, broker.handler, clock, limits, broker.capabilities);
+    let udp6: Udp6Channel | undefined;
+    if (address6 !== null) {
+      const u6 = (udp6 = new Udp6Channel());
+      await u6.bind(address6, port);
+      closers.push(async () => u6.close());
+    }
+    udp = new UdpControl(
+      controlChannels(dp, udp6),
+      broker.newSession,
+      broker.handler,
+      clock,
+      limits,
+      broker.capabilities,
+    );
     udp.start();
     const u = udp;
     closers.push(async () => u.close());
   }
   let tcp: TcpControl | undefined;
   if (config.listen.tcp) {
-    tcp = new TcpControl(broker.newSession, broker.handler, clock, limits);
-    // the same port as UDP (port 0 in tests: whatever UDP got)
-    await tcp.listen(
-      config.listen.address,
-      config.listen.port === 0 && config.listen.udp ? dp.udpPort : config.listen.port,
-    );
-    const t = tcp;
+    const t = (tcp = new TcpControl(broker.newSession, broker.handler, clock, limits));
     closers.push(() => t.close());
+    await t.listen(config.listen.address, port);
+    if (address6 !== null) await t.listen(address6, port || t.port);
   }
   return { udp, tcp };
 }

@@ -245,7 +245,7 @@ withConfigFlags(tunnel.command('list'))
             t.id,
             t.username ?? '(anonymous)',
             t.type,
-            endpointLabel(t.type, t.clientIpv4, t.clientPort),
+            endpointLabel(t),
             t.clientIpv6,
             t.prefix ? `${t.prefix}/${t.prefixLen}` : '-',
             t.state,

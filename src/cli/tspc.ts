@@ -48,7 +48,7 @@ function flagsToKeys(o: Record<string, unknown>): RawConfig {
   const raw: RawConfig = {};
   for (const [flag, key] of map) if (o[flag] !== undefined) raw[key] = String(o[flag]);
   if (o.router) raw.host_type = 'router';
-  if (o.tun !== undefined) raw.if_tunnel_v6udpv4 = raw.if_tunnel_v6v4 = String(o.tun);
+  if (o.tun !== undefined) raw.if_tunnel_v6udpv4 = raw.if_tunnel_v6v4 = raw.if_tunnel_v4v6 = String(o.tun);
   if (o.keepalive === false) raw.keepalive = 'no';
   if (o.defaultRoute === false) raw.default_route = 'no';
   if (o.retry === false) raw.auto_retry_connect = 'no';
@@ -58,11 +58,11 @@ function flagsToKeys(o: Record<string, unknown>): RawConfig {
 function withConfigFlags(cmd: Command): Command {
   return cmd
     .option('-f, --config <file>', 'gogoc.conf-style file (key=value); flags override it')
-    .option('-s, --server <host[:port]>', 'the broker (server)')
+    .option('-s, --server <host[:port]>', 'the broker (server): host, IPv4 or [IPv6] (v4v6), optionally :port')
     .option('-u, --user <userid>', 'account name (userid)')
     .option('--password-stdin', 'read passwd from the first line of standard input')
     .addOption(new Option('-a, --auth <method>', 'auth_method').choices(['any', 'anonymous', 'plain', 'digest-md5']))
-    .addOption(new Option('-m, --mode <mode>', 'tunnel_mode').choices(['v6anyv4', 'v6v4', 'v6udpv4']))
+    .addOption(new Option('-m, --mode <mode>', 'tunnel_mode').choices(['v6anyv4', 'v6v4', 'v6udpv4', 'v4v6']))
     .addOption(new Option('-t, --transport <transport>', 'TSP over udp (default) or tcp').choices(['udp', 'tcp']))
     .option('--router', 'router mode: ask for a prefix (host_type=router)')
     .option('--prefixlen <n>', 'prefix length asked for in router mode (prefixlen)')
@@ -73,7 +73,7 @@ function withConfigFlags(cmd: Command): Command {
         'router advertisements on the LAN: radvd if installed, else builtin (ra, auto)',
       ).choices(['auto', 'radvd', 'builtin', 'off']),
     )
-    .option('--tun <name>', 'tunnel interface name (if_tunnel_v6udpv4 and if_tunnel_v6v4)')
+    .option('--tun <name>', 'tunnel interface name (if_tunnel_v6udpv4, if_tunnel_v6v4 and if_tunnel_v4v6)')
     .option('--keepalive-interval <s>', 'keepalive interval wished for; the offer decides (keepalive_interval)')
     .option('--no-keepalive', 'do not ask for keepalives (keepalive=no)')
     .option('--keepalive-misses <n>', 'unanswered echoes in a row before reconnecting (keepalive_misses, 3)')

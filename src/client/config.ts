@@ -18,7 +18,8 @@ import { TSP_PORT } from '../protocol/constants.js';
 import type { AuthMethod, RequestedMode } from '../protocol/client/session.js';
 
 export interface TspcConfig {
-  /** The broker: host name or IPv4, port, and the `server=` text as written (DIGEST's digest-uri uses it). */
+  /** The broker: host name, IPv4 or IPv6 (`[2001:db8::1]:3653` in the file), port, and the `server=` text as
+   *  written (DIGEST's digest-uri uses it). */
   server: { host: string; port: number; text: string };
   userid: string;
   passwd: string;
@@ -44,8 +45,11 @@ export interface TspcConfig {
   keepaliveTimeoutS: number;
   tunV6udpv4: string;
   tunV6v4: string;
+  tunV4v6: string;
   /** Local IPv4 to use ('auto': the kernel's choice toward the server). */
   clientV4: string;
+  /** Local IPv6 to use for v4v6 ('auto': the kernel's choice toward the server). */
+  clientV6: string;
   defaultRoute: boolean;
   autoRetryConnect: boolean;
   retryDelayS: number;
@@ -71,7 +75,9 @@ export const GOGOC_KEYS = [
   'keepalive_interval',
   'if_tunnel_v6udpv4',
   'if_tunnel_v6v4',
+  'if_tunnel_v4v6',
   'client_v4',
+  'client_v6',
   'auto_retry_connect',
   'retry_delay',
   'retry_delay_max',
@@ -81,8 +87,6 @@ export const GOGOC_KEYS = [
 export const IGNORED_GOGOC_KEYS = [
   'gogoc_dir',
   'template',
-  'if_tunnel_v4v6',
-  'client_v6',
   'proxy_client',
   'broker_list',
   'last_server',
@@ -136,7 +140,9 @@ export const DEFAULTS: Record<ConfigKey, string> = {
   keepalive_interval: '30',
   if_tunnel_v6udpv4: 'tsptun0',
   if_tunnel_v6v4: 'tspsit0',
+  if_tunnel_v4v6: 'tsp4in6',
   client_v4: 'auto',
+  client_v6: 'auto',
   auto_retry_connect: 'yes',
   retry_delay: '30',
   retry_delay_max: '300',
@@ -202,15 +208,25 @@ const yesNo = (v: string): boolean | undefined => {
 };
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
-/** The server string: `host`, `A.B.C.D` or either with `:port`. `[IPv6]` is v4v6 territory: refused. */
+/** The server string: `host`, `A.B.C.D` or `[IPv6]`, each optionally with `:port` (an IPv6 server is for
+ *  tunnel_mode=v4v6, whose TSP runs over IPv6). */
 export function parseServer(text: string): { host: string; port: number; text: string } | string {
-  if (text === '') return 'is required (the broker: host or IPv4, optionally :port)';
-  if (text.startsWith('[')) return 'an IPv6 server is for v4v6 tunnels, which tspc does not support';
-  const m = /^([A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(text);
-  if (!m) return `"${text}" is not host[:port]`;
-  const port = m[2] === undefined ? TSP_PORT : Number(m[2]);
+  if (text === '') return 'is required (the broker: host, IPv4 or [IPv6], optionally :port)';
+  const m = /^(?:([A-Za-z0-9.-]+)|\[([0-9A-Fa-f:.]+)\])(?::(\d{1,5}))?$/.exec(text);
+  if (!m || (m[2] !== undefined && !ipaddr.IPv6.isValid(m[2])))
+    return `"${text}" is not host[:port], A.B.C.D[:port] or [IPv6][:port]`;
+  const port = m[3] === undefined ? TSP_PORT : Number(m[3]);
   if (port < 1 || port > 65535) return `port ${port} is out of range`;
-  return { host: m[1]!, port, text };
+  return { host: m[1] ?? m[2]!, port, text };
+}
+
+/** tunnel_mode=v4v6 runs TSP over IPv6, the others over IPv4: the server literal must be of that family, and
+ *  v4v6 has no router mode (no IPv4 prefix is delegated). */
+function familyProblem(host: string, mode: RequestedMode, problems: string[]): void {
+  if (mode === 'v4v6' && ipaddr.IPv4.isValidFourPartDecimal(host))
+    problems.push('server: tunnel_mode=v4v6 runs TSP over IPv6: give an IPv6 server ([2001:db8::1]) or a host name');
+  if (mode !== 'v4v6' && host.includes(':'))
+    problems.push(`server: an IPv6 server is for tunnel_mode=v4v6 (${mode} runs TSP over IPv4)`);
 }
 
 /** Lays `layers` (file first, flags last) over the defaults and validates. Throws CFG_INVALID listing every
@@ -263,20 +279,22 @@ export function resolveConfig(...layers: RawConfig[]): { config: TspcConfig; war
   if (typeof server === 'string') problems.push(`server: ${server}`);
   const userid = merged.userid!;
   if (merged.auth_method === '') merged.auth_method = userid === '' ? 'anonymous' : 'any';
-  const mode = merged.tunnel_mode!.toLowerCase();
-  if (mode === 'v4v6') problems.push('tunnel_mode: v4v6 is not supported by tspc (use v6anyv4, v6v4 or v6udpv4)');
   const authMethod = oneOf('auth_method', ['any', 'anonymous', 'plain', 'digest-md5'] as const);
   if (merged.auth_method!.toLowerCase() === 'passdss-3des-1')
     problems.push('auth_method: passdss-3des-1 is proprietary and not supported (use any or digest-md5)');
   if (authMethod !== 'anonymous' && userid === '') problems.push(`userid: required for auth_method ${authMethod}`);
   const hostType = oneOf('host_type', ['host', 'router'] as const);
-  const tunnelMode = mode === 'v4v6' ? 'v6anyv4' : oneOf('tunnel_mode', ['v6anyv4', 'v6v4', 'v6udpv4'] as const);
+  const tunnelMode = oneOf('tunnel_mode', ['v6anyv4', 'v6v4', 'v6udpv4', 'v4v6'] as const);
+  if (typeof server !== 'string') familyProblem(server.host, tunnelMode, problems);
   const transport = oneOf('transport', ['udp', 'tcp'] as const);
   if (transport === 'tcp' && tunnelMode === 'v6udpv4')
     problems.push('transport: v6udpv4 runs over the TSP UDP flow; use transport=udp or tunnel_mode=v6v4');
   const clientV4 = merged.client_v4!;
   if (clientV4 !== 'auto' && !ipaddr.IPv4.isValidFourPartDecimal(clientV4))
     problems.push(`client_v4: must be auto or an IPv4 address (got "${clientV4}")`);
+  const clientV6 = merged.client_v6!;
+  if (clientV6 !== 'auto' && !(ipaddr.IPv6.isValid(clientV6) && !clientV6.includes('%')))
+    problems.push(`client_v6: must be auto or an IPv6 address (got "${clientV6}")`);
   const retryDelayS = int('retry_delay', 0, 3600);
   const retryDelayMaxS = int('retry_delay_max', 0, 3600);
   if (retryDelayMaxS < retryDelayS) problems.push('retry_delay_max: must be ≥ retry_delay');
@@ -299,7 +317,9 @@ export function resolveConfig(...layers: RawConfig[]): { config: TspcConfig; war
     keepaliveTimeoutS: int('keepalive_timeout', 1, 60),
     tunV6udpv4: ifname('if_tunnel_v6udpv4', false),
     tunV6v4: ifname('if_tunnel_v6v4', false),
+    tunV4v6: ifname('if_tunnel_v4v6', false),
     clientV4,
+    clientV6,
     defaultRoute,
     autoRetryConnect: bool('auto_retry_connect'),
     retryDelayS,
@@ -309,6 +329,8 @@ export function resolveConfig(...layers: RawConfig[]): { config: TspcConfig; war
     logLevel: oneOf('log_level', ['info', 'error', 'warn', 'debug'] as const),
   };
   if (config.statusFile === '') problems.push('status_file: must not be empty');
+  if (tunnelMode === 'v4v6' && hostType === 'router')
+    problems.push('host_type: router mode is not offered for v4v6 (no IPv4 prefix is delegated); use host');
   if (problems.length) throw new BrokerError('CFG_INVALID', problems.join('\n'));
   return { config, warnings };
 }

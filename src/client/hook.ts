@@ -42,7 +42,7 @@ export function tspEnvironment(p: {
     TSP_CLIENT_DNS_ADDRESS_IPV6: o.dnsServer ?? '',
     TSP_SERVER_ADDRESS_IPV4: o.serverIpv4,
     TSP_SERVER_ADDRESS_IPV6: o.serverIpv6,
-    TSP_TUNNEL_PREFIXLEN: '128',
+    TSP_TUNNEL_PREFIXLEN: o.type === 'v4v6' ? '32' : '128',
     TSP_OPERATION: p.operation,
   };
   if (o.prefix) {

@@ -1,4 +1,4 @@
-/** @module client/keepalive: ICMPv6 echo through the tunnel to the offer's keepalive address, once per offered
+/** @module client/keepalive: ICMPv6 echo (ICMP for v4v6) through the tunnel to the offer's keepalive address, once per offered
  *  interval, each waiting `timeoutMs` for its reply; `misses` unanswered in a row declare the server dead
  *  (docs/protocol.md §9.1: gogoc sends one per interval, waits 5 s, gives up after 3).
  *
@@ -14,15 +14,28 @@ import { sleep, systemClock, type Clock } from '../clock.js';
 /** Sends one echo request and resolves with the round-trip time in ms, or undefined without a reply in time. */
 export type Probe = (timeoutMs: number) => Promise<number | undefined>;
 
-/** One `ping -6` through the tunnel device: gogoc's 16-byte payload, bound to the TUN so the echo goes through
- *  the tunnel whatever the routing table says. */
+/** One `ping` through the tunnel device (`-6`, or `-4` to a v4v6 tunnel's inner IPv4): gogoc's 16-byte payload,
+ *  bound to the TUN so the echo goes through the tunnel whatever the routing table says. */
 export function pingProbe(target: string, tunName: string): Probe {
   return (timeoutMs) =>
     new Promise((resolve) => {
       const waitS = Math.max(1, Math.ceil(timeoutMs / 1000));
       execFile(
         'ping',
-        ['-6', '-n', '-q', '-c', '1', '-s', '16', '-W', String(waitS), '-I', tunName, target],
+        [
+          target.includes(':') ? '-6' : '-4',
+          '-n',
+          '-q',
+          '-c',
+          '1',
+          '-s',
+          '16',
+          '-W',
+          String(waitS),
+          '-I',
+          tunName,
+          target,
+        ],
         { timeout: timeoutMs + 2_000 },
         (error, stdout) => {
           if (error) return resolve(undefined);

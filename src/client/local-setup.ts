@@ -1,5 +1,8 @@
 /** @module client/local-setup: the client host's side of an established tunnel, and its undoing.
  *
+ *    v4v6 (IPv4 in IPv6): TUN with the client's inner IPv4, the server's as its peer, and the IPv4 default
+ *    route over it (default_route=yes); nothing else below applies
+ *
  *    addon client tunnel (TUN + UDP socket on the TSP port, or raw protocol 41)      dataplane/client-tunnel.ts
  *    TUN: MTU 1280, up, client /128, route to the server's tunnel address               (gogoc's linux template)
  *    host mode, or router mode:  default route over the tunnel (default_route=yes)
@@ -56,28 +59,47 @@ export function lanAddress(prefix: { address: string; length: number }): string 
   return `${ipaddr.fromByteArray(bytes).toString()}/64`;
 }
 
-export async function setUpTunnel(cfg: TspcConfig, n: Negotiated, log: ClientLog): Promise<LocalTunnel> {
+/** The addon's client tunnel for an offer: where its packets go and from where. */
+function openTunnel(cfg: TspcConfig, n: Negotiated): ClientTunnel {
   const offer = n.offer;
-  const tunName = offer.type === 'v6udpv4' ? cfg.tunV6udpv4 : cfg.tunV6v4;
-  let tunnel: ClientTunnel;
+  const v4v6 = offer.type === 'v4v6';
+  const local = v4v6 ? cfg.clientV6 : cfg.clientV4;
   try {
-    tunnel = startClientTunnel({
-      tunName,
+    return startClientTunnel({
+      tunName: v4v6 ? cfg.tunV4v6 : offer.type === 'v6udpv4' ? cfg.tunV6udpv4 : cfg.tunV6v4,
       type: offer.type,
-      // v6v4: protocol 41 comes from the offer's server IPv4; v6udpv4: the TSP flow we negotiated on
-      server: offer.type === 'v6v4' ? { address: offer.serverIpv4, port: n.server.port } : n.server,
-      ...(cfg.clientV4 !== 'auto' ? { localAddress: cfg.clientV4 } : {}),
+      // v6v4: protocol 41 comes from the offer's server IPv4; v4v6: IPv4-in-IPv6 from its server IPv6;
+      // v6udpv4: the TSP flow we negotiated on
+      server:
+        offer.type === 'v6udpv4'
+          ? n.server
+          : { address: v4v6 ? offer.serverIpv6 : offer.serverIpv4, port: v4v6 ? 0 : n.server.port },
+      ...(local !== 'auto' ? { localAddress: local } : {}),
       ...(offer.type === 'v6udpv4' ? { localPort: n.local.port } : {}),
     });
   } catch (e) {
     throw new BrokerError('CLIENT_TUN', isBrokerError(e) ? e.message : String(e), { cause: e });
   }
+}
+
+export async function setUpTunnel(cfg: TspcConfig, n: Negotiated, log: ClientLog): Promise<LocalTunnel> {
+  const offer = n.offer;
+  const tunnel = openTunnel(cfg, n);
   const host = new HostSetup(undefined);
   const dev = tunnel.tunName;
   const close = async () => {
     tunnel.close();
     await host.undo();
   };
+  if (offer.type === 'v4v6') {
+    try {
+      await setUpV4v6(host, cfg, offer, dev);
+      return { tunName: dev, type: offer.type, counters: () => tunnel.readCounters(), close };
+    } catch (e) {
+      await close();
+      throw new BrokerError('CLIENT_SETUP', isBrokerError(e) ? e.message : String(e), { cause: e });
+    }
+  }
   try {
     await host.ip(['link', 'set', 'dev', dev, 'mtu', String(TUNNEL_MTU), 'up']);
     // nodad: a point-to-point TUN of ours alone; duplicate detection would only delay the address
@@ -96,6 +118,21 @@ export async function setUpTunnel(cfg: TspcConfig, n: Negotiated, log: ClientLog
   } catch (e) {
     await close();
     throw new BrokerError('CLIENT_SETUP', isBrokerError(e) ? e.message : String(e), { cause: e });
+  }
+}
+
+/** v4v6: the TUN carries IPv4; the client's inner IPv4 with the server's as its peer, and the IPv4 default
+ *  route over the tunnel (default_route=yes): the host has only IPv6 otherwise. */
+async function setUpV4v6(host: HostSetup, cfg: TspcConfig, offer: Offer, dev: string): Promise<void> {
+  await host.ip(['link', 'set', 'dev', dev, 'mtu', String(TUNNEL_MTU), 'up']);
+  await host.ip(['-4', 'addr', 'add', `${offer.clientIpv4}/32`, 'peer', `${offer.serverIpv4}/32`, 'dev', dev]);
+  if (offer.keepalive && offer.keepalive.address !== offer.serverIpv4)
+    await host.ip(['-4', 'route', 'replace', `${offer.keepalive.address}/32`, 'dev', dev]);
+  if (cfg.defaultRoute) {
+    await host.ip(['-4', 'route', 'add', 'default', 'dev', dev, 'metric', DEFAULT_ROUTE_METRIC]);
+    host.onUndo(() =>
+      host.ip(['-4', 'route', 'del', 'default', 'dev', dev, 'metric', DEFAULT_ROUTE_METRIC]).then(() => {}),
+    );
   }
 }
 

@@ -35,9 +35,9 @@ export interface Negotiated {
   transport: 'udp' | 'tcp';
   version: TspVersion;
   mechanism: string;
-  /** The broker's IPv4 and TSP port as we reached them. */
+  /** The broker's address (IPv4; IPv6 for v4v6) and TSP port as we reached them. */
   server: { address: string; port: number };
-  /** Our socket's local IPv4 and port (the port matters for v6udpv4). */
+  /** Our socket's local address and port (the port matters for v6udpv4). */
   local: { address: string; port: number };
 }
 
@@ -48,11 +48,11 @@ export interface NegotiateTarget {
   text: string;
 }
 
-/** Resolves a host name to IPv4 (TSP for v6*v4 runs over IPv4). */
-async function resolveIpv4(host: string): Promise<string> {
-  if (net.isIPv4(host)) return host;
+/** Resolves a host name to IPv4 (TSP for v6*v4 runs over IPv4), or to IPv6 for v4v6 (TSP over IPv6). */
+async function resolveServer(host: string, family: 4 | 6): Promise<string> {
+  if (net.isIP(host) === family) return host;
   try {
-    return (await lookup(host, { family: 4 })).address;
+    return (await lookup(host, { family })).address;
   } catch (e) {
     throw new BrokerError('CLIENT_UNREACHABLE', `cannot resolve ${host}: ${(e as Error).message}`, { cause: e });
   }
@@ -67,7 +67,7 @@ export async function negotiate(
   signal?: AbortSignal,
   clock: Clock = systemClock,
 ): Promise<Negotiated> {
-  const address = await resolveIpv4(target.host);
+  const address = await resolveServer(target.host, cfg.tunnelMode === 'v4v6' ? 6 : 4);
   const server = { address, port: target.port };
   const transports: ('udp' | 'tcp')[] =
     cfg.transport === 'tcp' ? ['tcp'] : cfg.tunnelMode === 'v6udpv4' ? ['udp'] : ['udp', 'tcp'];
@@ -110,9 +110,10 @@ function sessionOptions(
   target: NegotiateTarget,
   transport: 'udp' | 'tcp',
   version: TspVersion,
-  clientIpv4: string,
+  local: string,
   nowMs: number,
 ): ClientSessionOptions {
+  const v4v6 = cfg.tunnelMode === 'v4v6';
   return {
     transport,
     version,
@@ -120,7 +121,8 @@ function sessionOptions(
     serverString: target.text,
     request: {
       mode: cfg.tunnelMode,
-      clientIpv4,
+      clientIpv4: v4v6 ? '' : local,
+      ...(v4v6 ? { clientIpv6: local } : {}),
       ...(cfg.keepalive ? { keepaliveInterval: cfg.keepaliveIntervalS } : {}),
       ...(cfg.hostType === 'router' ? { prefixLength: cfg.prefixLen, dnsServers: cfg.dnsServers } : {}),
     },
@@ -131,6 +133,13 @@ function sessionOptions(
 }
 
 type RunResult = Negotiated | { next: TspVersion };
+
+/** The local address configured for the session's family (client_v6 for v4v6, client_v4 otherwise), or
+ *  undefined for the kernel's choice. */
+function localChoice(cfg: TspcConfig): string | undefined {
+  const chosen = cfg.tunnelMode === 'v4v6' ? cfg.clientV6 : cfg.clientV4;
+  return chosen === 'auto' ? undefined : chosen;
+}
 
 /** Drives one session: applies each step, re-arms the timer, settles on the first decisive event. */
 function drive(
@@ -211,7 +220,7 @@ function runUdp(
   clock: Clock,
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const socket = dgram.createSocket('udp4');
+    const socket = dgram.createSocket(server.address.includes(':') ? 'udp6' : 'udp4');
     let session: ClientSession | undefined;
     let driver: ReturnType<typeof drive> | undefined;
     let done = false;
@@ -238,7 +247,7 @@ function runUdp(
     socket.on('message', (m) => {
       if (session && driver) driver.apply(session.receive(m, clock.now()));
     });
-    const bindAddress = cfg.clientV4 === 'auto' ? undefined : cfg.clientV4;
+    const bindAddress = localChoice(cfg);
     socket.bind({ port: 0, ...(bindAddress ? { address: bindAddress } : {}) }, () => {
       socket.connect(server.port, server.address, () => {
         if (done) return;
@@ -273,7 +282,7 @@ function runTcp(
     const socket = net.connect({
       host: server.address,
       port: server.port,
-      ...(cfg.clientV4 === 'auto' ? {} : { localAddress: cfg.clientV4 }),
+      ...(localChoice(cfg) ? { localAddress: localChoice(cfg) } : {}),
     });
     let session: ClientSession | undefined;
     let driver: ReturnType<typeof drive> | undefined;

@@ -17,7 +17,12 @@ const ipv6Prefix = (minLen: number, maxLen: number) =>
       return false;
     }
   }, `must be an IPv6 prefix in CIDR form with a length from ${minLen} to ${maxLen}`);
-const ipv6 = z.string().refine((s) => ipaddr.IPv6.isValid(s), 'must be an IPv6 address');
+const ipv4Prefix = (minLen: number, maxLen: number) =>
+  z.string().refine((s) => {
+    const m = /^(.+)\/(\d{1,2})$/.exec(s);
+    return m !== null && ipaddr.IPv4.isValidFourPartDecimal(m[1]!) && Number(m[2]) >= minLen && Number(m[2]) <= maxLen;
+  }, `must be an IPv4 prefix in CIDR form with a length from ${minLen} to ${maxLen}`);
+const ipv6 = z.string().refine((s) => ipaddr.IPv6.isValid(s) && !s.includes('%'), 'must be an IPv6 address');
 const port = z.number().int().min(0).max(65535);
 const HOST_NAME =
   /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
@@ -32,6 +37,9 @@ export type LinkMode = (typeof LINK_MODES)[number];
  *  needs a /64 at most. */
 const MAX_SHARED_LINK_POOL_LEN = 124;
 
+/** v4v6 (IPv4 inside IPv6 for IPv6-only clients) is offered only when listed here, and needs pools.ipv4. */
+export const TUNNEL_TYPES = ['v6v4', 'v6udpv4', 'v4v6'] as const;
+
 export const AUTH_MODES = ['anonymous', 'authenticated', 'hybrid'] as const;
 export const MECHANISMS = ['ANONYMOUS', 'PLAIN', 'DIGEST-MD5'] as const;
 export type Mechanism = (typeof MECHANISMS)[number];
@@ -42,6 +50,9 @@ export const configSchema = z
       .object({
         /** IPv4 address for the TSP listeners (UDP and TCP). */
         address: ipv4.default('0.0.0.0'),
+        /** IPv6 address for TSP listeners too (UDP and TCP, same port), for v4v6 clients, which have only IPv6.
+         *  null: no IPv6 listener, unless tunnels.types offers v4v6, which listens on '::'. */
+        address6: ipv6.nullable().default(null),
         port: port.default(3653),
         udp: z.boolean().default(true),
         tcp: z.boolean().default(true),
@@ -51,6 +62,10 @@ export const configSchema = z
     /** The server's IPv4 written into offers (outer endpoint). Default: the listen address, or when that is
      *  0.0.0.0, the local address the kernel routes toward each client. */
     serverIpv4: ipv4.nullable().default(null),
+    /** The server's IPv6 written into v4v6 offers (their outer endpoint), and the source of their packets.
+     *  Default: listen.address6 when it is a specific address, else the local address the kernel routes toward
+     *  each client. */
+    serverIpv6: ipv6.nullable().default(null),
     auth: z
       .object({
         mode: z.enum(AUTH_MODES).default('hybrid'),
@@ -77,10 +92,7 @@ export const configSchema = z
     tunnels: z
       .object({
         /** Tunnel types offered; v6anyv4 requests resolve to one of these. */
-        types: z
-          .array(z.enum(['v6v4', 'v6udpv4']))
-          .min(1)
-          .default(['v6v4', 'v6udpv4']),
+        types: z.array(z.enum(TUNNEL_TYPES)).min(1).default(['v6v4', 'v6udpv4']),
         keepalive: z
           .object({
             // The bounds allow 1 s so end-to-end tests can expire tunnels quickly; the defaults are for production.
@@ -125,6 +137,9 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+        /** IPv4 addresses for v4v6 tunnels (docs/v4v6.md): a /30 per tunnel owner, the server's inner address
+         *  its .1 and the client's its .2. NAT44 toward the IPv4 internet is the operator's (docs/v4v6.md). */
+        ipv4: ipv4Prefix(8, 30).nullable().default(null),
         /** Resolver written into offers (`<client><dns_server>`). null: the server's tunnel address. */
         dnsServer: ipv6.nullable().default(null),
         /** Share of the link pool kept for accounts: anonymous tunnels get 301 once they hold the rest. */
@@ -283,6 +298,8 @@ export const configSchema = z
       const why = zoneProblem(c.reverseDns.zone, c.pools.delegation, pl.min);
       if (why) issue(['reverseDns', 'zone'], why);
     }
+    if (c.tunnels.types.includes('v4v6') && !c.pools.ipv4)
+      issue(['pools', 'ipv4'], "is needed when tunnels.types offers 'v4v6' (the IPv4 addresses inside v4v6 tunnels)");
     if (c.auth.mode !== 'anonymous' && !c.auth.plain && !c.auth.digestMd5)
       issue(['auth'], `mode '${c.auth.mode}' needs auth.plain or auth.digestMd5 enabled`);
     const ss = c.selfService;

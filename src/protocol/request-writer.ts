@@ -6,20 +6,27 @@ import type { RequestedType } from './xml.js';
 /** The create request, byte-identical to gogoc's for the same settings (docs/protocol.md §6.1). */
 export function writeCreateRequest(p: {
   type: RequestedType;
+  /** The client's own IPv4 (its socket's local address); unused for v4v6. */
   clientIpv4: string;
+  /** v4v6: the client's own IPv6 instead (v4v6 runs TSP over IPv6). */
+  clientIpv6?: string;
   keepaliveInterval?: number; // undefined: no <keepalive> (gogoc keepalive=no)
   prefixLength?: number; // router mode
   dnsServers?: readonly string[]; // router mode: reverse-DNS delegation (gogoc dns_server=)
 }): string {
+  const v4v6 = p.type === 'v4v6';
   const lines = [
     `<tunnel action="create" type="${p.type}" proxy="no">`,
     ' <client>',
-    `  <address type="ipv4">${p.clientIpv4}</address>`,
+    v4v6
+      ? `  <address type="ipv6">${p.clientIpv6 ?? '::'}</address>`
+      : `  <address type="ipv4">${p.clientIpv4}</address>`,
   ];
+  // the keepalive address is a placeholder the offer replaces: :: for IPv6 echoes, 127.0.0.1 for v4v6's IPv4 ones
   if (p.keepaliveInterval !== undefined)
     lines.push(
       `  <keepalive interval="${p.keepaliveInterval}">`,
-      '    <address type="ipv6">::</address>',
+      v4v6 ? '    <address type="ipv4">127.0.0.1</address>' : '    <address type="ipv6">::</address>',
       '  </keepalive>',
     );
   if (p.prefixLength !== undefined) {

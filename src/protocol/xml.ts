@@ -191,6 +191,8 @@ export interface TunnelRequest {
   proxy: boolean;
   /** The client's own idea of its IPv4 (its local socket address): the input to NAT detection. */
   clientIpv4?: string;
+  /** The same for IPv6 (a v4v6 client's own address). */
+  clientIpv6?: string;
   /** The keepalive interval the client wishes (the offer decides). */
   keepaliveInterval?: number;
   /** Router mode: the requested prefix length. `prefixLength` undefined means the length was missing (520).
@@ -230,6 +232,7 @@ export function parseTunnelRequest(xml: string): TunnelRequest {
   const v6 = children(client, 'address').find((a) => (a.attrs.type ?? '').toLowerCase() === 'ipv6');
   if (v6 && !ipaddr.IPv6.isValid(v6.text))
     throw new RemoteProtocolError('TSP_BAD_IPV6', `client IPv6 address "${v6.text.slice(0, 60)}" is not valid`);
+  if (v6) req.clientIpv6 = v6.text;
   const ka = child(client, 'keepalive');
   if (ka?.attrs.interval !== undefined && /^\d{1,6}$/.test(ka.attrs.interval.trim()))
     req.keepaliveInterval = Number(ka.attrs.interval.trim());
@@ -272,6 +275,9 @@ export interface Offer {
   dnsServer?: string;
 }
 
+/** The types an offer may name (v6anyv4 is a request's wish, never an offer). */
+const OFFER_TYPES: readonly TunnelType[] = ['v6v4', 'v6udpv4', 'v4v6'];
+
 /** Eight groups of four zero-padded lower-case hex digits (mandatory in <prefix>, §6.3 rule 6). */
 export function expandIpv6(address: string): string {
   return ipaddr.IPv6.parse(address)
@@ -292,8 +298,10 @@ function checkedIpv4(s: string): string {
  *  nothing unvalidated reaches the template. */
 export function writeOffer(o: Offer): string {
   const ka = o.keepalive && o.keepalive.interval > 0 ? o.keepalive : undefined;
+  const type = OFFER_TYPES.find((t) => t === o.type);
+  if (!type) throw new RemoteProtocolError('TSP_UNSUPPORTED_TUNNEL', `not a concrete tunnel type: ${String(o.type)}`);
   const lines = [
-    `<tunnel action="info" type="${o.type === 'v6v4' ? 'v6v4' : 'v6udpv4'}" lifetime="${Math.trunc(o.lifetimeS)}">`,
+    `<tunnel action="info" type="${type}" lifetime="${Math.trunc(o.lifetimeS)}">`,
     '  <server>',
     `    <address type="ipv4">${checkedIpv4(o.serverIpv4)}</address>`,
     `    <address type="ipv6">${expandIpv6(o.serverIpv6)}</address>`,
@@ -314,10 +322,13 @@ export function writeOffer(o: Offer): string {
       `      <address type="ipv6">${expandIpv6(o.dnsServer)}</address>`,
       '    </dns_server>',
     );
+  // a v4v6 tunnel's keepalives are ICMP echoes to the server's inner IPv4
   if (ka)
     lines.push(
       `    <keepalive interval="${Math.trunc(ka.interval)}">`,
-      `      <address type="ipv6">${expandIpv6(ka.address)}</address>`,
+      type === 'v4v6'
+        ? `      <address type="ipv4">${checkedIpv4(ka.address)}</address>`
+        : `      <address type="ipv6">${expandIpv6(ka.address)}</address>`,
       '    </keepalive>',
     );
   lines.push('  </client>', '</tunnel>');
@@ -329,9 +340,12 @@ export function writeOffer(o: Offer): string {
 export function parseOffer(xml: string): Offer {
   const root = parseXml(xml);
   if (root.name !== 'tunnel') throw new RemoteProtocolError('TSP_BAD_XML', 'offer root is not <tunnel>');
-  const type = (root.attrs.type ?? '').toLowerCase();
-  if (type !== 'v6v4' && type !== 'v6udpv4')
-    throw new RemoteProtocolError('TSP_UNSUPPORTED_TUNNEL', `offer type "${type}" is not concrete`);
+  const type = OFFER_TYPES.find((t) => t === (root.attrs.type ?? '').toLowerCase());
+  if (!type)
+    throw new RemoteProtocolError(
+      'TSP_UNSUPPORTED_TUNNEL',
+      `offer type "${(root.attrs.type ?? '').slice(0, 16)}" is not concrete`,
+    );
   const addr = (e: XmlElement | undefined, t: 'ipv4' | 'ipv6', what: string): string => {
     const a = children(e, 'address').find((x) => (x.attrs.type ?? '').toLowerCase() === t);
     const v = a?.text.toLowerCase() ?? '';
@@ -366,6 +380,7 @@ export function parseOffer(xml: string): Offer {
   if (dns) offer.dnsServer = addr(dns, 'ipv6', 'dns_server');
   const ka = child(client, 'keepalive');
   const interval = Number(ka?.attrs.interval ?? 0);
-  if (ka && interval > 0) offer.keepalive = { interval, address: addr(ka, 'ipv6', 'keepalive') };
+  if (ka && interval > 0)
+    offer.keepalive = { interval, address: addr(ka, type === 'v4v6' ? 'ipv4' : 'ipv6', 'keepalive') };
   return offer;
 }

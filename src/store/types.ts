@@ -65,7 +65,8 @@ export interface Page<T> {
   total: number;
 }
 
-export type PoolName = 'link' | 'delegation';
+/** 'ipv4': the v4v6 pool, its IPv4 prefixes held as IPv4-mapped IPv6 ones (broker/pools.ts ipv4PoolAsIpv6). */
+export type PoolName = 'link' | 'delegation' | 'ipv4';
 
 export interface Allocation {
   id: number;

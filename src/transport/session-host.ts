@@ -4,7 +4,7 @@
  *  counts half-open sessions for the limits, and hands events to a SessionHandler (the broker). Neither makes a
  *  TSP decision (docs/style.md §3): those are protocol functions (protocol/framing/). */
 
-import { prefix24 } from '../address.js';
+import { prefix24, sourceKey } from '../address.js';
 import type { Clock, Timer } from '../clock.js';
 import type { Endpoint } from '../dataplane/types.js';
 import type { TspVersion } from '../protocol/constants.js';
@@ -179,7 +179,7 @@ export class HalfOpenTable<C extends HostedSession> {
   sync(ctx: C): boolean {
     const isHalfOpen = !ctx.ended && ctx.session.isHalfOpen;
     if (isHalfOpen === ctx.halfOpenIndex >= 0) return false;
-    const source = ctx.peer.address;
+    const source = sourceKey(ctx.peer.address);
     const prefix = prefix24(source);
     if (isHalfOpen) {
       ctx.halfOpenIndex = this.list.push(ctx) - 1;
@@ -205,9 +205,9 @@ export class HalfOpenTable<C extends HostedSession> {
     return false;
   }
 
-  /** The half-open sessions of one source address, oldest first. */
+  /** The half-open sessions of one source (address.ts sourceKey: an IPv6 address's whole /64), oldest first. */
   ofSource(address: string): ReadonlySet<C> | undefined {
-    return this.bySource.get(address);
+    return this.bySource.get(sourceKey(address));
   }
 
   /** A few half-open sessions drawn at random (never `spare`); of those, the one whose /24 holds the most, the

@@ -1,6 +1,6 @@
 /** @module transport/tcp: TSP over TCP. One connection is one session; the byte stream goes to the session
  *  as it arrives (framing is the protocol's job, protocol/framing/tcp.ts). Connections in all and per source
- *  IPv4, and half-open sessions, are bounded; a connection over a bound gets the protocol's busy reply and is
+ *  (an IPv4 address, an IPv6 /64), and half-open sessions, are bounded; a connection over a bound gets the protocol's busy reply and is
  *  closed. A connection closes when its negotiation ends (after a short linger once the tunnel is accepted:
  *  ServerSession), so connections never pile up. An accepted v6v4 tunnel outlives its connection
  *  (docs/protocol.md §2.5). Socket plumbing only; the ask -> answer loop is the shared host (session-host.ts). */
@@ -8,6 +8,7 @@
 import net from 'node:net';
 import type { Clock } from '../clock.js';
 import type { Endpoint } from '../dataplane/types.js';
+import { sourceKey } from '../address.js';
 import { BrokerError } from '../errors.js';
 import { tcpBusyReply } from '../protocol/framing/tcp.js';
 import type { ServerSession } from '../protocol/server/session.js';
@@ -34,7 +35,8 @@ class TcpContext extends HostedSession {
 }
 
 export class TcpControl extends SessionHost<TcpContext> {
-  private server: net.Server | undefined;
+  /** The IPv4 listener, and the IPv6 one when there is one (listen.address6); both share the bounds. */
+  private readonly servers: net.Server[] = [];
   private readonly contexts = new Set<TcpContext>();
   private readonly perSource = new Map<string, number>();
 
@@ -47,11 +49,13 @@ export class TcpControl extends SessionHost<TcpContext> {
     super(handler, clock, 'tcp');
   }
 
+  /** The port of the first listener. */
   get port(): number {
-    const a = this.server?.address();
+    const a = this.servers[0]?.address();
     return a && typeof a === 'object' ? a.port : 0;
   }
 
+  /** Adds a listener (an IPv6 address listens on IPv6 only: IPv4 has its own). */
   async listen(address: string, port: number): Promise<void> {
     const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     await new Promise<void>((resolve, reject) => {
@@ -60,10 +64,10 @@ export class TcpControl extends SessionHost<TcpContext> {
           new BrokerError('DP_UNAVAILABLE', `cannot listen on TCP ${address}:${port}: ${err.message}`, { cause: err }),
         ),
       );
-      server.listen({ host: address, port, exclusive: true }, () => resolve());
+      server.listen({ host: address, port, exclusive: true, ipv6Only: address.includes(':') }, () => resolve());
     });
     server.on('error', () => {});
-    this.server = server;
+    this.servers.push(server);
   }
 
   protected get sessionCount(): number {
@@ -72,7 +76,8 @@ export class TcpControl extends SessionHost<TcpContext> {
 
   private accept(socket: net.Socket): void {
     const peer = { address: (socket.remoteAddress ?? '').replace(/^::ffff:/, ''), port: socket.remotePort ?? 0 };
-    const n = this.perSource.get(peer.address) ?? 0;
+    const source = sourceKey(peer.address);
+    const n = this.perSource.get(source) ?? 0;
     if (
       this.contexts.size >= this.limits.tcpConnections ||
       n >= this.limits.tcpPerSource ||
@@ -83,7 +88,7 @@ export class TcpControl extends SessionHost<TcpContext> {
       socket.end(tcpBusyReply());
       return;
     }
-    this.perSource.set(peer.address, n + 1);
+    this.perSource.set(source, n + 1);
     const now = this.clock.now();
     const local = socket.localAddress?.replace(/^::ffff:/, '');
     const ctx = new TcpContext(this.newId(), peer, local, this.newSession('tcp', now), now, socket, this);
@@ -111,9 +116,10 @@ export class TcpControl extends SessionHost<TcpContext> {
   }
   protected forget(ctx: TcpContext): void {
     this.contexts.delete(ctx);
-    const n = (this.perSource.get(ctx.peer.address) ?? 1) - 1;
-    if (n > 0) this.perSource.set(ctx.peer.address, n);
-    else this.perSource.delete(ctx.peer.address);
+    const source = sourceKey(ctx.peer.address);
+    const n = (this.perSource.get(source) ?? 1) - 1;
+    if (n > 0) this.perSource.set(source, n);
+    else this.perSource.delete(source);
   }
 
   async close(): Promise<void> {
@@ -121,8 +127,7 @@ export class TcpControl extends SessionHost<TcpContext> {
       ctx.step((s) => s.close(this.clock.now()));
       ctx.socket.destroy();
     }
-    const s = this.server;
-    this.server = undefined;
-    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+    const servers = this.servers.splice(0);
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   }
 }

@@ -15,7 +15,8 @@
 
 import { randomInt } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import type { ControlDatagram, DataPlane, Endpoint } from '../dataplane/types.js';
+import type { ControlDatagram, Endpoint } from '../dataplane/types.js';
+import type { ControlChannel } from './udp6.js';
 import type { TspVersion } from '../protocol/constants.js';
 import { classifyFirstDatagram, isControlDatagram } from '../protocol/framing/udp.js';
 import type { Capabilities } from '../protocol/server/version.js';
@@ -58,7 +59,7 @@ export class UdpControl extends SessionHost<UdpContext> {
   statelessReplies = 0;
 
   constructor(
-    private readonly dp: DataPlane,
+    private readonly dp: ControlChannel,
     private readonly newSession: SessionFactory,
     handler: SessionHandler,
     clock: Clock,

@@ -133,7 +133,7 @@ export function when(ms: number | null): string {
 }
 
 export function endpoint(t: TunnelRecord): string {
-  return endpointLabel(t.type, t.clientIpv4, t.clientPort);
+  return endpointLabel(t);
 }
 
 /** The message a page shows after a redirect (admin/ui/common.ts `flashOf`). */

@@ -4,7 +4,7 @@
 
 import { html, trusted, type SafeHtml } from '../html.js';
 import type { Page, TunnelRecord, TunnelSort } from '../../store/types.js';
-import type { TunnelType } from '../../tunnel-model.js';
+import { endpointAddress, type TunnelType } from '../../tunnel-model.js';
 import type { RatePoint } from '../history.js';
 import { chartLegend, formatBytes, trafficChart } from '../chart.js';
 import { MAX_BLOCK_MINUTES } from '../../broker/blocks.js';
@@ -13,8 +13,8 @@ import { csrfField, endpoint, flashNote, formatAge, layout, pager, when, type Vi
 /** Kill, and kill and block for N minutes (broker/blocks.ts). A killed client usually reconnects about 80 s
  *  later, which the page says next to the buttons; in a table row the blocking form folds into a <details>. */
 export function killForms(v: Viewer, t: TunnelRecord, where: 'row' | 'page'): SafeHtml {
-  const who = t.username ?? `anonymous (${t.clientIpv4})`;
-  const blocked = t.username ? `account ${t.username}` : `source address ${t.clientIpv4}`;
+  const who = t.username ?? `anonymous (${endpointAddress(t)})`;
+  const blocked = t.username ? `account ${t.username}` : `source address ${endpointAddress(t)}`;
   const block = html`<form
     method="post"
     action="/tunnels/${t.id}/kill"

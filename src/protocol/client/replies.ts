@@ -11,7 +11,7 @@ import { parseOffer, parseXml, type Offer } from '../xml.js';
 
 export type ClientMechanism = 'ANONYMOUS' | 'PLAIN' | 'DIGEST-MD5';
 export type AuthMethod = 'anonymous' | 'plain' | 'digest-md5' | 'any';
-export type RequestedMode = 'v6udpv4' | 'v6v4' | 'v6anyv4';
+export type RequestedMode = 'v6udpv4' | 'v6v4' | 'v6anyv4' | 'v4v6';
 
 /** A redirect's broker list is bounded like gogoc's (§10). */
 const MAX_REDIRECT_BROKERS = 50;
@@ -120,7 +120,7 @@ export function checkOffer(
   transport: 'udp' | 'tcp',
 ): void {
   const mode = request.mode;
-  if (mode !== 'v6anyv4' && offer.type !== mode)
+  if (mode !== 'v6anyv4' ? offer.type !== mode : offer.type === 'v4v6')
     throw new BrokerError('CLIENT_BAD_OFFER', `asked for ${mode}, offered ${offer.type}`);
   if (offer.type === 'v6udpv4' && transport === 'tcp')
     throw new BrokerError('CLIENT_BAD_OFFER', 'offered v6udpv4 over TCP: its data path is the TSP UDP flow');
@@ -128,6 +128,9 @@ export function checkOffer(
     throw new BrokerError('CLIENT_BAD_OFFER', 'router mode asked for a prefix; the offer has none');
   if (offer.prefix && offer.prefix.length > 64)
     throw new BrokerError('CLIENT_BAD_OFFER', `delegated prefix length ${offer.prefix.length} is longer than 64`);
-  if (offer.keepalive && offer.keepalive.address === '::')
-    throw new BrokerError('CLIENT_BAD_OFFER', 'keepalive address :: is a placeholder, not an echo target');
+  if (offer.keepalive && (offer.keepalive.address === '::' || offer.keepalive.address.startsWith('127.')))
+    throw new BrokerError(
+      'CLIENT_BAD_OFFER',
+      `keepalive address ${offer.keepalive.address} is a placeholder, not an echo target`,
+    );
 }

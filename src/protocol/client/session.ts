@@ -53,6 +53,7 @@ export interface ClientSessionOptions {
     mode: RequestedMode;
     /** Our local IPv4 toward the server: the create's client address, input to NAT detection (§8.5). */
     clientIpv4: string;
+    clientIpv6?: string; // v4v6: our local IPv6 toward the server instead (TSP runs over IPv6)
     /** The keepalive interval wished for; undefined sends no <keepalive> (gogoc keepalive=no). */
     keepaliveInterval?: number;
     /** Router mode: the prefix length asked for, and name servers for its reverse zone (gogoc dns_server). */
@@ -260,13 +261,8 @@ export class ClientSession {
     this.to('success');
     this.out.events.push({ type: 'authenticated', mechanism: this.mechanism! });
     const r = this.opt.request;
-    const create = writeCreateRequest({
-      type: r.mode,
-      clientIpv4: r.clientIpv4,
-      ...(r.keepaliveInterval !== undefined ? { keepaliveInterval: r.keepaliveInterval } : {}),
-      ...(r.prefixLength !== undefined ? { prefixLength: r.prefixLength } : {}),
-      ...(r.dnsServers?.length ? { dnsServers: r.dnsServers } : {}),
-    });
+    const { mode, ...fields } = r; // the writer leaves out what is undefined or empty
+    const create = writeCreateRequest({ type: mode, ...fields });
     this.request(framedRequest(create), nowMs);
   }
 

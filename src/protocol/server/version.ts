@@ -5,11 +5,12 @@
 import { SUPPORTED_VERSIONS, type TspVersion } from '../constants.js';
 import { RemoteProtocolError } from '../../errors.js';
 import { BAD_VERSION_LINE } from '../status.js';
+import type { TunnelType } from '../../tunnel-model.js';
 
 /** What CAPABILITY lists. */
 export interface Capabilities {
   /** Concrete tunnel types advertised in CAPABILITY (upper-cased there). */
-  tunnelTypes: readonly ('v6v4' | 'v6udpv4')[];
+  tunnelTypes: readonly TunnelType[];
   /** Enabled mechanisms, in the order advertised. */
   mechanisms: readonly ('ANONYMOUS' | 'PLAIN' | 'DIGEST-MD5')[];
 }

@@ -72,6 +72,26 @@ test('tunnel type choice (docs/protocol.md §8.1), by request, transport, NAT an
   );
 });
 
+test('v4v6 only over IPv6, and over IPv6 only v4v6', () => {
+  const all = ['v6v4', 'v6udpv4', 'v4v6'] as const;
+  const SEEN6 = '2001:db8:c::10';
+  const rows: [TunnelRequest['type'], 'udp' | 'tcp', string, readonly (typeof all)[number][], string][] = [
+    ['v4v6', 'udp', SEEN6, all, 'v4v6'],
+    ['v4v6', 'tcp', SEEN6, all, 'v4v6'],
+    ['v4v6', 'udp', SEEN6, ['v6v4', 'v6udpv4'], 'TSP_UNSUPPORTED_TUNNEL'],
+    ['v4v6', 'udp', SEEN, all, 'TSP_UNSUPPORTED_TUNNEL'],
+    ['v6udpv4', 'udp', SEEN6, all, 'TSP_UNSUPPORTED_TUNNEL'],
+    ['v6anyv4', 'tcp', SEEN6, all, 'TSP_UNSUPPORTED_TUNNEL'],
+    ['v6v4', 'tcp', SEEN6, all, 'TSP_UNSUPPORTED_TUNNEL'],
+  ];
+  for (const [type, transport, seen, allowed, want] of rows)
+    assert.equal(
+      outcome(() => chooseType({ type } as TunnelRequest, transport, seen, allowed, 'offer')),
+      want,
+      `${type} over ${transport} from ${seen}, allowed ${allowed.join('+')}`,
+    );
+});
+
 test('allowed types: the configuration narrowed by the account', () => {
   assert.deepEqual(allowedTypes(['v6v4', 'v6udpv4'], {}), ['v6v4', 'v6udpv4']);
   assert.deepEqual(allowedTypes(['v6v4', 'v6udpv4'], { tunnelTypes: [] }), ['v6v4', 'v6udpv4']);

@@ -87,8 +87,16 @@ test('unknown and invalid keys are errors naming the key; every problem is liste
   assert.match(msg, /^prefixlen: must be a whole number from 0 to 64/m);
   assert.match(msg, /^retry_delay: must be a whole number/m);
   assert.match(problems({}), /^server: is required/m);
-  assert.match(problems({ server: '[2001:db8::1]' }), /^server: an IPv6 server is for v4v6/m);
-  assert.match(problems({ server: 'x', tunnel_mode: 'v4v6' }), /^tunnel_mode: v4v6 is not supported/m);
+  assert.match(problems({ server: '[2001:db8::1]' }), /^server: an IPv6 server is for tunnel_mode=v4v6/m);
+  assert.match(problems({ server: '192.0.2.1', tunnel_mode: 'v4v6' }), /^server: tunnel_mode=v4v6 runs TSP over IPv6/m);
+  assert.match(problems({ server: '[2001:db8::zz]' }), /^server: "\[2001:db8::zz\]" is not host/m);
+  assert.match(problems({ server: 'x', tunnel_mode: 'v4v6', host_type: 'router' }), /^host_type: router mode is not/m);
+  assert.match(problems({ server: 'x', client_v6: '192.0.2.1' }), /^client_v6: must be auto or an IPv6/m);
+  const v4v6 = resolveConfig({ server: '[2001:db8::1]:4000', tunnel_mode: 'v4v6', client_v6: '2001:db8::2' }).config;
+  assert.deepEqual(v4v6.server, { host: '2001:db8::1', port: 4000, text: '[2001:db8::1]:4000' });
+  assert.equal(v4v6.tunnelMode, 'v4v6');
+  assert.equal(v4v6.clientV6, '2001:db8::2');
+  assert.equal(v4v6.tunV4v6, 'tsp4in6');
   assert.match(problems({ server: 'x', auth_method: 'passdss-3des-1', userid: 'u' }), /passdss-3des-1 is proprietary/);
   assert.match(problems({ server: 'x', auth_method: 'plain' }), /^userid: required for auth_method plain$/m);
   assert.match(problems({ server: 'x', tunnel_mode: 'v6udpv4', transport: 'tcp' }), /^transport: v6udpv4 runs over/m);

@@ -20,7 +20,8 @@ function problems(raw: unknown): string {
 
 test('the embedded defaults: UDP and TCP on 0.0.0.0:3653, hybrid, SQLite under ./data, generated pools', () => {
   const c = defaultConfig();
-  assert.deepEqual(c.listen, { address: '0.0.0.0', port: 3653, udp: true, tcp: true });
+  assert.deepEqual(c.listen, { address: '0.0.0.0', address6: null, port: 3653, udp: true, tcp: true });
+  assert.equal(c.pools.ipv4, null, 'no v4v6 pool unless configured');
   assert.equal(c.auth.mode, 'hybrid');
   assert.equal(c.store.path, './data/tsp-broker.db');
   assert.equal(c.pools.link, null);
@@ -68,6 +69,31 @@ test('pools.linkMode: per-account-64 by default, shared-64 on request; a pool lo
     problems({ pools: { link: '2001:db8:f00::/125', linkMode: 'shared-64' } }),
     /^pools\.link: must be an IPv6 prefix in CIDR form with a length from 16 to 124$/m,
   );
+});
+
+test('v4v6: offered only when listed, and then pools.ipv4 is required; IPv6 keys take IPv6 only', () => {
+  assert.deepEqual(defaultConfig().tunnels.types, ['v6v4', 'v6udpv4'], 'v4v6 is opt-in');
+  const c = parseConfig({
+    tunnels: { types: ['v6udpv4', 'v4v6'] },
+    pools: { ipv4: '198.51.100.0/24' },
+    listen: { address6: '2001:db8::1' },
+    serverIpv6: '2001:db8::1',
+  });
+  assert.deepEqual(c.tunnels.types, ['v6udpv4', 'v4v6']);
+  assert.equal(c.pools.ipv4, '198.51.100.0/24');
+  assert.match(
+    problems({ tunnels: { types: ['v4v6'] } }),
+    /^pools\.ipv4: is needed when tunnels\.types offers 'v4v6'/m,
+  );
+  assert.match(problems({ tunnels: { types: ['v4v4'] } }), /^tunnels\.types\.0: /m);
+  for (const ipv4 of ['198.51.100.0/31', '198.51.100.0', '2001:db8::/64', '198.51.100.256/24', '198.51.100.0/7'])
+    assert.match(
+      problems({ pools: { ipv4 } }),
+      /^pools\.ipv4: must be an IPv4 prefix in CIDR form with a length from 8 to 30$/m,
+      ipv4,
+    );
+  assert.match(problems({ listen: { address6: '192.0.2.1' } }), /^listen\.address6: must be an IPv6 address$/m);
+  assert.match(problems({ serverIpv6: 'fe80::1%eth0' }), /^serverIpv6: must be an IPv6 address$/m);
 });
 
 test('loadConfig: a file, flags over it, and file errors that name the file', () => {

@@ -73,6 +73,29 @@ test('offers never carry unvalidated values, and an offer without keepalive omit
   assert.doesNotMatch(noKa, /keepalive/);
 });
 
+test('a v4v6 offer: IPv6 endpoints, IPv4 inside, keepalives to the inner IPv4; read back by our client', () => {
+  const v4v6 = {
+    type: 'v4v6' as const,
+    lifetimeS: 604800,
+    serverIpv4: '198.51.100.1',
+    serverIpv6: '2001:db8::1',
+    clientIpv4: '198.51.100.2',
+    clientIpv6: '2001:db8:c::10',
+    keepalive: { interval: 30, address: '198.51.100.1' },
+  };
+  const xml = writeOffer(v4v6);
+  assert.match(xml, /^<tunnel action="info" type="v4v6" lifetime="604800">\r\n/);
+  assert.match(xml, /<keepalive interval="30">\r\n {6}<address type="ipv4">198\.51\.100\.1<\/address>/);
+  const back = parseOffer(xml);
+  assert.equal(back.type, 'v4v6');
+  assert.deepEqual(back.keepalive, { interval: 30, address: '198.51.100.1' });
+  assert.equal(back.clientIpv4, '198.51.100.2');
+  assert.equal(back.serverIpv6, '2001:0db8:0000:0000:0000:0000:0000:0001');
+  assert.throws(() => writeOffer({ ...v4v6, keepalive: { interval: 30, address: '2001:db8::1' } }), /IPv4/);
+  assert.throws(() => writeOffer({ ...v4v6, type: 'v6anyv4' as never }), /concrete/);
+  assert.throws(() => parseOffer(xml.replace('type="v4v6"', 'type="v6anyv4"')), /not concrete/);
+});
+
 test('the strict checker names what would break gogoc', () => {
   const good = writeOffer({ ...offer01, dnsServer: '2001:db8::53' });
   assert.deepEqual(checkOfferXml(good), []);

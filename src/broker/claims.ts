@@ -1,0 +1,83 @@
+/** @module broker/claims: the addresses a new tunnel claims from the pools, inside the offer's transaction
+ *  (BrokerService.reserve). IPv6 inside IPv4 (v6v4, v6udpv4): the owner's link block, whose ::1 and ::2 are the
+ *  server's and the client's inner IPv6 addresses, and in router mode a delegated prefix. IPv4 inside IPv6
+ *  (v4v6): the owner's /30 of the v4v6 pool (pools.ipv4), whose .1 and .2 are the inner IPv4 addresses; its
+ *  outer addresses are the session's, not the pools'. */
+
+import { BrokerError } from '../errors.js';
+import type { AllocateRequest, Store } from '../store/types.js';
+import type { TunnelType } from '../tunnel-model.js';
+import { IPV4_LEASE_LEN, ipv4LinkAddresses, linkAddresses, type Pools } from './pools.js';
+
+/** Which claim was being made (for the log line when a pool is exhausted). */
+export type ClaimStage = 'link' | 'delegation' | 'ipv4';
+
+/** The inner addresses of a v6-in-v4 tunnel. */
+export interface V6Claim {
+  serverIpv6: string;
+  clientIpv6: string;
+  prefix: string | null;
+  prefixLen: number | null;
+}
+
+/** The inner addresses of a v4v6 tunnel. */
+export interface V4Claim {
+  serverIpv4: string;
+  clientIpv4: string;
+}
+
+export interface ClaimRequest {
+  owner: AllocateRequest['owner'];
+  /** Router mode: the delegated prefix's length. */
+  prefixLen: number | undefined;
+  /** allocate({ keepHeld }): an account with a live tunnel keeps a block of another length as it is. */
+  keepHeld: boolean;
+}
+
+export async function claimV6(
+  store: Pick<Store, 'allocate'>,
+  pools: Pools,
+  req: ClaimRequest,
+  at: (stage: ClaimStage) => void,
+): Promise<V6Claim> {
+  at('link');
+  const { owner, keepHeld, prefixLen } = req;
+  const link = await store.allocate({
+    pool: 'link',
+    poolPrefix: pools.link,
+    prefixLen: pools.linkLeaseLen,
+    owner,
+    keepHeld,
+  });
+  at('delegation');
+  const delegated =
+    prefixLen === undefined
+      ? undefined
+      : await store.allocate({ pool: 'delegation', poolPrefix: pools.delegation, prefixLen, owner });
+  return { ...linkAddresses(link.prefix), prefix: delegated?.prefix ?? null, prefixLen: delegated?.prefixLen ?? null };
+}
+
+export async function claimV4(
+  store: Pick<Store, 'allocate'>,
+  pools: Pools,
+  req: ClaimRequest,
+  at: (stage: ClaimStage) => void,
+): Promise<V4Claim> {
+  at('ipv4');
+  // config validation makes pools.ipv4 a condition of offering v4v6: reaching here without it is a bug
+  if (!pools.ipv4) throw new BrokerError('INTERNAL', 'v4v6 offered without pools.ipv4');
+  const block = await store.allocate({
+    pool: 'ipv4',
+    poolPrefix: pools.ipv4,
+    prefixLen: IPV4_LEASE_LEN,
+    owner: req.owner,
+    keepHeld: req.keepHeld,
+  });
+  return ipv4LinkAddresses(block.prefix);
+}
+
+/** The pool a type's anonymous share is counted in, as [pool length, lease length]. */
+export function anonymousPool(type: TunnelType, pools: Pools): [number, number] {
+  if (type === 'v4v6' && pools.ipv4) return [Number(pools.ipv4.split('/')[1]), IPV4_LEASE_LEN];
+  return [Number(pools.link.split('/')[1]), pools.linkLeaseLen];
+}
