@@ -6,7 +6,8 @@
  *  UDP on the TSP flow (v6udpv4) over IPv4, and IPv4 in IPv6 (v4v6, next header 4, RFC 2473) for clients that
  *  have only IPv6. A v4v6 tunnel's outer addresses are IPv6 and its inner ones IPv4: the tunnel row's
  *  clientIpv6/serverIpv6 are then the endpoints and clientIpv4/serverIpv4 the addresses inside. */
-export type TunnelType = 'v6v4' | 'v6udpv4' | 'v4v6';
+export const TUNNEL_TYPES = ['v6v4', 'v6udpv4', 'v4v6'] as const;
+export type TunnelType = (typeof TUNNEL_TYPES)[number];
 
 /** The client's port as the tunnel knows it: 0 for v6v4 and v4v6, whose packets carry no port (RFC 4213, RFC
  *  2473), whatever port the control session came from; the session's port for v6udpv4. */

@@ -31,12 +31,13 @@ import { ERRORS } from '../errors.js';
 import type { AllocationStore, PoolUsage, Store } from '../store/types.js';
 import type { SessionCounts } from '../transport/session-host.js';
 import type { Clock } from '../clock.js';
+import { TUNNEL_TYPES } from '../tunnel-model.js';
 import type { TrafficMeter } from './traffic.js';
 
 /** poolUsage() counts rows: cheap, but a scrape every second from several scrapers should not hit the store
  *  each time. The cache is also dropped whenever a tunnel is established or ends. */
 export const POOL_CACHE_MS = 5000;
-const TUNNEL_TYPES = ['v6v4', 'v6udpv4'] as const;
+const POOLS = ['link', 'delegation', 'ipv4'] as const;
 
 /** The value every label takes when what it was given is not in its fixed set. */
 export const OTHER = 'other';
@@ -215,13 +216,12 @@ export class AdminMetrics {
     const poolUsage = () => this.poolUsage();
     new Gauge({
       name: 'tsp_pool_allocated_blocks',
-      help: 'Blocks allocated from each address pool (link: one per owner, a /64 or a /126 by pools.linkMode; delegation: router prefixes)',
+      help: 'Blocks allocated from each address pool (link: one per owner, a /64 or a /126 by pools.linkMode; delegation: router prefixes; ipv4: a /30 per v4v6 tunnel owner)',
       labelNames: ['pool'],
       registers,
       async collect() {
         const usage = await poolUsage();
-        for (const pool of ['link', 'delegation'] as const)
-          this.set({ pool }, usage.find((u) => u.pool === pool)?.blocks ?? 0);
+        for (const pool of POOLS) this.set({ pool }, usage.find((u) => u.pool === pool)?.blocks ?? 0);
       },
     });
     new Counter({

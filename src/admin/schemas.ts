@@ -11,7 +11,11 @@ export const errorSchema = {
   },
 } as const;
 
-const tunnelTypes = { type: 'array', items: { type: 'string', enum: ['v6v4', 'v6udpv4'] }, uniqueItems: true } as const;
+const tunnelTypes = {
+  type: 'array',
+  items: { type: 'string', enum: ['v6v4', 'v6udpv4', 'v4v6'] },
+  uniqueItems: true,
+} as const;
 const prefixLen = { type: 'integer', minimum: 16, maximum: 64 } as const;
 
 export const limitsSchema = {
@@ -63,7 +67,7 @@ export const tunnelSchema = {
     id: { type: 'integer' },
     accountId: nullableInt,
     username: { type: ['string', 'null'] },
-    type: { type: 'string', enum: ['v6v4', 'v6udpv4'] },
+    type: { type: 'string', enum: ['v6v4', 'v6udpv4', 'v4v6'] },
     transport: { type: 'string', enum: ['udp', 'tcp', 'static'] },
     clientIpv4: { type: 'string' },
     clientPort: { type: 'integer' },

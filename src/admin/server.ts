@@ -17,10 +17,10 @@ import fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { BrokerError, ERRORS, isBrokerError, type ErrorCode } from '../errors.js';
 import type { Config } from '../config/schema.js';
-import type { Store } from '../store/types.js';
+import type { PoolName, Store } from '../store/types.js';
 import type { Broker } from '../broker/broker.js';
 import type { AccountService } from '../broker/accounts.js';
-import type { Pools } from '../broker/pools.js';
+import { IPV4_LEASE_LEN, type Pools } from '../broker/pools.js';
 import type { SessionCounts } from '../transport/session-host.js';
 import { systemClock, type Clock } from '../clock.js';
 import { TokenService } from './tokens.js';
@@ -33,6 +33,7 @@ import { registerUi } from './ui.js';
 import { registerApiDocs } from './api-docs.js';
 import { registerNicUpdate } from './nic-update.js';
 import { errorPage } from './views/layout.js';
+import type { PoolRow } from './views/pools.js';
 import { viewerOf } from './ui/common.js';
 import { isSelfService, listenSelfService, selfServiceGuard } from './self-service.js';
 import type { AdminContext } from './context.js';
@@ -157,13 +158,19 @@ function adminContext(deps: AdminDeps, clock: Clock): AdminContext {
     tspPort: deps.ports?.udp || deps.ports?.tcp || deps.config.listen.port,
     sessionCounts,
     secureCookies: tls !== null,
-    // both configured pools, also before anything was allocated from them
+    // the configured pools, also before anything was allocated from them; the v4v6 pool in IPv4 terms
     poolUsage: async () => {
       const usage = await metrics.poolUsage();
-      return (['link', 'delegation'] as const).map((pool) => ({
-        ...(usage.find((u) => u.pool === pool) ?? { pool, poolPrefix: deps.pools[pool], blocks: 0 }),
+      const blocks = (pool: PoolName) => usage.find((u) => u.pool === pool)?.blocks ?? 0;
+      const rows: PoolRow[] = (['link', 'delegation'] as const).map((pool) => ({
+        pool,
+        poolPrefix: deps.pools[pool],
+        blocks: blocks(pool),
         ...(pool === 'link' ? { blockLen: deps.pools.linkLeaseLen } : {}),
       }));
+      const ipv4 = deps.config.pools.ipv4;
+      if (ipv4) rows.push({ pool: 'ipv4', poolPrefix: ipv4, blocks: blocks('ipv4'), blockLen: IPV4_LEASE_LEN - 96 });
+      return rows;
     },
   };
 }

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import ipaddr from 'ipaddr.js';
 import { BrokerError } from '../errors.js';
 import { reverseDnsSchema, zoneProblem } from './reverse-dns.js';
+import { TUNNEL_TYPES } from '../tunnel-model.js';
 
 const ipv4 = z.string().refine((s) => ipaddr.IPv4.isValidFourPartDecimal(s), 'must be a dotted-quad IPv4 address');
 const ipv6Prefix = (minLen: number, maxLen: number) =>
@@ -36,9 +37,6 @@ export type LinkMode = (typeof LINK_MODES)[number];
 /** The longest link pool shared-64 takes: a /124 holds four tunnels' /126s (fewer is no broker); per-account-64
  *  needs a /64 at most. */
 const MAX_SHARED_LINK_POOL_LEN = 124;
-
-/** v4v6 (IPv4 inside IPv6 for IPv6-only clients) is offered only when listed here, and needs pools.ipv4. */
-export const TUNNEL_TYPES = ['v6v4', 'v6udpv4', 'v4v6'] as const;
 
 export const AUTH_MODES = ['anonymous', 'authenticated', 'hybrid'] as const;
 export const MECHANISMS = ['ANONYMOUS', 'PLAIN', 'DIGEST-MD5'] as const;
@@ -91,7 +89,8 @@ export const configSchema = z
       .prefault({}),
     tunnels: z
       .object({
-        /** Tunnel types offered; v6anyv4 requests resolve to one of these. */
+        /** Tunnel types offered; v6anyv4 requests resolve to one of these. v4v6 (IPv4 inside IPv6, for clients
+         *  with only IPv6) is offered only when listed, and needs pools.ipv4. */
         types: z.array(z.enum(TUNNEL_TYPES)).min(1).default(['v6v4', 'v6udpv4']),
         keepalive: z
           .object({

@@ -261,7 +261,7 @@ test('bad input is rejected with 400 API_BAD_REQUEST', async () => {
     ['POST', '/accounts', { username: 'role', password: 'long-enough-1', role: 'root' }],
     ['PUT', '/accounts/alice/limits', { minPrefixLen: 8 }],
     ['PUT', '/accounts/alice/limits', { minPrefixLen: 60, maxPrefixLen: 50 }], // min > max
-    ['PUT', '/accounts/alice/limits', { tunnelTypes: ['v4v6'] }],
+    ['PUT', '/accounts/alice/limits', { tunnelTypes: ['v6anyv4'] }], // a wish, never a tunnel's type
     ['PUT', '/accounts/alice/password', { password: 'a\nb-long-enough' }], // line break
     ['GET', '/accounts?limit=5000', undefined],
     ['GET', '/accounts?limit=abc', undefined],
@@ -359,7 +359,7 @@ test('pools, stats and audit', async () => {
     traffic: unknown[];
   }>();
   assert.equal(typeof stats.liveTunnels, 'number');
-  assert.deepEqual(Object.keys(stats.byType).sort(), ['v6udpv4', 'v6v4']);
+  assert.deepEqual(Object.keys(stats.byType).sort(), ['v4v6', 'v6udpv4', 'v6v4']);
   assert.ok(stats.traffic.length >= 1);
   const audit = (await api('GET', '/audit?limit=1000')).json<{ items: { action: string }[]; total: number }>();
   const actions = new Set(audit.items.map((e) => e.action));

@@ -42,7 +42,7 @@ function registerTunnelList(app: FastifyInstance, ctx: AdminContext): void {
           additionalProperties: false,
           properties: {
             state: { type: 'string', enum: STATES, default: 'live' },
-            type: { type: 'string', enum: ['v6v4', 'v6udpv4'] },
+            type: { type: 'string', enum: ['v6v4', 'v6udpv4', 'v4v6'] },
             username: { type: 'string', minLength: 1, maxLength: 64 },
             search: {
               type: 'string',

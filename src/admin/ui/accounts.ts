@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BrokerError } from '../../errors.js';
 import type { AccountLimits } from '../../store/types.js';
-import type { TunnelType } from '../../tunnel-model.js';
+import { TUNNEL_TYPES, type TunnelType } from '../../tunnel-model.js';
 import type { AdminContext } from '../context.js';
 import { accountPage, accountsPage } from '../views/accounts.js';
 import { checkLimits, principalOf } from '../routes.js';
@@ -27,8 +27,8 @@ function parsePrefixLen(s: string, name: string): number | undefined {
 /** The limits form: ticked tunnel types and prefix lengths; what is left empty is the broker's default. */
 function limitsOf(form: Form): AccountLimits {
   const raw = form.tunnelTypes;
-  const types = (Array.isArray(raw) ? raw : raw ? [raw] : []).filter(
-    (t): t is TunnelType => t === 'v6v4' || t === 'v6udpv4',
+  const types = (Array.isArray(raw) ? raw : raw ? [raw] : []).filter((t): t is TunnelType =>
+    (TUNNEL_TYPES as readonly string[]).includes(t),
   );
   const limits: AccountLimits = {};
   if (types.length) limits.tunnelTypes = [...new Set(types)];

@@ -4,6 +4,7 @@
 import { html, type SafeHtml } from '../html.js';
 import type { Account, TunnelRecord } from '../../store/types.js';
 import { csrfField, flashNote, layout, pager, when, type Viewer } from './layout.js';
+import { TUNNEL_TYPES } from '../../tunnel-model.js';
 import { recentTunnelsCard } from './tunnels.js';
 
 export function accountsPage(
@@ -128,14 +129,12 @@ function limitsCard(v: Viewer, a: Account, base: string): SafeHtml {
     <h2>Limits</h2>
     <form method="post" action="${base}/limits" class="row">
       ${csrfField(v)}
-      <label
-        ><input type="checkbox" name="tunnelTypes" value="v6v4" ${types.includes('v6v4') ? 'checked' : ''} />
-        v6v4</label
-      >
-      <label
-        ><input type="checkbox" name="tunnelTypes" value="v6udpv4" ${types.includes('v6udpv4') ? 'checked' : ''} />
-        v6udpv4</label
-      >
+      ${TUNNEL_TYPES.map(
+        (t) =>
+          html`<label
+            ><input type="checkbox" name="tunnelTypes" value="${t}" ${types.includes(t) ? 'checked' : ''} /> ${t}</label
+          >`,
+      )}
       <label
         >prefix length from /<input
           type="number"

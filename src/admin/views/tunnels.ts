@@ -134,7 +134,7 @@ export function tunnelListQuery(q: Record<string, string | undefined>): TunnelLi
   return {
     state: one(q.state, ['live', 'ended', 'all'] as const, 'live'),
     search: (q.search ?? '').trim().slice(0, 64),
-    type: one(q.type, ['', 'v6v4', 'v6udpv4'] as const, ''),
+    type: one(q.type, ['', 'v6v4', 'v6udpv4', 'v4v6'] as const, ''),
     account: (q.account ?? '').trim().slice(0, 64),
     sort: one(q.sort, SORTS, 'started'),
     order: one(q.order, ['asc', 'desc'] as const, 'desc'),
