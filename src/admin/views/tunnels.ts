@@ -65,7 +65,9 @@ function tunnelRows(v: Viewer, items: TunnelRecord[], now: number, killable: boo
         <td>${t.username ?? html`<span class="muted">anonymous</span>`}</td>
         <td><span class="badge">${t.type}</span> <span class="muted">${t.transport}</span></td>
         <td class="mono">${endpoint(t)}</td>
-        <td class="mono">${t.clientIpv6}${t.prefix ? html`<br />${t.prefix}/${t.prefixLen}` : ''}</td>
+        <td class="mono">
+          ${t.type === 'v4v6' ? t.clientIpv4 : t.clientIpv6}${t.prefix ? html`<br />${t.prefix}/${t.prefixLen}` : ''}
+        </td>
         <td>${formatAge(now - (t.establishedAt ?? t.createdAt))}</td>
         <td>${t.lastSeenAt ? `${formatAge(now - t.lastSeenAt)} ago` : '—'}</td>
         <td class="num">${t.rxPackets} / ${formatBytes(t.rxBytes)}</td>
@@ -283,9 +285,18 @@ export function tunnelPage(
     ['State', t.live ? 'live' : `${t.state}${t.endReason ? ` (${t.endReason})` : ''}`],
     ['Type / transport', `${t.type} / ${t.transport}`],
     ['Client endpoint', endpoint(t)],
-    ['Server IPv4', t.serverIpv4],
-    ['Server IPv6', t.serverIpv6],
-    ['Client IPv6', t.clientIpv6],
+    // a v4v6 tunnel's IPv6 addresses are its endpoints, its IPv4 ones inside (tunnel-model.ts)
+    ...((t.type === 'v4v6'
+      ? [
+          ['Server endpoint', t.serverIpv6],
+          ['Server IPv4 (inside)', t.serverIpv4],
+          ['Client IPv4 (inside)', t.clientIpv4],
+        ]
+      : [
+          ['Server IPv4', t.serverIpv4],
+          ['Server IPv6', t.serverIpv6],
+          ['Client IPv6', t.clientIpv6],
+        ]) as [string, string][]),
     ['Delegated prefix', t.prefix ? `${t.prefix}/${t.prefixLen}` : '—'],
     ['Keepalive', `${t.keepaliveInterval} s`],
     ['Created', when(t.createdAt)],
