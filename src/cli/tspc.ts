@@ -43,6 +43,7 @@ function flagsToKeys(o: Record<string, unknown>): RawConfig {
     ['retryDelay', 'retry_delay'],
     ['retryDelayMax', 'retry_delay_max'],
     ['clientV4', 'client_v4'],
+    ['clientV6', 'client_v6'],
     ['logLevel', 'log_level'],
   ];
   const raw: RawConfig = {};
@@ -85,6 +86,7 @@ function withConfigFlags(cmd: Command): Command {
     .option('--retry-delay <s>', 'first reconnect delay (retry_delay, 30)')
     .option('--retry-delay-max <s>', 'longest reconnect delay (retry_delay_max, 300)')
     .option('--client-v4 <ipv4>', 'local IPv4 to use (client_v4, auto)')
+    .option('--client-v6 <ipv6>', 'local IPv6 to use for v4v6 (client_v6, auto)')
     .addOption(new Option('--log-level <level>', 'log_level').choices(['error', 'warn', 'info', 'debug']));
 }
 
