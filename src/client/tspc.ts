@@ -186,10 +186,15 @@ export class Tspc {
         return undefined;
       }
     }
+    // inside addresses <-> ; the endpoint is the other family (v4v6: IPv4 inside IPv6)
+    const v4v6 = o.type === 'v4v6';
+    const [inner, server, endpoint] = v4v6
+      ? [o.clientIpv4, o.serverIpv4, short(o.clientIpv6)]
+      : [short(o.clientIpv6), short(o.serverIpv6), o.clientIpv4];
     this.log.info(
-      `tunnel up: ${o.type} on ${tunnel.tunName}, ${short(o.clientIpv6)} <-> ${short(o.serverIpv6)}` +
+      `tunnel up: ${o.type} on ${tunnel.tunName}, ${inner} <-> ${server}` +
         (o.prefix ? `, prefix ${short(o.prefix.address)}/${o.prefix.length}` : ''),
-      { transport: n.transport, endpoint: o.clientIpv4, keepalive: o.keepalive ? `${o.keepalive.interval}s` : 'off' },
+      { transport: n.transport, endpoint, keepalive: o.keepalive ? `${o.keepalive.interval}s` : 'off' },
     );
     this.status.counters = tunnel.counters();
     this.status.keepalive = o.keepalive ? { misses: 0, sent: 0 } : undefined;

@@ -5,18 +5,22 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 
 export class RawUdp {
-  readonly socket = dgram.createSocket('udp4');
+  readonly socket: dgram.Socket;
   private readonly inbox: Buffer[] = [];
   private waiters: (() => void)[] = [];
-  private constructor() {
+  /** The broker's loopback address of the socket's family. */
+  private readonly server: string;
+  private constructor(ipv6: boolean) {
+    this.socket = dgram.createSocket(ipv6 ? 'udp6' : 'udp4');
+    this.server = ipv6 ? '::1' : '127.0.0.1';
     this.socket.on('message', (m) => {
       this.inbox.push(m);
       for (const w of this.waiters.splice(0)) w();
     });
   }
-  /** `address`: any loopback address (127.0.0.0/8), to stand for another source. */
+  /** `address`: any loopback address (127.0.0.0/8), to stand for another source, or ::1 for TSP over IPv6. */
   static async open(address = '127.0.0.1'): Promise<RawUdp> {
-    const u = new RawUdp();
+    const u = new RawUdp(address.includes(':'));
     await new Promise<void>((r) => u.socket.bind(0, address, () => r()));
     u.socket.unref(); // a test that forgets to close it must not keep its process alive
     return u;
@@ -25,7 +29,7 @@ export class RawUdp {
     return this.socket.address().port;
   }
   send(bytes: Buffer, port: number): void {
-    this.socket.send(bytes, port, '127.0.0.1');
+    this.socket.send(bytes, port, this.server);
   }
   /** Next datagram (any), or undefined after timeoutMs. */
   async next(timeoutMs = 2000): Promise<Buffer | undefined> {
