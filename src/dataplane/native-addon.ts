@@ -47,16 +47,19 @@ export const TUNNEL_RECORD_FIELDS = ['id', 'rxPackets', 'rxBytes', 'txPackets', 
 
 // ----- the addon's raw surface (native/src/addon/) --------------------------------------------------------------
 
-interface NativeTunnel {
-  id: number;
-  type: TunnelType;
-  clientAddress: string;
-  clientPort: number;
-  serverIpv6: string;
-  clientIpv6: string;
-  delegatedAddress?: string;
-  delegatedLength?: number;
-}
+type NativeTunnel =
+  | {
+      id: number;
+      type: Exclude<TunnelType, 'v4v6'>;
+      clientAddress: string;
+      clientPort: number;
+      serverIpv6: string;
+      clientIpv6: string;
+      delegatedAddress?: string;
+      delegatedLength?: number;
+    }
+  /** Only on a data plane opened with `v4v6: true`; clientAddress is the client's IPv6 (outer) address. */
+  | { id: number; type: 'v4v6'; clientAddress: string; serverIpv4: string; clientIpv4: string };
 
 export interface DataPlaneHandle {
   start(): void;
