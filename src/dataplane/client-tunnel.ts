@@ -62,7 +62,7 @@ export function startClientTunnel(
         tunName: options.tunName,
         type: options.type,
         serverAddress: options.server.address,
-        serverPort: options.server.port,
+        serverPort: options.type === 'v6udpv4' ? options.server.port : undefined, // no port in 41 or 4
         localAddress: options.localAddress,
         localPort: options.localPort,
         cpu: options.cpu,
