@@ -171,7 +171,10 @@ export function unavailable(
     EPERM: `not permitted to create TUN device ${options.tunName} or raw sockets: run as root (or with CAP_NET_ADMIN and CAP_NET_RAW)`,
     EACCES: `not permitted to open ${where} or the TUN device: run as root (or with CAP_NET_ADMIN and CAP_NET_RAW)`,
     EADDRINUSE: `UDP port ${where} is busy: another process (another broker?) holds it`,
-    EADDRNOTAVAIL: `cannot listen on ${where}: the address is not on this host`,
+    // A raw socket's source (serverIpv4, v4v6.serverIpv6) that is not on this host names itself in the message.
+    EADDRNOTAVAIL: /^raw /.test(err.message)
+      ? `${err.message}: the source address must be one of this host's`
+      : `cannot listen on ${where}: the address is not on this host`,
     EBUSY: `TUN device ${options.tunName} is in use by another process`,
     ENOENT: err.syscall === 'open' ? `missing: ${err.message}` : err.message,
   };

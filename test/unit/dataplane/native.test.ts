@@ -193,6 +193,22 @@ if (!canRun) {
       }
     });
 
+    it('fails with DP_UNAVAILABLE naming a v4v6 source address that is not on this host', async () => {
+      const dp = new NativeDataPlane({
+        tunName: 'tsp-v4src',
+        listenAddress: '127.0.0.1',
+        port: 0,
+        routes: [],
+        v4v6: { serverIpv6: '2001:db8:46::99' },
+      });
+      await assert.rejects(dp.start(), (e: unknown) => {
+        assert.ok(isBrokerError(e) && e.code === 'DP_UNAVAILABLE');
+        assert.match(e.message, /next-header-4 socket to 2001:db8:46::99.*must be one of this host's/);
+        return true;
+      });
+      assert.throws(() => execFileSync('ip', ['link', 'show', 'dev', 'tsp-v4src'], { stdio: 'ignore' }));
+    });
+
     it('undoes its host setup on close: device, routes and the forwarding sysctl', async () => {
       execFileSync('sysctl', ['-q', '-w', 'net.ipv6.conf.all.forwarding=0']);
       const dp = await open({ tunName: 'tsp-undo', tunnelAddresses: ['2001:db8:f00::1/64'] });
