@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "engine/receive_loop.h"
 #include "fixtures.h"
 #include "harness.h"
 
@@ -71,7 +72,91 @@ struct V4Fixture : Fixture {
   }
 };
 
+/** Datagrams as the raw IPv6 next-header-4 socket hands them over: the inner packet, the outer source. */
+struct IpipReceiver : BatchReceiver {
+  std::vector<std::pair<Bytes, Ip6>> pending;
+  int receive(RxBatch& rx) override {
+    const unsigned n = static_cast<unsigned>(pending.size());
+    for (unsigned i = 0; i < n; i++) {
+      std::memcpy(rx.buffer(i), pending[i].first.data(), pending[i].first.size());
+      rx.msgs[i].msg_len = static_cast<unsigned>(pending[i].first.size());
+      rx.msgs[i].msg_hdr.msg_flags = 0;
+      fill_sockaddr6(&rx.from[i].v6, pending[i].second);
+    }
+    pending.clear();
+    return static_cast<int>(n);
+  }
+  void idle() override {}
+  void busy() override {}
+};
+
+/** Records where each datagram of a batch goes: the IPv6 destination for the v4v6 socket. */
+struct Sender6 : BatchSender {
+  std::vector<std::pair<Bytes, Ip6>> sent;
+  void send(OutBatch& batch) override {
+    for (unsigned i = 0; i < batch.count; i++) {
+      const auto* p = static_cast<const uint8_t*>(batch.iov[i].iov_base);
+      sent.push_back({Bytes(p, p + batch.iov[i].iov_len), load_ip6(batch.to[i].v6.sin6_addr.s6_addr)});
+    }
+    batch.count = 0;
+  }
+};
+
+/** The UDP and protocol-41 senders: only how many went through them. */
+struct CountingSender : BatchSender {
+  unsigned sent = 0;
+  void send(OutBatch& batch) override {
+    sent += batch.count;
+    batch.count = 0;
+  }
+};
+
+struct NullTun : PacketWriter {
+  unsigned written = 0;
+  unsigned write(const uint8_t* const*, const size_t*, unsigned count) override {
+    written += count;
+    return 0;
+  }
+};
+
+int64_t clock_at_7() { return 7; }
+
 }  // namespace
+
+TEST("receive loop (v4v6): outer IPv6 source looked up, echo and hairpin out of the v4v6 socket, TUN for the rest") {
+  V4Fixture f;
+  IpipReceiver rx;
+  CountingSender udp, raw;
+  Sender6 ipip;
+  NullTun tun;
+  Counters counters;
+  ReceiveLoop loop(Ingress::kIpip, rx, Sinks{&udp, &raw, &tun, &ipip}, f.table, counters, nullptr, clock_at_7);
+  rx.pending = {
+      {ipv4("192.0.2.2", "203.0.113.2", {1}), ip6("2001:db8:46::a")},       // to the TUN
+      {echo4("192.0.2.2", "192.0.2.1"), ip6("2001:db8:46::a")},             // answered to A
+      {ipv4("192.0.2.2", "192.0.2.3", {2}), ip6("2001:db8:46::a")},         // hairpin to B
+      {ipv4("192.0.2.2", "203.0.113.2", {3}), ip6("2001:db8:46::c")},       // unknown endpoint
+      {ipv4("192.0.2.3", "203.0.113.2", {4}), ip6("2001:db8:46::a")},       // spoofed
+  };
+  CHECK_EQ(loop.run_once(), 5);
+  CHECK_EQ(tun.written, 1u);
+  CHECK_EQ(ipip.sent.size(), 2u);
+  CHECK(ipip.sent.size() == 2 && ipip.sent[0].second == ip6("2001:db8:46::a") && ipip.sent[0].first[20] == kIcmpEchoReply);
+  CHECK(ipip.sent.size() == 2 && ipip.sent[1].second == ip6("2001:db8:46::b"));
+  CHECK(udp.sent == 0 && raw.sent == 0);
+  CHECK_EQ(counters.get(kDropUnknownEndpoint), 1u);
+  CHECK_EQ(counters.get(kDropSpoofedSource), 1u);
+  CHECK_EQ(f.va->rx_packets.load(), 3u);
+  CHECK_EQ(f.va->last_rx_ms.load(), 7);
+  CHECK_EQ(f.vb->tx_packets.load(), 1u);
+
+  ReceiveLoop fromTun(Ingress::kTun, rx, Sinks{&udp, &raw, nullptr, &ipip}, f.table, counters, nullptr, clock_at_7);
+  rx.pending = {{ipv4("203.0.113.2", "192.0.2.3", {5}), Ip6{}}, {ipv6("2001:db8:200::1", "2001:db8:f00:3::2", {6}), Ip6{}}};
+  CHECK_EQ(fromTun.run_once(), 2);
+  CHECK_EQ(ipip.sent.size(), 3u);
+  CHECK(ipip.sent.size() == 3 && ipip.sent[2].second == ip6("2001:db8:46::b"));
+  CHECK_EQ(raw.sent, 1u);  // the IPv6 packet to the v6v4 tunnel C, beside it
+}
 
 TEST("ipv4_packet_length: version, IHL, total length within what arrived; trailing bytes cut off") {
   Bytes p = ipv4("192.0.2.2", "203.0.113.2", {1, 2, 3, 4});
