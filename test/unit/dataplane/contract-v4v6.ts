@@ -103,7 +103,8 @@ export function v4v6Contract(name: string, harness: V4v6Harness): void {
         );
         const c = counters(dp, 1);
         assert.deepEqual([c.rxPackets, c.rxBytes, c.txPackets], [1, packet.length, 0]);
-        assert.ok(c.lastRxMs >= started - 20 && c.lastRxMs <= Date.now() + 20, `lastRxMs ${c.lastRxMs}`);
+        // the wall-clock time of arrival: the native clock is coarse, and this is no timing test
+        assert.ok(c.lastRxMs >= started - 1000 && c.lastRxMs <= Date.now() + 1000, `lastRxMs ${c.lastRxMs}`);
         assert.equal(harness.pathCounters(dp).tun_write_packets, before + 1);
       }));
 
