@@ -1,7 +1,8 @@
 // @module native/client: the client end of one tunnel, as our tspc needs it after TSP negotiation:
 //
 //   tun->net: read(TUN) x batch --IPv6--> sendmmsg(UDP connected to the server) | sendmmsg(raw 41 to server)
-//   net->tun: recvmmsg(UDP | raw 41) --classify_client_datagram--> write(TUN)
+//                               --IPv4 (v4v6)--> sendmmsg(raw IPv6 next header 4, connected to the server)
+//   net->tun: recvmmsg(UDP | raw 41 | raw IPv6 4) --classify_client_datagram / _v4v6--> write(TUN)
 //                                                                | control (UDP only) --> ControlQueue --> JS
 //
 // The UDP socket is bound to the local port the TSP session used (so the NAT binding the broker saw is the one
@@ -23,10 +24,11 @@ namespace tspdp {
 struct ClientOptions {
   std::string netns;
   std::string tun_name = "tun0";
-  bool udp = true;              // v6udpv4; false: v6v4 (protocol 41)
-  std::string server_address;   // broker IPv4
+  bool udp = true;              // v6udpv4; false: v6v4 (protocol 41) or v4v6
+  bool v4v6 = false;            // IPv4 in IPv6 (next header 4): the TUN carries IPv4, the addresses are IPv6
+  std::string server_address;   // broker IPv4 (IPv6 for v4v6)
   uint16_t server_port = 3653;  // v6udpv4 only
-  std::string local_address;    // empty: any
+  std::string local_address;    // empty: any (IPv6 for v4v6)
   uint16_t local_port = 0;      // v6udpv4 only; 0: ephemeral
   int cpu = -1;
   size_t control_queue_cap = kDefaultControlQueueCap;

@@ -5,7 +5,10 @@
 //   udp-rx:  recvmmsg(UDP) --nibble 0xF / not IPv6--> ControlQueue --> JavaScript (onControl)
 //                          --IPv6--> find_udp(ip, port) --> forward_from_tunnel --> TUN | hairpin | echo reply
 //   raw-rx:  recvmmsg(raw 41) --strip IPv4--> find_proto41(ip) --> forward_from_tunnel --> (the same)
-//   tun-rx:  read(TUN) x batch --> forward_from_tun --> sendmmsg(UDP) | sendmmsg(raw 41) | drop no_route
+//   ipip-rx: recvmmsg(raw IPv6, next header 4; only with options.v4v6) --outer source--> find_ipip(ip6)
+//            --> forward_from_v4v6 --> TUN | hairpin | ICMP echo reply
+//   tun-rx:  read(TUN) x batch --> forward_from_tun --> sendmmsg(UDP) | sendmmsg(raw 41) | sendmmsg(raw IPv6 4)
+//                                                     | drop no_route
 //
 // The decisions are engine/engine.h's; this file only wires descriptors to loops. Threads stop when stop()
 // signals an eventfd; every blocking wait polls it too (io/threads.h).
@@ -30,6 +33,8 @@ struct DataPlaneOptions {
   std::string listen_address = "0.0.0.0";
   uint16_t port = 3653;
   std::string server_ipv4;     // source of protocol-41 packets; empty: chosen by the kernel's routing
+  bool v4v6 = false;           // open the raw IPv6 next-header-4 socket (v4v6 tunnels)
+  std::string server_ipv6;     // its bound address, the source of v4v6 packets; empty: the kernel's choice
   int cpu = -1;                // pin the forwarding threads to this CPU; -1: no pinning
   int spin_us = 0;             // busy-poll this long before sleeping (IdleWait); 0: sleep at once
   bool tun_uring = true;       // write decapsulated batches to the TUN through io_uring (io/uring.h)
@@ -52,6 +57,7 @@ class DataPlane {
   uint16_t udp_port() const { return udp_port_; }
   const std::string& tun_name() const { return tun_name_; }
   TunnelTable& table() { return table_; }
+  bool carries_v4v6() const { return ipip_fd_.get() >= 0; }
   Counters& counters() { return counters_; }
   ControlQueue& control() { return control_; }
 
@@ -69,9 +75,11 @@ class DataPlane {
   Fd tun_fd_;
   Fd udp_fd_;
   Fd raw_fd_;
+  Fd ipip_fd_;  // -1 unless options.v4v6
   uint16_t udp_port_ = 0;
   std::unique_ptr<DatagramSender> udp_sender_;
   std::unique_ptr<DatagramSender> raw_sender_;
+  std::unique_ptr<DatagramSender> ipip_sender_;
   ForwardingThreads threads_;  // last: destroyed (joined) first
 };
 

@@ -28,7 +28,7 @@ struct FakeReceiver : BatchReceiver {
       rx.msgs[i].msg_len = static_cast<unsigned>(pending[i].bytes.size());
       rx.msgs[i].msg_hdr.msg_flags = 0;
       rx.msgs[i].msg_hdr.msg_controllen = 0;
-      fill_sockaddr(&rx.from[i], pending[i].address, pending[i].port);
+      fill_sockaddr(&rx.from[i].v4, pending[i].address, pending[i].port);
     }
     pending.erase(pending.begin(), pending.begin() + n);
     return static_cast<int>(n);
@@ -42,7 +42,7 @@ struct FakeSender : BatchSender {
   void send(OutBatch& batch) override {
     for (unsigned i = 0; i < batch.count; i++) {
       const auto* p = static_cast<const uint8_t*>(batch.iov[i].iov_base);
-      sent.push_back({Bytes(p, p + batch.iov[i].iov_len), batch.to[i].sin_addr.s_addr, ntohs(batch.to[i].sin_port)});
+      sent.push_back({Bytes(p, p + batch.iov[i].iov_len), batch.to[i].v4.sin_addr.s_addr, ntohs(batch.to[i].v4.sin_port)});
     }
     batch.count = 0;
   }

@@ -1,6 +1,7 @@
 /** @module dataplane/client-tunnel: the client end of one tunnel (our tspc's, and the e2e tests'): a TUN device
- *  moving IPv6 packets to and from the broker over UDP (v6udpv4) or protocol 41 (v6v4), in the addon's own
- *  threads (native/src/client.h). Packets never reach JavaScript; control datagrams from the broker do, in
+ *  moving IPv6 packets to and from the broker over UDP (v6udpv4) or protocol 41 (v6v4), or IPv4 packets over
+ *  IPv6 next header 4 (v4v6: a raw IPv6 socket connected to the broker), in the addon's own threads
+ *  (native/src/client.h). Packets never reach JavaScript; control datagrams from the broker do, in
  *  batches. Imports nothing from broker/, admin/, cli/.
  *
  *  startClientTunnel --> addon opens TUN + socket, starts its two threads --> caller sets addresses, routes
@@ -20,9 +21,10 @@ export interface ClientTunnelOptions {
   netns?: string;
   tunName: string;
   type: TunnelType;
-  /** The broker: IPv4 address, and the TSP port for v6udpv4. */
+  /** The broker: IPv4 address, and the TSP port for v6udpv4; for v4v6 its IPv6 address (the offer's server
+   *  endpoint), port unused. */
   server: Endpoint;
-  /** Local IPv4 to bind (default: any). */
+  /** Local address to bind (default: any): IPv4, or IPv6 for v4v6 (the source of what the tunnel sends). */
   localAddress?: string;
   /** Local UDP port for v6udpv4: the one the TSP session used, so the NAT binding is reused. 0: ephemeral. */
   localPort?: number;
@@ -44,7 +46,7 @@ export interface ClientTunnel {
 }
 
 /** Opens the client end of a tunnel: a TUN device moving IPv6 packets to and from the broker over UDP
- *  (v6udpv4) or protocol 41 (v6v4), in the addon's own threads. The caller configures the TUN's addresses and
+ *  (v6udpv4) or protocol 41 (v6v4), or IPv4 packets in IPv6 (v4v6), in the addon's own threads. The caller configures the TUN's addresses and
  *  routes (`ip`), then traffic flows. Control datagrams (first nibble 0xF) from the broker go to `onControl`
  *  in batches. Rejects with DP_UNAVAILABLE saying what is missing. */
 export function startClientTunnel(
@@ -60,7 +62,7 @@ export function startClientTunnel(
         tunName: options.tunName,
         type: options.type,
         serverAddress: options.server.address,
-        serverPort: options.server.port,
+        serverPort: options.type === 'v6udpv4' ? options.server.port : undefined, // no port in 41 or 4
         localAddress: options.localAddress,
         localPort: options.localPort,
         cpu: options.cpu,

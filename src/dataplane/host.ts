@@ -1,7 +1,7 @@
 /** @module dataplane/host: host network setup around the native data plane's TUN device (docs/design.md,
  *  "The packet path"): link up with its MTU, the server's tunnel addresses, one route per pool, IPv6
- *  forwarding on. Everything done is recorded and undone by `HostSetup.undo()`, in reverse order; the
- *  forwarding sysctl gets its previous value back. Uses the `ip` and `sysctl` commands (iproute2, procps),
+ *  forwarding on, and IPv4 forwarding on when an IPv4 pool (v4v6 tunnels) is routed. Everything done is recorded
+ *  and undone by `HostSetup.undo()`, in reverse order; the forwarding sysctls get their previous values back. Uses the `ip` and `sysctl` commands (iproute2, procps),
  *  optionally inside a named network namespace. Imports nothing from broker/, admin/, cli/ or client/. */
 
 import { execFile } from 'node:child_process';
@@ -10,6 +10,8 @@ import { BrokerError } from '../errors.js';
 
 export const TUN_DEVICE_PATH = '/dev/net/tun';
 const FORWARDING_SYSCTL = 'net.ipv6.conf.all.forwarding';
+/** IPv4 forwarding for the v4v6 pool: ip_forward switches every interface's conf.*.forwarding at once. */
+const IPV4_FORWARDING_SYSCTL = 'net.ipv4.ip_forward';
 /** A hung `ip` or `sysctl` must not hang start() or close() forever. */
 const COMMAND_TIMEOUT_MS = 10_000;
 
@@ -18,9 +20,10 @@ export interface HostSetupOptions {
   netns?: string;
   tunName: string;
   mtu: number;
-  /** Pool prefixes routed to the TUN, e.g. '2001:db8:f00::/48'. */
+  /** Pool prefixes routed to the TUN, e.g. '2001:db8:f00::/48', or IPv4 ('192.0.2.0/24', the v4v6 pool). */
   routes: readonly string[];
-  /** Server addresses put on the TUN, e.g. '2001:db8:f00::1/64' (a bare address means /128). */
+  /** Server addresses put on the TUN, e.g. '2001:db8:f00::1/64' or '192.0.2.1/32' (a bare address is a host
+   *  route's length). */
   addresses: readonly string[];
 }
 
@@ -88,25 +91,33 @@ export async function setUpHost(options: HostSetupOptions): Promise<HostSetup> {
   try {
     await host.ip(['link', 'set', 'dev', dev, 'mtu', String(options.mtu), 'up']);
     for (const address of options.addresses) {
-      const withLength = address.includes('/') ? address : `${address}/128`;
+      const v6 = address.includes(':');
+      const withLength = address.includes('/') ? address : `${address}/${v6 ? 128 : 32}`;
+      const family = v6 ? '-6' : '-4';
       // nodad: the TUN is point-to-point and ours alone; duplicate detection would only delay the address.
-      await host.ip(['-6', 'addr', 'add', withLength, 'dev', dev, 'nodad']);
-      host.onUndo(() => host.ip(['-6', 'addr', 'del', withLength, 'dev', dev]).then(() => {}));
+      await host.ip([family, 'addr', 'add', withLength, 'dev', dev, ...(v6 ? ['nodad'] : [])]);
+      host.onUndo(() => host.ip([family, 'addr', 'del', withLength, 'dev', dev]).then(() => {}));
     }
     for (const prefix of options.routes) {
-      await host.ip(['-6', 'route', 'replace', prefix, 'dev', dev]);
-      host.onUndo(() => host.ip(['-6', 'route', 'del', prefix, 'dev', dev]).then(() => {}));
+      const family = prefix.includes(':') ? '-6' : '-4';
+      await host.ip([family, 'route', 'replace', prefix, 'dev', dev]);
+      host.onUndo(() => host.ip([family, 'route', 'del', prefix, 'dev', dev]).then(() => {}));
     }
-    const previous = await host.readSysctl(FORWARDING_SYSCTL);
-    if (previous !== '1') {
-      await host.writeSysctl(FORWARDING_SYSCTL, '1');
-      host.onUndo(() => host.writeSysctl(FORWARDING_SYSCTL, previous));
-    }
+    await enableForwarding(host, FORWARDING_SYSCTL);
+    if (options.routes.some((prefix) => !prefix.includes(':'))) await enableForwarding(host, IPV4_FORWARDING_SYSCTL);
     return host;
   } catch (e) {
     await host.undo();
     throw e;
   }
+}
+
+/** Sets a forwarding sysctl to 1 unless it already is, and records how to put the old value back. */
+async function enableForwarding(host: HostSetup, key: string): Promise<void> {
+  const previous = await host.readSysctl(key);
+  if (previous === '1') return;
+  await host.writeSysctl(key, '1');
+  host.onUndo(() => host.writeSysctl(key, previous));
 }
 
 function run(command: string, args: readonly string[]): Promise<string> {

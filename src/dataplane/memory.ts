@@ -4,18 +4,22 @@
  *    UDP socket --not IPv6--> onControl (control, as native)
  *               --IPv6, find (ip, port)--> classify --> tun | hairpin to another tunnel | echo reply in place
  *    proto41.write(from, packet) --find (ip)--> classify (the same)
- *    tun.write(packet) --longest prefix match--> encapsulate: UDP to ip:port (v6udpv4) | proto41 out (v6v4)
+ *    ipip.write(from6, packet) --find (ip6)--> classifyV4 (v4v6: the same rules on the inner IPv4 packet)
+ *    tun.write(packet) --IPv6: longest prefix match | IPv4: a v4v6 client's /32--> encapsulate: UDP to ip:port
+ *                      (v6udpv4) | proto41 out (v6v4) | ipip out (v4v6)
  *
  *  classify follows the addon rule for rule: malformed, unknown endpoint, inner source neither the tunnel's /128
  *  nor inside its delegated prefix (link-local counted apart), echo request to the tunnel's server address
  *  answered in place (hop limit 64, checksum redone), destination another tunnel: re-encapsulated with the hop
  *  limit decremented, unless it is 1 or less (then to the TUN, where the kernel would answer Time Exceeded);
  *  back into the same tunnel: dropped as no_route; anything else: written to the TUN. Counters per tunnel and
- *  drops by DropReason, as the addon keeps them; the test contract (test/unit/dataplane/contract.ts) holds both
+ *  drops by DropReason, as the addon keeps them; v4v6 tunnels (IPv4 in IPv6) by the same rules on the inner IPv4
+ *  packet (source: the client's /32 only; ICMP echo to the server's inner IPv4 answered in place; TTL for the
+ *  hop limit); the test contract (test/unit/dataplane/contract.ts) holds both
  *  to the same rules.
  *
  *  What it does not model: the kernel beyond the TUN (no forwarding, no ICMPv6 errors, no Time Exceeded), the
- *  outer IPv4 header of protocol 41 (the channel carries the outer source address and the inner packet), the
+ *  outer header of protocol 41 and of v4v6 (the channels carry the outer address and the inner packet), the
  *  control queue bound (control_queue_full never counts: datagrams are handed over one at a time from the event
  *  loop), batching and threads. Packets cross JavaScript one at a time: fine for tests, not for load.
  *
@@ -39,6 +43,14 @@ import {
 } from './types.js';
 import { ipv6PacketLength, isEchoRequest, isLinkLocal, makeEchoReply, mayUseSource, readIp6 } from './memory-packet.js';
 import { MemoryTunnelTable, type Entry } from './memory-table.js';
+import {
+  IpipChannel,
+  decrementTtl4,
+  ipv4PacketLength,
+  isEchoRequest4,
+  makeEchoReply4,
+  readIp4,
+} from './memory-v4v6.js';
 import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
 
@@ -114,6 +126,8 @@ export class MemoryDataPlane implements DataPlane {
   readonly tun = new TunChannel((packet) => this.fromTun(packet));
   /** Protocol 41 (the addon's raw socket). */
   readonly proto41 = new Proto41Channel((from, packet) => this.fromProto41(from, packet));
+  /** IPv4 in IPv6, next header 4 (the addon's raw IPv6 socket), for v4v6 tunnels. */
+  readonly ipip = new IpipChannel((from, packet) => this.classifyV4(packet, this.table.findIpip(from)));
   private socket: dgram.Socket | undefined;
   private handler: (batch: readonly ControlDatagram[]) => void = () => {};
   private readonly table = new MemoryTunnelTable();
@@ -181,12 +195,13 @@ export class MemoryDataPlane implements DataPlane {
   }
 
   private fromTun(packet: Buffer): void {
-    const length = ipv6PacketLength(packet);
+    const v4 = packet.length > 0 && packet[0]! >> 4 === 4;
+    const length = v4 ? ipv4PacketLength(packet) : ipv6PacketLength(packet);
     if (length === 0) {
       this.drops.malformed++;
       return;
     }
-    const to = this.table.route(readIp6(packet, 24));
+    const to = v4 ? this.table.route4(readIp4(packet, 16)) : this.table.route(readIp6(packet, 24));
     if (!to) {
       this.drops.no_route++;
       return;
@@ -239,9 +254,33 @@ export class MemoryDataPlane implements DataPlane {
     this.toTunnel(to, packet);
   }
 
+  /** native forward_from_v4v6: an IPv4 packet from v4v6 tunnel `from` (undefined: unknown outer source). */
+  private classifyV4(data: Buffer, from: Entry | undefined): void {
+    const length = ipv4PacketLength(data);
+    if (length === 0) return void this.drops.malformed++;
+    if (!from?.v4) return void this.drops.unknown_endpoint++;
+    const packet = data.subarray(0, length);
+    if (readIp4(packet, 12) !== from.v4.clientIp4) return void this.drops.spoofed_source++;
+    this.table.countRx(from, length, this.clock.now());
+    const destination = readIp4(packet, 16);
+    if (destination === from.v4.serverIp4 && isEchoRequest4(packet)) {
+      makeEchoReply4(packet);
+      this.path.echo_replies++;
+      return this.toTunnel(from, packet);
+    }
+    const to = this.table.route4(destination);
+    if (!to) return this.toTun(packet);
+    if (to === from) return void this.drops.no_route++; // never back into the tunnel it came from
+    if (packet[8]! <= 1) return this.toTun(packet); // the kernel would send Time Exceeded
+    decrementTtl4(packet);
+    this.path.hairpin_packets++;
+    this.toTunnel(to, packet);
+  }
+
   private toTunnel(t: Entry, packet: Buffer): void {
     this.table.countTx(t, packet.length);
     if (t.type === 'v6udpv4') this.socket?.send(packet, t.port, t.address);
+    else if (t.type === 'v4v6') this.ipip.emit(t.address, Buffer.from(packet));
     else this.proto41.emit(t.address, Buffer.from(packet));
   }
 

@@ -47,16 +47,19 @@ export const TUNNEL_RECORD_FIELDS = ['id', 'rxPackets', 'rxBytes', 'txPackets', 
 
 // ----- the addon's raw surface (native/src/addon/) --------------------------------------------------------------
 
-interface NativeTunnel {
-  id: number;
-  type: TunnelType;
-  clientAddress: string;
-  clientPort: number;
-  serverIpv6: string;
-  clientIpv6: string;
-  delegatedAddress?: string;
-  delegatedLength?: number;
-}
+type NativeTunnel =
+  | {
+      id: number;
+      type: Exclude<TunnelType, 'v4v6'>;
+      clientAddress: string;
+      clientPort: number;
+      serverIpv6: string;
+      clientIpv6: string;
+      delegatedAddress?: string;
+      delegatedLength?: number;
+    }
+  /** Only on a data plane opened with `v4v6: true`; clientAddress is the client's IPv6 (outer) address. */
+  | { id: number; type: 'v4v6'; clientAddress: string; serverIpv4: string; clientIpv4: string };
 
 export interface DataPlaneHandle {
   start(): void;
@@ -168,7 +171,10 @@ export function unavailable(
     EPERM: `not permitted to create TUN device ${options.tunName} or raw sockets: run as root (or with CAP_NET_ADMIN and CAP_NET_RAW)`,
     EACCES: `not permitted to open ${where} or the TUN device: run as root (or with CAP_NET_ADMIN and CAP_NET_RAW)`,
     EADDRINUSE: `UDP port ${where} is busy: another process (another broker?) holds it`,
-    EADDRNOTAVAIL: `cannot listen on ${where}: the address is not on this host`,
+    // A raw socket's source (serverIpv4, v4v6.serverIpv6) that is not on this host names itself in the message.
+    EADDRNOTAVAIL: /^raw /.test(err.message)
+      ? `${err.message}: the source address must be one of this host's`
+      : `cannot listen on ${where}: the address is not on this host`,
     EBUSY: `TUN device ${options.tunName} is in use by another process`,
     ENOENT: err.syscall === 'open' ? `missing: ${err.message}` : err.message,
   };

@@ -1,8 +1,8 @@
 /** @module dataplane/native: NativeDataPlane, the DataPlane over the C++ addon in native/ (docs/design.md,
  *  "The packet path"); the addon's raw surface and loader are native-addon.ts.
  *
- *  start():  check /dev/net/tun --> addon opens TUN + UDP + raw-41 sockets --> setUpHost (link, addresses,
- *            routes, forwarding) --> addon starts its forwarding threads
+ *  start():  check /dev/net/tun --> addon opens TUN + UDP + raw-41 sockets (+ the raw IPv6 next-header-4 socket
+ *            with `v4v6`) --> setUpHost (link, addresses, routes, forwarding) --> addon starts its threads
  *  close():  threads stop, descriptors close (the TUN device and its routes vanish) --> the rest of the host
  *            setup undone (addresses, routes if still there, the forwarding sysctl back to its old value)
  *
@@ -48,9 +48,15 @@ export interface NativeDataPlaneOptions {
   port: number;
   /** Source address of protocol-41 packets (the offer's server IPv4); the kernel's choice if absent. */
   serverIpv4?: string;
-  /** Pool prefixes routed to the TUN ('2001:db8:f00::/48'). */
+  /** Carry v4v6 tunnels (IPv4 in IPv6, next header 4): present, the addon opens a raw IPv6 socket for next
+   *  header 4 (docs/architecture.md). `serverIpv6`: its bound address, the source of every packet to a v4v6
+   *  client and the only destination it receives on (the offer's server IPv6); absent, the kernel picks the
+   *  source and every local address receives. */
+  v4v6?: { serverIpv6?: string };
+  /** Pool prefixes routed to the TUN: IPv6 ('2001:db8:f00::/48') and, for v4v6 tunnels, the IPv4 pool
+   *  ('192.0.2.0/24'; IPv4 forwarding is then switched on, see host.ts). */
   routes: readonly string[];
-  /** Server addresses put on the TUN ('2001:db8:f00::1/64'), so the host answers on them. */
+  /** Server addresses put on the TUN ('2001:db8:f00::1/64', or IPv4 '192.0.2.1/32'), so the host answers on them. */
   tunnelAddresses?: readonly string[];
   /** Open everything inside this named network namespace (tests run several brokers on one host). */
   netns?: string;
@@ -105,6 +111,8 @@ export class NativeDataPlane implements DataPlane {
           listenAddress: this.options.listenAddress,
           port: this.options.port,
           serverIpv4: this.options.serverIpv4,
+          v4v6: this.options.v4v6 !== undefined,
+          serverIpv6: this.options.v4v6?.serverIpv6,
           cpu: this.options.cpu,
           spinMicros: this.options.spinMicros,
           tunUring: this.options.tunWrites !== 'write',
@@ -136,18 +144,28 @@ export class NativeDataPlane implements DataPlane {
 
   addTunnel(spec: TunnelSpec): void {
     const handle = this.live();
-    if (spec.type === 'v4v6')
-      throw new BrokerError('DP_FAILED', `cannot add tunnel ${spec.id}: v4v6 is not carried yet`);
     try {
-      handle.addTunnel({
-        id: spec.id,
-        type: spec.type,
-        clientAddress: spec.client.address,
-        clientPort: clientPortFor(spec.type, spec.client.port),
-        serverIpv6: spec.serverIpv6,
-        clientIpv6: spec.clientIpv6,
-        ...(spec.delegated ? { delegatedAddress: spec.delegated.address, delegatedLength: spec.delegated.length } : {}),
-      });
+      handle.addTunnel(
+        spec.type === 'v4v6'
+          ? {
+              id: spec.id,
+              type: spec.type,
+              clientAddress: spec.client.address,
+              serverIpv4: spec.serverIpv4,
+              clientIpv4: spec.clientIpv4,
+            }
+          : {
+              id: spec.id,
+              type: spec.type,
+              clientAddress: spec.client.address,
+              clientPort: clientPortFor(spec.type, spec.client.port),
+              serverIpv6: spec.serverIpv6,
+              clientIpv6: spec.clientIpv6,
+              ...(spec.delegated
+                ? { delegatedAddress: spec.delegated.address, delegatedLength: spec.delegated.length }
+                : {}),
+            },
+      );
     } catch (e) {
       throw new BrokerError('DP_FAILED', `cannot add tunnel ${spec.id}: ${(e as Error).message}`, { cause: e });
     }

@@ -1,7 +1,7 @@
 /** @module dataplane/types: the packet path as the broker sees it (docs/style.md §4).
  *  Implemented by the native addon (NativeDataPlane, src/dataplane/native.ts) and by MemoryDataPlane
  *  (src/dataplane/memory.ts), a model of the same rules over a real UDP socket, with in-memory channels for the
- *  TUN side and protocol 41; one contract suite (test/unit/dataplane/contract.ts) runs against both. */
+ *  TUN side, protocol 41 and IPv4-in-IPv6; one contract suite (test/unit/dataplane/contract.ts) runs against both. */
 
 import type { TunnelType } from '../tunnel-model.js';
 
@@ -41,7 +41,7 @@ export interface V6TunnelSpec extends TunnelSpecBase {
 }
 
 /** IPv4 inside IPv6 (next header 4): `client.address` is the client's IPv6 address, port 0. Packets to it are
- *  sent from the data plane's IPv6 source address (NativeDataPlaneOptions.serverIpv6). */
+ *  sent from the data plane's IPv6 source address (NativeDataPlaneOptions.v4v6.serverIpv6). */
 export interface V4v6TunnelSpec extends TunnelSpecBase {
   type: 'v4v6';
   /** The server's inner IPv4 on this tunnel: ICMP echo requests to it are answered in place. */
@@ -54,10 +54,10 @@ export type TunnelSpec = V6TunnelSpec | V4v6TunnelSpec;
 
 export interface TunnelCounters {
   id: TunnelId;
-  /** Packets and bytes (inner IPv6) received from the client and accepted. */
+  /** Packets and bytes (the inner packet: IPv6, or IPv4 for v4v6) received from the client and accepted. */
   rxPackets: number;
   rxBytes: number;
-  /** Packets and bytes (inner IPv6) sent to the client. */
+  /** Packets and bytes (the inner packet) sent to the client. */
   txPackets: number;
   txBytes: number;
   /** Unix ms of the last packet accepted from the client; 0 if none since the tunnel was added. */
@@ -66,7 +66,7 @@ export interface TunnelCounters {
 
 /** Why packets were dropped; counters only ever grow. */
 export type DropReason =
-  | 'unknown_endpoint' // data from an (IPv4, port) or IPv4 with no tunnel
+  | 'unknown_endpoint' // data from an (IPv4, port), an IPv4 or (v4v6) an IPv6 address with no tunnel
   | 'spoofed_source' // inner source outside what the tunnel may use
   | 'link_local_source' // router solicitations and the like, dropped quietly
   | 'no_route' // packet from TUN matched no tunnel

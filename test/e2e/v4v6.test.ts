@@ -1,182 +1,116 @@
-/** v4v6 end to end: the real `tspc` command (bin/tspc.js) in client namespaces that have only IPv6, against a
- *  real `tsp-broker serve --dataplane native` process offering v4v6 (test/helpers/broker-lab.ts has the
- *  topology; this test adds IPv6-only client links and IPv4 on the broker's link to the internet host):
+/** End to end, v4v6 (IPv4 inside IPv6, next header 4) through the native data plane and the client addon, in
+ *  namespaces built here (no TSP at this layer: the test plays the control plane and adds the tunnel itself):
  *
- *    A  2001:db8:c6:1::2 ── broker 2001:db8:c6:1::1   anonymous, TSP over UDP
- *    B  2001:db8:c6:2::2 ── broker 2001:db8:c6:2::1   alice, DIGEST-MD5, TSP over TCP
- *                            broker 198.51.100.161/28 ── inet 198.51.100.162 (IPv4 default route via the broker)
+ *    client 2001:db8:46::2/64 ── broker 2001:db8:46::1/64 (v4v6 source), tsp0 ← 192.0.2.0/24
+ *    (IPv6 only on its link;     broker 203.0.113.1/24 ── inet 203.0.113.2/24 (IPv4 only)
+ *     tun0 192.0.2.2/32 inside)
  *
- *  Each client gets a /30 of pools.ipv4 (198.51.100.192/26) inside IPv6, pings the internet host's IPv4 and the
- *  broker's inner address through it, and is pinged back; a client sourcing an address that is not its own is
- *  dropped by the addon (spoofed_source in /metrics) and nothing of it reaches the internet host (an nftables
- *  counter there); an account gets the same /30 when it comes back. Every wait is bounded; the lab is removed in
- *  after(). Needs root and /dev/net/tun; skipped otherwise. */
+ *  The client's IPv4 lives only inside the tunnel: its tun0 (the client addon, type v4v6, a raw IPv6 socket
+ *  connected to the broker) carries IPv4, the broker decapsulates to its TUN and the kernel forwards to inet,
+ *  which routes the pool back to the broker (no NAT44: that is the operator's). Needs root and /dev/net/tun. */
 
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { BrokerLab } from '../helpers/broker-lab.js';
-import type { Netns, NetnsProcess } from '../helpers/netns.js';
+import { startClientTunnel, type ClientTunnel } from '../../src/dataplane/client-tunnel.js';
+import { NativeDataPlane } from '../../src/dataplane/native.js';
+import type { TunnelId } from '../../src/dataplane/types.js';
+import { Topology, type Netns } from '../helpers/netns.js';
+import { eventually } from '../unit/dataplane/contract.js';
 
 const canRun = process.getuid?.() === 0 && existsSync('/dev/net/tun');
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const TSPC = path.join(ROOT, 'bin/tspc.js');
-const PASSWORD = 'correct horse battery';
-const POOL = '198.51.100.192/26';
-const INET4 = '198.51.100.162';
-const UP_TIMEOUT_MS = 25_000;
+const BROKER_V6 = '2001:db8:46::1';
+const CLIENT_V6 = '2001:db8:46::2';
+const SERVER_V4 = '192.0.2.1';
+const CLIENT_V4 = '192.0.2.2';
+const SPOOFED_V4 = '192.0.2.66';
+const INET_V4 = '203.0.113.2';
 
-interface Up {
-  proc: NetnsProcess;
-  /** The client's and the broker's inner IPv4. */
-  address: string;
-  server: string;
-}
-
-/** Starts tspc in `ns` and waits for its "tunnel up" line. */
-async function tspcUp(lab: BrokerLab, ns: Netns, server: string, args: string[], password?: string): Promise<Up> {
-  const proc = ns.spawn(process.execPath, [
-    TSPC,
-    '--server',
-    `[${server}]`,
-    '-m',
-    'v4v6',
-    '--keepalive-interval',
-    '2',
-    '--keepalive-timeout',
-    '2',
-    '--status-file',
-    path.join(lab.dir, `tspc-${ns.name}.json`),
-    ...args,
-  ]);
-  proc.child.stdin?.end(password === undefined ? '' : `${password}\n`);
-  const deadline = Date.now() + UP_TIMEOUT_MS;
-  for (;;) {
-    const line = proc.stdout.split('\n').find((l) => l.includes('tunnel up:'));
-    const m = line && /tunnel up: v4v6 on \S+, ([0-9.]+) <-> ([0-9.]+)/.exec(line);
-    if (m) return { proc, address: m[1]!, server: m[2]! };
-    if (proc.child.exitCode !== null)
-      throw new Error(`tspc exited ${proc.child.exitCode}: ${proc.stdout}${proc.stderr}`);
-    if (Date.now() > deadline) throw new Error(`tspc not up after ${UP_TIMEOUT_MS} ms: ${proc.stdout}${proc.stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** ping -4, 3 echoes with bounded waits: whether replies came back. */
-async function ping4(ns: Netns, to: string, extra: string[] = []): Promise<boolean> {
+/** ping with a bounded count and wait; resolves with whether any reply came back. */
+async function ping(ns: Netns, to: string, extra: string[] = []): Promise<boolean> {
   const r = await ns.exec('ping', ['-4', '-c', '3', '-i', '0.2', '-W', '2', ...extra, to], { timeoutMs: 15_000 });
+  if (r.code !== 0 && process.env.TSP_TEST_DEBUG) console.error(`ping ${to} from ${ns.name}:`, r.stdout, r.stderr);
   return r.code === 0;
 }
 
-describe('v4v6 end to end', { skip: canRun ? false : 'needs root and /dev/net/tun' }, () => {
-  let lab: BrokerLab;
-  let a: Netns;
-  let b: Netns;
-  let upA: Up;
-  let upB: Up;
+describe('v4v6 end to end: native data plane and client addon', { skip: canRun ? false : 'needs root' }, () => {
+  let topo: Topology;
+  let client: Netns;
+  let inet: Netns;
+  let dp: NativeDataPlane;
+  let tunnel: ClientTunnel | undefined;
 
   before(async () => {
-    lab = await BrokerLab.create({
-      tunnels: { types: ['v6v4', 'v6udpv4', 'v4v6'] },
-      pools: { ipv4: POOL },
+    topo = await Topology.create(); // cleaned up by after() below (and at process exit)
+    client = await topo.namespace('v4v6-client');
+    const broker = await topo.namespace('v4v6-broker');
+    inet = await topo.namespace('v4v6-inet');
+    await topo.link(client, [`${CLIENT_V6}/64`], broker, [`${BROKER_V6}/64`]);
+    await topo.link(broker, ['203.0.113.1/24'], inet, [`${INET_V4}/24`]);
+    await inet.ip('-4', 'route', 'add', '192.0.2.0/24', 'via', '203.0.113.1');
+
+    dp = new NativeDataPlane({
+      netns: broker.name,
+      listenAddress: '0.0.0.0',
+      port: 0,
+      v4v6: { serverIpv6: BROKER_V6 },
+      routes: ['192.0.2.0/24'],
     });
-    await lab.addUser('alice', PASSWORD);
-    a = await lab.topo.namespace('v46-a');
-    b = await lab.topo.namespace('v46-b');
-    await lab.topo.link(a, ['2001:db8:c6:1::2/64'], lab.broker, ['2001:db8:c6:1::1/64']);
-    await lab.topo.link(b, ['2001:db8:c6:2::2/64'], lab.broker, ['2001:db8:c6:2::1/64']);
-    // the internet host's IPv4, reached through the broker (no NAT44 needed: it routes back to the broker)
-    await lab.broker.ip('addr', 'add', '198.51.100.161/28', 'dev', 'to-inet');
-    await lab.inet.ip('addr', 'add', `${INET4}/28`, 'dev', 'to-broker');
-    await lab.inet.ip('route', 'add', 'default', 'via', '198.51.100.161');
-    await lab.inet.nft(
-      'table ip seen {\n' +
-        '  counter from_pool { }\n' +
-        '  chain input { type filter hook input priority -300;\n' +
-        `    ip saddr ${POOL} icmp type echo-request counter name from_pool\n  }\n` +
-        '}\n',
-    );
-    await lab.startBroker();
-    upA = await tspcUp(lab, a, '2001:db8:c6:1::1', ['-a', 'anonymous']);
-    upB = await tspcUp(
-      lab,
-      b,
-      '2001:db8:c6:2::1',
-      ['-t', 'tcp', '-a', 'digest-md5', '-u', 'alice', '--password-stdin'],
-      PASSWORD,
-    );
+    await dp.start();
+    dp.addTunnel({
+      id: 1 as TunnelId,
+      type: 'v4v6',
+      client: { address: CLIENT_V6, port: 0 },
+      serverIpv4: SERVER_V4,
+      clientIpv4: CLIENT_V4,
+    });
+
+    tunnel = startClientTunnel({
+      netns: client.name,
+      tunName: 'tun0',
+      type: 'v4v6',
+      server: { address: BROKER_V6, port: 0 },
+      localAddress: CLIENT_V6,
+    });
+    await client.ip('link', 'set', 'dev', 'tun0', 'mtu', '1280', 'up');
+    await client.ip('-4', 'addr', 'add', `${CLIENT_V4}/32`, 'dev', 'tun0');
+    await client.ip('-4', 'route', 'add', 'default', 'dev', 'tun0', 'src', CLIENT_V4);
+    await client.ip('-4', 'addr', 'add', `${SPOOFED_V4}/32`, 'dev', 'lo');
   });
 
   after(async () => {
-    await lab?.cleanup();
+    tunnel?.close();
+    await dp?.close();
+    await topo?.cleanup();
   });
 
-  async function seenFromPool(): Promise<number> {
-    const out = await lab.inet.run('nft', ['list', 'counter', 'ip', 'seen', 'from_pool']);
-    return Number(/packets (\d+)/.exec(out)![1]);
-  }
+  const counters = () => dp.readCountersOf([1 as TunnelId])[0]!;
 
-  it('each client gets its own /30 of the pool, the broker .1 and the client .2', () => {
-    const inPool = (x: string) => x.startsWith('198.51.100.') && Number(x.split('.')[3]) >= 192;
-    for (const up of [upA, upB]) {
-      assert.ok(inPool(up.address) && inPool(up.server), `${up.address} <-> ${up.server} in ${POOL}`);
-      const last = Number(up.address.split('.')[3]);
-      assert.equal(last % 4, 2, `${up.address} is .2 of its /30`);
-      assert.equal(Number(up.server.split('.')[3]), last - 1, `${up.server} is .1 of the same /30`);
-    }
-    assert.notEqual(upA.address, upB.address);
+  it('the client has no IPv4 on its link: IPv4 reaches the internet host only through the tunnel, both ways', async () => {
+    assert.doesNotMatch(await client.ip('-4', 'addr', 'show', 'dev', 'to-v4v6-broker'), /inet /);
+    const before = counters();
+    assert.equal(await ping(client, INET_V4), true, 'client -> internet');
+    assert.equal(await ping(inet, CLIENT_V4), true, 'internet -> client');
+    const after = counters();
+    assert.ok(after.rxPackets >= before.rxPackets + 6, `rx ${before.rxPackets} -> ${after.rxPackets}`);
+    assert.ok(after.txPackets >= before.txPackets + 6, `tx ${before.txPackets} -> ${after.txPackets}`);
+    const c = tunnel!.readCounters();
+    assert.ok(c.txPackets >= 6 && c.rxPackets >= 6, `client counters ${JSON.stringify(c)}`);
   });
 
-  it('IPv4 crosses the IPv6-only links: both clients ping the internet host, the broker, and are pinged', async () => {
-    assert.equal(await ping4(a, INET4), true, 'A -> internet over UDP-negotiated v4v6');
-    assert.equal(await ping4(b, INET4), true, 'B -> internet over TCP-negotiated v4v6');
-    assert.equal(await ping4(a, upA.server), true, "A -> the broker's inner address (answered by the addon)");
-    assert.equal(await ping4(lab.inet, upA.address), true, 'internet -> A');
-    assert.equal(await ping4(lab.inet, upB.address), true, 'internet -> B');
-    assert.equal(await ping4(a, upB.address), true, 'A -> B through the broker');
+  it("the server's inner IPv4 answers ping in place", async () => {
+    const before = dp.readNativeCounters();
+    assert.equal(await ping(client, SERVER_V4), true);
+    const after = dp.readNativeCounters();
+    assert.ok(after.echo_replies >= before.echo_replies + 3, 'answered by the data plane');
+    assert.equal(after.tun_write_packets, before.tun_write_packets, 'nothing reached the broker kernel');
   });
 
-  it('an operator sees v4v6 tunnels with their IPv6 endpoints', async () => {
-    const live = (await lab.tunnelList()).filter((t) => t.state === 'established' && t.type === 'v4v6');
-    const byEndpoint = new Map(live.map((t) => [t.clientIpv6, t]));
-    assert.equal(byEndpoint.get('2001:db8:c6:1::2')?.clientIpv4, upA.address);
-    assert.equal(byEndpoint.get('2001:db8:c6:2::2')?.username, 'alice');
-    const m = await lab.metrics();
-    assert.equal(m.get('tsp_tunnels_live{type="v4v6"}'), 2);
-    assert.equal(m.get('tsp_pool_allocated_blocks{pool="ipv4"}'), 2);
-  });
-
-  it("a source that is not the client's own is dropped, and nothing of it reaches the internet host", async () => {
-    const spoofed = '198.51.100.250';
-    await a.ip('addr', 'add', `${spoofed}/32`, 'dev', 'lo');
-    try {
-      const dropped = await lab.drops('spoofed_source');
-      const seen = await seenFromPool();
-      assert.equal(await ping4(a, INET4, ['-I', spoofed]), false);
-      assert.ok((await lab.drops('spoofed_source')) >= dropped + 3, 'the addon dropped them');
-      assert.equal(await seenFromPool(), seen, 'none reached the internet host');
-    } finally {
-      await a.ip('addr', 'del', `${spoofed}/32`, 'dev', 'lo');
-    }
-    const seen = await seenFromPool();
-    assert.equal(await ping4(a, INET4), true, 'its own address still works');
-    assert.equal(await seenFromPool(), seen + 3, 'and the counter sees it');
-  });
-
-  it('an account that comes back gets the same /30', async () => {
-    // tspc stops without telling the broker (as gogoc does): the next session replaces the tunnel
-    await upB.proc.kill();
-    const again = await tspcUp(
-      lab,
-      b,
-      '2001:db8:c6:2::1',
-      ['-a', 'digest-md5', '-u', 'alice', '--password-stdin'],
-      PASSWORD,
-    );
-    assert.equal(again.address, upB.address);
-    assert.equal(await ping4(b, INET4), true);
-    upB = again;
+  it('an inner IPv4 source other than the client /32 is dropped and counted', async () => {
+    const spoofed = dp.readDrops().spoofed_source;
+    const rx = counters().rxPackets;
+    assert.equal(await ping(client, INET_V4, ['-I', SPOOFED_V4]), false, 'no reply to a spoofed source');
+    await eventually(() => dp.readDrops().spoofed_source >= spoofed + 3, 'three spoofed_source drops');
+    assert.equal(counters().rxPackets, rx, 'nothing accepted on the tunnel');
   });
 });

@@ -20,6 +20,14 @@ export interface BenchAddon {
   runGenerator(options: GeneratorOptions): Promise<{ sent: number; errors: number; seconds: number }>;
   /** Moves the calling thread into a named network namespace for good (tests that run inside one). */
   enterNetns(name: string): void;
+  /** A raw IPv6 next-header-4 socket bound to `bind` (connected to `peer`: only its packets arrive): a v4v6
+   *  tunnel client's outer end. Returns its descriptor. */
+  ipipOpen(bind: string, peer?: string): number;
+  /** Sends `data` (an inner IPv4 packet) to `to` in IPv6 with next header 4. Throws if the kernel refuses. */
+  ipipSend(fd: number, to: string, data: Uint8Array): void;
+  /** The next waiting inner packet, or null; never blocks. */
+  ipipReceive(fd: number): Buffer | null;
+  ipipClose(fd: number): void;
 }
 
 let addon: BenchAddon | undefined;

@@ -110,3 +110,51 @@ export function ipv4Udp(src: string, dst: string, srcPort: number, dstPort: numb
   header.writeUInt16BE(8 + payload.length, 24);
   return Buffer.concat([header, payload]);
 }
+
+/** The IPv4 header checksum of `header` (its checksum field taken as zero). */
+function ipv4HeaderChecksum(header: Buffer): number {
+  const copy = Buffer.from(header);
+  copy.writeUInt16BE(0, 10);
+  return foldChecksum(sumWords(copy));
+}
+
+/** A whole IPv4 packet with its header checksum right (what a kernel accepts from a TUN device). */
+export function ipv4Packet(src: string, dst: string, protocol: number, payload: Buffer, ttl = 64): Buffer {
+  const header = Buffer.alloc(20);
+  header[0] = 0x45;
+  header.writeUInt16BE(20 + payload.length, 2);
+  header[8] = ttl;
+  header[9] = protocol;
+  ipv4Bytes(src).copy(header, 12);
+  ipv4Bytes(dst).copy(header, 16);
+  header.writeUInt16BE(ipv4HeaderChecksum(header), 10);
+  return Buffer.concat([header, payload]);
+}
+
+/** An IPv4/UDP packet carrying `data` (UDP checksum 0: none, which IPv4 allows), header checksum right. */
+export function ipv4UdpWith(src: string, dst: string, data: Uint8Array, ports = { src: 40000, dst: 9 }, ttl = 64) {
+  const udp = Buffer.alloc(8 + data.length);
+  udp.writeUInt16BE(ports.src, 0);
+  udp.writeUInt16BE(ports.dst, 2);
+  udp.writeUInt16BE(udp.length, 4);
+  udp.set(data, 8);
+  return ipv4Packet(src, dst, 17, udp, ttl);
+}
+
+/** An ICMP echo request (type 8) with both checksums right. */
+export function icmpEchoRequest(src: string, dst: string, identifier = 0x1234, sequence = 1, data = 16): Buffer {
+  const icmp = Buffer.alloc(8 + data);
+  icmp[0] = 8;
+  icmp.writeUInt16BE(identifier, 4);
+  icmp.writeUInt16BE(sequence, 6);
+  for (let i = 8; i < icmp.length; i++) icmp[i] = i;
+  icmp.writeUInt16BE(foldChecksum(sumWords(icmp)), 2);
+  return ipv4Packet(src, dst, 1, icmp);
+}
+
+/** True if an IPv4 packet's header checksum and (for ICMP) its ICMP checksum verify. */
+export function ipv4ChecksumsOk(packet: Buffer): boolean {
+  const ihl = (packet[0]! & 0x0f) * 4;
+  if (ipv4HeaderChecksum(packet.subarray(0, ihl)) !== packet.readUInt16BE(10)) return false;
+  return packet[9] !== 1 || foldChecksum(sumWords(packet.subarray(ihl))) === 0;
+}

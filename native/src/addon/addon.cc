@@ -53,6 +53,9 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
       options.listen_address = string_option(o, "listenAddress", options.listen_address);
       options.port = static_cast<uint16_t>(int_option(o, "port", options.port, 0, 65535));
       options.server_ipv4 = string_option(o, "serverIpv4", "");
+      Napi::Value v4v6 = o.Get("v4v6");
+      options.v4v6 = v4v6.IsBoolean() && v4v6.As<Napi::Boolean>().Value();
+      options.server_ipv6 = string_option(o, "serverIpv6", "");
       options.cpu = static_cast<int>(int_option(o, "cpu", -1, -1, 4095));
       options.spin_us = static_cast<int>(int_option(o, "spinMicros", 0, 0, 1000000));
       Napi::Value uring = o.Get("tunUring");
@@ -79,7 +82,8 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
   }
 
   /** addTunnel({ id, type: 'v6v4'|'v6udpv4', clientAddress, clientPort, serverIpv6, clientIpv6,
-   *  delegatedAddress?, delegatedLength? }) */
+   *  delegatedAddress?, delegatedLength? }) or addTunnel({ id, type: 'v4v6', clientAddress (IPv6), serverIpv4,
+   *  clientIpv4 }), the latter only on a data plane opened with v4v6. */
   Napi::Value AddTunnel(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     DataPlane* plane = live(env);
@@ -89,13 +93,17 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
       TunnelConfig c;
       c.id = static_cast<uint32_t>(int_option(o, "id", -1, 0, 0xffffffffLL));
       const std::string type = string_option(o, "type", "");
+      if (type == "v4v6") {
+        plane->table().upsert(v4v6_config(c.id, o, plane->carries_v4v6()));
+        return;
+      }
       if (type == "v6udpv4") {
         c.type = TunnelType::kV6udpv4;
         c.client_port = static_cast<uint16_t>(int_option(o, "clientPort", -1, 1, 65535));
       } else if (type == "v6v4") {
         c.type = TunnelType::kV6v4;
       } else {
-        throw std::invalid_argument("type must be v6v4 or v6udpv4: " + type);
+        throw std::invalid_argument("type must be v6v4, v6udpv4 or v4v6: " + type);
       }
       c.client_address = parse_ipv4(string_option(o, "clientAddress", ""), "clientAddress");
       c.server_ip6 = parse_ip6(string_option(o, "serverIpv6", ""), "serverIpv6");
@@ -112,6 +120,17 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
       plane->table().upsert(c);
     });
     return env.Undefined();
+  }
+
+  static TunnelConfig v4v6_config(uint32_t id, const Napi::Object& o, bool carried) {
+    if (!carried) throw std::invalid_argument("v4v6 tunnels need a data plane opened with the v4v6 option");
+    TunnelConfig c;
+    c.id = id;
+    c.type = TunnelType::kV4v6;
+    c.client_endpoint6 = parse_ip6(string_option(o, "clientAddress", ""), "clientAddress");
+    c.server_ip4 = parse_ipv4(string_option(o, "serverIpv4", ""), "serverIpv4");
+    c.client_ip4 = parse_ipv4(string_option(o, "clientIpv4", ""), "clientIpv4");
+    return c;
   }
 
   Napi::Value RemoveTunnel(const Napi::CallbackInfo& info) {

@@ -39,8 +39,11 @@ class ClientTunnelHandle : public Napi::ObjectWrap<ClientTunnelHandle> {
       options.netns = string_option(o, "netns", "");
       options.tun_name = string_option(o, "tunName", options.tun_name);
       const std::string type = string_option(o, "type", "v6udpv4");
-      if (type != "v6udpv4" && type != "v6v4") throw std::invalid_argument("type must be v6v4 or v6udpv4");
+      if (type != "v6udpv4" && type != "v6v4" && type != "v4v6") {
+        throw std::invalid_argument("type must be v6v4, v6udpv4 or v4v6");
+      }
       options.udp = type == "v6udpv4";
+      options.v4v6 = type == "v4v6";
       options.server_address = string_option(o, "serverAddress", "");
       options.server_port = static_cast<uint16_t>(int_option(o, "serverPort", 3653, 1, 65535));
       options.local_address = string_option(o, "localAddress", "");

@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "constants.h"
+#include "packet.h"
 
 namespace tspdp {
 
@@ -24,6 +25,18 @@ inline void fill_sockaddr(sockaddr_in* sa, uint32_t addr_be, uint16_t port) {
   for (auto& z : sa->sin_zero) z = 0;
 }
 
+inline void fill_sockaddr6(sockaddr_in6* sa, const Ip6& address) {
+  std::memset(sa, 0, sizeof *sa);
+  sa->sin6_family = AF_INET6;
+  store_ip6(sa->sin6_addr.s6_addr, address);
+}
+
+/** A datagram's peer: IPv4 for the UDP and protocol-41 sockets, IPv6 for the v4v6 (next header 4) socket. */
+union PeerAddress {
+  sockaddr_in v4;
+  sockaddr_in6 v6;
+};
+
 /** Room for one IP_PKTINFO control message per datagram. */
 constexpr size_t kControlBytes = CMSG_SPACE(sizeof(in_pktinfo));
 
@@ -31,7 +44,7 @@ struct RxBatch {
   std::unique_ptr<uint8_t[]> storage{new uint8_t[kBatch * kBufferBytes]};
   mmsghdr msgs[kBatch];
   iovec iov[kBatch];
-  sockaddr_in from[kBatch];
+  PeerAddress from[kBatch];
   alignas(cmsghdr) uint8_t control[kBatch][kControlBytes];
 
   RxBatch() {
@@ -50,7 +63,7 @@ struct RxBatch {
   /** recvmmsg overwrites the name and control lengths; restore them before each call. */
   void rearm(bool with_pktinfo) {
     for (unsigned i = 0; i < kBatch; i++) {
-      msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+      msgs[i].msg_hdr.msg_namelen = sizeof(PeerAddress);
       msgs[i].msg_hdr.msg_control = with_pktinfo ? control[i] : nullptr;
       msgs[i].msg_hdr.msg_controllen = with_pktinfo ? kControlBytes : 0;
       msgs[i].msg_hdr.msg_flags = 0;
@@ -75,7 +88,7 @@ struct RxBatch {
 struct OutBatch {
   mmsghdr msgs[kBatch];
   iovec iov[kBatch];
-  sockaddr_in to[kBatch];
+  PeerAddress to[kBatch];
   unsigned count = 0;
 
   OutBatch() { std::memset(msgs, 0, sizeof msgs); }
@@ -91,10 +104,21 @@ struct OutBatch {
       h.msg_name = nullptr;
       h.msg_namelen = 0;
     } else {
-      fill_sockaddr(&to[i], address, port);
-      h.msg_name = &to[i];
+      fill_sockaddr(&to[i].v4, address, port);
+      h.msg_name = &to[i].v4;
       h.msg_namelen = sizeof(sockaddr_in);
     }
+  }
+  /** A datagram to an IPv6 address (the v4v6 raw socket: no port). */
+  void add6(const uint8_t* data, size_t length, const Ip6& address) {
+    const unsigned i = count++;
+    iov[i] = {const_cast<uint8_t*>(data), length};
+    msghdr& h = msgs[i].msg_hdr;
+    h.msg_iov = &iov[i];
+    h.msg_iovlen = 1;
+    fill_sockaddr6(&to[i].v6, address);
+    h.msg_name = &to[i].v6;
+    h.msg_namelen = sizeof(sockaddr_in6);
   }
   bool full() const { return count == kBatch; }
 

@@ -51,7 +51,35 @@ Verdict forward_from_tunnel(uint8_t* packet, size_t available, Tunnel* from, int
   return {Action::kToTunnel, kHairpinPackets, to, length};
 }
 
+Verdict forward_from_v4v6(uint8_t* packet, size_t available, Tunnel* from, int64_t now_ms,
+                          const TunnelTable& table) {
+  const size_t length = ipv4_packet_length(packet, available);
+  if (length == 0) return drop(kDropMalformed);
+  if (from == nullptr) return drop(kDropUnknownEndpoint);
+  if (load_ip4(packet + 12) != from->config.client_ip4) return drop(kDropSpoofedSource);
+  from->count_rx(length, now_ms);
+
+  const uint32_t destination = load_ip4(packet + 16);
+  if (destination == from->config.server_ip4 && is_echo_request4(packet, length)) {
+    make_echo_reply4(packet, length);
+    return {Action::kToTunnel, kEchoReplies, from, length};
+  }
+  Tunnel* to = table.route4(destination);
+  if (to == nullptr) return {Action::kToTun, kCounterCount, nullptr, length};
+  if (to == from) return drop(kDropNoRoute);  // as for IPv6: never back into the tunnel it came from
+  if (packet[8] <= 1) return {Action::kToTun, kCounterCount, nullptr, length};  // the kernel's Time Exceeded
+  decrement_ttl4(packet);
+  return {Action::kToTunnel, kHairpinPackets, to, length};
+}
+
 Verdict forward_from_tun(const uint8_t* packet, size_t available, const TunnelTable& table) {
+  if (available != 0 && (packet[0] >> 4) == 4) {
+    const size_t length = ipv4_packet_length(packet, available);
+    if (length == 0) return drop(kDropMalformed);
+    Tunnel* to = table.route4(load_ip4(packet + 16));
+    if (to == nullptr) return drop(kDropNoRoute);
+    return {Action::kToTunnel, kCounterCount, to, length};
+  }
   const size_t length = ipv6_packet_length(packet, available);
   if (length == 0) return drop(kDropMalformed);
   Tunnel* to = table.route(load_ip6(packet + 24));
@@ -73,6 +101,17 @@ ClientDatagram classify_client_datagram(const uint8_t* data, size_t length, bool
     return d;
   }
   d.length = ipv6_packet_length(data + d.offset, length - d.offset);
+  if (d.length != 0) d.kind = ClientInbound::kData;
+  return d;
+}
+
+}  // namespace tspdp
+
+namespace tspdp {
+
+ClientDatagram classify_client_v4v6(const uint8_t* data, size_t length) {
+  ClientDatagram d;
+  d.length = ipv4_packet_length(data, length);
   if (d.length != 0) d.kind = ClientInbound::kData;
   return d;
 }

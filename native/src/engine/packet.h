@@ -1,5 +1,6 @@
 // @module native/engine/packet: IPv6 header access, prefixes as two 64-bit words, the ICMPv6 checksum and the
-// in-place echo reply. Header-only and allocation-free: it runs once per packet.
+// in-place echo reply; the same for the IPv4 packets of v4v6 tunnels (header check, ICMP echo reply, TTL).
+// Header-only and allocation-free: it runs once per packet.
 #pragma once
 
 #include <endian.h>
@@ -15,6 +16,10 @@ constexpr size_t kIpv6HeaderBytes = 40;
 constexpr size_t kIpv4MinHeaderBytes = 20;
 constexpr uint8_t kNextHeaderIcmpv6 = 58;
 constexpr uint8_t kIpProtoIpv6 = 41;  // IPv6 encapsulated in IPv4 (RFC 4213)
+constexpr uint8_t kIpProtoIpip = 4;   // IPv4 encapsulated (in IPv6: RFC 2473)
+constexpr uint8_t kIpProtoIcmp = 1;
+constexpr uint8_t kIcmpEchoRequest = 8;  // RFC 792
+constexpr uint8_t kIcmpEchoReply = 0;
 constexpr uint8_t kIcmpv6EchoRequest = 128;
 constexpr uint8_t kIcmpv6EchoReply = 129;
 constexpr uint8_t kReplyHopLimit = 64;
@@ -115,6 +120,72 @@ inline size_t ipv6_packet_length(const uint8_t* p, size_t available) {
   if (available < kIpv6HeaderBytes || (p[0] >> 4) != 6) return 0;
   const size_t total = kIpv6HeaderBytes + load_be16(p + 4);
   return total <= available ? total : 0;
+}
+
+// ----- IPv4 (the inner packets of v4v6 tunnels; RFC 791, RFC 792) ------------------------------------------------
+
+/** Length of the IPv4 packet at `p` if it is well formed within `available` bytes (version 4, IHL at least 5,
+ *  the header and the total length inside what arrived, total length not shorter than the header), else 0.
+ *  Trailing bytes beyond the total length are ignored, as for IPv6. */
+inline size_t ipv4_packet_length(const uint8_t* p, size_t available) {
+  if (available < kIpv4MinHeaderBytes || (p[0] >> 4) != 4) return 0;
+  const size_t header = static_cast<size_t>(p[0] & 0x0f) * 4;
+  const size_t total = load_be16(p + 2);
+  if (header < kIpv4MinHeaderBytes || total < header || total > available) return 0;
+  return total;
+}
+
+/** The IPv4 header's length in bytes (call on a packet ipv4_packet_length accepted). */
+inline size_t ipv4_header_length(const uint8_t* p) { return static_cast<size_t>(p[0] & 0x0f) * 4; }
+
+inline uint32_t load_ip4(const uint8_t* p) {  // network order, as the tables keep it
+  uint32_t a;
+  std::memcpy(&a, p, 4);
+  return a;
+}
+
+inline uint16_t fold_checksum(uint32_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum);
+}
+
+/** The Internet checksum of `n` bytes with the 16-bit field at offset `skip` taken as zero. */
+inline uint16_t checksum_skipping(const uint8_t* p, size_t n, size_t skip) {
+  uint32_t sum = sum_words(p, skip, 0);
+  sum = sum_words(p + skip + 2, n - skip - 2, sum);
+  return fold_checksum(sum);
+}
+
+/** True for an unfragmented ICMP echo request (type 8, code 0) whose 8-byte header fits in `length`. */
+inline bool is_echo_request4(const uint8_t* packet, size_t length) {
+  const size_t header = ipv4_header_length(packet);
+  const bool fragment = (load_be16(packet + 6) & 0x3fff) != 0;  // more fragments, or an offset
+  return packet[9] == kIpProtoIcmp && !fragment && length >= header + 8 && packet[header] == kIcmpEchoRequest &&
+         packet[header + 1] == 0;
+}
+
+/** Turns an ICMP echo request into its reply in place: addresses swapped, fresh TTL, type 0, both checksums
+ *  recomputed. Identifier, sequence and data stay (RFC 792). */
+inline void make_echo_reply4(uint8_t* packet, size_t length) {
+  const size_t header = ipv4_header_length(packet);
+  uint8_t source[4];
+  std::memcpy(source, packet + 12, 4);
+  std::memcpy(packet + 12, packet + 16, 4);
+  std::memcpy(packet + 16, source, 4);
+  packet[8] = kReplyHopLimit;
+  store_be16(packet + 10, checksum_skipping(packet, header, 10));
+  packet[header] = kIcmpEchoReply;
+  store_be16(packet + header + 2, checksum_skipping(packet + header, length - header, 2));
+}
+
+/** One less TTL, the header checksum updated incrementally (RFC 1624 eqn. 3): a router's hop. TTL above 1. */
+inline void decrement_ttl4(uint8_t* packet) {
+  const uint16_t old_word = load_be16(packet + 8);
+  packet[8]--;
+  const uint16_t new_word = load_be16(packet + 8);
+  uint32_t sum = static_cast<uint16_t>(~load_be16(packet + 10)) + static_cast<uint16_t>(~old_word) + new_word;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  store_be16(packet + 10, static_cast<uint16_t>(~sum));
 }
 
 }  // namespace tspdp

@@ -8,7 +8,11 @@ namespace tspdp {
 void Outputs::to_tunnel(Tunnel* t, const uint8_t* packet, size_t length) {
   t->count_tx(length);
   const Encapsulation e = encapsulation_for(*t);
-  (e.type == TunnelType::kV6udpv4 ? udp : raw).add(packet, length, e.address, e.port);
+  if (e.type == TunnelType::kV4v6) {
+    ipip.add6(packet, length, e.address6);
+  } else {
+    (e.type == TunnelType::kV6udpv4 ? udp : raw).add(packet, length, e.address, e.port);
+  }
 }
 
 void Outputs::to_tun(const uint8_t* packet, size_t length) {
@@ -34,6 +38,10 @@ void flush(Outputs& out, const Sinks& sinks, Counters& counters) {
   out.tun_count = 0;
   if (out.udp.count != 0) sinks.udp->send(out.udp);
   if (out.raw.count != 0) sinks.raw->send(out.raw);
+  if (out.ipip.count != 0) {
+    if (sinks.ipip != nullptr) sinks.ipip->send(out.ipip);
+    out.ipip.count = 0;
+  }
 }
 
 ReceiveLoop::ReceiveLoop(Ingress ingress, BatchReceiver& receiver, const Sinks& sinks, TunnelTable& table,
@@ -51,7 +59,7 @@ ReceiveLoop::ReceiveLoop(Ingress ingress, BatchReceiver& receiver, const Sinks& 
 void ReceiveLoop::decide_udp(RxBatch& rx, unsigned i, int64_t now_ms, Outputs& out) {
   uint8_t* data = rx.buffer(i);
   const size_t length = rx.length(i);
-  const sockaddr_in& from = rx.from[i];
+  const sockaddr_in& from = rx.from[i].v4;
   switch (classify_udp_datagram(data, length, rx.truncated(i))) {
     case DatagramKind::kMalformed:
       counters_.add(kDropMalformed);
@@ -84,6 +92,15 @@ void ReceiveLoop::decide_batch(RxBatch& rx, unsigned n, int64_t now_ms, Outputs&
       uint8_t* inner = data + outer.length;
       Tunnel* tunnel = table_.find_proto41(outer.source);
       out.apply(forward_from_tunnel(inner, rx.length(i) - outer.length, tunnel, now_ms, table_), inner, counters_);
+    } else if (ingress_ == Ingress::kIpip) {
+      // A raw IPv6 socket hands over the payload (the inner IPv4) without the IPv6 header; the outer source is
+      // the datagram's sender.
+      if (rx.truncated(i)) {
+        counters_.add(kDropMalformed);
+        continue;
+      }
+      Tunnel* tunnel = table_.find_ipip(load_ip6(rx.from[i].v6.sin6_addr.s6_addr));
+      out.apply(forward_from_v4v6(data, rx.length(i), tunnel, now_ms, table_), data, counters_);
     } else {
       out.apply(forward_from_tun(data, rx.length(i), table_), data, counters_);
     }

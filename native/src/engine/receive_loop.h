@@ -3,6 +3,7 @@
 //
 //   kUdp:     receiver (UDP socket) --classify_udp_datagram--> ControlQueue | forward_from_tunnel(find_udp)
 //   kProto41: receiver (raw 41)     --parse_proto41----------> forward_from_tunnel(find_proto41)
+//   kIpip:    receiver (raw IPv6 4) --outer source (recvfrom)-> forward_from_v4v6(find_ipip)
 //   kTun:     receiver (TUN)        --forward_from_tun-------> the tunnel's encapsulation
 //
 //   then, after the table's read lock is released, flush(): TUN writes, one sendmmsg per socket.
@@ -23,12 +24,13 @@
 
 namespace tspdp {
 
-enum class Ingress : uint8_t { kUdp, kProto41, kTun };
+enum class Ingress : uint8_t { kUdp, kProto41, kTun, kIpip };
 
 /** What one received batch produces. */
 struct Outputs {
   OutBatch udp;
   OutBatch raw;
+  OutBatch ipip;  // v4v6 tunnels: the raw IPv6 next-header-4 socket
   const uint8_t* tun_packet[kBatch];
   size_t tun_length[kBatch];
   unsigned tun_count = 0;
@@ -39,11 +41,12 @@ struct Outputs {
   void to_tun(const uint8_t* packet, size_t length);
 };
 
-/** The loop's way out: the two encapsulating sockets and the TUN. */
+/** The loop's way out: the encapsulating sockets and the TUN. */
 struct Sinks {
   BatchSender* udp;
   BatchSender* raw;
-  PacketWriter* tun;  // may be null for a loop that never decapsulates (kTun)
+  PacketWriter* tun;   // may be null for a loop that never decapsulates (kTun)
+  BatchSender* ipip = nullptr;  // null when v4v6 is off (then the table holds no v4v6 tunnel)
 };
 
 /** Sends or writes everything queued in `out` and empties it: the one flush routine of every loop. */

@@ -134,6 +134,11 @@ size_t TunnelTable::size() {
 
 void TunnelTable::index(Tunnel* t) {
   const TunnelConfig& c = t->config;
+  if (c.type == TunnelType::kV4v6) {
+    by_ipip_[c.client_endpoint6] = t;
+    by_ip4_[c.client_ip4] = t;
+    return;
+  }
   if (c.type == TunnelType::kV6udpv4) {
     by_udp_[udp_key(c.client_address, c.client_port)] = t;
   } else {
@@ -145,6 +150,11 @@ void TunnelTable::index(Tunnel* t) {
 
 void TunnelTable::unindex(Tunnel* t) {
   const TunnelConfig& c = t->config;
+  if (c.type == TunnelType::kV4v6) {
+    erase_if_owner(by_ipip_, c.client_endpoint6, t);
+    erase_if_owner(by_ip4_, c.client_ip4, t);
+    return;
+  }
   if (c.type == TunnelType::kV6udpv4) {
     erase_if_owner(by_udp_, udp_key(c.client_address, c.client_port), t);
   } else {

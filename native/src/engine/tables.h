@@ -1,5 +1,6 @@
 // @module native/engine/tables: the tunnel table. Endpoint hashes (client IPv4 and port for v6udpv4, client IPv4 for
-// v6v4) and a longest-prefix match over client /128s and delegated prefixes, plus per-tunnel counters.
+// v6v4, client IPv6 for v4v6) and a longest-prefix match over client /128s and delegated prefixes, a hash of the
+// v4v6 clients' inner IPv4 /32s, plus per-tunnel counters.
 //
 // Concurrency: the forwarding threads take the read lock once per batch (never per packet) and release it
 // before their system calls that can block; JavaScript takes the write lock for one add or remove. The lock
@@ -30,7 +31,7 @@
 
 namespace tspdp {
 
-enum class TunnelType : uint8_t { kV6v4 = 0, kV6udpv4 = 1 };
+enum class TunnelType : uint8_t { kV6v4 = 0, kV6udpv4 = 1, kV4v6 = 2 };
 
 /** What JavaScript says about a tunnel (parsed from TunnelSpec). Addresses in network order / as Ip6. */
 struct TunnelConfig {
@@ -43,6 +44,10 @@ struct TunnelConfig {
   bool has_delegated = false;
   Ip6 delegated;
   int delegated_length = 0;
+  // v4v6 only (then client_address, client_port, server_ip6, client_ip6 and the delegation are unused):
+  Ip6 client_endpoint6;     // the client's outer IPv6 address
+  uint32_t server_ip4 = 0;  // network order: the server's inner address (echo answered in place)
+  uint32_t client_ip4 = 0;  // network order: the client's inner /32, its only allowed source
 };
 
 /** Ids of the tunnels that counted a packet since the last TunnelTable::read_changed, in the order they
@@ -161,6 +166,16 @@ class TunnelTable {
     auto it = by_proto41_.find(address);
     return it == by_proto41_.end() ? nullptr : it->second;
   }
+  /** The v4v6 tunnel whose client sends from this outer IPv6 address. */
+  Tunnel* find_ipip(const Ip6& address) const {
+    auto it = by_ipip_.find(address);
+    return it == by_ipip_.end() ? nullptr : it->second;
+  }
+  /** The v4v6 tunnel owning this inner IPv4 (network order): an exact /32 match, one hash lookup. */
+  Tunnel* route4(uint32_t destination) const {
+    auto it = by_ip4_.find(destination);
+    return it == by_ip4_.end() ? nullptr : it->second;
+  }
   /** Longest prefix match over the lengths present, longest first (usually just 128 and one delegation size). */
   Tunnel* route(const Ip6& destination) const {
     for (int length : lengths_) {
@@ -183,6 +198,8 @@ class TunnelTable {
   std::unordered_map<uint32_t, std::unique_ptr<Tunnel>> by_id_;
   std::unordered_map<uint64_t, Tunnel*> by_udp_;
   std::unordered_map<uint32_t, Tunnel*> by_proto41_;
+  std::unordered_map<Ip6, Tunnel*, Ip6Hash> by_ipip_;  // v4v6: client's outer IPv6
+  std::unordered_map<uint32_t, Tunnel*> by_ip4_;       // v4v6: client's inner IPv4 /32
   std::unordered_map<Ip6, Tunnel*, Ip6Hash> by_prefix_[129];
   std::vector<int> lengths_;  // prefix lengths with at least one entry, longest first
 };

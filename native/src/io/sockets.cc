@@ -63,6 +63,28 @@ Fd open_proto41(const std::string& source, const char* what) {
   return fd;
 }
 
+Fd open_ipip6(const std::string& source, const std::string& peer, const char* what) {
+  // Nothing else takes next header 4 here: no ip6_tunnel module is loaded (docs/architecture.md).
+  Fd fd(socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_IPIP));
+  if (fd.get() < 0) throw SysError("socket", errno, what);
+  grow_socket_buffers(fd.get());
+  if (!source.empty()) {
+    sockaddr_in6 bind_to;
+    fill_sockaddr6(&bind_to, parse_ip6_text(source, "serverIpv6"));
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&bind_to), sizeof bind_to) != 0) {
+      throw SysError("bind", errno, std::string(what) + " to " + source);
+    }
+  }
+  if (!peer.empty()) {
+    sockaddr_in6 to;
+    fill_sockaddr6(&to, parse_ip6_text(peer, "server.address"));
+    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+      throw SysError("connect", errno, std::string(what) + " to " + peer);
+    }
+  }
+  return fd;
+}
+
 Fd open_client_udp(uint32_t local_address, uint16_t local_port, uint32_t server_address, uint16_t server_port,
                    uint16_t* bound_port) {
   Fd fd = open_udp("client UDP socket");

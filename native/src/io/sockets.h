@@ -20,6 +20,12 @@ Fd open_server_udp(const std::string& listen_address, uint16_t port, uint16_t* b
  *  `source` when given (the offer's server IPv4), else the kernel's routing picks the source. */
 Fd open_proto41(const std::string& source, const char* what);
 
+/** A raw IPv6 socket for next header 4 (IPv4 in IPv6, v4v6). The kernel builds the outer IPv6 header and hands
+ *  over received payloads without it. Bound to `source` when given (the broker's or the client's IPv6 address:
+ *  the source of what it sends, and only packets to it are received), else the kernel's routing picks; connected
+ *  to `peer` when given (the client's end: only the server's packets are received). */
+Fd open_ipip6(const std::string& source, const std::string& peer, const char* what);
+
 /** The client's UDP socket: bound to the local port the TSP session used (0: ephemeral), connected to the
  *  broker so the kernel filters everyone else out. Writes the bound port. */
 Fd open_client_udp(uint32_t local_address, uint16_t local_port, uint32_t server_address, uint16_t server_port,

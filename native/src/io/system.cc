@@ -1,6 +1,8 @@
 // @module native/io/system: see system.h.
 #include "system.h"
 
+#include "../engine/packet.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -76,6 +78,14 @@ uint32_t parse_ipv4(const std::string& text, const char* what) {
     throw std::invalid_argument(std::string(what) + ": not an IPv4 address: " + text);
   }
   return a.s_addr;
+}
+
+Ip6 parse_ip6_text(const std::string& text, const char* what) {
+  uint8_t bytes[16];
+  if (inet_pton(AF_INET6, text.c_str(), bytes) != 1) {
+    throw std::invalid_argument(std::string(what) + ": not an IPv6 address: " + text);
+  }
+  return load_ip6(bytes);
 }
 
 std::string format_ipv4(uint32_t network_order) {

@@ -74,6 +74,9 @@ class Fd {
 /** Parses dotted IPv4 text to network order; throws std::invalid_argument naming `what`. */
 uint32_t parse_ipv4(const std::string& text, const char* what);
 std::string format_ipv4(uint32_t network_order);
+/** Parses IPv6 text (no zone); throws std::invalid_argument naming `what`. */
+struct Ip6;
+Ip6 parse_ip6_text(const std::string& text, const char* what);
 
 /** Pins the calling thread to one CPU; negative: leave it to the scheduler. */
 void pin_to_cpu(int cpu);

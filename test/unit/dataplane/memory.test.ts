@@ -8,7 +8,8 @@ import { ManualClock } from '../../../src/clock.js';
 import { isBrokerError } from '../../../src/errors.js';
 import { MemoryDataPlane } from '../../../src/dataplane/memory.js';
 import type { DataPlane, TunnelId } from '../../../src/dataplane/types.js';
-import { icmpv6ChecksumOk, icmpv6EchoRequest, ipv6Udp, ipv6UdpWith } from '../../helpers/packets.js';
+import { icmpv6ChecksumOk, icmpv6EchoRequest, ipv4UdpWith, ipv6Udp, ipv6UdpWith } from '../../helpers/packets.js';
+import { V4V6, v4v6Contract, type Internet4, type IpipPeer } from './contract-v4v6.js';
 import {
   INTERNET_ADDRESS,
   INTERNET_PORT,
@@ -48,6 +49,40 @@ dataPlaneContract('memory', {
   address: '127.0.0.1',
   open: () => open(),
   internet: async (dp: DataPlane) => internetOver(dp as MemoryDataPlane),
+  pathCounters: (dp) => (dp as MemoryDataPlane).readPathCounters(),
+});
+
+/** A v4v6 client over the ipip channel: what the data plane encapsulates to `address` is collected. */
+function ipipPeerOver(dp: MemoryDataPlane, address: string): IpipPeer {
+  const got: Buffer[] = [];
+  const me = normalIpv6(address);
+  const stop = dp.ipip.onPacket((to, p) => {
+    if (normalIpv6(to) === me) got.push(p);
+  });
+  return { address, send: async (inner) => dp.ipip.write(address, inner), received: () => got, close: stop };
+}
+
+/** The IPv4 internet side over the tun channel: IPv4/UDP packets to V4V6.internet:internetPort collected. */
+function internet4Over(dp: MemoryDataPlane): Internet4 {
+  const received: { from: string; data: Buffer }[] = [];
+  const stop = dp.tun.onPacket((p) => {
+    if (p[0]! >> 4 !== 4 || p[9] !== 17 || p.readUInt16BE(22) !== V4V6.internetPort) return;
+    if (ipaddr.fromByteArray([...p.subarray(16, 20)]).toString() !== V4V6.internet) return;
+    received.push({ from: ipaddr.fromByteArray([...p.subarray(12, 16)]).toString(), data: p.subarray(28) });
+  });
+  return {
+    received,
+    async send(to, data, port = 9) {
+      dp.tun.write(ipv4UdpWith(V4V6.internet, to, data, { src: V4V6.internetPort, dst: port }));
+    },
+    close: stop,
+  };
+}
+
+v4v6Contract('memory', {
+  open: () => open(),
+  peer: async (dp, address) => ipipPeerOver(dp as MemoryDataPlane, address),
+  internet: async (dp) => internet4Over(dp as MemoryDataPlane),
   pathCounters: (dp) => (dp as MemoryDataPlane).readPathCounters(),
 });
 

@@ -24,6 +24,7 @@ import {
   spec,
   type Internet,
 } from './contract.js';
+import { V4V6, v4v6Contract, v4v6Spec } from './contract-v4v6.js';
 
 const canRun = process.getuid?.() === 0 && existsSync('/dev/net/tun');
 const POOL = '2001:db8:f00::/48';
@@ -66,6 +67,46 @@ if (!canRun) {
     address: '127.0.0.1',
     open: () => open(),
     internet,
+    pathCounters: (dp) => (dp as NativeDataPlane).readNativeCounters(),
+  });
+
+  // v4v6: the broker's and the clients' outer IPv6 addresses and the IPv4 internet host live on this loopback
+  // too. Each client is a raw next-header-4 socket bound to its address and connected to the broker's, so it
+  // reads only what the data plane sends it; the data plane's own socket is bound to V4V6.serverIpv6.
+  for (const a of [V4V6.serverIpv6, V4V6.clientA, V4V6.clientB, V4V6.stranger])
+    await ns.ip('-6', 'addr', 'add', `${a}/128`, 'dev', 'lo', 'nodad');
+  await ns.ip('-4', 'addr', 'add', `${V4V6.internet}/32`, 'dev', 'lo');
+  const bench = loadBenchAddon();
+  v4v6Contract('native', {
+    open: () => open({ v4v6: { serverIpv6: V4V6.serverIpv6 }, routes: [POOL, V4V6.pool] }),
+    async peer(_dp, address) {
+      const fd = bench.ipipOpen(address, V4V6.serverIpv6);
+      const got: Buffer[] = [];
+      return {
+        address,
+        send: async (inner) => bench.ipipSend(fd, V4V6.serverIpv6, inner),
+        received() {
+          for (let p = bench.ipipReceive(fd); p !== null; p = bench.ipipReceive(fd)) got.push(p);
+          return got;
+        },
+        close: () => bench.ipipClose(fd),
+      };
+    },
+    async internet() {
+      const socket = dgram.createSocket('udp4');
+      const received: { from: string; data: Buffer }[] = [];
+      socket.on('message', (data, rinfo) => received.push({ from: rinfo.address, data }));
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind(V4V6.internetPort, V4V6.internet, () => resolve());
+      });
+      return {
+        received,
+        send: (to, data, port = 9) =>
+          new Promise((resolve, reject) => socket.send(data, port, to, (e) => (e ? reject(e) : resolve()))),
+        close: () => socket.close(),
+      };
+    },
     pathCounters: (dp) => (dp as NativeDataPlane).readNativeCounters(),
   });
 
@@ -152,6 +193,22 @@ if (!canRun) {
       }
     });
 
+    it('fails with DP_UNAVAILABLE naming a v4v6 source address that is not on this host', async () => {
+      const dp = new NativeDataPlane({
+        tunName: 'tsp-v4src',
+        listenAddress: '127.0.0.1',
+        port: 0,
+        routes: [],
+        v4v6: { serverIpv6: '2001:db8:46::99' },
+      });
+      await assert.rejects(dp.start(), (e: unknown) => {
+        assert.ok(isBrokerError(e) && e.code === 'DP_UNAVAILABLE');
+        assert.match(e.message, /next-header-4 socket to 2001:db8:46::99.*must be one of this host's/);
+        return true;
+      });
+      assert.throws(() => execFileSync('ip', ['link', 'show', 'dev', 'tsp-v4src'], { stdio: 'ignore' }));
+    });
+
     it('undoes its host setup on close: device, routes and the forwarding sysctl', async () => {
       execFileSync('sysctl', ['-q', '-w', 'net.ipv6.conf.all.forwarding=0']);
       const dp = await open({ tunName: 'tsp-undo', tunnelAddresses: ['2001:db8:f00::1/64'] });
@@ -160,6 +217,29 @@ if (!canRun) {
       assert.throws(() => execFileSync('ip', ['link', 'show', 'dev', 'tsp-undo'], { stdio: 'ignore' }));
       assert.doesNotMatch(execFileSync('ip', ['-6', 'route']).toString(), /2001:db8:f00::/);
       assert.equal(execFileSync('sysctl', ['-n', 'net.ipv6.conf.all.forwarding']).toString().trim(), '0');
+    });
+
+    it('refuses v4v6 tunnels unless opened with v4v6; with an IPv4 pool, switches IPv4 forwarding and undoes it', async () => {
+      const plain = await open();
+      try {
+        assert.throws(
+          () => plain.addTunnel(v4v6Spec(1, V4V6.clientA, V4V6.innerA)),
+          (e: unknown) => isBrokerError(e) && e.code === 'DP_FAILED' && /v4v6 option/.test(e.message),
+        );
+      } finally {
+        await plain.close();
+      }
+      execFileSync('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=0']);
+      const dp = await open({ tunName: 'tsp-v4', v4v6: {}, routes: [POOL, V4V6.pool], tunnelAddresses: ['192.0.2.1'] });
+      try {
+        assert.equal(execFileSync('sysctl', ['-n', 'net.ipv4.ip_forward']).toString().trim(), '1');
+        assert.match(execFileSync('ip', ['-4', 'route', 'show', 'dev', 'tsp-v4']).toString(), /192\.0\.2\.0\/24/);
+        assert.match(execFileSync('ip', ['-4', 'addr', 'show', 'dev', 'tsp-v4']).toString(), /192\.0\.2\.1\/32/);
+      } finally {
+        await dp.close();
+      }
+      assert.equal(execFileSync('sysctl', ['-n', 'net.ipv4.ip_forward']).toString().trim(), '0');
+      assert.doesNotMatch(execFileSync('ip', ['-4', 'route']).toString(), /192\.0\.2\.0/);
     });
 
     it('loads 10,000 tunnels and reads all their counters in one call', async () => {
