@@ -93,12 +93,14 @@ export class LiveTunnel implements HeapItem {
     this.accountId = r.accountId;
     this.username = username !== undefined ? username : r.username === null ? null : own(r.username);
     this.leaseId = r.leaseId === null ? null : own(r.leaseId);
-    this.type = r.type === 'v6v4' ? 'v6v4' : 'v6udpv4';
+    this.type = r.type === 'v6v4' ? 'v6v4' : r.type === 'v4v6' ? 'v4v6' : 'v6udpv4';
     this.transport = r.transport === 'tcp' ? 'tcp' : r.transport === 'static' ? 'static' : 'udp';
     this.clientIpv4 = own(r.clientIpv4);
     this.clientPort = r.clientPort;
-    this.serverIpv4 = shared(r.serverIpv4);
-    this.serverIpv6 = own(r.serverIpv6);
+    // the broker's outer address is one among a few, the inner ones are the tunnel's own (v4v6: the reverse)
+    const v4v6 = this.type === 'v4v6';
+    this.serverIpv4 = v4v6 ? own(r.serverIpv4) : shared(r.serverIpv4);
+    this.serverIpv6 = v4v6 ? shared(r.serverIpv6) : own(r.serverIpv6);
     this.clientIpv6 = own(r.clientIpv6);
     this.prefix = r.prefix === null ? null : own(r.prefix);
     this.prefixLen = r.prefixLen;

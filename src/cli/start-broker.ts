@@ -74,13 +74,22 @@ export function nativeOptions(config: Config, pools: Pools): NativeDataPlaneOpti
     mtu: dp.mtu,
     listenAddress: config.listen.address,
     port: config.listen.port,
-    routes: [pools.link, pools.delegation],
+    // v4v6: the IPv4 pool is routed to the TUN too, and the addon opens its IPv4-in-IPv6 socket
+    routes: config.pools.ipv4 ? [pools.link, pools.delegation, config.pools.ipv4] : [pools.link, pools.delegation],
     ...(serverIpv4 !== undefined ? { serverIpv4 } : {}),
+    ...(config.tunnels.types.includes('v4v6') ? { v4v6: v4v6Source(config) } : {}),
     ...(dp.cpu !== null ? { cpu: dp.cpu } : {}),
     spinMicros: dp.busyPollUs,
     tunWrites: dp.tunWrites,
     controlQueueCap: dp.controlQueueCap,
   };
+}
+
+/** The v4v6 socket's source address (offers name the same: offer-policy.ts serverIpv6From), or the kernel's
+ *  choice per route when neither serverIpv6 nor a specific listen.address6 says. */
+function v4v6Source(config: Config): { serverIpv6?: string } {
+  const address = config.serverIpv6 ?? (config.listen.address6 !== '::' ? config.listen.address6 : null);
+  return address ? { serverIpv6: address } : {};
 }
 
 async function openDataPlane(config: Config, pools: Pools, log: Logger, clock: Clock): Promise<DataPlane> {

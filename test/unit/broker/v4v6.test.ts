@@ -7,7 +7,7 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
 import ipaddr from 'ipaddr.js';
-import { RawUdp, udpDatagram } from '../../helpers/clients.js';
+import { RawUdp, eventually, udpDatagram } from '../../helpers/clients.js';
 import { runSession } from '../../helpers/tsp.js';
 import { resolveConfig, type RawConfig } from '../../../src/client/config.js';
 import { negotiate } from '../../../src/client/negotiate.js';
@@ -60,6 +60,8 @@ for (const transport of ['udp', 'tcp'] as const)
     assert.equal(canonical(n.offer.serverIpv6), '::1', 'the address the client reached');
     assert.deepEqual([n.offer.serverIpv4, n.offer.clientIpv4], ['198.51.100.1', '198.51.100.2']);
     assert.deepEqual(n.offer.keepalive, { interval: 30, address: '198.51.100.1' });
+    // the client is done when it has sent its accept; the broker establishes the tunnel as that arrives
+    await eventually(() => broker.broker.liveTunnels().some((t) => t.username === 'alice'));
     const live = broker.broker.liveTunnels().find((t) => t.username === 'alice')!;
     assert.equal(live.type, 'v4v6');
     const spec = (broker.dataplane as MemoryDataPlane).tunnel(live.id as never) as V4v6TunnelSpec;
