@@ -56,7 +56,6 @@ export interface FastPathOptions {
   localIpv4: string[];
   port: number;
   maxInnerBytes: number;
-  defaultLocalIpv4?: string;
   proto41SourceIpv4?: string;
 }
 

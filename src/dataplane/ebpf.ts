@@ -1,9 +1,9 @@
 /** @module dataplane/ebpf: EbpfDataPlane, `dataplane.driver: "ebpf"`: the kernel fast path (TC programs in
  *  native/src/bpf/, loaded by native/src/ebpf/) in front of NativeDataPlane, which stays the slow path.
  *
- *  start():  NativeDataPlane.start() (TUN, sockets, host setup, threads) --> the uplinks: the interfaces that hold
- *            the listen address (every interface with an IPv4 address for 0.0.0.0) --> programs loaded, maps
- *            configured, decap attached to each uplink's ingress and encap to the TUN's egress
+ *  start():  NativeDataPlane.start() (TUN, sockets, host setup, threads) --> the uplinks: every interface with an
+ *            IPv4 address but the TUN --> programs loaded, maps configured (the listen address, or every address
+ *            found for 0.0.0.0), decap attached to each uplink's ingress and encap to the TUN's egress
  *  close():  programs detached and maps freed, then NativeDataPlane.close()
  *
  *  Every tunnel goes to both: v6udpv4 and v6v4 into the maps too (v4v6 only to the addon). The programs carry the
@@ -34,7 +34,7 @@ import type {
 } from './types.js';
 
 export interface EbpfDataPlaneOptions extends NativeDataPlaneOptions {
-  /** Interfaces to decapsulate on; default: those holding the listen address (all with IPv4 for 0.0.0.0). */
+  /** Interfaces to decapsulate on; default: every interface with an IPv4 address, the TUN excepted. */
   uplinks?: readonly string[];
 }
 
@@ -68,9 +68,8 @@ export class EbpfDataPlane implements DataPlane {
     const lib = loadEbpfAddon(); // DP_UNAVAILABLE before anything is set up when the loader is not built
     await this.slow.start();
     try {
-      const found = await findUplinks(this.options);
+      const found = await findUplinks(this.options, this.slow.tunName);
       this.uplinks = this.options.uplinks ?? found.uplinks;
-      const listen = this.options.listenAddress;
       this.fast = new lib.FastPathHandle({
         objectPath: BPF_OBJECT_PATH,
         ...(this.options.netns !== undefined ? { netns: this.options.netns } : {}),
@@ -79,7 +78,6 @@ export class EbpfDataPlane implements DataPlane {
         localIpv4: found.addresses,
         port: this.slow.udpPort,
         maxInnerBytes: this.options.mtu ?? 1280,
-        ...(listen !== '0.0.0.0' ? { defaultLocalIpv4: listen } : {}),
         ...(this.options.serverIpv4 !== undefined ? { proto41SourceIpv4: this.options.serverIpv4 } : {}),
       });
     } catch (e) {
@@ -233,24 +231,24 @@ interface IpAddressEntry {
   addr_info?: { family?: string; local?: string }[];
 }
 
-/** The interfaces the TSP port's traffic arrives on and their IPv4 addresses (the only destinations the decap
- *  program takes): the one holding a specific listen address, or every interface with IPv4 for 0.0.0.0. */
-async function findUplinks(options: EbpfDataPlaneOptions): Promise<{ uplinks: string[]; addresses: string[] }> {
+/** The interfaces the TSP port's traffic may arrive on and the addresses it is sent to (the only destinations
+ *  the decap program takes): every interface with an IPv4 address but the TUN (a packet to a specific listen
+ *  address may come in on any of them), and the listen address, or every address found for 0.0.0.0. */
+async function findUplinks(
+  options: EbpfDataPlaneOptions,
+  tunName: string,
+): Promise<{ uplinks: string[]; addresses: string[] }> {
   const host = new HostSetup(options.netns);
   const entries = JSON.parse(await host.ip(['-j', '-4', 'addr', 'show'])) as IpAddressEntry[];
   const uplinks: string[] = [];
   const addresses: string[] = [];
   for (const entry of entries) {
-    const mine = (entry.addr_info ?? [])
-      .map((a) => a.local)
-      .filter(
-        (a): a is string => a !== undefined && (options.listenAddress === '0.0.0.0' || a === options.listenAddress),
-      );
-    if (mine.length === 0) continue;
+    const own = (entry.addr_info ?? []).map((a) => a.local).filter((a): a is string => a !== undefined);
+    if (own.length === 0 || entry.ifname === tunName) continue;
     uplinks.push(entry.ifname);
-    addresses.push(...mine);
+    addresses.push(...own.filter((a) => options.listenAddress === '0.0.0.0' || a === options.listenAddress));
   }
-  if (uplinks.length === 0)
+  if (addresses.length === 0)
     throw new BrokerError('DP_UNAVAILABLE', `no interface holds the listen address ${options.listenAddress}`);
   return { uplinks, addresses };
 }

@@ -5,14 +5,15 @@
 //       known client endpoint, inner source the tunnel's /128 or in its delegated prefix --> outer header
 //       removed, handed to the kernel's IPv6 stack on the uplink (TC_ACT_OK), counted per tunnel
 //   tsp_encap (clsact egress of the TUN):       IPv6 whose destination is a tunnel's /128 or delegated prefix
-//       --> IPv4 (+ UDP from the TSP port) prepended, redirected to the uplink toward the client
+//       --> IPv4 (+ UDP from the TSP port) prepended, redirected to the interface the client's packets arrive on
+//       (learned by tsp_decap; before the client has sent anything, the addon carries its traffic)
 //
 // The rule: a packet the programs cannot carry exactly as the addon would is left untouched (TC_ACT_OK), so
 // it reaches the addon's socket or TUN reader and the slow path decides and counts it: control datagrams,
 // unknown endpoints, IPv4 options and fragments, GRO-merged packets, a length that does not add up, an
 // expiring hop limit, echo requests to the tunnel's server address (the addon answers them), inner
 // destinations inside a tunnel (hairpin, or back into the same tunnel: the addon's rules), oversize packets,
-// and anything to no tunnel. Only spoofed and link-local inner sources are dropped here, counted by reason.
+// and anything to no tunnel, and on the way out TCP and UDP whose checksum the kernel has not finished. Only spoofed and link-local inner sources are dropped here, counted by reason.
 // Verifier note (clang 14): data and data_end are read again after every helper that may move the packet.
 
 #include <linux/bpf.h>
@@ -77,11 +78,6 @@ struct {
   __type(value, __u8);
 } locals SEC(".maps");
 
-/** Learned per tunnel by tsp_decap: the local address and uplink its client's packets arrive on. */
-struct tsp_fp_learned {
-  __u32 local_ipv4;
-  __u32 ifindex;
-};
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, TSP_FP_MAX_TUNNELS);
@@ -224,8 +220,8 @@ int tsp_decap(struct __sk_buff* skb) {
   if (!t) return slow_decap();
   const int verdict = check_inner(inner, t);
   if (verdict < 0) return TC_ACT_SHOT;
+  learn(tunnel_id, ip->daddr, skb->ifindex);  // the keepalives the addon answers teach the way back too
   if (verdict == 0) return slow_decap();
-  const __u32 local_ipv4 = ip->daddr;
   if (bpf_skb_adjust_room(skb, -(__s32)outer, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_DECAP_L3_IPV6))
     return slow_decap();  // refused: the packet is unchanged
   data = (void*)(long)skb->data;
@@ -234,7 +230,6 @@ int tsp_decap(struct __sk_buff* skb) {
   if ((void*)(eth + 1) > data_end) return TC_ACT_SHOT;
   eth->h_proto = bpf_htons(ETH_P_IPV6);
   count_rx(tunnel_id, inner_length);
-  learn(tunnel_id, local_ipv4, skb->ifindex);
   count_stat(TSP_FP_DECAP_PACKETS);
   return TC_ACT_OK;
 }
@@ -247,6 +242,30 @@ static __always_inline __u16 ipv4_checksum(const struct iphdr* ip) {
   sum = (sum & 0xffff) + (sum >> 16);
   sum = (sum & 0xffff) + (sum >> 16);
   return (__u16)~sum;
+}
+
+/** Whether the inner TCP or UDP checksum may still be the kernel's partial one (CHECKSUM_PARTIAL: the field holds
+ *  the pseudo-header sum and the device is to finish it). A packet from a local socket or forwarded from a veth
+ *  is like that; the addon's TUN read finishes it, a redirect to a veth or the loopback would not, and the
+ *  client would get a wrong checksum. TC cannot see ip_summed, so the field is compared with the pseudo-header
+ *  sum: such packets (and the one complete checksum in 65,536 that happens to be equal) go to the slow path.
+ *  Extension headers go there too, since the transport header is not where this looks. */
+static __always_inline int maybe_partial_checksum(struct ipv6hdr* ip6, void* data_end) {
+  const __u8 next = ip6->nexthdr;
+  if (next == 0 || next == 43 || next == 44 || next == 60) return 1;  // hop-by-hop, routing, fragment, dst opts
+  __u32 at;
+  if (next == IPPROTO_TCP) at = 16;
+  else if (next == IPPROTO_UDP) at = 6;
+  else return 0;
+  __u16* field = (void*)(ip6 + 1) + at;
+  if ((void*)(field + 1) > data_end) return 1;
+  const __u16* words = (const __u16*)&ip6->saddr;
+  __u32 sum = bpf_htons(bpf_ntohs(ip6->payload_len)) + bpf_htons(next);
+#pragma unroll
+  for (int i = 0; i < 16; i++) sum += words[i];
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  return *field == (__u16)sum;
 }
 
 SEC("tc")
@@ -267,17 +286,14 @@ int tsp_encap(struct __sk_buff* skb) {
   const __u32 tunnel_id = *id;
   const __u32 inner_length = IPV6_HEADER + bpf_ntohs(ip6->payload_len);
   if (inner_length != skb->len || inner_length > cfg->max_inner_bytes || skb->gso_segs > 1) return slow_encap();
+  if (maybe_partial_checksum(ip6, data_end)) return slow_encap();
   const struct tsp_fp_tunnel* t = bpf_map_lookup_elem(&tunnels, &tunnel_id);
   if (!t) return slow_encap();
   const struct tsp_fp_learned* l = bpf_map_lookup_elem(&learned, &tunnel_id);
-  __u32 source = t->local_ipv4;
-  if (!source && t->type == TSP_FP_V6V4) source = cfg->proto41_source_ipv4;
-  if (!source && l) source = l->local_ipv4;
-  if (!source) source = cfg->default_local_ipv4;
-  __u32 ifindex = t->ifindex;
-  if (!ifindex && l) ifindex = l->ifindex;
-  if (!ifindex) ifindex = cfg->default_ifindex;
-  if (!source || !ifindex) return slow_encap();  // the addon's socket lets the kernel choose
+  if (!l) return slow_encap();  // the client has sent nothing yet: the addon's socket lets the kernel route
+  __u32 source = l->local_ipv4;
+  if (t->type == TSP_FP_V6V4 && cfg->proto41_source_ipv4) source = cfg->proto41_source_ipv4;
+  const __u32 ifindex = l->ifindex;
   const int udp = t->type == TSP_FP_V6UDPV4;
   const __u32 client_ipv4 = t->client_ipv4;
   const __u16 client_port = t->client_port;

@@ -30,8 +30,6 @@ struct tsp_fp_tunnel {
   __u16 client_port;  // 0 for v6v4
   __u8 type;          // TSP_FP_*
   __u8 delegated_length;  // 0: no delegated prefix
-  __u32 local_ipv4;   // outer source toward the client; 0: learned from the client's packets (decap)
-  __u32 ifindex;      // the uplink toward the client; 0: learned from the client's packets (decap)
   __u8 client_ipv6[16];
   __u8 server_ipv6[16];
   __u8 delegated[16];
@@ -55,10 +53,16 @@ struct tsp_fp_counters {
 /** config: one entry, written by the loader before the programs are attached. */
 struct tsp_fp_config {
   __u16 tsp_port;          // network order
-  __u16 max_inner_bytes;   // inner IPv6 packets longer than this go to the slow path (uplink MTU - 28)
-  __u32 default_ifindex;   // the uplink used before a tunnel's client has sent anything
-  __u32 default_local_ipv4;  // outer source before one is learned; 0: none (hand to the slow path)
-  __u32 proto41_source_ipv4;  // the configured source of protocol-41 packets (serverIpv4); 0: none
+  __u16 max_inner_bytes;   // inner IPv6 packets longer than this go to the slow path (the TUN's MTU)
+  __u32 proto41_source_ipv4;  // the configured source of protocol-41 packets (serverIpv4); 0: the learned one
+};
+
+/** learned: per tunnel, the local address and the interface its client's packets arrive on (tsp_decap writes
+ *  it from every packet that passes the source check). tsp_encap sends from there; until a client has sent
+ *  something, its traffic goes through the addon, whose socket lets the kernel route. */
+struct tsp_fp_learned {
+  __u32 local_ipv4;
+  __u32 ifindex;
 };
 
 /** stats: per-CPU array indexed by these; the loader sums the CPUs. Drops use the DataPlane's names. */

@@ -81,7 +81,6 @@ class FastPathHandle : public Napi::ObjectWrap<FastPathHandle> {
       for (const std::string& a : strings_option(o, "localIpv4")) options.local_ipv4.push_back(parse_ipv4(a, "localIpv4"));
       options.tsp_port = static_cast<uint16_t>(int_option(o, "port", 3653, 1, 65535));
       options.max_inner_bytes = static_cast<uint16_t>(int_option(o, "maxInnerBytes", 1280, 1280, 65535));
-      options.default_local_ipv4 = ipv4_of(o, "defaultLocalIpv4");
       options.proto41_source_ipv4 = ipv4_of(o, "proto41SourceIpv4");
       path_ = std::make_shared<FastPath>(options);
       napi_add_env_cleanup_hook(info.Env(), &FastPathHandle::close_at_exit, path_.get());

@@ -100,9 +100,7 @@ FastPath::FastPath(const FastPathOptions& options) : options_(options) {
     tsp_fp_config config{};
     config.tsp_port = htons(options.tsp_port);
     config.max_inner_bytes = options.max_inner_bytes;
-    config.default_local_ipv4 = options.default_local_ipv4;
     config.proto41_source_ipv4 = options.proto41_source_ipv4;
-    if (!options.uplinks.empty()) config.default_ifindex = if_nametoindex(options.uplinks[0].c_str());
     const uint32_t zero = 0;
     check(bpf_map_update_elem(map_fd(object_, "config"), &zero, &config, BPF_ANY), "bpf_map_update_elem", "config");
     const int locals_fd = map_fd(object_, "locals");

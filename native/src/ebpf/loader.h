@@ -29,8 +29,7 @@ struct FastPathOptions {
   std::vector<uint32_t> local_ipv4;   // addresses (network order) the TSP port listens on
   uint16_t tsp_port = 3653;
   uint16_t max_inner_bytes = 1280;
-  uint32_t default_local_ipv4 = 0;    // network order; 0: learn from the client's packets
-  uint32_t proto41_source_ipv4 = 0;   // network order; 0: none configured
+  uint32_t proto41_source_ipv4 = 0;   // network order; 0: the address the client's packets arrive at
 };
 
 /** One tunnel as the programs see it (addresses in network order, IPv6 as 16 bytes). */
