@@ -183,7 +183,7 @@ if (skip !== undefined) {
         assert.ok(allowedForTunnel1(r.data.subarray(24, 40)), "to tunnel 1 only what is tunnel 1's");
     });
 
-    it('hands IPv4 options and fragments to the addon, which carries them; drops spoofed protocol 41', async () => {
+    it('hands IPv4 options and fragments to the addon (a lonely one goes nowhere); drops spoofed protocol 41', async () => {
       const inner = (text: string, source = '2001:db8:f00:1::2') =>
         ipv6UdpWith(source, INTERNET_ADDRESS, Buffer.from(text), { src: 7, dst: INTERNET_PORT });
       const udp = (payload: Buffer, port: number) => {
@@ -193,12 +193,16 @@ if (skip !== undefined) {
         h.writeUInt16BE(8 + payload.length, 4);
         return Buffer.concat([h, payload]);
       };
-      const ipv4 = (protocol: number, body: Buffer, extra: { options?: Buffer; fragment?: number } = {}) => {
+      const ipv4 = (
+        protocol: number,
+        body: Buffer,
+        extra: { options?: Buffer; fragment?: number; id?: number } = {},
+      ) => {
         const options = extra.options ?? Buffer.alloc(0);
         const h = Buffer.alloc(20 + options.length);
         h[0] = 0x40 | ((20 + options.length) / 4);
         h.writeUInt16BE(h.length + body.length, 2);
-        h.writeUInt16BE(0x4242, 4);
+        h.writeUInt16BE(extra.id ?? 0x4242, 4);
         h.writeUInt16BE(extra.fragment ?? 0, 6);
         h[8] = 64;
         h[9] = protocol;
@@ -213,18 +217,21 @@ if (skip !== undefined) {
         ipv4(17, whole.subarray(0, 48), { fragment: 0x2000 }), // MF, offset 0
         ipv4(17, whole.subarray(48), { fragment: 48 / 8 }),
       ];
+      // A first fragment whose lengths add up as if it were whole: the rest never comes, so it must not either.
+      const lonely = ipv4(17, udp(inner('lonely fragment'), dp.udpPort), { fragment: 0x2000, id: 0x4343 });
       const spoofed41 = ipv4(41, inner('spoofed 41', '2001:db8:f00:2::2'));
       const before = dp.readFastPathStats();
       // The generator repeats its list for a few microseconds: every packet goes at least once.
-      await bench.runGenerator({ family: 4, packets: [withOptions, ...fragments, spoofed41], seconds: 1e-6 });
+      await bench.runGenerator({ family: 4, packets: [withOptions, ...fragments, lonely, spoofed41], seconds: 1e-6 });
       await eventually(() => net.received.some((r) => r.data.toString() === 'with options'), 'the optioned one');
       await eventually(() => net.received.some((r) => r.data.toString() === 'in fragments'), 'the reassembled one');
       await marker('after the raw packets');
       const after = dp.readFastPathStats();
       assert.equal(after.decap_packets, before.decap_packets + 1, 'only the marker went through the programs');
-      assert.ok(after.slow_decap >= before.slow_decap + 3, 'options and both fragments to the addon');
+      assert.ok(after.slow_decap >= before.slow_decap + 3, 'options and the fragments to the addon');
       assert.ok(after.spoofed_source > before.spoofed_source, 'spoofed protocol 41 dropped in the kernel');
       assert.ok(!net.received.some((r) => r.data.toString() === 'spoofed 41'));
+      assert.ok(!net.received.some((r) => r.data.toString() === 'lonely fragment'));
       assert.ok(dp.readCountersOf([1 as TunnelId])[0]!.rxPackets > 0);
     });
   });
