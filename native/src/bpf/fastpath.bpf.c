@@ -13,12 +13,16 @@
 // unknown endpoints, IPv4 options and fragments, GRO-merged packets, a length that does not add up, an
 // expiring hop limit, echo requests to the tunnel's server address (the addon answers them), inner
 // destinations inside a tunnel (hairpin, or back into the same tunnel: the addon's rules), oversize packets,
-// and anything to no tunnel, and on the way out TCP and UDP whose checksum the kernel has not finished. Only spoofed and link-local inner sources are dropped here, counted by reason.
+// neighbour discovery, MLD, multicast and link-local destinations and protocols other than TCP, UDP, ESP, GRE,
+// SCTP and ICMPv6 (decapsulated packets enter the kernel on the uplink: nothing may act on its link), and
+// anything to no tunnel, and on the way out TCP and UDP whose checksum the kernel has not finished. Only
+// spoofed and link-local inner sources are dropped here, counted by reason.
 // Verifier note (clang 14): data and data_end are read again after every helper that may move the packet.
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
+#include <linux/in6.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
@@ -139,6 +143,31 @@ static __always_inline int is_link_local(const __u8* address) {
   return address[0] == 0xfe && (address[1] & 0xc0) == 0x80;
 }
 
+/** Whether the kernel may take the inner packet as received on the uplink's link. Decapsulated packets enter
+ *  the kernel on the uplink (TC_ACT_OK), not on the TUN as the addon's do: neighbour discovery and MLD (an
+ *  unsolicited Neighbor Advertisement would rewrite the uplink's neighbour cache), link-scope and multicast
+ *  destinations, and anything the kernel might parse further (extension headers, other protocols) stay with
+ *  the addon. Carried here: TCP, UDP, ESP, GRE, SCTP and ICMPv6 other than ND/MLD, to unicast beyond the link. */
+static __always_inline int uplink_safe(struct ipv6hdr* inner, void* data_end) {
+  const __u8* destination = inner->daddr.in6_u.u6_addr8;
+  if (destination[0] == 0xff || is_link_local(destination)) return 0;
+  switch (inner->nexthdr) {
+    case IPPROTO_TCP:
+    case IPPROTO_UDP:
+    case IPPROTO_ESP:
+    case IPPROTO_GRE:
+    case IPPROTO_SCTP:
+      return 1;
+    case IPPROTO_ICMPV6: {
+      const __u8* type = (void*)(inner + 1);
+      if ((void*)(type + 1) > data_end) return 0;
+      return !((*type >= 130 && *type <= 137) || *type == 143);  // MLD, RS/RA/NS/NA/Redirect, MLDv2
+    }
+    default:
+      return 0;
+  }
+}
+
 /** The decap decision once the outer headers are known good: 1 carry, 0 slow path, -1 drop. */
 static __always_inline int check_inner(struct ipv6hdr* inner, const struct tsp_fp_tunnel* t) {
   const __u8* source = inner->saddr.in6_u.u6_addr8;
@@ -153,7 +182,7 @@ static __always_inline int check_inner(struct ipv6hdr* inner, const struct tsp_f
   __builtin_memcpy(key.address, destination, 16);
   if (bpf_map_lookup_elem(&routes, &key)) return 0;  // hairpin or back into the tunnel: the addon's rules
   if (inner->hop_limit <= 1) return 0;               // the kernel's Time Exceeded, via the addon
-  return 1;
+  return 2;  // the caller still checks uplink_safe()
 }
 
 static __always_inline void count_rx(__u32 id, __u32 bytes) {
@@ -221,7 +250,7 @@ int tsp_decap(struct __sk_buff* skb) {
   const int verdict = check_inner(inner, t);
   if (verdict < 0) return TC_ACT_SHOT;
   learn(tunnel_id, ip->daddr, skb->ifindex);  // the keepalives the addon answers teach the way back too
-  if (verdict == 0) return slow_decap();
+  if (verdict == 0 || !uplink_safe(inner, data_end)) return slow_decap();
   if (bpf_skb_adjust_room(skb, -(__s32)outer, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_DECAP_L3_IPV6))
     return slow_decap();  // refused: the packet is unchanged
   data = (void*)(long)skb->data;

@@ -14,7 +14,7 @@ import { ebpfUnavailable } from '../../../src/dataplane/ebpf-addon.js';
 import type { ControlDatagram, TunnelId } from '../../../src/dataplane/types.js';
 import { loadBenchAddon } from '../../helpers/native-bench.js';
 import { Topology } from '../../helpers/netns.js';
-import { ipv4Bytes, ipv6Bytes, ipv6UdpWith } from '../../helpers/packets.js';
+import { ipv4Bytes, ipv6Bytes, ipv6Packet, ipv6UdpWith } from '../../helpers/packets.js';
 import { INTERNET_ADDRESS, INTERNET_PORT, Peer, eventually, normalIpv6, spec, type Internet } from './contract.js';
 import { internetOnLoopback } from './internet.js';
 
@@ -181,6 +181,47 @@ if (skip !== undefined) {
       // Tunnel 1's client got nothing addressed elsewhere (echo replies, the kernel's errors to its sources).
       for (const r of a.received.filter((x) => x.data[0]! >> 4 === 6))
         assert.ok(allowedForTunnel1(r.data.subarray(24, 40)), "to tunnel 1 only what is tunnel 1's");
+    });
+
+    it('leaves neighbour discovery, multicast, link-local and extension headers to the addon, off the uplink', async () => {
+      // Decapsulated packets enter the kernel on the uplink: a Neighbor Advertisement there would rewrite its
+      // neighbour cache. These must reach the addon (which writes them to the TUN, a link of their own).
+      const own = '2001:db8:f00:1::2';
+      const icmp = (type: number, dst: string) =>
+        ipv6Packet({
+          src: own,
+          dst,
+          nextHeader: 58,
+          hopLimit: 255,
+          payload: Buffer.from([type, 0, 0, 0, 0xa0, 0, 0, 0]),
+        });
+      const data = Buffer.from('not for the uplink');
+      const packets = [
+        icmp(136, 'ff02::1'), // unsolicited Neighbor Advertisement
+        icmp(135, INTERNET_ADDRESS), // Neighbor Solicitation to a unicast address
+        icmp(143, 'ff02::16'), // MLDv2 report
+        ipv6UdpWith(own, 'ff0e::1', data),
+        ipv6UdpWith(own, 'fe80::1', data),
+        ipv6Packet({ src: own, dst: INTERNET_ADDRESS, nextHeader: 43, payload: Buffer.alloc(16) }), // routing header
+      ];
+      const before = dp.readFastPathStats();
+      for (const p of packets) await a.send(p, dp.udpPort);
+      await eventually(
+        () => dp.readFastPathStats().slow_decap === before.slow_decap + packets.length,
+        'all handed to the addon',
+      );
+      assert.equal(dp.readFastPathStats().decap_packets, before.decap_packets, 'none decapsulated onto the uplink');
+      // An echo request is ICMPv6 too, and the programs carry it.
+      await a.send(
+        ipv6Packet({
+          src: own,
+          dst: INTERNET_ADDRESS,
+          nextHeader: 58,
+          payload: Buffer.from([128, 0, 0, 0, 0, 1, 0, 1]),
+        }),
+        dp.udpPort,
+      );
+      await eventually(() => dp.readFastPathStats().decap_packets === before.decap_packets + 1, 'the echo request');
     });
 
     it('hands IPv4 options and fragments to the addon (a lonely one goes nowhere); drops spoofed protocol 41', async () => {
