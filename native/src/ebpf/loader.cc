@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <mutex>
 #include <stdexcept>
 
@@ -229,30 +230,60 @@ void FastPath::remove_tunnel(uint32_t id) {
   tunnels_.erase(it);
 }
 
-bool FastPath::read_one(uint32_t id, FastPathRecord* out) {
-  std::vector<tsp_fp_counters> per_cpu(static_cast<size_t>(cpus_));
-  if (bpf_map_lookup_elem(counters_fd_, &id, per_cpu.data()) != 0) return false;
-  *out = {id, 0, 0, 0, 0, 0};
+FastPathRecord FastPath::sum(uint32_t id, const tsp_fp_counters* per_cpu) const {
+  FastPathRecord out{id, 0, 0, 0, 0, 0};
   uint64_t last_ns = 0;
-  for (const tsp_fp_counters& c : per_cpu) {
-    out->rx_packets += static_cast<double>(c.rx_packets);
-    out->rx_bytes += static_cast<double>(c.rx_bytes);
-    out->tx_packets += static_cast<double>(c.tx_packets);
-    out->tx_bytes += static_cast<double>(c.tx_bytes);
+  for (int cpu = 0; cpu < cpus_; cpu++) {
+    const tsp_fp_counters& c = per_cpu[cpu];
+    out.rx_packets += static_cast<double>(c.rx_packets);
+    out.rx_bytes += static_cast<double>(c.rx_bytes);
+    out.tx_packets += static_cast<double>(c.tx_packets);
+    out.tx_bytes += static_cast<double>(c.tx_bytes);
     if (c.last_rx_ns > last_ns) last_ns = c.last_rx_ns;
   }
   // bpf_ktime_get_ns is CLOCK_MONOTONIC: carried to Unix time through the clocks' offset taken at start, so
   // two reads of the same packet give the same time (a later step of the wall clock is not followed).
-  if (last_ns != 0) out->last_rx_ms = static_cast<double>(unix_offset_ms_ + static_cast<int64_t>(last_ns / 1000000));
+  if (last_ns != 0) out.last_rx_ms = static_cast<double>(unix_offset_ms_ + static_cast<int64_t>(last_ns / 1000000));
+  return out;
+}
+
+bool FastPath::read_one(uint32_t id, FastPathRecord* out) {
+  std::vector<tsp_fp_counters> per_cpu(static_cast<size_t>(cpus_));
+  if (bpf_map_lookup_elem(counters_fd_, &id, per_cpu.data()) != 0) return false;
+  *out = sum(id, per_cpu.data());
   return true;
+}
+
+void FastPath::each_counter(const std::function<void(const FastPathRecord&)>& visit) {
+  // kCountersBatch entries per system call (a per-CPU value each: cpus x 40 bytes), not one call per tunnel.
+  constexpr uint32_t kCountersBatch = 4096;
+  std::vector<uint32_t> keys(kCountersBatch);
+  std::vector<tsp_fp_counters> values(static_cast<size_t>(kCountersBatch) * static_cast<size_t>(cpus_));
+  uint32_t in_batch = 0, out_batch = 0;
+  bool first = true;
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  for (;;) {
+    uint32_t count = kCountersBatch;
+    const int rc = bpf_map_lookup_batch(counters_fd_, first ? nullptr : &in_batch, &out_batch, keys.data(),
+                                        values.data(), &count, &opts);
+    if (rc < 0 && rc != -ENOENT) {
+      if (!first) throw SysError("bpf_map_lookup_batch", -rc, "counters");
+      FastPathRecord r;  // a kernel without batch lookups: one lookup per tunnel
+      for (const auto& entry : tunnels_)
+        if (read_one(entry.first, &r)) visit(r);
+      return;
+    }
+    for (uint32_t i = 0; i < count; i++) visit(sum(keys[i], &values[static_cast<size_t>(i) * cpus_]));
+    if (rc == -ENOENT) return;  // the last batch
+    in_batch = out_batch;
+    first = false;
+  }
 }
 
 std::vector<FastPathRecord> FastPath::read_counters() {
   std::vector<FastPathRecord> out;
   out.reserve(tunnels_.size());
-  FastPathRecord r;
-  for (const auto& entry : tunnels_)
-    if (read_one(entry.first, &r)) out.push_back(r);
+  each_counter([&](const FastPathRecord& r) { out.push_back(r); });
   return out;
 }
 
@@ -266,16 +297,13 @@ std::vector<FastPathRecord> FastPath::read_counters_of(const std::vector<uint32_
 
 std::vector<FastPathRecord> FastPath::read_changed() {
   std::vector<FastPathRecord> out;
-  FastPathRecord r;
-  for (const auto& entry : tunnels_) {
-    if (!read_one(entry.first, &r)) continue;
+  each_counter([&](const FastPathRecord& r) {
     const double packets = r.rx_packets + r.tx_packets;
-    auto seen = reported_packets_.find(entry.first);
-    const double before = seen == reported_packets_.end() ? 0 : seen->second;
-    if (packets == before) continue;
-    reported_packets_[entry.first] = packets;
+    double& reported = reported_packets_[r.id];  // 0 for a tunnel not reported since it was added
+    if (packets == reported) return;
+    reported = packets;
     out.push_back(r);
-  }
+  });
   return out;
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -65,7 +66,8 @@ class FastPath {
 
   std::vector<FastPathRecord> read_counters();
   std::vector<FastPathRecord> read_counters_of(const std::vector<uint32_t>& ids);
-  /** The tunnels whose packet counts moved since the previous call (each a per-CPU lookup: O(tunnels)). */
+  /** The tunnels whose packet counts moved since the previous call: every tunnel's counters are read (in
+   *  batches of thousands per system call) and compared with the count last reported, O(tunnels). */
   std::vector<FastPathRecord> read_changed();
   /** The stats array (enum tsp_fp_stat), summed over CPUs. */
   std::vector<uint64_t> read_stats();
@@ -80,6 +82,8 @@ class FastPath {
   };
   void attach(const std::string& device, int attach_point, int prog_fd);
   bool read_one(uint32_t id, FastPathRecord* out);
+  FastPathRecord sum(uint32_t id, const tsp_fp_counters* per_cpu) const;
+  void each_counter(const std::function<void(const FastPathRecord&)>& visit);
   void delete_keys(const FastPathTunnel& old, const FastPathTunnel* keep);
 
   FastPathOptions options_;
