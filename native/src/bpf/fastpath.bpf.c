@@ -45,9 +45,14 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+// The per-tunnel maps are not preallocated (BPF_F_NO_PREALLOC): their memory follows the tunnels loaded, not
+// the bound. Entries are inserted by the loader, outside the packet path; only `learned` is written by a program,
+// once per tunnel and again when its client moves.
+
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, TSP_FP_MAX_TUNNELS);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
   __type(key, struct tsp_fp_endpoint);
   __type(value, __u32);
 } endpoints SEC(".maps");
@@ -55,6 +60,7 @@ struct {
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, TSP_FP_MAX_TUNNELS);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
   __type(key, __u32);
   __type(value, struct tsp_fp_tunnel);
 } tunnels SEC(".maps");
@@ -70,6 +76,7 @@ struct {
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
   __uint(max_entries, TSP_FP_MAX_TUNNELS);
+  __uint(map_flags, BPF_F_NO_PREALLOC);  // preallocated, 262,144 x CPUs x 40 bytes: 671 MB on 64 CPUs
   __type(key, __u32);
   __type(value, struct tsp_fp_counters);
 } counters SEC(".maps");
@@ -85,6 +92,7 @@ struct {
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, TSP_FP_MAX_TUNNELS);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
   __type(key, __u32);
   __type(value, struct tsp_fp_learned);
 } learned SEC(".maps");
