@@ -16,6 +16,7 @@ import { clientPortFor } from '../tunnel-model.js';
 import {
   BPF_OBJECT_PATH,
   FAST_PATH_STAT_NAMES,
+  ebpfUnavailable,
   loadEbpfAddon,
   type FastPathHandle,
   type FastPathStatName,
@@ -48,6 +49,8 @@ export class EbpfDataPlane implements DataPlane {
   private closing: Promise<void> | undefined;
   /** Tunnels the maps refused (full): the slow path carries them alone. */
   private refused = 0;
+  /** The uplinks the decap program is attached to. Valid after start(). */
+  uplinks: readonly string[] = [];
 
   constructor(private readonly options: EbpfDataPlaneOptions) {
     this.slow = new NativeDataPlane(options);
@@ -61,11 +64,11 @@ export class EbpfDataPlane implements DataPlane {
     return this.slow.tunName;
   }
 
-  /** The uplinks the decap program is attached to. Valid after start(). */
-  uplinks: readonly string[] = [];
-
   async start(): Promise<void> {
-    const lib = loadEbpfAddon(); // DP_UNAVAILABLE before anything is set up when the loader is not built
+    // DP_UNAVAILABLE before anything is set up when the loader or the programs are not built
+    const missing = ebpfUnavailable();
+    if (missing !== undefined) throw new BrokerError('DP_UNAVAILABLE', missing);
+    const lib = loadEbpfAddon();
     await this.slow.start();
     try {
       const found = await findUplinks(this.options, this.slow.tunName);

@@ -131,10 +131,9 @@ if (skip !== undefined) {
     });
 
     it("takes over a crashed broker's filter at start and removes it with its own", async () => {
-      // What kill -9 leaves: our filter on the uplink (the TUN went with the process). A child process loads
-      // the programs and exits without closing.
+      // What kill -9 leaves: our filter on the uplink (the TUN went with the process). Played here by closing
+      // the addon's side only and never the loader's (test/e2e/broker-ebpf.test.ts kills a real `serve`).
       const leftover = await open({ tunName: 'tsp-ebpf-crash' });
-      // Forget the handle without detaching, as a killed process would: close only the addon's side.
       await leftover.slow.close();
       assert.match(filters('lo', 'ingress'), /tsp_decap/);
       const dp = await open();
