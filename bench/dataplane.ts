@@ -17,9 +17,13 @@
  *  The broker's forwarding threads are pinned to CPU 0, the generator (a native thread, sendmmsg of prebuilt
  *  packets) to CPU 1. On veth the kernel's forwarding runs in the sender's context, so the baseline is
  *  generator-bound: a ratio near 1 means "as fast as this generator can push", not "as fast as the kernel".
+ *  With the ebpf driver (BENCH_DRIVERS) the same cases run through the TC programs: decap on the broker's uplink
+ *  ingress (no socket, no TUN write), encap on tsp0's egress (no TUN read, no socket send).
  *  Needs root. Only documentation address ranges, in namespaces created and removed here. */
 
-import { NativeDataPlane } from '../src/dataplane/native.js';
+import { EbpfDataPlane } from '../src/dataplane/ebpf.js';
+import { ebpfUnavailable } from '../src/dataplane/ebpf-addon.js';
+import { NativeDataPlane, type NativeDataPlaneOptions } from '../src/dataplane/native.js';
 import type { TunnelId } from '../src/dataplane/types.js';
 import { loadBenchAddon } from '../test/helpers/native-bench.js';
 import { Topology, type Netns } from '../test/helpers/netns.js';
@@ -60,6 +64,9 @@ interface Measurement {
 /** BENCH_ONLY=encap-ours-1280 (a substring of "<direction>-<kernel|ours>-<size>") runs only matching cases,
  *  for profiling one of them; the others report 0. */
 const ONLY = process.env.BENCH_ONLY ?? '';
+/** BENCH_DRIVERS=native,ebpf: the data planes measured, one after the other on the same topology (default: both,
+ *  ebpf when it can run here). */
+const DRIVERS = (process.env.BENCH_DRIVERS ?? (ebpfUnavailable() === undefined ? 'native,ebpf' : 'native')).split(',');
 
 async function measure(
   name: string,
@@ -96,7 +103,8 @@ async function main(): Promise<void> {
     topo.cleanupSync();
     process.exit(1);
   });
-  let dp: NativeDataPlane | undefined;
+  let dp: NativeDataPlane | EbpfDataPlane | undefined;
+  const notes: string[] = [];
   try {
     const client = await topo.namespace('bench-client');
     const broker = await topo.namespace('bench-broker');
@@ -125,101 +133,51 @@ async function main(): Promise<void> {
       );
     }
 
-    dp = new NativeDataPlane({
-      netns: broker.name,
-      listenAddress: BROKER_V4,
-      port: TSP_PORT,
-      routes: ['2001:db8:f00::/48', '2001:db8:4000::/34'],
-      cpu: BROKER_CPU,
-      spinMicros: SPIN_MICROS,
-      tunWrites: TUN_WRITES,
-    });
-    await dp.start();
-    const loadStart = performance.now();
-    for (let i = 1; i <= TUNNELS; i++) {
-      dp.addTunnel({
-        id: i as TunnelId,
-        type: 'v6udpv4',
-        client: { address: CLIENT_V4, port: clientPort(i) },
-        serverIpv6: '2001:db8:f00::1',
-        clientIpv6: clientIpv6(i),
-        delegated: { address: delegatedPrefix(i), length: 56 },
-      });
-    }
-    const loadMs = performance.now() - loadStart;
-
-    // Traffic tunnels spread over the whole table.
-    const ids = Array.from({ length: TRAFFIC_TUNNELS }, (_, k) => 1 + Math.floor((k * TUNNELS) / TRAFFIC_TUNNELS));
-    const lines: string[] = [];
+    const report: string[] = [];
     const ratios: number[] = [];
-    for (const size of SIZES) {
-      const inner = ids.map((i) => ipv6Udp(clientIpv6(i), '2001:db8:200::1', size));
-      const decapOurs = inner.map((p, k) => ipv4Udp(CLIENT_V4, BROKER_V4, clientPort(ids[k]!), TSP_PORT, p));
-      const decapKernel = inner.map((p, k) => ipv4Udp(CLIENT_V4, '203.0.113.9', clientPort(ids[k]!), TSP_PORT, p));
-      const encapOurs = ids.map((i) => ipv6Udp('2001:db8:100::2', clientIpv6(i), size));
-      const encapKernel = ids.map((i) =>
-        ipv4Udp('192.0.2.2', CLIENT_V4, 9, 10_000 + (i % 1000), Buffer.alloc(size - 28)),
+    for (const driver of DRIVERS) {
+      const options: NativeDataPlaneOptions = {
+        netns: broker.name,
+        listenAddress: BROKER_V4,
+        port: TSP_PORT,
+        routes: ['2001:db8:f00::/48', '2001:db8:4000::/34'],
+        cpu: BROKER_CPU,
+        spinMicros: SPIN_MICROS,
+        tunWrites: TUN_WRITES,
+      };
+      dp = driver === 'ebpf' ? new EbpfDataPlane(options) : new NativeDataPlane(options);
+      await dp.start();
+      const result = await benchDriver(driver, dp, { client, inet, addon });
+      report.push(...result.lines);
+      ratios.push(...result.ratios);
+      const drops = dp.readDrops();
+      const diag = dp.readNativeCounters();
+      const fast = dp instanceof EbpfDataPlane ? `; programs ${JSON.stringify(dp.readFastPathStats())}` : '';
+      result.notes.push(
+        `${driver}: tunnels loaded in ${result.loadMs.toFixed(0)} ms; drops ${JSON.stringify(drops)}; tun writes ` +
+          `${diag.tun_write_packets}, tun write errors ${diag.tun_write_errors}, send errors ${diag.send_errors}${fast}`,
       );
-
-      const gen = (ns: Netns, family: 4 | 6, packets: Buffer[]) => () =>
-        addon.runGenerator({ netns: ns.name, family, packets, seconds: RUN_SECONDS, cpu: GENERATOR_CPU });
-
-      const best = (a: Measurement, b: Measurement): Measurement => (b.pps > a.pps ? b : a);
-      const zero: Measurement = { pps: 0, generatorPps: 0 };
-      let [kernelDecap, oursDecap, kernelEncap, oursEncap] = [zero, zero, zero, zero];
-      for (let r = 0; r < REPEATS; r++) {
-        const decap = (who: string, packets: Buffer[]) =>
-          measure(`decap-${who}-${size}`, inet, 'to-bench-broker', gen(client, 4, packets));
-        kernelDecap = best(kernelDecap, await decap('kernel', decapKernel));
-        oursDecap = best(oursDecap, await decap('ours', decapOurs));
-        kernelEncap = best(
-          kernelEncap,
-          await measure(`encap-kernel-${size}`, client, 'to-bench-broker', gen(inet, 4, encapKernel)),
-        );
-        oursEncap = best(
-          oursEncap,
-          await measure(`encap-ours-${size}`, client, 'to-bench-broker', gen(inet, 6, encapOurs)),
-        );
-      }
-      for (const [direction, kernel, ours] of [
-        ['decap', kernelDecap, oursDecap],
-        ['encap', kernelEncap, oursEncap],
-      ] as const) {
-        const ratio = ours.pps / kernel.pps;
-        ratios.push(ratio);
-        lines.push(
-          [
-            direction.padEnd(6),
-            `${size} B`.padStart(7),
-            kpps(kernel.pps).padStart(12),
-            kpps(ours.pps).padStart(10),
-            ((ours.pps * size * 8) / 1e9).toFixed(2).padStart(9),
-            ratio.toFixed(2).padStart(6),
-            kpps(kernel.generatorPps).padStart(11),
-            kpps(ours.generatorPps).padStart(14),
-            `${((100 * ours.pps) / Math.max(1, ours.generatorPps)).toFixed(0)} %`.padStart(9),
-          ].join('  '),
-        );
-      }
+      notes.push(...result.notes);
+      await dp.close();
+      dp = undefined;
     }
-    const drops = dp.readDrops();
-    const diag = dp.readNativeCounters();
     console.log(
-      `tsp-broker data plane benchmark: ${TUNNELS} tunnels (loaded in ${loadMs.toFixed(0)} ms), traffic over ` +
-        `${TRAFFIC_TUNNELS} of them, ${RUN_SECONDS} s per run (middle ${RUN_SECONDS - 2 * SETTLE_SECONDS} s measured), best of ${REPEATS}`,
+      `tsp-broker data plane benchmark: ${TUNNELS} tunnels, traffic over ${TRAFFIC_TUNNELS} of them, ` +
+        `${RUN_SECONDS} s per run (middle ${RUN_SECONDS - 2 * SETTLE_SECONDS} s measured), best of ${REPEATS}`,
     );
     console.log(
-      `broker threads on CPU ${BROKER_CPU} (busy-poll ${SPIN_MICROS} µs, TUN writes by ${TUN_WRITES}), generator (native sendmmsg) on CPU ${GENERATOR_CPU}`,
+      `broker threads on CPU ${BROKER_CPU} (busy-poll ${SPIN_MICROS} µs, TUN writes by ${TUN_WRITES}), generator ` +
+        `(native sendmmsg) on CPU ${GENERATOR_CPU}; the ebpf programs run where the packet is (the generator's ` +
+        `core on veth), the addon behind them on CPU ${BROKER_CPU}`,
     );
     console.log('');
-    console.log('dir      inner  kernel kpps  ours kpps  ours Gb/s  ratio  gen kpps(k)  gen kpps(ours)  ours/gen');
-    for (const l of lines) console.log(l);
+    console.log(
+      'driver  dir      inner  kernel kpps  ours kpps  ours Gb/s  ratio  gen kpps(k)  gen kpps(ours)  ours/gen',
+    );
+    for (const l of report) console.log(l);
     console.log('');
     console.log(`worst ratio ${Math.min(...ratios).toFixed(2)} (target 0.90)`);
-    console.log(
-      `drops: ${JSON.stringify(drops)}; tun writes ${diag.tun_write_packets}, tun write errors ` +
-        `${diag.tun_write_errors}, send errors ${diag.send_errors}`,
-    );
+    for (const n of notes) console.log(n);
     console.log(
       "note: on veth the kernel forwards in the sender's context, so the kernel column is the generator's own " +
         "rate (gen kpps(k)); in our runs the generator's core also pays for delivering to our socket (decap) or " +
@@ -230,6 +188,85 @@ async function main(): Promise<void> {
     await dp?.close();
     await topo.cleanup();
   }
+}
+
+interface Namespaces {
+  client: Netns;
+  inet: Netns;
+  addon: ReturnType<typeof loadBenchAddon>;
+}
+
+/** One driver's rows: its tunnels loaded, then each size's decap and encap beside the kernel's forwarding of the
+ *  same traffic, interleaved, best of REPEATS. The decap runs come first, so the ebpf driver has learned each
+ *  tunnel's way back (docs/architecture.md, "The eBPF fast path") before its encap runs. */
+async function benchDriver(
+  driver: string,
+  dp: NativeDataPlane | EbpfDataPlane,
+  { client, inet, addon }: Namespaces,
+): Promise<{ lines: string[]; ratios: number[]; notes: string[]; loadMs: number }> {
+  const loadStart = performance.now();
+  for (let i = 1; i <= TUNNELS; i++) {
+    dp.addTunnel({
+      id: i as TunnelId,
+      type: 'v6udpv4',
+      client: { address: CLIENT_V4, port: clientPort(i) },
+      serverIpv6: '2001:db8:f00::1',
+      clientIpv6: clientIpv6(i),
+      delegated: { address: delegatedPrefix(i), length: 56 },
+    });
+  }
+  const loadMs = performance.now() - loadStart;
+  // Traffic tunnels spread over the whole table.
+  const ids = Array.from({ length: TRAFFIC_TUNNELS }, (_, k) => 1 + Math.floor((k * TUNNELS) / TRAFFIC_TUNNELS));
+  const lines: string[] = [];
+  const ratios: number[] = [];
+  for (const size of SIZES) {
+    const inner = ids.map((i) => ipv6Udp(clientIpv6(i), '2001:db8:200::1', size));
+    const decapOurs = inner.map((p, k) => ipv4Udp(CLIENT_V4, BROKER_V4, clientPort(ids[k]!), TSP_PORT, p));
+    const decapKernel = inner.map((p, k) => ipv4Udp(CLIENT_V4, '203.0.113.9', clientPort(ids[k]!), TSP_PORT, p));
+    const encapOurs = ids.map((i) => ipv6Udp('2001:db8:100::2', clientIpv6(i), size));
+    const encapKernel = ids.map((i) =>
+      ipv4Udp('192.0.2.2', CLIENT_V4, 9, 10_000 + (i % 1000), Buffer.alloc(size - 28)),
+    );
+    const gen = (ns: Netns, family: 4 | 6, packets: Buffer[]) => () =>
+      addon.runGenerator({ netns: ns.name, family, packets, seconds: RUN_SECONDS, cpu: GENERATOR_CPU });
+    const best = (a: Measurement, b: Measurement): Measurement => (b.pps > a.pps ? b : a);
+    const zero: Measurement = { pps: 0, generatorPps: 0 };
+    let [kernelDecap, oursDecap, kernelEncap, oursEncap] = [zero, zero, zero, zero];
+    for (let r = 0; r < REPEATS; r++) {
+      const decap = (who: string, packets: Buffer[]) =>
+        measure(`decap-${who}-${size}`, inet, 'to-bench-broker', gen(client, 4, packets));
+      const encap = (who: string, family: 4 | 6, packets: Buffer[]) =>
+        measure(`encap-${who}-${size}`, client, 'to-bench-broker', gen(inet, family, packets));
+      kernelDecap = best(kernelDecap, await decap('kernel', decapKernel));
+      oursDecap = best(oursDecap, await decap('ours', decapOurs));
+      kernelEncap = best(kernelEncap, await encap('kernel', 4, encapKernel));
+      oursEncap = best(oursEncap, await encap('ours', 6, encapOurs));
+    }
+    for (const [direction, kernel, ours] of [
+      ['decap', kernelDecap, oursDecap],
+      ['encap', kernelEncap, oursEncap],
+    ] as const) {
+      ratios.push(ours.pps / kernel.pps);
+      lines.push(row(driver, direction, size, kernel, ours));
+    }
+  }
+  return { lines, ratios, notes: [], loadMs };
+}
+
+function row(driver: string, direction: string, size: number, kernel: Measurement, ours: Measurement): string {
+  return [
+    driver.padEnd(6),
+    direction.padEnd(6),
+    `${size} B`.padStart(7),
+    kpps(kernel.pps).padStart(12),
+    kpps(ours.pps).padStart(10),
+    ((ours.pps * size * 8) / 1e9).toFixed(2).padStart(9),
+    (ours.pps / kernel.pps).toFixed(2).padStart(6),
+    kpps(kernel.generatorPps).padStart(11),
+    kpps(ours.generatorPps).padStart(14),
+    `${((100 * ours.pps) / Math.max(1, ours.generatorPps)).toFixed(0)} %`.padStart(9),
+  ].join('  ');
 }
 
 function kpps(pps: number): string {

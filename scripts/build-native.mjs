@@ -7,7 +7,7 @@
 // output (some 45 lines of `gyp info` and compiler progress) is kept back unless the build fails, when all
 // of it is printed; TSP_VERBOSE_BUILD=1 shows it as it happens.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,20 +56,20 @@ function nodeGyp(extra) {
   };
 }
 
-// The bench and test tools (native/bench/, tsp_bench.node) are built with the addon where their sources exist
-// (a checkout, not the npm package). They must never cost the broker its addon: if the build with them fails,
-// it is retried without them, and only a failure of the production addon fails the install.
+// The optional targets are built with the addon where they can be: the bench and test tools (native/bench/,
+// tsp_bench.node) where their sources exist (a checkout, not the npm package), the eBPF loader (tsp_ebpf.node)
+// where libbpf's headers are. They must never cost the broker its addon: if the build with them fails, it is
+// retried without the loader, then without both, and only a failure of the production addon fails the install.
 const hasBench = existsSync(path.join(root, 'native', 'bench', 'bench_addon.cc'));
+const hasLibbpf = existsSync('/usr/include/bpf/libbpf.h');
 let result = nodeGyp([]);
-if (result.status !== 0 && hasBench) {
+const fallbacks = [...(hasLibbpf ? [['--tsp_ebpf=0']] : []), ...(hasBench ? [['--tsp_ebpf=0', '--tsp_bench=0']] : [])];
+for (const extra of fallbacks) {
+  if (result.status === 0) break;
   process.stderr.write(result.log);
-  console.error(
-    `build-native: the build with the bench target failed (${result.failure}; log above); ` +
-      'retrying with the production addon only (tsp_bench=0)',
-  );
-  result = nodeGyp(['--tsp_bench=0']);
-  if (result.status === 0)
-    console.error('build-native: production addon built; tsp_bench.node (bench, root tests) was not');
+  console.error(`build-native: the build failed (${result.failure}; log above); retrying with ${extra.join(' ')}`);
+  result = nodeGyp(extra);
+  if (result.status === 0) console.error(`build-native: built with ${extra.join(' ')}: the optional addons were not`);
 }
 if (result.status !== 0) {
   process.stderr.write(result.log);
@@ -78,4 +78,32 @@ if (result.status !== 0) {
       'TSP_SKIP_NATIVE_BUILD=1 installs without the addon (control plane only).',
   );
   process.exit(result.status || 1);
+}
+
+// The eBPF fast path's programs (native/src/bpf/fastpath.bpf.c -> native/build/bpf/fastpath.bpf.o), for
+// `dataplane.driver` ebpf: built where clang and libbpf's headers are. Their absence is not an error: the
+// broker then runs the native driver (`auto` says why); README.md says what to install.
+buildBpfObject();
+
+function buildBpfObject() {
+  const source = path.join(root, 'native', 'src', 'bpf', 'fastpath.bpf.c');
+  const output = path.join(root, 'native', 'build', 'bpf', 'fastpath.bpf.o');
+  if (!existsSync(source)) return;
+  if (!hasLibbpf) {
+    console.log('build-native: eBPF fast path not built (no libbpf headers: apt-get install libbpf-dev clang)');
+    return;
+  }
+  // Debian keeps <asm/...> under the multiarch directory, which clang -target bpf does not search by itself.
+  const multiarch = spawnSync('gcc', ['-dumpmachine'], { encoding: 'utf8' }).stdout?.trim();
+  const includes = multiarch ? [`-I/usr/include/${multiarch}`] : [];
+  mkdirSync(path.dirname(output), { recursive: true });
+  const clang = spawnSync('clang', ['-O2', '-g', '-target', 'bpf', '-Wall', ...includes, '-c', source, '-o', output], {
+    encoding: 'utf8',
+  });
+  if (clang.error || clang.status !== 0) {
+    const why = clang.error ? clang.error.message : clang.stderr.trim();
+    console.log(`build-native: eBPF fast path not built (clang: ${why}); the native driver is unaffected`);
+    return;
+  }
+  console.log('build-native: eBPF fast path built (native/build/bpf/fastpath.bpf.o)');
 }

@@ -98,20 +98,35 @@ async function openDataPlane(config: Config, pools: Pools, log: Logger, clock: C
     await m.start();
     return m;
   };
-  if (config.dataplane.driver === 'memory') return memory();
-  try {
-    // loaded on demand: the addon needs a build and root; the control plane runs without it
-    const nativeModule = '../dataplane/native.js';
-    const mod = (await import(nativeModule)) as {
-      NativeDataPlane: new (o: NativeDataPlaneOptions) => DataPlane;
-    };
-    const dp = new mod.NativeDataPlane(nativeOptions(config, pools));
+  const driver = config.dataplane.driver;
+  if (driver === 'memory') return memory();
+  // loaded on demand: the addon needs a build and root; the control plane runs without it
+  const start = async (module: string, name: string) => {
+    const mod = (await import(module)) as Record<string, new (o: NativeDataPlaneOptions) => DataPlane>;
+    const dp = new mod[name]!(nativeOptions(config, pools));
     await dp.start();
     return dp;
+  };
+  const reason = (err: unknown) => (isBrokerError(err) ? err.message : String(err));
+  let ebpfWhy: string | undefined;
+  if (driver === 'ebpf' || driver === 'auto') {
+    try {
+      const dp = await start('../dataplane/ebpf.js', 'EbpfDataPlane');
+      if (driver === 'auto') log.info('data plane: ebpf (the kernel fast path, the native addon behind it)');
+      return dp;
+    } catch (err) {
+      if (driver === 'ebpf') throw err;
+      ebpfWhy = reason(err);
+    }
+  }
+  try {
+    const dp = await start('../dataplane/native.js', 'NativeDataPlane');
+    if (driver === 'auto') log.info({ ebpf: ebpfWhy }, 'data plane: native (the eBPF fast path is unavailable)');
+    return dp;
   } catch (err) {
-    if (config.dataplane.driver === 'native') throw err;
+    if (driver === 'native') throw err;
     log.warn(
-      { reason: isBrokerError(err) ? err.message : String(err) },
+      { reason: reason(err), ebpf: ebpfWhy },
       'native data plane unavailable: running the control plane only (MemoryDataPlane); tunnels negotiate and keepalives are answered, but nothing reaches or comes from the internet',
     );
     return memory();

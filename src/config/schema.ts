@@ -191,9 +191,10 @@ export const configSchema = z
       .prefault({}),
     dataplane: z
       .object({
-        /** 'native': the C++ addon with a TUN device (needs root). 'memory': control only, no packets
-         *  (tests and demos without root). 'auto': native when possible, else memory with a warning. */
-        driver: z.enum(['native', 'memory', 'auto']).default('auto'),
+        /** 'native': the C++ addon with a TUN device (needs root). 'ebpf': the kernel fast path (TC programs,
+         *  built where clang and libbpf-dev are) in front of the addon. 'memory': control only, no packets
+         *  (tests and demos without root). 'auto': ebpf, else native, else memory, logging which and why. */
+        driver: z.enum(['ebpf', 'native', 'memory', 'auto']).default('auto'),
         tun: z
           .string()
           .min(1)

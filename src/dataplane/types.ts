@@ -83,8 +83,9 @@ export interface ControlDatagram {
 }
 
 export interface DataPlane {
-  /** 'memory' for the stand-in, 'native' for the addon. Shown in logs and /metrics. */
-  readonly kind: 'memory' | 'native';
+  /** 'memory' for the stand-in, 'native' for the addon, 'ebpf' for the TC programs in front of it (ebpf.ts).
+   *  Shown in logs and /metrics. */
+  readonly kind: 'memory' | 'native' | 'ebpf';
   /** Binds the UDP socket (and for native: TUN, raw sockets, host setup). Rejects with DP_UNAVAILABLE saying
    *  what is missing (root, /dev/net/tun, a busy port). */
   start(): Promise<void>;

@@ -52,6 +52,13 @@ test('errors name the key and the problem', () => {
   assert.equal(many.length, 2, 'every problem is listed');
 });
 
+test('dataplane.driver: auto by default; ebpf, native and memory on request; anything else names the choices', () => {
+  assert.equal(defaultConfig().dataplane.driver, 'auto');
+  for (const driver of ['ebpf', 'native', 'memory'] as const)
+    assert.equal(parseConfig({ dataplane: { driver } }).dataplane.driver, driver);
+  assert.match(problems({ dataplane: { driver: 'xdp' } }), /^dataplane\.driver: .*ebpf.*native.*memory.*auto/m);
+});
+
 test('pools.linkMode: per-account-64 by default, shared-64 on request; a pool longer than /64 only shared', () => {
   assert.equal(defaultConfig().pools.linkMode, 'per-account-64');
   assert.equal(parseConfig({ pools: { linkMode: 'shared-64' } }).pools.linkMode, 'shared-64');

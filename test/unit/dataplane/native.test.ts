@@ -15,16 +15,9 @@ import { loadBenchAddon } from '../../helpers/native-bench.js';
 import type { TunnelId } from '../../../src/dataplane/types.js';
 import { Topology } from '../../helpers/netns.js';
 import { ipv6Udp } from '../../helpers/packets.js';
-import {
-  INTERNET_ADDRESS,
-  INTERNET_PORT,
-  Peer,
-  dataPlaneContract,
-  eventually,
-  spec,
-  type Internet,
-} from './contract.js';
+import { Peer, dataPlaneContract, eventually, spec } from './contract.js';
 import { V4V6, v4v6Contract, v4v6Spec } from './contract-v4v6.js';
+import { internetOnLoopback } from './internet.js';
 
 const canRun = process.getuid?.() === 0 && existsSync('/dev/net/tun');
 const POOL = '2001:db8:f00::/48';
@@ -46,22 +39,7 @@ if (!canRun) {
 
   // The internet host lives on this namespace's loopback: what the addon writes to the TUN reaches it through
   // the kernel, and what it sends to a pool address is routed into the TUN.
-  await ns.ip('-6', 'addr', 'add', `${INTERNET_ADDRESS}/128`, 'dev', 'lo', 'nodad');
-  const internet = async (): Promise<Internet> => {
-    const socket = dgram.createSocket('udp6');
-    const received: { from: string; data: Buffer }[] = [];
-    socket.on('message', (data, rinfo) => received.push({ from: rinfo.address, data }));
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(INTERNET_PORT, INTERNET_ADDRESS, () => resolve());
-    });
-    return {
-      received,
-      send: (to, data, port = 9) =>
-        new Promise((resolve, reject) => socket.send(data, port, to, (e) => (e ? reject(e) : resolve()))),
-      close: () => socket.close(),
-    };
-  };
+  const internet = await internetOnLoopback(ns);
 
   dataPlaneContract('native', {
     address: '127.0.0.1',
