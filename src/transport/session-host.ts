@@ -180,7 +180,7 @@ export class HalfOpenTable<C extends HostedSession> {
     const isHalfOpen = !ctx.ended && ctx.session.isHalfOpen;
     if (isHalfOpen === ctx.halfOpenIndex >= 0) return false;
     const source = sourceKey(ctx.peer.address);
-    const prefix = prefix24(source);
+    const prefix = prefix24(ctx.peer.address); // the same key pickVictim reads
     if (isHalfOpen) {
       ctx.halfOpenIndex = this.list.push(ctx) - 1;
       let set = this.bySource.get(source);

@@ -46,3 +46,19 @@ test('the victim is the one whose /24 holds the most, the oldest among equals', 
     crowdOld,
   );
 });
+
+test('an IPv6 flood from one /48 outweighs a lone IPv4 client in the draw, and is counted per /64 per source', () => {
+  const t = new HalfOpenTable<HostedSession>();
+  const lone = entry('198.51.100.9', 1);
+  const flood = [1, 2, 3].map((n) => entry(`2001:db8:1:${n}::${n}`, 1 + n));
+  const spare = entry('192.0.2.3', 10);
+  for (const e of [lone, ...flood, spare]) t.sync(e);
+  // every draw sees both the lone client and a flood session: the flood's network is the busier one
+  for (let start = 0; start < 4; start++) {
+    let i = start;
+    const victim = t.pickVictim(spare, 4, () => i++ % 4);
+    assert.ok(victim && flood.includes(victim), `draw from ${start}: a flood session, not the IPv4 client`);
+  }
+  assert.equal(t.ofSource('2001:db8:1:2:ffff::1')?.size, 1, 'another address of the same /64 is the same source');
+  assert.equal(t.ofSource('2001:db8:1:4::1'), undefined);
+});
