@@ -5,7 +5,7 @@
 
 import { prefix24, sourceKey } from '../address.js';
 import type { TunnelRecord } from '../store/types.js';
-import { endpointAddress } from '../tunnel-model.js';
+import { endpointAddress, type TunnelType } from '../tunnel-model.js';
 
 export class AnonymousHoldings {
   /** Tunnel id -> its source: the caller's string, not a copy; the /24 is worked out again at release, so a
@@ -13,13 +13,16 @@ export class AnonymousHoldings {
   private readonly byId = new Map<number, string>();
   private readonly bySource = new Map<string, number>();
   private readonly byPrefix = new Map<string, number>();
+  /** v4v6 tunnels among byId: they hold the IPv4 pool, the others the link pool (each pool's share is its own). */
+  private readonly v4v6 = new Set<number>();
 
-  /** What a source holds now, for the quota check. */
-  held(source: string): { bySource: number; byPrefix24: number; total: number } {
+  /** What a source holds now, for the quota check; `total`: the anonymous tunnels holding the same pool as a
+   *  tunnel of `type` would (the v4v6 pool for v4v6, the link pool for the others). */
+  held(source: string, type: TunnelType): { bySource: number; byPrefix24: number; total: number } {
     return {
       bySource: this.bySource.get(sourceKey(source)) ?? 0,
       byPrefix24: this.byPrefix.get(prefix24(source)) ?? 0,
-      total: this.byId.size,
+      total: type === 'v4v6' ? this.v4v6.size : this.byId.size - this.v4v6.size,
     };
   }
 
@@ -28,6 +31,7 @@ export class AnonymousHoldings {
     if (t.accountId !== null || this.byId.has(t.id)) return;
     const source = endpointAddress(t);
     this.byId.set(t.id, source);
+    if (t.type === 'v4v6') this.v4v6.add(t.id);
     bump(this.bySource, sourceKey(source), 1);
     bump(this.byPrefix, prefix24(source), 1);
   }
@@ -37,6 +41,7 @@ export class AnonymousHoldings {
     const source = this.byId.get(id);
     if (source === undefined) return;
     this.byId.delete(id);
+    this.v4v6.delete(id);
     bump(this.bySource, sourceKey(source), -1);
     bump(this.byPrefix, prefix24(source), -1);
   }

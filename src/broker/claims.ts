@@ -76,8 +76,9 @@ export async function claimV4(
   return ipv4LinkAddresses(block.prefix);
 }
 
-/** The pool a type's anonymous share is counted in, as [pool length, lease length]. */
-export function anonymousPool(type: TunnelType, pools: Pools): [number, number] {
-  if (type === 'v4v6' && pools.ipv4) return [Number(pools.ipv4.split('/')[1]), IPV4_LEASE_LEN];
-  return [Number(pools.link.split('/')[1]), pools.linkLeaseLen];
+/** The pool a type's anonymous share is counted in. */
+export function anonymousPool(type: TunnelType, pools: Pools): { name: string; length: number; leaseLength: number } {
+  if (type === 'v4v6' && pools.ipv4)
+    return { name: 'v4v6 pool', length: Number(pools.ipv4.split('/')[1]), leaseLength: IPV4_LEASE_LEN };
+  return { name: 'link pool', length: Number(pools.link.split('/')[1]), leaseLength: pools.linkLeaseLen };
 }

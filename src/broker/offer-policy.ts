@@ -140,22 +140,22 @@ export function idleLimitMs(
   return s * 1000;
 }
 
-/** Why an anonymous tunnel is refused (answered 301), or null. Anonymous tunnels are bounded per source IPv4
- *  and per /24, and may use only the part of the link pool not kept for accounts (pools.accountReserve). */
+/** Why an anonymous tunnel is refused (answered 301), or null. Anonymous tunnels are bounded per source (an IPv4
+ *  address, an IPv6 /64) and per network (/24, /48), and may use only the part of their pool (the link pool, or
+ *  pools.ipv4 for v4v6) not kept for accounts (pools.accountReserve). */
 export function anonymousRefusal(
   held: { bySource: number; byPrefix24: number; total: number },
   limits: Pick<Config['limits'], 'anonymousPerSource' | 'anonymousPerPrefix24'>,
-  linkPoolLength: number,
-  linkLeaseLength: number,
+  pool: { name: string; length: number; leaseLength: number },
   accountReserve: number,
 ): string | null {
   if (held.bySource >= limits.anonymousPerSource)
     return `this address holds ${limits.anonymousPerSource} anonymous tunnels (limits.anonymousPerSource)`;
   if (held.byPrefix24 >= limits.anonymousPerPrefix24)
-    return `this /24 holds ${limits.anonymousPerPrefix24} anonymous tunnels (limits.anonymousPerPrefix24)`;
-  const capacity = 2 ** Math.min(linkLeaseLength - linkPoolLength, 52);
+    return `this network holds ${limits.anonymousPerPrefix24} anonymous tunnels (limits.anonymousPerPrefix24)`;
+  const capacity = 2 ** Math.min(pool.leaseLength - pool.length, 52);
   const share = Math.floor(capacity * (1 - accountReserve));
   if (held.total >= share)
-    return `anonymous tunnels hold their share of the link pool (${share} of ${capacity}, pools.accountReserve)`;
+    return `anonymous tunnels hold their share of the ${pool.name} (${share} of ${capacity}, pools.accountReserve)`;
   return null;
 }

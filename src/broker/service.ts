@@ -190,9 +190,9 @@ export class BrokerService implements SessionService {
   private checkAnonymousQuota(source: string, type: TunnelType): void {
     const cfg = this.deps.config;
     const why = anonymousRefusal(
-      this.deps.anonymous.held(source),
+      this.deps.anonymous.held(source, type),
       cfg.limits,
-      ...anonymousPool(type, this.deps.pools),
+      anonymousPool(type, this.deps.pools),
       cfg.pools.accountReserve,
     );
     if (why === null) return;

@@ -176,15 +176,16 @@ test('idle limit: idleIntervals keepalives, at least idleMinS; anonymous capped 
 test('anonymous quota: per source, per /24, and the share of the link pool kept from accounts', () => {
   const limits = { anonymousPerSource: 2, anonymousPerPrefix24: 3 };
   const held = (bySource: number, byPrefix24: number, total: number) => ({ bySource, byPrefix24, total });
-  assert.equal(anonymousRefusal(held(1, 2, 10), limits, 48, 64, 0.25), null);
-  assert.match(anonymousRefusal(held(2, 2, 10), limits, 48, 64, 0.25) ?? '', /anonymousPerSource/);
-  assert.match(anonymousRefusal(held(0, 3, 10), limits, 48, 64, 0.25) ?? '', /anonymousPerPrefix24/);
+  const pool = (length: number, leaseLength: number) => ({ name: 'link pool', length, leaseLength });
+  assert.equal(anonymousRefusal(held(1, 2, 10), limits, pool(48, 64), 0.25), null);
+  assert.match(anonymousRefusal(held(2, 2, 10), limits, pool(48, 64), 0.25) ?? '', /anonymousPerSource/);
+  assert.match(anonymousRefusal(held(0, 3, 10), limits, pool(48, 64), 0.25) ?? '', /anonymousPerPrefix24/);
   // a /60 link pool holds 16 /64s; 25 % kept for accounts leaves 12 for anonymous tunnels
-  assert.equal(anonymousRefusal(held(0, 0, 11), limits, 60, 64, 0.25), null);
-  assert.match(anonymousRefusal(held(0, 0, 12), limits, 60, 64, 0.25) ?? '', /12 of 16/);
+  assert.equal(anonymousRefusal(held(0, 0, 11), limits, pool(60, 64), 0.25), null);
+  assert.match(anonymousRefusal(held(0, 0, 12), limits, pool(60, 64), 0.25) ?? '', /12 of 16/);
   // shared-64: a /120 link pool holds 64 /126s, 48 of them for anonymous tunnels
-  assert.equal(anonymousRefusal(held(0, 0, 47), limits, 120, 126, 0.25), null);
-  assert.match(anonymousRefusal(held(0, 0, 48), limits, 120, 126, 0.25) ?? '', /48 of 64/);
+  assert.equal(anonymousRefusal(held(0, 0, 47), limits, pool(120, 126), 0.25), null);
+  assert.match(anonymousRefusal(held(0, 0, 48), limits, pool(120, 126), 0.25) ?? '', /48 of 64/);
 });
 
 test('the offer names the tunnel row, the resolver configured or the server address, and the prefix when delegated', () => {

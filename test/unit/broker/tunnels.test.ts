@@ -107,13 +107,13 @@ test('a restore adds the stored counters to the new entry, ends stale offers, an
   // a new process: a fresh registry (with holdings of its own) over the same store and data plane entry table
   const anonymous = new AnonymousHoldings();
   const again = registry(anonymous);
-  assert.equal(anonymous.held(live.clientIpv4).bySource, 0);
+  assert.equal(anonymous.held(live.clientIpv4, live.type).bySource, 0);
   dp.removeTunnel(live.id as never);
   assert.equal(await again.restore(), 1);
   assert.equal((await store.getTunnel(stale.id))?.endReason, 'not_accepted');
   fromClient(live, 1);
   assert.equal(again.list()[0]?.rxPackets, 3, 'stored 2 + counted 1');
-  assert.equal(anonymous.held(live.clientIpv4).bySource, 1);
+  assert.equal(anonymous.held(live.clientIpv4, live.type).bySource, 1);
 });
 
 test('a restore reads the live tunnels a page at a time and restores every one, whatever the page size', async (t) => {
