@@ -2,6 +2,7 @@
  *  and the configuration alone. Pure: no store, no clock, no I/O; every rule is table-tested
  *  (test/unit/broker/offer-policy.test.ts). The service (broker/service.ts) applies it and allocates. */
 
+import ipaddr from 'ipaddr.js';
 import type { Config } from '../config/schema.js';
 import { BrokerError } from '../errors.js';
 import type { TunnelType } from '../dataplane/types.js';
@@ -58,6 +59,30 @@ export function chooseType(
     default:
       throw refuse(`${req.type ?? 'no'} tunnels are not offered`);
   }
+}
+
+/** Why a tunnel may not have `observed` (the session's source) as its endpoint, or null. Refused: an IPv6
+ *  source that is not a routable unicast address (link-local, with a zone, multicast, IPv4-mapped), and any source
+ *  inside the broker's own pools. The latter would be a client negotiating through one of this broker's tunnels:
+ *  a tunnel carried inside another tunnel of the same broker can be chained into a loop that no hop limit ends
+ *  (RFC 6324), now that v4v6 puts IPv4 inside tunnels and the broker listens on IPv6. */
+export function sessionSourceRefusal(
+  observed: string,
+  pools: { ipv6: readonly string[]; ipv4: string | null },
+): string | null {
+  if (observed.includes(':')) {
+    if (observed.includes('%') || !ipaddr.IPv6.isValid(observed)) return `${observed} is not a routable IPv6 address`;
+    const a = ipaddr.IPv6.parse(observed);
+    if (['linkLocal', 'multicast', 'ipv4Mapped', 'unspecified'].includes(a.range()))
+      return `${observed} is not a routable IPv6 address (${a.range()})`;
+    const pool = pools.ipv6.find((p) => a.match(ipaddr.IPv6.parseCIDR(p)));
+    return pool ? `${observed} is inside the broker's own pool ${pool}: a tunnel through its own tunnel` : null;
+  }
+  if (pools.ipv4 && ipaddr.IPv4.isValidFourPartDecimal(observed)) {
+    if (ipaddr.IPv4.parse(observed).match(ipaddr.IPv4.parseCIDR(pools.ipv4)))
+      return `${observed} is inside the broker's own pool ${pools.ipv4}: a tunnel through its own tunnel`;
+  }
+  return null;
 }
 
 /** The keepalive interval offered: the client's wish (or the default), clamped to the configured bounds. */

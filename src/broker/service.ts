@@ -26,6 +26,7 @@ import {
   anonymousRefusal,
   chooseType,
   delegatedLength,
+  sessionSourceRefusal,
   keepaliveFor,
   offerFor,
   serverIpv4From,
@@ -109,6 +110,11 @@ export class BrokerService implements SessionService {
       allowedTypes(cfg.tunnels.types, who.limits),
       cfg.tunnels.v6v4BehindNat,
     );
+    const loop = sessionSourceRefusal(peer.peer.address, {
+      ipv6: [this.deps.pools.link, this.deps.pools.delegation],
+      ipv4: cfg.pools.ipv4,
+    });
+    if (loop) throw new BrokerError('TSP_UNSUPPORTED_TUNNEL', loop);
     this.refuseIfStaticHolds(who, type, peer.peer.address);
     const anonymous = who.accountId === null;
     const prefixLen = delegatedLength(req, anonymous, cfg.pools.prefixLen, who.limits);

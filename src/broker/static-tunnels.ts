@@ -18,6 +18,7 @@
 
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
+import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config/schema.js';
@@ -153,7 +154,11 @@ export class StaticTunnels {
     const own = new Set([c.serverIpv4, c.listen.address, c.admin.address, c.selfService.address]);
     for (const list of Object.values(os.networkInterfaces()))
       for (const i of list ?? []) if (i.family === 'IPv4') own.add(i.address);
-    return own.has(address) ? `${address} is the broker's own address` : null;
+    if (own.has(address)) return `${address} is the broker's own address`;
+    // inside the v4v6 pool: protocol 41 into one of the broker's own tunnels (sessionSourceRefusal)
+    return c.pools.ipv4 && ipaddr.IPv4.parse(address).match(ipaddr.IPv4.parseCIDR(c.pools.ipv4))
+      ? `${address} is inside the broker's v4v6 pool ${c.pools.ipv4}`
+      : null;
   }
 
   /** Refuses an endpoint that is no public unicast IPv4 or is the broker's own (API_BAD_REQUEST) or that another account's tunnel

@@ -11,6 +11,7 @@ import {
   keepaliveFor,
   offerFor,
   serverIpv4From,
+  sessionSourceRefusal,
 } from '../../../src/broker/offer-policy.js';
 import { isBrokerError } from '../../../src/errors.js';
 import type { TunnelRequest } from '../../../src/protocol/xml.js';
@@ -207,4 +208,21 @@ test('the offer names the tunnel row, the resolver configured or the server addr
   const r = offerFor({ ...t, prefix: '2001:0db8:f000:0000:0000:0000:0000:0000', prefixLen: 56 }, '2001:db8::53');
   assert.deepEqual(r.prefix, { address: '2001:0db8:f000:0000:0000:0000:0000:0000', length: 56 });
   assert.equal(r.dnsServer, '2001:db8::53');
+});
+
+test("a session's source may not be inside the broker's own pools, nor an unroutable IPv6 address", () => {
+  const pools = { ipv6: ['2001:db8:f00::/48', '2001:db8:f000::/40'], ipv4: '198.51.100.0/24' };
+  const refused: [string, RegExp][] = [
+    ['2001:db8:f00:1::2', /inside the broker's own pool 2001:db8:f00::\/48/], // through a v6 tunnel's link
+    ['2001:db8:f000:4400::1', /inside the broker's own pool 2001:db8:f000::\/40/], // through a delegated prefix
+    ['198.51.100.2', /inside the broker's own pool 198\.51\.100\.0\/24/], // through a v4v6 tunnel
+    ['fe80::1%eth0', /not a routable IPv6 address/],
+    ['fe80::1', /linkLocal/],
+    ['ff02::1', /multicast/],
+    ['::ffff:192.0.2.1', /ipv4Mapped/],
+  ];
+  for (const [source, why] of refused) assert.match(sessionSourceRefusal(source, pools) ?? '', why, source);
+  for (const source of ['2001:db8:c6::2', '192.0.2.10', '::1', '127.0.0.1'])
+    assert.equal(sessionSourceRefusal(source, pools), null, source);
+  assert.equal(sessionSourceRefusal('198.51.100.2', { ...pools, ipv4: null }), null, 'no v4v6 pool, no IPv4 check');
 });
