@@ -129,7 +129,7 @@ export function serverIpv6From(
   localAddress: string | undefined,
 ): string | undefined {
   if (cfg.serverIpv6) return cfg.serverIpv6;
-  if (cfg.listen.address6 && cfg.listen.address6 !== '::') return cfg.listen.address6;
+  if (cfg.listen.address6) return cfg.listen.address6;
   if (localAddress?.includes(':') && localAddress !== '::') return localAddress;
   return undefined;
 }

@@ -69,27 +69,22 @@ export interface StartOptions {
 export function nativeOptions(config: Config, pools: Pools): NativeDataPlaneOptions {
   const dp = config.dataplane;
   const serverIpv4 = config.serverIpv4 ?? (config.listen.address !== '0.0.0.0' ? config.listen.address : undefined);
+  const v4v6 = config.tunnels.types.includes('v4v6');
   return {
     tunName: dp.tun,
     mtu: dp.mtu,
     listenAddress: config.listen.address,
     port: config.listen.port,
     // v4v6: the IPv4 pool is routed to the TUN too, and the addon opens its IPv4-in-IPv6 socket
-    routes: config.pools.ipv4 ? [pools.link, pools.delegation, config.pools.ipv4] : [pools.link, pools.delegation],
+    routes:
+      v4v6 && config.pools.ipv4 ? [pools.link, pools.delegation, config.pools.ipv4] : [pools.link, pools.delegation],
     ...(serverIpv4 !== undefined ? { serverIpv4 } : {}),
-    ...(config.tunnels.types.includes('v4v6') ? { v4v6: v4v6Source(config) } : {}),
+    ...(v4v6 ? { v4v6: { serverIpv6: config.serverIpv6 ?? config.listen.address6! } } : {}),
     ...(dp.cpu !== null ? { cpu: dp.cpu } : {}),
     spinMicros: dp.busyPollUs,
     tunWrites: dp.tunWrites,
     controlQueueCap: dp.controlQueueCap,
   };
-}
-
-/** The v4v6 socket's source address (offers name the same: offer-policy.ts serverIpv6From), or the kernel's
- *  choice per route when neither serverIpv6 nor a specific listen.address6 says. */
-function v4v6Source(config: Config): { serverIpv6?: string } {
-  const address = config.serverIpv6 ?? (config.listen.address6 !== '::' ? config.listen.address6 : null);
-  return address ? { serverIpv6: address } : {};
 }
 
 async function openDataPlane(config: Config, pools: Pools, log: Logger, clock: Clock): Promise<DataPlane> {
@@ -233,10 +228,10 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
 }
 
 /** The TSP listeners: UDP on the data plane's socket, TCP on the same port. */
-/** The IPv6 address the TSP listeners bind as well: listen.address6, else '::' when v4v6 is offered (its clients
- *  have only IPv6), else none. */
+/** The IPv6 address the TSP listeners bind as well (listen.address6; config validation asks for one when v4v6
+ *  is offered), or null for none. */
 export function ipv6ListenAddress(config: Config): string | null {
-  return config.listen.address6 ?? (config.tunnels.types.includes('v4v6') ? '::' : null);
+  return config.listen.address6;
 }
 
 async function startTransports(

@@ -23,6 +23,22 @@ const ipv4Prefix = (minLen: number, maxLen: number) =>
     const m = /^(.+)\/(\d{1,2})$/.exec(s);
     return m !== null && ipaddr.IPv4.isValidFourPartDecimal(m[1]!) && Number(m[2]) >= minLen && Number(m[2]) <= maxLen;
   }, `must be an IPv4 prefix in CIDR form with a length from ${minLen} to ${maxLen}`);
+/** Why an IPv4 prefix cannot be routed as a pool of unicast addresses, or null. */
+function ipv4PoolProblem(cidr: string): string | null {
+  if (!ipaddr.IPv4.isValidCIDR(cidr)) return null; // the key's own check has said what is wrong
+  const [addr, len] = ipaddr.IPv4.parseCIDR(cidr);
+  const network = ipaddr.IPv4.networkAddressFromCIDR(cidr).toString();
+  if (network !== addr.toString()) return `has host bits set: the network is ${network}/${len}`;
+  const range = addr.range();
+  if (['unspecified', 'loopback', 'linkLocal', 'multicast', 'broadcast'].includes(range) || addr.octets[0]! >= 240)
+    return `is not unicast space (${range})`;
+  return null;
+}
+/** A specific unicast IPv6 address: an address a socket binds and offers name (not ::, multicast or link-local). */
+const ipv6Unicast = z.string().refine((s) => {
+  if (!ipaddr.IPv6.isValid(s) || s.includes('%')) return false;
+  return !['unspecified', 'multicast', 'linkLocal', 'ipv4Mapped'].includes(ipaddr.IPv6.parse(s).range());
+}, 'must be a specific unicast IPv6 address (not ::, multicast, link-local or IPv4-mapped)');
 const ipv6 = z.string().refine((s) => ipaddr.IPv6.isValid(s) && !s.includes('%'), 'must be an IPv6 address');
 const port = z.number().int().min(0).max(65535);
 const HOST_NAME =
@@ -48,9 +64,10 @@ export const configSchema = z
       .object({
         /** IPv4 address for the TSP listeners (UDP and TCP). */
         address: ipv4.default('0.0.0.0'),
-        /** IPv6 address for TSP listeners too (UDP and TCP, same port), for v4v6 clients, which have only IPv6.
-         *  null: no IPv6 listener, unless tunnels.types offers v4v6, which listens on '::'. */
-        address6: ipv6.nullable().default(null),
+        /** IPv6 address for TSP listeners too (UDP and TCP, same port), for v4v6 clients, which have only IPv6;
+         *  needed when tunnels.types offers v4v6. A specific address, not '::': replies, offers and the v4v6
+         *  packets all come from it, whatever other IPv6 addresses the host has. null: no IPv6 listener. */
+        address6: ipv6Unicast.nullable().default(null),
         port: port.default(3653),
         udp: z.boolean().default(true),
         tcp: z.boolean().default(true),
@@ -63,7 +80,7 @@ export const configSchema = z
     /** The server's IPv6 written into v4v6 offers (their outer endpoint), and the source of their packets.
      *  Default: listen.address6 when it is a specific address, else the local address the kernel routes toward
      *  each client. */
-    serverIpv6: ipv6.nullable().default(null),
+    serverIpv6: ipv6Unicast.nullable().default(null),
     auth: z
       .object({
         mode: z.enum(AUTH_MODES).default('hybrid'),
@@ -137,7 +154,8 @@ export const configSchema = z
           .strict()
           .prefault({}),
         /** IPv4 addresses for v4v6 tunnels (docs/v4v6.md): a /30 per tunnel owner, the server's inner address
-         *  its .1 and the client's its .2. NAT44 toward the IPv4 internet is the operator's (docs/v4v6.md). */
+         *  its .1 and the client's its .2; routed to the TUN only while v4v6 is offered. NAT44 toward the IPv4
+         *  internet is the operator's (docs/v4v6.md). */
         ipv4: ipv4Prefix(8, 30).nullable().default(null),
         /** Resolver written into offers (`<client><dns_server>`). null: the server's tunnel address. */
         dnsServer: ipv6.nullable().default(null),
@@ -300,6 +318,13 @@ export const configSchema = z
     }
     if (c.tunnels.types.includes('v4v6') && !c.pools.ipv4)
       issue(['pools', 'ipv4'], "is needed when tunnels.types offers 'v4v6' (the IPv4 addresses inside v4v6 tunnels)");
+    if (c.tunnels.types.includes('v4v6') && !c.listen.address6)
+      issue(
+        ['listen', 'address6'],
+        "is needed when tunnels.types offers 'v4v6' (its clients reach the broker over IPv6)",
+      );
+    const poolProblem = c.pools.ipv4 ? ipv4PoolProblem(c.pools.ipv4) : null;
+    if (poolProblem) issue(['pools', 'ipv4'], poolProblem);
     if (c.auth.mode !== 'anonymous' && !c.auth.plain && !c.auth.digestMd5)
       issue(['auth'], `mode '${c.auth.mode}' needs auth.plain or auth.digestMd5 enabled`);
     const ss = c.selfService;

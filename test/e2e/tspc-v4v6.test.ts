@@ -4,6 +4,7 @@
  *
  *    A  2001:db8:c6:1::2 ── broker 2001:db8:c6:1::1   anonymous, TSP over UDP
  *    B  2001:db8:c6:2::2 ── broker 2001:db8:c6:2::1   alice, DIGEST-MD5, TSP over TCP
+ *       both reach the broker's TSP address 2001:db8:c6::1 (listen.address6, on its loopback) by their default route
  *                            broker 198.51.100.161/28 ── inet 198.51.100.162 (IPv4 default route via the broker)
  *
  *  Each client gets a /30 of pools.ipv4 (198.51.100.192/26) inside IPv6, pings the internet host's IPv4 and the
@@ -26,6 +27,7 @@ const TSPC = path.join(ROOT, 'bin/tspc.js');
 const PASSWORD = 'correct horse battery';
 const POOL = '198.51.100.192/26';
 const INET4 = '198.51.100.162';
+const BROKER6 = '2001:db8:c6::1';
 const UP_TIMEOUT_MS = 25_000;
 
 interface Up {
@@ -79,6 +81,7 @@ describe('v4v6 end to end', { skip: canRun ? false : 'needs root and /dev/net/tu
 
   before(async () => {
     lab = await BrokerLab.create({
+      listen: { address6: BROKER6 },
       tunnels: { types: ['v6v4', 'v6udpv4', 'v4v6'] },
       pools: { ipv4: POOL },
     });
@@ -87,6 +90,9 @@ describe('v4v6 end to end', { skip: canRun ? false : 'needs root and /dev/net/tu
     b = await lab.topo.namespace('v46-b');
     await lab.topo.link(a, ['2001:db8:c6:1::2/64'], lab.broker, ['2001:db8:c6:1::1/64']);
     await lab.topo.link(b, ['2001:db8:c6:2::2/64'], lab.broker, ['2001:db8:c6:2::1/64']);
+    await lab.broker.ip('-6', 'addr', 'add', `${BROKER6}/128`, 'dev', 'lo', 'nodad');
+    await a.ip('-6', 'route', 'add', 'default', 'via', '2001:db8:c6:1::1');
+    await b.ip('-6', 'route', 'add', 'default', 'via', '2001:db8:c6:2::1');
     // the internet host's IPv4, reached through the broker (no NAT44 needed: it routes back to the broker)
     await lab.broker.ip('addr', 'add', '198.51.100.161/28', 'dev', 'to-inet');
     await lab.inet.ip('addr', 'add', `${INET4}/28`, 'dev', 'to-broker');
@@ -99,11 +105,11 @@ describe('v4v6 end to end', { skip: canRun ? false : 'needs root and /dev/net/tu
         '}\n',
     );
     await lab.startBroker();
-    upA = await tspcUp(lab, a, '2001:db8:c6:1::1', ['-a', 'anonymous']);
+    upA = await tspcUp(lab, a, BROKER6, ['-a', 'anonymous']);
     upB = await tspcUp(
       lab,
       b,
-      '2001:db8:c6:2::1',
+      BROKER6,
       ['-t', 'tcp', '-a', 'digest-md5', '-u', 'alice', '--password-stdin'],
       PASSWORD,
     );
@@ -171,7 +177,7 @@ describe('v4v6 end to end', { skip: canRun ? false : 'needs root and /dev/net/tu
     const again = await tspcUp(
       lab,
       b,
-      '2001:db8:c6:2::1',
+      BROKER6,
       ['-a', 'digest-md5', '-u', 'alice', '--password-stdin'],
       PASSWORD,
     );

@@ -99,8 +99,18 @@ test('v4v6: offered only when listed, and then pools.ipv4 is required; IPv6 keys
       /^pools\.ipv4: must be an IPv4 prefix in CIDR form with a length from 8 to 30$/m,
       ipv4,
     );
-  assert.match(problems({ listen: { address6: '192.0.2.1' } }), /^listen\.address6: must be an IPv6 address$/m);
-  assert.match(problems({ serverIpv6: 'fe80::1%eth0' }), /^serverIpv6: must be an IPv6 address$/m);
+  assert.match(problems({ tunnels: { types: ['v4v6'] } }), /^listen\.address6: is needed when tunnels\.types offers/m);
+  for (const bad of ['192.0.2.1', '::', 'ff02::1', 'fe80::1', 'fe80::1%eth0', '::ffff:192.0.2.1']) {
+    assert.match(problems({ listen: { address6: bad } }), /^listen\.address6: must be a specific unicast IPv6/m, bad);
+    assert.match(problems({ serverIpv6: bad }), /^serverIpv6: must be a specific unicast IPv6/m, bad);
+  }
+  assert.match(
+    problems({ pools: { ipv4: '100.64.0.5/16' } }),
+    /^pools\.ipv4: has host bits set: the network is 100\.64\.0\.0\/16$/m,
+  );
+  for (const ipv4 of ['127.0.0.0/8', '224.0.0.0/4', '0.0.0.0/8', '169.254.0.0/16', '240.0.0.0/8'])
+    assert.match(problems({ pools: { ipv4 } }), /^pools\.ipv4: is not unicast space/m, ipv4);
+  assert.equal(problems({ pools: { ipv4: '100.64.0.0/10' } }), '', 'shared address space behind NAT44');
 });
 
 test('loadConfig: a file, flags over it, and file errors that name the file', () => {
