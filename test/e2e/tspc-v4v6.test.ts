@@ -106,13 +106,7 @@ describe('v4v6 end to end', { skip: canRun ? false : 'needs root and /dev/net/tu
     );
     await lab.startBroker();
     upA = await tspcUp(lab, a, BROKER6, ['-a', 'anonymous']);
-    upB = await tspcUp(
-      lab,
-      b,
-      BROKER6,
-      ['-t', 'tcp', '-a', 'digest-md5', '-u', 'alice', '--password-stdin'],
-      PASSWORD,
-    );
+    upB = await tspcUp(lab, b, BROKER6, ['-t', 'tcp', '-a', 'digest-md5', '-u', 'alice', '--password-stdin'], PASSWORD);
   });
 
   after(async () => {
@@ -174,13 +168,7 @@ describe('v4v6 end to end', { skip: canRun ? false : 'needs root and /dev/net/tu
   it('an account that comes back gets the same /30', async () => {
     // tspc stops without telling the broker (as gogoc does): the next session replaces the tunnel
     await upB.proc.kill();
-    const again = await tspcUp(
-      lab,
-      b,
-      BROKER6,
-      ['-a', 'digest-md5', '-u', 'alice', '--password-stdin'],
-      PASSWORD,
-    );
+    const again = await tspcUp(lab, b, BROKER6, ['-a', 'digest-md5', '-u', 'alice', '--password-stdin'], PASSWORD);
     assert.equal(again.address, upB.address);
     assert.equal(await ping4(b, INET4), true);
     upB = again;
