@@ -36,3 +36,8 @@ export function endpointLabel(t: {
 export function endpointAddress(t: { type: TunnelType; clientIpv4: string; clientIpv6: string }): string {
   return t.type === 'v4v6' ? t.clientIpv6 : t.clientIpv4;
 }
+
+/** The client's address inside the tunnel: its IPv6 for v6v4 and v6udpv4, its IPv4 for v4v6. */
+export function innerAddress(t: { type: TunnelType; clientIpv4: string; clientIpv6: string }): string {
+  return t.type === 'v4v6' ? t.clientIpv4 : t.clientIpv6;
+}

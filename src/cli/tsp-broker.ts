@@ -13,7 +13,7 @@ import { BrokerError, isBrokerError } from '../errors.js';
 import { openCliStore } from './database.js';
 import { AccountService } from '../broker/accounts.js';
 import { killTunnelInStore } from '../broker/tunnel-admin.js';
-import { endpointLabel } from '../tunnel-model.js';
+import { endpointLabel, innerAddress } from '../tunnel-model.js';
 import { startBroker } from './start-broker.js';
 import { TokenService } from '../admin/tokens.js';
 import { readPassword } from './password.js';
@@ -238,7 +238,9 @@ withConfigFlags(tunnel.command('list'))
     try {
       const page = await store.listTunnels({ ...(o.all ? {} : { state: 'live' as const }), limit: o.limit as number });
       if (o.json) return console.log(JSON.stringify(page.items, null, 2));
-      console.log(['ID', 'ACCOUNT', 'TYPE', 'ENDPOINT', 'CLIENT IPV6', 'PREFIX', 'STATE', 'SINCE', 'END'].join('\t'));
+      console.log(
+        ['ID', 'ACCOUNT', 'TYPE', 'ENDPOINT', 'CLIENT ADDRESS', 'PREFIX', 'STATE', 'SINCE', 'END'].join('\t'),
+      );
       for (const t of page.items)
         console.log(
           [
@@ -246,7 +248,7 @@ withConfigFlags(tunnel.command('list'))
             t.username ?? '(anonymous)',
             t.type,
             endpointLabel(t),
-            t.clientIpv6,
+            innerAddress(t),
             t.prefix ? `${t.prefix}/${t.prefixLen}` : '-',
             t.state,
             new Date(t.establishedAt ?? t.createdAt).toISOString(),

@@ -7,6 +7,7 @@ import { RANGES, RANGE_KEYS, type RangeKey, type RangeRates } from '../history.j
 import { chartLegend, formatBytes, formatRate, trafficChart } from '../chart.js';
 import { layout, type Viewer } from './layout.js';
 import { poolTable, type PoolRow } from './pools.js';
+import { innerAddress } from '../../tunnel-model.js';
 
 export interface TopTalker {
   tunnel: TunnelRecord;
@@ -61,7 +62,7 @@ function talkersTable(talkers: TopTalker[]): SafeHtml {
           html`<tr data-tunnel-id="${t.tunnel.id}">
             <td><a href="/tunnels/${t.tunnel.id}">${t.tunnel.id}</a></td>
             <td>${t.tunnel.username ?? html`<span class="muted">anonymous</span>`}</td>
-            <td class="mono">${t.tunnel.clientIpv6}</td>
+            <td class="mono">${innerAddress(t.tunnel)}</td>
             <td class="num">${formatBytes(t.rxBytes)}</td>
             <td class="num">${formatBytes(t.txBytes)}</td>
             <td class="num">${formatRate(((t.rxBytes + t.txBytes) * 1000) / Math.max(1, t.spanMs))}</td>

@@ -123,8 +123,15 @@ function liveTunnelTable(t: TunnelRecord, now: number): SafeHtml {
   const rows: [label: string, value: string, mono: boolean][] = [
     ['Type', `${t.type} over ${t.transport}`, false],
     ['Endpoint', endpoint(t), true],
-    ['My IPv6 address', t.clientIpv6, true],
-    ['Broker IPv6 address', t.serverIpv6, true],
+    ...((t.type === 'v4v6'
+      ? [
+          ['My IPv4 address', t.clientIpv4, true],
+          ['Broker IPv4 address', t.serverIpv4, true],
+        ]
+      : [
+          ['My IPv6 address', t.clientIpv6, true],
+          ['Broker IPv6 address', t.serverIpv6, true],
+        ]) as [string, string, boolean][]),
     ['Delegated prefix', t.prefix ? `${t.prefix}/${t.prefixLen}` : '—', true],
     ['Up for', formatAge(now - (t.establishedAt ?? t.createdAt)), false],
     ['Traffic', `received ${formatBytes(t.rxBytes)}, sent ${formatBytes(t.txBytes)}`, false],

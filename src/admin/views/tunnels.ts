@@ -4,7 +4,7 @@
 
 import { html, trusted, type SafeHtml } from '../html.js';
 import type { Page, TunnelRecord, TunnelSort } from '../../store/types.js';
-import { endpointAddress, type TunnelType } from '../../tunnel-model.js';
+import { TUNNEL_TYPES, endpointAddress, innerAddress, type TunnelType } from '../../tunnel-model.js';
 import type { RatePoint } from '../history.js';
 import { chartLegend, formatBytes, trafficChart } from '../chart.js';
 import { MAX_BLOCK_MINUTES } from '../../broker/blocks.js';
@@ -65,9 +65,7 @@ function tunnelRows(v: Viewer, items: TunnelRecord[], now: number, killable: boo
         <td>${t.username ?? html`<span class="muted">anonymous</span>`}</td>
         <td><span class="badge">${t.type}</span> <span class="muted">${t.transport}</span></td>
         <td class="mono">${endpoint(t)}</td>
-        <td class="mono">
-          ${t.type === 'v4v6' ? t.clientIpv4 : t.clientIpv6}${t.prefix ? html`<br />${t.prefix}/${t.prefixLen}` : ''}
-        </td>
+        <td class="mono">${innerAddress(t)}${t.prefix ? html`<br />${t.prefix}/${t.prefixLen}` : ''}</td>
         <td>${formatAge(now - (t.establishedAt ?? t.createdAt))}</td>
         <td>${t.lastSeenAt ? `${formatAge(now - t.lastSeenAt)} ago` : '—'}</td>
         <td class="num">${t.rxPackets} / ${formatBytes(t.rxBytes)}</td>
@@ -247,7 +245,7 @@ export function tunnelsPage(
           <label class="field"
             >Type
             <select name="type">
-              ${option('', 'any', q.type)}${option('v6v4', 'v6v4', q.type)}${option('v6udpv4', 'v6udpv4', q.type)}
+              ${option('', 'any', q.type)}${TUNNEL_TYPES.map((t) => option(t, t, q.type))}
             </select></label
           >
           <label class="field">Account (exact) <input type="text" name="account" value="${q.account}" /></label>
