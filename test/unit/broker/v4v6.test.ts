@@ -4,6 +4,9 @@
  *  running out, the refusals by family, and the limits counted per IPv6 /64. Loopback and documentation ranges
  *  only; no root needed. */
 import { test, after, before } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import assert from 'node:assert/strict';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
 import ipaddr from 'ipaddr.js';
@@ -18,19 +21,22 @@ import type { V4v6TunnelSpec } from '../../../src/dataplane/types.js';
 
 const POOL = '198.51.100.0/29'; // two /30s: one per tunnel owner
 
+const CONFIG = {
+  listen: { address6: '::1' },
+  tunnels: { types: ['v6v4', 'v6udpv4', 'v4v6'] as const },
+  pools: { ipv4: POOL, accountReserve: 0 },
+};
+const dir = mkdtempSync(path.join(os.tmpdir(), 'tsp-v4v6-'));
 let broker: TestBroker;
 before(async () => {
-  broker = await startTestBroker({
-    listen: { address6: '::1' },
-    tunnels: { types: ['v6v4', 'v6udpv4', 'v4v6'] },
-    pools: { ipv4: POOL, accountReserve: 0 },
-  });
+  broker = await startTestBroker(structuredClone(CONFIG) as never, { dir });
   await broker.addUser('alice', 'correct horse');
   await broker.addUser('bob', 'battery staple');
   await broker.addUser('carol', 'another password');
 });
 after(async () => {
   await broker?.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 function run(raw: RawConfig) {
@@ -125,3 +131,25 @@ test('router mode is refused for v4v6 with 518', async () => {
 function canonical(address: string): string {
   return ipaddr.IPv6.parse(address).toString();
 }
+
+test('after a restart, live v4v6 tunnels come back into the data plane as v4v6, with their addresses', async () => {
+  // one live v4v6 tunnel per client IPv6 (the data plane tells them apart by it): bob's replaces alice's
+  await run({ auth_method: 'plain', userid: 'bob', passwd: 'battery staple' });
+  await eventually(() => broker.broker.liveTunnels().some((t) => t.username === 'bob'));
+  const before = broker.broker.liveTunnels().filter((t) => t.type === 'v4v6');
+  assert.ok(before.length >= 1);
+  await broker.close();
+  broker = await startTestBroker(structuredClone(CONFIG) as never, { dir });
+  const after = broker.broker.liveTunnels();
+  assert.deepEqual(
+    after.map((t) => [t.id, t.type, t.clientIpv6, t.clientIpv4]).sort(),
+    before.map((t) => [t.id, t.type, t.clientIpv6, t.clientIpv4]).sort(),
+  );
+  for (const t of after) {
+    const spec = (broker.dataplane as MemoryDataPlane).tunnel(t.id as never) as V4v6TunnelSpec;
+    assert.deepEqual(
+      { type: spec.type, client: spec.client, clientIpv4: spec.clientIpv4, serverIpv4: spec.serverIpv4 },
+      { type: 'v4v6', client: { address: '::1', port: 0 }, clientIpv4: t.clientIpv4, serverIpv4: t.serverIpv4 },
+    );
+  }
+});
