@@ -111,17 +111,25 @@ export class Broker implements LiveTunnelControl {
     this.sweeper = new Sweeper({ tunnels: this.tunnels, clock, config, also: () => this.follower.follow() });
   }
 
-  /** What CAPABILITY lists: it depends on the configuration alone (a VERSION is answered without a session). */
+  /** What CAPABILITY lists over IPv4: it depends on the configuration alone (a VERSION is answered without a
+   *  session). */
   get capabilities(): Pick<ServerSessionOptions, 'tunnelTypes' | 'mechanisms'> {
-    return { tunnelTypes: this.deps.config.tunnels.types, mechanisms: enabledMechanisms(this.deps.config) };
+    return this.capabilitiesFor(4);
   }
 
-  /** Builds a server session with this configuration's capabilities. */
-  newSession = (transport: 'udp' | 'tcp', nowMs: number, afterVersion?: TspVersion): ServerSession => {
+  /** What CAPABILITY lists to a client of this family: over IPv6 only v4v6 can be had, over IPv4 all but v4v6
+   *  (offer-policy.ts chooseType), so a client never picks a type that its own connection rules out. */
+  capabilitiesFor(family: 4 | 6): Pick<ServerSessionOptions, 'tunnelTypes' | 'mechanisms'> {
+    const types = this.deps.config.tunnels.types.filter((t) => (t === 'v4v6') === (family === 6));
+    return { tunnelTypes: types, mechanisms: enabledMechanisms(this.deps.config) };
+  }
+
+  /** Builds a server session with this configuration's capabilities for the client's address family. */
+  newSession = (transport: 'udp' | 'tcp', nowMs: number, afterVersion?: TspVersion, family: 4 | 6 = 4) => {
     const cfg = this.deps.config;
     return new ServerSession({
       transport,
-      ...this.capabilities,
+      ...this.capabilitiesFor(family),
       realm: cfg.auth.realm,
       quirk200: cfg.auth.digestMd5Quirk200,
       negotiationTimeoutMs: cfg.limits.negotiationTimeoutS * 1000,

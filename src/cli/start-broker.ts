@@ -259,7 +259,8 @@ async function startTransports(
       broker.handler,
       clock,
       limits,
-      broker.capabilities,
+      broker.capabilitiesFor(4),
+      broker.capabilitiesFor(6),
     );
     udp.start();
     const u = udp;

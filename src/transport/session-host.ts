@@ -40,7 +40,13 @@ export interface SessionHandler {
 }
 
 /** `afterVersion`: a UDP session that begins after a VERSION answered without state (transport/udp.ts). */
-export type SessionFactory = (transport: 'udp' | 'tcp', nowMs: number, afterVersion?: TspVersion) => ServerSession;
+/** `family`: the client's address family (CAPABILITY lists what can be had over it); 4 when not given. */
+export type SessionFactory = (
+  transport: 'udp' | 'tcp',
+  nowMs: number,
+  afterVersion?: TspVersion,
+  family?: 4 | 6,
+) => ServerSession;
 
 export interface SessionCounts {
   total: number;

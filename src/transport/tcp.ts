@@ -91,7 +91,15 @@ export class TcpControl extends SessionHost<TcpContext> {
     this.perSource.set(source, n + 1);
     const now = this.clock.now();
     const local = socket.localAddress?.replace(/^::ffff:/, '');
-    const ctx = new TcpContext(this.newId(), peer, local, this.newSession('tcp', now), now, socket, this);
+    const ctx = new TcpContext(
+      this.newId(),
+      peer,
+      local,
+      this.newSession('tcp', now, undefined, peer.address.includes(':') ? 6 : 4),
+      now,
+      socket,
+      this,
+    );
     this.contexts.add(ctx);
     socket.on('data', (chunk: Buffer) => {
       if (!ctx.ended) ctx.step((s) => s.receive(chunk, this.clock.now()));

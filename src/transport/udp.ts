@@ -65,6 +65,8 @@ export class UdpControl extends SessionHost<UdpContext> {
     clock: Clock,
     private readonly limits: UdpLimits,
     private readonly capabilities: Capabilities,
+    /** CAPABILITY to clients over IPv6, when it differs (Broker.capabilitiesFor). */
+    private readonly capabilities6: Capabilities = capabilities,
   ) {
     super(handler, clock, 'udp');
   }
@@ -92,7 +94,8 @@ export class UdpControl extends SessionHost<UdpContext> {
 
   /** The first datagram from an ip:port: VERSION is answered without state; AUTHENTICATE opens a session. */
   private open(key: string, d: ControlDatagram): UdpContext | undefined {
-    const first = classifyFirstDatagram(d.data, this.capabilities);
+    const ipv6 = d.from.address.includes(':');
+    const first = classifyFirstDatagram(d.data, ipv6 ? this.capabilities6 : this.capabilities);
     if (first.kind === 'drop') {
       this.dropped.notVersion++;
       return undefined;
@@ -106,7 +109,7 @@ export class UdpControl extends SessionHost<UdpContext> {
     const now = this.clock.now();
     const afterVersion = this.versionHints.get(key) ?? NEWEST_VERSION;
     this.versionHints.delete(key);
-    const session = this.newSession('udp', now, afterVersion);
+    const session = this.newSession('udp', now, afterVersion, ipv6 ? 6 : 4);
     const ctx = new UdpContext(this.newId(), { ...d.from }, key, d.localAddress, session, now, this);
     this.sessions.set(key, ctx);
     return ctx;

@@ -5,6 +5,7 @@
  *  only; no root needed. */
 import { test, after, before } from 'node:test';
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
@@ -44,16 +45,32 @@ function run(raw: RawConfig) {
   return negotiate(config, config.server, silentLog);
 }
 
-test('CAPABILITY lists V4V6 on both families when it is offered', async () => {
-  for (const host of ['127.0.0.1', '::1']) {
+test('CAPABILITY lists what can be had over each family: V4V6 over IPv6, the IPv6-in-IPv4 types over IPv4', async () => {
+  const want: [string, RegExp][] = [
+    ['127.0.0.1', /^CAPABILITY TUNNEL=V6V4 TUNNEL=V6UDPV4 AUTH=/],
+    ['::1', /^CAPABILITY TUNNEL=V4V6 AUTH=/],
+  ];
+  for (const [host, capability] of want) {
     const u = await RawUdp.open(host);
     try {
       const r = await u.request(udpDatagram(0xf0, 0, 'VERSION=2.0.2\r\n'), broker.ports.udp, 2000);
       assert.ok(r, `an answer over ${host}`);
-      assert.match(r.subarray(8).toString(), /^CAPABILITY TUNNEL=V6V4 TUNNEL=V6UDPV4 TUNNEL=V4V6 AUTH=/);
+      assert.match(r.subarray(8).toString(), capability, host);
     } finally {
       u.close();
     }
+  }
+  // over TCP (a session's own answer, not the stateless one)
+  for (const [host, capability] of want) {
+    const text = await new Promise<string>((resolve, reject) => {
+      const c = net.connect({ host, port: broker.ports.tcp }, () => c.write('VERSION=2.0.2\r\n'));
+      c.once('data', (b) => {
+        resolve(b.toString());
+        c.destroy();
+      });
+      c.once('error', reject);
+    });
+    assert.match(text, capability, `TCP ${host}`);
   }
 });
 
