@@ -18,7 +18,6 @@
 
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config/schema.js';
@@ -26,7 +25,7 @@ import { BrokerError, isBrokerError } from '../errors.js';
 import type { Account, StaticTunnel, Store, TunnelRecord } from '../store/types.js';
 import { endpointKey } from '../tunnel-model.js';
 import type { TunnelBlocks } from './blocks.js';
-import { allowedTypes, serverIpv4From } from './offer-policy.js';
+import { allowedTypes, serverIpv4From, sessionSourceRefusal } from './offer-policy.js';
 import { checkHostname, endpointRefusal, hashUpdateKey, isStatic, UPDATE_KEY_PREFIX } from './static-tunnel-rules.js';
 import { WindowCounter } from './rate-limit.js';
 import { linkAddresses, type Pools } from './pools.js';
@@ -155,10 +154,8 @@ export class StaticTunnels {
     for (const list of Object.values(os.networkInterfaces()))
       for (const i of list ?? []) if (i.family === 'IPv4') own.add(i.address);
     if (own.has(address)) return `${address} is the broker's own address`;
-    // inside the v4v6 pool: protocol 41 into one of the broker's own tunnels (sessionSourceRefusal)
-    return c.pools.ipv4 && ipaddr.IPv4.parse(address).match(ipaddr.IPv4.parseCIDR(c.pools.ipv4))
-      ? `${address} is inside the broker's v4v6 pool ${c.pools.ipv4}`
-      : null;
+    // inside the v4v6 pool: protocol 41 into one of the broker's own tunnels, the loop sessions are refused for
+    return sessionSourceRefusal(address, { ipv6: [], ipv4: c.pools.ipv4 });
   }
 
   /** Refuses an endpoint that is no public unicast IPv4 or is the broker's own (API_BAD_REQUEST) or that another account's tunnel

@@ -86,28 +86,3 @@ export function parseV4v6Spec(spec: V4v6TunnelSpec): ParsedV4v6 {
 export function ipv6Key(text: string): string | undefined {
   return ipaddr.IPv6.isValid(text) ? ipaddr.IPv6.parse(text).toNormalizedString() : undefined;
 }
-
-/** The raw IPv6 next-header-4 socket's stand-in (v4v6 tunnels), carrying the outer IPv6 address beside the
- *  inner IPv4 packet: the outer header itself is not modelled. */
-export class IpipChannel {
-  private readonly listeners = new Set<(to: string, packet: Buffer) => void>();
-
-  /** @internal */
-  constructor(private readonly inject: (from: string, packet: Buffer) => void) {}
-
-  /** An IPv4 packet arriving in IPv6 (next header 4) from `from`. The caller keeps its buffer. */
-  write(from: string, packet: Uint8Array): void {
-    this.inject(from, Buffer.from(packet));
-  }
-
-  /** Packets the data plane encapsulates for v4v6 tunnels: `to` is the client's IPv6 (the outer destination). */
-  onPacket(listener: (to: string, packet: Buffer) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  /** @internal */
-  emit(to: string, packet: Buffer): void {
-    for (const l of this.listeners) l(to, packet);
-  }
-}

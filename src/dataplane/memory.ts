@@ -43,14 +43,7 @@ import {
 } from './types.js';
 import { ipv6PacketLength, isEchoRequest, isLinkLocal, makeEchoReply, mayUseSource, readIp6 } from './memory-packet.js';
 import { MemoryTunnelTable, type Entry } from './memory-table.js';
-import {
-  IpipChannel,
-  decrementTtl4,
-  ipv4PacketLength,
-  isEchoRequest4,
-  makeEchoReply4,
-  readIp4,
-} from './memory-v4v6.js';
+import { decrementTtl4, ipv4PacketLength, isEchoRequest4, makeEchoReply4, readIp4 } from './memory-v4v6.js';
 import type { Clock } from '../clock.js';
 import { systemClock } from '../clock.js';
 
@@ -95,20 +88,21 @@ export class TunChannel {
   }
 }
 
-/** The raw protocol-41 socket's stand-in (v6v4 tunnels), carrying the outer IPv4 address beside the inner
- *  IPv6 packet: the outer header itself is not modelled. */
-export class Proto41Channel {
+/** A raw socket's stand-in, carrying the outer address beside the inner packet (the outer header itself is not
+ *  modelled): protocol 41 for v6v4 tunnels (outer IPv4, inner IPv6), next header 4 for v4v6 (outer IPv6, inner
+ *  IPv4). */
+export class RawChannel {
   private readonly listeners = new Set<(to: string, packet: Buffer) => void>();
 
   /** @internal */
   constructor(private readonly inject: (from: string, packet: Buffer) => void) {}
 
-  /** An IPv6 packet arriving in an IPv4 protocol-41 datagram from `from`. The caller keeps its buffer. */
+  /** An inner packet arriving from outer address `from`. The caller keeps its buffer. */
   write(from: string, packet: Uint8Array): void {
     this.inject(from, Buffer.from(packet));
   }
 
-  /** Packets the data plane encapsulates for v6v4 tunnels: `to` is the client's IPv4 (the outer destination). */
+  /** Packets the data plane encapsulates: `to` is the client's outer address (the outer destination). */
   onPacket(listener: (to: string, packet: Buffer) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -125,9 +119,9 @@ export class MemoryDataPlane implements DataPlane {
   /** The internet side (the addon's TUN device). */
   readonly tun = new TunChannel((packet) => this.fromTun(packet));
   /** Protocol 41 (the addon's raw socket). */
-  readonly proto41 = new Proto41Channel((from, packet) => this.fromProto41(from, packet));
+  readonly proto41 = new RawChannel((from, packet) => this.fromProto41(from, packet));
   /** IPv4 in IPv6, next header 4 (the addon's raw IPv6 socket), for v4v6 tunnels. */
-  readonly ipip = new IpipChannel((from, packet) => this.classifyV4(packet, this.table.findIpip(from)));
+  readonly ipip = new RawChannel((from, packet) => this.classifyV4(packet, this.table.findIpip(from)));
   private socket: dgram.Socket | undefined;
   private handler: (batch: readonly ControlDatagram[]) => void = () => {};
   private readonly table = new MemoryTunnelTable();

@@ -176,6 +176,11 @@ test("an update names its own source address (staticTunnels.endpointFromSource),
   const own = await api(c, 'PUT', '/accounts/alice/static-tunnel/endpoint', { endpoint: '192.0.2.1' });
   assert.equal(own.status, 400);
   assert.match(own.json.message!, /192\.0\.2\.1 is the broker's own address/);
+  // nor an address of the v4v6 pool: protocol 41 into one of the broker's own tunnels would loop
+  const pooled = await start(['alice'], { pools: { ipv4: '198.51.100.0/24' } });
+  const inPool = await api(pooled, 'POST', '/accounts/alice/static-tunnel', { endpoint: '198.51.100.9' });
+  assert.equal(inPool.status, 400);
+  assert.match(inPool.json.message!, /198\.51\.100\.9 is inside the broker's own pool 198\.51\.100\.0\/24/);
   const loose = await start(['alice'], { serverIpv4: '192.0.2.1' });
   assert.equal((await api(loose, 'POST', '/accounts/alice/static-tunnel', { endpoint: '192.0.2.10' })).status, 201);
   assert.deepEqual(await nic(loose, 'hostname=alice&myip=192.0.2.1', ...ok), [400, 'badip 192.0.2.1']);
