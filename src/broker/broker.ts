@@ -28,7 +28,7 @@ import { TunnelBlocks } from './blocks.js';
 import { Sweeper } from './expiry.js';
 import type { Pools } from './pools.js';
 import { ReverseDns } from './reverse-dns.js';
-import { BrokerService } from './service.js';
+import { BrokerService, type RedirectDecision } from './service.js';
 import { StaticTunnels } from './static-tunnels.js';
 import { TunnelAdmin } from './tunnel-admin.js';
 import { TunnelRegistry } from './tunnels.js';
@@ -46,6 +46,9 @@ export interface BrokerDeps {
   localAddressToward: (peer: string) => Promise<string>;
   /** DIGEST nonce source; tests pin it. Default: 64 random bits in hex. */
   newNonce?: () => string;
+  /** This broker is node `node` of several sharing the store (cluster/node.ts): it restores only its own
+   *  tunnels (after adopting those that name no node) and ends an account's tunnels on other nodes. */
+  node?: string;
 }
 
 export class Broker implements LiveTunnelControl {
@@ -60,8 +63,13 @@ export class Broker implements LiveTunnelControl {
   readonly statics: StaticTunnels;
   /** Reverse-DNS delegation of accounts' prefixes (config reverseDns; off when null). */
   readonly reverseDns: ReverseDns;
+  /** Where new sessions go instead of an offer here (cluster/node.ts ClusterNode.redirect), once a cluster
+   *  node runs. */
+  redirectHook: ((returning: boolean) => RedirectDecision | undefined) | undefined;
   private readonly follower: AuditFollower;
   private readonly sweeper: Sweeper;
+  private following: Promise<void> | undefined;
+  private followAgain = false;
   /** Sweeps in flight (so close() can wait for them). */
   private readonly inflight = new Set<Promise<unknown>>();
 
@@ -77,6 +85,7 @@ export class Broker implements LiveTunnelControl {
       log,
       anonymous,
       idle: config.tunnels,
+      ...(deps.node !== undefined ? { node: deps.node } : {}),
     });
     this.service = new BrokerService({
       config,
@@ -90,6 +99,7 @@ export class Broker implements LiveTunnelControl {
       clock,
       log,
       localAddressToward: deps.localAddressToward,
+      redirect: (returning) => this.redirectHook?.(returning),
     });
     const listenerFailed = (err: unknown, event: string | number | symbol) =>
       log.warn({ err, event: String(event) }, 'an event listener failed');
@@ -106,9 +116,16 @@ export class Broker implements LiveTunnelControl {
       log,
       localAddressToward: deps.localAddressToward,
     });
-    this.admin = new TunnelAdmin({ store, tunnels: this.tunnels, blocks: this.blocks, clock, log });
+    this.admin = new TunnelAdmin({
+      store,
+      tunnels: this.tunnels,
+      blocks: this.blocks,
+      clock,
+      log,
+      clustered: deps.node !== undefined,
+    });
     this.follower = new AuditFollower(store, this.tunnels, (id) => this.statics.accountEnabled(id));
-    this.sweeper = new Sweeper({ tunnels: this.tunnels, clock, config, also: () => this.follower.follow() });
+    this.sweeper = new Sweeper({ tunnels: this.tunnels, clock, config, also: () => this.followAudit() });
   }
 
   /** What CAPABILITY lists over IPv4: it depends on the configuration alone (a VERSION is answered without a
@@ -142,6 +159,11 @@ export class Broker implements LiveTunnelControl {
   /** Puts the tunnels the store says are live back into the data plane (a restart, even kill -9, does not
    *  drop clients that keep sending), ends offers that were never accepted, and starts the sweep. */
   async start(): Promise<void> {
+    if (this.deps.node !== undefined) {
+      const adopted = await this.deps.store.adoptTunnels();
+      if (adopted)
+        this.deps.log.info({ tunnels: adopted, node: this.deps.node }, 'adopted live tunnels that named no node');
+    }
     const n = await this.tunnels.restore();
     if (n) this.deps.log.info({ tunnels: n }, 'restored live tunnels into the data plane');
     const s = await this.statics.restore();
@@ -161,9 +183,36 @@ export class Broker implements LiveTunnelControl {
     await this.tunnels.persistCounters().catch(() => {});
   }
 
+  /** Reads the audit trail now for other processes' kills, disables and deletes (a cluster message said there
+   *  are some); the sweep also does, every few seconds. Runs one at a time: calls during a run join it and
+   *  start one more run after it. */
+  followAudit(): Promise<void> {
+    if (this.following) {
+      this.followAgain = true;
+      return this.following;
+    }
+    const run = async () => {
+      do {
+        this.followAgain = false;
+        await this.follower.follow();
+      } while (this.followAgain);
+    };
+    const p = run()
+      .catch((err: unknown) => this.deps.log.error({ err }, 'following the audit trail failed'))
+      .finally(() => (this.following = undefined));
+    this.following = p;
+    this.track(p);
+    return p;
+  }
+
   /** One sweep now (tests; the timer runs it every few seconds). */
   sweep(): Promise<void> {
     return this.sweeper.sweep();
+  }
+
+  /** The ids of the live tunnels (no records built). */
+  liveTunnelIds(): number[] {
+    return this.tunnels.ids();
   }
 
   liveTunnels(): TunnelRecord[] {

@@ -14,6 +14,7 @@ import type { Config } from '../config/schema.js';
 import { BrokerError, isBrokerError } from '../errors.js';
 import type { Mechanism, SessionEvent } from '../protocol/server/session.js';
 import type { Offer, TunnelRequest } from '../protocol/xml.js';
+import type { BrokerAddress } from '../protocol/redirect.js';
 import type { AccountLimits, Store, TunnelRecord } from '../store/types.js';
 import { clientPortFor, type TunnelType } from '../tunnel-model.js';
 import type { Answerer, OfferAnswer, SessionPeer, SessionService } from '../transport/answer.js';
@@ -65,7 +66,13 @@ export interface ServiceDeps {
   /** The local address the kernel routes toward a peer, of the peer's family (for offers when listening on
    *  0.0.0.0 or ::). */
   localAddressToward: (peer: string) => Promise<string>;
+  /** Several nodes (cluster/node.ts): where to send a new session instead of offering here (draining, or
+   *  over capacity), or a refusal when there is nowhere; undefined to offer here. `returning`: the account
+   *  already has a live tunnel on this node (its new one replaces it, so it adds no load). */
+  redirect?: (returning: boolean) => RedirectDecision | undefined;
 }
+
+export type RedirectDecision = { redirect: readonly BrokerAddress[] } | { error: BrokerError };
 
 /** Who a session is, once authenticated. */
 interface Who {
@@ -260,6 +267,10 @@ class SessionAnswers implements Answerer {
   async requestTunnel(req: TunnelRequest): Promise<OfferAnswer> {
     try {
       if (this.offered) await this.withdraw('superseded');
+      const elsewhere = this.deps.redirect?.(
+        this.who.accountId !== null && this.deps.tunnels.ofAccount(this.who.accountId).length > 0,
+      );
+      if (elsewhere) return elsewhere;
       const asked = this.deps.reverseDns.wishOf(req.router?.dnsServers, this.who.accountId);
       this.offered = await this.svc.reserve(this.peer, this.who, req);
       if (this.offered.prefix !== null && this.who.accountId !== null)
@@ -351,6 +362,10 @@ class SessionAnswers implements Answerer {
           { account: this.who.username, code: e.code, status: e.status, reason: e.message },
           'request refused',
         );
+        return;
+      case 'redirected':
+        this.result = 'redirected';
+        this.log().info({ account: this.who.username, brokers: e.brokers }, 'session redirected to other brokers');
         return;
       case 'closed':
         // a session that established a tunnel was reported at the accept; the rest are reported here

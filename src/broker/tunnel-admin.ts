@@ -52,11 +52,16 @@ export async function killTunnelInStore(
 export class TunnelAdmin {
   constructor(
     private readonly deps: {
-      store: Pick<Store, 'listTunnels' | 'getTunnel' | 'addAudit' | 'getAccountSecrets'>;
+      store: Pick<
+        Store,
+        'listTunnels' | 'getTunnel' | 'addAudit' | 'getAccountSecrets' | 'batch' | 'endTunnel' | 'releaseLease'
+      >;
       tunnels: TunnelRegistry;
       blocks: TunnelBlocks;
       clock: Clock;
       log: Logger;
+      /** Several nodes share the store (cluster/node.ts): a live tunnel may be another node's. */
+      clustered?: boolean;
     },
   ) {}
 
@@ -64,6 +69,12 @@ export class TunnelAdmin {
    *  address) gets no tunnel until the block expires. */
   async kill(id: number, actor: string, opts: { blockMinutes?: number } = {}): Promise<void> {
     const t = this.deps.tunnels.get(id);
+    if (!t && this.deps.clustered) {
+      // another node's: ended and audited in the store, whose message makes that node drop it (cluster.ts)
+      await killTunnelInStore(this.deps.store, id, actor, this.deps.clock.now());
+      this.deps.log.info({ tunnel: id, actor }, "another node's tunnel killed");
+      return;
+    }
     if (!t) throw new BrokerError('STORE_NOT_FOUND', `tunnel ${id} is not live`);
     await this.deps.tunnels.end(id, 'admin');
     let blocked: { blockMinutes: number; blockedUntil: string } | undefined;
@@ -87,7 +98,8 @@ export class TunnelAdmin {
    *  every other state is a store query, and stored rows of tunnels still live get the live counters too. */
   async list(q: TunnelQuery): Promise<Page<TunnelRecord>> {
     const accountId = q.username === undefined ? undefined : await this.accountId(q.username);
-    if (q.state === 'live') {
+    // on a cluster the live tunnels are every node's: the store has them all (this node's with live counters)
+    if (q.state === 'live' && !this.deps.clustered) {
       const items = this.deps.tunnels
         .list()
         .filter(

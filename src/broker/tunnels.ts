@@ -46,7 +46,14 @@ const RESTORE_PAGE = 5000; // live tunnels read per store call at a restart
 /** The store calls the registry makes. */
 export type TunnelRegistryStore = Pick<
   Store,
-  'batch' | 'endTunnel' | 'establishTunnel' | 'updateCounters' | 'releaseLease' | 'liveTunnels' | 'moveTunnelEndpoint'
+  | 'batch'
+  | 'endTunnel'
+  | 'establishTunnel'
+  | 'updateCounters'
+  | 'releaseLease'
+  | 'liveTunnels'
+  | 'moveTunnelEndpoint'
+  | 'endTunnelsElsewhere'
 >;
 
 export interface TrafficTotals {
@@ -99,6 +106,9 @@ export class TunnelRegistry {
       idle: IdleRule;
       /** Live tunnels read per store call at a restart (default RESTORE_PAGE). */
       restorePage?: number;
+      /** Several nodes share the store (cluster/node.ts) and this is node `node`: a restart restores only its
+       *  tunnels, and an accept ends the account's tunnels on other nodes too. */
+      node?: string;
     },
   ) {}
 
@@ -113,7 +123,8 @@ export class TunnelRegistry {
     // by pages, whose rows die young (all 100,000 rows at once took RSS past 500 MB for a few seconds)
     const limit = Math.max(1, Math.trunc(this.deps.restorePage ?? RESTORE_PAGE));
     for (let afterId = 0; ;) {
-      const rows = await this.deps.store.liveTunnels({ afterId, limit });
+      const node = this.deps.node;
+      const rows = await this.deps.store.liveTunnels({ afterId, limit, ...(node !== undefined ? { node } : {}) });
       for (const t of rows) await this.restoreOne(t, now);
       if (rows.length < limit || rows.length === 0) break;
       afterId = rows[rows.length - 1]!.id;
@@ -159,6 +170,10 @@ export class TunnelRegistry {
   /** A live tunnel's record (without counters). */
   get(id: number): TunnelRecord | undefined {
     return this.live.get(id)?.record();
+  }
+
+  ids(): number[] {
+    return [...this.live.keys()];
   }
 
   has(id: number): boolean {
@@ -219,10 +234,19 @@ export class TunnelRegistry {
     const byId = replaced.size ? this.countersOf([...replaced].map((t) => t.id)) : undefined;
     const ends = [...replaced].map((t) => ({ record: t.record(), counters: totalsOf(t, byId?.get(t.id)) }));
     for (const t of replaced) this.forget(t, 'replaced', byId!);
-    await this.deps.store.batch(async () => {
+    const elsewhere = this.deps.node !== undefined && opts.replaceAccount && record.accountId !== null;
+    const moved = await this.deps.store.batch(async () => {
+      // first: it serialises this account's accepts across nodes (nodes.ts), so one of two at once ends the other
+      const ended = elsewhere ? await this.deps.store.endTunnelsElsewhere(record.accountId!, at) : [];
       for (const e of ends) await this.persistEnd(e.record, 'replaced', e.counters);
       await this.deps.store.establishTunnel(record.id, at);
+      return ended;
     });
+    for (const m of moved)
+      this.deps.log.info(
+        { tunnel: m.id, node: m.node, replacedBy: record.id },
+        "ended the account's tunnel on another node",
+      );
     const established: TunnelRecord = { ...record, state: 'established', establishedAt: at };
     this.activate(established, at);
     this.events.emit('established', { record: established });

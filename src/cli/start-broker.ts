@@ -24,6 +24,7 @@ import { resolvePools, type Pools } from '../broker/pools.js';
 import { zoneProblem } from '../config/reverse-dns.js';
 import { startRetention } from '../broker/retention.js';
 import { startAdminServer } from '../admin/server.js';
+import { isClustered, nodeIdOf, startCluster, type RunningCluster } from '../cluster/cluster.js';
 import { RESTORE_COLLECT_MIN_TUNNELS, collectGarbage } from './heap.js';
 
 export interface RunningBroker {
@@ -42,6 +43,8 @@ export interface RunningBroker {
   /** The self-service listener (account holders' pages only) when config.selfService.enabled. */
   selfService?: { port: number };
   sessionCounts(): SessionCounts;
+  /** This node of a cluster, when the store is shared (PostgreSQL). */
+  cluster?: RunningCluster;
   close(): Promise<void>;
 }
 
@@ -139,7 +142,11 @@ function checkReverseZone(config: Config, pools: Pools): void {
 export async function startBroker(config: Config, opts: StartOptions): Promise<RunningBroker> {
   const clock = opts.clock ?? systemClock;
   const log = opts.log;
-  const store = opts.store ?? (await openStore(config.store));
+  // several brokers on one PostgreSQL are nodes of a cluster (docs/cluster.md); SQLite has one broker
+  const clustered = isClustered(config);
+  const store =
+    opts.store ??
+    (await openStore(config.store, { nodeId: clustered ? nodeIdOf(config) : (config.cluster.nodeId ?? 'local') }));
   const closers: (() => Promise<void>)[] = [() => store.close()];
   const closeAll = async () => {
     for (const c of closers.reverse()) await c().catch((err) => log.error({ err }, 'error while stopping'));
@@ -165,9 +172,13 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
       pools,
       localAddressToward,
       ...(opts.newNonce ? { newNonce: opts.newNonce } : {}),
+      ...(clustered ? { node: store.nodeId } : {}),
     });
     await broker.start();
     closers.push(() => broker.close());
+    // before the listeners: the first session already knows whether to redirect
+    const cluster = clustered ? await startCluster({ config, store, broker, clock, log }) : undefined;
+    if (cluster) closers.push(() => cluster.close());
     if (broker.tunnels.size >= RESTORE_COLLECT_MIN_TUNNELS) collectGarbage(); // the restore's rows (cli/heap.ts)
     // old ended tunnels, audit events, expired web sessions: pruned now and hourly; stops before the store closes
     const retention = startRetention(store, config.retention, clock, log);
@@ -210,6 +221,7 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
       ports,
       ...(admin ? { admin } : {}),
       ...(selfService ? { selfService } : {}),
+      ...(cluster ? { cluster } : {}),
       sessionCounts,
       close: async () => {
         if (closed) return;

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import ipaddr from 'ipaddr.js';
 import { BrokerError } from '../errors.js';
 import { reverseDnsSchema, zoneProblem } from './reverse-dns.js';
+import { clusterSchema } from './cluster.js';
 import { TUNNEL_TYPES } from '../tunnel-model.js';
 
 const ipv4 = z.string().refine((s) => ipaddr.IPv4.isValidFourPartDecimal(s), 'must be a dotted-quad IPv4 address');
@@ -290,6 +291,8 @@ export const configSchema = z
     /** Reverse-DNS delegation of router-mode prefixes by RFC 2136 update (docs/reverse-dns.md). null: off,
      *  and `<router><dns_server>` in requests is ignored. */
     reverseDns: reverseDnsSchema.nullable().default(null),
+    /** This broker as a node of several on one PostgreSQL store (docs/cluster.md); unused with SQLite. */
+    cluster: clusterSchema.prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {

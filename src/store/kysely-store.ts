@@ -7,7 +7,6 @@
  *  Every call converts unexpected database errors into BrokerError STORE_FAILED (with the cause).
  *  Imports nothing of ours but errors, clock, tunnel-model and the store's own modules. */
 
-import os from 'node:os';
 import { systemClock, type Clock } from '../clock.js';
 import type { Kysely } from 'kysely';
 import type { Store } from './types.js';
@@ -24,6 +23,7 @@ import { auditStore } from './kysely/audit.js';
 import { webStore } from './kysely/web.js';
 import { trafficStore } from './kysely/traffic.js';
 import { reverseDnsStore } from './kysely/reverse-dns.js';
+import { nodeStore } from './kysely/nodes.js';
 import { LeaseChunks } from './lease-chunks.js';
 
 /** A Store, plus what its opener and the store's own modules need. */
@@ -39,22 +39,31 @@ export interface KyselyStore extends Store {
   writeStats(): { writes: number; commits: number; largestGroup: number } | undefined;
 }
 
-export function createKyselyStore(db: Kysely<Database>, driver: StoreDriver, clock: Clock = systemClock): KyselyStore {
+/** The node name of a store opened without one: a SQLite file's only broker, or a CLI command. */
+export const DEFAULT_NODE_ID = 'local';
+
+export function createKyselyStore(
+  db: Kysely<Database>,
+  driver: StoreDriver,
+  clock: Clock = systemClock,
+  nodeId: string = DEFAULT_NODE_ID,
+): KyselyStore {
   const run = new Runner(db, driver);
   // one broker a SQLite file; on PostgreSQL, several, each with chunks of its own (lease-chunks.ts)
-  const chunks = new LeaseChunks(run, clock, driver.dialect === 'sqlite' ? 'local' : os.hostname());
+  const chunks = new LeaseChunks(run, clock, driver.dialect === 'sqlite' ? DEFAULT_NODE_ID : nodeId);
   let closed = false;
   return {
     dialect: driver.dialect,
     ...settingsStore(run),
     ...accountStore(run, clock),
     ...allocationStore(run, clock, chunks),
-    ...tunnelStore(run, chunks),
+    ...tunnelStore(run, chunks, nodeId),
     ...staticTunnelStore(run),
-    ...auditStore(run),
+    ...auditStore(run, driver.dialect),
     ...webStore(run),
     ...trafficStore(run),
     ...reverseDnsStore(run),
+    ...nodeStore(run, driver.dialect, nodeId),
 
     batch: (fn) => run.batch(fn),
     transaction: (fn) => run.write('transaction', fn),
@@ -80,8 +89,13 @@ export function createKyselyStore(db: Kysely<Database>, driver: StoreDriver, clo
 }
 
 /** A store over `db`, migrated to the current schema; closed again if the migration fails. */
-export async function openKyselyStore(db: Kysely<Database>, driver: StoreDriver, clock?: Clock): Promise<KyselyStore> {
-  const store = createKyselyStore(db, driver, clock);
+export async function openKyselyStore(
+  db: Kysely<Database>,
+  driver: StoreDriver,
+  clock?: Clock,
+  nodeId?: string,
+): Promise<KyselyStore> {
+  const store = createKyselyStore(db, driver, clock, nodeId);
   try {
     await store.migrate();
   } catch (e) {

@@ -262,6 +262,30 @@ export const MIGRATIONS: readonly Migration[] = [
         .execute();
     },
   },
+  {
+    version: 9,
+    name: 'cluster nodes',
+    async up(db) {
+      // Several brokers on one PostgreSQL (docs/cluster.md): each registers here and heartbeats; `draining` is
+      // the operator's (tsp-broker node drain). A tunnel row names the node that carries it, so a restart
+      // restores only its own and a node that takes an account's tunnel knows whose copy to end. Rows written
+      // before this version have node NULL: the first node to start adopts the live ones (cluster/node.ts).
+      await db.schema
+        .createTable('nodes')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('ipv4', 'text')
+        .addColumn('ipv6', 'text')
+        .addColumn('capacity', 'integer')
+        .addColumn('draining', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('tunnels', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('started_at', 'bigint', notNull)
+        .addColumn('heartbeat_at', 'bigint', notNull)
+        .addCheckConstraint('nodes_draining_check', sql`draining in (0, 1)`)
+        .execute();
+      await db.schema.alterTable('tunnels').addColumn('node', 'text').execute();
+      await db.schema.createIndex('tunnels_node_state').on('tunnels').columns(['node', 'state']).execute();
+    },
+  },
 ];
 
 /** The latest schema version this code knows. */

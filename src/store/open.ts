@@ -28,6 +28,9 @@ export interface StoreConfig {
 
 export interface OpenOptions {
   clock?: Clock;
+  /** The broker node this process is (cluster/node.ts): the tunnels it creates carry the name, and on
+   *  PostgreSQL its anonymous lease chunks are its own. Default 'local' (a CLI command, a SQLite broker). */
+  nodeId?: string;
 }
 
 /** Opens the configured store with its schema up to date. Rejects with CFG_INVALID when the configuration
@@ -46,6 +49,7 @@ export interface PostgresStoreOptions {
   clock?: Clock;
   /** Connections in the pool. Default 10: each write holds one for a few statements only. */
   maxConnections?: number;
+  nodeId?: string;
 }
 
 /** An arbitrary constant naming our migration lock among the database's advisory locks (3653: the TSP port). */
@@ -68,5 +72,5 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Kys
     },
   };
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return openKyselyStore(db, driver, opts.clock);
+  return openKyselyStore(db, driver, opts.clock, opts.nodeId);
 }

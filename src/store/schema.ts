@@ -84,6 +84,24 @@ export interface TunnelsTable {
   rx_bytes: ColumnType<number | string, number | undefined, number>;
   tx_packets: ColumnType<number | string, number | undefined, number>;
   tx_bytes: ColumnType<number | string, number | undefined, number>;
+  /** Schema version 9: the node that carries (or carried) the tunnel; null for rows from before. */
+  node: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** Schema version 9: a broker node of a cluster (cluster/node.ts). */
+export interface NodesTable {
+  name: string;
+  /** The addresses clients reach the node on (a redirect lists them), or null. */
+  ipv4: string | null;
+  ipv6: string | null;
+  /** Live tunnels above which the node redirects new sessions, or null for no limit. */
+  capacity: number | null;
+  /** 0 or 1. */
+  draining: ColumnType<number, number | undefined, number>;
+  /** Live tunnels at the last heartbeat. */
+  tunnels: ColumnType<number, number | undefined, number>;
+  started_at: Int8;
+  heartbeat_at: Int8;
 }
 
 export interface AuditTable {
@@ -182,4 +200,5 @@ export interface Database {
   traffic_samples: TrafficSamplesTable;
   reverse_delegations: ReverseDelegationsTable;
   static_tunnels: StaticTunnelsTable;
+  nodes: NodesTable;
 }

@@ -50,6 +50,8 @@ export interface SqliteStoreOptions {
   file: string;
   /** Time source for created_at/updated_at the Store methods do not take as a parameter. */
   clock?: Clock;
+  /** The name the tunnel rows carry (open.ts OpenOptions.nodeId). */
+  nodeId?: string;
   /** Longest wait for another process's write lock. Default DEFAULT_BUSY_TIMEOUT_MS. */
   busyTimeoutMs?: number;
   /** Extra PRAGMAs applied after ours, e.g. { max_page_count: 64 } in tests to make the file "full". */
@@ -143,7 +145,7 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
     return [];
   };
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
-  return openKyselyStore(db, driver, opts.clock);
+  return openKyselyStore(db, driver, opts.clock, opts.nodeId);
 }
 
 /** fdatasync of `file`'s WAL, off the event loop, on one handle kept open from the first sync on: a write-back

@@ -7,11 +7,13 @@
 
 import type { TunnelType } from '../tunnel-model.js';
 import type { ReverseDnsStore } from './reverse-types.js';
+import type { NodeStore } from './node-types.js';
 import type { StaticTunnelStore } from './static-types.js';
 import type { TrafficStore } from './traffic-types.js';
 
 export { REVERSE_PENDING, type ReverseDelegation, type ReverseDnsStore, type ReverseOutcome } from './reverse-types.js';
 export type { StaticTunnel, StaticTunnelStore } from './static-types.js';
+export type { ClusterMessage, NodeRecord, NodeStore } from './node-types.js';
 export type { TrafficBucket, TrafficSampleRow, TrafficStore } from './traffic-types.js';
 
 export type Role = 'admin' | 'user';
@@ -149,12 +151,16 @@ export interface TunnelRecord {
   rxBytes: number;
   txPackets: number;
   txBytes: number;
+  /** The node that carries (or carried) it (cluster/node.ts); null for rows from before nodes were kept,
+   *  absent where not read from the store. */
+  node?: string | null;
 }
 
 export type NewTunnel = Omit<
   TunnelRecord,
   | 'id'
   | 'username'
+  | 'node'
   | 'createdAt'
   | 'state'
   | 'establishedAt'
@@ -301,8 +307,9 @@ export interface TunnelStore {
   listTunnels(f: TunnelFilter): Promise<Page<TunnelRecord>>;
   /** The offered and established tunnels by id: all in one read, or with `page` at most `limit` of those
    *  after id `afterId` (a restart restores them a page at a time, so each page's rows are garbage before the
-   *  next is read; a page costs about one read of the live set's index entries, with no count). */
-  liveTunnels(page?: { afterId: number; limit: number }): Promise<TunnelRecord[]>;
+   *  next is read; a page costs about one read of the live set's index entries, with no count). With
+   *  `node`, only the tunnels that node carries (a cluster node's restart). */
+  liveTunnels(page?: { afterId: number; limit: number; node?: string }): Promise<TunnelRecord[]>;
   /** A live static tunnel's new client IPv4 (its 6in4 endpoint moved). STORE_NOT_FOUND on an unknown id. */
   moveTunnelEndpoint(id: number, clientIpv4: string): Promise<void>;
   /** Retention: deletes at most `limit` tunnels that ended before `before` (oldest first, one transaction) and
@@ -348,6 +355,7 @@ export interface Store
     AllocationStore,
     TunnelStore,
     StaticTunnelStore,
+    NodeStore,
     AuditStore,
     WebStore,
     TrafficStore,

@@ -12,7 +12,7 @@
 import type { Clock } from '../clock.js';
 import type { BrokerError } from '../errors.js';
 import type { Endpoint } from '../dataplane/types.js';
-import type { SessionEvent } from '../protocol/server/session.js';
+import type { OfferResult, SessionEvent } from '../protocol/server/session.js';
 import type { Offer, TunnelRequest } from '../protocol/xml.js';
 import type { SessionContext, SessionHandler } from './session-host.js';
 
@@ -25,7 +25,7 @@ export interface SessionPeer {
   readonly startedMs: number;
 }
 
-export type OfferAnswer = { offer: Offer } | { error: BrokerError };
+export type OfferAnswer = OfferResult;
 
 /** One session's questions, answered by the service. Every method may throw (or reject): the session is then
  *  closed and counted as a crash, never left waiting. */

@@ -26,10 +26,11 @@ import { AUTH_FAILED_LINE, SUCCESS_LINE } from '../status.js';
 import { parseTunnelRequest, writeOffer, type Offer, type TunnelRequest } from '../xml.js';
 import { EMPTY, SessionCore } from './core.js';
 import { guard, isHalfOpen, type State } from './state.js';
-import type { Mechanism, Pending, Step } from './types.js';
+import type { Mechanism, OfferResult, Pending, Step } from './types.js';
+import { REDIRECT_STATUS, writeBrokerList, type BrokerAddress } from '../redirect.js';
 import { capabilityLine, requireVersion } from './version.js';
 
-export type { Mechanism, Pending, ServerSessionOptions, SessionEvent, Step } from './types.js';
+export type { Mechanism, OfferResult, Pending, ServerSessionOptions, SessionEvent, Step } from './types.js';
 export type { State } from './state.js';
 export { capabilityLine } from './version.js';
 
@@ -99,12 +100,22 @@ export class ServerSession extends SessionCore {
     });
   }
 
-  offerDecision(result: { offer: Offer } | { error: BrokerError }, nowMs: number): Step {
+  offerDecision(result: OfferResult, nowMs: number): Step {
     return this.resume('offer', nowMs, () => {
       if ('error' in result) return this.commandError(result.error);
+      if ('redirect' in result) return this.redirect(result.redirect);
       this.reply(framedReply(200, 'Success', writeOffer(result.offer)));
       this.to('offerMade', nowMs);
     });
+  }
+
+  /** Sends the client to other brokers instead of an offer (status 1200 and their list, Content-length framed
+   *  as every reply to a create): the session ends, and nothing was reserved for it. */
+  private redirect(brokers: readonly BrokerAddress[]): void {
+    const reply = framedReply(REDIRECT_STATUS.code, REDIRECT_STATUS.text, writeBrokerList(brokers));
+    this.out.events.push({ type: 'redirected', brokers: brokers.map((b) => b.address) });
+    this.reply(reply);
+    this.end('done');
   }
 
   acceptDone(error: BrokerError | undefined, nowMs: number): Step {

@@ -1,6 +1,8 @@
 /** @module protocol/server/types: what a server session is built with and what it returns (docs/style.md §1). */
 
+import type { BrokerError } from '../../errors.js';
 import type { TspVersion } from '../constants.js';
+import type { BrokerAddress } from '../redirect.js';
 import type { Offer, TunnelRequest } from '../xml.js';
 import type { Capabilities } from './version.js';
 
@@ -38,6 +40,8 @@ export type SessionEvent =
   | { type: 'deleteRequested' }
   | { type: 'infoRequested' }
   | { type: 'protocolError'; code: string; status: number; message: string }
+  /** The broker sent the client elsewhere (status 1200 with these brokers) instead of an offer. */
+  | { type: 'redirected'; brokers: string[] }
   /** A UDP reply was not sent: it would break the anti-amplification budget, or its request was repeated more
    *  than MAX_REPLY_RESENDS times. */
   | { type: 'replyWithheld'; reason: 'amplification' | 'resends' }
@@ -52,6 +56,9 @@ export interface Step {
   /** The adapter may forget this session (UDP) or end the connection after writing (TCP). */
   done: boolean;
 }
+
+/** The broker's answer to a tunnel request: an offer, a refusal, or other brokers to ask (a redirect). */
+export type OfferResult = { offer: Offer } | { error: BrokerError } | { redirect: readonly BrokerAddress[] };
 
 /** The broker's answer a session waits for. */
 export type Pending = 'plain' | 'digest' | 'offer' | 'accept' | 'delete' | 'info';

@@ -3,9 +3,11 @@
 import { sql, type Expression, type ExpressionBuilder, type Selectable, type SqlBool } from 'kysely';
 import type { AuditEvent, AuditFilter, AuditStore } from '../types.js';
 import type { AuditTable, Database } from '../schema.js';
+import type { Dialect } from '../migrations.js';
+import { notifyCluster } from './nodes.js';
 import { likeSubstring, page, type Runner } from './runner.js';
 
-export function auditStore(run: Runner): AuditStore {
+export function auditStore(run: Runner, dialect: Dialect): AuditStore {
   return {
     addAudit(e) {
       return run.write('addAudit', async (trx) => {
@@ -19,6 +21,8 @@ export function auditStore(run: Runner): AuditStore {
             detail: e.detail === null ? null : JSON.stringify(e.detail),
           })
           .execute();
+        // the broker nodes follow the trail (broker/audit-follow.ts): they read it now instead of at their next sweep
+        await notifyCluster(trx, dialect, { kind: 'audit', action: e.action });
       });
     },
 

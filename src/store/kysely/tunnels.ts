@@ -13,7 +13,7 @@ import { likeSubstring, nullableNumber, page, type Runner } from './runner.js';
 
 type TunnelRow = Selectable<TunnelsTable> & { username: string | null };
 
-export function tunnelStore(run: Runner, chunks: LeaseChunks): TunnelStore {
+export function tunnelStore(run: Runner, chunks: LeaseChunks, nodeId: string): TunnelStore {
   return {
     createTunnel(t, at) {
       return run.write('createTunnel', async (trx) => {
@@ -32,6 +32,7 @@ export function tunnelStore(run: Runner, chunks: LeaseChunks): TunnelStore {
           keepalive_interval: t.keepaliveInterval,
           lifetime_s: t.lifetimeS,
           created_at: at,
+          node: nodeId,
         });
         if (row === undefined) throw new Error('tunnel insert returned no row');
         return toTunnel(row);
@@ -87,7 +88,8 @@ export function tunnelStore(run: Runner, chunks: LeaseChunks): TunnelStore {
 
     liveTunnels(p) {
       return run.read('liveTunnels', async (db) => {
-        const q = tunnelQuery(db).where('tunnels.state', 'in', ['offered', 'established']).orderBy('tunnels.id');
+        let q = tunnelQuery(db).where('tunnels.state', 'in', ['offered', 'established']).orderBy('tunnels.id');
+        if (p?.node !== undefined) q = q.where('tunnels.node', '=', p.node);
         const rows = p
           ? await q.where('tunnels.id', '>', p.afterId).limit(Math.max(0, p.limit)).execute()
           : await q.execute();
@@ -221,7 +223,8 @@ type NewTunnelColumn =
   | 'prefix_len'
   | 'keepalive_interval'
   | 'lifetime_s'
-  | 'created_at';
+  | 'created_at'
+  | 'node';
 
 /** A new tunnel's row, with its account's name. */
 const insertTunnel = prepared<NewTunnelColumn, TunnelRow>((db) =>
@@ -242,6 +245,7 @@ const insertTunnel = prepared<NewTunnelColumn, TunnelRow>((db) =>
       keepalive_interval: param('keepalive_interval'),
       lifetime_s: param('lifetime_s'),
       created_at: param('created_at'),
+      node: param('node'),
       state: 'offered',
     })
     .returningAll()
@@ -348,5 +352,6 @@ function toTunnel(r: TunnelRow): TunnelRecord {
     rxBytes: Number(r.rx_bytes),
     txPackets: Number(r.tx_packets),
     txBytes: Number(r.tx_bytes),
+    node: r.node,
   };
 }

@@ -1,0 +1,60 @@
+/** @module store/node-types: the store's side of a cluster of broker nodes (cluster/node.ts, docs/cluster.md),
+ *  apart from store/types.ts to keep that file readable; Store includes NodeStore. */
+
+/** A broker node as the `nodes` table has it (schema version 9). */
+export interface NodeRecord {
+  name: string;
+  /** The addresses its clients reach it on (what a redirect to it lists), or null. */
+  ipv4: string | null;
+  ipv6: string | null;
+  /** Live tunnels above which it redirects new sessions, or null for no limit. */
+  capacity: number | null;
+  /** The operator asked it to take no new tunnels (tsp-broker node drain). */
+  draining: boolean;
+  /** Live tunnels at its last heartbeat. */
+  tunnels: number;
+  startedAt: number;
+  heartbeatAt: number;
+}
+
+/** A message between the nodes of one database (PostgreSQL NOTIFY on CLUSTER_CHANNEL; nothing on SQLite, where
+ *  one broker is the only node). Sent inside the transaction that made the change, so it is delivered when,
+ *  and only if, that transaction commits. */
+export type ClusterMessage =
+  /** `ids` ended on `node`'s behalf by another node (the account's tunnel moved there): drop them. */
+  | { kind: 'ended'; node: string; ids: number[] }
+  /** An audit event was written (a kill, a disable, a delete): followers read the trail now. */
+  | { kind: 'audit'; action: string }
+  /** A node's row changed (drained, undrained). */
+  | { kind: 'node'; name: string };
+
+/** The PostgreSQL notification channel of ClusterMessages. */
+export const CLUSTER_CHANNEL = 'tsp_cluster';
+
+export interface NodeStore {
+  /** This store's node name: the tunnels it creates carry it (OpenOptions.nodeId; 'local' when not given). */
+  readonly nodeId: string;
+  /** Inserts or refreshes this node's row (addresses, capacity, start and heartbeat time); `draining` is kept,
+   *  so a drained node that restarts stays drained. */
+  registerNode(
+    n: { ipv4: string | null; ipv6: string | null; capacity: number | null },
+    at: number,
+  ): Promise<NodeRecord>;
+  /** This node's heartbeat: its tunnel count and time. Undefined when its row is gone (an operator forgot it:
+   *  register again). */
+  heartbeatNode(tunnels: number, at: number): Promise<NodeRecord | undefined>;
+  listNodes(): Promise<NodeRecord[]>;
+  /** false when there is no such node. Tells the node at once (a 'node' message). */
+  setNodeDraining(name: string, draining: boolean): Promise<boolean>;
+  /** Deletes a node's row (a node that is gone for good); false when there is none. Its tunnel rows stay. */
+  forgetNode(name: string): Promise<boolean>;
+  /** Live tunnel rows that name no node (written before schema version 9) become this node's; returns how
+   *  many. One statement, so of two nodes starting at once only one takes each row. */
+  adoptTunnels(): Promise<number>;
+  /** Ends the account's established tunnels on other nodes as 'replaced', in the caller's batch, and tells
+   *  their nodes (an 'ended' message each). Serialised per account across nodes, so two nodes accepting the
+   *  same account at once end one or the other, never neither. Returns what it ended. */
+  endTunnelsElsewhere(accountId: number, at: number): Promise<{ id: number; node: string | null }[]>;
+  /** Of these tunnel ids, those whose rows have ended (a node catching up on messages it missed). */
+  endedOf(ids: readonly number[]): Promise<number[]>;
+}
