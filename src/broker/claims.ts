@@ -4,7 +4,8 @@
  *  (v4v6): the owner's /30 of the v4v6 pool (pools.ipv4), whose .1 and .2 are the inner IPv4 addresses; its
  *  outer addresses are the session's, not the pools'. */
 
-import { BrokerError } from '../errors.js';
+import type { Logger } from 'pino';
+import { BrokerError, isBrokerError } from '../errors.js';
 import type { AllocateRequest, Store } from '../store/types.js';
 import type { TunnelType } from '../tunnel-model.js';
 import { IPV4_LEASE_LEN, ipv4LinkAddresses, linkAddresses, type Pools } from './pools.js';
@@ -81,4 +82,27 @@ export function anonymousPool(type: TunnelType, pools: Pools): { name: string; l
   if (type === 'v4v6' && pools.ipv4)
     return { name: 'v4v6 pool', length: Number(pools.ipv4.split('/')[1]), leaseLength: IPV4_LEASE_LEN };
   return { name: 'link pool', length: Number(pools.link.split('/')[1]), leaseLength: pools.linkLeaseLen };
+}
+
+/** A claim's error as the session gets it: an exhausted pool is logged for the operator (which pool), and an
+ *  exhausted delegation pool is the protocol's "prefix length unavailable". Other errors pass unchanged. */
+export function poolError(
+  err: unknown,
+  stage: ClaimStage | 'tunnel',
+  ctx: {
+    log: Logger;
+    pools: { link: string; delegation: string; ipv4: string | null };
+    session: string;
+    prefixLen: number | undefined;
+  },
+): unknown {
+  if (!isBrokerError(err) || err.code !== 'POOL_EXHAUSTED') return err;
+  const { log, pools, session, prefixLen } = ctx;
+  if (stage === 'link') log.error({ pool: pools.link, session }, 'link pool exhausted: no tunnel offered');
+  if (stage === 'ipv4') log.error({ pool: pools.ipv4, session }, 'v4v6 pool exhausted: no tunnel offered');
+  if (stage !== 'delegation') return err;
+  log.error({ pool: pools.delegation, prefixLen, session }, 'delegation pool exhausted for this length');
+  return new BrokerError('TSP_PREFIX_LENGTH_UNAVAILABLE', `no /${prefixLen} left in the delegation pool`, {
+    cause: err,
+  });
 }

@@ -14,7 +14,7 @@ import type { Config } from '../config/schema.js';
 import { BrokerError, isBrokerError } from '../errors.js';
 import type { Mechanism, SessionEvent } from '../protocol/server/session.js';
 import type { Offer, TunnelRequest } from '../protocol/xml.js';
-import type { BrokerAddress } from '../protocol/redirect.js';
+import type { RedirectDecision } from '../protocol/redirect.js';
 import type { AccountLimits, Store, TunnelRecord } from '../store/types.js';
 import { clientPortFor, type TunnelType } from '../tunnel-model.js';
 import type { Answerer, OfferAnswer, SessionPeer, SessionService } from '../transport/answer.js';
@@ -34,7 +34,7 @@ import {
   serverIpv6From,
 } from './offer-policy.js';
 import type { Pools } from './pools.js';
-import { anonymousPool, claimV4, claimV6, type ClaimStage } from './claims.js';
+import { anonymousPool, claimV4, claimV6, poolError, type ClaimStage } from './claims.js';
 import { isStatic, staticRefusal } from './static-tunnel-rules.js';
 import type { ReverseDns } from './reverse-dns.js';
 import type { TunnelRegistry } from './tunnels.js';
@@ -66,13 +66,10 @@ export interface ServiceDeps {
   /** The local address the kernel routes toward a peer, of the peer's family (for offers when listening on
    *  0.0.0.0 or ::). */
   localAddressToward: (peer: string) => Promise<string>;
-  /** Several nodes (cluster/node.ts): where to send a new session instead of offering here (draining, or
-   *  over capacity), or a refusal when there is nowhere; undefined to offer here. `returning`: the account
-   *  already has a live tunnel on this node (its new one replaces it, so it adds no load). */
+  /** Where a new session goes instead of an offer here, or a refusal (cluster/node.ts); undefined: offer here.
+   *  `returning`: the account has a live tunnel here already (its new one replaces it: no added load). */
   redirect?: (returning: boolean) => RedirectDecision | undefined;
 }
-
-export type RedirectDecision = { redirect: readonly BrokerAddress[] } | { error: BrokerError };
 
 /** Who a session is, once authenticated. */
 interface Who {
@@ -179,25 +176,13 @@ export class BrokerService implements SessionService {
       this.deps.anonymous.hold(full);
       return full;
     } catch (err) {
-      throw this.poolError(err, stage, peer, prefixLen);
+      throw poolError(err, stage, {
+        log: this.deps.log,
+        pools: { ...this.deps.pools, ipv4: cfg.pools.ipv4 },
+        session: peer.id,
+        prefixLen,
+      });
     }
-  }
-
-  private poolError(err: unknown, stage: string, peer: SessionPeer, prefixLen: number | undefined): unknown {
-    if (!isBrokerError(err) || err.code !== 'POOL_EXHAUSTED') return err;
-    const log = this.deps.log;
-    if (stage === 'link')
-      log.error({ pool: this.deps.pools.link, session: peer.id }, 'link pool exhausted: no tunnel offered');
-    if (stage === 'ipv4')
-      log.error({ pool: this.deps.config.pools.ipv4, session: peer.id }, 'v4v6 pool exhausted: no tunnel offered');
-    if (stage !== 'delegation') return err;
-    log.error(
-      { pool: this.deps.pools.delegation, prefixLen, session: peer.id },
-      'delegation pool exhausted for this length',
-    );
-    return new BrokerError('TSP_PREFIX_LENGTH_UNAVAILABLE', `no /${prefixLen} left in the delegation pool`, {
-      cause: err,
-    });
   }
 
   private checkAnonymousQuota(source: string, type: TunnelType): void {

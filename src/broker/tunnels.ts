@@ -20,9 +20,8 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { BrokerError } from '../errors.js';
-import type { Config } from '../config/schema.js';
 import type { DataPlane, DropReason, TunnelCounters, TunnelId } from '../dataplane/types.js';
-import type { CounterUpdate, EndReason, Store, TunnelRecord } from '../store/types.js';
+import type { CounterUpdate, EndReason, TunnelRecord } from '../store/types.js';
 import { endpointLabel, type TunnelType } from '../tunnel-model.js';
 import type { AnonymousHoldings } from './anonymous.js';
 import { Deadlines } from './deadlines.js';
@@ -43,44 +42,16 @@ import {
 
 const RESTORE_PAGE = 5000; // live tunnels read per store call at a restart
 
-/** The store calls the registry makes. */
-export type TunnelRegistryStore = Pick<
-  Store,
-  | 'batch'
-  | 'endTunnel'
-  | 'establishTunnel'
-  | 'updateCounters'
-  | 'releaseLease'
-  | 'liveTunnels'
-  | 'moveTunnelEndpoint'
-  | 'endTunnelsElsewhere'
->;
+import type {
+  CountersById,
+  IdleRule,
+  TrafficReading,
+  TrafficTotals,
+  TunnelEventMap,
+  TunnelRegistryStore,
+} from './tunnel-types.js';
 
-export interface TrafficTotals {
-  rxPackets: number;
-  rxBytes: number;
-  txPackets: number;
-  txBytes: number;
-}
-
-export interface TunnelEventMap {
-  established: { record: TunnelRecord };
-  /** `counters`: the tunnel's final totals, as stored with its end. */
-  ended: { record: TunnelRecord; reason: EndReason; counters: CounterUpdate };
-}
-
-/** What traffic the data plane carried since this process started: only grows (an ended tunnel's last
- *  counters are carried over at its removal, so nothing is lost between a read and a removal). */
-export interface TrafficReading {
-  totals: TrafficTotals;
-  /** Each live tunnel's own counters since its data-plane entry was made. */
-  tunnels: { id: number; rxBytes: number; txBytes: number }[];
-}
-
-export type CountersById = ReadonlyMap<number, TunnelCounters>;
-
-/** The idle rule's settings (expiry.ts): the registry keeps each tunnel's deadline by them. */
-export type IdleRule = Pick<Config['tunnels'], 'idleIntervals' | 'idleMinS' | 'anonymousIdleMaxS'>;
+export type { CountersById, IdleRule, TrafficReading, TrafficTotals, TunnelEventMap, TunnelRegistryStore };
 
 export class TunnelRegistry {
   readonly events = new Events<TunnelEventMap>();

@@ -144,9 +144,7 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
   const log = opts.log;
   // several brokers on one PostgreSQL are nodes of a cluster (docs/cluster.md); SQLite has one broker
   const clustered = isClustered(config);
-  const store =
-    opts.store ??
-    (await openStore(config.store, { nodeId: clustered ? nodeIdOf(config) : (config.cluster.nodeId ?? 'local') }));
+  const store = opts.store ?? (await openStore(config.store, { nodeId: nodeIdOf(config) }));
   const closers: (() => Promise<void>)[] = [() => store.close()];
   const closeAll = async () => {
     for (const c of closers.reverse()) await c().catch((err) => log.error({ err }, 'error while stopping'));

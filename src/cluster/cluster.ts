@@ -23,9 +23,11 @@ export function isClustered(config: Config): boolean {
   return config.store.driver === 'postgres';
 }
 
-/** This node's name: cluster.nodeId, else the host name (CFG_INVALID when that is no valid node name). */
+/** This node's name: cluster.nodeId, else the host name (CFG_INVALID when that is no valid node name), or
+ *  'local' for the one broker of a SQLite file without a cluster.nodeId. */
 export function nodeIdOf(config: Config): string {
   if (config.cluster.nodeId !== null) return config.cluster.nodeId;
+  if (!isClustered(config)) return 'local';
   const host = os.hostname();
   if (NODE_NAME.test(host)) return host;
   throw new BrokerError('CFG_INVALID', `cluster.nodeId: the host name '${host}' is no node name; set one`);

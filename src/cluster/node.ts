@@ -16,9 +16,8 @@ import type { Logger } from 'pino';
 import type { Clock, Timer } from '../clock.js';
 import type { ClusterConfig } from '../config/cluster.js';
 import { BrokerError } from '../errors.js';
-import type { BrokerAddress } from '../protocol/redirect.js';
+import type { BrokerAddress, RedirectDecision } from '../protocol/redirect.js';
 import type { NodeRecord, Store } from '../store/types.js';
-import type { RedirectDecision } from '../broker/service.js';
 
 export type ClusterNodeStore = Pick<Store, 'nodeId' | 'registerNode' | 'heartbeatNode' | 'listNodes'>;
 

@@ -3,12 +3,15 @@
  *  are validated here: nothing unvalidated reaches the reply. Pure. */
 
 import ipaddr from 'ipaddr.js';
-import { RemoteProtocolError } from '../errors.js';
+import { RemoteProtocolError, type BrokerError } from '../errors.js';
 
 export interface BrokerAddress {
   type: 'ipv4' | 'ipv6';
   address: string;
 }
+
+/** Where a new session goes instead of an offer (several nodes: cluster/node.ts), or why it is refused. */
+export type RedirectDecision = { redirect: readonly BrokerAddress[] } | { error: BrokerError };
 
 /** The status a redirect is answered with (gogoSERVER's; clients follow any status above 1000). */
 export const REDIRECT_STATUS = { code: 1200, text: 'Redirect' } as const;
