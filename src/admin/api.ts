@@ -16,6 +16,7 @@ import { registerStatsApi } from './api/stats.js';
 import { registerAuditApi } from './api/audit.js';
 import { registerTokenApi } from './api/tokens.js';
 import { registerStaticTunnelApi } from './api/static-tunnels.js';
+import { registerNodeApi } from './api/nodes.js';
 
 export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
   app.addHook('onRequest', async (req) => {
@@ -37,4 +38,5 @@ export function registerApi(app: FastifyInstance, ctx: AdminContext): void {
   registerAuditApi(app, ctx);
   registerTokenApi(app, ctx);
   registerStaticTunnelApi(app, ctx);
+  registerNodeApi(app, ctx);
 }

@@ -88,6 +88,7 @@ export const tunnelSchema = {
     rxBytes: { type: 'integer' },
     txPackets: { type: 'integer' },
     txBytes: { type: 'integer' },
+    node: { type: ['string', 'null'], description: 'the node that carries (or carried) it' },
     live: { type: 'boolean' },
   },
 } as const;

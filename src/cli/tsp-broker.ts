@@ -17,6 +17,7 @@ import { endpointLabel, innerAddress } from '../tunnel-model.js';
 import { startBroker } from './start-broker.js';
 import { TokenService } from '../admin/tokens.js';
 import { readPassword } from './password.js';
+import { registerNodeCommands } from './node-commands.js';
 
 const program = new Command();
 /** package.json's version: two levels up from src/cli/ and from dist/cli/ alike. */
@@ -38,6 +39,7 @@ function withConfigFlags(cmd: Command): Command {
         '/etc/tsp-broker/config.json when that exists',
     )
     .option('--db <path>', 'SQLite database file (store.path)')
+    .option('--db-url <url>', 'PostgreSQL connection string: store.driver postgres with this store.url')
     .option('--realm <realm>', 'DIGEST-MD5 realm (auth.realm)')
     .option(
       '--allow-group-readable',
@@ -54,6 +56,8 @@ function num(v: string): number {
 function configFrom(o: Record<string, unknown>): Config {
   const overrides: Overrides = {
     'store.path': o.db,
+    ...(o.dbUrl !== undefined ? { 'store.driver': 'postgres', 'store.url': o.dbUrl } : {}),
+    'cluster.nodeId': o.nodeId,
     'auth.realm': o.realm,
     'store.allowGroupReadable': o.allowGroupReadable,
     'listen.address': o.listen,
@@ -90,6 +94,7 @@ withConfigFlags(program.command('serve'))
   .option('--tun <name>', 'TUN device name (dataplane.tun)')
   .addOption(new Option('--dataplane <driver>', 'dataplane.driver').choices(['ebpf', 'native', 'memory', 'auto']))
   .option('--server-ipv4 <ipv4>', 'IPv4 address written into offers (serverIpv4)')
+  .option('--node-id <name>', "this node's name in a cluster (cluster.nodeId; default the host name)")
   .option('--admin-port <n>', 'admin HTTP port (admin.port)', num)
   .option('--no-admin', 'do not start the admin HTTP server')
   .addOption(
@@ -239,7 +244,7 @@ withConfigFlags(tunnel.command('list'))
       const page = await store.listTunnels({ ...(o.all ? {} : { state: 'live' as const }), limit: o.limit as number });
       if (o.json) return console.log(JSON.stringify(page.items, null, 2));
       console.log(
-        ['ID', 'ACCOUNT', 'TYPE', 'ENDPOINT', 'CLIENT ADDRESS', 'PREFIX', 'STATE', 'SINCE', 'END'].join('\t'),
+        ['ID', 'ACCOUNT', 'TYPE', 'ENDPOINT', 'CLIENT ADDRESS', 'PREFIX', 'STATE', 'NODE', 'SINCE', 'END'].join('\t'),
       );
       for (const t of page.items)
         console.log(
@@ -251,6 +256,7 @@ withConfigFlags(tunnel.command('list'))
             innerAddress(t),
             t.prefix ? `${t.prefix}/${t.prefixLen}` : '-',
             t.state,
+            t.node ?? '-',
             new Date(t.establishedAt ?? t.createdAt).toISOString(),
             t.endReason ?? '-',
           ].join('\t'),
@@ -320,6 +326,8 @@ withConfigFlags(tunnel.command('kill <id>'))
       await store.close();
     }
   });
+
+registerNodeCommands(program, { withConfigFlags, configFrom, openFor });
 
 const config = program.command('config').description('configuration');
 config

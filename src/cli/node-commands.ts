@@ -1,0 +1,100 @@
+/** @module cli/node-commands: `tsp-broker node list|drain|undrain|forget`, the cluster's nodes as the shared
+ *  store has them (docs/cluster.md). A drain or undrain is a row change plus a message: the node hears it at
+ *  once and redirects new sessions (or takes them again). With SQLite there is one broker and no registry. */
+
+import type { Command } from 'commander';
+import type { Config } from '../config/schema.js';
+import { BrokerError } from '../errors.js';
+import type { NodeRecord, Store } from '../store/types.js';
+
+export interface NodeCommandDeps {
+  withConfigFlags(cmd: Command): Command;
+  configFrom(o: Record<string, unknown>): Config;
+  openFor(o: Record<string, unknown>, config: Config): Promise<{ store: Store }>;
+}
+
+/** Whether a node is alive by its last heartbeat and its configured silence limit (cluster.deadAfterS of the
+ *  configuration the command was given: the nodes' own should match). */
+export function nodeStatus(n: NodeRecord, deadAfterS: number, now: number): 'alive' | 'dead' {
+  return now - n.heartbeatAt <= deadAfterS * 1000 ? 'alive' : 'dead';
+}
+
+export function registerNodeCommands(program: Command, deps: NodeCommandDeps): void {
+  const node = program.command('node').description('the broker nodes sharing a PostgreSQL store (docs/cluster.md)');
+  const withStore = async <T>(o: Record<string, unknown>, f: (s: Store, c: Config) => Promise<T>): Promise<T> => {
+    const config = deps.configFrom(o);
+    if (config.store.driver !== 'postgres')
+      throw new BrokerError(
+        'CFG_INVALID',
+        'store.driver: node commands need the shared PostgreSQL store (--db-url or store.url); a SQLite broker is the only node',
+      );
+    const { store } = await deps.openFor(o, config);
+    try {
+      return await f(store, config);
+    } finally {
+      await store.close();
+    }
+  };
+
+  deps
+    .withConfigFlags(node.command('list'))
+    .description('list the nodes: alive or dead, draining, tunnels, capacity, last heartbeat')
+    .option('--json', 'machine-readable output')
+    .action(async (o: Record<string, unknown>) => {
+      await withStore(o, async (store, config) => {
+        const now = Date.now();
+        const nodes = (await store.listNodes()).map((n) => ({
+          ...n,
+          status: nodeStatus(n, config.cluster.deadAfterS, now),
+        }));
+        if (o.json) return console.log(JSON.stringify(nodes, null, 2));
+        console.log(['NODE', 'STATUS', 'DRAINING', 'TUNNELS', 'CAPACITY', 'ADDRESS', 'HEARTBEAT'].join('\t'));
+        for (const n of nodes)
+          console.log(
+            [
+              n.name,
+              n.status,
+              n.draining ? 'yes' : 'no',
+              n.tunnels,
+              n.capacity ?? '-',
+              [n.ipv4, n.ipv6].filter((a) => a !== null).join(' ') || '-',
+              `${new Date(n.heartbeatAt).toISOString()} (${Math.round((now - n.heartbeatAt) / 1000)} s ago)`,
+            ].join('\t'),
+          );
+      });
+    });
+
+  for (const [name, draining, what] of [
+    ['drain', true, 'take no new tunnels: new sessions are redirected to other live nodes (TSP 1200)'],
+    ['undrain', false, 'take new tunnels again'],
+  ] as const)
+    deps
+      .withConfigFlags(node.command(`${name} <node>`))
+      .description(what)
+      .action(async (nodeName: string, o: Record<string, unknown>) => {
+        await withStore(o, async (store) => {
+          if (!(await store.setNodeDraining(nodeName, draining)))
+            throw new BrokerError('STORE_NOT_FOUND', `no node named ${nodeName} (tsp-broker node list shows them)`);
+          await store.addAudit({
+            at: Date.now(),
+            actor: 'cli',
+            action: `node.${name}`,
+            target: nodeName,
+            detail: null,
+          });
+          console.log(`node ${nodeName} ${draining ? 'draining: it redirects new sessions' : 'takes new sessions'}`);
+        });
+      });
+
+  deps
+    .withConfigFlags(node.command('forget <node>'))
+    .description("delete a node's row (a node gone for good); a running node registers itself again")
+    .action(async (nodeName: string, o: Record<string, unknown>) => {
+      await withStore(o, async (store) => {
+        if (!(await store.forgetNode(nodeName)))
+          throw new BrokerError('STORE_NOT_FOUND', `no node named ${nodeName} (tsp-broker node list shows them)`);
+        await store.addAudit({ at: Date.now(), actor: 'cli', action: 'node.forget', target: nodeName, detail: null });
+        console.log(`node ${nodeName} forgotten`);
+      });
+    });
+}
