@@ -12,6 +12,11 @@ import ipaddr from 'ipaddr.js';
 import type { TestBroker } from '../../helpers/broker.js';
 import { NODE_ADDRESS, TestCluster } from '../../helpers/cluster.js';
 import { eventually } from '../../helpers/clients.js';
+
+/** Waits for `pred`, failing the test when it does not hold within `ms`. */
+async function until(pred: () => boolean, ms: number, what = 'the condition'): Promise<void> {
+  assert.ok(await eventually(pred, ms), `${what} within ${ms} ms`);
+}
 import { PG_SKIP } from '../../helpers/pg.js';
 import type { RawConfig } from '../../../src/client/config.js';
 import { BrokerError } from '../../../src/errors.js';
@@ -44,7 +49,7 @@ describe('cluster of two nodes', { skip: PG_SKIP }, () => {
     )[0]!;
 
   test('both nodes are registered and alive, each with the address its clients reach it on', async () => {
-    await eventually(() => nodes.a.cluster!.node.nodes().length === 2, 5000);
+    await until(() => nodes.a.cluster!.node.nodes().length === 2, 5000);
     const seen = nodes.a.cluster!.node.nodes();
     assert.deepEqual(
       seen.map((n) => [n.name, n.ipv4, n.alive, n.draining]),
@@ -64,14 +69,14 @@ describe('cluster of two nodes', { skip: PG_SKIP }, () => {
     } finally {
       await cli.close();
     }
-    await eventually(() => nodes.a.cluster!.node.draining, 2000);
+    await until(() => nodes.a.cluster!.node.draining, 2000);
     await assert.rejects(run(A), (e: unknown) => {
       assert.ok(e instanceof BrokerError && e.code === 'CLIENT_REDIRECT', String(e));
       assert.deepEqual((e as { brokers?: string[] }).brokers, [B]);
       return true;
     });
     const n = await run(B);
-    await eventually(() => nodes.b.broker.liveTunnels().some((t) => t.username === 'alice'), 3000);
+    await until(() => nodes.b.broker.liveTunnels().some((t) => t.username === 'alice'), 3000);
     const t = nodes.b.broker.liveTunnels().find((x) => x.username === 'alice')!;
     assert.equal((await rowOf(t.id)).node, 'node-b', 'the tunnel row names the node that carries it');
     assert.equal(n.offer.serverIpv4, B);
@@ -81,52 +86,52 @@ describe('cluster of two nodes', { skip: PG_SKIP }, () => {
   test('the same account on the other node: the older tunnel ends on its node at once, the addresses stay', async () => {
     const cli = await openPostgresStore({ url: c.db.url });
     await cli.setNodeDraining('node-a', false).finally(() => cli.close());
-    await eventually(() => !nodes.a.cluster!.node.draining, 2000);
+    await until(() => !nodes.a.cluster!.node.draining, 2000);
     const onB = nodes.b.broker.liveTunnels().find((t) => t.username === 'alice')!;
     const n = await run(A);
     assert.equal(ipaddr.parse(n.offer.clientIpv6).toString(), onB.clientIpv6, 'the same link addresses on node-a');
-    await eventually(() => nodes.a.broker.liveTunnels().some((t) => t.username === 'alice'), 3000);
+    await until(() => nodes.a.broker.liveTunnels().some((t) => t.username === 'alice'), 3000);
     // well before any sweep (off here): the message did it
-    await eventually(() => !nodes.b.broker.tunnels.has(onB.id), 1500);
+    await until(() => !nodes.b.broker.tunnels.has(onB.id), 1500);
     assert.deepEqual(await rowOf(onB.id), { node: 'node-b', state: 'ended', end_reason: 'replaced' });
   });
 
   test('a kill made on one node (or by the CLI) reaches the node that carries the tunnel', async () => {
     const onA = nodes.a.broker.liveTunnels().find((t) => t.username === 'alice')!;
     await nodes.b.broker.killTunnel(onA.id, 'admin');
-    await eventually(() => !nodes.a.broker.tunnels.has(onA.id), 1500);
+    await until(() => !nodes.a.broker.tunnels.has(onA.id), 1500);
     assert.equal((await rowOf(onA.id)).end_reason, 'admin');
     // the CLI's path: the store opened on its own
     await run(A, { userid: 'bob', passwd: 'battery staple' });
-    await eventually(() => nodes.a.broker.liveTunnels().some((t) => t.username === 'bob'), 3000);
+    await until(() => nodes.a.broker.liveTunnels().some((t) => t.username === 'bob'), 3000);
     const bob = nodes.a.broker.liveTunnels().find((t) => t.username === 'bob')!;
     const cli = await openPostgresStore({ url: c.db.url });
     await killTunnelInStore(cli, bob.id, 'cli', Date.now()).finally(() => cli.close());
-    await eventually(() => !nodes.a.broker.tunnels.has(bob.id), 1500);
+    await until(() => !nodes.a.broker.tunnels.has(bob.id), 1500);
   });
 
   test('over capacity, new sessions go to a node with room; a returning account stays', async () => {
     await c.stop('b');
     await start('b', { capacity: 1 });
     await run(B, { userid: 'bob', passwd: 'battery staple' });
-    await eventually(() => nodes.b.broker.tunnels.size === 1, 3000);
+    await until(() => nodes.b.broker.tunnels.size === 1, 3000);
     await assert.rejects(run(B), (e: unknown) => e instanceof BrokerError && e.code === 'CLIENT_REDIRECT');
     await run(B, { userid: 'bob', passwd: 'battery staple' }); // bob's own tunnel is here: replaced, not moved
-    await eventually(() => nodes.b.broker.liveTunnels().filter((t) => t.username === 'bob').length === 1, 3000);
+    await until(() => nodes.b.broker.liveTunnels().filter((t) => t.username === 'bob').length === 1, 3000);
   });
 
   test('a node silent past deadAfterS is dead and no redirect target; restarted, it restores its own tunnels only', async () => {
     await run(A);
-    await eventually(() => nodes.a.broker.tunnels.size === 1, 3000);
+    await until(() => nodes.a.broker.tunnels.size === 1, 3000);
     const mine = nodes.b.broker.liveTunnels().map((t) => t.id);
     const theirs = nodes.a.broker.liveTunnels().map((t) => t.id);
     assert.ok(mine.length > 0 && theirs.length > 0);
     await c.stop('b');
-    await eventually(() => nodes.a.cluster!.node.nodes().find((n) => n.name === 'node-b')?.alive === false, 6000);
+    await until(() => nodes.a.cluster!.node.nodes().find((n) => n.name === 'node-b')?.alive === false, 6000);
     const cli = await openPostgresStore({ url: c.db.url });
     try {
       await cli.setNodeDraining('node-a', true);
-      await eventually(() => nodes.a.cluster!.node.draining, 2000);
+      await until(() => nodes.a.cluster!.node.draining, 2000);
       // drained, and the only other node is dead: nowhere to go
       await assert.rejects(run(A), (e: unknown) => e instanceof BrokerError && e.code === 'CLIENT_BUSY');
       await start('b');
@@ -139,11 +144,11 @@ describe('cluster of two nodes', { skip: PG_SKIP }, () => {
         "node-a's tunnels stay node-a's",
       );
       // alive again: node-a sends clients there
-      await eventually(() => nodes.a.cluster!.node.nodes().find((n) => n.name === 'node-b')?.alive === true, 3000);
+      await until(() => nodes.a.cluster!.node.nodes().find((n) => n.name === 'node-b')?.alive === true, 3000);
       await assert.rejects(run(A), (e: unknown) => e instanceof BrokerError && e.code === 'CLIENT_REDIRECT');
       // and when node-b drains too, node-a hears of it at once and has nowhere to send anyone
       await cli.setNodeDraining('node-b', true);
-      await eventually(() => nodes.a.cluster!.node.nodes().find((n) => n.name === 'node-b')?.draining === true, 1500);
+      await until(() => nodes.a.cluster!.node.nodes().find((n) => n.name === 'node-b')?.draining === true, 1500);
       await assert.rejects(run(A), (e: unknown) => e instanceof BrokerError && e.code === 'CLIENT_BUSY');
     } finally {
       await cli.close();

@@ -10,6 +10,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { eventually } from '../../helpers/clients.js';
+
+/** Waits for `pred`, failing the test when it does not hold within `ms`. */
+async function until(pred: () => boolean, ms: number, what = 'the condition'): Promise<void> {
+  assert.ok(await eventually(pred, ms), `${what} within ${ms} ms`);
+}
 import { NODE_ADDRESS, TestCluster } from '../../helpers/cluster.js';
 import { PG_SKIP } from '../../helpers/pg.js';
 import { TokenService } from '../../../src/admin/tokens.js';
@@ -59,7 +64,7 @@ describe('operators and a cluster', { skip: PG_SKIP }, () => {
   after(() => c?.close());
 
   test('the API lists both nodes, drains the other one (it redirects at once) and says which node carries a tunnel', async () => {
-    await eventually(() => c.node('a').cluster!.node.nodes().length === 2, 5000);
+    await until(() => c.node('a').cluster!.node.nodes().length === 2, 5000);
     const list = await api('GET', '/nodes');
     assert.equal(list.status, 200);
     const body = list.body as {
@@ -77,15 +82,15 @@ describe('operators and a cluster', { skip: PG_SKIP }, () => {
       ],
     );
     assert.equal((await api('POST', '/nodes/node-b/drain')).status, 204);
-    await eventually(() => c.node('b').cluster!.node.draining, 1500);
+    await until(() => c.node('b').cluster!.node.draining, 1500);
     await assert.rejects(c.negotiate(NODE_ADDRESS.b), /redirects to 127\.0\.36\.1/);
     assert.equal((await api('POST', '/nodes/node-x/drain')).status, 404);
     assert.equal((await api('POST', '/nodes/bad%20name/drain')).status, 400);
     assert.equal((await api('POST', '/nodes/node-b/undrain')).status, 204);
-    await eventually(() => !c.node('b').cluster!.node.draining, 1500);
+    await until(() => !c.node('b').cluster!.node.draining, 1500);
     // a tunnel on node-b, listed by node-a's API with its node
     await c.negotiate(NODE_ADDRESS.b);
-    await eventually(() => c.node('b').broker.tunnels.size === 1, 3000);
+    await until(() => c.node('b').broker.tunnels.size === 1, 3000);
     const tunnels = await api('GET', '/tunnels');
     const items = (tunnels.body as { items: { username: string; node: string }[] }).items;
     assert.deepEqual(
@@ -106,7 +111,7 @@ describe('operators and a cluster', { skip: PG_SKIP }, () => {
     assert.match(list.stdout, /\nnode-b\talive\tno\t1\t/);
     const drain = await cli(['node', 'drain', 'node-a', ...url]);
     assert.equal(drain.status, 0, drain.stderr);
-    await eventually(() => c.node('a').cluster!.node.draining, 1500);
+    await until(() => c.node('a').cluster!.node.draining, 1500);
     const json = JSON.parse((await cli(['node', 'list', '--json', ...url])).stdout) as {
       name: string;
       draining: boolean;
@@ -119,7 +124,7 @@ describe('operators and a cluster', { skip: PG_SKIP }, () => {
       ],
     );
     assert.equal((await cli(['node', 'undrain', 'node-a', ...url])).status, 0);
-    await eventually(() => !c.node('a').cluster!.node.draining, 1500);
+    await until(() => !c.node('a').cluster!.node.draining, 1500);
     const unknown = await cli(['node', 'drain', 'node-x', ...url]);
     assert.equal(unknown.status, 1);
     assert.match(unknown.stderr, /no node named node-x/);
