@@ -49,8 +49,10 @@ describe('operators and a cluster', { skip: PG_SKIP }, () => {
   let api: (method: string, p: string) => Promise<{ status: number; body: unknown }>;
   before(async () => {
     c = await TestCluster.create('tsp_cluster_ops');
-    const a = await c.start('a', { admin: { enabled: true, address: '127.0.0.1', port: 0 } });
-    await c.start('b');
+    // heartbeats every 4 s: a drain seen within 1.5 s came by message
+    const slow = { heartbeatS: 4, deadAfterS: 12 };
+    const a = await c.start('a', { admin: { enabled: true, address: '127.0.0.1', port: 0 }, cluster: slow });
+    await c.start('b', { cluster: slow });
     await a.addUser('alice', 'correct horse');
     token = (await new TokenService(a.store).create('test', 'ops')).token;
     api = async (method, p) => {
@@ -64,7 +66,7 @@ describe('operators and a cluster', { skip: PG_SKIP }, () => {
   after(() => c?.close());
 
   test('the API lists both nodes, drains the other one (it redirects at once) and says which node carries a tunnel', async () => {
-    await until(() => c.node('a').cluster!.node.nodes().length === 2, 5000);
+    await until(() => c.node('a').cluster!.node.nodes().length === 2, 12_000);
     const list = await api('GET', '/nodes');
     assert.equal(list.status, 200);
     const body = list.body as {
