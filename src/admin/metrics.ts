@@ -22,6 +22,7 @@
  *                                                             limit ('replyWithheld' events)
  *    tsp_audit_suppressed_total                      counter  audit rows of unauthenticated events not written
  *                                                             (over the per-source budget, admin/audit-budget.ts)
+ *    tsp_cluster_*                                   gauges   the cluster as this node sees it (admin/cluster-metrics.ts)
  *    nodejs_eventloop_lag_seconds and the other prom-client default process metrics */
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
@@ -33,6 +34,7 @@ import type { SessionCounts } from '../transport/session-host.js';
 import type { Clock } from '../clock.js';
 import { TUNNEL_TYPES } from '../tunnel-model.js';
 import type { TrafficMeter } from './traffic.js';
+import { registerClusterMetrics } from './cluster-metrics.js';
 
 /** poolUsage() counts rows: cheap, but a scrape every second from several scrapers should not hit the store
  *  each time. The cache is also dropped whenever a tunnel is established or ends. */
@@ -45,7 +47,7 @@ export const TRANSPORTS = ['udp', 'tcp'] as const;
 /** 'none': the session ended before choosing one. A name a client invents becomes 'other'. */
 export const MECHANISMS = ['ANONYMOUS', 'PLAIN', 'DIGEST-MD5', 'none'] as const;
 /** Session results the broker reports, besides `error_<status>` for the TSP statuses in the error registry. */
-export const RESULTS = ['established', 'auth_failed', 'timeout', 'closed', 'version_refused'] as const;
+export const RESULTS = ['established', 'auth_failed', 'timeout', 'closed', 'version_refused', 'redirected'] as const;
 const ERROR_RESULTS = [
   ...new Set(Object.values(ERRORS).flatMap((e) => (e.tsp === null ? [] : [`error_${e.tsp}`]))),
 ].sort();
@@ -120,6 +122,7 @@ export class AdminMetrics {
       events.off('authFailure', onAuthFailure);
     };
 
+    registerClusterMetrics(this.registry, deps.broker);
     new Gauge({
       name: 'tsp_tunnels_live',
       help: 'Tunnels live in the data plane, by type',

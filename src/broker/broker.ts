@@ -18,7 +18,7 @@ import { enabledMechanisms } from '../config/schema.js';
 import type { DataPlane } from '../dataplane/types.js';
 import { ServerSession, type ServerSessionOptions } from '../protocol/server/session.js';
 import type { TspVersion } from '../protocol/constants.js';
-import type { EndReason, Store, TunnelRecord } from '../store/types.js';
+import type { EndReason, NodeRecord, Store, TunnelRecord } from '../store/types.js';
 import { AnsweringHandler } from '../transport/answer.js';
 import type { LiveTunnelControl } from './accounts.js';
 import { AnonymousHoldings } from './anonymous.js';
@@ -52,6 +52,14 @@ export interface BrokerDeps {
   node?: string;
 }
 
+/** What the front ends read of this node's cluster (cluster/cluster.ts sets it). */
+export interface ClusterView {
+  readonly name: string;
+  readonly draining: boolean;
+  nodes(): (NodeRecord & { alive: boolean })[];
+  messagesConnected(): boolean;
+}
+
 export class Broker implements LiveTunnelControl {
   readonly tunnels: TunnelRegistry;
   readonly service: BrokerService;
@@ -67,6 +75,8 @@ export class Broker implements LiveTunnelControl {
   /** Where new sessions go instead of an offer here (cluster/node.ts ClusterNode.redirect), once a cluster
    *  node runs. */
   redirectHook: ((returning: boolean) => RedirectDecision | undefined) | undefined;
+  /** This node's view of the cluster, once a cluster node runs (metrics, the web UI). */
+  cluster: ClusterView | undefined;
   private readonly follower: AuditFollower;
   private readonly sweeper: Sweeper;
   private following: Promise<void> | undefined;

@@ -97,9 +97,19 @@ export async function startCluster(deps: {
     onMessage,
     onConnected: () => void catchUp().catch(failed('catching up')),
   });
+  broker.cluster = {
+    name: node.name,
+    get draining() {
+      return node.draining;
+    },
+    nodes: () => node.nodes(),
+    messagesConnected: () => bus.connected,
+  };
   try {
     await bus.start();
   } catch (err) {
+    broker.redirectHook = undefined;
+    broker.cluster = undefined;
     await node.stop();
     throw new BrokerError(
       'STORE_FAILED',
@@ -114,6 +124,7 @@ export async function startCluster(deps: {
     bus,
     async close() {
       broker.redirectHook = undefined;
+      broker.cluster = undefined;
       await bus.close();
       await node.stop();
     },

@@ -110,10 +110,24 @@ describe('operators and a cluster', { skip: PG_SKIP }, () => {
     assert.equal(list.status, 0, list.stderr);
     assert.match(list.stdout, /^NODE\tSTATUS\tDRAINING\tTUNNELS/);
     assert.match(list.stdout, /\nnode-a\talive\tno\t/);
-    assert.match(list.stdout, /\nnode-b\talive\tno\t1\t/);
+    assert.match(list.stdout, /\nnode-b\talive\tno\t\d+\t-\t127\.0\.36\.2\t/); // tunnels as of its last heartbeat
     const drain = await cli(['node', 'drain', 'node-a', ...url]);
     assert.equal(drain.status, 0, drain.stderr);
     await until(() => c.node('a').cluster!.node.draining, 1500);
+    await assert.rejects(c.negotiate(NODE_ADDRESS.a), /redirects to 127\.0\.36\.2/);
+    const metrics = await (
+      await fetch(`http://127.0.0.1:${c.node('a').admin!.port}/metrics`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
+    ).text();
+    for (const line of [
+      'tsp_cluster_nodes{state="alive"} 2',
+      'tsp_cluster_nodes{state="draining"} 1',
+      'tsp_cluster_draining 1',
+      'tsp_cluster_messages_connected 1',
+      'tsp_sessions_total{transport="udp",mechanism="PLAIN",result="redirected"} 1',
+    ])
+      assert.ok(metrics.includes(`\n${line}\n`), `${line} in /metrics`);
     const json = JSON.parse((await cli(['node', 'list', '--json', ...url])).stdout) as {
       name: string;
       draining: boolean;
