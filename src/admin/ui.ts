@@ -15,6 +15,7 @@ import { registerDashboardUi } from './ui/dashboard.js';
 import { registerTunnelUi } from './ui/tunnels.js';
 import { registerAccountUi } from './ui/accounts.js';
 import { registerAuditUi } from './ui/audit.js';
+import { registerNodesUi } from './ui/nodes.js';
 import { registerTokenUi } from './ui/tokens.js';
 import { registerMeUi } from './ui/me.js';
 import { registerStaticTunnelUi } from './ui/static-tunnels.js';
@@ -34,6 +35,7 @@ export function registerUi(app: FastifyInstance, ctx: AdminContext): void {
   registerTunnelUi(app, ctx);
   registerAccountUi(app, ctx);
   registerAuditUi(app, ctx);
+  registerNodesUi(app, ctx);
   registerTokenUi(app, ctx);
   registerMeUi(app, ctx);
   registerStaticTunnelUi(app, ctx);

@@ -33,8 +33,28 @@ const nameParam = {
   properties: { name: { type: 'string', pattern: NODE_NAME.source } },
 } as const;
 
-export function registerNodeApi(app: FastifyInstance, ctx: AdminContext): void {
+/** The nodes with whether each is alive now (by this node's cluster.deadAfterS); none on SQLite. */
+export async function listNodes(ctx: AdminContext) {
   const clustered = ctx.config.store.driver === 'postgres';
+  const now = ctx.clock.now();
+  const items = clustered ? await ctx.store.listNodes() : [];
+  const alive = (heartbeatAt: number) => now - heartbeatAt <= ctx.config.cluster.deadAfterS * 1000;
+  return { clustered, self: ctx.store.nodeId, items: items.map((n) => ({ ...n, alive: alive(n.heartbeatAt) })) };
+}
+
+/** Drains or undrains a node (the node hears it at once) and audits it. STORE_CONFLICT on SQLite,
+ *  STORE_NOT_FOUND for an unknown node, API_BAD_REQUEST for a name no node can have. */
+export async function setNodeDraining(ctx: AdminContext, name: string, draining: boolean, actor: string) {
+  if (ctx.config.store.driver !== 'postgres')
+    throw new BrokerError('STORE_CONFLICT', 'a SQLite store has one broker and no nodes to drain');
+  if (!NODE_NAME.test(name)) throw new BrokerError('API_BAD_REQUEST', `not a node name: ${name.slice(0, 80)}`);
+  if (!(await ctx.store.setNodeDraining(name, draining)))
+    throw new BrokerError('STORE_NOT_FOUND', `no node named ${name}`);
+  const action = draining ? 'node.drain' : 'node.undrain';
+  await ctx.store.addAudit({ at: ctx.clock.now(), actor, action, target: name, detail: null });
+}
+
+export function registerNodeApi(app: FastifyInstance, ctx: AdminContext): void {
   app.get(
     '/nodes',
     {
@@ -55,12 +75,7 @@ export function registerNodeApi(app: FastifyInstance, ctx: AdminContext): void {
         },
       },
     },
-    async () => {
-      const now = ctx.clock.now();
-      const items = clustered ? await ctx.store.listNodes() : [];
-      const alive = (heartbeatAt: number) => now - heartbeatAt <= ctx.config.cluster.deadAfterS * 1000;
-      return { clustered, self: ctx.store.nodeId, items: items.map((n) => ({ ...n, alive: alive(n.heartbeatAt) })) };
-    },
+    async () => listNodes(ctx),
   );
 
   for (const [verb, draining] of [
@@ -80,17 +95,7 @@ export function registerNodeApi(app: FastifyInstance, ctx: AdminContext): void {
         },
       },
       async (req, reply) => {
-        if (!clustered) throw new BrokerError('STORE_CONFLICT', 'a SQLite store has one broker and no nodes to drain');
-        const name = req.params.name;
-        if (!(await ctx.store.setNodeDraining(name, draining)))
-          throw new BrokerError('STORE_NOT_FOUND', `no node named ${name}`);
-        await ctx.store.addAudit({
-          at: ctx.clock.now(),
-          actor: principalOf(req).actor,
-          action: `node.${verb}`,
-          target: name,
-          detail: null,
-        });
+        await setNodeDraining(ctx, req.params.name, draining, principalOf(req).actor);
         return reply.code(204).send();
       },
     );

@@ -29,6 +29,8 @@ const DONE: Record<string, (subject: string) => string> = {
   staticcreated: (s) => `Static tunnel ${s} created.`,
   staticendpoint: (s) => `Endpoint set: ${s}.`,
   staticdeleted: (s) => `Static tunnel ${s} removed.`,
+  drained: (s) => `Node ${s} is draining: it redirects new sessions to other nodes.`,
+  undrained: (s) => `Node ${s} takes new sessions again.`,
 };
 
 export function flashOf(req: FastifyRequest): string | undefined {

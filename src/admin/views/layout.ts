@@ -21,6 +21,7 @@ const ADMIN_NAV = [
   ['/tunnels', 'Tunnels'],
   ['/accounts', 'Accounts'],
   ['/pools', 'Pools'],
+  ['/nodes', 'Nodes'],
   ['/audit', 'Audit log'],
   ['/tokens', 'API tokens'],
   ['/me', 'My account'],

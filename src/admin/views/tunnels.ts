@@ -63,7 +63,11 @@ function tunnelRows(v: Viewer, items: TunnelRecord[], now: number, killable: boo
       html`<tr data-tunnel-id="${t.id}">
         <td><a href="/tunnels/${t.id}">${t.id}</a></td>
         <td>${t.username ?? html`<span class="muted">anonymous</span>`}</td>
-        <td><span class="badge">${t.type}</span> <span class="muted">${t.transport}</span></td>
+        <td>
+          <span class="badge">${t.type}</span> <span class="muted">${t.transport}</span>${
+            t.node && t.node !== 'local' ? html`<br /><span class="muted" data-testid="node">on ${t.node}</span>` : ''
+          }
+        </td>
         <td class="mono">${endpoint(t)}</td>
         <td class="mono">${innerAddress(t)}${t.prefix ? html`<br />${t.prefix}/${t.prefixLen}` : ''}</td>
         <td>${formatAge(now - (t.establishedAt ?? t.createdAt))}</td>
@@ -297,6 +301,7 @@ export function tunnelPage(
         ]) as [string, string][]),
     ['Delegated prefix', t.prefix ? `${t.prefix}/${t.prefixLen}` : '—'],
     ['Keepalive', `${t.keepaliveInterval} s`],
+    ...((t.node ? [['Node', t.node]] : []) as [string, string][]),
     ['Created', when(t.createdAt)],
     ['Established', when(t.establishedAt)],
     ['Ended', when(t.endedAt)],
