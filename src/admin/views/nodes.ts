@@ -35,7 +35,7 @@ export function nodesPage(
                   </td>
                   <td>
                     <span class="badge">${n.alive ? 'alive' : 'dead'}</span>${
-                      n.draining ? html` <span class="badge">drainin</span>` : ''
+                      n.draining ? html` <span class="badge">draining</span>` : ''
                     }
                   </td>
                   <td>${n.tunnels}</td>
