@@ -88,13 +88,27 @@ export function registerNodeCommands(program: Command, deps: NodeCommandDeps): v
 
   deps
     .withConfigFlags(node.command('forget <node>'))
-    .description("delete a node's row (a node gone for good); a running node registers itself again")
+    .description('delete a dead node for good: its row, and the tunnels it still had (ended, leases released)')
+    .option('--force', 'even if it is alive (it registers again at its next heartbeat)')
     .action(async (nodeName: string, o: Record<string, unknown>) => {
-      await withStore(o, async (store) => {
-        if (!(await store.forgetNode(nodeName)))
-          throw new BrokerError('STORE_NOT_FOUND', `no node named ${nodeName} (tsp-broker node list shows them)`);
-        await store.addAudit({ at: Date.now(), actor: 'cli', action: 'node.forget', target: nodeName, detail: null });
-        console.log(`node ${nodeName} forgotten`);
+      await withStore(o, async (store, config) => {
+        const n = (await store.listNodes()).find((x) => x.name === nodeName);
+        if (!n) throw new BrokerError('STORE_NOT_FOUND', `no node named ${nodeName} (tsp-broker node list shows them)`);
+        if (nodeStatus(n, config.cluster.deadAfterS, Date.now()) === 'alive' && !o.force)
+          throw new BrokerError(
+            'STORE_CONFLICT',
+            `node ${nodeName} is alive (heard from ${Math.round((Date.now() - n.heartbeatAt) / 1000)} s ago): stop it first, or --force`,
+          );
+        const r = await store.forgetNode(nodeName, Date.now());
+        if (!r) throw new BrokerError('STORE_NOT_FOUND', `no node named ${nodeName}`);
+        await store.addAudit({
+          at: Date.now(),
+          actor: 'cli',
+          action: 'node.forget',
+          target: nodeName,
+          detail: { tunnelsEnded: r.tunnelsEnded },
+        });
+        console.log(`node ${nodeName} forgotten; ${r.tunnelsEnded} tunnel(s) it carried ended`);
       });
     });
 }

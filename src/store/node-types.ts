@@ -46,8 +46,9 @@ export interface NodeStore {
   listNodes(): Promise<NodeRecord[]>;
   /** false when there is no such node. Tells the node at once (a 'node' message). */
   setNodeDraining(name: string, draining: boolean): Promise<boolean>;
-  /** Deletes a node's row (a node that is gone for good); false when there is none. Its tunnel rows stay. */
-  forgetNode(name: string): Promise<boolean>;
+  /** Deletes a node's row (a node gone for good) and ends the tunnels it still carried ('shutdown', anonymous
+   *  leases released); undefined when there is no such node. */
+  forgetNode(name: string, at: number): Promise<{ tunnelsEnded: number } | undefined>;
   /** Live tunnel rows that name no node (written before schema version 9) become this node's; returns how
    *  many. One statement, so of two nodes starting at once only one takes each row. */
   adoptTunnels(): Promise<number>;

@@ -6,6 +6,7 @@ import { CLUSTER_CHANNEL, type ClusterMessage, type NodeRecord, type NodeStore }
 import type { Database, NodesTable } from '../schema.js';
 import type { Dialect } from '../migrations.js';
 import type { Runner } from './runner.js';
+import { releaseLease } from '../allocator.js';
 
 /** The advisory lock class of an account's tunnels (the second key is the account id). */
 const ACCOUNT_LOCK_CLASS = 0x3653;
@@ -65,10 +66,21 @@ export function nodeStore(run: Runner, dialect: Dialect, nodeId: string): NodeSt
       });
     },
 
-    forgetNode(name) {
+    forgetNode(name, at) {
       return run.write('forgetNode', async (trx) => {
         const r = await trx.deleteFrom('nodes').where('name', '=', name).returning('name').executeTakeFirst();
-        return r !== undefined;
+        if (r === undefined) return undefined;
+        // its tunnels are carried by no one: they end, and their anonymous leases go back to the pool (the
+        // node's chunks stay its own until it returns: no other node cuts leases from them)
+        const ended = await trx
+          .updateTable('tunnels')
+          .set({ state: 'ended', ended_at: at, end_reason: 'shutdown' })
+          .where('node', '=', name)
+          .where('state', 'in', ['offered', 'established'])
+          .returning('lease_id')
+          .execute();
+        for (const e of ended) if (e.lease_id !== null) await releaseLease(trx, e.lease_id);
+        return { tunnelsEnded: ended.length };
       });
     },
 

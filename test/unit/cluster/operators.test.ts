@@ -147,9 +147,18 @@ describe('operators and a cluster', { skip: PG_SKIP }, () => {
     const sqlite = await cli(['node', 'list', '--db', path.join(os.tmpdir(), 'nope.db')]);
     assert.equal(sqlite.status, 2);
     assert.match(sqlite.stderr, /store\.driver: node commands need the shared PostgreSQL store/);
-    // a stopped node forgotten is gone from the list
+    // a node gone for good: forgotten, its tunnels end (refused while it still looks alive, unless --force)
     await c.stop('b');
-    assert.equal((await cli(['node', 'forget', 'node-b', ...url])).status, 0);
+    const early = await cli(['node', 'forget', 'node-b', ...url]);
+    assert.equal(early.status, 1);
+    assert.match(early.stderr, /node node-b is alive .* stop it first, or --force/);
+    const forget = await cli(['node', 'forget', 'node-b', '--force', ...url]);
+    assert.equal(forget.status, 0, forget.stderr);
+    assert.match(forget.stdout, /node node-b forgotten; 1 tunnel\(s\) it carried ended/);
     assert.doesNotMatch((await cli(['node', 'list', ...url])).stdout, /node-b/);
+    const rows = await c.db.query<{ state: string; end_reason: string }>(
+      "select state, end_reason from tunnels where node = 'node-b'",
+    );
+    assert.deepEqual(rows, [{ state: 'ended', end_reason: 'shutdown' }]);
   });
 });
