@@ -21,6 +21,9 @@ export interface TspcConfig {
   /** The broker: host name, IPv4 or IPv6 (`[2001:db8::1]:3653` in the file), port, and the `server=` text as
    *  written (DIGEST's digest-uri uses it). */
   server: { host: string; port: number; text: string };
+  /** Every server of `server=` (a comma-separated list in tspc; gogoc takes one): `server` first, then the
+   *  ones tried in turn when it fails (the nodes of a cluster, docs/tspc.md). */
+  servers: { host: string; port: number; text: string }[];
   userid: string;
   passwd: string;
   authMethod: AuthMethod;
@@ -207,6 +210,8 @@ const yesNo = (v: string): boolean | undefined => {
   return t === 'yes' || t === 'true' || t === '1' ? true : t === 'no' || t === 'false' || t === '0' ? false : undefined;
 };
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+/** Servers `server=` may list. */
+const MAX_SERVERS = 16;
 
 /** The server string: `host`, `A.B.C.D` or `[IPv6]`, each optionally with `:port` (an IPv6 server is for
  *  tunnel_mode=v4v6, whose TSP runs over IPv6). */
@@ -275,8 +280,11 @@ export function resolveConfig(...layers: RawConfig[]): { config: TspcConfig; war
     return '';
   };
 
-  const server = parseServer(merged.server!);
-  if (typeof server === 'string') problems.push(`server: ${server}`);
+  const parsed = merged.server!.split(',').map((t) => parseServer(t.trim()));
+  for (const p of parsed) if (typeof p === 'string') problems.push(`server: ${p}`);
+  if (parsed.length > MAX_SERVERS) problems.push(`server: at most ${MAX_SERVERS} servers`);
+  const servers = parsed.filter((p) => typeof p !== 'string');
+  const server = parsed[0]!;
   const userid = merged.userid!;
   if (merged.auth_method === '') merged.auth_method = userid === '' ? 'anonymous' : 'any';
   const authMethod = oneOf('auth_method', ['any', 'anonymous', 'plain', 'digest-md5'] as const);
@@ -285,7 +293,7 @@ export function resolveConfig(...layers: RawConfig[]): { config: TspcConfig; war
   if (authMethod !== 'anonymous' && userid === '') problems.push(`userid: required for auth_method ${authMethod}`);
   const hostType = oneOf('host_type', ['host', 'router'] as const);
   const tunnelMode = oneOf('tunnel_mode', ['v6anyv4', 'v6v4', 'v6udpv4', 'v4v6'] as const);
-  if (typeof server !== 'string') familyProblem(server.host, tunnelMode, problems);
+  for (const s of servers) familyProblem(s.host, tunnelMode, problems);
   const transport = oneOf('transport', ['udp', 'tcp'] as const);
   if (transport === 'tcp' && tunnelMode === 'v6udpv4')
     problems.push('transport: v6udpv4 runs over the TSP UDP flow; use transport=udp or tunnel_mode=v6v4');
@@ -301,6 +309,7 @@ export function resolveConfig(...layers: RawConfig[]): { config: TspcConfig; war
   const defaultRoute = merged.default_route === '' ? true : bool('default_route');
   const config: TspcConfig = {
     server: typeof server === 'string' ? { host: '', port: TSP_PORT, text: '' } : server,
+    servers,
     userid,
     passwd: merged.passwd!,
     authMethod,

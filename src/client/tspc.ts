@@ -82,8 +82,14 @@ export class Tspc {
 
   /** Runs until stop() or a failure that ends tspc; resolves with the exit status. */
   async run(): Promise<number> {
-    const configured: NegotiateTarget = this.cfg.server;
-    let targets: NegotiateTarget[] = [configured];
+    // the configured servers, the one to try first at the front; one that fails goes to the back
+    const configured: NegotiateTarget[] = this.cfg.servers.length ? [...this.cfg.servers] : [this.cfg.server];
+    const rotate = (from: NegotiateTarget) => {
+      if (configured[0] === from && configured.length > 1) configured.push(configured.shift()!);
+    };
+    let targets: NegotiateTarget[] = [configured[0]!];
+    /** Configured servers that failed in a row since one last worked (all of them: back off). */
+    let failedServers = 0;
     let failures = 0;
     let everUp = false;
     this.setState('connecting');
@@ -98,14 +104,22 @@ export class Tspc {
         const brokers = (e as { brokers?: string[] }).brokers;
         if (isBrokerError(e) && e.code === 'CLIENT_REDIRECT' && brokers?.length) {
           this.log.info(`redirected to ${brokers.join(', ')}`);
-          targets = brokers.map((b) => ({ host: b.replace(/^\[|\]$/g, ''), port: configured.port, text: b }));
+          const port = configured[0]!.port;
+          targets = brokers.map((b) => ({ host: b.replace(/^\[|\]$/g, ''), port, text: b }));
           continue;
         }
         if (targets.length > 1) {
           targets = targets.slice(1); // the next broker of a redirect list, at once
           continue;
         }
-        targets = [configured];
+        rotate(target);
+        if (configured.includes(target) && ++failedServers < configured.length && !isPermanent(e)) {
+          this.log.warn(`${isBrokerError(e) ? e.message : String(e)}; trying ${configured[0]!.text}`);
+          targets = [configured[0]!]; // the next configured server, at once
+          continue;
+        }
+        failedServers = 0;
+        targets = [configured[0]!];
         failures++;
         const message = isBrokerError(e) ? e.message : String(e);
         if (isPermanent(e) || !this.cfg.autoRetryConnect) return this.fail(e);
@@ -122,9 +136,15 @@ export class Tspc {
         return this.fail(e);
       }
       failures = 0;
-      targets = [configured];
+      failedServers = 0;
+      targets = [configured[0]!];
       everUp = true;
       const reason = await this.up(n, tunnel);
+      // a server that stopped answering is tried last when there are others
+      if (reason?.kind === 'dead') {
+        rotate(target);
+        targets = [configured[0]!];
+      }
       if (reason === undefined) return exitCodeFor(this.failure); // the hook failed; fail() has run
       if (this.stopping) break;
       this.status.reconnects++;

@@ -204,3 +204,52 @@ test('retries wait the backoff on the clock; while up, the status is refreshed e
   assert.equal(await run, 0);
   assert.equal(clock.pending, 0, 'no timer left behind');
 });
+
+test('several servers: a failing one gives way to the next at once; after a dead tunnel the others come first', async () => {
+  let aUp = true;
+  let answer: number | undefined = 1;
+  const at: number[] = [];
+  const { tspc, log, clock, until } = harness(
+    { server: '198.51.100.1,198.51.100.5', keepalive_misses: '2', retry_delay: '30', retry_delay_max: '30' },
+    {
+      negotiate: (t) => {
+        at.push(clock.now());
+        if (t.text === '198.51.100.1') return aUp ? ok() : new BrokerError('CLIENT_UNREACHABLE', 'no reply');
+        return ok();
+      },
+      probe: () => answer,
+    },
+  );
+  const t0 = clock.now();
+  const run = tspc.run();
+  await until(() => log.setups === 1, 'up on the first server');
+  // the first server dies: its keepalives go unanswered, the tunnel is lost
+  aUp = false;
+  answer = undefined;
+  await until(() => log.setups === 2, 'up again');
+  answer = 1;
+  // it went to the second server first, without trying the dead one or waiting a backoff
+  assert.deepEqual(log.targets, ['198.51.100.1', '198.51.100.5']);
+  // the second one fails too at its next session: the first is tried at once, then the backoff
+  tspc.stop();
+  assert.equal(await run, 0);
+  assert.ok(at[1]! - t0 < 60_000, 'no backoff before the second server');
+
+  // a first server that does not answer at start: the second at once
+  const h = harness(
+    { server: '198.51.100.1, 198.51.100.5:3653' },
+    { negotiate: (t) => (t.text === '198.51.100.1' ? new BrokerError('CLIENT_UNREACHABLE', 'no reply') : ok()) },
+  );
+  const r2 = h.tspc.run();
+  await h.until(() => h.log.setups === 1, 'up on the second');
+  h.tspc.stop();
+  assert.equal(await r2, 0);
+  assert.deepEqual(h.log.targets, ['198.51.100.1', '198.51.100.5:3653']);
+});
+
+test('a server list with a bad entry names it', () => {
+  assert.throws(
+    () => resolveConfig({ server: '198.51.100.1,not a host' }),
+    /server: "not a host" is not host\[:port\]/,
+  );
+});
