@@ -87,17 +87,22 @@ function lifecycle(driver: LabDriver): void {
         password: PASSWORD,
         silent: true,
       });
-      const live = async () =>
-        (await lab.tunnelList()).find((t) => t.username === 'heidi' && t.state === 'established');
+      const row = async () => (await lab.tunnelList()).find((t) => t.username === 'heidi' && t.id === id);
+      const id = (await lab.tunnelList()).find((t) => t.username === 'heidi' && t.state === 'established')!.id;
       const tunWrites = await lab.tunWrites();
       // 12 s of echo requests to the internet, twice the idle limit (3 intervals of 2 s): only they keep it live.
       const traffic = await heidi.ns.exec('ping', ['-6', '-q', '-i', '0.5', '-w', '12', INET_HOST], {
         timeoutMs: 20_000,
       });
       assert.match(traffic.stdout, /\b2\d received/, traffic.stdout);
-      const after = await live();
-      assert.ok(after, 'still established after twice its idle limit');
-      await eventuallyAsync(async () => ((await live())?.rxPackets ?? 0) >= 20, 'its packets persisted');
+      assert.equal((await row())?.state, 'established', 'still established after twice its idle limit');
+      let last: unknown;
+      await eventuallyAsync(async () => {
+        last = await row();
+        return ((last as { rxPackets?: number } | undefined)?.rxPackets ?? 0) >= 20;
+      }, 'its packets persisted').catch((e: Error) => {
+        throw new Error(`${e.message}: ${JSON.stringify(last)}`);
+      });
       if (driver === 'ebpf')
         assert.ok((await lab.tunWrites()) - tunWrites < 12, 'carried by the programs, not written into the TUN');
       await silent.stop();
