@@ -1,6 +1,8 @@
 /** @module test/helpers/broker-lab: a whole broker deployment in network namespaces for end-to-end tests over
- *  real TSP: a `tsp-broker serve --dataplane native` process (so kill -9 is real), clients behind a NAT and
- *  clients without one, each running test/helpers/tsp-test-client.ts, and an IPv6 host on the "internet".
+ *  real TSP: a `tsp-broker serve` process (so kill -9 is real) on the native data plane, or on the eBPF fast
+ *  path in front of it (`BrokerLab.create({ dataplane: { driver: 'ebpf' } })`; LAB_DRIVERS and labSkip below
+ *  let a suite run on both), clients behind a NAT and clients without one, each running
+ *  test/helpers/tsp-test-client.ts, and an IPv6 host on the "internet".
  *
  *    nat clients 192.0.2.<16k+2>/28 ──┐
  *                                      nat (masquerade to 203.0.113.2) ── broker 203.0.113.1 ── inet 2001:db8:100::2/64
@@ -12,7 +14,7 @@
  *  seconds. Everything is torn down by cleanup(): processes killed, namespaces deleted, the temporary folder
  *  removed. Documentation address ranges only. Needs root and /dev/net/tun. */
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +22,7 @@ import ipaddr from 'ipaddr.js';
 import { parseConfig, type ConfigInput } from '../../src/config/schema.js';
 import { openStore } from '../../src/store/open.js';
 import { deriveCredentials } from '../../src/broker/credentials.js';
+import { ebpfUnavailable } from '../../src/dataplane/ebpf-addon.js';
 import type { Offer } from '../../src/protocol/xml.js';
 import type { TunnelRecord } from '../../src/store/types.js';
 import { Topology, execCommand, type Netns, type NetnsProcess } from './netns.js';
@@ -36,6 +39,19 @@ export const ADMIN_PORT = 8080;
 export const REALM = 'tsp-e2e';
 /** Bounded waits: a broker or client that does not come up fails the test, not the run. */
 const START_TIMEOUT_MS = 20_000;
+
+/** The data-plane drivers the namespace suites run `serve` on: the addon alone, and the eBPF fast path in front
+ *  of it (which must behave the same wherever a user could tell). */
+export const LAB_DRIVERS = ['native', 'ebpf'] as const;
+export type LabDriver = (typeof LAB_DRIVERS)[number];
+
+/** Why a lab on `driver` cannot run here, or false: root and /dev/net/tun for both, and for ebpf the loader and
+ *  programs, except under CI (which installs clang and libbpf-dev), where a missing fast path must fail. */
+export function labSkip(driver: LabDriver): string | false {
+  if (process.getuid?.() !== 0 || !existsSync('/dev/net/tun')) return 'needs root and /dev/net/tun';
+  if (driver === 'ebpf' && process.env.CI !== 'true') return ebpfUnavailable() ?? false;
+  return false;
+}
 
 /** <prefix>::1 as canonical text (offers write addresses fully expanded). */
 export function firstHost(prefixAddress: string): string {
@@ -181,6 +197,12 @@ export class BrokerLab {
       localPort: number;
     };
     return { process: p, ...up, address: canonical(up.offer.clientIpv6), stop: () => p.kill() };
+  }
+
+  /** Packets written into the broker's TUN (tsp0's receive count): the addon's decapsulations. The eBPF programs
+   *  hand theirs to the kernel on the uplink instead, so on ebpf this counts only what they left to the addon. */
+  async tunWrites(): Promise<number> {
+    return (await this.broker.stats('tsp0')).rxPackets;
   }
 
   /** ping6, 3 echoes with bounded waits; resolves with whether replies came back (ping exits 0). */

@@ -158,3 +158,12 @@ export function ipv4ChecksumsOk(packet: Buffer): boolean {
   if (ipv4HeaderChecksum(packet.subarray(0, ihl)) !== packet.readUInt16BE(10)) return false;
   return packet[9] !== 1 || foldChecksum(sumWords(packet.subarray(ihl))) === 0;
 }
+
+/** The UDP checksum over the IPv4 pseudo-header (RFC 768) of `udp` (header and data, its checksum field taken
+ *  as zero); 0xffff for a sum of zero, since 0 means none. */
+export function udpIpv4Checksum(src: string, dst: string, udp: Buffer): number {
+  const copy = Buffer.from(udp);
+  copy.writeUInt16BE(0, 6);
+  const sum = sumWords(ipv4Bytes(src)) + sumWords(ipv4Bytes(dst)) + 17 + copy.length;
+  return foldChecksum(sumWords(copy, sum)) || 0xffff;
+}

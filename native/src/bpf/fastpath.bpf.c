@@ -10,7 +10,7 @@
 //
 // The rule: a packet the programs cannot carry exactly as the addon would is left untouched (TC_ACT_OK), so
 // it reaches the addon's socket or TUN reader and the slow path decides and counts it: control datagrams,
-// unknown endpoints, IPv4 options and fragments, GRO-merged packets, a length that does not add up, an
+// a UDP checksum that does not verify (the kernel's UDP drops it), unknown endpoints, IPv4 options and fragments, GRO-merged packets, a length that does not add up, an
 // expiring hop limit, echo requests to the tunnel's server address (the addon answers them), inner
 // destinations inside a tunnel (hairpin, or back into the same tunnel: the addon's rules), oversize packets,
 // neighbour discovery, MLD, multicast and link-local destinations and protocols other than TCP, UDP, ESP, GRE,
@@ -208,6 +208,56 @@ static __always_inline void learn(__u32 id, __u32 local_ipv4, __u32 ifindex) {
   bpf_map_update_elem(&learned, &id, &fresh, BPF_ANY);
 }
 
+/** The longest UDP datagram whose checksum tsp_decap verifies itself (in loads of CHECKSUM_CHUNK bytes); a longer
+ *  one with a checksum goes to the slow path, where the kernel's UDP verifies it. */
+#define CHECKSUM_CHUNK 256
+#define CHECKSUM_MAX_BYTES (8 * CHECKSUM_CHUNK)
+
+/** Whether the outer UDP checksum lets the datagram in, as the kernel's UDP would before the addon's socket: none
+ *  (0, allowed over IPv4), verified by the device (CHECKSUM_UNNECESSARY), or equal to the pseudo-header sum (a
+ *  CHECKSUM_PARTIAL datagram from a local or veth sender that the kernel takes as good; see
+ *  maybe_partial_checksum for the 1 in 65,536 complete checksum that looks the same), or summing right over the
+ *  pseudo-header, the header and the data. Without this a corrupted datagram the kernel would drop reached the
+ *  internet: the outer UDP checksum is all that covers the inner IPv6 header. */
+static __always_inline int udp_checksum_ok(struct __sk_buff* skb, const struct iphdr* ip, const struct udphdr* udp) {
+  if (udp->check == 0) return 1;
+  if (bpf_csum_level(skb, BPF_CSUM_LEVEL_QUERY) >= 0) return 1;
+  const __u32 length = bpf_ntohs(udp->len);
+  struct {
+    __be32 source;
+    __be32 destination;
+    __u8 zero;
+    __u8 protocol;
+    __be16 length;
+  } pseudo = {.source = ip->saddr, .destination = ip->daddr, .protocol = IPPROTO_UDP, .length = udp->len};
+  __s64 sum = bpf_csum_diff(0, 0, (__be32*)&pseudo, sizeof(pseudo), 0);
+  if (sum < 0) return 0;
+  __u32 folded = (__u32)sum;
+  folded = (folded & 0xffff) + (folded >> 16);
+  folded = (folded & 0xffff) + (folded >> 16);
+  if (udp->check == (__u16)folded) return 1;  // CHECKSUM_PARTIAL: the field holds the pseudo-header sum
+  if (length > CHECKSUM_MAX_BYTES) return 0;
+  __u8 chunk[CHECKSUM_CHUNK];
+  const __u32 at = ETH_HLEN + IPV4_HEADER;
+#pragma unroll
+  for (__u32 i = 0; i < CHECKSUM_MAX_BYTES / CHECKSUM_CHUNK; i++) {
+    const __u32 offset = i * CHECKSUM_CHUNK;
+    if (offset >= length) break;
+    __u32 n = length - offset;
+    n = ((n - 1) & (CHECKSUM_CHUNK - 1)) + 1;  // 1..256: the verifier sees the bound
+    if (length - offset >= CHECKSUM_CHUNK) n = CHECKSUM_CHUNK;
+    __builtin_memset(chunk, 0, sizeof(chunk));  // an odd tail is summed padded with zeros (RFC 768)
+    if (bpf_skb_load_bytes(skb, at + offset, chunk, n) < 0) return 0;
+    const __u32 padded = ((n + 3) >> 2) << 2;
+    sum = bpf_csum_diff(0, 0, (__be32*)chunk, padded, (__wsum)sum);
+    if (sum < 0) return 0;
+  }
+  folded = (__u32)sum;
+  folded = (folded & 0xffff) + (folded >> 16);
+  folded = (folded & 0xffff) + (folded >> 16);
+  return folded == 0xffff;
+}
+
 SEC("tc")
 int tsp_decap(struct __sk_buff* skb) {
   if (skb->protocol != bpf_htons(ETH_P_IP)) return TC_ACT_OK;
@@ -250,6 +300,8 @@ int tsp_decap(struct __sk_buff* skb) {
   if (inner->version != 6 || inner_length != inner_length_on_wire ||
       bpf_ntohs(ip->tot_len) != outer + inner_length || skb->len != ETH_HLEN + outer + inner_length)
     return slow_decap();
+  // A bad UDP checksum: the kernel drops it before the addon's socket, as without the programs.
+  if (endpoint.type == TSP_FP_V6UDPV4 && !udp_checksum_ok(skb, ip, (void*)(ip + 1))) return slow_decap();
   const __u32* id = bpf_map_lookup_elem(&endpoints, &endpoint);
   if (!id) return slow_decap();  // unknown_endpoint, counted by the addon
   const __u32 tunnel_id = *id;

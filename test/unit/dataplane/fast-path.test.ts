@@ -14,6 +14,7 @@ import { ebpfUnavailable } from '../../../src/dataplane/ebpf-addon.js';
 import type { ControlDatagram, TunnelId } from '../../../src/dataplane/types.js';
 import { loadBenchAddon } from '../../helpers/native-bench.js';
 import { Topology } from '../../helpers/netns.js';
+import { mutate, random } from '../../helpers/mutants.js';
 import { ipv4Bytes, ipv6Bytes, ipv6Packet, ipv6UdpWith } from '../../helpers/packets.js';
 import { INTERNET_ADDRESS, INTERNET_PORT, Peer, eventually, normalIpv6, spec, type Internet } from './contract.js';
 import { internetOnLoopback } from './internet.js';
@@ -24,18 +25,6 @@ const SEED = 0x7f5a11;
 const MUTANTS = 400;
 const DELEGATED = { address: '2001:db8:f00:4400::', length: 56 };
 
-/** mulberry32: a small seeded generator, so a failing run can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Tunnel 1's allowed inner sources: its /128 and its delegated /56. */
 function allowedForTunnel1(address: Buffer): boolean {
   const a = ipaddr.fromByteArray([...address]) as ipaddr.IPv6;
@@ -45,46 +34,17 @@ function allowedForTunnel1(address: Buffer): boolean {
   );
 }
 
-function mutate(base: Buffer, next: () => number): Buffer {
-  let p = Buffer.from(base);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!;
-  const sources = ['2001:db8:f00:2::2', 'fe80::1', '2001:db8:f00:4500::1', '2001:db8:f00:44ff::1', '2001:db8:f00:1::2'];
-  const destinations = [
+const MUTATION_ADDRESSES = {
+  sources: ['2001:db8:f00:2::2', 'fe80::1', '2001:db8:f00:4500::1', '2001:db8:f00:44ff::1', '2001:db8:f00:1::2'],
+  destinations: [
     INTERNET_ADDRESS,
     '2001:db8:f00:2::2',
     '2001:db8:f00:1::1',
     '2001:db8:f00:1::2',
     '2001:db8:f00:4400::9',
     '2001:db8:f00:77::1',
-  ];
-  for (let n = 1 + Math.floor(next() * 3); n > 0; n--) {
-    switch (Math.floor(next() * 7)) {
-      case 0: {
-        const at = Math.floor(next() * p.length);
-        p[at] = p[at]! ^ (1 << Math.floor(next() * 8));
-        break;
-      }
-      case 1:
-        p = p.subarray(0, 1 + Math.floor(next() * (p.length - 1)));
-        break;
-      case 2:
-        p = Buffer.concat([p, Buffer.alloc(1 + Math.floor(next() * 16), 0xa5)]);
-        break;
-      case 3:
-        if (p.length >= 24) ipv6Bytes(pick(sources)).copy(p, 8);
-        break;
-      case 4:
-        if (p.length >= 40) ipv6Bytes(pick(destinations)).copy(p, 24);
-        break;
-      case 5:
-        if (p.length >= 8) p[7] = pick([0, 1, 2]);
-        break;
-      default:
-        p[0] = (pick([4, 5, 6, 7, 0xf]) << 4) | (p[0]! & 0x0f);
-    }
-  }
-  return p;
-}
+  ],
+};
 
 if (skip !== undefined) {
   describe('eBPF fast path under mutated packets', () => {
@@ -152,7 +112,9 @@ if (skip !== undefined) {
         ipv6UdpWith('2001:db8:f00:4400::9', '2001:db8:f00:2::2', Buffer.from('base hairpin'), ports),
       ];
       const start = accounted();
-      const sent = Array.from({ length: MUTANTS }, (_, i) => mutate(bases[i % bases.length]!, next));
+      const sent = Array.from({ length: MUTANTS }, (_, i) =>
+        mutate(bases[i % bases.length]!, next, MUTATION_ADDRESSES),
+      );
       for (const p of sent) await a.send(p, dp.udpPort);
       await eventually(() => accounted() - start === MUTANTS, `${MUTANTS} datagrams accounted for`, 10_000);
       await marker('after the mutants');
