@@ -8,7 +8,6 @@
  *  type, one reply per request, no TSP). The server process is pinned to CPU 0 and this client to CPU 1 when
  *  taskset exists. Round trips per second are compared with the baseline's, since the machine is noisy. */
 
-import dgram from 'node:dgram';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -18,10 +17,18 @@ import { writeActionRequest, writeCreateRequest } from '../src/protocol/request-
 import { buildClientResponse, parseChallenge } from '../src/protocol/sasl/digest-md5.js';
 import { encodePlain } from '../src/protocol/sasl/plain.js';
 import { waitForOutput } from './output.js';
+import {
+  CONCURRENCY,
+  Client,
+  SECONDS,
+  WARMUP_SECONDS,
+  drive,
+  freshPgDatabase,
+  pct,
+  type Result,
+  type StoreChoice,
+} from './session-load.js';
 
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const WARMUP_SECONDS = 1;
 /** BENCH_LINK_MODE=shared-64 measures that pools.linkMode (a /126 per owner) instead of the default. */
 const LINK_MODE = process.env.BENCH_LINK_MODE ?? 'per-account-64';
 /** BENCH_CASES=anonymous,digest runs only those cases (for profiling one path); all three by default. */
@@ -33,93 +40,6 @@ const pin = (cpu: number, argv: string[]) =>
   (hasTaskset ? ['taskset', ['-c', String(cpu), ...argv]] : [argv[0]!, argv.slice(1)]) as [string, string[]];
 if (hasTaskset) spawnSync('taskset', ['-p', '-c', '1', String(process.pid)]);
 
-/** One client socket doing strict request/reply by sequence number. */
-class Client {
-  readonly s = dgram.createSocket('udp4');
-  private seq = 0xf0;
-  private pending: ((b: Buffer) => void) | undefined;
-  private want = -1;
-  constructor(readonly port: number) {
-    this.s.on('message', (m) => {
-      if (m.length >= 8 && m.readUInt32BE(0) === this.want && this.pending) {
-        const p = this.pending;
-        this.pending = undefined;
-        p(m);
-      }
-    });
-  }
-  async open(): Promise<void> {
-    await new Promise<void>((r) => this.s.bind(0, '127.0.0.1', () => r()));
-  }
-  request(body: Buffer | string, timeoutMs = 5000): Promise<Buffer> {
-    const h = Buffer.alloc(8);
-    const seq = this.seq++ & 0x0fffffff;
-    h.writeUInt32BE((0xf0000000 | seq) >>> 0, 0);
-    h.writeUInt32BE(0, 4);
-    this.want = (0xf0000000 | seq) >>> 0;
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('request timed out')), timeoutMs);
-      this.pending = (b) => {
-        clearTimeout(t);
-        resolve(b);
-      };
-      this.s.send(
-        Buffer.concat([h, typeof body === 'string' ? Buffer.from(body, 'latin1') : body]),
-        this.port,
-        '127.0.0.1',
-      );
-    });
-  }
-  resetSeq(): void {
-    this.seq = 0xf0;
-  }
-  close(): void {
-    this.s.close();
-  }
-}
-
-interface Result {
-  count: number;
-  roundTrips: number;
-  seconds: number;
-  latencies: number[];
-  errors: number;
-}
-
-/** Runs `once` on every client in a loop for the measured window after a warm-up. */
-async function drive(clients: Client[], once: (c: Client, i: number) => Promise<number>): Promise<Result> {
-  const start = performance.now();
-  const measureFrom = start + WARMUP_SECONDS * 1000;
-  const end = measureFrom + SECONDS * 1000;
-  const r: Result = { count: 0, roundTrips: 0, seconds: SECONDS, latencies: [], errors: 0 };
-  await Promise.all(
-    clients.map(async (c, i) => {
-      while (performance.now() < end) {
-        const t0 = performance.now();
-        try {
-          const trips = await once(c, i);
-          const t1 = performance.now();
-          if (t0 >= measureFrom && t1 <= end) {
-            r.count++;
-            r.roundTrips += trips;
-            r.latencies.push(t1 - t0);
-          }
-        } catch {
-          r.errors++;
-          c.resetSeq();
-        }
-      }
-    }),
-  );
-  return r;
-}
-
-function pct(xs: number[], p: number): number {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-}
-
 async function waitForPort(proc: ChildProcess, pattern: RegExp): Promise<number> {
   return Number((await waitForOutput(proc, pattern)).match[1]);
 }
@@ -129,28 +49,6 @@ const s = require('node:dgram').createSocket('udp4');
 s.on('message', (m, r) => s.send(m, r.port, r.address));
 s.bind(0, '127.0.0.1', () => console.log('port ' + s.address().port));
 `;
-
-type StoreChoice = { path: string; drop?: undefined } | { url: string; drop: () => Promise<void> };
-
-/** A database of its own on the PostgreSQL server `url` names, dropped after the run. */
-async function freshPgDatabase(url: string): Promise<StoreChoice> {
-  const { default: pg } = await import('pg');
-  const name = `tsp_bench_${process.pid}`;
-  const admin = async (q: string) => {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    try {
-      await c.query(q);
-    } finally {
-      await c.end();
-    }
-  };
-  await admin(`drop database if exists ${name} with (force)`);
-  await admin(`create database ${name}`);
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  return { url: u.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) };
-}
 
 /** Starts `tsp-broker serve` on `store`, with CONCURRENCY accounts, and measures the three kinds of session. */
 async function benchBroker(

@@ -109,6 +109,9 @@ test('the OpenAPI document lists every route with its schemas', async () => {
     'put /me/static-tunnel/endpoint',
     'post /me/static-tunnel/update-key',
     'delete /me/static-tunnel',
+    'get /nodes',
+    'post /nodes/{name}/drain',
+    'post /nodes/{name}/undrain',
   ];
   const have = Object.entries(doc.paths).flatMap(([p, ms]) => Object.keys(ms).map((m) => `${m} ${p}`));
   assert.deepEqual(have.sort(), want.sort());
