@@ -25,6 +25,7 @@ import { zoneProblem } from '../config/reverse-dns.js';
 import { startRetention } from '../broker/retention.js';
 import { startAdminServer } from '../admin/server.js';
 import { isClustered, nodeIdOf, startCluster, type RunningCluster } from '../cluster/cluster.js';
+import { startRouteExport } from '../cluster/routes-start.js';
 import { RESTORE_COLLECT_MIN_TUNNELS, collectGarbage } from './heap.js';
 
 export interface RunningBroker {
@@ -178,6 +179,9 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
     const cluster = clustered ? await startCluster({ config, store, broker, clock, log }) : undefined;
     if (cluster) closers.push(() => cluster.close());
     if (broker.tunnels.size >= RESTORE_COLLECT_MIN_TUNNELS) collectGarbage(); // the restore's rows (cli/heap.ts)
+    // route export (docs/cluster.md): after the restore; stops before the broker, so routes go first
+    const routes = await startRouteExport(config, dp, broker.tunnels, pools.linkLeaseLen, log);
+    if (routes) closers.push(() => routes.close());
     // old ended tunnels, audit events, expired web sessions: pruned now and hourly; stops before the store closes
     const retention = startRetention(store, config.retention, clock, log);
     closers.push(() => retention.stop());
@@ -201,7 +205,8 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
     let admin: { port: number } | undefined;
     let selfService: { port: number } | undefined;
     if (config.admin.enabled || config.selfService.enabled) {
-      const deps = { config, store, broker, accounts, pools, ports, sessionCounts, clock, log };
+      const routeExport = routes && (() => routes.stats);
+      const deps = { config, store, broker, accounts, pools, ports, sessionCounts, clock, log, routeExport };
       const server = await startAdminServer(deps);
       closers.push(() => server.close());
       if (config.admin.enabled) admin = { port: server.port };
