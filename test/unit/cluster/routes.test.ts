@@ -4,33 +4,22 @@
  *  proto P` prints there, as a routing daemon would read it. Install, remove, the start's flush of stale routes
  *  (a previous process's) and its restore, a killed `ip -batch` child, close. Needs root and /dev/net/tun. */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { existsSync } from 'node:fs';
 import { describe, it, type TestContext } from 'node:test';
-import pino from 'pino';
-import { ManualClock } from '../../../src/clock.js';
-import { MemoryDataPlane } from '../../../src/dataplane/memory.js';
-import { AnonymousHoldings } from '../../../src/broker/anonymous.js';
-import { TunnelRegistry } from '../../../src/broker/tunnels.js';
-import { openSqliteStore } from '../../../src/store/sqlite.js';
-import type { NewTunnel, Store, TunnelRecord } from '../../../src/store/types.js';
-import { RouteExporter } from '../../../src/cluster/routes.js';
+import type { NewTunnel, TunnelRecord } from '../../../src/store/types.js';
+import type { TunnelRegistry } from '../../../src/broker/tunnels.js';
+import type { RouteExporter } from '../../../src/cluster/routes.js';
 import { Topology, type Netns } from '../../helpers/netns.js';
-import { tableRoutes, tunDevice } from '../../helpers/routes.js';
+import { registryLab, tableRoutes, tunDevice } from '../../helpers/routes.js';
 import { eventuallyAsync } from '../../helpers/broker-lab.js';
-import { newTunnel } from '../../helpers/rows.js';
 
 const canRun = process.getuid?.() === 0 && existsSync('/dev/net/tun');
 const TABLE = 4242;
 const PROTO = 150;
 const DEV = 'tsp0';
-const IDLE = { idleIntervals: 4, idleMinS: 60, anonymousIdleMaxS: 120 };
 
 interface Lab {
   ns: Netns;
-  store: Store;
-  clock: ManualClock;
   registry(): TunnelRegistry;
   exporter(linkLeaseLen?: number, restartDelayMs?: number): RouteExporter;
   /** A new tunnel row, offered, for the registry to establish. */
@@ -43,40 +32,13 @@ async function lab(t: TestContext): Promise<Lab> {
   const topo = await Topology.create(t);
   const ns = await topo.namespace('routes');
   await tunDevice(ns, DEV);
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'tsp-routes-'));
-  const store = await openSqliteStore({ file: path.join(dir, 'broker.db') });
-  const clock = new ManualClock(1_000_000);
-  const dp = new MemoryDataPlane({ listenAddress: '127.0.0.1', port: 0, clock });
-  await dp.start();
-  const exporters: RouteExporter[] = [];
-  t.after(async () => {
-    for (const e of exporters) await e.close();
-    await dp.close();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const log = pino({ level: process.env.TEST_LOG ? 'debug' : 'silent' });
-  let n = 0;
+  const r = await registryLab(t, ns);
   return {
     ns,
-    store,
-    clock,
-    registry: () =>
-      new TunnelRegistry({ dataplane: dp, store, clock, log, anonymous: new AnonymousHoldings(), idle: IDLE }),
-    exporter: (linkLeaseLen = 64, restartDelayMs = 50) => {
-      const e = new RouteExporter({
-        table: TABLE,
-        protocol: PROTO,
-        device: DEV,
-        linkLeaseLen,
-        log,
-        netns: ns.name,
-        restartDelayMs,
-      });
-      exporters.push(e);
-      return e;
-    },
-    offer: (over) => store.createTunnel(newTunnel({ clientIpv4: `192.0.2.${10 + ++n}`, ...over }), clock.now()),
+    registry: r.registry,
+    exporter: (linkLeaseLen = 64, restartDelayMs = 50) =>
+      r.exporter({ table: TABLE, protocol: PROTO, device: DEV, linkLeaseLen, restartDelayMs }),
+    offer: r.offer,
     v6: (protocol = PROTO) => tableRoutes(ns, '-6', TABLE, protocol),
     v4: (protocol = PROTO) => tableRoutes(ns, '-4', TABLE, protocol),
   };
