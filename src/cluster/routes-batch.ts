@@ -27,7 +27,8 @@ export interface IpBatchEvents {
 export class IpBatch {
   private readonly child: ChildProcessWithoutNullStreams;
   private linesWritten = 0;
-  private readonly remembered = new Map<number, string>();
+  /** The last REMEMBERED_LINES commands, at their line number modulo REMEMBERED_LINES. */
+  private readonly remembered: string[] = new Array<string>(REMEMBERED_LINES).fill('');
   private markersWritten = 0;
   private markersSeen = 0;
   private readonly waiters: { marker: number; resolve: () => void; reject: (e: Error) => void }[] = [];
@@ -109,8 +110,7 @@ export class IpBatch {
   }
 
   private remember(command: string): void {
-    this.remembered.set(++this.linesWritten, command);
-    this.remembered.delete(this.linesWritten - REMEMBERED_LINES);
+    this.remembered[++this.linesWritten % REMEMBERED_LINES] = command;
   }
 
   private onStdout(data: string): void {
@@ -130,7 +130,9 @@ export class IpBatch {
         if (line.trim()) this.lastError = line.trim();
         continue;
       }
-      events.failed(this.remembered.get(Number(failed[1])), this.lastError);
+      const at = Number(failed[1]);
+      const known = at > this.linesWritten - REMEMBERED_LINES ? this.remembered[at % REMEMBERED_LINES] : undefined;
+      events.failed(known, this.lastError);
       this.lastError = '';
     }
   }

@@ -32,6 +32,8 @@ const RESTART_DELAY_MAX_MS = 60_000;
 const COMMAND_TIMEOUT_MS = 30_000;
 /** Route commands written to the child per stream write at a (re)sync. */
 const LINES_PER_WRITE = 4096;
+/** Live tunnels taken in at a start between two turns of the event loop. */
+const TUNNELS_PER_TURN = 2048;
 /** Failed commands logged one by one per minute; the counter has them all. */
 const FAILURE_LOGS_PER_MINUTE = 10;
 
@@ -53,6 +55,7 @@ export interface RouteExporterOptions {
 export interface RouteSource {
   readonly events: Events<TunnelEventMap>;
   find(pred: (t: TunnelRecord) => boolean): TunnelRecord[];
+  has(id: number): boolean;
 }
 
 export interface RouteExportStats {
@@ -79,6 +82,11 @@ export class RouteExporter {
   private pendingRestart: Promise<void> | undefined;
   private cancelRestart: (() => void) | undefined;
   private failureLog = { minute: 0, logged: 0 };
+  /** Commands of this turn of the event loop, written to the child in one go at the next (writeQueued). */
+  private queued: string[] = [];
+  private writeScheduled = false;
+  /** While a resync writes its snapshot: the queue waits for it. */
+  private queueHeld = false;
 
   constructor(private readonly options: RouteExporterOptions) {}
 
@@ -96,7 +104,14 @@ export class RouteExporter {
     this.source = source;
     source.events.on('established', this.onEstablished);
     source.events.on('ended', this.onEnded);
-    for (const t of source.find(() => true)) this.hold(t);
+    // in slices, so a start with 100,000 tunnels never holds the event loop for long; a tunnel that ends
+    // meanwhile is no longer live when its turn comes, and one established meanwhile came by its event
+    const live = source.find(() => true);
+    for (let i = 0; i < live.length; i += TUNNELS_PER_TURN) {
+      for (const t of live.slice(i, i + TUNNELS_PER_TURN))
+        if (source.has(t.id) && !this.byTunnel.has(t.id)) this.hold(t);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     await this.resync();
     this.options.log.info(
       {
@@ -115,6 +130,7 @@ export class RouteExporter {
     for (let attempt = 0; attempt < 3; attempt++) {
       await this.pendingRestart;
       if (this.closed) return;
+      this.writeQueued();
       const batch = this.batch;
       if (!batch?.alive) continue;
       try {
@@ -183,9 +199,21 @@ export class RouteExporter {
     return `route ${verb} ${prefix} dev ${o.device} table ${o.table} proto ${o.protocol}\n`;
   }
 
-  /** To the child when it runs; while it does not, the maps alone change and the next resync writes them. */
+  /** Queues commands for the child, written once per turn of the event loop (one pipe write for a burst of
+   *  changes). While no child runs, the maps alone change, and the next resync writes them. */
   private write(commands: string[]): void {
-    if (commands.length > 0 && this.batch?.alive) this.batch.write(commands.join(''));
+    if (commands.length === 0 || !this.batch?.alive) return; // a resync to come writes the maps
+    this.queued.push(...commands);
+    if (this.writeScheduled) return;
+    this.writeScheduled = true;
+    setImmediate(() => this.writeQueued());
+  }
+
+  private writeQueued(): void {
+    this.writeScheduled = false;
+    if (this.queueHeld) return; // the resync writes it when its snapshot is out
+    if (this.queued.length > 0 && this.batch?.alive) this.batch.write(this.queued.join(''));
+    this.queued = [];
   }
 
   /** Flushes our routes, starts a child and writes every held prefix. On failure, schedules another try. */
@@ -203,14 +231,22 @@ export class RouteExporter {
       exited: (why) => this.onExited(batch, why),
     });
     this.batch = batch;
+    // Every held prefix, a slice per turn of the event loop. Changes meanwhile wait in the queue until the
+    // last slice is written: applied after the whole snapshot, they leave the table as the maps say.
+    this.queued = []; // what they said is in the maps, so in the snapshot
+    this.queueHeld = true;
     const all = [...this.held.keys()];
-    for (let i = 0; i < all.length; i += LINES_PER_WRITE)
+    for (let i = 0; i < all.length && batch.alive && !this.closed; i += LINES_PER_WRITE) {
       batch.write(
         all
           .slice(i, i + LINES_PER_WRITE)
           .map((p) => this.command('replace', p))
           .join(''),
       );
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    this.queueHeld = false;
+    this.writeQueued();
     // a child that took everything is a success: the next failure starts from the shortest pause again
     await batch.sync(COMMAND_TIMEOUT_MS).then(
       () => (this.failuresInRow = 0),
