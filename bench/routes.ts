@@ -5,15 +5,21 @@
  *     longest the event loop was held meanwhile;
  *   - changes: BENCH_CHANGES tunnels ended and as many established, as events, one by one: the time the
  *     handlers took on the event loop (what a change costs the broker), then until the kernel has them all;
- *   - close: the flush of every route.
+ *   - close: the flush of every route;
+ *   - the baseline, in the same run: `ip -force -batch FILE` alone on the same start's commands (what the
+ *     kernel and iproute2 take, without the broker), then one `ip route flush`.
  *  The kernel's table is counted after each step, so a number is only printed for work that was done. */
 
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { Events } from '../src/broker/events.js';
 import type { TunnelEventMap } from '../src/broker/tunnels.js';
 import type { TunnelRecord } from '../src/store/types.js';
 import { RouteExporter } from '../src/cluster/routes.js';
+import { routesOf } from '../src/cluster/routes-of.js';
 import { Topology, execCommand, type Netns } from '../test/helpers/netns.js';
 import { newTunnel } from '../test/helpers/rows.js';
 
@@ -77,6 +83,34 @@ async function loopHeld<T>(work: () => Promise<T>): Promise<{ value: T; maxGapMs
     return { value: await work(), maxGapMs };
   } finally {
     clearInterval(timer);
+  }
+}
+
+/** `ip -force -batch` on a file of the start's commands, then a flush: the floor under the exporter's start. */
+async function baseline(ns: Netns): Promise<void> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tsp-bench-routes-'));
+  try {
+    const file = path.join(dir, 'routes.batch');
+    let text = '';
+    for (let i = 0; i < TUNNELS; i++)
+      for (const p of routesOf(tunnel(i), 64)) text += `route replace ${p} dev tsp0 table ${TABLE} proto ${PROTO}\n`;
+    writeFileSync(file, text);
+    const t0 = performance.now();
+    // the same timer-gap measure as the start's, while this process only waits: the noise floor of that figure
+    const idle = await loopHeld(() =>
+      execCommand('ip', ['-n', ns.name, '-force', '-batch', file], { timeoutMs: 300_000 }),
+    );
+    const batchMs = performance.now() - t0;
+    const installed = await countRoutes(ns);
+    const t1 = performance.now();
+    await execCommand('ip', ['-n', ns.name, '-6', 'route', 'flush', 'table', String(TABLE), 'proto', String(PROTO)]);
+    console.log(
+      `baseline: ip -batch alone installed ${installed} routes in ${batchMs.toFixed(0)} ms; ` +
+        `one flush ${(performance.now() - t1).toFixed(0)} ms (an idle event loop's longest gap meanwhile: ` +
+        `${idle.maxGapMs.toFixed(1)} ms)`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -145,6 +179,7 @@ async function main(): Promise<void> {
     console.log(
       `failures: ${exporter.stats.failures}, memory rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB`,
     );
+    await baseline(ns);
   } finally {
     await topo.cleanup();
   }
