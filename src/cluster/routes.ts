@@ -99,7 +99,8 @@ export class RouteExporter {
     return this.batch?.alive ? this.batch.pid : undefined;
   }
 
-  /** Follows the registry from now on, and installs every tunnel it has live (call it after its restore). */
+  /** Follows the registry from now on, and installs every tunnel it has live (call it after its restore).
+   *  Resolves when every route is written to the `ip` child, not when the kernel has them all (settled()). */
   async start(source: RouteSource): Promise<void> {
     this.source = source;
     source.events.on('established', this.onEstablished);
@@ -120,7 +121,7 @@ export class RouteExporter {
         device: this.options.device,
         routes: this.held.size,
       },
-      'route export: live tunnels routed',
+      'route export started: the live tunnels’ routes are on their way to the kernel',
     );
   }
 
@@ -247,9 +248,15 @@ export class RouteExporter {
     }
     this.queueHeld = false;
     this.writeQueued();
-    // a child that took everything is a success: the next failure starts from the shortest pause again
-    await batch.sync(COMMAND_TIMEOUT_MS).then(
-      () => (this.failuresInRow = 0),
+    // Not awaited: the kernel takes seconds for 100,000 routes, and the broker need not wait for them to
+    // start listening. A child that took everything is a success: the next failure starts from the shortest
+    // pause again.
+    const writtenAt = Date.now();
+    void batch.sync(COMMAND_TIMEOUT_MS * 10).then(
+      () => {
+        this.failuresInRow = 0;
+        this.options.log.info({ routes: all.length, ms: Date.now() - writtenAt }, 'route export: table in sync');
+      },
       () => {}, // it died or hung: onExited (or the next change's failure) says so
     );
   }
