@@ -63,8 +63,10 @@ export function bounded(value: string | undefined | null, allowed: readonly stri
   return value !== undefined && value !== null && allowed.includes(value) ? value : OTHER;
 }
 
-/** Route export's counts (cluster/routes.ts RouteExportStats), read at scrape time. */
-export type RouteExportReading = () => { exported: number; failures: number };
+/** Route export's counts (cluster/routes.ts RouteExporter.stats), read at scrape time. */
+export interface RouteExportReading {
+  readonly stats: { exported: number; failures: number };
+}
 
 export interface MetricsDeps {
   broker: Broker;
@@ -283,13 +285,13 @@ export class AdminMetrics {
 }
 
 /** Route export's gauge and counter, read from the exporter at scrape time. */
-function routeMetrics(read: RouteExportReading, registers: Registry[]): void {
+function routeMetrics(routes: RouteExportReading, registers: Registry[]): void {
   new Gauge({
     name: 'tsp_routes_exported',
     help: 'Prefixes of live tunnels held as kernel routes in routes.table for the routing daemon to announce',
     registers,
     collect() {
-      this.set(read().exported);
+      this.set(routes.stats.exported);
     },
   });
   new Counter({
@@ -298,7 +300,7 @@ function routeMetrics(read: RouteExportReading, registers: Registry[]): void {
     registers,
     collect() {
       this.reset();
-      this.inc(read().failures);
+      this.inc(routes.stats.failures);
     },
   });
 }
