@@ -23,6 +23,10 @@
  *    tsp_audit_suppressed_total                      counter  audit rows of unauthenticated events not written
  *                                                             (over the per-source budget, admin/audit-budget.ts)
  *    tsp_cluster_*                                   gauges   the cluster as this node sees it (admin/cluster-metrics.ts)
+ *    tsp_routes_exported                             gauge    prefixes held as kernel routes for the routing daemon
+ *                                                             (cluster/routes.ts; present only with routes.table)
+ *    tsp_route_command_failures_total                counter  route commands (and ip runs) that failed, exporter
+ *                                                             restarts included
  *    nodejs_eventloop_lag_seconds and the other prom-client default process metrics */
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
@@ -59,12 +63,18 @@ export function bounded(value: string | undefined | null, allowed: readonly stri
   return value !== undefined && value !== null && allowed.includes(value) ? value : OTHER;
 }
 
+/** Route export's counts (cluster/routes.ts RouteExporter.stats), read at scrape time. */
+export interface RouteExportReading {
+  readonly stats: { exported: number; failures: number };
+}
+
 export interface MetricsDeps {
   broker: Broker;
   store: AllocationStore & Pick<Store, 'writeStats'>;
   traffic: TrafficMeter;
   clock: Clock;
   sessionCounts?: () => SessionCounts;
+  routeExport?: RouteExportReading;
 }
 
 export class AdminMetrics {
@@ -162,6 +172,7 @@ export class AdminMetrics {
       events.off('replyWithheld', onWithheld);
     };
     this.stateMetrics(registers);
+    if (deps.routeExport) routeMetrics(deps.routeExport, registers);
     collectDefaultMetrics({ register: this.registry });
   }
 
@@ -271,4 +282,25 @@ export class AdminMetrics {
     this.detach();
     this.registry.clear();
   }
+}
+
+/** Route export's gauge and counter, read from the exporter at scrape time. */
+function routeMetrics(routes: RouteExportReading, registers: Registry[]): void {
+  new Gauge({
+    name: 'tsp_routes_exported',
+    help: 'Prefixes of live tunnels held as kernel routes in routes.table for the routing daemon to announce',
+    registers,
+    collect() {
+      this.set(routes.stats.exported);
+    },
+  });
+  new Counter({
+    name: 'tsp_route_command_failures_total',
+    help: 'Route commands that failed (each logged, ten a minute at most), and runs of ip that could not do their work: a dead ip -batch child, a failed flush',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(routes.stats.failures);
+    },
+  });
 }

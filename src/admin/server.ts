@@ -26,7 +26,7 @@ import { systemClock, type Clock } from '../clock.js';
 import { TokenService } from './tokens.js';
 import { Authenticator } from './auth.js';
 import { TrafficMeter } from './traffic.js';
-import { AdminMetrics } from './metrics.js';
+import { AdminMetrics, type RouteExportReading } from './metrics.js';
 import { OpenApiBuilder } from './openapi.js';
 import { registerApi } from './api.js';
 import { registerUi } from './ui.js';
@@ -66,6 +66,8 @@ export interface AdminDeps {
   sessionCounts?: () => SessionCounts;
   clock?: Clock;
   log?: Logger;
+  /** Route export's counts (cluster/routes.ts) when it runs, for /metrics. */
+  routeExport?: RouteExportReading | undefined;
 }
 
 export interface AdminServer {
@@ -141,6 +143,7 @@ function adminContext(deps: AdminDeps, clock: Clock): AdminContext {
     traffic,
     clock,
     sessionCounts,
+    ...(deps.routeExport ? { routeExport: deps.routeExport } : {}),
   });
   return {
     config: deps.config,

@@ -25,6 +25,7 @@ import { zoneProblem } from '../config/reverse-dns.js';
 import { startRetention } from '../broker/retention.js';
 import { startAdminServer } from '../admin/server.js';
 import { isClustered, nodeIdOf, startCluster, type RunningCluster } from '../cluster/cluster.js';
+import { startRouteExport } from '../cluster/routes-start.js';
 import { RESTORE_COLLECT_MIN_TUNNELS, collectGarbage } from './heap.js';
 
 export interface RunningBroker {
@@ -178,30 +179,21 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
     const cluster = clustered ? await startCluster({ config, store, broker, clock, log }) : undefined;
     if (cluster) closers.push(() => cluster.close());
     if (broker.tunnels.size >= RESTORE_COLLECT_MIN_TUNNELS) collectGarbage(); // the restore's rows (cli/heap.ts)
+    // route export (docs/cluster.md): after the restore; stops before the broker, so routes go first
+    const routeExport = await startRouteExport(config, dp, broker.tunnels, pools.linkLeaseLen, log, closers);
     // old ended tunnels, audit events, expired web sessions: pruned now and hourly; stops before the store closes
     const retention = startRetention(store, config.retention, clock, log);
     closers.push(() => retention.stop());
     const { udp, tcp } = await startTransports(config, dp, broker, clock, closers);
     const ports = { udp: config.listen.udp ? dp.udpPort : 0, tcp: tcp?.port ?? 0 };
-    log.info(
-      {
-        udp: ports.udp || null,
-        tcp: ports.tcp || null,
-        address: config.listen.address,
-        ...(ipv6ListenAddress(config) !== null ? { address6: ipv6ListenAddress(config) } : {}),
-        dataplane: dp.kind,
-        auth: config.auth.mode,
-        pools,
-      },
-      'tsp-broker listening',
-    );
+    logListening(log, config, dp, ports, pools);
     let closed = false;
     const accounts = new AccountService(store, config.auth.realm, clock, broker);
     const sessionCounts = () => countSessions(udp, tcp);
     let admin: { port: number } | undefined;
     let selfService: { port: number } | undefined;
     if (config.admin.enabled || config.selfService.enabled) {
-      const deps = { config, store, broker, accounts, pools, ports, sessionCounts, clock, log };
+      const deps = { config, store, broker, accounts, pools, ports, sessionCounts, clock, log, routeExport };
       const server = await startAdminServer(deps);
       closers.push(() => server.close());
       if (config.admin.enabled) admin = { port: server.port };
@@ -235,6 +227,22 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
       ? err
       : new BrokerError('INTERNAL', `start failed: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** The start's last word: what listens where, with which data plane and pools (tests wait for its message). */
+function logListening(log: Logger, config: Config, dp: DataPlane, ports: { udp: number; tcp: number }, pools: Pools) {
+  log.info(
+    {
+      udp: ports.udp || null,
+      tcp: ports.tcp || null,
+      address: config.listen.address,
+      ...(ipv6ListenAddress(config) !== null ? { address6: ipv6ListenAddress(config) } : {}),
+      dataplane: dp.kind,
+      auth: config.auth.mode,
+      pools,
+    },
+    'tsp-broker listening',
+  );
 }
 
 /** The TSP listeners: UDP on the data plane's socket, TCP on the same port. */

@@ -7,6 +7,7 @@ import ipaddr from 'ipaddr.js';
 import { BrokerError } from '../errors.js';
 import { reverseDnsSchema, zoneProblem } from './reverse-dns.js';
 import { clusterSchema } from './cluster.js';
+import { routesSchema } from './routes.js';
 import { TUNNEL_TYPES } from '../tunnel-model.js';
 
 const ipv4 = z.string().refine((s) => ipaddr.IPv4.isValidFourPartDecimal(s), 'must be a dotted-quad IPv4 address');
@@ -293,6 +294,8 @@ export const configSchema = z
     reverseDns: reverseDnsSchema.nullable().default(null),
     /** This broker as a node of several on one PostgreSQL store (docs/cluster.md); unused with SQLite. */
     cluster: clusterSchema.prefault({}),
+    /** Route export for a node of a cluster (config/routes.ts, docs/cluster.md). */
+    routes: routesSchema.prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -333,6 +336,9 @@ export const configSchema = z
     const ss = c.selfService;
     if (ss.enabled && c.admin.enabled && ss.port !== 0 && ss.port === c.admin.port && ss.address === c.admin.address)
       issue(['selfService', 'port'], 'must differ from admin.port on the same address');
+    // the routes point at the TUN device, which only the native and ebpf drivers have ('auto' is checked at start)
+    if (c.routes.table !== null && c.dataplane.driver === 'memory')
+      issue(['routes', 'table'], "needs a data plane with a TUN device: dataplane.driver 'native', 'ebpf' or 'auto'");
     if (c.store.driver === 'postgres' && !c.store.url)
       issue(['store', 'url'], "is required when store.driver is 'postgres'");
   });
