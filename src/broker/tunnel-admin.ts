@@ -70,9 +70,16 @@ export class TunnelAdmin {
   async kill(id: number, actor: string, opts: { blockMinutes?: number } = {}): Promise<void> {
     const t = this.deps.tunnels.get(id);
     if (!t && this.deps.clustered) {
-      // another node's: ended and audited in the store, whose message makes that node drop it (cluster.ts)
+      // another node's: ended and audited in the store, whose message makes that node drop it (cluster.ts);
+      // a block holds on this node only (blocks are in memory: docs/admin.md)
+      const row = await this.deps.store.getTunnel(id);
       await killTunnelInStore(this.deps.store, id, actor, this.deps.clock.now());
-      this.deps.log.info({ tunnel: id, actor }, "another node's tunnel killed");
+      if (row && opts.blockMinutes)
+        this.deps.blocks.block(
+          row.accountId !== null ? { accountId: row.accountId } : { source: endpointAddress(row) },
+          opts.blockMinutes,
+        );
+      this.deps.log.info({ tunnel: id, actor, node: row?.node }, "another node's tunnel killed");
       return;
     }
     if (!t) throw new BrokerError('STORE_NOT_FOUND', `tunnel ${id} is not live`);
