@@ -39,6 +39,9 @@ export const ERRORS = {
   /** An operator killed the account's static 6in4 tunnel and blocked the account for a while: it is not made
    *  live again (endpoint change, account enabled, create) until the block ends. */
   STATIC_TUNNEL_BLOCKED: { tsp: 301, http: 409, text: 'No more tunnels available' },
+  /** Static 6in4 tunnels are carried by a single-node broker (SQLite) only: on a cluster any node could make
+   *  one live, and the router's protocol-41 endpoint names one node's address (docs/cluster.md). */
+  STATIC_TUNNEL_CLUSTER: { tsp: 301, http: 409, text: 'No more tunnels available' },
   // Store
   STORE_NOT_FOUND: { tsp: 310, http: 404, text: 'Not found' },
   STORE_CONFLICT: { tsp: 310, http: 409, text: 'Already exists' },

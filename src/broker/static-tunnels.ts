@@ -62,7 +62,11 @@ export class StaticTunnels {
   /** staticTunnels.changesPerHour, per tunnel: its account holder's changes (dyndns2, /me) share it. */
   private readonly changes: WindowCounter;
 
+  /** Several nodes share the store: no static tunnel is made live (docs/cluster.md, "Limits"). */
+  private readonly clustered: boolean;
+
   constructor(private readonly deps: StaticTunnelDeps) {
+    this.clustered = deps.config.store.driver === 'postgres';
     this.changes = new WindowCounter(deps.clock, deps.config.staticTunnels.changesPerHour, 3600_000);
   }
 
@@ -119,6 +123,7 @@ export class StaticTunnels {
     account: Account,
     p: { hostname?: string; endpoint?: string | null; delegatePrefix?: boolean },
   ): Promise<StaticTunnel> {
+    this.refuseOnCluster();
     if (!allowedTypes(this.deps.config.tunnels.types, account.limits).includes('v6v4'))
       throw new BrokerError(
         'TSP_UNSUPPORTED_TUNNEL',
@@ -259,7 +264,16 @@ export class StaticTunnels {
    *  made live or moved. */
   async restore(): Promise<number> {
     let n = 0;
-    for (const st of await this.deps.store.activeStaticTunnels()) {
+    const active = await this.deps.store.activeStaticTunnels();
+    if (this.clustered) {
+      if (active.length)
+        this.deps.log.warn(
+          { tunnels: active.length },
+          'static 6in4 tunnels are not carried by the nodes of a cluster: run them on a single-node broker',
+        );
+      return 0;
+    }
+    for (const st of active) {
       const live = this.liveOf(st.accountId);
       if (live?.clientIpv4 === st.endpoint) continue;
       try {
@@ -277,6 +291,7 @@ export class StaticTunnels {
   /** The account was enabled: its static tunnel comes back if it has an endpoint (not while an operator's
    *  block holds: then at the first update after it). */
   accountEnabled(accountId: number): Promise<void> {
+    if (this.clustered) return Promise.resolve();
     return this.serial(accountId, async () => {
       const st = await this.of(accountId);
       if (!st?.endpoint || this.liveOf(accountId)) return;
@@ -286,6 +301,14 @@ export class StaticTunnels {
       }
       await this.activate(st);
     });
+  }
+
+  private refuseOnCluster(): void {
+    if (this.clustered)
+      throw new BrokerError(
+        'STATIC_TUNNEL_CLUSTER',
+        'static 6in4 tunnels are carried by single-node brokers only (this broker is a node of a cluster)',
+      );
   }
 
   /** STATIC_TUNNEL_BLOCKED while an operator's kill-and-block holds the account (broker/blocks.ts). */
@@ -302,6 +325,7 @@ export class StaticTunnels {
   /** Makes the tunnel live at st.endpoint: the account's link block (and delegated prefix) and an 'offered'
    *  row in one transaction, then the registry's establish, which ends the account's other tunnels. */
   private async activate(st: StaticTunnel): Promise<TunnelRecord> {
+    this.refuseOnCluster();
     const endpoint = st.endpoint!;
     this.checkEndpoint(st.accountId, endpoint);
     this.refuseIfBlocked(st.accountId, st.username);

@@ -107,6 +107,7 @@ export function nodeStore(run: Runner, dialect: Dialect, nodeId: string): NodeSt
           .set({ state: 'ended', ended_at: at, end_reason: 'replaced' })
           .where('account_id', '=', accountId)
           .where('state', '=', 'established')
+          .where('transport', '<>', 'static')
           .where((eb) => eb.or([eb('node', 'is', null), eb('node', '<>', nodeId)]))
           .returning(['id', 'node'])
           .execute();

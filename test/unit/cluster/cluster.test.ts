@@ -120,6 +120,15 @@ describe('cluster of two nodes', { skip: PG_SKIP }, () => {
     await until(() => nodes.b.broker.liveTunnels().filter((t) => t.username === 'bob').length === 1, 3000);
   });
 
+  test('static 6in4 tunnels are refused on a cluster, clearly (no node may take one over from another)', async () => {
+    const account = (await nodes.a.store.getAccountSecrets('bob'))!;
+    await assert.rejects(
+      nodes.a.broker.statics.create('admin', account as never, { endpoint: '198.51.100.77' }),
+      (e: unknown) => e instanceof BrokerError && e.code === 'STATIC_TUNNEL_CLUSTER',
+    );
+    assert.equal(await nodes.a.store.staticTunnelOf(account.id), undefined, 'nothing stored');
+  });
+
   test('a node silent past deadAfterS is dead and no redirect target; restarted, it restores its own tunnels only', async () => {
     await run(A);
     await until(() => nodes.a.broker.tunnels.size === 1, 3000);
