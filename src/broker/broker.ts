@@ -48,8 +48,10 @@ export interface BrokerDeps {
   /** DIGEST nonce source; tests pin it. Default: 64 random bits in hex. */
   newNonce?: () => string;
   /** This broker is node `node` of several sharing the store (cluster/node.ts): it restores only its own
-   *  tunnels (after adopting those that name no node) and ends an account's tunnels on other nodes. */
+   *  tunnels (after adopting those that name no node and were offered from one of `nodeAddresses`) and ends
+   *  an account's tunnels on other nodes. */
   node?: string;
+  nodeAddresses?: readonly string[];
 }
 
 /** What the front ends read of this node's cluster (cluster/cluster.ts sets it). */
@@ -171,7 +173,7 @@ export class Broker implements LiveTunnelControl {
    *  drop clients that keep sending), ends offers that were never accepted, and starts the sweep. */
   async start(): Promise<void> {
     if (this.deps.node !== undefined) {
-      const adopted = await this.deps.store.adoptTunnels();
+      const adopted = await this.deps.store.adoptTunnels(this.deps.nodeAddresses ?? []);
       if (adopted)
         this.deps.log.info({ tunnels: adopted, node: this.deps.node }, 'adopted live tunnels that named no node');
     }

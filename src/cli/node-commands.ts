@@ -15,7 +15,8 @@ export interface NodeCommandDeps {
 
 /** Whether a node is alive by its last heartbeat and its configured silence limit (cluster.deadAfterS of the
  *  configuration the command was given: the nodes' own should match). */
-export function nodeStatus(n: NodeRecord, deadAfterS: number, now: number): 'alive' | 'dead' {
+export function nodeStatus(n: NodeRecord, deadAfterS: number, now: number): 'alive' | 'dead' | 'stopped' {
+  if (n.heartbeatAt === 0) return 'stopped';
   return now - n.heartbeatAt <= deadAfterS * 1000 ? 'alive' : 'dead';
 }
 
@@ -58,7 +59,9 @@ export function registerNodeCommands(program: Command, deps: NodeCommandDeps): v
               n.tunnels,
               n.capacity ?? '-',
               [n.ipv4, n.ipv6].filter((a) => a !== null).join(' ') || '-',
-              `${new Date(n.heartbeatAt).toISOString()} (${Math.round((now - n.heartbeatAt) / 1000)} s ago)`,
+              n.heartbeatAt === 0
+                ? '- (stopped cleanly)'
+                : `${new Date(n.heartbeatAt).toISOString()} (${Math.round((now - n.heartbeatAt) / 1000)} s ago)`,
             ].join('\t'),
           );
       });
@@ -89,7 +92,7 @@ export function registerNodeCommands(program: Command, deps: NodeCommandDeps): v
   deps
     .withConfigFlags(node.command('forget <node>'))
     .description('delete a dead node for good: its row, and the tunnels it still had (ended, leases released)')
-    .option('--force', 'even if it is alive (it registers again at its next heartbeat)')
+    .option('--force', 'even if it looks alive: its tunnels end there too, and it registers again')
     .action(async (nodeName: string, o: Record<string, unknown>) => {
       await withStore(o, async (store, config) => {
         const n = (await store.listNodes()).find((x) => x.name === nodeName);

@@ -24,7 +24,7 @@ import { resolvePools, type Pools } from '../broker/pools.js';
 import { zoneProblem } from '../config/reverse-dns.js';
 import { startRetention } from '../broker/retention.js';
 import { startAdminServer } from '../admin/server.js';
-import { isClustered, nodeIdOf, startCluster, type RunningCluster } from '../cluster/cluster.js';
+import { addressesOf, isClustered, nodeIdOf, startCluster, type RunningCluster } from '../cluster/cluster.js';
 import { startRouteExport } from '../cluster/routes-start.js';
 import { RESTORE_COLLECT_MIN_TUNNELS, collectGarbage } from './heap.js';
 
@@ -171,7 +171,7 @@ export async function startBroker(config: Config, opts: StartOptions): Promise<R
       pools,
       localAddressToward,
       ...(opts.newNonce ? { newNonce: opts.newNonce } : {}),
-      ...(clustered ? { node: store.nodeId } : {}),
+      ...(clustered ? { node: store.nodeId, nodeAddresses: addressesOf(config) } : {}),
     });
     await broker.start();
     closers.push(() => broker.close());

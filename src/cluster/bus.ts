@@ -63,7 +63,9 @@ export class ClusterBus {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.opts.url });
+    // keepAlive: an idle LISTEN socket whose peer vanished (a database failover, a NAT's idle timeout) must
+    // not stay open forever; check() also asks the server every heartbeat
+    const client = new pg.Client({ connectionString: this.opts.url, keepAlive: true });
     // 'error' without a listener would crash the process: a broken connection is a reconnect
     client.on('error', (err) => this.lost(client, err));
     client.on('end', () => this.lost(client));
@@ -77,8 +79,13 @@ export class ClusterBus {
         this.opts.log.error({ err, message: m }, 'cluster message handling failed');
       }
     });
-    await client.connect();
-    await client.query(`LISTEN ${CLUSTER_CHANNEL}`);
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CLUSTER_CHANNEL}`);
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
     if (this.closed) {
       await client.end().catch(() => undefined);
       return;
@@ -87,6 +94,24 @@ export class ClusterBus {
     this.connected = true;
     this.backoffMs = BACKOFF_MIN_MS;
     this.opts.onConnected();
+  }
+
+  /** Asks the server over the LISTEN connection; no answer within `timeoutMs` counts as a lost connection
+   *  (reconnect, then catch up). Never rejects. */
+  async check(timeoutMs: number): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([client.query('select 1'), late]);
+    } catch (err) {
+      this.lost(client, err as Error);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private lost(client: pg.Client, err?: Error): void {

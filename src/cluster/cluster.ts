@@ -18,6 +18,9 @@ import type { ClusterMessage, Store } from '../store/types.js';
 import { ClusterBus } from './bus.js';
 import { ClusterNode } from './node.js';
 
+/** Early ends remembered at most (cluster messages naming tunnels not live yet). */
+const EARLY_ENDS_MAX = 10_000;
+
 /** Whether this configuration makes the broker a node of a cluster: a shared (PostgreSQL) store. */
 export function isClustered(config: Config): boolean {
   return config.store.driver === 'postgres';
@@ -41,6 +44,13 @@ export function nodeAddresses(config: Config): { ipv4: string | null; ipv6: stri
     ipv4: c.address ?? config.serverIpv4 ?? listen4,
     ipv6: c.address6 ?? config.serverIpv6 ?? config.listen.address6,
   };
+}
+
+/** Every address this node's offers may name (what its old tunnel rows hold as their server address). */
+export function addressesOf(config: Config): string[] {
+  const a = nodeAddresses(config);
+  const all = [a.ipv4, a.ipv6, config.serverIpv4, config.listen.address, config.serverIpv6, config.listen.address6];
+  return [...new Set(all.filter((x): x is string => x !== null && x !== '0.0.0.0' && x !== '::'))];
 }
 
 export interface RunningCluster {
@@ -72,14 +82,24 @@ export async function startCluster(deps: {
     log,
   });
   await node.start();
+  const failed = (what: string) => (err: unknown) => log.error({ err }, `cluster: ${what} failed`);
   broker.redirectHook = (returning) => node.redirect(returning);
+  // ids another node ended before this node made them live (its message outran the local accept's commit):
+  // ended as soon as they are; bounded, and forgotten after a minute
+  const early = new Map<number, number>();
+  const onEstablished = ({ record }: { record: { id: number } }) => {
+    if (early.delete(record.id)) void endMoved([record.id]).catch(failed('ending a moved tunnel'));
+  };
+  broker.tunnels.events.on('established', onEstablished);
   const endMoved = async (ids: readonly number[]) => {
+    const now = clock.now();
+    for (const [id, until] of early) if (until < now) early.delete(id);
+    for (const id of ids) if (!broker.tunnels.has(id) && early.size < EARLY_ENDS_MAX) early.set(id, now + 60_000);
     const live = ids.filter((id) => broker.tunnels.has(id));
     if (live.length === 0) return;
     log.info({ tunnels: live }, 'tunnels taken over by another node: ended here');
     await broker.tunnels.endAll(live.map((id) => [id, 'replaced']));
   };
-  const failed = (what: string) => (err: unknown) => log.error({ err }, `cluster: ${what} failed`);
   const onMessage = (m: ClusterMessage) => {
     if (m.kind === 'ended' && m.node === store.nodeId) void endMoved(m.ids).catch(failed('ending moved tunnels'));
     else if (m.kind === 'audit') void broker.followAudit();
@@ -105,12 +125,18 @@ export async function startCluster(deps: {
     nodes: () => node.nodes(),
     messagesConnected: () => bus.connected,
   };
+  const checker = clock.setInterval(() => void bus.check(5000), config.cluster.heartbeatS * 1000, { unref: true });
+  const detach = () => {
+    checker.cancel();
+    broker.tunnels.events.off('established', onEstablished);
+    broker.redirectHook = undefined;
+    broker.cluster = undefined;
+  };
   try {
     await bus.start();
   } catch (err) {
-    broker.redirectHook = undefined;
-    broker.cluster = undefined;
-    await node.stop();
+    detach();
+    await node.stop(true);
     throw new BrokerError(
       'STORE_FAILED',
       `cluster: cannot listen for other nodes' messages: ${(err as Error).message}`,
@@ -123,10 +149,9 @@ export async function startCluster(deps: {
     node,
     bus,
     async close() {
-      broker.redirectHook = undefined;
-      broker.cluster = undefined;
+      detach();
       await bus.close();
-      await node.stop();
+      await node.stop(true);
     },
   };
 }

@@ -13,13 +13,14 @@
  *  to well within that (NTP). */
 
 import type { Logger } from 'pino';
+import { randomUUID } from 'node:crypto';
 import type { Clock, Timer } from '../clock.js';
 import type { ClusterConfig } from '../config/cluster.js';
 import { BrokerError } from '../errors.js';
 import type { BrokerAddress, RedirectDecision } from '../protocol/redirect.js';
 import type { NodeRecord, Store } from '../store/types.js';
 
-export type ClusterNodeStore = Pick<Store, 'nodeId' | 'registerNode' | 'heartbeatNode' | 'listNodes'>;
+export type ClusterNodeStore = Pick<Store, 'nodeId' | 'registerNode' | 'heartbeatNode' | 'listNodes' | 'leaveNode'>;
 
 export interface ClusterNodeDeps {
   store: ClusterNodeStore;
@@ -43,8 +44,19 @@ export class ClusterNode {
   private timer: Timer | undefined;
   private beating: Promise<void> | undefined;
   private again = false;
+  /** This process's claim on the node name (store/node-types.ts registerNode). */
+  private readonly instance = randomUUID();
 
   constructor(private readonly deps: ClusterNodeDeps) {}
+
+  private register(): Promise<NodeRecord> {
+    const { store, config, addresses, clock } = this.deps;
+    const now = clock.now();
+    return store.registerNode({ ...addresses, capacity: config.capacity }, now, {
+      instance: this.instance,
+      aliveSince: now - config.deadAfterS * 1000,
+    });
+  }
 
   get name(): string {
     return this.deps.store.nodeId;
@@ -56,8 +68,8 @@ export class ClusterNode {
 
   /** Registers the node and reads the others; then heartbeats until stop(). */
   async start(): Promise<void> {
-    const { store, config, addresses, clock } = this.deps;
-    this.self = await store.registerNode({ ...addresses, capacity: config.capacity }, clock.now());
+    const { config, addresses, clock } = this.deps;
+    this.self = await this.register();
     await this.refresh();
     this.deps.log.info(
       { node: this.name, ...addresses, draining: this.self.draining, nodes: this.others.length + 1 },
@@ -67,10 +79,15 @@ export class ClusterNode {
     this.timer = clock.setInterval(() => void this.beat(), config.heartbeatS * 1000, { unref: true });
   }
 
-  stop(): Promise<void> {
+  /** Stops heartbeating; with `leave`, marks the row stopped (other nodes stop redirecting here at once). */
+  async stop(leave = false): Promise<void> {
     this.timer?.cancel();
     this.timer = undefined;
-    return this.beating ?? Promise.resolve();
+    await this.beating;
+    if (leave)
+      await this.deps.store
+        .leaveNode(this.instance)
+        .catch((err: unknown) => this.deps.log.warn({ err }, 'could not mark this node stopped'));
   }
 
   /** One heartbeat now (the timer's; also when another node tells us our row changed). Never rejects: a
@@ -133,12 +150,12 @@ export class ClusterNode {
   }
 
   private async beatOnce(): Promise<void> {
-    const { store, config, addresses, clock, log } = this.deps;
+    const { store, clock, log } = this.deps;
     const was = this.self;
-    let row = await store.heartbeatNode(this.deps.liveTunnels(), clock.now());
+    let row = await store.heartbeatNode(this.deps.liveTunnels(), clock.now(), this.instance);
     if (!row) {
-      log.warn({ node: this.name }, "this node's row was gone (forgotten by an operator?): registering again");
-      row = await store.registerNode({ ...addresses, capacity: config.capacity }, clock.now());
+      log.warn({ node: this.name }, "this node's row was gone or taken (forgotten by an operator?): registering again");
+      row = await this.register();
     }
     this.self = row;
     if (was && was.draining !== row.draining)

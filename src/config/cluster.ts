@@ -24,8 +24,12 @@ export const clusterSchema = z
     address: z
       .string()
       .refine(
-        (s) => ipaddr.IPv4.isValidFourPartDecimal(s) && ipaddr.IPv4.parse(s).range() === 'unicast',
-        'must be a unicast dotted-quad IPv4 address',
+        (s) =>
+          ipaddr.IPv4.isValidFourPartDecimal(s) &&
+          !['unspecified', 'broadcast', 'multicast', 'linkLocal', 'loopback', 'reserved'].includes(
+            ipaddr.IPv4.parse(s).range(),
+          ),
+        'must be a unicast dotted-quad IPv4 address (not 0.0.0.0, loopback, link-local, multicast or reserved)',
       )
       .nullable()
       .default(null),
@@ -42,7 +46,7 @@ export const clusterSchema = z
     heartbeatS: z.number().int().min(1).max(60).default(5),
     /** A node silent this long is dead: never a redirect target, shown dead to operators. */
     deadAfterS: z.number().int().min(3).max(3600).default(20),
-    /** Live tunnels above which new sessions are redirected to a less-loaded live node (when there is one);
+    /** Live tunnels at which new sessions are redirected to a less-loaded live node (when there is one);
      *  null: no limit. */
     capacity: z.number().int().min(1).nullable().default(null),
     /** Most brokers a redirect lists (gogoc keeps 50). */

@@ -280,6 +280,7 @@ export const MIGRATIONS: readonly Migration[] = [
         .addColumn('tunnels', 'integer', (c) => c.notNull().defaultTo(0))
         .addColumn('started_at', 'bigint', notNull)
         .addColumn('heartbeat_at', 'bigint', notNull)
+        .addColumn('instance', 'text', notNull)
         .addCheckConstraint('nodes_draining_check', sql`draining in (0, 1)`)
         .execute();
       await db.schema.alterTable('tunnels').addColumn('node', 'text').execute();

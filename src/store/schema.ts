@@ -101,7 +101,10 @@ export interface NodesTable {
   /** Live tunnels at the last heartbeat. */
   tunnels: ColumnType<number, number | undefined, number>;
   started_at: Int8;
+  /** 0 once the node stopped cleanly. */
   heartbeat_at: Int8;
+  /** A random id of the process that registered the row: two live processes never share a node name. */
+  instance: string;
 }
 
 export interface AuditTable {

@@ -41,7 +41,9 @@ export function nodesPage(
                   <td>${n.tunnels}</td>
                   <td>${n.capacity ?? '-'}</td>
                   <td class="mono">${[n.ipv4, n.ipv6].filter((a) => a !== null).join(' ') || '-'}</td>
-                  <td title="${when(n.heartbeatAt)}">${formatAge(p.now - n.heartbeatAt)} ago</td>
+                  <td title="${when(n.heartbeatAt)}">
+                    ${n.heartbeatAt === 0 ? 'stopped cleanly' : `${formatAge(p.now - n.heartbeatAt)} ago`}
+                  </td>
                   <td>
                     <form method="post" action="/nodes/${n.name}/${n.draining ? 'undrain' : 'drain'}">
                       ${csrfField(v)}<button class="secondary" type="submit">

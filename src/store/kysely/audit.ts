@@ -5,6 +5,7 @@ import type { AuditEvent, AuditFilter, AuditStore } from '../types.js';
 import type { AuditTable, Database } from '../schema.js';
 import type { Dialect } from '../migrations.js';
 import { notifyCluster } from './nodes.js';
+import { ANNOUNCED_AUDIT_ACTIONS } from '../node-types.js';
 import { likeSubstring, page, type Runner } from './runner.js';
 
 export function auditStore(run: Runner, dialect: Dialect): AuditStore {
@@ -22,7 +23,8 @@ export function auditStore(run: Runner, dialect: Dialect): AuditStore {
           })
           .execute();
         // the broker nodes follow the trail (broker/audit-follow.ts): they read it now instead of at their next sweep
-        await notifyCluster(trx, dialect, { kind: 'audit', action: e.action });
+        if (ANNOUNCED_AUDIT_ACTIONS.has(e.action))
+          await notifyCluster(trx, dialect, { kind: 'audit', action: e.action });
       });
     },
 

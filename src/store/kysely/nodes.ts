@@ -1,11 +1,13 @@
 /** @module store/kysely/nodes: NodeStore over Kysely (store/node-types.ts). Messages go out with pg_notify in
  *  the writing transaction (delivered at its commit); on SQLite there is no one to tell. */
 
-import { sql, type Kysely, type Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import { CLUSTER_CHANNEL, type ClusterMessage, type NodeRecord, type NodeStore } from '../node-types.js';
 import type { Database, NodesTable } from '../schema.js';
 import type { Dialect } from '../migrations.js';
-import type { Runner } from './runner.js';
+import { likePrefix, type Runner } from './runner.js';
+import { BrokerError } from '../../errors.js';
+import { CHUNK_LEASE_PREFIX } from '../lease-chunks.js';
 import { releaseLease } from '../allocator.js';
 
 /** The advisory lock class of an account's tunnels (the second key is the account id). */
@@ -23,27 +25,52 @@ export function nodeStore(run: Runner, dialect: Dialect, nodeId: string): NodeSt
   return {
     nodeId,
 
-    registerNode(n, at) {
+    registerNode(n, at, owner) {
       return run.write('registerNode', async (trx) => {
+        const held = await trx
+          .selectFrom('nodes')
+          .select(['instance', 'heartbeat_at'])
+          .where('name', '=', nodeId)
+          .forUpdate()
+          .executeTakeFirst();
+        if (held && held.instance !== owner.instance && Number(held.heartbeat_at) >= owner.aliveSince)
+          throw new BrokerError(
+            'CFG_INVALID',
+            `cluster.nodeId: another live broker is node ${nodeId} (heartbeat ${Math.round((at - Number(held.heartbeat_at)) / 1000)} s ago); give this one another name`,
+          );
+        const set = { ...n, started_at: at, heartbeat_at: at, instance: owner.instance, tunnels: 0 };
         const row = await trx
           .insertInto('nodes')
-          .values({ name: nodeId, ...n, started_at: at, heartbeat_at: at })
-          .onConflict((oc) => oc.column('name').doUpdateSet({ ...n, started_at: at, heartbeat_at: at }))
+          .values({ name: nodeId, ...set })
+          .onConflict((oc) => oc.column('name').doUpdateSet(set))
           .returningAll()
           .executeTakeFirstOrThrow();
         return toNode(row);
       });
     },
 
-    heartbeatNode(tunnels, at) {
+    heartbeatNode(tunnels, at, instance) {
       return run.write('heartbeatNode', async (trx) => {
         const row = await trx
           .updateTable('nodes')
           .set({ tunnels, heartbeat_at: at })
           .where('name', '=', nodeId)
+          .where('instance', '=', instance)
           .returningAll()
           .executeTakeFirst();
         return row && toNode(row);
+      });
+    },
+
+    leaveNode(instance) {
+      return run.write('leaveNode', async (trx) => {
+        await trx
+          .updateTable('nodes')
+          .set({ heartbeat_at: 0 })
+          .where('name', '=', nodeId)
+          .where('instance', '=', instance)
+          .execute();
+        await notifyCluster(trx, dialect, { kind: 'node', name: nodeId });
       });
     },
 
@@ -70,28 +97,45 @@ export function nodeStore(run: Runner, dialect: Dialect, nodeId: string): NodeSt
       return run.write('forgetNode', async (trx) => {
         const r = await trx.deleteFrom('nodes').where('name', '=', name).returning('name').executeTakeFirst();
         if (r === undefined) return undefined;
-        // its tunnels are carried by no one: they end, and their anonymous leases go back to the pool (the
-        // node's chunks stay its own until it returns: no other node cuts leases from them)
+        // its tunnels are carried by no one: they end, and their anonymous leases go back to the pool
         const ended = await trx
           .updateTable('tunnels')
           .set({ state: 'ended', ended_at: at, end_reason: 'shutdown' })
           .where('node', '=', name)
           .where('state', 'in', ['offered', 'established'])
-          .returning('lease_id')
+          .returning(['id', 'lease_id'])
           .execute();
         for (const e of ended) if (e.lease_id !== null) await releaseLease(trx, e.lease_id);
+        if (ended.length)
+          await notifyCluster(trx, dialect, { kind: 'ended', node: name, ids: ended.map((e) => Number(e.id)) });
+        // then its chunks that no lease is cut from any more (lease-chunks.ts: 'chunk:<node>:<uuid>')
+        const chunks = await trx
+          .selectFrom('allocations as c')
+          .select('c.lease_id')
+          .where(sql<SqlBool>`c.lease_id like ${likePrefix(`${CHUNK_LEASE_PREFIX}${name}:`)} escape '\\'`)
+          .where((eb) =>
+            eb.not(eb.exists(eb.selectFrom('allocations as l').select('l.id').whereRef('l.chunk_id', '=', 'c.id'))),
+          )
+          .execute();
+        for (const c of chunks) if (c.lease_id !== null) await releaseLease(trx, c.lease_id);
         return { tunnelsEnded: ended.length };
       });
     },
 
-    adoptTunnels() {
+    adoptTunnels(addresses) {
       return run.write('adoptTunnels', async (trx) => {
-        const r = await trx
+        if (addresses.length === 0) {
+          const others = await trx.selectFrom('nodes').select('name').where('name', '<>', nodeId).executeTakeFirst();
+          if (others) return 0;
+        }
+        let q = trx
           .updateTable('tunnels')
           .set({ node: nodeId })
           .where('node', 'is', null)
-          .where('state', 'in', ['offered', 'established'])
-          .executeTakeFirst();
+          .where('state', 'in', ['offered', 'established']);
+        if (addresses.length)
+          q = q.where((eb) => eb.or([eb('server_ipv4', 'in', addresses), eb('server_ipv6', 'in', addresses)]));
+        const r = await q.executeTakeFirst();
         return Number(r.numUpdatedRows);
       });
     },

@@ -9,8 +9,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import ipaddr from 'ipaddr.js';
-import type { TestBroker } from '../../helpers/broker.js';
-import { NODE_ADDRESS, TestCluster } from '../../helpers/cluster.js';
+import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
+import { NODE_ADDRESS, TestCluster, noSweep } from '../../helpers/cluster.js';
 import { eventually } from '../../helpers/clients.js';
 
 /** Waits for `pred`, failing the test when it does not hold within `ms`. */
@@ -118,6 +118,64 @@ describe('cluster of two nodes', { skip: PG_SKIP }, () => {
     await assert.rejects(run(B), (e: unknown) => e instanceof BrokerError && e.code === 'CLIENT_REDIRECT');
     await run(B, { userid: 'bob', passwd: 'battery staple' }); // bob's own tunnel is here: replaced, not moved
     await until(() => nodes.b.broker.liveTunnels().filter((t) => t.username === 'bob').length === 1, 3000);
+  });
+
+  test('a second live broker with the same node name is refused at start, naming the key', async () => {
+    await assert.rejects(
+      startTestBroker(
+        {
+          listen: { address: '127.0.36.3', port: c.port },
+          store: { driver: 'postgres', url: c.db.url },
+          cluster: { nodeId: 'node-a', heartbeatS: 1, deadAfterS: 3 },
+        } as never,
+        { clock: noSweep },
+      ),
+      (e: unknown) => e instanceof BrokerError && /cluster\.nodeId: another live broker is node node-a/.test(e.message),
+    );
+    assert.equal(nodes.a.cluster!.node.nodes().find((n) => n.name === 'node-a')?.alive, true, 'node-a unharmed');
+  });
+
+  test('rows from before nodes were kept are adopted by the node whose address they name, only', async () => {
+    const cli = await openPostgresStore({ url: c.db.url, nodeId: 'old' });
+    const row = (server: string) =>
+      cli.createTunnel(
+        {
+          accountId: null,
+          leaseId: null,
+          type: 'v6udpv4',
+          transport: 'udp',
+          clientIpv4: '198.51.100.40',
+          clientPort: 4000 + Number(server.slice(-1)),
+          serverIpv4: server,
+          serverIpv6: '2001:db8:f00:99::1',
+          clientIpv6: `2001:db8:f00:99::${server.slice(-1)}`,
+          prefix: null,
+          prefixLen: null,
+          keepaliveInterval: 30,
+          lifetimeS: 3600,
+        },
+        Date.now(),
+      );
+    const forB = await row(B);
+    const forA = await row(A);
+    for (const t of [forA, forB]) await cli.establishTunnel(t.id, Date.now());
+    await cli.close();
+    await c.db.query('update tunnels set node = null where id in ($1, $2)', [forA.id, forB.id]);
+    await c.stop('b');
+    await start('b');
+    assert.ok(nodes.b.broker.tunnels.has(forB.id), 'node-b adopted and restored the row naming its address');
+    assert.ok(!nodes.b.broker.tunnels.has(forA.id));
+    assert.deepEqual(
+      (
+        await c.db.query<{ id: string; node: string | null }>(
+          'select id::text, node from tunnels where id in ($1, $2) order by id',
+          [forA.id, forB.id],
+        )
+      ).map((r) => r.node),
+      forB.id < forA.id ? ['node-b', null] : [null, 'node-b'],
+    );
+    await nodes.b.broker.tunnels.end(forB.id, 'admin');
+    await c.db.query("update tunnels set state = 'ended' where id = $1", [forA.id]);
   });
 
   test('static 6in4 tunnels are refused on a cluster, clearly (no node may take one over from another)', async () => {

@@ -148,11 +148,13 @@ describe('operators and a cluster', { skip: PG_SKIP }, () => {
     assert.equal(sqlite.status, 2);
     assert.match(sqlite.stderr, /store\.driver: node commands need the shared PostgreSQL store/);
     // a node gone for good: forgotten, its tunnels end (refused while it still looks alive, unless --force)
+    const alive = await cli(['node', 'forget', 'node-a', ...url]);
+    assert.equal(alive.status, 1);
+    assert.match(alive.stderr, /node node-a is alive .* stop it first, or --force/);
     await c.stop('b');
-    const early = await cli(['node', 'forget', 'node-b', ...url]);
-    assert.equal(early.status, 1);
-    assert.match(early.stderr, /node node-b is alive .* stop it first, or --force/);
-    const forget = await cli(['node', 'forget', 'node-b', '--force', ...url]);
+    // a clean stop says so at once: no more redirects to it, and it can be forgotten without --force
+    assert.match((await cli(['node', 'list', ...url])).stdout, /\nnode-b\tstopped\t/);
+    const forget = await cli(['node', 'forget', 'node-b', ...url]);
     assert.equal(forget.status, 0, forget.stderr);
     assert.match(forget.stdout, /node node-b forgotten; 1 tunnel\(s\) it carried ended/);
     assert.doesNotMatch((await cli(['node', 'list', ...url])).stdout, /node-b/);
