@@ -76,7 +76,7 @@ export class Broker implements LiveTunnelControl {
   readonly reverseDns: ReverseDns;
   /** Where new sessions go instead of an offer here (cluster/node.ts ClusterNode.redirect), once a cluster
    *  node runs. */
-  redirectHook: ((returning: boolean) => RedirectDecision | undefined) | undefined;
+  redirectHook: ((returning: boolean, family: 4 | 6) => RedirectDecision | undefined) | undefined;
   /** This node's view of the cluster, once a cluster node runs (metrics, the web UI). */
   cluster: ClusterView | undefined;
   private readonly follower: AuditFollower;
@@ -112,7 +112,7 @@ export class Broker implements LiveTunnelControl {
       clock,
       log,
       localAddressToward: deps.localAddressToward,
-      redirect: (returning) => this.redirectHook?.(returning),
+      redirect: (returning, family) => this.redirectHook?.(returning, family),
     });
     const listenerFailed = (err: unknown, event: string | number | symbol) =>
       log.warn({ err, event: String(event) }, 'an event listener failed');

@@ -68,7 +68,7 @@ export interface ServiceDeps {
   localAddressToward: (peer: string) => Promise<string>;
   /** Where a new session goes instead of an offer here, or a refusal (cluster/node.ts); undefined: offer here.
    *  `returning`: the account has a live tunnel here already (its new one replaces it: no added load). */
-  redirect?: (returning: boolean) => RedirectDecision | undefined;
+  redirect?: (returning: boolean, family: 4 | 6) => RedirectDecision | undefined;
 }
 
 /** Who a session is, once authenticated. */
@@ -254,6 +254,7 @@ class SessionAnswers implements Answerer {
       if (this.offered) await this.withdraw('superseded');
       const elsewhere = this.deps.redirect?.(
         this.who.accountId !== null && this.deps.tunnels.ofAccount(this.who.accountId).length > 0,
+        this.peer.peer.address.includes(':') ? 6 : 4,
       );
       if (elsewhere) return elsewhere;
       const asked = this.deps.reverseDns.wishOf(req.router?.dnsServers, this.who.accountId);

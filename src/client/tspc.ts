@@ -22,7 +22,8 @@ import { runHook, tspEnvironment, type TspOperation } from './hook.js';
 import { Keepalive, pingProbe, type Probe } from './keepalive.js';
 import { setUpTunnel, type LocalTunnel } from './local-setup.js';
 import type { ClientLog } from './log.js';
-import { negotiate, type Negotiated, type NegotiateTarget } from './negotiate.js';
+import { negotiate, type Negotiated } from './negotiate.js';
+import { MAX_REDIRECTS, ServerChoice } from './servers.js';
 import { writeStatus, type StatusSnapshot, type TspcState } from './status.js';
 
 /** How often the status file is refreshed and the local IPv4 checked while the tunnel is up. */
@@ -82,19 +83,12 @@ export class Tspc {
 
   /** Runs until stop() or a failure that ends tspc; resolves with the exit status. */
   async run(): Promise<number> {
-    // the configured servers, the one to try first at the front; one that fails goes to the back
-    const configured: NegotiateTarget[] = this.cfg.servers.length ? [...this.cfg.servers] : [this.cfg.server];
-    const rotate = (from: NegotiateTarget) => {
-      if (configured[0] === from && configured.length > 1) configured.push(configured.shift()!);
-    };
-    let targets: NegotiateTarget[] = [configured[0]!];
-    /** Configured servers that failed in a row since one last worked (all of them: back off). */
-    let failedServers = 0;
+    const servers = new ServerChoice(this.cfg.servers.length ? this.cfg.servers : [this.cfg.server]);
     let failures = 0;
     let everUp = false;
     this.setState('connecting');
     while (!this.stopping) {
-      const target = targets[0]!;
+      const target = servers.current;
       let n: Negotiated;
       try {
         this.log.info(`connecting to ${target.text}`, { mode: this.cfg.tunnelMode, auth: this.cfg.authMethod });
@@ -102,26 +96,18 @@ export class Tspc {
       } catch (e) {
         if (this.stopping) break;
         const brokers = (e as { brokers?: string[] }).brokers;
-        if (isBrokerError(e) && e.code === 'CLIENT_REDIRECT' && brokers?.length) {
-          this.log.info(`redirected to ${brokers.join(', ')}`);
-          const port = configured[0]!.port;
-          targets = brokers.map((b) => ({ host: b.replace(/^\[|\]$/g, ''), port, text: b }));
+        const redirect = isBrokerError(e) && e.code === 'CLIENT_REDIRECT' && !!brokers?.length;
+        if (redirect && servers.redirected(brokers!)) {
+          this.log.info(`redirected to ${brokers!.join(', ')}`);
           continue;
         }
-        if (targets.length > 1) {
-          targets = targets.slice(1); // the next broker of a redirect list, at once
-          continue;
-        }
-        rotate(target);
-        if (configured.includes(target) && ++failedServers < configured.length && !isPermanent(e)) {
-          this.log.warn(`${isBrokerError(e) ? e.message : String(e)}; trying ${configured[0]!.text}`);
-          targets = [configured[0]!]; // the next configured server, at once
-          continue;
-        }
-        failedServers = 0;
-        targets = [configured[0]!];
-        failures++;
+        if (redirect) this.log.warn(`${MAX_REDIRECTS} redirects in a row: taken as a failure`);
         const message = isBrokerError(e) ? e.message : String(e);
+        if (servers.failed(isPermanent(e), redirect) === 'next') {
+          if (target !== servers.current) this.log.warn(`${message}; trying ${servers.current.text}`);
+          continue;
+        }
+        failures++;
         if (isPermanent(e) || !this.cfg.autoRetryConnect) return this.fail(e);
         const waitMs = backoffDelayMs(failures, this.cfg.retryDelayS, this.cfg.retryDelayMaxS);
         this.log.warn(`${message}; retrying in ${waitMs / 1000} s`, { attempt: failures });
@@ -136,15 +122,11 @@ export class Tspc {
         return this.fail(e);
       }
       failures = 0;
-      failedServers = 0;
-      targets = [configured[0]!];
+      servers.succeeded();
       everUp = true;
       const reason = await this.up(n, tunnel);
       // a server that stopped answering is tried last when there are others
-      if (reason?.kind === 'dead') {
-        rotate(target);
-        targets = [configured[0]!];
-      }
+      if (reason?.kind === 'dead') servers.died(target);
       if (reason === undefined) return exitCodeFor(this.failure); // the hook failed; fail() has run
       if (this.stopping) break;
       this.status.reconnects++;

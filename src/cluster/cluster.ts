@@ -69,6 +69,11 @@ export async function startCluster(deps: {
   const { config, store, broker, clock } = deps;
   const log = deps.log.child({ node: store.nodeId });
   const addresses = nodeAddresses(config);
+  if (config.cluster.nodeId === null)
+    log.warn(
+      { node: store.nodeId },
+      'cluster.nodeId is not set: the host name is the node name; where it changes at each start (containers), a restart restores nothing and leaves the old name behind: set cluster.nodeId',
+    );
   if (addresses.ipv4 === null && addresses.ipv6 === null)
     log.warn(
       'this node has no address for redirects (cluster.address, serverIpv4 or a specific listen.address): no other node will send clients here',
@@ -83,7 +88,7 @@ export async function startCluster(deps: {
   });
   await node.start();
   const failed = (what: string) => (err: unknown) => log.error({ err }, `cluster: ${what} failed`);
-  broker.redirectHook = (returning) => node.redirect(returning);
+  broker.redirectHook = (returning, family) => node.redirect(returning, family);
   // ids another node ended before this node made them live (its message outran the local accept's commit):
   // ended as soon as they are; bounded, and forgotten after a minute
   const early = new Map<number, number>();

@@ -119,28 +119,31 @@ export class ClusterNode {
   }
 
   /** Where a new session goes instead of an offer here, if anywhere (see the module comment). */
-  redirect(returning: boolean): RedirectDecision | undefined {
+  redirect(returning: boolean, family: 4 | 6 = 4): RedirectDecision | undefined {
     if (!this.self) return undefined;
     const draining = this.self.draining;
     const cap = this.deps.config.capacity;
     if (!draining && (returning || cap === null || this.deps.liveTunnels() < cap)) return undefined;
-    const brokers = this.targets();
+    const brokers = this.targets(family);
     if (brokers.length > 0) return { redirect: brokers };
     if (draining)
       return { error: new BrokerError('TSP_BUSY', `node ${this.name} is draining and no other node is available`) };
     return undefined;
   }
 
-  /** Live, undrained nodes with room, least loaded first, as broker addresses (at most cluster.redirectMax). */
-  private targets(): BrokerAddress[] {
+  /** Live, undrained nodes with room, least loaded first, as broker addresses of the client's family (its
+   *  connection's: a client over IPv4 cannot use an IPv6 entry), at most cluster.redirectMax. */
+  private targets(family: 4 | 6): BrokerAddress[] {
     const now = this.deps.clock.now();
     const out: BrokerAddress[] = [];
     const candidates = this.others
       .filter((n) => this.alive(n, now) && !n.draining && (n.capacity === null || n.tunnels < n.capacity))
       .sort((a, b) => load(a) - load(b) || a.name.localeCompare(b.name));
+    const own = new Set([this.self?.ipv4, this.self?.ipv6]);
     for (const n of candidates) {
-      if (n.ipv4) out.push({ type: 'ipv4', address: n.ipv4 });
-      if (n.ipv6) out.push({ type: 'ipv6', address: n.ipv6 });
+      if (own.has(n.ipv4 ?? undefined) || own.has(n.ipv6 ?? undefined)) continue; // a shared address: ourselves
+      if (family === 4 && n.ipv4) out.push({ type: 'ipv4', address: n.ipv4 });
+      if (family === 6 && n.ipv6) out.push({ type: 'ipv6', address: n.ipv6 });
     }
     return out.slice(0, this.deps.config.redirectMax);
   }

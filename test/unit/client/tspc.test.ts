@@ -253,3 +253,51 @@ test('a server list with a bad entry names it', () => {
     /server: "not a host" is not host\[:port\]/,
   );
 });
+
+test('brokers that keep redirecting to each other: after 5 redirects in a row, a failure and a backoff', async () => {
+  const { tspc, log, until, clock } = harness(
+    { retry_delay: '30', retry_delay_max: '30' },
+    {
+      negotiate: (t, n) =>
+        n > 12
+          ? ok()
+          : Object.assign(new BrokerError('CLIENT_REDIRECT', 'moved'), {
+              brokers: [t.text === '198.51.100.9' ? '198.51.100.10' : '198.51.100.9'],
+            }),
+    },
+  );
+  const t0 = clock.now();
+  const run = tspc.run();
+  await until(() => log.setups === 1, 'up in the end');
+  tspc.stop();
+  assert.equal(await run, 0);
+  assert.deepEqual(log.targets.slice(0, 7), [
+    '192.0.2.1',
+    '198.51.100.9',
+    '198.51.100.10',
+    '198.51.100.9',
+    '198.51.100.10',
+    '198.51.100.9',
+    '192.0.2.1',
+  ]);
+  assert.ok(clock.now() - t0 >= 30_000, 'a backoff came between the rounds');
+});
+
+test('a redirect list that fails counts against the server that sent it: the next configured server is tried', async () => {
+  const { tspc, log, until } = harness(
+    { server: '198.51.100.1,198.51.100.5' },
+    {
+      negotiate: (t) =>
+        t.text === '198.51.100.1'
+          ? Object.assign(new BrokerError('CLIENT_REDIRECT', 'draining'), { brokers: ['203.0.113.77'] })
+          : t.text === '198.51.100.5'
+            ? ok()
+            : new BrokerError('CLIENT_UNREACHABLE', 'no reply'),
+    },
+  );
+  const run = tspc.run();
+  await until(() => log.setups === 1, 'up on the second configured server');
+  tspc.stop();
+  assert.equal(await run, 0);
+  assert.deepEqual(log.targets, ['198.51.100.1', '203.0.113.77', '198.51.100.5']);
+});
