@@ -252,10 +252,9 @@ class SessionAnswers implements Answerer {
   async requestTunnel(req: TunnelRequest): Promise<OfferAnswer> {
     try {
       if (this.offered) await this.withdraw('superseded');
-      const elsewhere = this.deps.redirect?.(
-        this.who.accountId !== null && this.deps.tunnels.ofAccount(this.who.accountId).length > 0,
-        this.peer.peer.address.includes(':') ? 6 : 4,
-      );
+      const id = this.who.accountId;
+      const family = this.peer.peer.address.includes(':') ? 6 : 4;
+      const elsewhere = this.deps.redirect?.(id !== null && this.deps.tunnels.ofAccount(id).length > 0, family);
       if (elsewhere) return elsewhere;
       const asked = this.deps.reverseDns.wishOf(req.router?.dnsServers, this.who.accountId);
       this.offered = await this.svc.reserve(this.peer, this.who, req);
