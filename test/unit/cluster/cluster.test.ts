@@ -2,8 +2,8 @@
  *  loopback: node-a on 127.0.36.1 and node-b on 127.0.36.2, the same port. tspc's own negotiate() is the
  *  client. What an operator and a client see: both nodes registered and alive, a drained node redirecting
  *  (TSP 1200 with the other node's address) and the client getting its tunnel there, one account on two nodes
- *  (the older tunnel ends on the other node at once), a kill made on one node reaching the node that carries
- *  the tunnel, capacity, and a restart restoring only the node's own tunnels. The sweep is off (the clock
+ *  (the older tunnel ends on the other node at once), a kill or a disable made on one node reaching the node
+ *  that carries the tunnel, capacity, and a restart restoring only the node's own tunnels. The sweep is off (the clock
  *  below runs no long interval), so only the nodes' messages can end a tunnel on another node. Needs
  *  TSP_TEST_PG_URL. */
 import { after, before, describe, test } from 'node:test';
@@ -108,6 +108,14 @@ describe('cluster of two nodes', { skip: PG_SKIP }, () => {
     const cli = await openPostgresStore({ url: c.db.url });
     await killTunnelInStore(cli, bob.id, 'cli', Date.now()).finally(() => cli.close());
     await until(() => !nodes.a.broker.tunnels.has(bob.id), 1500);
+    // an account disabled on the other node: its tunnel on node-a ends, with the disable's reason
+    await run(A);
+    await until(() => nodes.a.broker.liveTunnels().some((t) => t.username === 'alice'), 3000);
+    const again = nodes.a.broker.liveTunnels().find((t) => t.username === 'alice')!;
+    await nodes.b.accounts.setDisabled('admin', 'alice', true);
+    await until(() => !nodes.a.broker.tunnels.has(again.id), 1500, "the disabled account's tunnel ended on node-a");
+    assert.equal((await rowOf(again.id)).end_reason, 'account_disabled');
+    await nodes.b.accounts.setDisabled('admin', 'alice', false);
   });
 
   test('over capacity, new sessions go to a node with room; a returning account stays', async () => {
