@@ -87,13 +87,20 @@ export async function startCluster(deps: {
     log,
   });
   await node.start();
+  // work started by messages, awaited at close so none of it meets a closed store
+  const inflight = new Set<Promise<unknown>>();
   const failed = (what: string) => (err: unknown) => log.error({ err }, `cluster: ${what} failed`);
+  const track = (what: string, p: Promise<unknown>) => {
+    const q = p.catch(failed(what));
+    inflight.add(q);
+    void q.finally(() => inflight.delete(q));
+  };
   broker.redirectHook = (returning, family) => node.redirect(returning, family);
   // ids another node ended before this node made them live (its message outran the local accept's commit):
   // ended as soon as they are; bounded, and forgotten after a minute
   const early = new Map<number, number>();
   const onEstablished = ({ record }: { record: { id: number } }) => {
-    if (early.delete(record.id)) void endMoved([record.id]).catch(failed('ending a moved tunnel'));
+    if (early.delete(record.id)) track('ending a moved tunnel', endMoved([record.id]));
   };
   broker.tunnels.events.on('established', onEstablished);
   const endMoved = async (ids: readonly number[]) => {
@@ -106,7 +113,7 @@ export async function startCluster(deps: {
     await broker.tunnels.endAll(live.map((id) => [id, 'replaced']));
   };
   const onMessage = (m: ClusterMessage) => {
-    if (m.kind === 'ended' && m.node === store.nodeId) void endMoved(m.ids).catch(failed('ending moved tunnels'));
+    if (m.kind === 'ended' && m.node === store.nodeId) track('ending moved tunnels', endMoved(m.ids));
     else if (m.kind === 'audit') void broker.followAudit();
     else if (m.kind === 'node') void node.beat(); // ours drained, or another's: redirects must know now
   };
@@ -120,7 +127,7 @@ export async function startCluster(deps: {
     url: config.store.url!,
     log,
     onMessage,
-    onConnected: () => void catchUp().catch(failed('catching up')),
+    onConnected: () => track('catching up', catchUp()),
   });
   broker.cluster = {
     name: node.name,
@@ -156,6 +163,7 @@ export async function startCluster(deps: {
     async close() {
       detach();
       await bus.close();
+      await Promise.allSettled([...inflight]);
       await node.stop(true);
     },
   };
