@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import type { Config } from '../config/schema.js';
 import { BrokerError } from '../errors.js';
 import type { NodeRecord, Store } from '../store/types.js';
+import { nodeAlive } from '../store/node-types.js';
 
 export interface NodeCommandDeps {
   withConfigFlags(cmd: Command): Command;
@@ -17,7 +18,7 @@ export interface NodeCommandDeps {
  *  configuration the command was given: the nodes' own should match). */
 export function nodeStatus(n: NodeRecord, deadAfterS: number, now: number): 'alive' | 'dead' | 'stopped' {
   if (n.heartbeatAt === 0) return 'stopped';
-  return now - n.heartbeatAt <= deadAfterS * 1000 ? 'alive' : 'dead';
+  return nodeAlive(n, deadAfterS, now) ? 'alive' : 'dead';
 }
 
 export function registerNodeCommands(program: Command, deps: NodeCommandDeps): void {

@@ -19,6 +19,7 @@ import type { ClusterConfig } from '../config/cluster.js';
 import { BrokerError } from '../errors.js';
 import type { BrokerAddress, RedirectDecision } from '../protocol/redirect.js';
 import type { NodeRecord, Store } from '../store/types.js';
+import { nodeAlive } from '../store/node-types.js';
 
 export type ClusterNodeStore = Pick<Store, 'nodeId' | 'registerNode' | 'heartbeatNode' | 'listNodes' | 'leaveNode'>;
 
@@ -149,7 +150,7 @@ export class ClusterNode {
   }
 
   private alive(n: NodeRecord, now: number): boolean {
-    return now - n.heartbeatAt <= this.deps.config.deadAfterS * 1000;
+    return nodeAlive(n, this.deps.config.deadAfterS, now);
   }
 
   private async beatOnce(): Promise<void> {

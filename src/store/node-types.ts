@@ -17,6 +17,12 @@ export interface NodeRecord {
   heartbeatAt: number;
 }
 
+/** Whether a node is alive at `now`: its last heartbeat within `deadAfterS` (cluster.deadAfterS). A node that
+ *  stopped cleanly (heartbeat 0) never is. The one rule the node itself, the API, the web UI and the CLI use. */
+export function nodeAlive(n: Pick<NodeRecord, 'heartbeatAt'>, deadAfterS: number, now: number): boolean {
+  return n.heartbeatAt !== 0 && now - n.heartbeatAt <= deadAfterS * 1000;
+}
+
 /** A message between the nodes of one database (PostgreSQL NOTIFY on CLUSTER_CHANNEL; nothing on SQLite, where
  *  one broker is the only node). Sent inside the transaction that made the change, so it is delivered when,
  *  and only if, that transaction commits. */

@@ -9,7 +9,14 @@ import { resolveConfig, type RawConfig } from '../../src/client/config.js';
 import { negotiate } from '../../src/client/negotiate.js';
 import { silentLog } from '../../src/client/log.js';
 import { startTestBroker, type TestBroker } from './broker.js';
+import assert from 'node:assert/strict';
+import { eventually } from './clients.js';
 import { createTempDatabase, type TempDatabase } from './pg.js';
+
+/** Waits for `pred`, failing the test when it does not hold within `ms` (eventually() only returns false). */
+export async function until(pred: () => boolean, ms: number, what = 'the condition'): Promise<void> {
+  assert.ok(await eventually(pred, ms), `${what} within ${ms} ms`);
+}
 
 export const NODE_ADDRESS = { a: '127.0.36.1', b: '127.0.36.2' } as const;
 export type NodeName = keyof typeof NODE_ADDRESS;

@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { NODE_NAME } from '../../config/cluster.js';
 import { BrokerError } from '../../errors.js';
+import { nodeAlive } from '../../store/node-types.js';
 import type { AdminContext } from '../context.js';
 import { commonErrors, errorSchema, noContent } from '../schemas.js';
 import { principalOf } from '../routes.js';
@@ -38,8 +39,12 @@ export async function listNodes(ctx: AdminContext) {
   const clustered = ctx.config.store.driver === 'postgres';
   const now = ctx.clock.now();
   const items = clustered ? await ctx.store.listNodes() : [];
-  const alive = (heartbeatAt: number) => now - heartbeatAt <= ctx.config.cluster.deadAfterS * 1000;
-  return { clustered, self: ctx.store.nodeId, items: items.map((n) => ({ ...n, alive: alive(n.heartbeatAt) })) };
+  const deadAfterS = ctx.config.cluster.deadAfterS;
+  return {
+    clustered,
+    self: ctx.store.nodeId,
+    items: items.map((n) => ({ ...n, alive: nodeAlive(n, deadAfterS, now) })),
+  };
 }
 
 /** Drains or undrains a node (the node hears it at once) and audits it. STORE_CONFLICT on SQLite,

@@ -10,13 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import ipaddr from 'ipaddr.js';
 import { startTestBroker, type TestBroker } from '../../helpers/broker.js';
-import { NODE_ADDRESS, TestCluster, noSweep } from '../../helpers/cluster.js';
-import { eventually } from '../../helpers/clients.js';
-
-/** Waits for `pred`, failing the test when it does not hold within `ms`. */
-async function until(pred: () => boolean, ms: number, what = 'the condition'): Promise<void> {
-  assert.ok(await eventually(pred, ms), `${what} within ${ms} ms`);
-}
+import { NODE_ADDRESS, TestCluster, noSweep, until } from '../../helpers/cluster.js';
 import { PG_SKIP } from '../../helpers/pg.js';
 import type { RawConfig } from '../../../src/client/config.js';
 import { BrokerError } from '../../../src/errors.js';

@@ -9,13 +9,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { eventually } from '../../helpers/clients.js';
-
-/** Waits for `pred`, failing the test when it does not hold within `ms`. */
-async function until(pred: () => boolean, ms: number, what = 'the condition'): Promise<void> {
-  assert.ok(await eventually(pred, ms), `${what} within ${ms} ms`);
-}
-import { NODE_ADDRESS, TestCluster } from '../../helpers/cluster.js';
+import { NODE_ADDRESS, TestCluster, until } from '../../helpers/cluster.js';
 import { PG_SKIP } from '../../helpers/pg.js';
 import { TokenService } from '../../../src/admin/tokens.js';
 
