@@ -124,7 +124,7 @@ async function benchBroker(
     await c.request(accept);
   };
   const run = (name: string, once: (c: Client, i: number) => Promise<number>) =>
-    CASES.has(name) ? drive(clients, once) : Promise.resolve(undefined);
+    CASES.has(name) ? drive(clients, once, broker.pid) : Promise.resolve(undefined);
   const anon = await run('anonymous', async (c) => {
     c.resetSeq();
     expect(await c.request('VERSION=2.0.2\r\n'), 'CAPABILITY');
@@ -176,7 +176,8 @@ function row(name: string, store: string, r: Result, base: Result, trips: number
   const rate = r.count / r.seconds;
   const ceiling = base.count / base.seconds / trips;
   const f = (x: number, d = 0) => x.toFixed(d).padStart(7);
-  return `${name.padEnd(26)} ${store.padEnd(8)} ${f(rate)} ${f(r.roundTrips / r.seconds)} ${f(ceiling)} ${f(rate / ceiling, 3)} ${f(pct(r.latencies, 50), 2)} ${f(pct(r.latencies, 99), 2)} ${String(r.errors).padStart(6)}`;
+  const cpu = r.cpuSeconds ?? NaN;
+  return `${name.padEnd(26)} ${store.padEnd(8)} ${f(rate)} ${f(r.roundTrips / r.seconds)} ${f(ceiling)} ${f(rate / ceiling, 3)} ${f(pct(r.latencies, 50), 2)} ${f(pct(r.latencies, 99), 2)} ${String(r.errors).padStart(6)} ${f((cpu / r.count) * 1e6)} ${f((100 * cpu) / r.seconds)}`;
 }
 
 async function main(): Promise<void> {
@@ -198,10 +199,14 @@ async function main(): Promise<void> {
         return c;
       }),
     );
-    const base = await drive(clients, async (c) => {
-      await c.request('VERSION=2.0.2\r\n');
-      return 1;
-    });
+    const base = await drive(
+      clients,
+      async (c) => {
+        await c.request('VERSION=2.0.2\r\n');
+        return 1;
+      },
+      echo.pid,
+    );
     clients.forEach((c) => c.close());
     echo.kill('SIGKILL');
 
@@ -218,12 +223,12 @@ async function main(): Promise<void> {
       `tsp-broker control-plane benchmark: concurrency ${CONCURRENCY}, ${SECONDS} s measured after ${WARMUP_SECONDS} s warm-up, UDP on loopback${hasTaskset ? ', server on CPU 0, client on CPU 1' : ''}`,
     );
     console.log(
-      `${'case'.padEnd(26)} ${'store'.padEnd(8)} ${'rate/s'.padStart(7)} ${'rtt/s'.padStart(7)} ${'ceiling'.padStart(7)} ${'of ceil'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'errors'.padStart(6)}`,
+      `${'case'.padEnd(26)} ${'store'.padEnd(8)} ${'rate/s'.padStart(7)} ${'rtt/s'.padStart(7)} ${'ceiling'.padStart(7)} ${'of ceil'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'errors'.padStart(6)} ${'cpu us'.padStart(7)} ${'busy %'.padStart(7)}`,
     );
     console.log(row('baseline: bare UDP echo', '-', base, base, 1));
     for (const r of rows) console.log(r);
     console.log(
-      'ceiling = the baseline echo rate divided by the round trips a session takes (what this machine allows); of ceil = rate / ceiling; latency = whole session setup (one request for the baseline); errors = sessions that timed out (a lost datagram is never retransmitted here)',
+      'ceiling = the baseline echo rate divided by the round trips a session takes (what this machine allows); of ceil = rate / ceiling; latency = whole session setup (one request for the baseline); errors = sessions that timed out (a lost datagram is never retransmitted here); cpu us = the server process CPU time (every thread: the event loop, the fsyncs on the thread pool, GC) per session in the window; busy % = that CPU time over the window (100 = one core: below it the server waits, for the disk or the client)',
     );
   } finally {
     stop();

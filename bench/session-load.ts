@@ -2,7 +2,9 @@
  *  TSP clients over UDP on loopback doing strict request/reply, the loop that runs them for a measured window
  *  after a warm-up, percentiles, and a PostgreSQL database of the run's own. */
 
+import { spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 
 export const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
 export const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -59,14 +61,39 @@ export interface Result {
   seconds: number;
   latencies: number[];
   errors: number;
+  /** CPU seconds the server process used in the measured window (all its threads), when a pid was given. */
+  cpuSeconds?: number;
 }
 
+/** CPU seconds (user + system, every thread) a process has used so far, from /proc; NaN when it cannot tell. */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[11] and [12] are utime and stime (the 14th and 15th of the line), in clock ticks
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
+
 /** Runs `once` on every client in a loop for the measured window after a warm-up. */
-export async function drive(clients: Client[], once: (c: Client, i: number) => Promise<number>): Promise<Result> {
+export async function drive(
+  clients: Client[],
+  once: (c: Client, i: number) => Promise<number>,
+  serverPid?: number,
+): Promise<Result> {
   const start = performance.now();
   const measureFrom = start + WARMUP_SECONDS * 1000;
   const end = measureFrom + SECONDS * 1000;
   const r: Result = { count: 0, roundTrips: 0, seconds: SECONDS, latencies: [], errors: 0 };
+  let cpuFrom = NaN;
+  const sampleCpu = () => serverPid !== undefined && (r.cpuSeconds ??= processCpuSeconds(serverPid) - cpuFrom);
+  if (serverPid !== undefined) {
+    setTimeout(() => (cpuFrom = processCpuSeconds(serverPid)), Math.max(0, measureFrom - performance.now()));
+    setTimeout(sampleCpu, Math.max(0, end - performance.now()));
+  }
   await Promise.all(
     clients.map(async (c, i) => {
       while (performance.now() < end) {
@@ -86,6 +113,7 @@ export async function drive(clients: Client[], once: (c: Client, i: number) => P
       }
     }),
   );
+  sampleCpu(); // in case the timer has not run yet
   return r;
 }
 
