@@ -4,6 +4,7 @@
 
 import { randomBytes } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
+import { formatIpv6, parseIpv6 } from '../ipv6-text.js';
 import type { Config, LinkMode } from '../config/schema.js';
 import type { SettingsStore } from '../store/types.js';
 
@@ -73,14 +74,15 @@ export function normalisePrefix(cidr: string): string {
 
 /** The address at `offset` inside a block (offset < 2^32), as canonical text. */
 export function addressInBlock(blockPrefix: string, offset: number): string {
-  const bytes = ipaddr.parse(blockPrefix).toByteArray();
+  const bytes = parseIpv6(blockPrefix);
+  if (bytes === undefined) throw new Error(`not an IPv6 block address: ${blockPrefix}`);
   let carry = offset;
   for (let i = bytes.length - 1; i >= 0 && carry > 0; i--) {
     const v = bytes[i]! + (carry & 0xff);
     bytes[i] = v & 0xff;
     carry = (carry >>> 8) + (v >> 8);
   }
-  return ipaddr.fromByteArray(bytes).toString();
+  return formatIpv6(bytes);
 }
 
 /** Link addresses of a link block (a /64, or a /126 in shared-64 mode): server ::1, client ::2 (docs/design.md). */

@@ -2,7 +2,7 @@
  *  IPv6 parsing, the source check, the echo answer, and the tunnel spec checks, each as the addon has it
  *  (native/src/engine/engine.cc, native/src/addon/addon.cc AddTunnel). */
 
-import ipaddr from 'ipaddr.js';
+import { parseIpv6 } from '../ipv6-text.js';
 import { ipv4Number } from '../address.js';
 import type { V6TunnelSpec } from './types.js';
 
@@ -116,8 +116,7 @@ export function parseSpec(spec: V6TunnelSpec): ParsedAddresses & { clientIpv4: n
 }
 
 function parseIp6(text: string, what: string): bigint {
-  if (!ipaddr.IPv6.isValid(text) || text.includes('%')) throw new Error(`${what}: not an IPv6 address: ${text}`);
-  return ipaddr.IPv6.parse(text)
-    .toByteArray()
-    .reduce((a, b) => (a << 8n) | BigInt(b), 0n);
+  const bytes = parseIpv6(text);
+  if (bytes === undefined) throw new Error(`${what}: not an IPv6 address: ${text}`);
+  return bytes.reduce((a, b) => (a << 8n) | BigInt(b), 0n);
 }

@@ -3,6 +3,7 @@
  *  byte-exact forms gogoc accepts, built from string templates with validated values (§6.3). Pure. */
 
 import ipaddr from 'ipaddr.js';
+import { expandedIpv6 } from '../ipv6-text.js';
 import { RemoteProtocolError } from '../errors.js';
 import type { TunnelType } from '../tunnel-model.js';
 
@@ -280,11 +281,9 @@ const OFFER_TYPES: readonly TunnelType[] = ['v6v4', 'v6udpv4', 'v4v6'];
 
 /** Eight groups of four zero-padded lower-case hex digits (mandatory in <prefix>, §6.3 rule 6). */
 export function expandIpv6(address: string): string {
-  return ipaddr.IPv6.parse(address)
-    .toNormalizedString()
-    .split(':')
-    .map((g) => g.padStart(4, '0'))
-    .join(':');
+  const expanded = expandedIpv6(address);
+  if (expanded === undefined) throw new Error(`not an IPv6 address: ${address}`);
+  return expanded;
 }
 
 function checkedIpv4(s: string): string {

@@ -1,11 +1,12 @@
 /** @module store/prefix: IPv6 prefix arithmetic for allocation, in BigInt (128 bits do not fit a number).
- *  Addresses cross the store boundary as canonical compressed text (ipaddr.js toString(), RFC 5952); inside the
+ *  Addresses cross the store boundary as canonical compressed text (RFC 5952, as ipaddr.js toString() gives it); inside the
  *  claims table they are keyed by `addrHex`, 32 lower-case hex digits, which sort like the addresses themselves,
  *  so "next block at this length" is an ordered index scan with no 128-bit integers in SQL.
- *  Pure: imports only ipaddr.js and errors.ts. */
+ *  Pure: imports only ipaddr.js, ipv6-text.ts and errors.ts. */
 
 import ipaddr from 'ipaddr.js';
 import { BrokerError } from '../errors.js';
+import { formatIpv6, parseIpv6 } from '../ipv6-text.js';
 
 const ADDRESS_BITS = 128;
 const ALL_ONES = (1n << 128n) - 1n;
@@ -19,15 +20,13 @@ export interface Prefix {
 /** Parses 'addr/len' as an IPv6 prefix whose host bits are zero. Throws CFG_INVALID otherwise: pool prefixes
  *  come from the configuration (or from settings generated from it). */
 export function parsePrefix(text: string): Prefix {
-  let addr: ipaddr.IPv4 | ipaddr.IPv6;
-  let len: number;
-  try {
-    [addr, len] = ipaddr.parseCIDR(text);
-  } catch (cause) {
-    throw new BrokerError('CFG_INVALID', `not an IPv6 prefix: '${text}'`, { cause });
-  }
-  if (addr.kind() !== 'ipv6') throw new BrokerError('CFG_INVALID', `not an IPv6 prefix: '${text}'`);
-  const start = bytesToBigInt(addr.toByteArray());
+  const slash = text.indexOf('/');
+  const bytes = slash > 0 ? parseIpv6(text.slice(0, slash)) : undefined;
+  const lenText = text.slice(slash + 1);
+  const len = /^\d{1,3}$/.test(lenText) ? Number(lenText) : NaN;
+  if (bytes === undefined || !(len <= ADDRESS_BITS))
+    throw new BrokerError('CFG_INVALID', `not an IPv6 prefix: '${text}'`);
+  const start = bytesToBigInt(bytes);
   if ((start & hostMask(len)) !== 0n) {
     throw new BrokerError('CFG_INVALID', `prefix '${text}' has host bits set`);
   }
@@ -36,9 +35,10 @@ export function parsePrefix(text: string): Prefix {
 
 /** Canonical compressed text of an address given as a number, e.g. 0xfd00...n -> 'fd00::'. */
 export function formatAddress(addr: bigint): string {
-  const bytes: number[] = new Array<number>(16);
-  for (let i = 15, v = addr; i >= 0; i--, v >>= 8n) bytes[i] = Number(v & 0xffn);
-  return ipaddr.fromByteArray(bytes).toString();
+  const hex = toHex(addr);
+  const bytes = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) bytes[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return formatIpv6(bytes);
 }
 
 /** Canonical 'addr/len' text. */
@@ -89,7 +89,7 @@ function hostMask(len: number): bigint {
   return blockSize(len) - 1n;
 }
 
-function bytesToBigInt(bytes: number[]): bigint {
+function bytesToBigInt(bytes: Iterable<number>): bigint {
   let v = 0n;
   for (const b of bytes) v = (v << 8n) | BigInt(b);
   return v;
