@@ -12,7 +12,7 @@
  *    tsp_dataplane_bytes_total{direction}            counter  TrafficMeter
  *    tsp_dataplane_drops_total{reason}               counter  TunnelRegistry.drops()
  *    tsp_pool_allocated_blocks{pool}                 gauge    Store.poolUsage(), cached POOL_CACHE_MS
- *    tsp_store_writes_total{kind}                    counter  Store.writeStats(): kind write | commit (SQLite)
+ *    tsp_store_writes_total{kind}                    counter  Store.writeStats(): kind write | commit | provisional (SQLite)
  *    tsp_reverse_dns_updates_total{result}           counter  RFC 2136 updates sent for reverse-DNS delegation: ok |
  *                                                             failed (Broker.reverseDns.updates)
  *    tsp_control_events_total{event}                 counter  what the TSP transports did besides running sessions:
@@ -240,7 +240,7 @@ export class AdminMetrics {
     });
     new Counter({
       name: 'tsp_store_writes_total',
-      help: 'Store write transactions, and the database commits that carried them (SQLite groups the writes waiting at once into one commit and one fsync)',
+      help: 'Store write transactions, the database commits that carried them (SQLite groups the writes waiting at once into one commit and one fsync), and the writes acknowledged at their commit before the fsync (TSP offers; the accept that follows waits for it)',
       labelNames: ['kind'],
       registers,
       collect() {
@@ -249,6 +249,7 @@ export class AdminMetrics {
         if (!w) return;
         this.inc({ kind: 'write' }, w.writes);
         this.inc({ kind: 'commit' }, w.commits);
+        if (w.provisional !== undefined) this.inc({ kind: 'provisional' }, w.provisional);
       },
     });
     new Counter({

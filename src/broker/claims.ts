@@ -58,6 +58,38 @@ export async function claimV6(
   return { ...linkAddresses(link.prefix), prefix: delegated?.prefix ?? null, prefixLen: delegated?.prefixLen ?? null };
 }
 
+/** Every address of a tunnel's rows: the inner ones claimed from the pools, the outer ones given (the server's
+ *  and the client's, IPv6 for v4v6 and IPv4 otherwise). */
+export async function claimAddresses(
+  store: Pick<Store, 'allocate'>,
+  pools: Pools,
+  req: ClaimRequest & { v4v6: boolean; server: string; client: string },
+  at: (stage: ClaimStage) => void,
+): Promise<V6Claim & { serverIpv4: string; clientIpv4: string }> {
+  if (!req.v4v6) return { ...(await claimV6(store, pools, req, at)), serverIpv4: req.server, clientIpv4: req.client };
+  const v4 = await claimV4(store, pools, req, at);
+  return { ...v4, serverIpv6: req.server, clientIpv6: req.client, prefix: null, prefixLen: null };
+}
+
+/** A store whose `allocate` tells whether it handed back a block created at or after `since` (a new block, or
+ *  one made in the same millisecond: when in doubt, new), so a caller can tell whether a batch gave its owner a
+ *  block it did not hold. `restart()` at the start of each run of the batch (a batch may run again). */
+export function trackingNewest(
+  store: Pick<Store, 'allocate'>,
+  since: number,
+): Pick<Store, 'allocate'> & { restart(): void; gaveNew(): boolean } {
+  let newest = -Infinity;
+  return {
+    async allocate(req: AllocateRequest) {
+      const block = await store.allocate(req);
+      newest = Math.max(newest, block.createdAt);
+      return block;
+    },
+    restart: () => void (newest = -Infinity),
+    gaveNew: () => newest >= since,
+  };
+}
+
 export async function claimV4(
   store: Pick<Store, 'allocate'>,
   pools: Pools,

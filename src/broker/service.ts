@@ -34,7 +34,7 @@ import {
   serverIpv6From,
 } from './offer-policy.js';
 import type { Pools } from './pools.js';
-import { anonymousPool, claimV4, claimV6, poolError, type ClaimStage } from './claims.js';
+import { anonymousPool, claimAddresses, poolError, trackingNewest, type ClaimStage } from './claims.js';
 import { isStatic, staticRefusal } from './static-tunnel-rules.js';
 import type { ReverseDns } from './reverse-dns.js';
 import type { TunnelRegistry } from './tunnels.js';
@@ -146,32 +146,32 @@ export class BrokerService implements SessionService {
     const { store, pools } = this.deps;
     let stage: ClaimStage | 'tunnel' = 'link';
     const at = (s: ClaimStage) => (stage = s);
+    // the offer need not wait for the disk (BatchOptions.provisional: the accept's commit covers it), unless it
+    // gave an account a block it did not hold: an account's addresses are told only once they are on disk
+    const tracked = trackingNewest(store, this.deps.clock.now());
+    const want = { ...claim, v4v6, server, client: peer.peer.address };
     try {
-      const record = await store.batch(async () => {
-        const addresses = v4v6
-          ? {
-              ...(await claimV4(store, pools, claim, at)),
-              serverIpv6: server,
-              clientIpv6: peer.peer.address,
-              prefix: null,
-              prefixLen: null,
-            }
-          : { ...(await claimV6(store, pools, claim, at)), serverIpv4: server, clientIpv4: peer.peer.address };
-        stage = 'tunnel';
-        return store.createTunnel(
-          {
-            accountId: who.accountId,
-            leaseId: leaseId ?? null,
-            type,
-            transport: peer.transport,
-            ...addresses,
-            clientPort: clientPortFor(type, peer.peer.port),
-            keepaliveInterval: keepaliveFor(req, cfg.tunnels.keepalive),
-            lifetimeS: cfg.tunnels.lifetimeS,
-          },
-          this.deps.clock.now(),
-        );
-      });
+      const record = await store.batch(
+        async () => {
+          tracked.restart();
+          const addresses = await claimAddresses(tracked, pools, want, at);
+          stage = 'tunnel';
+          return store.createTunnel(
+            {
+              accountId: who.accountId,
+              leaseId: leaseId ?? null,
+              type,
+              transport: peer.transport,
+              ...addresses,
+              clientPort: clientPortFor(type, peer.peer.port),
+              keepaliveInterval: keepaliveFor(req, cfg.tunnels.keepalive),
+              lifetimeS: cfg.tunnels.lifetimeS,
+            },
+            this.deps.clock.now(),
+          );
+        },
+        { provisional: () => anonymous || !tracked.gaveNew() },
+      );
       const full = { ...record, username: who.username };
       this.deps.anonymous.hold(full);
       return full;

@@ -30,6 +30,8 @@ export interface CommitStats {
   /** Database commits that carried them (writes / commits = the mean group). */
   commits: number;
   largestGroup: number;
+  /** Writes acknowledged at their commit, before a sync (BatchOptions.provisional). */
+  provisional: number;
 }
 
 export interface GroupTarget {
@@ -44,12 +46,14 @@ export interface GroupTarget {
 
 interface Member {
   fn: (conn: Kysely<Database>) => Promise<unknown>;
+  /** Settled at its commit, without waiting for the sync, when this says so (BatchOptions.provisional). */
+  provisional: (() => boolean) | undefined;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
 
 export class GroupCommitter {
-  readonly stats: CommitStats = { writes: 0, commits: 0, largestGroup: 0 };
+  readonly stats: CommitStats = { writes: 0, commits: 0, largestGroup: 0, provisional: 0 };
   private readonly waiting: Member[] = [];
   private draining = false;
   private syncing: Promise<void> | undefined;
@@ -61,11 +65,12 @@ export class GroupCommitter {
 
   constructor(private readonly target: GroupTarget) {}
 
-  write<T>(fn: (conn: Kysely<Database>) => Promise<T>): Promise<T> {
+  /** `provisional`: see BatchOptions; asked after the write's commit. */
+  write<T>(fn: (conn: Kysely<Database>) => Promise<T>, provisional?: () => boolean): Promise<T> {
     if (this.broken !== undefined) return Promise.reject(this.broken);
     this.stats.writes++;
     return new Promise<T>((resolve, reject) => {
-      this.waiting.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      this.waiting.push({ fn, provisional, resolve: resolve as (v: unknown) => void, reject });
       if (this.waiting.length >= MAX_GROUP) this.onFull?.();
       if (!this.draining) {
         this.draining = true;
@@ -159,11 +164,20 @@ export class GroupCommitter {
     return done;
   }
 
-  private settleWhenDurable(done: [Member, unknown][]): void {
+  private settleWhenDurable(committed: [Member, unknown][]): void {
     if (this.target.sync === undefined) {
-      for (const [d, value] of done) d.resolve(value);
+      for (const [d, value] of committed) d.resolve(value);
       return;
     }
+    // A provisional write is acknowledged now; the sync asked for by the next durable write covers it (it
+    // begins after this commit, and the WAL is written in order). A group of provisional writes alone asks none.
+    const done: [Member, unknown][] = [];
+    for (const entry of committed) {
+      if (isProvisional(entry[0])) entry[0].resolve(entry[1]);
+      else done.push(entry);
+    }
+    this.stats.provisional += committed.length - done.length;
+    if (done.length === 0) return;
     this.durable().then(
       () => {
         for (const [d, value] of done) d.resolve(value);
@@ -214,5 +228,14 @@ export class GroupCommitter {
     );
     this.syncing = p;
     return p;
+  }
+}
+
+/** A member's own provisional() throwing counts as "no": it waits for the disk like any other. */
+function isProvisional(m: Member): boolean {
+  try {
+    return m.provisional?.() === true;
+  } catch {
+    return false;
   }
 }

@@ -36,7 +36,7 @@ export interface KyselyStore extends Store {
    *  take: several allocations drawn on it commit together or not at all. */
   transaction<T>(fn: (trx: TransactionHandle) => Promise<T>): Promise<T>;
   /** Write transactions asked for and the commits that carried them, when the dialect counts them (SQLite). */
-  writeStats(): { writes: number; commits: number; largestGroup: number } | undefined;
+  writeStats(): { writes: number; commits: number; largestGroup: number; provisional?: number } | undefined;
 }
 
 /** The node name of a store opened without one: a SQLite file's only broker, or a CLI command. */
@@ -65,7 +65,7 @@ export function createKyselyStore(
     ...reverseDnsStore(run),
     ...nodeStore(run, driver.dialect, nodeId),
 
-    batch: (fn) => run.batch(fn),
+    batch: (fn, opts) => run.batch(fn, opts),
     transaction: (fn) => run.write('transaction', fn),
     writeStats: () => driver.stats?.(),
 

@@ -40,6 +40,7 @@ import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
 import { BrokerError } from '../errors.js';
 import type { Clock } from '../clock.js';
 import type { Database } from './schema.js';
+import type { BatchOptions } from './types.js';
 import { openKyselyStore, type KyselyStore } from './kysely-store.js';
 import type { StoreDriver } from './kysely/runner.js';
 import { GroupCommitter } from './group-commit.js';
@@ -120,8 +121,8 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
   });
   const driver: StoreDriver = {
     dialect: 'sqlite',
-    write<T>(_db: Kysely<Database>, fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
-      return committer.write(fn);
+    write<T>(_db: Kysely<Database>, fn: (trx: Kysely<Database>) => Promise<T>, opts?: BatchOptions): Promise<T> {
+      return committer.write(fn, opts?.provisional);
     },
     stats: () => ({ ...committer.stats }),
     async lockForMigration() {

@@ -260,7 +260,17 @@ export interface Transactional {
    *  together or not at all. fn may run more than once (a transient error or a lost race retries the whole
    *  batch), so it must do nothing but store calls and computing from their results. Nested batches join
    *  the outer one. */
-  batch<T>(fn: () => Promise<T>): Promise<T>;
+  batch<T>(fn: () => Promise<T>, opts?: BatchOptions): Promise<T>;
+}
+
+/** How a batch's commit is acknowledged. */
+export interface BatchOptions {
+  /** Asked once the batch's calls have run: true lets the promise resolve at once, before the commit is on disk.
+   *  The next durable commit makes it durable too (one log, written in order: SQLite's WAL, PostgreSQL's WAL),
+   *  so a crash can lose it only together with every later write. For writes nothing depends on until a later
+   *  durable write does: a TSP offer, which the accept's commit makes durable before the accept is answered.
+   *  Inside an outer batch the outer one decides. */
+  provisional?: () => boolean;
 }
 
 /** Small key/value facts the broker must keep across restarts (the generated ULA pools). */
@@ -364,5 +374,5 @@ export interface Store
   /** Idempotent. Pending calls may fail with STORE_FAILED. */
   close(): Promise<void>;
   /** Write transactions asked for and the commits that carried them (SQLite groups them), when counted. */
-  writeStats?(): { writes: number; commits: number; largestGroup: number } | undefined;
+  writeStats?(): { writes: number; commits: number; largestGroup: number; provisional?: number } | undefined;
 }

@@ -8,6 +8,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Kysely } from 'kysely';
 import { BrokerError } from '../../errors.js';
 import type { Database } from '../schema.js';
+import type { BatchOptions } from '../types.js';
 import type { Dialect } from '../migrations.js';
 
 /** What differs between dialects: how a write transaction is run and which errors are worth a retry. */
@@ -16,7 +17,7 @@ export interface StoreDriver {
   /** Runs fn inside one read-write transaction on `db` and commits before resolving; rolls back and rethrows if
    *  fn throws. fn must issue its queries on the handle it is given. Implementations serialise writers as the
    *  dialect needs (SQLite: BEGIN IMMEDIATE behind a per-file lock; PostgreSQL: row locks). */
-  write<T>(db: Kysely<Database>, fn: (trx: Kysely<Database>) => Promise<T>): Promise<T>;
+  write<T>(db: Kysely<Database>, fn: (trx: Kysely<Database>) => Promise<T>, opts?: BatchOptions): Promise<T>;
   /** Inside a write transaction, waits until no other process is migrating the same database. */
   lockForMigration(trx: Kysely<Database>): Promise<void>;
   /** Errors after which the whole transaction may simply be run again (deadlock, serialization failure). */
@@ -24,7 +25,7 @@ export interface StoreDriver {
   /** Called once by Store.close() after the Kysely instance is destroyed. */
   onClose?(): void;
   /** Write transactions asked for and the commits that carried them (SQLite groups them: group-commit.ts). */
-  stats?(): { writes: number; commits: number; largestGroup: number };
+  stats?(): { writes: number; commits: number; largestGroup: number; provisional?: number };
 }
 
 /** Thrown inside a write transaction to have it rolled back and run again from the start (e.g. another session
@@ -83,9 +84,9 @@ export class Runner {
   /** Runs fn's calls on this store in one write transaction (Store.batch). Calls inside find the open
    *  transaction through AsyncLocalStorage and run in it instead of opening their own (which on SQLite would
    *  wait behind this one in the file's queue forever). A transient error or a lost race runs fn again. */
-  batch<T>(fn: () => Promise<T>): Promise<T> {
+  batch<T>(fn: () => Promise<T>, opts?: BatchOptions): Promise<T> {
     if (this.openBatch.getStore() !== undefined) return fn();
-    return this.write('batch', (trx, hooks) => this.openBatch.run({ trx, hooks }, fn));
+    return this.write('batch', (trx, hooks) => this.openBatch.run({ trx, hooks }, fn), opts);
   }
 
   /** Runs fn outside any open batch: a write it makes is a transaction of its own, committed whether or not the
@@ -106,7 +107,11 @@ export class Runner {
   /** A write transaction through the driver, run again after a transient error or a lost race (so fn may run
    *  more than once). Inside a batch it runs on the batch's transaction, and a retry is the batch's to make.
    *  fn's hooks run once the outcome is known (the batch's, inside a batch). */
-  async write<T>(op: string, fn: (trx: Kysely<Database>, hooks: TxHooks) => Promise<T>): Promise<T> {
+  async write<T>(
+    op: string,
+    fn: (trx: Kysely<Database>, hooks: TxHooks) => Promise<T>,
+    opts?: BatchOptions,
+  ): Promise<T> {
     const open = this.openBatch.getStore();
     if (open !== undefined) {
       try {
@@ -118,7 +123,7 @@ export class Runner {
     for (let attempt = 1; ; attempt++) {
       const hooks = new Hooks();
       try {
-        const value = await this.driver.write(this.db, (trx) => fn(trx, hooks));
+        const value = await this.driver.write(this.db, (trx) => fn(trx, hooks), opts);
         hooks.settle(true);
         return value;
       } catch (e) {
