@@ -125,23 +125,31 @@ export function crash<C extends SessionContext>(adapter: HostedAdapter<C>, ctx: 
  *  the session's timeout() then. Unref'd: a pending negotiation deadline never keeps the process alive. */
 export class Wakeup {
   private timer: Timer | undefined;
+  private armedAt: number | undefined;
   constructor(
     private readonly clock: Clock,
     private readonly ctx: Pick<SessionContext, 'step'>,
   ) {}
-  /** Replaces any armed wakeup; undefined only cancels. */
+  /** Replaces any armed wakeup; undefined only cancels. The same time again keeps the armed timer: most steps
+   *  of a negotiation return its one deadline, and a timer made and cancelled at every step was work for
+   *  nothing. */
   at(wakeAtMs: number | undefined): void {
+    if (wakeAtMs !== undefined && wakeAtMs === this.armedAt) return;
     this.cancel();
     if (wakeAtMs === undefined) return;
+    this.armedAt = wakeAtMs;
     this.timer = this.clock.setTimeout(
-      () => this.ctx.step((s) => s.timeout(this.clock.now())),
+      () => {
+        this.timer = this.armedAt = undefined;
+        this.ctx.step((s) => s.timeout(this.clock.now()));
+      },
       wakeAtMs - this.clock.now(),
       { unref: true },
     );
   }
   cancel(): void {
     this.timer?.cancel();
-    this.timer = undefined;
+    this.timer = this.armedAt = undefined;
   }
 }
 
