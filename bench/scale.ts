@@ -18,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { waitForOutput } from './output.js';
+import { processCpuSeconds } from './session-load.js';
 import { framedRequest } from '../src/protocol/framing/content-length.js';
 import { writeActionRequest, writeCreateRequest } from '../src/protocol/request-writer.js';
 
@@ -27,7 +28,6 @@ const STORM_SOCKETS = Number(process.env.SCALE_STORM_SOCKETS ?? 200);
 const STORM_LIMIT_S = Number(process.env.SCALE_STORM_LIMIT_S ?? 120);
 // the compiled package, as an installed broker runs (built below), not TypeScript through tsx
 const CLI = path.resolve('bin/tsp-broker.js');
-const TICKS = 100; // USER_HZ on Linux
 
 /** The documentation ranges (RFC 5737): seeded clients are spread over their 768 addresses. */
 const CLIENT_NETS = ['192.0.2', '198.51.100', '203.0.113'];
@@ -125,11 +125,6 @@ function rssMb(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / TICKS; // utime, stime
-}
-
 async function kill9(p: ChildProcess): Promise<void> {
   const gone = new Promise((r) => p.once('exit', r));
   p.kill('SIGKILL');
@@ -138,9 +133,9 @@ async function kill9(p: ChildProcess): Promise<void> {
 
 /** CPU share of `pid` over `seconds`, in percent of one core. */
 async function cpuShare(pid: number, seconds: number): Promise<number> {
-  const c0 = cpuSeconds(pid);
+  const c0 = processCpuSeconds(pid);
   await new Promise((r) => setTimeout(r, seconds * 1000));
-  return ((cpuSeconds(pid) - c0) / seconds) * 100;
+  return ((processCpuSeconds(pid) - c0) / seconds) * 100;
 }
 
 /** `total` anonymous sessions, each from a fresh UDP socket (a distinct source port), `width` at a time. */
@@ -257,7 +252,9 @@ async function main(): Promise<void> {
       if (again.restored !== n) throw new Error(`after kill -9: restored ${again.restored} of ${n}`);
       const restorePeak = rssMb(again.proc.pid!, 'VmHWM');
       const stormN = Math.min(n, Number(process.env.SCALE_STORM ?? n));
+      const cpu0 = processCpuSeconds(again.proc.pid!);
       const st = await storm(again.port, stormN, STORM_SOCKETS);
+      const stormCpuUs = ((processCpuSeconds(again.proc.pid!) - cpu0) / Math.max(1, st.ok)) * 1e6;
       const rssAfter = rssMb(again.proc.pid!);
       if (process.env.SCALE_PROFILE) {
         // a clean stop, so the profile of the storm is written
@@ -267,7 +264,7 @@ async function main(): Promise<void> {
       } else await kill9(again.proc);
       lines.push(
         row(String(n), rss, again.startMs, cpu, st, emptyRestart.startMs, emptyRss, emptyCpu) +
-          `  (seeded in ${seedS.toFixed(1)} s; peak RSS of the restore ${restorePeak.toFixed(0)} MB; RSS after the storm ${rssAfter.toFixed(0)} MB)`,
+          `  (seeded in ${seedS.toFixed(1)} s; peak RSS of the restore ${restorePeak.toFixed(0)} MB; RSS after the storm ${rssAfter.toFixed(0)} MB; broker CPU ${stormCpuUs.toFixed(0)} us a storm session)`,
       );
     }
   } finally {
