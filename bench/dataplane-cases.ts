@@ -190,6 +190,16 @@ export function goals(rows: readonly Row[]): string[] {
           : ''),
     );
   }
+  // A decapsulated packet is then forwarded as IPv6: the same run's IPv6 forwarding of the same inner packets
+  // (encap's baseline) is the most decap could reach.
+  const v6: string[] = [];
+  for (const d of ebpf.filter((r) => r.direction === 'decap')) {
+    const e = ebpf.find(
+      (r) => r.direction === 'encap' && r.mode === d.mode && r.tunnels === d.tunnels && r.size === d.size,
+    );
+    if (e) v6.push(`${d.mode}/${d.tunnels}/${d.size} B ${(d.ours.pps / e.kernel.pps).toFixed(2)}`);
+  }
+  if (v6.length > 0) out.push(`ebpf decap / the kernel's IPv6 forwarding of the same inner packets: ${v6.join(', ')}`);
   const pairs: string[] = [];
   for (const e of ebpf.filter((r) => r.mode === 'one-core')) {
     const n = ran.find(

@@ -67,6 +67,11 @@ const TUNNELS = list(process.env.BENCH_TUNNELS, '10000,100000').map(Number);
 /** In two-core mode the broker's core is the data plane's alone, so it may busy-poll (NativeDataPlaneOptions.spinMicros). */
 const SPIN_MICROS = Number(process.env.BENCH_SPIN_MICROS ?? 50);
 const TUN_WRITES = process.env.BENCH_TUN_WRITES === 'write' ? 'write' : 'io_uring';
+const POOLS = ['2001:db8:f00::/48', '2001:db8:4000::/34'];
+/** BENCH_POOL_NEXTHOP=fe80::1, a diagnosis: the pools routed to tsp0 through that one next hop instead of on-link,
+ *  so the kernel keeps one neighbour entry for them rather than one per destination (docs/architecture.md,
+ *  "The eBPF fast path", on what the per-destination entries cost beyond 1,024 destinations). */
+const POOL_NEXTHOP = process.env.BENCH_POOL_NEXTHOP ?? '';
 
 function modeOptions(mode: string): { cpu: number; spinMicros: number } {
   if (mode === 'two-core') return { cpu: 0, spinMicros: SPIN_MICROS };
@@ -133,6 +138,7 @@ function printReport(rows: readonly Row[], notes: readonly string[]): void {
   );
   console.log('baselines: decap = the broker forwarding the same datagrams as IPv4; encap = the broker forwarding');
   console.log('the same inner IPv6 packets as IPv6 (ratio = ours / kernel)');
+  if (POOL_NEXTHOP !== '') console.log(`pools routed to tsp0 via ${POOL_NEXTHOP} (BENCH_POOL_NEXTHOP), not on-link`);
   console.log('');
   console.log(HEADER);
   for (const r of rows) console.log(formatRow(r));
@@ -171,12 +177,14 @@ async function main(): Promise<void> {
             netns: places.broker.name,
             listenAddress: BROKER_V4,
             port: TSP_PORT,
-            routes: ['2001:db8:f00::/48', '2001:db8:4000::/34'],
+            routes: POOLS,
             tunWrites: TUN_WRITES,
             ...modeOptions(mode),
           };
           dp = driver === 'ebpf' ? new EbpfDataPlane(options) : new NativeDataPlane(options);
           await dp.start();
+          for (const pool of POOL_NEXTHOP === '' ? [] : POOLS)
+            await places.broker.ip('-6', 'route', 'replace', pool, 'via', POOL_NEXTHOP, 'dev', dp.tunName);
           const loadMs = loadTunnels(dp, tunnels);
           rows.push(...(await runConfig(SETTINGS, { driver, mode, tunnels }, places)));
           notes.push(describeDataPlane(dp, `${driver} ${mode} ${tunnels}`, loadMs));
