@@ -74,14 +74,6 @@ struct {
 } routes SEC(".maps");
 
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, TSP_FP_MAX_TUNNELS);
-  __uint(map_flags, BPF_F_NO_PREALLOC);
-  __type(key, struct tsp_fp_host_key);
-  __type(value, __u32);
-} hosts SEC(".maps");
-
-struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
   __uint(max_entries, TSP_FP_MAX_TUNNELS);
   __uint(map_flags, BPF_F_NO_PREALLOC);  // preallocated, 262,144 x CPUs x 40 bytes: 671 MB on 64 CPUs
@@ -365,18 +357,6 @@ static __always_inline int maybe_partial_checksum(struct ipv6hdr* ip6, void* dat
   return *field == (__u16)sum;
 }
 
-/** The tunnel whose /128 or delegated prefix holds `address`: the client's own address in `hosts` (one hash
- *  lookup), else the longest prefix in the trie (which holds the /128s too, so the answer is the trie's). */
-static __always_inline const __u32* tunnel_of(const __u8* address) {
-  struct tsp_fp_host_key host;
-  __builtin_memcpy(host.address, address, 16);
-  const __u32* id = bpf_map_lookup_elem(&hosts, &host);
-  if (id) return id;
-  struct tsp_fp_route_key key = {.prefixlen = 128};
-  __builtin_memcpy(key.address, address, 16);
-  return bpf_map_lookup_elem(&routes, &key);
-}
-
 SEC("tc")
 int tsp_encap(struct __sk_buff* skb) {
   if (skb->protocol != bpf_htons(ETH_P_IPV6)) return TC_ACT_OK;
@@ -388,7 +368,9 @@ int tsp_encap(struct __sk_buff* skb) {
   struct ipv6hdr* ip6 = data;  // a TUN has no link-layer header
   if ((void*)(ip6 + 1) > data_end) return TC_ACT_OK;
   if (ip6->version != 6) return TC_ACT_OK;
-  const __u32* id = tunnel_of(ip6->daddr.in6_u.u6_addr8);
+  struct tsp_fp_route_key key = {.prefixlen = 128};
+  __builtin_memcpy(key.address, ip6->daddr.in6_u.u6_addr8, 16);
+  const __u32* id = bpf_map_lookup_elem(&routes, &key);
   if (!id) return TC_ACT_OK;  // no_route, counted by the addon (the kernel's own RS and MLD included)
   const __u32 tunnel_id = *id;
   const __u32 inner_length = IPV6_HEADER + bpf_ntohs(ip6->payload_len);

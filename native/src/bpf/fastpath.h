@@ -41,13 +41,6 @@ struct tsp_fp_route_key {
   __u8 address[16];
 };
 
-/** hosts: a tunnel's /128 (the client's address) -> tunnel id: the routes' /128 keys again, in a hash, so that
- *  tsp_encap finds a client's own address in one hash lookup rather than a walk down the trie, whose depth grows
- *  with the table. A /128 is the longest prefix there is, so a hit here is what the trie would answer. */
-struct tsp_fp_host_key {
-  __u8 address[16];
-};
-
 /** counters: per-CPU, id -> traffic the programs carried (the addon counts what it carries itself). */
 struct tsp_fp_counters {
   __u64 rx_packets;

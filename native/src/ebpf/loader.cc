@@ -62,12 +62,6 @@ tsp_fp_route_key route_of(const uint8_t* address, uint32_t length) {
   return k;
 }
 
-tsp_fp_host_key host_of(const uint8_t* address) {
-  tsp_fp_host_key k{};
-  std::memcpy(k.address, address, 16);
-  return k;
-}
-
 bool same_endpoint(const FastPathTunnel& a, const FastPathTunnel& b) {
   return a.client_ipv4 == b.client_ipv4 && a.client_port == b.client_port && a.type == b.type;
 }
@@ -98,7 +92,6 @@ FastPath::FastPath(const FastPathOptions& options) : options_(options) {
     endpoints_fd_ = map_fd(object_, "endpoints");
     tunnels_fd_ = map_fd(object_, "tunnels");
     routes_fd_ = map_fd(object_, "routes");
-    hosts_fd_ = map_fd(object_, "hosts");
     counters_fd_ = map_fd(object_, "counters");
     learned_fd_ = map_fd(object_, "learned");
     stats_fd_ = map_fd(object_, "stats");
@@ -191,8 +184,6 @@ void FastPath::add_tunnel(const FastPathTunnel& t) {
   check(bpf_map_update_elem(endpoints_fd_, &endpoint, &t.id, BPF_ANY), "bpf_map_update_elem", what + " endpoint");
   const tsp_fp_route_key host = route_of(t.client_ipv6, 128);
   check(bpf_map_update_elem(routes_fd_, &host, &t.id, BPF_ANY), "bpf_map_update_elem", what + " route");
-  const tsp_fp_host_key host_key = host_of(t.client_ipv6);
-  check(bpf_map_update_elem(hosts_fd_, &host_key, &t.id, BPF_ANY), "bpf_map_update_elem", what + " host");
   if (t.delegated_length != 0) {
     const tsp_fp_route_key prefix = route_of(t.delegated, t.delegated_length);
     check(bpf_map_update_elem(routes_fd_, &prefix, &t.id, BPF_ANY), "bpf_map_update_elem", what + " prefix");
@@ -219,8 +210,6 @@ void FastPath::delete_keys(const FastPathTunnel& old, const FastPathTunnel* keep
   if (keep == nullptr || std::memcmp(old.client_ipv6, keep->client_ipv6, 16) != 0) {
     const tsp_fp_route_key host = route_of(old.client_ipv6, 128);
     drop_if_ours(routes_fd_, &host);
-    const tsp_fp_host_key host_key = host_of(old.client_ipv6);
-    drop_if_ours(hosts_fd_, &host_key);
   }
   if (old.delegated_length != 0 &&
       (keep == nullptr || keep->delegated_length != old.delegated_length ||

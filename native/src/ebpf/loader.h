@@ -88,7 +88,7 @@ class FastPath {
 
   FastPathOptions options_;
   bpf_object* object_ = nullptr;
-  int endpoints_fd_ = -1, tunnels_fd_ = -1, routes_fd_ = -1, hosts_fd_ = -1, counters_fd_ = -1, learned_fd_ = -1,
+  int endpoints_fd_ = -1, tunnels_fd_ = -1, routes_fd_ = -1, counters_fd_ = -1, learned_fd_ = -1,
       stats_fd_ = -1;
   int cpus_ = 1;
   int64_t unix_offset_ms_ = 0;  // CLOCK_REALTIME - CLOCK_MONOTONIC at start, in ms
