@@ -119,6 +119,32 @@ if (skip !== undefined) {
         moved.close();
       }
     });
+
+    it("forgets a re-added tunnel's old /128: traffic to it is the addon's no_route, not the client's", async () => {
+      const c = await Peer.open('127.0.0.1');
+      const net = await internet();
+      try {
+        dp.addTunnel(spec(3, c));
+        const ports = { src: 4242, dst: INTERNET_PORT };
+        await c.send(ipv6UdpWith('2001:db8:f00:3::2', INTERNET_ADDRESS, Buffer.from('learn'), ports), dp.udpPort);
+        await eventually(() => net.received.length === 1, 'the upstream datagram (the way back learned)');
+        await net.send('2001:db8:f00:3::2', Buffer.from('to the old address, before'));
+        await eventually(() => c.received.length === 1, 'encapsulated to the client');
+        dp.addTunnel(spec(3, c, { clientIpv6: '2001:db8:f00:33::2' }));
+        const noRoute = dp.readDrops().no_route;
+        const encapped = dp.readFastPathStats().encap_packets;
+        await net.send('2001:db8:f00:3::2', Buffer.from('to the old address, after'));
+        await eventually(() => dp.readDrops().no_route === noRoute + 1, 'no_route in the addon');
+        assert.equal(dp.readFastPathStats().encap_packets, encapped, 'the programs did not carry it');
+        await net.send('2001:db8:f00:33::2', Buffer.from('to the new address'));
+        await eventually(() => c.received.length === 2, 'the new address encapsulated to the client');
+        assert.equal(c.received[1]!.data.subarray(48).toString(), 'to the new address');
+      } finally {
+        dp.removeTunnel(3 as TunnelId);
+        net.close();
+        c.close();
+      }
+    });
   });
 
   describe('EbpfDataPlane filters', () => {
