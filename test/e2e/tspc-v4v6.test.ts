@@ -1,6 +1,7 @@
 /** v4v6 end to end: the real `tspc` command (bin/tspc.js) in client namespaces that have only IPv6, against a
- *  real `tsp-broker serve --dataplane native` process offering v4v6 (test/helpers/broker-lab.ts has the
- *  topology; this test adds IPv6-only client links and IPv4 on the broker's link to the internet host):
+ *  real `tsp-broker serve` process offering v4v6, on each data-plane driver (test/helpers/broker-lab.ts has the
+ *  topology; this test adds IPv6-only client links and IPv4 on the broker's link to the internet host). The
+ *  eBPF programs leave v4v6 to the addon behind them: on ebpf this shows they let it through untouched:
  *
  *    A  2001:db8:c6:1::2 ── broker 2001:db8:c6:1::1   anonymous, TSP over UDP
  *    B  2001:db8:c6:2::2 ── broker 2001:db8:c6:2::1   alice, DIGEST-MD5, TSP over TCP
@@ -14,14 +15,12 @@
  *  after(). Needs root and /dev/net/tun; skipped otherwise. */
 
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { BrokerLab } from '../helpers/broker-lab.js';
+import { BrokerLab, LAB_DRIVERS, labSkip, type LabDriver } from '../helpers/broker-lab.js';
 import type { Netns, NetnsProcess } from '../helpers/netns.js';
 
-const canRun = process.getuid?.() === 0 && existsSync('/dev/net/tun');
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const TSPC = path.join(ROOT, 'bin/tspc.js');
 const PASSWORD = 'correct horse battery';
@@ -72,105 +71,116 @@ async function ping4(ns: Netns, to: string, extra: string[] = []): Promise<boole
   return r.code === 0;
 }
 
-describe('v4v6 end to end', { skip: canRun ? false : 'needs root and /dev/net/tun' }, () => {
-  let lab: BrokerLab;
-  let a: Netns;
-  let b: Netns;
-  let upA: Up;
-  let upB: Up;
+for (const driver of LAB_DRIVERS) v4v6EndToEnd(driver);
 
-  before(async () => {
-    lab = await BrokerLab.create({
-      listen: { address6: BROKER6 },
-      tunnels: { types: ['v6v4', 'v6udpv4', 'v4v6'] },
-      pools: { ipv4: POOL },
+function v4v6EndToEnd(driver: LabDriver): void {
+  describe(`v4v6 end to end (${driver})`, { skip: labSkip(driver) }, () => {
+    let lab: BrokerLab;
+    let a: Netns;
+    let b: Netns;
+    let upA: Up;
+    let upB: Up;
+
+    before(async () => {
+      lab = await BrokerLab.create({
+        listen: { address6: BROKER6 },
+        tunnels: { types: ['v6v4', 'v6udpv4', 'v4v6'] },
+        pools: { ipv4: POOL },
+        dataplane: { driver },
+      });
+      await lab.addUser('alice', PASSWORD);
+      a = await lab.topo.namespace('v46-a');
+      b = await lab.topo.namespace('v46-b');
+      await lab.topo.link(a, ['2001:db8:c6:1::2/64'], lab.broker, ['2001:db8:c6:1::1/64']);
+      await lab.topo.link(b, ['2001:db8:c6:2::2/64'], lab.broker, ['2001:db8:c6:2::1/64']);
+      await lab.broker.ip('-6', 'addr', 'add', `${BROKER6}/128`, 'dev', 'lo', 'nodad');
+      await a.ip('-6', 'route', 'add', 'default', 'via', '2001:db8:c6:1::1');
+      await b.ip('-6', 'route', 'add', 'default', 'via', '2001:db8:c6:2::1');
+      // the internet host's IPv4, reached through the broker (no NAT44 needed: it routes back to the broker)
+      await lab.broker.ip('addr', 'add', '198.51.100.161/28', 'dev', 'to-inet');
+      await lab.inet.ip('addr', 'add', `${INET4}/28`, 'dev', 'to-broker');
+      await lab.inet.ip('route', 'add', 'default', 'via', '198.51.100.161');
+      await lab.inet.nft(
+        'table ip seen {\n' +
+          '  counter from_pool { }\n' +
+          '  chain input { type filter hook input priority -300;\n' +
+          `    ip saddr ${POOL} icmp type echo-request counter name from_pool\n  }\n` +
+          '}\n',
+      );
+      await lab.startBroker();
+      upA = await tspcUp(lab, a, BROKER6, ['-a', 'anonymous']);
+      upB = await tspcUp(
+        lab,
+        b,
+        BROKER6,
+        ['-t', 'tcp', '-a', 'digest-md5', '-u', 'alice', '--password-stdin'],
+        PASSWORD,
+      );
     });
-    await lab.addUser('alice', PASSWORD);
-    a = await lab.topo.namespace('v46-a');
-    b = await lab.topo.namespace('v46-b');
-    await lab.topo.link(a, ['2001:db8:c6:1::2/64'], lab.broker, ['2001:db8:c6:1::1/64']);
-    await lab.topo.link(b, ['2001:db8:c6:2::2/64'], lab.broker, ['2001:db8:c6:2::1/64']);
-    await lab.broker.ip('-6', 'addr', 'add', `${BROKER6}/128`, 'dev', 'lo', 'nodad');
-    await a.ip('-6', 'route', 'add', 'default', 'via', '2001:db8:c6:1::1');
-    await b.ip('-6', 'route', 'add', 'default', 'via', '2001:db8:c6:2::1');
-    // the internet host's IPv4, reached through the broker (no NAT44 needed: it routes back to the broker)
-    await lab.broker.ip('addr', 'add', '198.51.100.161/28', 'dev', 'to-inet');
-    await lab.inet.ip('addr', 'add', `${INET4}/28`, 'dev', 'to-broker');
-    await lab.inet.ip('route', 'add', 'default', 'via', '198.51.100.161');
-    await lab.inet.nft(
-      'table ip seen {\n' +
-        '  counter from_pool { }\n' +
-        '  chain input { type filter hook input priority -300;\n' +
-        `    ip saddr ${POOL} icmp type echo-request counter name from_pool\n  }\n` +
-        '}\n',
-    );
-    await lab.startBroker();
-    upA = await tspcUp(lab, a, BROKER6, ['-a', 'anonymous']);
-    upB = await tspcUp(lab, b, BROKER6, ['-t', 'tcp', '-a', 'digest-md5', '-u', 'alice', '--password-stdin'], PASSWORD);
-  });
 
-  after(async () => {
-    await lab?.cleanup();
-  });
+    after(async () => {
+      await lab?.cleanup();
+    });
 
-  async function seenFromPool(): Promise<number> {
-    const out = await lab.inet.run('nft', ['list', 'counter', 'ip', 'seen', 'from_pool']);
-    return Number(/packets (\d+)/.exec(out)![1]);
-  }
-
-  it('each client gets its own /30 of the pool, the broker .1 and the client .2', () => {
-    const inPool = (x: string) => x.startsWith('198.51.100.') && Number(x.split('.')[3]) >= 192;
-    for (const up of [upA, upB]) {
-      assert.ok(inPool(up.address) && inPool(up.server), `${up.address} <-> ${up.server} in ${POOL}`);
-      const last = Number(up.address.split('.')[3]);
-      assert.equal(last % 4, 2, `${up.address} is .2 of its /30`);
-      assert.equal(Number(up.server.split('.')[3]), last - 1, `${up.server} is .1 of the same /30`);
+    async function seenFromPool(): Promise<number> {
+      const out = await lab.inet.run('nft', ['list', 'counter', 'ip', 'seen', 'from_pool']);
+      return Number(/packets (\d+)/.exec(out)![1]);
     }
-    assert.notEqual(upA.address, upB.address);
-  });
 
-  it('IPv4 crosses the IPv6-only links: both clients ping the internet host, the broker, and are pinged', async () => {
-    assert.equal(await ping4(a, INET4), true, 'A -> internet over UDP-negotiated v4v6');
-    assert.equal(await ping4(b, INET4), true, 'B -> internet over TCP-negotiated v4v6');
-    assert.equal(await ping4(a, upA.server), true, "A -> the broker's inner address (answered by the addon)");
-    assert.equal(await ping4(lab.inet, upA.address), true, 'internet -> A');
-    assert.equal(await ping4(lab.inet, upB.address), true, 'internet -> B');
-    assert.equal(await ping4(a, upB.address), true, 'A -> B through the broker');
-  });
+    it('each client gets its own /30 of the pool, the broker .1 and the client .2', () => {
+      const inPool = (x: string) => x.startsWith('198.51.100.') && Number(x.split('.')[3]) >= 192;
+      for (const up of [upA, upB]) {
+        assert.ok(inPool(up.address) && inPool(up.server), `${up.address} <-> ${up.server} in ${POOL}`);
+        const last = Number(up.address.split('.')[3]);
+        assert.equal(last % 4, 2, `${up.address} is .2 of its /30`);
+        assert.equal(Number(up.server.split('.')[3]), last - 1, `${up.server} is .1 of the same /30`);
+      }
+      assert.notEqual(upA.address, upB.address);
+    });
 
-  it('an operator sees v4v6 tunnels with their IPv6 endpoints', async () => {
-    const live = (await lab.tunnelList()).filter((t) => t.state === 'established' && t.type === 'v4v6');
-    const byEndpoint = new Map(live.map((t) => [t.clientIpv6, t]));
-    assert.equal(byEndpoint.get('2001:db8:c6:1::2')?.clientIpv4, upA.address);
-    assert.equal(byEndpoint.get('2001:db8:c6:2::2')?.username, 'alice');
-    const m = await lab.metrics();
-    assert.equal(m.get('tsp_tunnels_live{type="v4v6"}'), 2);
-    assert.equal(m.get('tsp_pool_allocated_blocks{pool="ipv4"}'), 2);
-  });
+    it('IPv4 crosses the IPv6-only links: both clients ping the internet host, the broker, and are pinged', async () => {
+      assert.equal(await ping4(a, INET4), true, 'A -> internet over UDP-negotiated v4v6');
+      assert.equal(await ping4(b, INET4), true, 'B -> internet over TCP-negotiated v4v6');
+      assert.equal(await ping4(a, upA.server), true, "A -> the broker's inner address (answered by the addon)");
+      assert.equal(await ping4(lab.inet, upA.address), true, 'internet -> A');
+      assert.equal(await ping4(lab.inet, upB.address), true, 'internet -> B');
+      assert.equal(await ping4(a, upB.address), true, 'A -> B through the broker');
+    });
 
-  it("a source that is not the client's own is dropped, and nothing of it reaches the internet host", async () => {
-    const spoofed = '198.51.100.250';
-    await a.ip('addr', 'add', `${spoofed}/32`, 'dev', 'lo');
-    try {
-      const dropped = await lab.drops('spoofed_source');
+    it('an operator sees v4v6 tunnels with their IPv6 endpoints', async () => {
+      const live = (await lab.tunnelList()).filter((t) => t.state === 'established' && t.type === 'v4v6');
+      const byEndpoint = new Map(live.map((t) => [t.clientIpv6, t]));
+      assert.equal(byEndpoint.get('2001:db8:c6:1::2')?.clientIpv4, upA.address);
+      assert.equal(byEndpoint.get('2001:db8:c6:2::2')?.username, 'alice');
+      const m = await lab.metrics();
+      assert.equal(m.get('tsp_tunnels_live{type="v4v6"}'), 2);
+      assert.equal(m.get('tsp_pool_allocated_blocks{pool="ipv4"}'), 2);
+    });
+
+    it("a source that is not the client's own is dropped, and nothing of it reaches the internet host", async () => {
+      const spoofed = '198.51.100.250';
+      await a.ip('addr', 'add', `${spoofed}/32`, 'dev', 'lo');
+      try {
+        const dropped = await lab.drops('spoofed_source');
+        const seen = await seenFromPool();
+        assert.equal(await ping4(a, INET4, ['-I', spoofed]), false);
+        assert.ok((await lab.drops('spoofed_source')) >= dropped + 3, 'the addon dropped them');
+        assert.equal(await seenFromPool(), seen, 'none reached the internet host');
+      } finally {
+        await a.ip('addr', 'del', `${spoofed}/32`, 'dev', 'lo');
+      }
       const seen = await seenFromPool();
-      assert.equal(await ping4(a, INET4, ['-I', spoofed]), false);
-      assert.ok((await lab.drops('spoofed_source')) >= dropped + 3, 'the addon dropped them');
-      assert.equal(await seenFromPool(), seen, 'none reached the internet host');
-    } finally {
-      await a.ip('addr', 'del', `${spoofed}/32`, 'dev', 'lo');
-    }
-    const seen = await seenFromPool();
-    assert.equal(await ping4(a, INET4), true, 'its own address still works');
-    assert.equal(await seenFromPool(), seen + 3, 'and the counter sees it');
-  });
+      assert.equal(await ping4(a, INET4), true, 'its own address still works');
+      assert.equal(await seenFromPool(), seen + 3, 'and the counter sees it');
+    });
 
-  it('an account that comes back gets the same /30', async () => {
-    // tspc stops without telling the broker (as gogoc does): the next session replaces the tunnel
-    await upB.proc.kill();
-    const again = await tspcUp(lab, b, BROKER6, ['-a', 'digest-md5', '-u', 'alice', '--password-stdin'], PASSWORD);
-    assert.equal(again.address, upB.address);
-    assert.equal(await ping4(b, INET4), true);
-    upB = again;
+    it('an account that comes back gets the same /30', async () => {
+      // tspc stops without telling the broker (as gogoc does): the next session replaces the tunnel
+      await upB.proc.kill();
+      const again = await tspcUp(lab, b, BROKER6, ['-a', 'digest-md5', '-u', 'alice', '--password-stdin'], PASSWORD);
+      assert.equal(again.address, upB.address);
+      assert.equal(await ping4(b, INET4), true);
+      upB = again;
+    });
   });
-});
+}
