@@ -228,7 +228,7 @@ async function main(): Promise<void> {
     console.log(row('baseline: bare UDP echo', '-', base, base, 1));
     for (const r of rows) console.log(r);
     console.log(
-      'ceiling = the baseline echo rate divided by the round trips a session takes (what this machine allows); of ceil = rate / ceiling; latency = whole session setup (one request for the baseline); errors = sessions that timed out (a lost datagram is never retransmitted here); cpu us = the server process CPU time (every thread: the event loop, the fsyncs on the thread pool, GC) per session in the window; busy % = that CPU time over the window (100 = one core: below it the server waits, for the disk or the client)',
+      'ceiling = the baseline echo rate divided by the round trips a session takes (what this machine allows); of ceil = rate / ceiling; latency = whole session setup (one request for the baseline); errors = sessions that timed out (a lost datagram is never retransmitted here); cpu us = the server process CPU time (every thread: the event loop, the fsyncs on the thread pool, GC) in the window over the sessions completed in it (sessions cut by its edges add about 1 %; on PostgreSQL the database server CPU is not in it); busy % = that CPU time over the window (100 = one core: below it the server waits, for the disk or the client)',
     );
   } finally {
     stop();

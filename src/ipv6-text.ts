@@ -8,7 +8,8 @@
  *  The parser takes RFC 4291 text: up to eight groups of one to four hex digits, one `::` standing for at least
  *  one zero group, and a dotted-quad IPv4 address as the last 32 bits. It refuses what ipaddr.js also refuses,
  *  and is stricter in two places: a zone (`fe80::1%eth0`) and a dotted part with a leading zero (`::01.2.3.4`) are
- *  refused. Pure. */
+ *  refused. It reads one form differently: `::1.2.3.4` is `::102:304` here, as RFC 4291 says, where ipaddr.js
+ *  makes it `::ffff:102:304`; no address the broker handles is written so. Pure. */
 
 import { ipv4Number } from './address.js';
 

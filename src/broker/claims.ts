@@ -71,25 +71,6 @@ export async function claimAddresses(
   return { ...v4, serverIpv6: req.server, clientIpv6: req.client, prefix: null, prefixLen: null };
 }
 
-/** A store whose `allocate` tells whether it handed back a block created at or after `since` (a new block, or
- *  one made in the same millisecond: when in doubt, new), so a caller can tell whether a batch gave its owner a
- *  block it did not hold. `restart()` at the start of each run of the batch (a batch may run again). */
-export function trackingNewest(
-  store: Pick<Store, 'allocate'>,
-  since: number,
-): Pick<Store, 'allocate'> & { restart(): void; gaveNew(): boolean } {
-  let newest = -Infinity;
-  return {
-    async allocate(req: AllocateRequest) {
-      const block = await store.allocate(req);
-      newest = Math.max(newest, block.createdAt);
-      return block;
-    },
-    restart: () => void (newest = -Infinity),
-    gaveNew: () => newest >= since,
-  };
-}
-
 export async function claimV4(
   store: Pick<Store, 'allocate'>,
   pools: Pools,

@@ -34,7 +34,7 @@ import {
   serverIpv6From,
 } from './offer-policy.js';
 import type { Pools } from './pools.js';
-import { anonymousPool, claimAddresses, poolError, trackingNewest, type ClaimStage } from './claims.js';
+import { anonymousPool, claimAddresses, poolError, type ClaimStage } from './claims.js';
 import { isStatic, staticRefusal } from './static-tunnel-rules.js';
 import type { ReverseDns } from './reverse-dns.js';
 import type { TunnelRegistry } from './tunnels.js';
@@ -146,15 +146,13 @@ export class BrokerService implements SessionService {
     const { store, pools } = this.deps;
     let stage: ClaimStage | 'tunnel' = 'link';
     const at = (s: ClaimStage) => (stage = s);
-    // the offer need not wait for the disk (BatchOptions.provisional: the accept's commit covers it), unless it
-    // gave an account a block it did not hold: an account's addresses are told only once they are on disk
-    const tracked = trackingNewest(store, this.deps.clock.now());
+    // An anonymous offer need not wait for the disk (BatchOptions.provisional: the accept's sync covers it); its
+    // lease is its session's alone. An account's offer waits: its blocks are told only once they are on disk.
     const want = { ...claim, v4v6, server, client: peer.peer.address };
     try {
       const record = await store.batch(
         async () => {
-          tracked.restart();
-          const addresses = await claimAddresses(tracked, pools, want, at);
+          const addresses = await claimAddresses(store, pools, want, at);
           stage = 'tunnel';
           return store.createTunnel(
             {
@@ -170,7 +168,7 @@ export class BrokerService implements SessionService {
             this.deps.clock.now(),
           );
         },
-        { provisional: () => anonymous || !tracked.gaveNew() },
+        { provisional: () => anonymous },
       );
       const full = { ...record, username: who.username };
       this.deps.anonymous.hold(full);

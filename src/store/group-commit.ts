@@ -171,6 +171,11 @@ export class GroupCommitter {
     }
     // A provisional write is acknowledged now; the sync asked for by the next durable write covers it (it
     // begins after this commit, and the WAL is written in order). A group of provisional writes alone asks none.
+    // After a failed sync nothing is acknowledged: this group ran while it failed (a full group).
+    if (this.broken !== undefined) {
+      for (const [d] of committed) d.reject(this.broken);
+      return;
+    }
     const done: [Member, unknown][] = [];
     for (const entry of committed) {
       if (isProvisional(entry[0])) entry[0].resolve(entry[1]);

@@ -62,13 +62,9 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Kys
   pool.on('error', () => undefined);
   const driver: StoreDriver = {
     dialect: 'postgres',
-    write: (db, fn, opts) =>
-      db.transaction().execute(async (trx) => {
-        const value = await fn(trx);
-        // this commit need not wait for the WAL flush: the next synchronous commit flushes past it
-        if (opts?.provisional?.() === true) await sql`set local synchronous_commit = off`.execute(trx);
-        return value;
-      }),
+    // BatchOptions.provisional is not taken here: the database can crash and come back while the broker runs
+    // on, and an offer acknowledged before its flush would be gone under a live session
+    write: (db, fn) => db.transaction().execute((trx) => fn(trx)),
     async lockForMigration(trx) {
       await sql`select pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`.execute(trx);
     },

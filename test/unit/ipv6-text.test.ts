@@ -1,5 +1,6 @@
 /** src/ipv6-text.ts against ipaddr.js, the library it stands in for on the session path: the same bytes for
- *  every text both accept, the same canonical text for every 16 bytes, and never an address ipaddr.js refuses.
+ *  every text both accept (but `::a.b.c.d`, which ipaddr.js alone reads as `::ffff:a.b.c.d`), the same canonical
+ *  text for every 16 bytes, and never an address ipaddr.js refuses.
  *  Random cases come from a seeded generator, so a failure names a case that can be run again. */
 
 import assert from 'node:assert/strict';
@@ -90,6 +91,8 @@ describe('ipv6-text', () => {
       ['1::2:3:4:5:6:7', '1:0:2:3:4:5:6:7'],
       ['1:2:3:4:5:6:7::', '1:2:3:4:5:6:7:0'],
       ['::ffff:192.0.2.1', '::ffff:c000:201'],
+      // RFC 4291's IPv4-compatible form, where ipaddr.js alone adds ffff (it gives ::ffff:c000:201)
+      ['::192.0.2.1', '::c000:201'],
       ['0000:0000:0000:0000:0000:0000:0000:0001', '::1'],
     ];
     for (const [text, canonical] of cases) assert.equal(canonicalIpv6(text), canonical, text);
@@ -135,7 +138,8 @@ describe('ipv6-text', () => {
       else chars[Math.min(at, chars.length - 1)] = alphabet[Math.floor(r() * alphabet.length)]!;
       const text = chars.join('');
       const ours = parseIpv6(text);
-      if (ours !== undefined) assert.deepEqual([...ours], reference(text), text);
+      if (ours !== undefined && !/^::\d+\.\d+\.\d+\.\d+$/.test(text))
+        assert.deepEqual([...ours], reference(text), text);
     }
   });
 });
