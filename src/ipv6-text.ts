@@ -100,12 +100,6 @@ export function formatIpv6(bytes: ArrayLike<number>): string {
   return `${head.join(':')}::${tail.join(':')}`;
 }
 
-/** The same address as canonical text, or undefined when `text` is not an IPv6 address. */
-export function canonicalIpv6(text: string): string | undefined {
-  const bytes = parseIpv6(text);
-  return bytes && formatIpv6(bytes);
-}
-
 /** Eight groups of four lower-case hex digits, or undefined when `text` is not an IPv6 address. */
 export function expandedIpv6(text: string): string | undefined {
   const bytes = parseIpv6(text);

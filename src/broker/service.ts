@@ -168,7 +168,7 @@ export class BrokerService implements SessionService {
             this.deps.clock.now(),
           );
         },
-        { provisional: () => anonymous },
+        { provisional: anonymous },
       );
       const full = { ...record, username: who.username };
       this.deps.anonymous.hold(full);

@@ -46,8 +46,8 @@ export interface GroupTarget {
 
 interface Member {
   fn: (conn: Kysely<Database>) => Promise<unknown>;
-  /** Settled at its commit, without waiting for the sync, when this says so (BatchOptions.provisional). */
-  provisional: (() => boolean) | undefined;
+  /** Settled at its commit, without waiting for the sync (BatchOptions.provisional). */
+  provisional: boolean;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
@@ -65,8 +65,8 @@ export class GroupCommitter {
 
   constructor(private readonly target: GroupTarget) {}
 
-  /** `provisional`: see BatchOptions; asked after the write's commit. */
-  write<T>(fn: (conn: Kysely<Database>) => Promise<T>, provisional?: () => boolean): Promise<T> {
+  /** `provisional`: see BatchOptions. */
+  write<T>(fn: (conn: Kysely<Database>) => Promise<T>, provisional = false): Promise<T> {
     if (this.broken !== undefined) return Promise.reject(this.broken);
     this.stats.writes++;
     return new Promise<T>((resolve, reject) => {
@@ -178,7 +178,7 @@ export class GroupCommitter {
     }
     const done: [Member, unknown][] = [];
     for (const entry of committed) {
-      if (isProvisional(entry[0])) entry[0].resolve(entry[1]);
+      if (entry[0].provisional) entry[0].resolve(entry[1]);
       else done.push(entry);
     }
     this.stats.provisional += committed.length - done.length;
@@ -233,14 +233,5 @@ export class GroupCommitter {
     );
     this.syncing = p;
     return p;
-  }
-}
-
-/** A member's own provisional() throwing counts as "no": it waits for the disk like any other. */
-function isProvisional(m: Member): boolean {
-  try {
-    return m.provisional?.() === true;
-  } catch {
-    return false;
   }
 }

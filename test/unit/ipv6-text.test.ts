@@ -6,7 +6,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import ipaddr from 'ipaddr.js';
-import { canonicalIpv6, expandedIpv6, formatIpv6, parseIpv6 } from '../../src/ipv6-text.js';
+import { expandedIpv6, formatIpv6, parseIpv6 } from '../../src/ipv6-text.js';
+
+const canonicalIpv6 = (text: string) => {
+  const bytes = parseIpv6(text);
+  return bytes && formatIpv6(bytes);
+};
 
 /** xorshift32: the same sequence for the same seed. */
 function rng(seed: number): () => number {
