@@ -211,8 +211,14 @@ export function dataPlaneContract(name: string, harness: ContractHarness): void 
         // The native clock is coarse (a few ms): allow for it.
         assert.ok(c!.lastRxMs >= before - 20 && c!.lastRxMs <= Date.now() + 20, `lastRxMs ${c!.lastRxMs}`);
         assert.equal(dp.readDrops().unknown_endpoint, 0);
-        // the same record when asked for by id; unknown ids are left out
-        assert.deepEqual(dp.readCountersOf([1 as TunnelId, 77 as TunnelId]), [c]);
+        // The same record when asked for by id; unknown ids are left out. Its tx side is left out of the
+        // comparison: the host may answer the decapsulated packet (an ICMPv6 error back through the tunnel)
+        // between the two reads, and that is sent data the tunnel rightly counts.
+        const byId = dp.readCountersOf([1 as TunnelId, 77 as TunnelId]);
+        assert.deepEqual(
+          byId.map(({ id, rxPackets, rxBytes, lastRxMs }) => ({ id, rxPackets, rxBytes, lastRxMs })),
+          [{ id: c!.id, rxPackets: c!.rxPackets, rxBytes: c!.rxBytes, lastRxMs: c!.lastRxMs }],
+        );
         assert.deepEqual(dp.readCountersOf([]), []);
       }));
 
