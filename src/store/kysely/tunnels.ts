@@ -6,7 +6,15 @@ import { clientPortFor } from '../../tunnel-model.js';
 import { releaseLease } from '../allocator.js';
 import type { LeaseChunks } from '../lease-chunks.js';
 import { canonicalAddress } from '../prefix.js';
-import type { CounterUpdate, EndReason, TunnelFilter, TunnelRecord, TunnelState, TunnelStore } from '../types.js';
+import type {
+  CounterUpdate,
+  EndReason,
+  NewTunnel,
+  TunnelFilter,
+  TunnelRecord,
+  TunnelState,
+  TunnelStore,
+} from '../types.js';
 import type { Database, TunnelsTable } from '../schema.js';
 import { param, prepared } from './prepared.js';
 import { likeSubstring, nullableNumber, page, type Runner } from './runner.js';
@@ -17,25 +25,28 @@ export function tunnelStore(run: Runner, chunks: LeaseChunks, nodeId: string): T
   return {
     createTunnel(t, at) {
       return run.write('createTunnel', async (trx) => {
+        const record = offeredRecord(t, at, nodeId);
+        // The record is built here from what was written: returning every column would cost SQLite (and
+        // better-sqlite3's row object) more than the insert's own indexes do.
         const row = await insertTunnel.first(trx, {
-          account_id: t.accountId,
-          lease_id: t.leaseId,
-          type: t.type,
-          transport: t.transport,
-          client_ipv4: t.clientIpv4,
-          client_port: clientPortFor(t.type, t.clientPort),
-          server_ipv4: t.serverIpv4,
-          server_ipv6: t.serverIpv6,
-          client_ipv6: t.clientIpv6,
-          prefix: t.prefix === null ? null : canonicalAddress(t.prefix),
-          prefix_len: t.prefixLen,
-          keepalive_interval: t.keepaliveInterval,
-          lifetime_s: t.lifetimeS,
+          account_id: record.accountId,
+          lease_id: record.leaseId,
+          type: record.type,
+          transport: record.transport,
+          client_ipv4: record.clientIpv4,
+          client_port: record.clientPort,
+          server_ipv4: record.serverIpv4,
+          server_ipv6: record.serverIpv6,
+          client_ipv6: record.clientIpv6,
+          prefix: record.prefix,
+          prefix_len: record.prefixLen,
+          keepalive_interval: record.keepaliveInterval,
+          lifetime_s: record.lifetimeS,
           created_at: at,
           node: nodeId,
         });
         if (row === undefined) throw new Error('tunnel insert returned no row');
-        return toTunnel(row);
+        return { ...record, id: Number(row.id), username: row.username };
       });
     },
 
@@ -227,7 +238,7 @@ type NewTunnelColumn =
   | 'node';
 
 /** A new tunnel's row, with its account's name. */
-const insertTunnel = prepared<NewTunnelColumn, TunnelRow>((db) =>
+const insertTunnel = prepared<NewTunnelColumn, { id: number | string; username: string | null }>((db) =>
   db
     .insertInto('tunnels')
     .values({
@@ -248,7 +259,7 @@ const insertTunnel = prepared<NewTunnelColumn, TunnelRow>((db) =>
       node: param('node'),
       state: 'offered',
     })
-    .returningAll()
+    .returning('id')
     .returning((eb) =>
       eb
         .selectFrom('accounts')
@@ -353,5 +364,37 @@ function toTunnel(r: TunnelRow): TunnelRecord {
     txPackets: Number(r.tx_packets),
     txBytes: Number(r.tx_bytes),
     node: r.node,
+  };
+}
+
+/** The record of a tunnel just offered, as toTunnel would read its row back (without id and username). */
+function offeredRecord(t: NewTunnel, at: number, nodeId: string): TunnelRecord {
+  return {
+    id: 0,
+    accountId: t.accountId,
+    username: null,
+    leaseId: t.leaseId,
+    type: t.type,
+    transport: t.transport,
+    clientIpv4: t.clientIpv4,
+    clientPort: clientPortFor(t.type, t.clientPort),
+    serverIpv4: t.serverIpv4,
+    serverIpv6: t.serverIpv6,
+    clientIpv6: t.clientIpv6,
+    prefix: t.prefix === null ? null : canonicalAddress(t.prefix),
+    prefixLen: t.prefixLen,
+    keepaliveInterval: t.keepaliveInterval,
+    lifetimeS: t.lifetimeS,
+    state: 'offered',
+    createdAt: at,
+    establishedAt: null,
+    endedAt: null,
+    endReason: null,
+    lastSeenAt: null,
+    rxPackets: 0,
+    rxBytes: 0,
+    txPackets: 0,
+    txBytes: 0,
+    node: nodeId,
   };
 }

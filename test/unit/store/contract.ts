@@ -581,6 +581,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
           [null, null, 'anon-lease-1', 'v6v4', 'tcp', 0],
         );
         assert.deepEqual([t.prefix, t.prefixLen], [null, null]);
+        assert.deepEqual(await store.getTunnel(t.id), t, 'the record returned is the one stored');
       });
 
       it("records a v6v4 tunnel's client port as 0, whatever port its session came from", async () => {
