@@ -32,8 +32,10 @@ void Outputs::apply(const Verdict& v, const uint8_t* packet, Counters& counters)
 
 void flush(Outputs& out, const Sinks& sinks, Counters& counters) {
   if (out.tun_count != 0 && sinks.tun != nullptr) {
-    counters.add(kTunWriteErrors, sinks.tun->write(out.tun_packet, out.tun_length, out.tun_count));
+    // Counted before the write, as to_tunnel() counts tx before the send: the write delivers the packet (the
+    // kernel may hand it to its receiver inside the call), and whoever sees it arrive must see it counted.
     counters.add(kTunWritePackets, out.tun_count);
+    counters.add(kTunWriteErrors, sinks.tun->write(out.tun_packet, out.tun_length, out.tun_count));
   }
   out.tun_count = 0;
   if (out.udp.count != 0) sinks.udp->send(out.udp);
