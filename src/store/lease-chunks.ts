@@ -324,7 +324,7 @@ function setKey(poolPrefix: string, leaseLen: number): string {
 }
 
 /** The lease's row in `slot` of `chunk`, or undefined when a row conflicts (the slot, or the lease's own row). */
-function insertLease(
+async function insertLease(
   trx: TransactionHandle,
   req: AllocateRequest,
   set: ChunkSet,
@@ -332,20 +332,24 @@ function insertLease(
   slot: number,
   now: number,
 ): Promise<AllocationRow | undefined> {
-  return insertLeaseRow.first(trx, {
+  const row = {
     pool: req.pool,
     pool_prefix: set.poolKey,
     prefix: formatAddress(chunk.start + BigInt(slot) * blockSize(set.leaseLen)),
     prefix_len: set.leaseLen,
+    account_id: null,
     lease_id: (req.owner as { leaseId: string }).leaseId,
     chunk_id: chunk.id,
     created_at: now,
-  });
+  };
+  // the row is built from what was written: returning every column costs more than the id alone
+  const inserted = await insertLeaseRow.first(trx, row);
+  return inserted === undefined ? undefined : { id: inserted.id, ...row };
 }
 
 const insertLeaseRow = prepared<
   'pool' | 'pool_prefix' | 'prefix' | 'prefix_len' | 'lease_id' | 'chunk_id' | 'created_at',
-  AllocationRow
+  { id: number | string }
 >((db) =>
   db
     .insertInto('allocations')
@@ -360,5 +364,5 @@ const insertLeaseRow = prepared<
       created_at: param('created_at'),
     })
     .onConflict((oc) => oc.doNothing())
-    .returningAll(),
+    .returning('id'),
 );
