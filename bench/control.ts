@@ -33,8 +33,12 @@ import {
 const LINK_MODE = process.env.BENCH_LINK_MODE ?? 'per-account-64';
 /** BENCH_CASES=anonymous,digest runs only those cases (for profiling one path); all three by default. */
 const CASES = new Set((process.env.BENCH_CASES ?? 'anonymous,plain,digest').split(','));
-const TSX = import.meta.resolve('tsx');
-const CLI = path.resolve('src/cli/tsp-broker.ts');
+/** The broker runs from dist/ (built first), as an installed one does; BENCH_FROM_SOURCE=1 runs src/ through
+ *  tsx instead (a profile then names the TypeScript files). */
+const FROM_SOURCE = process.env.BENCH_FROM_SOURCE === '1';
+const BROKER = FROM_SOURCE
+  ? ['--import', import.meta.resolve('tsx'), path.resolve('src/cli/tsp-broker.ts')]
+  : [path.resolve('dist/cli/tsp-broker.js')];
 const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
 const pin = (cpu: number, argv: string[]) =>
   (hasTaskset ? ['taskset', ['-c', String(cpu), ...argv]] : [argv[0]!, argv.slice(1)]) as [string, string[]];
@@ -72,7 +76,7 @@ async function benchBroker(
   for (let i = 0; i < (CASES.has('plain') || CASES.has('digest') ? CONCURRENCY : 0); i++) {
     const r = spawnSync(
       process.execPath,
-      ['--import', TSX, CLI, 'user', 'add', `bench${i}`, '--password-stdin', '--config', cfgFile],
+      [...BROKER, 'user', 'add', `bench${i}`, '--password-stdin', '--config', cfgFile],
       { input: 'benchmark-pw\n' },
     );
     if (r.status !== 0) throw new Error(`user add failed: ${r.stderr}`);
@@ -87,9 +91,7 @@ async function benchBroker(
           `--cpu-prof-dir=${process.env.BENCH_PROFILE}`,
         ]
       : []),
-    '--import',
-    TSX,
-    CLI,
+    ...BROKER,
     'serve',
     '--config',
     cfgFile,
@@ -181,6 +183,8 @@ function row(name: string, store: string, r: Result, base: Result, trips: number
 }
 
 async function main(): Promise<void> {
+  if (!FROM_SOURCE && spawnSync(process.execPath, ['scripts/build-dist.mjs'], { stdio: 'inherit' }).status !== 0)
+    throw new Error('npm run build failed');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-control-'));
   const procs: ChildProcess[] = [];
   const cleanups: (() => Promise<void>)[] = [];
