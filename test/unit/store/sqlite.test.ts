@@ -60,6 +60,12 @@ describe('SQLite store', () => {
         on_delete: string;
       }[];
       assert.deepEqual(fk, [{ table: 'accounts', on_delete: 'SET NULL' }]);
+      // one node's store: no (node, state) index to update on every session's state changes (version 10)
+      const indexes = raw
+        .prepare("select name from sqlite_master where type = 'index' and tbl_name = 'tunnels' and sql is not null")
+        .pluck()
+        .all();
+      assert.deepEqual(indexes.sort(), ['tunnels_account_created', 'tunnels_created', 'tunnels_state_created']);
     } finally {
       raw.close();
     }
