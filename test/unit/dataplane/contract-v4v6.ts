@@ -192,8 +192,16 @@ export function v4v6Contract(name: string, harness: V4v6Harness): void {
         assert.deepEqual(got.subarray(12), packet.subarray(12));
         assert.equal(harness.pathCounters(dp).hairpin_packets, before.hairpin_packets + 1);
         const noRoute = dp.readDrops().no_route;
+        const txBefore = counters(dp, 1).txPackets;
         await a.send(ipv4UdpWith(V4V6.innerA, V4V6.innerA, Buffer.from('me'), { src: 1, dst: 2 }));
-        await eventually(() => dp.readDrops().no_route >= noRoute + 1, 'back into its own tunnel: no_route');
+        // An echo request behind it on the same socket: its reply says the first packet has been decided (one
+        // thread takes a tunnel's datagrams in order). Waiting on no_route alone could end on the kernel's own
+        // packets into a fresh TUN, which count there too.
+        await a.send(icmpEchoRequest(V4V6.innerA, V4V6.serverIpv4, 0x4747, 8, 16));
+        await eventually(() => a.received().some((p) => p[9] === 1 && p[20] === 0), 'the echo reply behind it');
+        assert.ok(dp.readDrops().no_route >= noRoute + 1, 'back into its own tunnel: no_route');
+        assert.equal(counters(dp, 1).txPackets, txBefore + 1, 'only the echo reply went back to a');
+        assert.equal(a.received().filter((p) => !(p[9] === 1 && p[20] === 0)).length, 0, 'nothing else reached a');
         assert.equal(net.received.length, 0);
       }));
 

@@ -588,7 +588,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         const v6v4 = await store.createTunnel(newTunnel({ type: 'v6v4', clientPort: 40001 }), 11);
         const udp = await store.createTunnel(newTunnel({ type: 'v6udpv4', clientPort: 40001 }), 11);
         assert.equal(v6v4.clientPort, 0);
-        assert.equal((await store.getTunnel(v6v4.id))?.clientPort, 0);
+        assert.deepEqual(await store.getTunnel(v6v4.id), v6v4, 'the record returned is the one stored');
         assert.equal(udp.clientPort, 40001);
       });
 
