@@ -183,7 +183,10 @@ function row(name: string, store: string, r: Result, base: Result, trips: number
 }
 
 async function main(): Promise<void> {
-  if (!FROM_SOURCE && spawnSync(process.execPath, ['scripts/build-dist.mjs'], { stdio: 'inherit' }).status !== 0)
+  if (
+    !FROM_SOURCE &&
+    spawnSync(process.execPath, ['scripts/build-dist.mjs', '--required'], { stdio: 'inherit' }).status !== 0
+  )
     throw new Error('npm run build failed');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-control-'));
   const procs: ChildProcess[] = [];

@@ -203,7 +203,7 @@ async function storm(
 }
 
 async function main(): Promise<void> {
-  if (spawnSync(process.execPath, ['scripts/build-dist.mjs'], { stdio: 'inherit' }).status !== 0)
+  if (spawnSync(process.execPath, ['scripts/build-dist.mjs', '--required'], { stdio: 'inherit' }).status !== 0)
     throw new Error('npm run build failed');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-scale-'));
   const procs: ChildProcess[] = [];

@@ -292,11 +292,11 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 10,
     name: 'no (node, state) index on a single-node SQLite store',
     async up(db, dialect) {
-      // SQLite is one node's store, so every live row names that node and the index told a query nothing the
-      // (state, created_at) one does not: the queries by node also ask for live states. It cost every session
-      // two more index updates (offered, established, ended) and their pages in each commit: about a fifth of a
-      // session's store work (store/sqlite.ts). PostgreSQL keeps it: nodes share the table there.
-      if (dialect === 'sqlite') await db.schema.dropIndex('tunnels_node_state').execute();
+      // A SQLite store is never clustered (one node), so nothing there asks for tunnels by node; where the
+      // cluster code does, it also asks for the live states, which the (state, created_at) index finds. The
+      // index cost every session an update at each of its three states and those pages in each commit: about a
+      // fifth of a session's store work (docs/architecture.md, Measurements). PostgreSQL keeps it.
+      if (dialect === 'sqlite') await db.schema.dropIndex('tunnels_node_state').ifExists().execute();
     },
   },
 ];

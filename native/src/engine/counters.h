@@ -37,7 +37,8 @@ constexpr const char* kCounterNames[] = {
 };
 static_assert(sizeof kCounterNames / sizeof kCounterNames[0] == kCounterCount, "a Counter without a name");
 
-/** Counters written by several threads with relaxed atomics: they are statistics, nobody orders on them. */
+/** Counters written by several threads with relaxed atomics: they are statistics. A path counts a packet before
+ *  the system call that delivers it (receive_loop.cc), so whoever sees the packet arrive also sees it counted. */
 struct Counters {
   std::atomic<uint64_t> value[kCounterCount] = {};
   void add(Counter c, uint64_t n = 1) { value[c].fetch_add(n, std::memory_order_relaxed); }
