@@ -16,7 +16,7 @@ import { framedRequest } from '../src/protocol/framing/content-length.js';
 import { writeActionRequest, writeCreateRequest } from '../src/protocol/request-writer.js';
 import { buildClientResponse, parseChallenge } from '../src/protocol/sasl/digest-md5.js';
 import { encodePlain } from '../src/protocol/sasl/plain.js';
-import { waitForOutput } from './output.js';
+import { buildDist, waitForOutput } from './output.js';
 import {
   CONCURRENCY,
   Client,
@@ -183,11 +183,7 @@ function row(name: string, store: string, r: Result, base: Result, trips: number
 }
 
 async function main(): Promise<void> {
-  if (
-    !FROM_SOURCE &&
-    spawnSync(process.execPath, ['scripts/build-dist.mjs', '--required'], { stdio: 'inherit' }).status !== 0
-  )
-    throw new Error('npm run build failed');
+  if (!FROM_SOURCE) buildDist();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-control-'));
   const procs: ChildProcess[] = [];
   const cleanups: (() => Promise<void>)[] = [];

@@ -1,5 +1,12 @@
-/** @module bench/output: waiting for what a spawned server prints (the benchmarks start real processes). */
-import type { ChildProcess } from 'node:child_process';
+/** @module bench/output: the broker the benchmarks start (built into dist/ first, as installed) and waiting for
+ *  what a spawned server prints (the benchmarks start real processes). */
+import { spawnSync, type ChildProcess } from 'node:child_process';
+
+/** Compiles src/ into dist/ (scripts/build-dist.mjs --required: never a skipped build, so never a stale dist/). */
+export function buildDist(): void {
+  if (spawnSync(process.execPath, ['scripts/build-dist.mjs', '--required'], { stdio: 'inherit' }).status !== 0)
+    throw new Error('npm run build failed');
+}
 
 /** Resolves with the first match of `pattern` in `proc`'s standard output and all it printed up to then;
  *  rejects if it exits first or prints no match within `timeoutMs`. Later output is read and dropped. */

@@ -12,12 +12,12 @@
  *  SCALE_STORM (default: as many as the tunnels). The broker runs from dist/ (built first), as installed. */
 
 import dgram from 'node:dgram';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openSqliteStore } from '../src/store/sqlite.js';
-import { waitForOutput } from './output.js';
+import { buildDist, waitForOutput } from './output.js';
 import { processCpuSeconds } from './session-load.js';
 import { framedRequest } from '../src/protocol/framing/content-length.js';
 import { writeActionRequest, writeCreateRequest } from '../src/protocol/request-writer.js';
@@ -203,8 +203,7 @@ async function storm(
 }
 
 async function main(): Promise<void> {
-  if (spawnSync(process.execPath, ['scripts/build-dist.mjs', '--required'], { stdio: 'inherit' }).status !== 0)
-    throw new Error('npm run build failed');
+  buildDist();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-scale-'));
   const procs: ChildProcess[] = [];
   process.on('exit', () => procs.forEach((p) => p.kill('SIGKILL')));

@@ -265,11 +265,11 @@ export interface Transactional {
 
 /** How a batch's commit is acknowledged. */
 export interface BatchOptions {
-  /** True lets the promise resolve at its commit, before the commit is on disk. The next durable commit makes it durable too (SQLite's WAL is written in order), so a crash can lose it
-   *  only together with every later write. For writes nothing depends on until a later durable write does: an
-   *  anonymous TSP offer, which the accept's sync makes durable before the accept is answered. SQLite only (the
-   *  broker and its database file fail together); PostgreSQL ignores it. Inside an outer batch the outer one
-   *  decides. */
+  /** True lets the promise resolve at its commit, before the commit is on disk. The next durable commit makes
+   *  it durable too (SQLite's WAL is written in order), so a crash can lose it only together with every later
+   *  write. For writes nothing depends on until a later durable write does: an anonymous TSP offer, which the
+   *  accept's sync makes durable before the accept is answered. SQLite only (the broker and its database file
+   *  fail together); PostgreSQL ignores it. Inside an outer batch the outer one decides. */
   provisional?: boolean;
 }
 

@@ -41,8 +41,8 @@ export function tunnelStore(run: Runner, chunks: LeaseChunks, nodeId: string): T
           prefix_len: record.prefixLen,
           keepalive_interval: record.keepaliveInterval,
           lifetime_s: record.lifetimeS,
-          created_at: at,
-          node: nodeId,
+          created_at: record.createdAt,
+          node: record.node,
         });
         if (row === undefined) throw new Error('tunnel insert returned no row');
         return { ...record, id: Number(row.id), username: row.username };

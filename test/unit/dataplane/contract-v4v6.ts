@@ -63,6 +63,8 @@ export function v4v6Spec(id: number, client: string, clientIpv4: string): V4v6Tu
 
 const ip4 = (p: Buffer, at: number) => ipaddr.fromByteArray([...p.subarray(at, at + 4)]).toString();
 const udpData = (p: Buffer) => p.subarray((p[0]! & 0x0f) * 4 + 8).toString();
+/** An ICMP echo reply (protocol 1, type 0) among what a client received. */
+const isEchoReply4 = (p: Buffer): boolean => p[9] === 1 && p[20] === 0;
 
 export function v4v6Contract(name: string, harness: V4v6Harness): void {
   describe(`DataPlane contract, v4v6: ${name}`, () => {
@@ -129,8 +131,8 @@ export function v4v6Contract(name: string, harness: V4v6Harness): void {
         const before = harness.pathCounters(dp);
         const request = icmpEchoRequest(V4V6.innerA, V4V6.serverIpv4, 0x4646, 7, 32);
         await a.send(request);
-        await eventually(() => a.received().some((p) => p[9] === 1 && p[20] === 0), 'the echo reply');
-        const reply = a.received().find((p) => p[9] === 1 && p[20] === 0)!;
+        await eventually(() => a.received().some(isEchoReply4), 'the echo reply');
+        const reply = a.received().find(isEchoReply4)!;
         assert.equal(reply.length, request.length);
         assert.deepEqual([ip4(reply, 12), ip4(reply, 16), reply[8]], [V4V6.serverIpv4, V4V6.innerA, 64]);
         assert.deepEqual(reply.subarray(24), request.subarray(24), 'identifier, sequence and data unchanged');
@@ -198,10 +200,10 @@ export function v4v6Contract(name: string, harness: V4v6Harness): void {
         // thread takes a tunnel's datagrams in order). Waiting on no_route alone could end on the kernel's own
         // packets into a fresh TUN, which count there too.
         await a.send(icmpEchoRequest(V4V6.innerA, V4V6.serverIpv4, 0x4747, 8, 16));
-        await eventually(() => a.received().some((p) => p[9] === 1 && p[20] === 0), 'the echo reply behind it');
+        await eventually(() => a.received().some(isEchoReply4), 'the echo reply behind it');
         assert.ok(dp.readDrops().no_route >= noRoute + 1, 'back into its own tunnel: no_route');
         assert.equal(counters(dp, 1).txPackets, txBefore + 1, 'only the echo reply went back to a');
-        assert.equal(a.received().filter((p) => !(p[9] === 1 && p[20] === 0)).length, 0, 'nothing else reached a');
+        assert.equal(a.received().filter((p) => !isEchoReply4(p)).length, 0, 'nothing else reached a');
         assert.equal(net.received.length, 0);
       }));
 
