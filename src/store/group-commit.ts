@@ -42,6 +42,9 @@ export interface GroupTarget {
   /** Makes every commit so far durable, off the event loop (sqlite.ts: fdatasync of the WAL file, the database
    *  running with synchronous=NORMAL). Absent when COMMIT itself is durable (or nothing is: ':memory:'). */
   sync?(): Promise<void>;
+  /** Told after each commit that wrote; a promise returned holds the next group back until it settles
+   *  (checkpointer.ts: a WAL checkpoint that must run with no write beside it). */
+  afterCommit?(): Promise<void> | undefined;
 }
 
 interface Member {
@@ -98,7 +101,11 @@ export class GroupCommitter {
             for (const m of group) m.reject(err);
           });
         // settled once durable
-        if (committed.length) this.settleWhenDurable(committed);
+        if (committed.length) {
+          this.settleWhenDurable(committed);
+          const hold = this.target.afterCommit?.();
+          if (hold !== undefined) await hold;
+        }
         // The next group starts when that sync is done (or a full group waits): writes gather meanwhile, as
         // they did while a synchronous fsync blocked the loop, so a group stays large and its pages are written
         // once; the loop is free to read and answer datagrams in the meantime. Then let the I/O that arrived

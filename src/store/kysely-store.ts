@@ -9,7 +9,7 @@
 
 import { systemClock, type Clock } from '../clock.js';
 import type { Kysely } from 'kysely';
-import type { Store } from './types.js';
+import type { Store, WriteStats } from './types.js';
 import type { Database } from './schema.js';
 import { migrate } from './migrations.js';
 import type { TransactionHandle } from './allocator.js';
@@ -36,7 +36,7 @@ export interface KyselyStore extends Store {
    *  take: several allocations drawn on it commit together or not at all. */
   transaction<T>(fn: (trx: TransactionHandle) => Promise<T>): Promise<T>;
   /** Write transactions asked for and the commits that carried them, when the dialect counts them (SQLite). */
-  writeStats(): { writes: number; commits: number; largestGroup: number; provisional?: number } | undefined;
+  writeStats(): WriteStats | undefined;
 }
 
 /** The node name of a store opened without one: a SQLite file's only broker, or a CLI command. */
@@ -82,7 +82,7 @@ export function createKyselyStore(
       try {
         await db.destroy();
       } finally {
-        driver.onClose?.();
+        await driver.onClose?.();
       }
     },
   };

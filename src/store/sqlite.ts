@@ -14,6 +14,8 @@
  *    storm of sessions went to waiting for the disk there. NORMAL still syncs the WAL before a checkpoint and
  *    the database file after one, so the file never gets ahead of a durable WAL. A kill -9 loses nothing
  *    either way (committed pages are in the kernel's cache).
+ *  - WAL checkpoints on a worker thread with a connection of its own (checkpointer.ts), not inside COMMIT on the
+ *    event loop: wal_autocheckpoint here is only the fallback for a worker that is gone.
  *  - foreign_keys=ON: SQLite leaves them off by default; deleteAccount relies on ON DELETE SET NULL.
  *  - busy_timeout: how long a writer waits for another *process* holding the write lock. better-sqlite3 is
  *    synchronous, so that wait blocks this event loop; keep it short enough not to stall the broker.
@@ -45,6 +47,7 @@ import { openKyselyStore, type KyselyStore } from './kysely-store.js';
 import type { StoreDriver } from './kysely/runner.js';
 import { GroupCommitter } from './group-commit.js';
 import { registerSyncConnection } from './kysely/prepared.js';
+import { Checkpointer, FALLBACK_PAGES } from './checkpointer.js';
 
 export interface SqliteStoreOptions {
   /** Database file; its directory is created if missing. ':memory:' for a private in-memory database. */
@@ -87,6 +90,8 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
     raw.pragma(inMemory ? 'synchronous = FULL' : 'synchronous = NORMAL');
     raw.pragma('foreign_keys = ON');
     raw.pragma(`busy_timeout = ${Math.max(0, Math.trunc(opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS))}`);
+    // checkpoints run on a worker thread (checkpointer.ts); this one is for a worker that is gone
+    if (!inMemory) raw.pragma(`wal_autocheckpoint = ${FALLBACK_PAGES}`);
     for (const [name, value] of Object.entries(opts.pragmas ?? {})) raw.pragma(`${name} = ${value}`);
   } catch (cause) {
     raw.close();
@@ -102,6 +107,7 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
 
   // many sessions' writes share one transaction and one fsync (group-commit.ts), in the file's turn
   const wal = inMemory ? undefined : walSync(fs.realpathSync(opts.file));
+  const checkpointer = inMemory ? undefined : new Checkpointer(fs.realpathSync(opts.file));
   const committer = new GroupCommitter({
     withConnection: (body) => {
       // the group holds the connection: prepared statements may run on it synchronously (kysely/prepared.ts)
@@ -118,13 +124,14 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
     },
     inTransaction: () => raw.inTransaction,
     ...(wal ? { sync: wal.sync } : {}),
+    ...(checkpointer ? { afterCommit: () => checkpointer.afterCommit() } : {}),
   });
   const driver: StoreDriver = {
     dialect: 'sqlite',
     write<T>(_db: Kysely<Database>, fn: (trx: Kysely<Database>) => Promise<T>, opts?: BatchOptions): Promise<T> {
       return committer.write(fn, opts?.provisional);
     },
-    stats: () => ({ ...committer.stats }),
+    stats: () => ({ ...committer.stats, ...(checkpointer ? { checkpoints: { ...checkpointer.stats } } : {}) }),
     async lockForMigration() {
       // BEGIN IMMEDIATE already holds the database's write lock for the whole transaction.
     },
@@ -132,9 +139,10 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
       // SQLITE_BUSY has already waited busy_timeout; running again would only double the stall.
       return false;
     },
-    onClose() {
+    async onClose() {
       wal?.close();
       if (--queue.users === 0) fileQueues.delete(queueKey);
+      await checkpointer?.close();
     },
   };
 

@@ -264,6 +264,19 @@ export interface Transactional {
 }
 
 /** How a batch's commit is acknowledged. */
+/** Store.writeStats(): write transactions and what carried them (SQLite). */
+export interface WriteStats {
+  /** Write transactions asked for. */
+  writes: number;
+  /** Database commits that carried them (SQLite groups the writes waiting at once). */
+  commits: number;
+  largestGroup: number;
+  /** Writes acknowledged at their commit, before the sync (BatchOptions.provisional). */
+  provisional?: number;
+  /** The WAL checkpoints of a SQLite file (store/checkpointer.ts CheckpointStats). */
+  checkpoints?: { passes: number; held: number; walPages: number; copiedPages: number; failed: boolean };
+}
+
 export interface BatchOptions {
   /** True lets the promise resolve at its commit, before the commit is on disk. The next durable commit makes
    *  it durable too (SQLite's WAL is written in order), so a crash can lose it only together with every later
@@ -374,5 +387,5 @@ export interface Store
   /** Idempotent. Pending calls may fail with STORE_FAILED. */
   close(): Promise<void>;
   /** Write transactions asked for and the commits that carried them (SQLite groups them), when counted. */
-  writeStats?(): { writes: number; commits: number; largestGroup: number; provisional?: number } | undefined;
+  writeStats?(): WriteStats | undefined;
 }

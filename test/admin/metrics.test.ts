@@ -45,6 +45,8 @@ test('the exposition parses and declares every documented family with the right 
     tsp_dataplane_drops_total: 'counter',
     tsp_pool_allocated_blocks: 'gauge',
     tsp_store_writes_total: 'counter',
+    tsp_store_checkpoints_total: 'counter',
+    tsp_store_wal_pages: 'gauge',
     tsp_reverse_dns_updates_total: 'counter',
     nodejs_eventloop_lag_seconds: 'gauge',
   };

@@ -8,7 +8,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Kysely } from 'kysely';
 import { BrokerError } from '../../errors.js';
 import type { Database } from '../schema.js';
-import type { BatchOptions } from '../types.js';
+import type { WriteStats, BatchOptions } from '../types.js';
 import type { Dialect } from '../migrations.js';
 
 /** What differs between dialects: how a write transaction is run and which errors are worth a retry. */
@@ -22,10 +22,10 @@ export interface StoreDriver {
   lockForMigration(trx: Kysely<Database>): Promise<void>;
   /** Errors after which the whole transaction may simply be run again (deadlock, serialization failure). */
   isTransient(error: unknown): boolean;
-  /** Called once by Store.close() after the Kysely instance is destroyed. */
-  onClose?(): void;
+  /** Called once by Store.close() after the Kysely instance is destroyed; close() waits for it. */
+  onClose?(): void | Promise<void>;
   /** Write transactions asked for and the commits that carried them (SQLite groups them: group-commit.ts). */
-  stats?(): { writes: number; commits: number; largestGroup: number; provisional?: number };
+  stats?(): WriteStats;
 }
 
 /** Thrown inside a write transaction to have it rolled back and run again from the start (e.g. another session

@@ -1,0 +1,191 @@
+/** @module store/checkpointer: SQLite's WAL checkpoints on a worker thread of their own, off the event loop.
+ *
+ *  In WAL mode every commit appends the pages it changed to the -wal file, and a checkpoint copies them back
+ *  into the database file. By default the connection that commits runs the checkpoint inside COMMIT once the
+ *  WAL holds 1,000 pages: on the broker's event loop, with an fsync of the WAL before the copy and one of the
+ *  database file after it. Under a reconnect storm over 100,000 tunnels each session changes index pages all
+ *  over the file, and those checkpoints were half of the time COMMIT took (bench:scale: about 15 s of the
+ *  event loop's time in a 75 s storm).
+ *
+ *  Here a worker thread with a connection of its own runs `PRAGMA wal_checkpoint(PASSIVE)` once the WAL holds
+ *  PASS_PAGES pages it has not copied, as SQLite's own automatic checkpoint would: the group committer
+ *  (group-commit.ts) tells it after each commit, and it reads the WAL's length from the wal-index header in the
+ *  -shm file (a few bytes, no lock: a hint only). PASSIVE never blocks the writer; frames committed while it
+ *  copies wait for the next pass. The WAL starts over from its beginning only at a write that finds every frame
+ *  copied, which a pass racing the writes may never leave; so once the WAL is RESTART_PAGES long the committer
+ *  holds the next group back (the event loop runs on) until a pass has run with no write beside it. The
+ *  broker's own connection keeps an automatic checkpoint, at FALLBACK_PAGES, for a worker that died: the WAL
+ *  stays bounded either way.
+ *
+ *  Durability does not change: a checkpoint copies a frame only after syncing the WAL that holds it
+ *  (synchronous=NORMAL on both connections), and what the broker acknowledges is made durable by its own
+ *  fdatasync of the WAL (sqlite.ts), copied or not. */
+
+import fs from 'node:fs';
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import type { WriteStats } from './types.js';
+
+/** A pass starts once the WAL holds this many pages not yet copied (SQLite's own default threshold), so a
+ *  page that many commits change is copied once, as before. */
+export const PASS_PAGES = 1000;
+
+/** Without the wal-index header to read, a pass starts at most this often while commits come. */
+const PASS_INTERVAL_MS = 100;
+
+/** A WAL this many pages long (16 MB at SQLite's 4 KB pages) makes the next group wait for a pass of its own. */
+export const RESTART_PAGES = 4000;
+
+/** The broker connection's own automatic checkpoint, for a worker that is gone (pages). */
+export const FALLBACK_PAGES = 4 * RESTART_PAGES;
+
+/** What a pass reports (PRAGMA wal_checkpoint's row): `log` pages in the WAL, `checkpointed` of them copied. */
+interface PassResult {
+  busy: number;
+  log: number;
+  checkpointed: number;
+  error?: string;
+}
+
+/** Passes run, passes the committer waited for (the WAL had grown to RESTART_PAGES), the WAL's length in pages
+ *  and how many of them were copied at the last pass, and whether the worker failed (the connection's own
+ *  automatic checkpoint has then taken over). */
+export type CheckpointStats = NonNullable<WriteStats['checkpoints']>;
+
+/** The worker, in plain JavaScript so it runs the same from src/ (tsx) and dist/: one pass per message. */
+const WORKER_CODE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.file, { fileMustExist: true });
+db.pragma('busy_timeout = 0');
+db.pragma('synchronous = NORMAL');
+db.pragma('wal_autocheckpoint = 0');
+parentPort.on('message', (m) => {
+  if (m === 'stop') {
+    db.close();
+    parentPort.close();
+    return;
+  }
+  try {
+    const [r] = db.pragma('wal_checkpoint(PASSIVE)');
+    parentPort.postMessage({ busy: r.busy, log: r.log, checkpointed: r.checkpointed });
+  } catch (e) {
+    parentPort.postMessage({ busy: 0, log: 0, checkpointed: 0, error: String((e && e.message) || e) });
+  }
+});
+`;
+
+const require = createRequire(import.meta.url);
+
+/** Runs the checkpoints of one SQLite file on a worker thread (see the module comment). */
+export class Checkpointer {
+  readonly stats: CheckpointStats = { passes: 0, held: 0, walPages: 0, copiedPages: 0, failed: false };
+  private readonly worker: Worker;
+  /** The pass the worker is running, if any. */
+  private running: Promise<void> | undefined;
+  private finish: (() => void) | undefined;
+  private lastStart = 0;
+  private stopped = false;
+  /** The -shm file, read for the WAL's length (walFrames). */
+  private shm: number | undefined;
+  private readonly header = Buffer.alloc(20);
+
+  constructor(private readonly file: string) {
+    this.worker = new Worker(WORKER_CODE, {
+      eval: true,
+      workerData: { file, driver: require.resolve('better-sqlite3') },
+      // plain JavaScript: none of the process's flags (a TypeScript loader, --cpu-prof) applies to it
+      execArgv: [],
+    });
+    this.worker.on('message', (r: PassResult) => this.onResult(r));
+    this.worker.on('error', () => this.fail());
+    this.worker.on('exit', () => this.fail());
+    // keeps the process alive only while a pass or the stop runs (close() stops it); after the listeners,
+    // since adding a 'message' listener refs the worker again
+    this.worker.unref();
+  }
+
+  /** Called by the group committer after each commit. Starts a pass once PASS_PAGES wait to be copied, and
+   *  returns a promise the next group must wait for when the WAL has grown to RESTART_PAGES: a pass that runs
+   *  with no write beside it, so the next write starts the WAL over. */
+  afterCommit(): Promise<void> | undefined {
+    if (this.stopped || this.stats.failed) return undefined;
+    const frames = this.walFrames();
+    if (frames !== undefined) {
+      // a WAL shorter than the copied part was started over since
+      if (frames < this.stats.copiedPages) this.stats.copiedPages = 0;
+      this.stats.walPages = frames;
+    }
+    if (this.stats.walPages >= RESTART_PAGES) {
+      this.stats.held++;
+      // the running pass may have begun before the last commit: a second one, with nothing committing, copies
+      // every frame, and the write it held back then starts the WAL over
+      return (this.running ?? Promise.resolve()).then(() => this.pass());
+    }
+    const due =
+      frames !== undefined
+        ? frames - this.stats.copiedPages >= PASS_PAGES
+        : Date.now() - this.lastStart >= PASS_INTERVAL_MS;
+    if (due && this.running === undefined) void this.pass();
+    return undefined;
+  }
+
+  /** Stops the worker once its pass is done. Its connection closes with it (better-sqlite3 closes a thread's
+   *  databases when the thread ends); after the broker's own, it is the last, which copies what is left and
+   *  removes the WAL. terminate() rather than waiting for the thread to end by itself: a test process that
+   *  waited on the 'exit' event alone was sometimes found with nothing left to run and ended before it. */
+  async close(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.running;
+    if (this.shm !== undefined) fs.closeSync(this.shm);
+    if (this.stats.failed) return;
+    this.worker.ref();
+    this.worker.postMessage('stop'); // closes the connection itself if it gets there first
+    await this.worker.terminate();
+  }
+
+  /** The WAL's last frame (mxFrame): a 32-bit integer in the host's byte order at offset 16 of the wal-index
+   *  header, the first bytes of the -shm file (sqlite.org/walformat.html). Undefined when it cannot be read. */
+  private walFrames(): number | undefined {
+    try {
+      this.shm ??= fs.openSync(`${this.file}-shm`, 'r');
+      if (fs.readSync(this.shm, this.header, 0, 20, 0) < 20) return undefined;
+      return os.endianness() === 'LE' ? this.header.readUInt32LE(16) : this.header.readUInt32BE(16);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private pass(): Promise<void> {
+    if (this.running !== undefined) return this.running;
+    if (this.stopped || this.stats.failed) return Promise.resolve();
+    this.lastStart = Date.now();
+    this.running = new Promise<void>((resolve) => (this.finish = resolve));
+    this.worker.ref();
+    this.worker.postMessage('pass');
+    return this.running;
+  }
+
+  private onResult(r: PassResult): void {
+    this.stats.passes++;
+    // the WAL's length comes from the -shm file at each commit (without it, no write is ever held back and the
+    // connection's own checkpoint at FALLBACK_PAGES bounds the WAL)
+    if (r.error === undefined && r.busy === 0) this.stats.copiedPages = r.checkpointed;
+    this.settle();
+  }
+
+  private fail(): void {
+    if (!this.stopped) this.stats.failed = true;
+    this.settle();
+  }
+
+  private settle(): void {
+    const finish = this.finish;
+    this.running = undefined;
+    this.finish = undefined;
+    this.worker.unref();
+    finish?.();
+  }
+}
