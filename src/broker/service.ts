@@ -7,7 +7,6 @@
  *  live tunnels in tunnels.ts. An offer that is never accepted (reject, timeout, TCP close, restart) is ended
  *  as 'not_accepted'. */
 
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config/schema.js';
@@ -38,6 +37,7 @@ import { anonymousPool, claimAddresses, poolError, type ClaimStage } from './cla
 import { isStatic, staticRefusal } from './static-tunnel-rules.js';
 import type { ReverseDns } from './reverse-dns.js';
 import type { TunnelRegistry } from './tunnels.js';
+import { anonymousLeaseId } from './lease-id.js';
 
 export interface SessionOutcome {
   transport: 'udp' | 'tcp';
@@ -131,7 +131,7 @@ export class BrokerService implements SessionService {
       who.accountId !== null ? { accountId: who.accountId } : { source: peer.peer.address },
       who.username,
     );
-    const leaseId = anonymous ? `anon-${randomUUID()}` : undefined;
+    const leaseId = anonymous ? anonymousLeaseId() : undefined;
     const claim = {
       owner: leaseId ? { leaseId } : { accountId: who.accountId! },
       prefixLen,
