@@ -13,8 +13,8 @@
  *    tsp_dataplane_drops_total{reason}               counter  TunnelRegistry.drops()
  *    tsp_pool_allocated_blocks{pool}                 gauge    Store.poolUsage(), cached POOL_CACHE_MS
  *    tsp_store_writes_total{kind}                    counter  Store.writeStats(): kind write | commit | provisional (SQLite)
- *    tsp_store_checkpoints_total{kind}               counter  Store.writeStats().checkpoints: pass | held | worker_failed
- *    tsp_store_wal_pages                             gauge    the SQLite WAL's length at the last checkpoint pass
+ *    tsp_store_checkpoints_total{kind}               counter  Store.writeStats().checkpoints: pass | held | error | worker_failed
+ *    tsp_store_wal_pages                             gauge    the SQLite WAL's length at the last commit
  *    tsp_reverse_dns_updates_total{result}           counter  RFC 2136 updates sent for reverse-DNS delegation: ok |
  *                                                             failed (Broker.reverseDns.updates)
  *    tsp_control_events_total{event}                 counter  what the TSP transports did besides running sessions:
@@ -256,7 +256,7 @@ export class AdminMetrics {
     });
     new Counter({
       name: 'tsp_store_checkpoints_total',
-      help: "SQLite WAL checkpoints run on the store's worker thread (pass), those a write waited for because the WAL had grown long (held), and failures of that worker (worker_failed: the connection's own checkpoint then takes over)",
+      help: "SQLite WAL checkpoints run on the store's worker thread (pass), those a write waited for because the WAL had grown long (held), those that failed with an error (error: the next pass tries again), and failures of that worker (worker_failed: the connection's own checkpoint then takes over)",
       labelNames: ['kind'],
       registers,
       collect() {
@@ -264,12 +264,13 @@ export class AdminMetrics {
         this.reset();
         this.inc({ kind: 'pass' }, c?.passes ?? 0);
         this.inc({ kind: 'held' }, c?.held ?? 0);
+        this.inc({ kind: 'error' }, c?.errors ?? 0);
         this.inc({ kind: 'worker_failed' }, c?.failed ? 1 : 0);
       },
     });
     new Gauge({
       name: 'tsp_store_wal_pages',
-      help: "Length of the SQLite WAL file's log in pages at the last checkpoint (0 with none: PostgreSQL, in-memory)",
+      help: "Length of the SQLite WAL's log in pages at the last commit (0 with none: PostgreSQL, in-memory); the -wal file itself keeps its largest size",
       registers,
       collect() {
         this.set(deps.store.writeStats?.()?.checkpoints?.walPages ?? 0);

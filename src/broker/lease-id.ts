@@ -22,5 +22,5 @@ export function anonymousLeaseId(nowMs: number = Date.now()): string {
     lastMs = nowMs;
     seq = 0;
   } else seq++;
-  return `anon-${lastMs.toString(16).padStart(12, '0')}-${seq.toString(16).padStart(6, '0')}-${PROCESS}`;
+  return `anon-${lastMs.toString(16).padStart(12, '0')}-${seq.toString(16).padStart(8, '0')}-${PROCESS}`;
 }

@@ -6,9 +6,11 @@
  *
  *  Either way the lines logged during one turn of the event loop are written together, in order, with one
  *  write(2) when the turn ends (TurnWriter): under a reconnect storm the broker logs two lines a session, and
- *  one write each was about 4 % of its CPU. A line waits at most for the end of its turn; on process exit
- *  (process.exit, an uncaught exception) what waits is written synchronously first. Only a kill -9 can lose
- *  the lines of the turn it lands in. */
+ *  one write each was about 4 % of its CPU. A line waits at most for the end of its turn (or of the
+ *  synchronous step it was logged before); on process exit (process.exit, an uncaught exception) what waits is
+ *  written synchronously first, and the CLI flushes (flushLogs) before its last words on stderr. What ends the
+ *  process without an exit (kill -9, a signal with no handler, V8 running out of memory) loses the lines of
+ *  the turn it lands in. */
 
 import { pino, type Logger } from 'pino';
 import { prettyFactory } from 'pino-pretty';
@@ -60,6 +62,7 @@ export class TurnWriter {
   constructor(fd: number) {
     this.dest = pino.destination({ fd, sync: true });
     process.on('exit', this.onExit);
+    writers.add(this);
   }
 
   write(line: string): void {
@@ -90,7 +93,16 @@ export class TurnWriter {
   close(): void {
     this.flush();
     process.off('exit', this.onExit);
+    writers.delete(this);
   }
+}
+
+const writers = new Set<TurnWriter>();
+
+/** Writes every logger's waiting lines now: before printing to another stream (stderr) what must read after
+ *  them, as the CLI's last words on a fatal error do. */
+export function flushLogs(): void {
+  for (const w of writers) w.flush();
 }
 
 /** A turn's lines are written early once they are this long (bounds the memory a burst of logging holds). */
@@ -111,5 +123,7 @@ export function createLogger(
     hideObject: true,
     messageFormat: (log, messageKey) => messageWithFields(log, messageKey),
   });
-  return pino(base, { write: (line: string) => dest.write(prettify(line)) });
+  // flush: logger.flush() reaches the waiting lines in this format too
+  const stream = { write: (line: string) => dest.write(prettify(line)), flush: (cb?: () => void) => dest.flush(cb) };
+  return pino(base, stream);
 }

@@ -5,7 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { createLogger } from './logger.js';
+import { createLogger, flushLogs } from './logger.js';
 import { logStartup } from './startup.js';
 import { findConfigFile, loadConfig, type Overrides } from '../config/load.js';
 import { defaultConfig, type Config } from '../config/schema.js';
@@ -339,6 +339,7 @@ withConfigFlags(config.command('check'))
   .action((o: Record<string, unknown>) => console.log(JSON.stringify(configFrom(o), null, 2)));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
+  flushLogs(); // the log lines of this turn read before the error
   if (isBrokerError(err)) {
     console.error(`tsp-broker: ${err.message}`);
     process.exit(err.code.startsWith('CFG_') || err.code === 'API_BAD_REQUEST' ? 2 : 1);

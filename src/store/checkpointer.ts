@@ -31,8 +31,13 @@ import type { WriteStats } from './types.js';
  *  page that many commits change is copied once, as before. */
 export const PASS_PAGES = 1000;
 
-/** Without the wal-index header to read, a pass starts at most this often while commits come. */
-const PASS_INTERVAL_MS = 100;
+/** A pass starts at most this often while commits come: without the wal-index header to read, and while a
+ *  reader elsewhere (a backup, a sqlite3 shell in a transaction) keeps pages from being copied. */
+const PASS_INTERVAL_MS = 50;
+
+/** The longest a held group waits for its pass (a checkpoint's fsync on a slow disk): then it goes on, and the
+ *  WAL grows until a later pass catches up. */
+export const HOLD_MAX_MS = 1000;
 
 /** A WAL this many pages long (16 MB at SQLite's 4 KB pages) makes the next group wait for a pass of its own. */
 export const RESTART_PAGES = 4000;
@@ -48,9 +53,10 @@ interface PassResult {
   error?: string;
 }
 
-/** Passes run, passes the committer waited for (the WAL had grown to RESTART_PAGES), the WAL's length in pages
- *  and how many of them were copied at the last pass, and whether the worker failed (the connection's own
- *  automatic checkpoint has then taken over). */
+/** Passes run, passes the committer waited for (the WAL had grown to RESTART_PAGES), passes that failed (an
+ *  I/O error: the next tries again), the WAL's length in pages at the last commit and how many of them the
+ *  last pass had copied, and whether the worker failed (the connection's own automatic checkpoint has then
+ *  taken over). */
 export type CheckpointStats = NonNullable<WriteStats['checkpoints']>;
 
 /** The worker, in plain JavaScript so it runs the same from src/ (tsx) and dist/: one pass per message. */
@@ -80,12 +86,16 @@ const require = createRequire(import.meta.url);
 
 /** Runs the checkpoints of one SQLite file on a worker thread (see the module comment). */
 export class Checkpointer {
-  readonly stats: CheckpointStats = { passes: 0, held: 0, walPages: 0, copiedPages: 0, failed: false };
+  readonly stats: CheckpointStats = { passes: 0, held: 0, errors: 0, walPages: 0, copiedPages: 0, failed: false };
   private readonly worker: Worker;
   /** The pass the worker is running, if any. */
   private running: Promise<void> | undefined;
   private finish: (() => void) | undefined;
   private lastStart = 0;
+  /** The WAL's length when its running pass began: a result about a WAL started over since is dropped. */
+  private passFrames = 0;
+  /** The WAL length at which the next group is held (RESTART_PAGES, more after a hold that did not help). */
+  private holdAt = RESTART_PAGES;
   private stopped = false;
   /** The -shm file, read for the WAL's length (walFrames). */
   private shm: number | undefined;
@@ -113,20 +123,28 @@ export class Checkpointer {
     if (this.stopped || this.stats.failed) return undefined;
     const frames = this.walFrames();
     if (frames !== undefined) {
-      // a WAL shorter than the copied part was started over since
-      if (frames < this.stats.copiedPages) this.stats.copiedPages = 0;
+      // a WAL shorter than before was started over since
+      if (frames < this.stats.walPages) {
+        this.stats.copiedPages = 0;
+        this.holdAt = RESTART_PAGES;
+      }
       this.stats.walPages = frames;
     }
-    if (this.stats.walPages >= RESTART_PAGES) {
+    if (this.stats.walPages >= this.holdAt) {
+      // Once for each RESTART_PAGES the WAL grows: if a reader elsewhere keeps it from starting over, the next
+      // holds wait for it to grow by as much again instead of holding every commit.
+      this.holdAt = this.stats.walPages + RESTART_PAGES;
       this.stats.held++;
       // the running pass may have begun before the last commit: a second one, with nothing committing, copies
       // every frame, and the write it held back then starts the WAL over
-      return (this.running ?? Promise.resolve()).then(() => this.pass());
+      return withTimeout(
+        (this.running ?? Promise.resolve()).then(() => this.pass()),
+        HOLD_MAX_MS,
+      );
     }
     const due =
-      frames !== undefined
-        ? frames - this.stats.copiedPages >= PASS_PAGES
-        : Date.now() - this.lastStart >= PASS_INTERVAL_MS;
+      Date.now() - this.lastStart >= PASS_INTERVAL_MS &&
+      (frames === undefined || frames - this.stats.copiedPages >= PASS_PAGES);
     if (due && this.running === undefined) void this.pass();
     return undefined;
   }
@@ -162,6 +180,7 @@ export class Checkpointer {
     if (this.running !== undefined) return this.running;
     if (this.stopped || this.stats.failed) return Promise.resolve();
     this.lastStart = Date.now();
+    this.passFrames = this.stats.walPages;
     this.running = new Promise<void>((resolve) => (this.finish = resolve));
     this.worker.ref();
     this.worker.postMessage('pass');
@@ -172,7 +191,8 @@ export class Checkpointer {
     this.stats.passes++;
     // the WAL's length comes from the -shm file at each commit (without it, no write is ever held back and the
     // connection's own checkpoint at FALLBACK_PAGES bounds the WAL)
-    if (r.error === undefined && r.busy === 0) this.stats.copiedPages = r.checkpointed;
+    if (r.error !== undefined) this.stats.errors++;
+    else if (r.busy === 0 && this.stats.walPages >= this.passFrames) this.stats.copiedPages = r.checkpointed;
     this.settle();
   }
 
@@ -188,4 +208,11 @@ export class Checkpointer {
     this.worker.unref();
     finish?.();
   }
+}
+
+/** `p`, or nothing after `ms`: a held group goes on either way. */
+function withTimeout(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

@@ -263,7 +263,6 @@ export interface Transactional {
   batch<T>(fn: () => Promise<T>, opts?: BatchOptions): Promise<T>;
 }
 
-/** How a batch's commit is acknowledged. */
 /** Store.writeStats(): write transactions and what carried them (SQLite). */
 export interface WriteStats {
   /** Write transactions asked for. */
@@ -274,9 +273,17 @@ export interface WriteStats {
   /** Writes acknowledged at their commit, before the sync (BatchOptions.provisional). */
   provisional?: number;
   /** The WAL checkpoints of a SQLite file (store/checkpointer.ts CheckpointStats). */
-  checkpoints?: { passes: number; held: number; walPages: number; copiedPages: number; failed: boolean };
+  checkpoints?: {
+    passes: number;
+    held: number;
+    errors: number;
+    walPages: number;
+    copiedPages: number;
+    failed: boolean;
+  };
 }
 
+/** How a batch's commit is acknowledged. */
 export interface BatchOptions {
   /** True lets the promise resolve at its commit, before the commit is on disk. The next durable commit makes
    *  it durable too (SQLite's WAL is written in order), so a crash can lose it only together with every later

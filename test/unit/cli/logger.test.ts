@@ -106,6 +106,31 @@ test('the lines logged just before process.exit are written, in both formats', a
   }
 });
 
+test('flushLogs puts the waiting lines before what is printed next on stderr (one journal stream)', async () => {
+  // stdout and stderr on one pipe, as under systemd: the CLI's last words on a fatal error read last
+  const file = path.join(root, 'fatal.mts');
+  writeFileSync(
+    file,
+    `import { createLogger, flushLogs } from ${JSON.stringify(LOGGER)};\n` +
+      `const log = createLogger({ level: 'info', format: 'json' }, { fd: 1, isTTY: false });\n` +
+      `log.error({ code: 'STORE_FAILED' }, 'cannot open the database');\n` +
+      `flushLogs();\n` +
+      `console.error('tsp-broker: cannot open the database');\n` +
+      `process.exit(1);\n`,
+  );
+  const proc = spawn('/bin/sh', ['-c', 'exec "$0" --import "$1" "$2" 2>&1', process.execPath, TSX, file], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise((r) => proc.on('close', r));
+  assert.equal(code, 1);
+  const lines = out.trimEnd().split('\n');
+  assert.equal(lines.length, 2, out);
+  assert.equal((JSON.parse(lines[0]!) as { msg: string }).msg, 'cannot open the database');
+  assert.equal(lines[1], 'tsp-broker: cannot open the database');
+});
+
 test('the lines logged in the turn that throws an uncaught exception are written before the process dies', async () => {
   const r = await runChild(
     'json',

@@ -57,6 +57,32 @@ test('the worker copies the WAL into the database file and keeps it bounded whil
   assert.equal((db.prepare('select count(*) as n from scratch').get() as { n: number }).n, 240 * 50);
 });
 
+test('a reader elsewhere that keeps the WAL from starting over holds few writes, and once it lets go the WAL starts over', async (t) => {
+  const file = tmp(t);
+  const store = await openSqliteStore({ file });
+  t.after(() => store.close());
+  await store.transaction((trx) => sql`create table scratch (id integer primary key, body blob)`.execute(trx));
+  // another process's reader (a backup, a sqlite3 shell) in a read transaction: no frame after its snapshot
+  // can be copied, so no pass can let the WAL start over while it reads
+  const reader = new BetterSqlite3(file, { readonly: true });
+  t.after(() => reader.close());
+  reader.exec('begin');
+  reader.prepare('select count(*) from scratch').get();
+  const body = Buffer.alloc(PAGE, 3);
+  const commit = () =>
+    store.transaction(async (trx) => {
+      for (let i = 0; i < 50; i++) await sql`insert into scratch (body) values (${body})`.execute(trx);
+    });
+  for (let c = 0; c < 200; c++) await commit(); // about 10,000 pages
+  const pinned = store.writeStats()!.checkpoints!;
+  assert.ok(pinned.walPages >= 2 * RESTART_PAGES, `the WAL grew while pinned: ${pinned.walPages} pages`);
+  assert.ok(pinned.held <= 3, `${pinned.held} of 200 commits held (one for each RESTART_PAGES it grew)`);
+  reader.exec('commit');
+  for (let c = 0; c < 10 && store.writeStats()!.checkpoints!.walPages >= RESTART_PAGES; c++) await commit();
+  const after = store.writeStats()!.checkpoints!;
+  assert.ok(after.walPages < RESTART_PAGES, `the WAL started over once the reader let go: ${after.walPages} pages`);
+});
+
 test('a worker that cannot open the database fails alone: no write waits for it', async (t) => {
   const c = new Checkpointer(path.join(path.dirname(tmp(t)), 'missing.db'));
   t.after(() => c.close());
