@@ -52,7 +52,7 @@ function messageWithFields(log: Record<string, unknown>, messageKey: string): st
 
 /** Where pino writes: gathers the lines of one event-loop turn and writes them with one synchronous write at
  *  its end (setImmediate), or at once when they reach FLUSH_AT bytes or the process exits. */
-export class TurnWriter {
+class TurnWriter {
   private parts: string[] = [];
   private bytes = 0;
   private scheduled = false;
@@ -87,13 +87,6 @@ export class TurnWriter {
       this.dest.write(text);
     }
     cb?.();
-  }
-
-  /** Writes what waits and stops listening for the process's exit (tests make many). */
-  close(): void {
-    this.flush();
-    process.off('exit', this.onExit);
-    writers.delete(this);
   }
 }
 

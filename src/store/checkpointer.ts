@@ -45,10 +45,10 @@ export const RESTART_PAGES = 4000;
 /** The broker connection's own automatic checkpoint, for a worker that is gone (pages). */
 export const FALLBACK_PAGES = 4 * RESTART_PAGES;
 
-/** What a pass reports (PRAGMA wal_checkpoint's row): `log` pages in the WAL, `checkpointed` of them copied. */
+/** What a pass reports (from PRAGMA wal_checkpoint's row): `checkpointed` pages of the WAL copied; the WAL's
+ *  length comes from the -shm file instead, read at each commit. */
 interface PassResult {
   busy: number;
-  log: number;
   checkpointed: number;
   error?: string;
 }
@@ -75,9 +75,9 @@ parentPort.on('message', (m) => {
   }
   try {
     const [r] = db.pragma('wal_checkpoint(PASSIVE)');
-    parentPort.postMessage({ busy: r.busy, log: r.log, checkpointed: r.checkpointed });
+    parentPort.postMessage({ busy: r.busy, checkpointed: r.checkpointed });
   } catch (e) {
-    parentPort.postMessage({ busy: 0, log: 0, checkpointed: 0, error: String((e && e.message) || e) });
+    parentPort.postMessage({ busy: 0, checkpointed: 0, error: String((e && e.message) || e) });
   }
 });
 `;

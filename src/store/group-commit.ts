@@ -20,19 +20,14 @@
 import type { Kysely } from 'kysely';
 import { execText } from './kysely/prepared.js';
 import type { Database } from './schema.js';
+import type { WriteStats } from './types.js';
 
 /** The most writes one group takes (bounds how long one group holds the database). */
 export const MAX_GROUP = 64;
 
-export interface CommitStats {
-  /** Write transactions asked for. */
-  writes: number;
-  /** Database commits that carried them (writes / commits = the mean group). */
-  commits: number;
-  largestGroup: number;
-  /** Writes acknowledged at their commit, before a sync (BatchOptions.provisional). */
-  provisional: number;
-}
+/** What the committer counts: writes asked for, the commits that carried them (writes / commits = the mean
+ *  group), the largest group, and writes acknowledged at their commit before a sync (BatchOptions.provisional). */
+export type CommitStats = Required<Omit<WriteStats, 'checkpoints'>>;
 
 export interface GroupTarget {
   /** Runs `body` on the connection when it is this database's turn (the file's write queue). */
