@@ -16,6 +16,10 @@
  *    either way (committed pages are in the kernel's cache).
  *  - WAL checkpoints on a worker thread with a connection of its own (checkpointer.ts), not inside COMMIT on the
  *    event loop: wal_autocheckpoint here is only the fallback for a worker that is gone.
+ *  - Reads outside a write run on a second connection (query_only), opened at the first such read: in WAL mode it
+ *    reads the last commit without waiting for the group that holds the writer's connection (a DIGEST-MD5
+ *    login's account lookup waited behind every other session's offer). It sees what the writer's connection
+ *    would have after that group's COMMIT: committed, and durable once the group's sync is done, as before.
  *  - foreign_keys=ON: SQLite leaves them off by default; deleteAccount relies on ON DELETE SET NULL.
  *  - busy_timeout: how long a writer waits for another *process* holding the write lock. better-sqlite3 is
  *    synchronous, so that wait blocks this event loop; keep it short enough not to stall the broker.
@@ -126,8 +130,12 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
     ...(wal ? { sync: wal.sync } : {}),
     ...(checkpointer ? { afterCommit: () => checkpointer.afterCommit() } : {}),
   });
+  let reader: Kysely<Database> | undefined;
+  let closing = false;
   const driver: StoreDriver = {
     dialect: 'sqlite',
+    // after close, the writer's (destroyed) handle: the read fails instead of opening the file again
+    ...(inMemory ? {} : { reader: () => (closing ? db : (reader ??= openReader(queueKey, opts.busyTimeoutMs))) }),
     write<T>(_db: Kysely<Database>, fn: (trx: Kysely<Database>) => Promise<T>, opts?: BatchOptions): Promise<T> {
       return committer.write(fn, opts?.provisional);
     },
@@ -140,6 +148,8 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
       return false;
     },
     async onClose() {
+      closing = true;
+      await reader?.destroy();
       wal?.close();
       if (--queue.users === 0) fileQueues.delete(queueKey);
       await checkpointer?.close();
@@ -147,14 +157,36 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
   };
 
   const database = withStatementCache(raw);
-  const execute = (text: string, parameters: readonly unknown[]): unknown[] => {
-    const stmt = database.prepare(text) as BetterSqlite3.Statement;
+  const execute = executor(database);
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  return openKyselyStore(db, driver, opts.clock, opts.nodeId);
+}
+
+/** Runs a statement synchronously on a connection's statement cache: the rows of a reader, none otherwise. */
+function executor(database: { prepare(q: string): BetterSqlite3.Statement }) {
+  return (text: string, parameters: readonly unknown[]): unknown[] => {
+    const stmt = database.prepare(text);
     if (stmt.reader) return stmt.all(...parameters);
     stmt.run(...parameters);
     return [];
   };
+}
+
+/** The connection reads outside a write run on (module comment): query_only, so a read that writes fails loudly,
+ *  and its prepared statements always run synchronously (no group ever holds it). */
+function openReader(file: string, busyTimeoutMs: number | undefined): Kysely<Database> {
+  const raw = new BetterSqlite3(file);
+  try {
+    raw.pragma('query_only = ON');
+    raw.pragma(`busy_timeout = ${Math.max(0, Math.trunc(busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS))}`);
+  } catch (e) {
+    raw.close();
+    throw e;
+  }
+  const database = withStatementCache(raw);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
-  return openKyselyStore(db, driver, opts.clock, opts.nodeId);
+  registerSyncConnection(db, executor(database));
+  return db;
 }
 
 /** fdatasync of `file`'s WAL, off the event loop, on one handle kept open from the first sync on: a write-back

@@ -22,6 +22,9 @@ export interface StoreDriver {
   lockForMigration(trx: Kysely<Database>): Promise<void>;
   /** Errors after which the whole transaction may simply be run again (deadlock, serialization failure). */
   isTransient(error: unknown): boolean;
+  /** The handle reads outside a write run on, when it is not the writer's (SQLite: a connection of its own,
+   *  sqlite.ts); undefined: the Kysely instance writes go through. */
+  reader?(): Kysely<Database>;
   /** Called once by Store.close() after the Kysely instance is destroyed; close() waits for it. */
   onClose?(): void | Promise<void>;
   /** Write transactions asked for and the commits that carried them (SQLite groups them: group-commit.ts). */
@@ -95,10 +98,11 @@ export class Runner {
     return this.openBatch.exit(fn);
   }
 
-  /** A read, with errors coded: inside a batch, on the batch's transaction. */
+  /** A read, with errors coded: inside a batch, on the batch's transaction; outside one, on the driver's reader
+   *  if it has one (the last commit's rows, without waiting for a group to commit). */
   async read<T>(op: string, fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
     try {
-      return await fn(this.openBatch.getStore()?.trx ?? this.db);
+      return await fn(this.openBatch.getStore()?.trx ?? this.driver.reader?.() ?? this.db);
     } catch (e) {
       throw storeError(op, e);
     }
