@@ -20,6 +20,12 @@
  *    reads the last commit without waiting for the group that holds the writer's connection (a DIGEST-MD5
  *    login's account lookup waited behind every other session's offer). It sees what the writer's connection
  *    would have after that group's COMMIT: committed, and durable once the group's sync is done, as before.
+ *  - temp_store=MEMORY on the writer's connection: each write of a group runs under a savepoint, and SQLite keeps
+ *    the pages a savepoint changes that earlier writes of the group had changed already (to roll back to it)
+ *    in a sub-journal, which goes to a temporary file past 64 KiB. A session's accept (five statements over two
+ *    tables and their indexes) passed that, and those file writes and reads made every statement of the group
+ *    three to four times slower. A group is at most MAX_GROUP writes, so the memory is bounded by what they
+ *    change; the reader's connection, which runs the large sorted listings, keeps temporary files.
  *  - foreign_keys=ON: SQLite leaves them off by default; deleteAccount relies on ON DELETE SET NULL.
  *  - busy_timeout: how long a writer waits for another *process* holding the write lock. better-sqlite3 is
  *    synchronous, so that wait blocks this event loop; keep it short enough not to stall the broker.
@@ -93,6 +99,8 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
     // in memory there is nothing to sync; on a file, walSync makes each commit durable (module comment)
     raw.pragma(inMemory ? 'synchronous = FULL' : 'synchronous = NORMAL');
     raw.pragma('foreign_keys = ON');
+    // savepoint journals in memory (module comment)
+    raw.pragma('temp_store = MEMORY');
     raw.pragma(`busy_timeout = ${Math.max(0, Math.trunc(opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS))}`);
     // checkpoints run on a worker thread (checkpointer.ts); this one is for a worker that is gone
     if (!inMemory) raw.pragma(`wal_autocheckpoint = ${FALLBACK_PAGES}`);
