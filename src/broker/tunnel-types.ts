@@ -1,7 +1,11 @@
 /** @module broker/tunnel-types: the types of the live-tunnel registry (tunnels.ts): what it asks of the store, what
  *  it reports, and the traffic it accounts. Apart from tunnels.ts to keep that file readable. */
 
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
 import type { Config } from '../config/schema.js';
+import type { DataPlane } from '../dataplane/types.js';
+import type { AnonymousHoldings } from './anonymous.js';
 import type { TunnelCounters } from '../dataplane/types.js';
 import type { CounterUpdate, EndReason, Store, TunnelRecord } from '../store/types.js';
 
@@ -11,12 +15,29 @@ export type TunnelRegistryStore = Pick<
   | 'batch'
   | 'endTunnel'
   | 'establishTunnel'
+  | 'createTunnel'
+  | 'releaseReservation'
   | 'updateCounters'
   | 'releaseLease'
   | 'liveTunnels'
   | 'moveTunnelEndpoint'
   | 'endTunnelsElsewhere'
 >;
+
+/** What the registry is made with. */
+export interface TunnelRegistryDeps {
+  dataplane: DataPlane;
+  store: TunnelRegistryStore;
+  clock: Clock;
+  log: Logger;
+  anonymous: AnonymousHoldings;
+  idle: IdleRule;
+  /** Live tunnels read per store call at a restart (default 5,000). */
+  restorePage?: number;
+  /** Several nodes share the store (cluster/node.ts) and this is node `node`: a restart restores only its
+   *  tunnels, and an accept ends the account's tunnels on other nodes too. */
+  node?: string;
+}
 
 export interface TrafficTotals {
   rxPackets: number;

@@ -17,13 +17,11 @@
  *  in memory, at no cost per packet and none per idle tunnel. Each live tunnel is one compact LiveTunnel
  *  (live-tunnel.ts); TunnelRecords are built when someone asks for them. */
 
-import type { Logger } from 'pino';
-import type { Clock } from '../clock.js';
 import { BrokerError } from '../errors.js';
-import type { DataPlane, DropReason, TunnelCounters, TunnelId } from '../dataplane/types.js';
+import type { DropReason, TunnelCounters, TunnelId } from '../dataplane/types.js';
 import type { CounterUpdate, EndReason, TunnelRecord } from '../store/types.js';
 import { endpointLabel, type TunnelType } from '../tunnel-model.js';
-import type { AnonymousHoldings } from './anonymous.js';
+import type { PendingOffer } from './pending-offer.js';
 import { Deadlines } from './deadlines.js';
 import { Events } from './events.js';
 import { dueAtMs, endReasonAt } from './expiry.js';
@@ -40,7 +38,8 @@ import {
   type EndpointKey,
 } from './live-tunnel.js';
 
-const RESTORE_PAGE = 5000; // live tunnels read per store call at a restart
+/** Live tunnels read per store call at a restart (TunnelRegistryDeps.restorePage). */
+const RESTORE_PAGE = 5000;
 
 import type {
   CountersById,
@@ -48,6 +47,7 @@ import type {
   TrafficReading,
   TrafficTotals,
   TunnelEventMap,
+  TunnelRegistryDeps,
   TunnelRegistryStore,
 } from './tunnel-types.js';
 
@@ -67,21 +67,7 @@ export class TunnelRegistry {
   /** The data-plane counters of entries removed since the process started (traffic()). */
   private readonly carried: TrafficTotals = { ...ZERO };
 
-  constructor(
-    private readonly deps: {
-      dataplane: DataPlane;
-      store: TunnelRegistryStore;
-      clock: Clock;
-      log: Logger;
-      anonymous: AnonymousHoldings;
-      idle: IdleRule;
-      /** Live tunnels read per store call at a restart (default RESTORE_PAGE). */
-      restorePage?: number;
-      /** Several nodes share the store (cluster/node.ts) and this is node `node`: a restart restores only its
-       *  tunnels, and an accept ends the account's tunnels on other nodes too. */
-      node?: string;
-    },
-  ) {}
+  constructor(private readonly deps: TunnelRegistryDeps) {}
 
   get size(): number {
     return this.live.size;
@@ -191,7 +177,11 @@ export class TunnelRegistry {
   /** Makes an offered tunnel live: ends the live tunnels it replaces (the one at its client endpoint, and with
    *  `replaceAccount` every other tunnel of its account), commits their ends and its start in one transaction
    *  (before the caller acknowledges on the wire), then adds it to the data plane. */
-  async establish(record: TunnelRecord, opts: { replaceAccount: boolean }): Promise<TunnelRecord> {
+  async establish(
+    record: TunnelRecord,
+    opts: { replaceAccount: boolean },
+    pending?: PendingOffer,
+  ): Promise<TunnelRecord> {
     const replaced = new Set<LiveTunnel>();
     const same = this.byEndpoint.get(tunnelEndpointKey(record));
     if (same) replaced.add(same);
@@ -210,15 +200,24 @@ export class TunnelRegistry {
       // first: it serialises this account's accepts across nodes (nodes.ts), so one of two at once ends the other
       const ended = elsewhere ? await this.deps.store.endTunnelsElsewhere(record.accountId!, at) : [];
       for (const e of ends) await this.persistEnd(e.record, 'replaced', e.counters);
-      await this.deps.store.establishTunnel(record.id, at);
-      return ended;
+      // a pending offer's rows are written now, already established (pending-offer.ts)
+      const row = pending
+        ? await this.deps.store.createTunnel(pending.tunnel, record.createdAt, {
+            established: at,
+            reservation: pending.reservation,
+          })
+        : await this.deps.store.establishTunnel(record.id, at);
+      return { ended, row };
     });
-    for (const m of moved)
+    const established: TunnelRecord = moved.row
+      ? { ...moved.row, username: record.username }
+      : { ...record, state: 'established', establishedAt: at };
+    if (pending) this.deps.anonymous.release(record.id); // held again under its row's id (activate)
+    for (const m of moved.ended)
       this.deps.log.info(
         { tunnel: m.id, node: m.node, replacedBy: record.id },
         "ended the account's tunnel on another node",
       );
-    const established: TunnelRecord = { ...record, state: 'established', establishedAt: at };
     this.activate(established, at);
     this.events.emit('established', { record: established });
     return established;
@@ -282,9 +281,11 @@ export class TunnelRegistry {
     });
   }
 
-  /** Ends a tunnel row that never became live (an offer), in one transaction. */
-  async endOffer(t: TunnelRecord, reason: EndReason): Promise<void> {
+  /** Ends a tunnel row that never became live (an offer), in one transaction; a pending offer's lease goes back
+   *  to memory, with nothing written. */
+  async endOffer(t: TunnelRecord, reason: EndReason, pending?: PendingOffer): Promise<void> {
     this.deps.anonymous.release(t.id);
+    if (pending) return this.deps.store.releaseReservation(pending.reservation);
     await this.deps.store.batch(() => this.persistEnd(t, reason));
   }
 

@@ -11,6 +11,9 @@
  *      on), so memory is a hint that is right almost always, and the rows are the truth;
  *    - memory changes with the rows only: a slot taken is given back if the transaction rolls back, a slot
  *      released is reused only after the release commits (Runner's TxHooks);
+ *    - a slot may also be reserved, in memory only, for an anonymous offer waiting for its accept
+ *      (broker/pending-offer.ts): the accept's transaction writes its row (insertReserved), or the slot is
+ *      given back (unreserve); a chunk with a reserved slot is never given back to the pool;
  *    - a new chunk is claimed in a transaction of its own (detached from the session's batch, whose rollback
  *      must not take a chunk that other sessions' leases already point at), ahead of need when the free slots
  *      run low; a session that finds none free takes the buddy allocator's path meanwhile;
@@ -28,18 +31,27 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type SqlBool } from 'kysely';
 import type { Clock } from '../clock.js';
-import type { AllocateRequest, Allocation } from './types.js';
+import { BrokerError } from '../errors.js';
+import {
+  CHUNK_BITS,
+  ChunkSet,
+  HELD,
+  SLOTS,
+  heldOf,
+  type Chunk,
+  type Held,
+  type HeldReservation,
+} from './lease-chunk-set.js';
+import type { AllocateRequest, Allocation, LeaseReservation } from './types.js';
 import * as allocator from './allocator.js';
 import type { AllocationRow, TransactionHandle } from './allocator.js';
-import { blockSize, formatAddress, formatPrefix, parsePrefix, type Prefix } from './prefix.js';
+import { blockSize, formatAddress, formatPrefix, parsePrefix } from './prefix.js';
 import { likePrefix, type Runner, type TxHooks } from './kysely/runner.js';
 import { param, prepared } from './kysely/prepared.js';
 
 /** Every chunk's lease_id starts with this, then the node and a UUID (poolUsage leaves chunks out by it). */
 export const CHUNK_LEASE_PREFIX = 'chunk:';
-/** A chunk is this many bits shorter than its leases: 256 leases a chunk. */
-export const CHUNK_BITS = 8;
-const SLOTS = 1 << CHUNK_BITS;
+export { CHUNK_BITS } from './lease-chunk-set.js';
 /** A pool must hold at least 2^MIN_POOL_BITS leases of a length for chunks of it (16 chunks at least). */
 const MIN_POOL_BITS = CHUNK_BITS + 4;
 /** Claim the next chunk when fewer slots than this are free. */
@@ -48,95 +60,6 @@ const LOW_WATER = SLOTS / 2;
 const EXHAUSTED_BACKOFF_MS = 10_000;
 /** Slots tried per lease before leaving it to the buddy allocator (each failure is a row memory missed). */
 const TRIES = 4;
-
-interface Chunk {
-  id: number;
-  start: bigint;
-  used: Uint8Array;
-  usedCount: number;
-  /** Next slot to try: next-fit, so a released lease is not handed out again at once. */
-  cursor: number;
-  retiring: boolean;
-}
-
-/** The node's chunks of one pool for leases of one length. */
-class ChunkSet {
-  readonly chunks: Chunk[] = [];
-  free = 0;
-  current = 0;
-  loading: Promise<void> | undefined;
-  refilling = false;
-  noChunksUntil = 0;
-
-  readonly byId = new Map<number, Chunk>();
-
-  constructor(
-    readonly poolName: AllocateRequest['pool'],
-    readonly pool: Prefix,
-    readonly poolKey: string,
-    readonly leaseLen: number,
-  ) {}
-
-  get chunkLen(): number {
-    return this.leaseLen - CHUNK_BITS;
-  }
-
-  add(id: number, start: bigint): void {
-    const c: Chunk = { id, start, used: new Uint8Array(SLOTS), usedCount: 0, cursor: 0, retiring: false };
-    this.chunks.push(c);
-    this.byId.set(id, c);
-    this.chunks.sort((a, b) => (a.start < b.start ? -1 : 1));
-    this.free += SLOTS;
-  }
-
-  remove(c: Chunk): void {
-    const i = this.chunks.indexOf(c);
-    if (i < 0) return;
-    this.chunks.splice(i, 1);
-    this.byId.delete(c.id);
-    this.free -= SLOTS - c.usedCount;
-    if (this.current >= this.chunks.length) this.current = 0;
-  }
-
-  /** A free slot, marked used: next-fit through the chunks in address order. */
-  take(): { chunk: Chunk; slot: number } | undefined {
-    if (this.chunks.length === 0) return undefined;
-    // once round, and the chunk it starts in twice: slots below that chunk's cursor are looked at last
-    for (let n = 0; n <= this.chunks.length; n++) {
-      const c = this.chunks[this.current]!;
-      if (!c.retiring && c.usedCount < SLOTS) {
-        for (let s = c.cursor; s < SLOTS; s++) {
-          if (c.used[s] === 0) {
-            this.mark(c, s);
-            c.cursor = s + 1;
-            return { chunk: c, slot: s };
-          }
-        }
-      }
-      c.cursor = 0;
-      this.current = (this.current + 1) % this.chunks.length;
-    }
-    return undefined;
-  }
-
-  mark(c: Chunk, slot: number): void {
-    if (c.used[slot] === 1) return;
-    c.used[slot] = 1;
-    c.usedCount++;
-    this.free--;
-  }
-
-  unmark(c: Chunk, slot: number): void {
-    if (c.used[slot] === 0) return;
-    c.used[slot] = 0;
-    c.usedCount--;
-    this.free++;
-  }
-
-  slotOf(c: Chunk, address: bigint): number {
-    return Number((address - c.start) / blockSize(this.leaseLen));
-  }
-}
 
 export class LeaseChunks {
   private readonly sets = new Map<string, ChunkSet>();
@@ -192,6 +115,64 @@ export class LeaseChunks {
         if (chunk.usedCount === 0 && set.free - SLOTS >= 2 * SLOTS) this.retire(set, chunk);
       });
     }
+  }
+
+  /** A free slot of one of the node's chunks, held for req.owner (a leaseId) in memory only: no row is written
+   *  until `insertReserved` (the accept's transaction); `unreserve` gives it back. Undefined when the write path
+   *  (allocate) must serve the lease: the chunks of that pool and length are not read back yet (this call
+   *  starts that), none has a free slot, or the pool is too small for chunks. */
+  reserve(req: AllocateRequest): HeldReservation | undefined {
+    if (!('leaseId' in req.owner)) return undefined;
+    const set = this.setFor(req);
+    if (set === undefined) return undefined;
+    if (!set.loaded) {
+      // read the rows back now, outside any write (no lease of this set is handed out before they are)
+      set.loading ??= this.run
+        .read('loadChunks', (db) => this.load(db, set))
+        .catch((e: unknown) => {
+          set.loading = undefined;
+          throw e;
+        });
+      set.loading.catch(() => undefined);
+      return undefined;
+    }
+    const pick = set.take();
+    if (set.free < LOW_WATER) this.refill(set);
+    if (pick === undefined) return undefined;
+    const address = pick.chunk.start + BigInt(pick.slot) * blockSize(set.leaseLen);
+    const held: Held = { set, chunk: pick.chunk, slot: pick.slot, state: 'reserved' };
+    return {
+      pool: req.pool,
+      leaseId: req.owner.leaseId,
+      prefix: formatAddress(address),
+      prefixLen: set.leaseLen,
+      [HELD]: held,
+    };
+  }
+
+  /** Gives a reservation's slot back (idempotent; nothing once its row committed: releaseLease frees that). */
+  unreserve(r: LeaseReservation): void {
+    const held = heldOf(r);
+    if (held.state !== 'reserved') return;
+    held.state = 'returned';
+    held.set.unmark(held.chunk, held.slot);
+  }
+
+  /** Writes a reservation's lease row in `trx`; once that commits the row holds the slot (releaseLease frees
+   *  it). STORE_CONFLICT when the slot has a row memory did not know of, or the reservation was given back. */
+  async insertReserved(trx: TransactionHandle, hooks: TxHooks, r: LeaseReservation, now: number): Promise<Allocation> {
+    const held = heldOf(r);
+    if (held.state !== 'reserved') throw new BrokerError('STORE_CONFLICT', `lease ${r.leaseId} is no longer reserved`);
+    const req: AllocateRequest = {
+      pool: r.pool,
+      poolPrefix: held.set.poolKey,
+      prefixLen: r.prefixLen,
+      owner: { leaseId: r.leaseId },
+    };
+    const row = await insertLease(trx, req, held.set, held.chunk, held.slot, now);
+    if (row === undefined) throw new BrokerError('STORE_CONFLICT', `the slot of ${r.prefix}/${r.prefixLen} is taken`);
+    hooks.onCommit(() => (held.state = 'written'));
+    return allocator.toAllocation(row);
   }
 
   /** Gives back the node's chunks in `poolPrefix` cut for leases of another length than `leaseLen` that no
@@ -259,6 +240,7 @@ export class LeaseChunks {
       const chunk = set.byId.get(Number(l.chunk_id))!;
       set.mark(chunk, set.slotOf(chunk, startOf(l.prefix, set.leaseLen)));
     }
+    set.loaded = true;
   }
 
   /** Claims one more chunk for `set`, in a transaction of its own, unless one is on its way. */

@@ -10,11 +10,20 @@ import type { ReverseDnsStore } from './reverse-types.js';
 import type { NodeStore } from './node-types.js';
 import type { StaticTunnelStore } from './static-types.js';
 import type { TrafficStore } from './traffic-types.js';
+import type { AllocationStore, LeaseReservation } from './allocation-types.js';
 
 export { REVERSE_PENDING, type ReverseDelegation, type ReverseDnsStore, type ReverseOutcome } from './reverse-types.js';
 export type { StaticTunnel, StaticTunnelStore } from './static-types.js';
 export type { ClusterMessage, NodeRecord, NodeStore } from './node-types.js';
 export type { TrafficBucket, TrafficSampleRow, TrafficStore } from './traffic-types.js';
+export type {
+  AllocateRequest,
+  Allocation,
+  AllocationStore,
+  LeaseReservation,
+  PoolName,
+  PoolUsage,
+} from './allocation-types.js';
 
 export type Role = 'admin' | 'user';
 
@@ -65,43 +74,6 @@ export interface NewAccount extends PasswordSecrets {
 export interface Page<T> {
   items: T[];
   total: number;
-}
-
-/** 'ipv4': the v4v6 pool, its IPv4 prefixes held as IPv4-mapped IPv6 ones (broker/pools.ts ipv4PoolAsIpv6). */
-export type PoolName = 'link' | 'delegation' | 'ipv4';
-
-export interface Allocation {
-  id: number;
-  pool: PoolName;
-  /** Canonical compressed IPv6 text of the block's first address (host bits zero). */
-  prefix: string;
-  prefixLen: number;
-  accountId: number | null;
-  leaseId: string | null;
-  createdAt: number;
-}
-
-export interface AllocateRequest {
-  pool: PoolName;
-  /** The pool, e.g. 'fd12:3456:789a::/48'. Blocks are aligned sub-prefixes of it. */
-  poolPrefix: string;
-  /** Length of the block to hand out; >= the pool's length, <= 128. */
-  prefixLen: number;
-  /** An account's allocation is sticky: it gets the same block every time while it holds one of that length
-   *  in that pool; a different length replaces the old block in the same transaction. An anonymous lease is
-   *  keyed by leaseId and released with releaseLease(). */
-  owner: { accountId: number } | { leaseId: string };
-  /** Return the account's block in this pool as it is even when its length differs (rather than replace it):
-   *  a live tunnel still uses its addresses (pools.linkMode changed under it). */
-  keepHeld?: boolean;
-}
-
-export interface PoolUsage {
-  pool: PoolName;
-  poolPrefix: string;
-  /** Blocks currently allocated from the pool, and how many addresses (as a count of /64s, or /128s for
-   *  blocks longer than /64) they cover. */
-  blocks: number;
 }
 
 export type TunnelState = 'offered' | 'established' | 'ended';
@@ -314,20 +286,17 @@ export interface AccountStore {
   deleteAccount(id: number): Promise<void>;
 }
 
-/** Address blocks cut from the pools: unique constraints inside transactions, never read-then-write
- *  (store/allocator.ts). */
-export interface AllocationStore {
-  allocate(req: AllocateRequest): Promise<Allocation>; // POOL_EXHAUSTED when no block is free
-  findAllocation(accountId: number, pool: PoolName): Promise<Allocation | undefined>;
-  releaseLease(leaseId: string): Promise<number>;
-  releaseOtherChunks(poolPrefix: string, leaseLen: number): Promise<number>; // at start: lease-chunks.ts
-  poolUsage(): Promise<PoolUsage[]>;
-}
-
 /** Tunnel rows through offered, established and ended, with their counters. */
 export interface TunnelStore {
-  /** State 'offered'. A v6v4 tunnel's clientPort is stored as 0 (tunnel-model.ts clientPortFor). */
-  createTunnel(t: NewTunnel, at: number): Promise<TunnelRecord>;
+  /** State 'offered'. A v6v4 tunnel's clientPort is stored as 0 (tunnel-model.ts clientPortFor).
+   *  `established`: the row starts established at that time instead (an offer kept in memory until its
+   *  accept); `reservation`: the lease row of t.leaseId is written first, from the reservation
+   *  (STORE_CONFLICT when its slot turned out taken). */
+  createTunnel(
+    t: NewTunnel,
+    at: number,
+    opts?: { established?: number; reservation?: LeaseReservation },
+  ): Promise<TunnelRecord>;
   establishTunnel(id: number, at: number): Promise<void>;
   /** Idempotent on ended tunnels. `counters`: the tunnel's final counters (as updateCounters), in the same
    *  statement. */

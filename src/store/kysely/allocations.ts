@@ -31,6 +31,14 @@ export function allocationStore(run: Runner, clock: Clock, chunks: LeaseChunks):
       });
     },
 
+    reserveLease(req) {
+      return chunks.reserve(req);
+    },
+
+    releaseReservation(r) {
+      chunks.unreserve(r);
+    },
+
     releaseOtherChunks(poolPrefix, leaseLen) {
       return chunks.releaseOtherChunks(poolPrefix, leaseLen);
     },

@@ -6,28 +6,28 @@ import { clientPortFor } from '../../tunnel-model.js';
 import { releaseLease } from '../allocator.js';
 import type { LeaseChunks } from '../lease-chunks.js';
 import { canonicalAddress } from '../prefix.js';
-import type {
-  CounterUpdate,
-  EndReason,
-  NewTunnel,
-  TunnelFilter,
-  TunnelRecord,
-  TunnelState,
-  TunnelStore,
-} from '../types.js';
+import type { EndReason, NewTunnel, TunnelFilter, TunnelRecord, TunnelState, TunnelStore } from '../types.js';
 import type { Database, TunnelsTable } from '../schema.js';
-import { param, prepared } from './prepared.js';
+import { counterValues, end, establish, insertTunnel, writeCounters } from './tunnel-statements.js';
 import { likeSubstring, nullableNumber, page, type Runner } from './runner.js';
 
 type TunnelRow = Selectable<TunnelsTable> & { username: string | null };
 
 export function tunnelStore(run: Runner, chunks: LeaseChunks, nodeId: string): TunnelStore {
   return {
-    createTunnel(t, at) {
-      return run.write('createTunnel', async (trx) => {
-        const record = offeredRecord(t, at, nodeId);
+    createTunnel(t, at, opts) {
+      return run.write('createTunnel', async (trx, hooks) => {
+        const record = offeredRecord(t, at, nodeId, opts?.established);
+        const reservation = opts?.reservation;
+        if (reservation !== undefined) {
+          if (reservation.leaseId !== t.leaseId)
+            throw new BrokerError('INTERNAL', `tunnel of lease ${t.leaseId} given reservation ${reservation.leaseId}`);
+          await chunks.insertReserved(trx, hooks, reservation, at);
+        }
         // the record is built from what was written: returning all 26 columns costs a row object a tunnel
         const row = await insertTunnel.first(trx, {
+          state: record.state,
+          established_at: record.establishedAt,
           account_id: record.accountId,
           lease_id: record.leaseId,
           type: record.type,
@@ -217,104 +217,6 @@ async function leasesHeldByNoLiveTunnel(trx: Kysely<Database>, leases: string[])
   return rows.flatMap((r) => (r.lease_id === null ? [] : [r.lease_id]));
 }
 
-// ---- the statements of every session, prepared (prepared.ts)
-
-type NewTunnelColumn =
-  | 'account_id'
-  | 'lease_id'
-  | 'type'
-  | 'transport'
-  | 'client_ipv4'
-  | 'client_port'
-  | 'server_ipv4'
-  | 'server_ipv6'
-  | 'client_ipv6'
-  | 'prefix'
-  | 'prefix_len'
-  | 'keepalive_interval'
-  | 'lifetime_s'
-  | 'created_at'
-  | 'node';
-
-/** A new tunnel's row, with its account's name. */
-const insertTunnel = prepared<NewTunnelColumn, { id: number | string; username: string | null }>((db) =>
-  db
-    .insertInto('tunnels')
-    .values({
-      account_id: param('account_id'),
-      lease_id: param('lease_id'),
-      type: param('type'),
-      transport: param('transport'),
-      client_ipv4: param('client_ipv4'),
-      client_port: param('client_port'),
-      server_ipv4: param('server_ipv4'),
-      server_ipv6: param('server_ipv6'),
-      client_ipv6: param('client_ipv6'),
-      prefix: param('prefix'),
-      prefix_len: param('prefix_len'),
-      keepalive_interval: param('keepalive_interval'),
-      lifetime_s: param('lifetime_s'),
-      created_at: param('created_at'),
-      node: param('node'),
-      state: 'offered',
-    })
-    .returning('id')
-    .returning((eb) =>
-      eb
-        .selectFrom('accounts')
-        .select('accounts.username')
-        .whereRef('accounts.id', '=', 'tunnels.account_id')
-        .as('username'),
-    ),
-);
-
-const establish = prepared<'id' | 'at', { id: number | string }>((db) =>
-  db
-    .updateTable('tunnels')
-    .set({ state: 'established', established_at: param('at') })
-    .where('id', '=', param<number>('id'))
-    .where('state', '=', 'offered')
-    .returning('id'),
-);
-
-type CounterParam = 'rx_packets' | 'rx_bytes' | 'tx_packets' | 'tx_bytes' | 'last_seen_at';
-
-/** Counters are the data plane's totals; a null one (all of them when an end brings none, and last_seen_at
- *  when the tunnel was silent) keeps the stored value. */
-const counterSet = (eb: ExpressionBuilder<Database, 'tunnels'>) =>
-  Object.fromEntries(
-    (['rx_packets', 'rx_bytes', 'tx_packets', 'tx_bytes', 'last_seen_at'] as const).map((c) => [
-      c,
-      eb.fn.coalesce(sql<number>`${param(c)}`, eb.ref(c)),
-    ]),
-  );
-
-const end = prepared<'id' | 'at' | 'reason' | CounterParam, { id: number | string }>((db) =>
-  db
-    .updateTable('tunnels')
-    .set((eb) => ({ state: 'ended', ended_at: param('at'), end_reason: param('reason'), ...counterSet(eb) }))
-    .where('id', '=', param<number>('id'))
-    .where('state', '<>', 'ended')
-    .returning('id'),
-);
-
-const writeCounters = prepared<'id' | CounterParam, unknown>((db) =>
-  db
-    .updateTable('tunnels')
-    .set((eb) => counterSet(eb))
-    .where('id', '=', param<number>('id')),
-);
-
-function counterValues(c: Omit<CounterUpdate, 'id'> | undefined): Record<CounterParam, number | null> {
-  return {
-    rx_packets: c?.rxPackets ?? null,
-    rx_bytes: c?.rxBytes ?? null,
-    tx_packets: c?.txPackets ?? null,
-    tx_bytes: c?.txBytes ?? null,
-    last_seen_at: c?.lastSeenAt ?? null,
-  };
-}
-
 function tunnelQuery(db: Kysely<Database>) {
   return db
     .selectFrom('tunnels')
@@ -367,7 +269,7 @@ function toTunnel(r: TunnelRow): TunnelRecord {
 }
 
 /** The record of a tunnel just offered, as toTunnel would read its row back (without id and username). */
-function offeredRecord(t: NewTunnel, at: number, nodeId: string): TunnelRecord {
+function offeredRecord(t: NewTunnel, at: number, nodeId: string, establishedAt?: number): TunnelRecord {
   return {
     id: 0,
     accountId: t.accountId,
@@ -384,9 +286,9 @@ function offeredRecord(t: NewTunnel, at: number, nodeId: string): TunnelRecord {
     prefixLen: t.prefixLen,
     keepaliveInterval: t.keepaliveInterval,
     lifetimeS: t.lifetimeS,
-    state: 'offered',
+    state: establishedAt === undefined ? 'offered' : 'established',
     createdAt: at,
-    establishedAt: null,
+    establishedAt: establishedAt ?? null,
     endedAt: null,
     endReason: null,
     lastSeenAt: null,

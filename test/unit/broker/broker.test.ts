@@ -249,6 +249,34 @@ test('an offer that is never accepted is rolled back', async () => {
   r.udp?.close();
 });
 
+test("an anonymous offer from the node's chunks writes nothing until its accept, and nothing if never accepted", async () => {
+  const b = await broker({ limits: { negotiationTimeoutS: 1, anonymousPerSource: 2 } });
+  const anon = { transport: 'udp' as const, port: b.ports.udp, auth: { mechanism: 'ANONYMOUS' as const } };
+  const rows = async (state: 'offered' | 'established' | 'ended') => (await b.store.listTunnels({ state })).total;
+  const leases = async () => (await b.store.poolUsage()).find((p) => p.pool === 'link')?.blocks ?? 0;
+  const first = await runSession(anon); // the first lease after a start reads the node's chunks back
+  assert.ok(await eventually(async () => (await rows('established')) === 1));
+  const unwanted = await runSession({ ...anon, accept: false });
+  assert.equal(unwanted.createStatus, 200);
+  assert.equal(await rows('offered'), 0, 'no row while the offer waits for its accept');
+  assert.equal(await leases(), 1, 'and no lease row');
+  // the held offer counts toward the source's quota (2): a third tunnel from 127.0.0.1 is refused meanwhile
+  const refused = await runSession(anon);
+  assert.equal(refused.createStatus, 301, 'the pending offer is held');
+  assert.ok(await eventually(() => b.sessionCounts().total === 0, 4000), 'the unwanted offer timed out');
+  assert.equal(await rows('ended'), 0, 'it leaves no row behind');
+  const third = await runSession(anon);
+  assert.equal(third.createStatus, 200, 'its hold was given back');
+  assert.ok(await eventually(async () => (await rows('established')) === 2));
+  const t = (await b.store.listTunnels({ state: 'established' })).items.find(
+    (x) => expandIpv6(x.clientIpv6) === expandIpv6(third.offer!.clientIpv6),
+  );
+  assert.ok(t, 'the accepted tunnel has the offered addresses');
+  assert.ok(t.establishedAt! >= t.createdAt, 'created at the offer, established at the accept');
+  assert.equal(await leases(), 2, 'its lease row written with it');
+  for (const r of [first, unwanted, refused, third]) r.udp?.close();
+});
+
 test('established tunnels are restored into the data plane after a restart', async () => {
   const b = await broker();
   await b.addUser('bob', 'hunter22');

@@ -127,6 +127,72 @@ export function leaseChunksContract(name: string, open: () => Promise<KyselyStor
       for (let i = 0; i < 5; i++) await store.allocate(lease(pool, 128, `refill-${i}`));
     });
 
+    it('reserves leases in memory: no row until the tunnel naming one is written, never one address twice', async () => {
+      const pool = 'fd0c:6::/40';
+      const req = (leaseId: string) => lease(pool, 64, leaseId);
+      // the first call starts reading the node's chunks back; until they are, only allocate() serves leases
+      assert.equal(store.reserveLease(req('res-early')), undefined);
+      await take(store, pool, 64, 'res-rows', 1);
+      // and the pool's first chunk is claimed in a transaction of its own after that lease: wait for it, bounded
+      const reserve = async (leaseId: string) => {
+        let r = store.reserveLease(req(leaseId));
+        for (let i = 0; i < 100 && r === undefined; i++) {
+          await new Promise((done) => setTimeout(done, 10));
+          r = store.reserveLease(req(leaseId));
+        }
+        assert.ok(r, `a reservation for ${leaseId}`);
+        return r;
+      };
+      const [r1, r2, r3] = [await reserve('res-1'), await reserve('res-2'), await reserve('res-3')];
+      const leased = await take(store, pool, 64, 'res-rows-more', 20);
+      const all = [r1, r2, r3, ...leased].map((b) => ({ ...b, id: 0, accountId: null, createdAt: 0 }));
+      assertDisjointIn(all as Allocation[], pool);
+      assert.equal(usageOf(await store.poolUsage(), pool), 21, 'reservations are not rows');
+      const tunnel = (r: { leaseId: string; prefix: string }) => ({
+        accountId: null,
+        leaseId: r.leaseId,
+        type: 'v6udpv4' as const,
+        transport: 'udp' as const,
+        clientIpv4: '192.0.2.60',
+        clientPort: 40_000,
+        serverIpv4: '198.51.100.60',
+        serverIpv6: `${r.prefix}1`,
+        clientIpv6: `${r.prefix}2`,
+        prefix: null,
+        prefixLen: null,
+        keepaliveInterval: 30,
+        lifetimeS: 3600,
+      });
+      const t1 = await store.createTunnel(tunnel(r1), 10, { established: 20, reservation: r1 });
+      assert.deepEqual([t1.state, t1.createdAt, t1.establishedAt], ['established', 10, 20]);
+      assert.deepEqual(
+        [(await store.getTunnel(t1.id))?.state, usageOf(await store.poolUsage(), pool)],
+        ['established', 22],
+        'the tunnel and its lease row, written together',
+      );
+      // a transaction that fails after writing a reservation's rows writes nothing, and the reservation holds
+      class Abandon extends Error {}
+      await assert.rejects(
+        store.batch(async () => {
+          await store.createTunnel(tunnel(r3), 30, { established: 31, reservation: r3 });
+          throw new Abandon('the accept failed');
+        }),
+      );
+      assert.equal(usageOf(await store.poolUsage(), pool), 22);
+      const t3 = await store.createTunnel(tunnel(r3), 30, { established: 32, reservation: r3 });
+      assert.equal(t3.establishedAt, 32);
+      // one given back is not written; given back twice, or after its row, is nothing
+      store.releaseReservation(r2);
+      store.releaseReservation(r2);
+      await assert.rejects(
+        store.createTunnel(tunnel(r2), 40, { established: 41, reservation: r2 }),
+        (e: unknown) => e instanceof BrokerError && e.code === 'STORE_CONFLICT',
+      );
+      store.releaseReservation(r1);
+      assert.equal(usageOf(await store.poolUsage(), pool), 23, 'no row of the one given back');
+      assert.equal(await store.releaseLease('res-1'), 1, "a written reservation's lease is released as any other");
+    });
+
     it('gives an empty chunk back to the pool when enough room is free in the others', async () => {
       const pool = 'fd0c:4::/40';
       const n = 3 * SLOTS;

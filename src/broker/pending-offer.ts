@@ -1,0 +1,61 @@
+/** @module broker/pending-offer: an anonymous offer that nothing on disk knows of yet. Its lease is a slot of
+ *  one of the node's chunks held in memory (AllocationStore.reserveLease), and its tunnel row, with the lease
+ *  row, is written by the accept's transaction, already established (TunnelRegistry.establish). So a session
+ *  that is offered a tunnel and accepts it writes its rows once, in one group commit, and the offer is answered
+ *  without waiting for any commit; an offer never accepted (refused, timed out, a spoofed source that never
+ *  answers) costs no write at all and is given back in memory. A crash loses nothing: nothing was written, and
+ *  the client was told of no tunnel. Every other offer (an account's, a delegated prefix, v4v6, a lease the
+ *  chunks could not give) writes its claims and an 'offered' row at the offer, because those claims are on
+ *  disk and the row is how a restart finds them and gives them back. */
+
+import type { LeaseReservation, NewTunnel, TunnelRecord } from '../store/types.js';
+import { clientPortFor } from '../tunnel-model.js';
+
+export interface PendingOffer {
+  /** The row the accept writes. */
+  tunnel: NewTunnel;
+  /** The lease the accept writes first (its leaseId is tunnel.leaseId). */
+  reservation: LeaseReservation;
+}
+
+/** Stand-in ids for pending offers: negative, so they never meet a row's id (the anonymous holdings count them
+ *  by id until the accept gives them a row). */
+let lastPendingId = 0;
+
+/** The record of a pending offer: what the offer says and the holdings count; its id is a stand-in (< 0). */
+export function pendingRecord(t: NewTunnel, at: number): TunnelRecord {
+  lastPendingId = lastPendingId <= -Number.MAX_SAFE_INTEGER ? 0 : lastPendingId;
+  // every field written out: a record of the one shape every TunnelRecord has
+  return {
+    id: --lastPendingId,
+    accountId: t.accountId,
+    username: null,
+    leaseId: t.leaseId,
+    type: t.type,
+    transport: t.transport,
+    clientIpv4: t.clientIpv4,
+    clientPort: clientPortFor(t.type, t.clientPort),
+    serverIpv4: t.serverIpv4,
+    serverIpv6: t.serverIpv6,
+    clientIpv6: t.clientIpv6,
+    prefix: t.prefix,
+    prefixLen: t.prefixLen,
+    keepaliveInterval: t.keepaliveInterval,
+    lifetimeS: t.lifetimeS,
+    state: 'offered',
+    createdAt: at,
+    establishedAt: null,
+    endedAt: null,
+    endReason: null,
+    lastSeenAt: null,
+    rxPackets: 0,
+    rxBytes: 0,
+    txPackets: 0,
+    txBytes: 0,
+  };
+}
+
+/** Whether a record is a pending offer's (its id a stand-in). */
+export function isPending(t: Pick<TunnelRecord, 'id'>): boolean {
+  return t.id < 0;
+}
