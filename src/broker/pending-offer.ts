@@ -14,8 +14,9 @@ import { clientPortFor } from '../tunnel-model.js';
 export interface PendingOffer {
   /** The row the accept writes. */
   tunnel: NewTunnel;
-  /** The lease the accept writes first (its leaseId is tunnel.leaseId). */
-  reservation: LeaseReservation;
+  /** An anonymous offer's lease, which the accept writes first (its leaseId is tunnel.leaseId); none for an
+   *  account's, whose block is on disk already. */
+  reservation?: LeaseReservation;
 }
 
 /** Stand-in ids for pending offers: negative, so they never meet a row's id (the anonymous holdings count them
@@ -23,13 +24,13 @@ export interface PendingOffer {
 let lastPendingId = 0;
 
 /** The record of a pending offer: what the offer says and the holdings count; its id is a stand-in (< 0). */
-export function pendingRecord(t: NewTunnel, at: number): TunnelRecord {
+export function pendingRecord(t: NewTunnel, at: number, username: string | null): TunnelRecord {
   lastPendingId = lastPendingId <= -Number.MAX_SAFE_INTEGER ? 0 : lastPendingId;
   // every field written out: a record of the one shape every TunnelRecord has
   return {
     id: --lastPendingId,
     accountId: t.accountId,
-    username: null,
+    username,
     leaseId: t.leaseId,
     type: t.type,
     transport: t.transport,

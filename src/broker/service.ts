@@ -56,7 +56,7 @@ export interface ServiceEventMap {
 
 export interface ServiceDeps {
   config: Config;
-  store: Pick<Store, 'batch' | 'allocate' | 'createTunnel' | 'reserveLease'>;
+  store: Pick<Store, 'batch' | 'allocate' | 'createTunnel' | 'reserveLease' | 'heldBlock'>;
   tunnels: TunnelRegistry;
   anonymous: AnonymousHoldings;
   blocks: TunnelBlocks;
@@ -112,8 +112,8 @@ export class BrokerService implements SessionService {
   }
 
   /** Applies the offer policy, then allocates the link block (and delegated prefix) and writes the offered
-   *  tunnel row in one transaction: all of it, or none; or, for an anonymous lease the node's chunks hold, a
-   *  pending offer with nothing written (pending-offer.ts). */
+   *  tunnel row in one transaction: all of it, or none; or, when the link block is in the node's chunk memory
+   *  (anonymous) or on disk already (an account's), a pending offer with nothing written (pending-offer.ts). */
   async reserve(peer: SessionPeer, who: Who, req: TunnelRequest): Promise<Offered> {
     const cfg = this.deps.config;
     const type = chooseType(
@@ -163,22 +163,23 @@ export class BrokerService implements SessionService {
       keepaliveInterval: keepaliveFor(req, cfg.tunnels.keepalive),
       lifetimeS: cfg.tunnels.lifetimeS,
     });
-    // an anonymous /64 from the node's chunks: held in memory until the accept writes it (pending-offer.ts)
+    // nothing to write before the accept (pending-offer.ts): an anonymous /64 the node's chunks hold in memory, or
+    // the link block an account keeps between its tunnels
+    const linkOnly = !v4v6 && prefixLen === undefined;
+    const link = { pool: 'link', poolPrefix: pools.link, prefixLen: pools.linkLeaseLen } as const;
     const reservation =
-      leaseId !== undefined && !v4v6 && prefixLen === undefined
-        ? store.reserveLease({
-            pool: 'link',
-            poolPrefix: pools.link,
-            prefixLen: pools.linkLeaseLen,
-            owner: { leaseId },
-          })
+      linkOnly && leaseId !== undefined ? store.reserveLease({ ...link, owner: { leaseId } }) : undefined;
+    const held =
+      linkOnly && who.accountId !== null
+        ? await store.heldBlock({ ...link, owner: { accountId: who.accountId }, keepHeld: claim.keepHeld })
         : undefined;
-    if (reservation !== undefined) {
-      const link = linkAddresses(reservation.prefix);
-      const tunnel = row({ ...link, prefix: null, prefixLen: null, serverIpv4: server, clientIpv4: peer.peer.address });
-      const record = pendingRecord(tunnel, this.deps.clock.now());
+    const block = reservation ?? held;
+    if (block !== undefined) {
+      const inner = { ...linkAddresses(block.prefix), prefix: null, prefixLen: null };
+      const tunnel = row({ ...inner, serverIpv4: server, clientIpv4: peer.peer.address });
+      const record = pendingRecord(tunnel, this.deps.clock.now(), who.username);
       this.deps.anonymous.hold(record);
-      return { record, pending: { tunnel, reservation } };
+      return { record, pending: reservation ? { tunnel, reservation } : { tunnel } };
     }
     let stage: ClaimStage | 'tunnel' = 'link';
     const at = (s: ClaimStage) => (stage = s);

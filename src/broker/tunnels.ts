@@ -204,7 +204,7 @@ export class TunnelRegistry {
       const row = pending
         ? await this.deps.store.createTunnel(pending.tunnel, record.createdAt, {
             established: at,
-            reservation: pending.reservation,
+            ...(pending.reservation ? { reservation: pending.reservation } : {}),
           })
         : await this.deps.store.establishTunnel(record.id, at);
       return { ended, row };
@@ -285,7 +285,10 @@ export class TunnelRegistry {
    *  to memory, with nothing written. */
   async endOffer(t: TunnelRecord, reason: EndReason, pending?: PendingOffer): Promise<void> {
     this.deps.anonymous.release(t.id);
-    if (pending) return this.deps.store.releaseReservation(pending.reservation);
+    if (pending) {
+      if (pending.reservation) this.deps.store.releaseReservation(pending.reservation);
+      return;
+    }
     await this.deps.store.batch(() => this.persistEnd(t, reason));
   }
 

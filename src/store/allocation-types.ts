@@ -51,6 +51,8 @@ export interface PoolUsage {
  *  (store/allocator.ts). */
 export interface AllocationStore {
   allocate(req: AllocateRequest): Promise<Allocation>; // POOL_EXHAUSTED when no block is free
+  /** The block allocate(req) would give without a write (the owner's, of that length or req.keepHeld), if any. */
+  heldBlock(req: AllocateRequest): Promise<Allocation | undefined>;
   findAllocation(accountId: number, pool: PoolName): Promise<Allocation | undefined>;
   releaseLease(leaseId: string): Promise<number>;
   /** An anonymous lease from the node's chunks without a write (store/lease-chunks.ts): its row is written by

@@ -37,7 +37,7 @@
 
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import { BrokerError } from '../errors.js';
-import type { AllocateRequest, Allocation, PoolName } from './types.js';
+import type { AllocateRequest, Allocation } from './types.js';
 import type { AllocationsTable, Database } from './schema.js';
 import {
   ancestorsOf,
@@ -49,7 +49,10 @@ import {
   toHex,
   type Prefix,
 } from './prefix.js';
-import { RetryTransaction, nullableNumber } from './kysely/runner.js';
+import { RetryTransaction } from './kysely/runner.js';
+import { holds, ownerRow, toAllocation } from './allocation-rows.js';
+
+export { findAllocation, heldBlock, ownerRow, toAllocation } from './allocation-rows.js';
 import { param, prepared } from './kysely/prepared.js';
 
 /** A handle on an open write transaction: a Kysely Transaction (PostgreSQL), or the connection SQLite's driver
@@ -80,22 +83,10 @@ export async function allocate(trx: TransactionHandle, req: AllocateRequest, now
   const poolKey = formatPrefix(pool);
   const existing = await ownerRow(trx, req.owner, req.pool);
   if (existing !== undefined) {
-    if (existing.pool_prefix === poolKey && (Number(existing.prefix_len) === req.prefixLen || req.keepHeld)) {
-      return toAllocation(existing);
-    }
+    if (holds(existing, poolKey, req)) return toAllocation(existing);
     await releaseRow(trx, existing);
   }
   return claimFreeBlock(trx, req, pool, poolKey, now);
-}
-
-/** The owner's block in that pool, if it holds one. */
-export async function findAllocation(
-  db: TransactionHandle,
-  owner: Owner,
-  pool: PoolName,
-): Promise<Allocation | undefined> {
-  const row = await ownerRow(db, owner, pool);
-  return row && toAllocation(row);
 }
 
 /** Frees every block of an anonymous lease; returns their rows (for lease-chunks.ts's memory). */
@@ -369,31 +360,4 @@ function isOneOf(eb: ExpressionBuilder<Database, 'prefix_claims'>, nodes: Prefix
       eb.and([eb('prefix_claims.prefix_len', '=', n.len), eb('prefix_claims.addr_hex', '=', toHex(n.start))]),
     ),
   );
-}
-
-export function ownerRow(db: TransactionHandle, owner: Owner, pool: PoolName): Promise<AllocationRow | undefined> {
-  return 'accountId' in owner
-    ? accountRow.first(db, { pool, owner: owner.accountId })
-    : leaseRow.first(db, { pool, owner: owner.leaseId });
-}
-
-const ownerQuery = (db: TransactionHandle, column: 'account_id' | 'lease_id') =>
-  db
-    .selectFrom('allocations')
-    .selectAll()
-    .where('pool', '=', param<string>('pool'))
-    .where(column, '=', param<string>('owner'));
-const accountRow = prepared<'pool' | 'owner', AllocationRow>((db) => ownerQuery(db, 'account_id'));
-const leaseRow = prepared<'pool' | 'owner', AllocationRow>((db) => ownerQuery(db, 'lease_id'));
-
-export function toAllocation(r: AllocationRow): Allocation {
-  return {
-    id: Number(r.id),
-    pool: r.pool as PoolName,
-    prefix: r.prefix,
-    prefixLen: Number(r.prefix_len),
-    accountId: nullableNumber(r.account_id),
-    leaseId: r.lease_id,
-    createdAt: Number(r.created_at),
-  };
 }

@@ -19,6 +19,10 @@ export function allocationStore(run: Runner, clock: Clock, chunks: LeaseChunks):
       );
     },
 
+    heldBlock(req) {
+      return run.read('heldBlock', (db) => allocator.heldBlock(db, req));
+    },
+
     findAllocation(accountId, pool) {
       return run.read('findAllocation', (db) => allocator.findAllocation(db, { accountId }, pool));
     },

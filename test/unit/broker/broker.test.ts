@@ -277,6 +277,28 @@ test("an anonymous offer from the node's chunks writes nothing until its accept,
   for (const r of [first, unwanted, refused, third]) r.udp?.close();
 });
 
+test("an account's offer writes nothing until its accept once it holds its link block", async () => {
+  const b = await broker({ limits: { negotiationTimeoutS: 1 } });
+  await b.addUser('bob', 'hunter22');
+  const rows = async (state: 'offered' | 'established' | 'ended') => (await b.store.listTunnels({ state })).items;
+  const first = await runSession({ transport: 'udp', port: b.ports.udp, auth: bob }); // claims the block
+  assert.ok(await eventually(async () => (await rows('established')).length === 1));
+  const unwanted = await runSession({ transport: 'udp', port: b.ports.udp, auth: bob, accept: false });
+  assert.equal(unwanted.createStatus, 200);
+  assert.equal(unwanted.offer!.clientIpv6, first.offer!.clientIpv6, 'the block it holds');
+  assert.equal((await rows('offered')).length, 0, 'no row while the offer waits for its accept');
+  assert.ok(await eventually(() => b.sessionCounts().total === 0, 4000), 'the unwanted offer timed out');
+  assert.equal((await rows('ended')).length, 0, 'it leaves no row, and the live tunnel stays');
+  assert.equal(b.broker.liveTunnels().length, 1);
+  const again = await runSession({ transport: 'udp', port: b.ports.udp, auth: bob });
+  assert.ok(await eventually(async () => (await rows('ended')).length === 1));
+  const [live] = await rows('established');
+  assert.equal(live?.username, 'bob', "the accept writes the account's row, established");
+  assert.equal(expandIpv6(live!.clientIpv6), expandIpv6(first.offer!.clientIpv6));
+  assert.equal((await rows('ended'))[0]?.endReason, 'replaced', 'and ends the tunnel it replaces');
+  for (const r of [first, unwanted, again]) r.udp?.close();
+});
+
 test('established tunnels are restored into the data plane after a restart', async () => {
   const b = await broker();
   await b.addUser('bob', 'hunter22');

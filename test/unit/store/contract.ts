@@ -297,6 +297,18 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.equal(got.length, 255);
       });
 
+      it('tells the block an account holds as allocate would give it, without a write', async () => {
+        const acc = await store.createAccount(newAccount('held-hana'));
+        const req = { pool: 'link' as const, poolPrefix: 'fd00:250::/40', prefixLen: 64, owner: { accountId: acc.id } };
+        assert.equal(await store.heldBlock(req), undefined, 'none before the first allocation');
+        const block = await store.allocate(req);
+        assert.deepEqual(await store.heldBlock(req), block);
+        assert.equal(await store.heldBlock({ ...req, prefixLen: 60 }), undefined, 'allocate would replace it');
+        assert.deepEqual(await store.heldBlock({ ...req, prefixLen: 60, keepHeld: true }), block);
+        assert.equal(await store.heldBlock({ ...req, poolPrefix: 'fd00:251::/40' }), undefined, 'another pool');
+        assert.equal(usageOf(await store.poolUsage(), 'fd00:250::/40'), 1);
+      });
+
       it('answers POOL_EXHAUSTED, naming pool and length, when no block is free; a release frees one', async () => {
         const pool = 'fd00:300::/62';
         const got = await fillWith(store, pool, 64, 'exhaust');
