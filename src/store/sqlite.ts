@@ -16,10 +16,11 @@
  *    either way (committed pages are in the kernel's cache).
  *  - WAL checkpoints on a worker thread with a connection of its own (checkpointer.ts), not inside COMMIT on the
  *    event loop: wal_autocheckpoint here is only the fallback for a worker that is gone.
- *  - Reads outside a write run on a second connection (query_only), opened at the first such read: in WAL mode it
- *    reads the last commit without waiting for the group that holds the writer's connection (a DIGEST-MD5
- *    login's account lookup waited behind every other session's offer). It sees what the writer's connection
- *    would have after that group's COMMIT: committed, and durable once the group's sync is done, as before.
+ *  - Reads outside a write never wait for the group that holds the writer's connection (a DIGEST-MD5 login's
+ *    account lookup waited behind every other session's offer): a prepared read runs at once, on the writer's
+ *    connection when no transaction is open there, else on a second connection (query_only, opened at the
+ *    first such read), which in WAL mode reads the last commit. Either way it sees what the writer's connection
+ *    shows after the last COMMIT: committed, and durable once that group's sync is done, as before.
  *  - temp_store=MEMORY on the writer's connection: each write of a group runs under a savepoint, and SQLite keeps
  *    the pages a savepoint changes that earlier writes of the group had changed already (to roll back to it)
  *    in a sub-journal, which goes to a temporary file past 64 KiB. A session's accept (five statements over two
@@ -56,7 +57,7 @@ import type { BatchOptions } from './types.js';
 import { openKyselyStore, type KyselyStore } from './kysely-store.js';
 import type { StoreDriver } from './kysely/runner.js';
 import { GroupCommitter } from './group-commit.js';
-import { registerSyncConnection } from './kysely/prepared.js';
+import { registerSyncConnection, type SyncExecute } from './kysely/prepared.js';
 import { Checkpointer, FALLBACK_PAGES } from './checkpointer.js';
 
 export interface SqliteStoreOptions {
@@ -143,7 +144,7 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
   const driver: StoreDriver = {
     dialect: 'sqlite',
     // after close, the writer's (destroyed) handle: the read fails instead of opening the file again
-    ...(inMemory ? {} : { reader: () => (closing ? db : (reader ??= openReader(queueKey, opts.busyTimeoutMs))) }),
+    ...(inMemory ? {} : { reader: () => (closing ? db : (reader ??= openReader(queueKey, opts.busyTimeoutMs, idle))) }),
     write<T>(_db: Kysely<Database>, fn: (trx: Kysely<Database>) => Promise<T>, opts?: BatchOptions): Promise<T> {
       return committer.write(fn, opts?.provisional);
     },
@@ -166,23 +167,35 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
 
   const database = withStatementCache(raw);
   const execute = executor(database);
+  // the writer's connection, for a prepared read while no transaction is open on it (openReader)
+  const read = executor(database, true);
+  const idle = (): SyncExecute | undefined => (raw.inTransaction ? undefined : read);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
   return openKyselyStore(db, driver, opts.clock, opts.nodeId);
 }
 
-/** Runs a statement synchronously on a connection's statement cache: the rows of a reader, none otherwise. */
-function executor(database: { prepare(q: string): BetterSqlite3.Statement }) {
+/** Runs a statement synchronously on a connection's statement cache: the rows of a reader, none otherwise.
+ *  `readOnly`: a statement that writes is refused (a read must never write outside the group committer). */
+function executor(database: { prepare(q: string): BetterSqlite3.Statement }, readOnly = false): SyncExecute {
   return (text: string, parameters: readonly unknown[]): unknown[] => {
     const stmt = database.prepare(text);
     if (stmt.reader) return stmt.all(...parameters);
+    if (readOnly) throw new Error(`a read ran a statement that writes: ${text}`);
     stmt.run(...parameters);
     return [];
   };
 }
 
-/** The connection reads outside a write run on (module comment): query_only, so a read that writes fails loudly,
- *  and its prepared statements always run synchronously (no group ever holds it). */
-function openReader(file: string, busyTimeoutMs: number | undefined): Kysely<Database> {
+/** The connection reads outside a write run on (module comment): query_only, so a read that writes fails loudly.
+ *  A prepared read runs synchronously, on the writer's connection when `writer()` offers it (no transaction
+ *  open there: it sees the last commit, from a page cache that every commit leaves warm), else on this one
+ *  (a group's transaction is open: this connection reads the last commit without waiting, but SQLite drops
+ *  its page cache whenever another connection has committed, so its reads cost a few page reads each). */
+function openReader(
+  file: string,
+  busyTimeoutMs: number | undefined,
+  writer: () => SyncExecute | undefined,
+): Kysely<Database> {
   const raw = new BetterSqlite3(file);
   try {
     raw.pragma('query_only = ON');
@@ -192,8 +205,9 @@ function openReader(file: string, busyTimeoutMs: number | undefined): Kysely<Dat
     throw e;
   }
   const database = withStatementCache(raw);
+  const own = executor(database);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
-  registerSyncConnection(db, executor(database));
+  registerSyncConnection(db, (text, parameters) => (writer() ?? own)(text, parameters));
   return db;
 }
 
