@@ -1,7 +1,7 @@
-/** @module broker/tunnels: the registry of live tunnels. It is the only caller of the DataPlane and the only
- *  counter accountant: it adds a tunnel to the data plane on accept (or restore), removes it on every end,
- *  and turns the data plane's per-entry counters into the totals the store and the front ends see. It
- *  reports what happened as typed events (`established`, `ended`); admin's traffic view reads `traffic()`.
+/** @module broker/tunnels: the registry of live tunnels. It is the only caller of the DataPlane and the only counter
+ *  accountant: it adds a tunnel to the data plane on accept (or restore), removes it on every end, and turns the
+ *  data plane's per-entry counters into the totals the store and the front ends see. It reports what happened as
+ *  typed events (`established`, `ended`); admin's traffic view reads `traffic()`.
  *
  *  Lifecycle of a tunnel (rows in the store, entries in the data plane):
  *    accept  -> replaced tunnels ended -> row 'established' (committed) -> data plane add
@@ -9,13 +9,13 @@
  *  Counters in the data plane start at zero with each entry (a restart resets them); the totals of a tunnel are
  *  what the store held when its entry was made plus what the entry counted.
  *
- *  The periodic work is O(changes), not O(tunnels) (docs/architecture.md, "Scale"): `takeChanges` asks the
- *  data plane which tunnels counted since it last asked (DataPlane.readChanged), moves their idle clocks on and
- *  keeps their counters for `persistCounters`; `endExpired` looks only at the tunnels whose deadline has come,
- *  in a heap keyed by a time at or before which each cannot be due (expiry.ts dueAtMs). A tunnel that kept
- *  sending is found not due when its turn comes and goes back under its new deadline: its lastRx moved only
- *  in memory, at no cost per packet and none per idle tunnel. Each live tunnel is one compact LiveTunnel
- *  (live-tunnel.ts); TunnelRecords are built when someone asks for them. */
+ *  The periodic work is O(changes), not O(tunnels) (docs/architecture.md, "Scale"): `takeChanges` asks the data
+ *  plane which tunnels counted since it last asked (DataPlane.readChanged), moves their idle clocks on and keeps
+ *  their counters for `persistCounters`; `endExpired` looks only at the tunnels whose deadline has come, in a heap
+ *  keyed by a time at or before which each cannot be due (expiry.ts dueAtMs). A tunnel that kept sending is found
+ *  not due when its turn comes and goes back under its new deadline: its lastRx moved only in memory, at no cost
+ *  per packet and none per idle tunnel. Each live tunnel is one compact LiveTunnel (live-tunnel.ts); TunnelRecords
+ *  are built when someone asks for them. */
 
 import { BrokerError } from '../errors.js';
 import type { DropReason, TunnelCounters, TunnelId } from '../dataplane/types.js';
@@ -38,8 +38,7 @@ import {
   type EndpointKey,
 } from './live-tunnel.js';
 
-/** Live tunnels read per store call at a restart (TunnelRegistryDeps.restorePage). */
-const RESTORE_PAGE = 5000;
+const RESTORE_PAGE = 5000; // live tunnels read per store call at a restart (TunnelRegistryDeps.restorePage)
 
 import type {
   CountersById,
@@ -215,10 +214,16 @@ export class TunnelRegistry {
     if (pending) this.deps.anonymous.release(record.id); // held again under its row's id (activate)
     for (const m of moved.ended)
       this.deps.log.info(
-        { tunnel: m.id, node: m.node, replacedBy: record.id },
+        { tunnel: m.id, node: m.node, replacedBy: established.id },
         "ended the account's tunnel on another node",
       );
-    this.activate(established, at);
+    try {
+      this.activate(established, at);
+    } catch (err) {
+      // committed: ended here, as the caller's endOffer knows a pending offer only by its stand-in id
+      if (pending) await this.deps.store.batch(() => this.persistEnd(established, 'not_accepted')).catch(() => {});
+      throw err;
+    }
     this.events.emit('established', { record: established });
     return established;
   }
@@ -285,10 +290,7 @@ export class TunnelRegistry {
    *  to memory, with nothing written. */
   async endOffer(t: TunnelRecord, reason: EndReason, pending?: PendingOffer): Promise<void> {
     this.deps.anonymous.release(t.id);
-    if (pending) {
-      if (pending.reservation) this.deps.store.releaseReservation(pending.reservation);
-      return;
-    }
+    if (pending) return pending.reservation && this.deps.store.releaseReservation(pending.reservation);
     await this.deps.store.batch(() => this.persistEnd(t, reason));
   }
 

@@ -80,11 +80,16 @@ export class LeaseChunks {
     if (!('leaseId' in req.owner)) return undefined;
     const set = this.setFor(req);
     if (set === undefined) return undefined;
-    // a load that failed (a lost connection) is tried again by the next lease, not remembered
-    await (set.loading ??= this.load(trx, set).catch((e: unknown) => {
-      set.loading = undefined;
-      throw e;
-    }));
+    if (!set.loaded) {
+      // being read back by another transaction: the buddy allocator serves meanwhile (waiting for it here, while
+      // this transaction holds a connection, could leave that load none on PostgreSQL)
+      if (set.loading !== undefined) return undefined;
+      // a load that failed (a lost connection) is tried again by the next lease, not remembered
+      await (set.loading = this.load(trx, set).catch((e: unknown) => {
+        set.loading = undefined;
+        throw e;
+      }));
+    }
     for (let i = 0; i < TRIES; i++) {
       const pick = set.take();
       if (set.free < LOW_WATER) this.refill(set);
@@ -126,9 +131,10 @@ export class LeaseChunks {
     const set = this.setFor(req);
     if (set === undefined) return undefined;
     if (!set.loaded) {
-      // read the rows back now, outside any write (no lease of this set is handed out before they are)
+      // read the rows back now, in a transaction of its own (one snapshot); no lease of this set is handed out
+      // from memory before they are
       set.loading ??= this.run
-        .read('loadChunks', (db) => this.load(db, set))
+        .detached(() => this.run.write('loadChunks', (trx) => this.load(trx, set)))
         .catch((e: unknown) => {
           set.loading = undefined;
           throw e;
@@ -155,7 +161,9 @@ export class LeaseChunks {
     const held = heldOf(r);
     if (held.state !== 'reserved') return;
     held.state = 'returned';
-    held.set.unmark(held.chunk, held.slot);
+    const { set, chunk, slot } = held;
+    set.unmark(chunk, slot);
+    if (chunk.usedCount === 0 && set.free - SLOTS >= 2 * SLOTS) this.retire(set, chunk);
   }
 
   /** Writes a reservation's lease row in `trx`; once that commits the row holds the slot (releaseLease frees
@@ -170,7 +178,11 @@ export class LeaseChunks {
       owner: { leaseId: r.leaseId },
     };
     const row = await insertLease(trx, req, held.set, held.chunk, held.slot, now);
-    if (row === undefined) throw new BrokerError('STORE_CONFLICT', `the slot of ${r.prefix}/${r.prefixLen} is taken`);
+    if (row === undefined) {
+      // a row memory did not know of holds the slot: it stays marked, and giving the reservation back is nothing
+      held.state = 'returned';
+      throw new BrokerError('STORE_CONFLICT', `the slot of ${r.prefix}/${r.prefixLen} is taken`);
+    }
     hooks.onCommit(() => (held.state = 'written'));
     return allocator.toAllocation(row);
   }

@@ -179,8 +179,8 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<KyselyS
 function executor(database: { prepare(q: string): BetterSqlite3.Statement }, readOnly = false): SyncExecute {
   return (text: string, parameters: readonly unknown[]): unknown[] => {
     const stmt = database.prepare(text);
+    if (readOnly && !stmt.readonly) throw new Error(`a read ran a statement that writes: ${text}`);
     if (stmt.reader) return stmt.all(...parameters);
-    if (readOnly) throw new Error(`a read ran a statement that writes: ${text}`);
     stmt.run(...parameters);
     return [];
   };

@@ -299,6 +299,34 @@ test("an account's offer writes nothing until its accept once it holds its link 
   for (const r of [first, unwanted, again]) r.udp?.close();
 });
 
+test('a pending offer the data plane refuses at its accept leaves its row ended and its lease free', async () => {
+  let refuse = false;
+  const dp = new (class extends MemoryDataPlane {
+    override addTunnel(spec: TunnelSpec): void {
+      if (refuse) throw new Error('refused by the data plane');
+      super.addTunnel(spec);
+    }
+  })({ listenAddress: '127.0.0.1', port: 0 });
+  const b = await broker({}, { dataplane: dp });
+  const anon = { transport: 'udp' as const, port: b.ports.udp, auth: { mechanism: 'ANONYMOUS' as const } };
+  const leases = async () => (await b.store.poolUsage()).find((p) => p.pool === 'link')?.blocks ?? 0;
+  const first = await runSession(anon); // the first lease after a start reads the node's chunks back
+  assert.ok(await eventually(async () => (await b.store.listTunnels({ state: 'established' })).total === 1));
+  refuse = true;
+  const refused = await runSession(anon);
+  assert.equal(refused.createStatus, 200, 'offered');
+  assert.ok(!refused.raw.at(-1)!.startsWith('200'), `the accept is answered with an error: ${refused.raw.at(-1)}`);
+  const ended = (await b.store.listTunnels({ state: 'ended' })).items;
+  assert.deepEqual(
+    ended.map((t) => [expandIpv6(t.clientIpv6), t.endReason]),
+    [[expandIpv6(refused.offer!.clientIpv6), 'not_accepted']],
+    'the row the accept wrote is ended',
+  );
+  assert.equal(await leases(), 1, 'and its lease released');
+  assert.equal(b.broker.liveTunnels().length, 1);
+  for (const r of [first, refused]) r.udp?.close();
+});
+
 test('established tunnels are restored into the data plane after a restart', async () => {
   const b = await broker();
   await b.addUser('bob', 'hunter22');

@@ -177,6 +177,7 @@ export function leaseChunksContract(name: string, open: () => Promise<KyselyStor
           await store.createTunnel(tunnel(r3), 30, { established: 31, reservation: r3 });
           throw new Abandon('the accept failed');
         }),
+        (e: unknown) => e instanceof Abandon || (e instanceof BrokerError && e.cause instanceof Abandon),
       );
       assert.equal(usageOf(await store.poolUsage(), pool), 22);
       const t3 = await store.createTunnel(tunnel(r3), 30, { established: 32, reservation: r3 });
