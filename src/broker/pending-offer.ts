@@ -9,7 +9,7 @@
  *  disk and the row is how a restart finds them and gives them back. */
 
 import type { LeaseReservation, NewTunnel, TunnelRecord } from '../store/types.js';
-import { clientPortFor } from '../tunnel-model.js';
+import { newTunnelRecord } from '../store/tunnel-record.js';
 
 export interface PendingOffer {
   /** The row the accept writes. */
@@ -26,34 +26,7 @@ let lastPendingId = 0;
 /** The record of a pending offer: what the offer says and the holdings count; its id is a stand-in (< 0). */
 export function pendingRecord(t: NewTunnel, at: number, username: string | null): TunnelRecord {
   lastPendingId = lastPendingId <= -Number.MAX_SAFE_INTEGER ? 0 : lastPendingId;
-  // every field written out: a record of the one shape every TunnelRecord has
-  return {
-    id: --lastPendingId,
-    accountId: t.accountId,
-    username,
-    leaseId: t.leaseId,
-    type: t.type,
-    transport: t.transport,
-    clientIpv4: t.clientIpv4,
-    clientPort: clientPortFor(t.type, t.clientPort),
-    serverIpv4: t.serverIpv4,
-    serverIpv6: t.serverIpv6,
-    clientIpv6: t.clientIpv6,
-    prefix: t.prefix,
-    prefixLen: t.prefixLen,
-    keepaliveInterval: t.keepaliveInterval,
-    lifetimeS: t.lifetimeS,
-    state: 'offered',
-    createdAt: at,
-    establishedAt: null,
-    endedAt: null,
-    endReason: null,
-    lastSeenAt: null,
-    rxPackets: 0,
-    rxBytes: 0,
-    txPackets: 0,
-    txBytes: 0,
-  };
+  return newTunnelRecord(t, at, { id: --lastPendingId, username });
 }
 
 /** Whether a record is a pending offer's (its id a stand-in). */

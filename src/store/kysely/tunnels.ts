@@ -2,11 +2,10 @@
 
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import { BrokerError } from '../../errors.js';
-import { clientPortFor } from '../../tunnel-model.js';
 import { releaseLease } from '../allocator.js';
 import type { LeaseChunks } from '../lease-chunks.js';
-import { canonicalAddress } from '../prefix.js';
-import type { EndReason, NewTunnel, TunnelFilter, TunnelRecord, TunnelState, TunnelStore } from '../types.js';
+import { newTunnelRecord } from '../tunnel-record.js';
+import type { EndReason, TunnelFilter, TunnelRecord, TunnelState, TunnelStore } from '../types.js';
 import type { Database, TunnelsTable } from '../schema.js';
 import { counterValues, end, establish, insertTunnel, writeCounters } from './tunnel-statements.js';
 import { likeSubstring, nullableNumber, page, type Runner } from './runner.js';
@@ -17,7 +16,13 @@ export function tunnelStore(run: Runner, chunks: LeaseChunks, nodeId: string): T
   return {
     createTunnel(t, at, opts) {
       return run.write('createTunnel', async (trx, hooks) => {
-        const record = offeredRecord(t, at, nodeId, opts?.established);
+        const established = opts?.established;
+        const record = newTunnelRecord(t, at, {
+          id: 0,
+          username: null,
+          node: nodeId,
+          ...(established !== undefined ? { establishedAt: established } : {}),
+        });
         const reservation = opts?.reservation;
         if (reservation !== undefined) {
           if (reservation.leaseId !== t.leaseId)
@@ -265,37 +270,5 @@ function toTunnel(r: TunnelRow): TunnelRecord {
     txPackets: Number(r.tx_packets),
     txBytes: Number(r.tx_bytes),
     node: r.node,
-  };
-}
-
-/** The record of a tunnel just offered, as toTunnel would read its row back (without id and username). */
-function offeredRecord(t: NewTunnel, at: number, nodeId: string, establishedAt?: number): TunnelRecord {
-  return {
-    id: 0,
-    accountId: t.accountId,
-    username: null,
-    leaseId: t.leaseId,
-    type: t.type,
-    transport: t.transport,
-    clientIpv4: t.clientIpv4,
-    clientPort: clientPortFor(t.type, t.clientPort),
-    serverIpv4: t.serverIpv4,
-    serverIpv6: t.serverIpv6,
-    clientIpv6: t.clientIpv6,
-    prefix: t.prefix === null ? null : canonicalAddress(t.prefix),
-    prefixLen: t.prefixLen,
-    keepaliveInterval: t.keepaliveInterval,
-    lifetimeS: t.lifetimeS,
-    state: establishedAt === undefined ? 'offered' : 'established',
-    createdAt: at,
-    establishedAt: establishedAt ?? null,
-    endedAt: null,
-    endReason: null,
-    lastSeenAt: null,
-    rxPackets: 0,
-    rxBytes: 0,
-    txPackets: 0,
-    txBytes: 0,
-    node: nodeId,
   };
 }
