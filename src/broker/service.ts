@@ -5,8 +5,8 @@
  *  found, what it offered, the outcome to log. The decisions themselves live elsewhere: credentials in
  *  authenticate.ts, the offer rules in offer-policy.ts (pure), the live tunnels in tunnels.ts. An offer writes
  *  its claims and an 'offered' row, which ends 'not_accepted' if the offer is never accepted (reject, timeout,
- *  TCP close, restart); an anonymous lease the node's chunks hold is offered with nothing written, its rows
- *  written by the accept (pending-offer.ts). */
+ *  TCP close, restart); an offer whose link block is an anonymous lease the node's chunks hold, or the block an
+ *  account holds already, is made with nothing written, its rows written by the accept (pending-offer.ts). */
 
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
@@ -163,8 +163,8 @@ export class BrokerService implements SessionService {
       keepaliveInterval: keepaliveFor(req, cfg.tunnels.keepalive),
       lifetimeS: cfg.tunnels.lifetimeS,
     });
-    // nothing to write before the accept (pending-offer.ts): an anonymous /64 the node's chunks hold in memory, or
-    // the link block an account keeps between its tunnels
+    // nothing to write before the accept (pending-offer.ts): an anonymous lease the node's chunks hold in memory,
+    // or the link block an account keeps between its tunnels
     const linkOnly = !v4v6 && prefixLen === undefined;
     const link = { pool: 'link', poolPrefix: pools.link, prefixLen: pools.linkLeaseLen } as const;
     const reservation =
