@@ -18,6 +18,7 @@ import pino from 'pino';
 import { Events } from '../src/broker/events.js';
 import type { TunnelEventMap } from '../src/broker/tunnels.js';
 import type { TunnelRecord } from '../src/store/types.js';
+import { newTunnelRecord } from '../src/store/tunnel-record.js';
 import { RouteExporter } from '../src/cluster/routes.js';
 import { routesOf } from '../src/cluster/routes-of.js';
 import { Topology, execCommand, type Netns } from '../test/helpers/netns.js';
@@ -33,26 +34,13 @@ function tunnel(i: number): TunnelRecord {
   const hex = (n: number) => n.toString(16);
   const j = i / 10;
   const prefix = i % 10 === 0 ? `2001:db8:${hex(0x8000 + (j >> 8))}:${hex((j & 0xff) << 8)}::` : null;
-  return {
-    ...newTunnel({
-      clientIpv6: `2001:db8:${hex(i >> 16)}:${hex(i & 0xffff)}::2`,
-      serverIpv6: `2001:db8:${hex(i >> 16)}:${hex(i & 0xffff)}::1`,
-      prefix,
-      prefixLen: prefix ? 56 : null,
-    }),
-    id: i + 1,
-    username: null,
-    state: 'established',
-    createdAt: 0,
-    establishedAt: 0,
-    endedAt: null,
-    endReason: null,
-    lastSeenAt: null,
-    rxPackets: 0,
-    rxBytes: 0,
-    txPackets: 0,
-    txBytes: 0,
-  };
+  const t = newTunnel({
+    clientIpv6: `2001:db8:${hex(i >> 16)}:${hex(i & 0xffff)}::2`,
+    serverIpv6: `2001:db8:${hex(i >> 16)}:${hex(i & 0xffff)}::1`,
+    prefix,
+    prefixLen: prefix ? 56 : null,
+  });
+  return newTunnelRecord(t, 0, { id: i + 1, username: null, establishedAt: 0 });
 }
 
 async function countRoutes(ns: Netns): Promise<number> {

@@ -9,22 +9,15 @@
  *  delegated prefix, v4v6, a lease the chunks could not give) writes its claims and an 'offered' row at the
  *  offer, because those claims are on disk and the row is how a restart finds them and gives them back. */
 
-import type { LeaseReservation, NewTunnel, TunnelRecord } from '../store/types.js';
+import type { NewTunnel, TunnelRecord } from '../store/types.js';
 import { newTunnelRecord } from '../store/tunnel-record.js';
-
-export interface PendingOffer {
-  /** The row the accept writes. */
-  tunnel: NewTunnel;
-  /** An anonymous offer's lease, which the accept writes first (its leaseId is tunnel.leaseId); none for an
-   *  account's, whose block is on disk already. */
-  reservation?: LeaseReservation;
-}
 
 /** Stand-in ids for pending offers: negative, so they never meet a row's id (the anonymous holdings count them
  *  by id until the accept gives them a row). */
 let lastPendingId = 0;
 
-/** The record of a pending offer: what the offer says and the holdings count; its id is a stand-in (< 0). */
+/** The record of a pending offer: what the offer says, what the holdings count and the row its accept writes
+ *  (a TunnelRecord is a NewTunnel and more); its id is a stand-in (< 0). */
 export function pendingRecord(t: NewTunnel, at: number, username: string | null): TunnelRecord {
   lastPendingId = lastPendingId <= -Number.MAX_SAFE_INTEGER ? 0 : lastPendingId;
   return newTunnelRecord(t, at, { id: --lastPendingId, username });

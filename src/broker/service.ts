@@ -14,7 +14,7 @@ import type { Config } from '../config/schema.js';
 import { BrokerError } from '../errors.js';
 import type { Offer, TunnelRequest } from '../protocol/xml.js';
 import type { RedirectDecision } from '../protocol/redirect.js';
-import type { AccountLimits, NewTunnel, Store, TunnelRecord } from '../store/types.js';
+import type { AccountLimits, LeaseReservation, NewTunnel, Store, TunnelRecord } from '../store/types.js';
 import { clientPortFor, type TunnelType } from '../tunnel-model.js';
 import type { Answerer, SessionPeer, SessionService } from '../transport/answer.js';
 import type { AnonymousHoldings } from './anonymous.js';
@@ -33,7 +33,7 @@ import {
   serverIpv6From,
 } from './offer-policy.js';
 import { linkAddresses, type Pools } from './pools.js';
-import { pendingRecord, type PendingOffer } from './pending-offer.js';
+import { pendingRecord } from './pending-offer.js';
 import { anonymousPool, claimAddresses, poolError, type ClaimStage } from './claims.js';
 import { staticRefusal } from './static-tunnel-rules.js';
 import type { ReverseDns } from './reverse-dns.js';
@@ -73,10 +73,11 @@ export interface ServiceDeps {
   redirect?: (returning: boolean, family: 4 | 6) => RedirectDecision | undefined;
 }
 
-/** What a session was offered: a row written at the offer, or a pending offer (pending-offer.ts). */
+/** What a session was offered: a row written at the offer, or a pending offer (pending-offer.ts: its record's id
+ *  is a stand-in) with, for an anonymous lease, the reservation its accept writes. */
 export interface Offered {
   record: TunnelRecord;
-  pending?: PendingOffer;
+  reservation?: LeaseReservation;
 }
 
 /** Who a session is, once authenticated. */
@@ -179,7 +180,7 @@ export class BrokerService implements SessionService {
       const tunnel = row({ ...inner, serverIpv4: server, clientIpv4: peer.peer.address });
       const record = pendingRecord(tunnel, this.deps.clock.now(), who.username);
       this.deps.anonymous.hold(record);
-      return { record, pending: reservation ? { tunnel, reservation } : { tunnel } };
+      return reservation ? { record, reservation } : { record };
     }
     let stage: ClaimStage | 'tunnel' = 'link';
     const at = (s: ClaimStage) => (stage = s);

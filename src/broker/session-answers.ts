@@ -74,24 +74,24 @@ export class SessionAnswers implements Answerer {
   async offerUnwanted(): Promise<void> {
     const offered = this.offered;
     this.offered = undefined;
-    if (offered) await this.deps.tunnels.endOffer(offered.record, 'not_accepted', offered.pending);
+    if (offered) await this.deps.tunnels.endOffer(offered.record, 'not_accepted', offered.reservation);
   }
 
   async accept(): Promise<BrokerError | undefined> {
     const offered = this.offered;
     if (!offered) return new BrokerError('TSP_UNEXPECTED', 'no offer to accept');
     this.offered = undefined;
-    const { record, pending } = offered;
+    const { record, reservation } = offered;
     try {
       // one live tunnel per client endpoint, and per account when tunnels.replaceExisting: the newest wins
       const replaceAccount = this.deps.config.tunnels.replaceExisting;
-      const live = await this.deps.tunnels.establish(record, { replaceAccount }, pending);
+      const live = await this.deps.tunnels.establish(record, { replaceAccount }, reservation);
       this.result = 'established';
       this.report('established', undefined, live);
       return undefined;
     } catch (err) {
       this.deps.log.error({ err, tunnel: tunnelId(record) }, 'activation failed');
-      await this.deps.tunnels.endOffer(record, 'not_accepted', pending).catch(() => {});
+      await this.deps.tunnels.endOffer(record, 'not_accepted', reservation).catch(() => {});
       return isBrokerError(err) ? err : new BrokerError('INTERNAL', 'activation failed', { cause: err });
     }
   }
@@ -101,7 +101,7 @@ export class SessionAnswers implements Answerer {
     if (!offered) return;
     this.offered = undefined;
     this.deps.log.debug({ tunnel: tunnelId(offered.record), reason }, 'offer withdrawn');
-    await this.deps.tunnels.endOffer(offered.record, 'not_accepted', offered.pending);
+    await this.deps.tunnels.endOffer(offered.record, 'not_accepted', offered.reservation);
   }
 
   async deleteTunnels(): Promise<BrokerError | undefined> {

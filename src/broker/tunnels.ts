@@ -19,9 +19,9 @@
 
 import { BrokerError } from '../errors.js';
 import type { DropReason, TunnelCounters, TunnelId } from '../dataplane/types.js';
-import type { CounterUpdate, EndReason, TunnelRecord } from '../store/types.js';
+import type { CounterUpdate, EndReason, LeaseReservation, TunnelRecord } from '../store/types.js';
 import { endpointLabel, type TunnelType } from '../tunnel-model.js';
-import type { PendingOffer } from './pending-offer.js';
+import { isPending } from './pending-offer.js';
 import { Deadlines } from './deadlines.js';
 import { Events } from './events.js';
 import { dueAtMs, endReasonAt } from './expiry.js';
@@ -179,7 +179,7 @@ export class TunnelRegistry {
   async establish(
     record: TunnelRecord,
     opts: { replaceAccount: boolean },
-    pending?: PendingOffer,
+    reservation?: LeaseReservation,
   ): Promise<TunnelRecord> {
     const replaced = new Set<LiveTunnel>();
     const same = this.byEndpoint.get(tunnelEndpointKey(record));
@@ -200,10 +200,10 @@ export class TunnelRegistry {
       const ended = elsewhere ? await this.deps.store.endTunnelsElsewhere(record.accountId!, at) : [];
       for (const e of ends) await this.persistEnd(e.record, 'replaced', e.counters);
       // a pending offer's rows are written now, already established (pending-offer.ts)
-      const row = pending
-        ? await this.deps.store.createTunnel(pending.tunnel, record.createdAt, {
+      const row = isPending(record)
+        ? await this.deps.store.createTunnel(record, record.createdAt, {
             established: at,
-            ...(pending.reservation ? { reservation: pending.reservation } : {}),
+            ...(reservation ? { reservation } : {}),
           })
         : await this.deps.store.establishTunnel(record.id, at);
       return { ended, row };
@@ -211,7 +211,7 @@ export class TunnelRegistry {
     const established: TunnelRecord = moved.row
       ? { ...moved.row, username: record.username }
       : { ...record, state: 'established', establishedAt: at };
-    if (pending) this.deps.anonymous.release(record.id); // held again under its row's id (activate)
+    if (isPending(record)) this.deps.anonymous.release(record.id); // held again under its row's id (activate)
     for (const m of moved.ended)
       this.deps.log.info(
         { tunnel: m.id, node: m.node, replacedBy: established.id },
@@ -220,8 +220,8 @@ export class TunnelRegistry {
     try {
       this.activate(established, at);
     } catch (err) {
-      // committed: ended here, as the caller's endOffer knows a pending offer only by its stand-in id
-      if (pending) await this.deps.store.batch(() => this.persistEnd(established, 'not_accepted')).catch(() => {});
+      // committed established: end it here for any offer (endOffer knows a pending one by a stand-in id only)
+      await this.deps.store.batch(() => this.persistEnd(established, 'not_accepted')).catch(() => {});
       throw err;
     }
     this.events.emit('established', { record: established });
@@ -288,9 +288,9 @@ export class TunnelRegistry {
 
   /** Ends a tunnel row that never became live (an offer), in one transaction; a pending offer's lease goes back
    *  to memory, with nothing written. */
-  async endOffer(t: TunnelRecord, reason: EndReason, pending?: PendingOffer): Promise<void> {
+  async endOffer(t: TunnelRecord, reason: EndReason, reservation?: LeaseReservation): Promise<void> {
     this.deps.anonymous.release(t.id);
-    if (pending) return pending.reservation && this.deps.store.releaseReservation(pending.reservation);
+    if (isPending(t)) return reservation && this.deps.store.releaseReservation(reservation);
     await this.deps.store.batch(() => this.persistEnd(t, reason));
   }
 
