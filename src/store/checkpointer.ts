@@ -44,6 +44,8 @@ export const RESTART_PAGES = 4000;
 
 /** The broker connection's own automatic checkpoint, for a worker that is gone (pages). */
 export const FALLBACK_PAGES = 4 * RESTART_PAGES;
+/** The longest close() waits for the worker's exit. */
+const CLOSE_WAIT_MS = 2000;
 
 /** What a pass reports (from PRAGMA wal_checkpoint's row): `checkpointed` pages of the WAL copied; the WAL's
  *  length comes from the -shm file instead, read at each commit. */
@@ -161,7 +163,16 @@ export class Checkpointer {
     if (this.stats.failed) return;
     this.worker.ref();
     this.worker.postMessage('stop'); // closes the connection itself if it gets there first
-    await this.worker.terminate();
+    // A worker that ends by itself as terminate() is called may drop its handle before 'exit' is emitted, and
+    // an await on nothing else let node:test's process find its event loop empty (CI, routes-broker's
+    // before hook): a timer keeps the process alive meanwhile and bounds the wait.
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)));
+    try {
+      await Promise.race([this.worker.terminate(), bound]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** The WAL's last frame (mxFrame): a 32-bit integer in the host's byte order at offset 16 of the wal-index
