@@ -39,11 +39,11 @@ async function seed(file: string, n: number): Promise<void> {
   const now = Date.now();
   for (let done = 0; done < n;) {
     const chunk = Math.min(2000, n - done);
-    await store.batch(async () => {
+    await store.batch(async (tx) => {
       for (let i = done; i < done + chunk; i++) {
         const hi = (i >> 16) & 0xffff;
         const lo = i & 0xffff;
-        const t = await store.createTunnel(
+        const t = await tx.createTunnel(
           {
             accountId: null,
             leaseId: `seed-${i}`,
@@ -61,7 +61,7 @@ async function seed(file: string, n: number): Promise<void> {
           },
           now,
         );
-        await store.establishTunnel(t.id, now);
+        await tx.establishTunnel(t.id, now);
       }
     });
     done += chunk;

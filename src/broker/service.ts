@@ -189,10 +189,10 @@ export class BrokerService implements SessionService {
     const want = { ...claim, v4v6, server, client: peer.peer.address };
     try {
       const record = await store.batch(
-        async () => {
-          const addresses = await claimAddresses(store, pools, want, at);
+        async (tx) => {
+          const addresses = await claimAddresses(tx, pools, want, at);
           stage = 'tunnel';
-          return store.createTunnel(row(addresses), this.deps.clock.now());
+          return tx.createTunnel(row(addresses), this.deps.clock.now());
         },
         { provisional: anonymous },
       );

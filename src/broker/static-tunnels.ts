@@ -333,8 +333,8 @@ export class StaticTunnels {
     const owner = { accountId: st.accountId };
     const serverIpv4 = serverIpv4From(config, undefined) ?? (await this.deps.localAddressToward(endpoint));
     const prefixLen = st.delegatePrefix ? await this.delegatedLength(st.accountId) : undefined;
-    const record = await store.batch(async () => {
-      const link = await store.allocate({
+    const record = await store.batch(async (tx) => {
+      const link = await tx.allocate({
         pool: 'link',
         poolPrefix: pools.link,
         prefixLen: pools.linkLeaseLen,
@@ -343,8 +343,8 @@ export class StaticTunnels {
       const delegated =
         prefixLen === undefined
           ? undefined
-          : await store.allocate({ pool: 'delegation', poolPrefix: pools.delegation, prefixLen, owner });
-      return store.createTunnel(
+          : await tx.allocate({ pool: 'delegation', poolPrefix: pools.delegation, prefixLen, owner });
+      return tx.createTunnel(
         {
           accountId: st.accountId,
           leaseId: null,

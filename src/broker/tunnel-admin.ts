@@ -33,13 +33,13 @@ export async function killTunnelInStore(
   actor: string,
   nowMs: number,
 ): Promise<void> {
-  await store.batch(async () => {
-    const t = await store.getTunnel(id);
+  await store.batch(async (tx) => {
+    const t = await tx.getTunnel(id);
     if (!t) throw new BrokerError('STORE_NOT_FOUND', `no tunnel with id ${id}`);
     if (t.state === 'ended') throw new BrokerError('STORE_CONFLICT', `tunnel ${id} already ended (${t.endReason})`);
-    await store.endTunnel(id, 'admin', nowMs);
-    if (t.leaseId) await store.releaseLease(t.leaseId);
-    await store.addAudit({
+    await tx.endTunnel(id, 'admin', nowMs);
+    if (t.leaseId) await tx.releaseLease(t.leaseId);
+    await tx.addAudit({
       at: nowMs,
       actor,
       action: 'tunnel.kill',

@@ -195,17 +195,17 @@ export class TunnelRegistry {
     const ends = [...replaced].map((t) => ({ record: t.record(), counters: totalsOf(t, byId?.get(t.id)) }));
     for (const t of replaced) this.forget(t, 'replaced', byId!);
     const elsewhere = this.deps.node !== undefined && opts.replaceAccount && record.accountId !== null;
-    const moved = await this.deps.store.batch(async () => {
+    const moved = await this.deps.store.batch(async (tx) => {
       // first: it serialises this account's accepts across nodes (nodes.ts), so one of two at once ends the other
-      const ended = elsewhere ? await this.deps.store.endTunnelsElsewhere(record.accountId!, at) : [];
-      for (const e of ends) await this.persistEnd(e.record, 'replaced', e.counters);
+      const ended = elsewhere ? await tx.endTunnelsElsewhere(record.accountId!, at) : [];
+      for (const e of ends) await this.persistEnd(tx, e.record, 'replaced', e.counters);
       // a pending offer's rows are written now, already established (pending-offer.ts)
       const row = isPending(record)
-        ? await this.deps.store.createTunnel(record, record.createdAt, {
+        ? await tx.createTunnel(record, record.createdAt, {
             established: at,
             ...(reservation ? { reservation } : {}),
           })
-        : await this.deps.store.establishTunnel(record.id, at);
+        : await tx.establishTunnel(record.id, at);
       return { ended, row };
     });
     const established: TunnelRecord = moved.row
@@ -221,7 +221,7 @@ export class TunnelRegistry {
       this.activate(established, at);
     } catch (err) {
       // committed established: end it here for any offer (endOffer knows a pending one by a stand-in id only)
-      await this.deps.store.batch(() => this.persistEnd(established, 'not_accepted')).catch(() => {});
+      await this.deps.store.batch((tx) => this.persistEnd(tx, established, 'not_accepted')).catch(() => {});
       throw err;
     }
     this.events.emit('established', { record: established });
@@ -281,8 +281,8 @@ export class TunnelRegistry {
       this.forget(t, reason, counters); // at once, so a second end of the same tunnel finds nothing to do
       return { record: t.record(), reason, totals };
     });
-    await this.deps.store.batch(async () => {
-      for (const r of rows) await this.persistEnd(r.record, r.reason, r.totals);
+    await this.deps.store.batch(async (tx) => {
+      for (const r of rows) await this.persistEnd(tx, r.record, r.reason, r.totals);
     });
   }
 
@@ -291,7 +291,7 @@ export class TunnelRegistry {
   async endOffer(t: TunnelRecord, reason: EndReason, reservation?: LeaseReservation): Promise<void> {
     this.deps.anonymous.release(t.id);
     if (isPending(t)) return reservation && this.deps.store.releaseReservation(reservation);
-    await this.deps.store.batch(() => this.persistEnd(t, reason));
+    await this.deps.store.batch((tx) => this.persistEnd(tx, t, reason));
   }
 
   /** Learns from the data plane which tunnels counted since the last call (DataPlane.readChanged): their idle
@@ -392,8 +392,13 @@ export class TunnelRegistry {
 
   /** The store side of an end: final counters, state and reason, the anonymous lease released. Store calls
    *  only, and idempotent, so it may run inside a batch that retries. */
-  private async persistEnd(t: TunnelRecord, reason: EndReason, counters?: CounterUpdate): Promise<void> {
-    await this.deps.store.endTunnel(t.id, reason, this.deps.clock.now(), counters);
-    if (t.leaseId) await this.deps.store.releaseLease(t.leaseId);
+  private async persistEnd(
+    tx: TunnelRegistryStore,
+    t: TunnelRecord,
+    reason: EndReason,
+    counters?: CounterUpdate,
+  ): Promise<void> {
+    await tx.endTunnel(t.id, reason, this.deps.clock.now(), counters);
+    if (t.leaseId) await tx.releaseLease(t.leaseId);
   }
 }

@@ -52,40 +52,47 @@ export function createKyselyStore(
   // one broker a SQLite file; on PostgreSQL, several, each with chunks of its own (lease-chunks.ts)
   const chunks = new LeaseChunks(run, clock, driver.dialect === 'sqlite' ? DEFAULT_NODE_ID : nodeId);
   let closed = false;
-  return {
-    dialect: driver.dialect,
-    ...settingsStore(run),
-    ...accountStore(run, clock),
-    ...allocationStore(run, clock, chunks),
-    ...tunnelStore(run, chunks, nodeId),
-    ...staticTunnelStore(run),
-    ...auditStore(run, driver.dialect),
-    ...webStore(run),
-    ...trafficStore(run),
-    ...reverseDnsStore(run),
-    ...nodeStore(run, driver.dialect, nodeId),
+  /** The store whose calls run on `r`: this one on its own runner, a batch's (storeOn(batch runner)) in
+   *  Store.batch, built afresh for each batch (a few dozen closures: no lookup through the call chain). */
+  const storeOn = (r: Runner): KyselyStore => {
+    const s: KyselyStore = {
+      dialect: driver.dialect,
+      ...settingsStore(r),
+      ...accountStore(r, clock),
+      ...allocationStore(r, clock, chunks),
+      ...tunnelStore(r, chunks, nodeId),
+      ...staticTunnelStore(r),
+      ...auditStore(r, driver.dialect),
+      ...webStore(r),
+      ...trafficStore(r),
+      ...reverseDnsStore(r),
+      ...nodeStore(r, driver.dialect, nodeId),
 
-    batch: (fn, opts) => run.batch(fn, opts),
-    transaction: (fn) => run.write('transaction', fn),
-    writeStats: () => driver.stats?.(),
+      batch: (fn, opts) => r.batch((b) => fn(b === r ? s : storeOn(b)), opts),
+      transaction: (fn) => r.write('transaction', fn),
+      writeStats: () => driver.stats?.(),
 
-    migrate() {
-      return run.write('migrate', async (trx) => {
-        await driver.lockForMigration(trx);
-        return migrate(trx, driver.dialect, clock.now());
-      });
-    },
+      migrate() {
+        return r.write('migrate', async (trx) => {
+          await driver.lockForMigration(trx);
+          return migrate(trx, driver.dialect, clock.now());
+        });
+      },
 
-    async close() {
-      if (closed) return;
-      closed = true;
-      try {
-        await db.destroy();
-      } finally {
-        await driver.onClose?.();
-      }
-    },
+      async close() {
+        if (r.inBatch) throw new Error("close the store, not a batch's store");
+        if (closed) return;
+        closed = true;
+        try {
+          await db.destroy();
+        } finally {
+          await driver.onClose?.();
+        }
+      },
+    };
+    return s;
   };
+  return storeOn(run);
 }
 
 /** A store over `db`, migrated to the current schema; closed again if the migration fails. */

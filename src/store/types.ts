@@ -228,11 +228,13 @@ export interface WebSession {
 
 /** Runs several store calls as one transaction. */
 export interface Transactional {
-  /** Runs the store calls fn makes (awaited one after another, on this store) in one transaction: they commit
-   *  together or not at all. fn may run more than once (a transient error or a lost race retries the whole
-   *  batch), so it must do nothing but store calls and computing from their results. Nested batches join
-   *  the outer one. */
-  batch<T>(fn: () => Promise<T>, opts?: BatchOptions): Promise<T>;
+  /** Runs the store calls fn makes on `tx` (awaited one after another) in one transaction: they commit
+   *  together or not at all. `tx` is a store whose every call runs in that transaction; a call on this store
+   *  instead would be a transaction of its own (and on SQLite would wait behind the batch forever: tests run
+   *  with TSP_STORE_CHECKS=1, which makes it throw). fn may run more than once (a transient error or a lost
+   *  race retries the whole batch), so it must do nothing but store calls and computing from their results.
+   *  A batch on `tx` joins it. */
+  batch<T>(fn: (tx: Store) => Promise<T>, opts?: BatchOptions): Promise<T>;
 }
 
 /** Store.writeStats(): write transactions and what carried them (SQLite). */

@@ -74,35 +74,55 @@ interface OpenBatch {
   hooks: TxHooks;
 }
 
-/** Runs reads and write transactions for one store, and knows the batch the current call chain runs in. */
-export class Runner {
-  /** The transaction of the batch the current async call chain runs in, if any. */
-  private readonly openBatch = new AsyncLocalStorage<OpenBatch>();
+/** Set TSP_STORE_CHECKS=1 (the test runner does) to have a store call that bypasses the batch it runs in
+ *  fail loudly instead of opening a transaction of its own: on SQLite that transaction would wait behind the
+ *  batch's group forever. It needs AsyncLocalStorage, whose promise hooks cost every promise of the process
+ *  (about 7 % of an anonymous TSP session's CPU in bench:control), so it is off in production. */
+const checks: AsyncLocalStorage<true> | undefined =
+  process.env.TSP_STORE_CHECKS === '1' ? new AsyncLocalStorage<true>() : undefined;
 
+/** Runs reads and write transactions for one store: the store's own runner, or a batch's (`open`), on which
+ *  every call runs in the batch's transaction. The batch is passed by hand (Store.batch gives its callback a
+ *  store on the batch's runner), never looked up from the call chain. */
+export class Runner {
   constructor(
     readonly db: Kysely<Database>,
     readonly driver: StoreDriver,
+    private readonly open?: OpenBatch,
   ) {}
 
-  /** Runs fn's calls on this store in one write transaction (Store.batch). Calls inside find the open
-   *  transaction through AsyncLocalStorage and run in it instead of opening their own (which on SQLite would
-   *  wait behind this one in the file's queue forever). A transient error or a lost race runs fn again. */
-  batch<T>(fn: () => Promise<T>, opts?: BatchOptions): Promise<T> {
-    if (this.openBatch.getStore() !== undefined) return fn();
-    return this.write('batch', (trx, hooks) => this.openBatch.run({ trx, hooks }, fn), opts);
+  /** Whether this runner runs a batch's calls (in its transaction). */
+  get inBatch(): boolean {
+    return this.open !== undefined;
   }
 
-  /** Runs fn outside any open batch: a write it makes is a transaction of its own, committed whether or not the
-   *  batch that started it commits (store/lease-chunks.ts claims a chunk this way). */
+  /** Runs fn's calls, made on the runner it is given, in one write transaction (Store.batch). On a batch's
+   *  runner fn joins that batch. A transient error or a lost race runs fn again. */
+  batch<T>(fn: (run: Runner) => Promise<T>, opts?: BatchOptions): Promise<T> {
+    if (this.open !== undefined) return fn(this);
+    return this.write(
+      'batch',
+      (trx, hooks) => {
+        const run = new Runner(this.db, this.driver, { trx, hooks });
+        return checks ? checks.run(true, () => fn(run)) : fn(run);
+      },
+      opts,
+    );
+  }
+
+  /** Runs fn, whose writes on this store's own runner are transactions of their own, committed whether or not
+   *  a batch that started it commits (store/lease-chunks.ts claims a chunk this way). Only marks the intent
+   *  for TSP_STORE_CHECKS: on the store's own runner every write is its own transaction. */
   detached<T>(fn: () => Promise<T>): Promise<T> {
-    return this.openBatch.exit(fn);
+    return checks ? checks.exit(fn) : fn();
   }
 
-  /** A read, with errors coded: inside a batch, on the batch's transaction; outside one, on the driver's reader
-   *  if it has one (the last commit's rows, without waiting for a group to commit). */
+  /** A read, with errors coded: in a batch, on the batch's transaction; otherwise on the driver's reader if it
+   *  has one (the last commit's rows, without waiting for a group to commit). */
   async read<T>(op: string, fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+    this.check(op);
     try {
-      return await fn(this.openBatch.getStore()?.trx ?? this.driver.reader?.() ?? this.db);
+      return await fn(this.open?.trx ?? this.driver.reader?.() ?? this.db);
     } catch (e) {
       throw storeError(op, e);
     }
@@ -116,7 +136,7 @@ export class Runner {
     fn: (trx: Kysely<Database>, hooks: TxHooks) => Promise<T>,
     opts?: BatchOptions,
   ): Promise<T> {
-    const open = this.openBatch.getStore();
+    const open = this.open;
     if (open !== undefined) {
       try {
         return await fn(open.trx, open.hooks);
@@ -124,6 +144,7 @@ export class Runner {
         throw e instanceof RetryTransaction || this.driver.isTransient(e) ? e : storeError(op, e);
       }
     }
+    this.check(op);
     for (let attempt = 1; ; attempt++) {
       const hooks = new Hooks();
       try {
@@ -137,6 +158,12 @@ export class Runner {
         throw storeError(op, e);
       }
     }
+  }
+
+  /** TSP_STORE_CHECKS: a call on the store's own runner from inside a batch's callback bypasses the batch. */
+  private check(op: string): void {
+    if (checks !== undefined && this.open === undefined && checks.getStore() === true)
+      throw new Error(`store.${op} was called on the store inside a batch: call it on the batch's store`);
   }
 }
 

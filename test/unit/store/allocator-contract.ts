@@ -122,9 +122,10 @@ export function allocatorContract(name: string, open: () => Promise<KyselyStore>
     it('joins an open batch: store calls and allocator calls in it commit or roll back as one', async () => {
       const pool = 'fd0a:5::/64';
       await assert.rejects(
-        store.batch(async () => {
-          await store.transaction((trx) => allocator.allocate(trx, req(pool, 64, 'trx-batch-1'), 1000));
-          await store.allocate(req(pool, 64, 'trx-batch-2'));
+        store.batch(async (tx) => {
+          // a KyselyStore's batch hands over a KyselyStore
+          await (tx as KyselyStore).transaction((trx) => allocator.allocate(trx, req(pool, 64, 'trx-batch-1'), 1000));
+          await tx.allocate(req(pool, 64, 'trx-batch-2'));
         }),
         (e: unknown) => e instanceof BrokerError && e.code === 'POOL_EXHAUSTED',
       );

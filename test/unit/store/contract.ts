@@ -55,30 +55,32 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     describe('batch', () => {
       it('commits every call of a batch together, and none of them when it fails', async () => {
         const lease = 'batch-lease-1';
-        const done = await store.batch(async () => {
-          const a = await store.createAccount(newAccount('batch-ok'));
-          const block = await store.allocate({
+        const done = await store.batch(async (tx) => {
+          const a = await tx.createAccount(newAccount('batch-ok'));
+          const block = await tx.allocate({
             pool: 'link',
             poolPrefix: 'fd00:ba7c::/48',
             prefixLen: 64,
             owner: { leaseId: lease },
           });
-          await store.batch(async () => store.setDisabled(a.id, true)); // a nested batch joins the outer one
+          await tx.batch(async (inner) => inner.setDisabled(a.id, true)); // a nested batch joins the outer one
+          // the batch's store reads the batch's own writes, before they commit
+          assert.equal((await tx.getAccount(a.id))?.disabled, true);
           return { a, block };
         });
         assert.equal((await store.getAccount(done.a.id))?.disabled, true);
         assert.equal(await store.releaseLease(lease), 1);
 
         await assert.rejects(
-          store.batch(async () => {
-            await store.createAccount(newAccount('batch-undone'));
-            await store.allocate({
+          store.batch(async (tx) => {
+            await tx.createAccount(newAccount('batch-undone'));
+            await tx.allocate({
               pool: 'link',
               poolPrefix: 'fd00:ba7d::/64',
               prefixLen: 64,
               owner: { leaseId: 'batch-lease-2' },
             });
-            await store.allocate({
+            await tx.allocate({
               pool: 'link',
               poolPrefix: 'fd00:ba7d::/64',
               prefixLen: 64,
@@ -100,15 +102,27 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
 
       it('keeps other writers out until it commits, and they go on afterwards', async () => {
         const results = await Promise.all([
-          store.batch(async () => {
-            const a = await store.createAccount(newAccount('batch-first'));
-            await store.setDisabled(a.id, true);
+          store.batch(async (tx) => {
+            const a = await tx.createAccount(newAccount('batch-first'));
+            await tx.setDisabled(a.id, true);
             return a.id;
           }),
           store.createAccount(newAccount('batch-second')),
         ]);
         assert.equal((await store.getAccount(results[0]))?.disabled, true);
         assert.equal((await store.getAccount(results[1].id))?.username, 'batch-second');
+      });
+
+      it('refuses a call on the store itself from inside a batch (TSP_STORE_CHECKS, set by the test runner)', async () => {
+        // such a call would run outside the batch's transaction (on SQLite: wait behind the batch for good)
+        assert.equal(process.env.TSP_STORE_CHECKS, '1', 'the test runner sets TSP_STORE_CHECKS=1');
+        await assert.rejects(
+          store.batch(async () => {
+            await store.createAccount(newAccount('batch-bypassed'));
+          }),
+          /was called on the store inside a batch/,
+        );
+        assert.equal(await store.getAccountSecrets('batch-bypassed'), undefined);
       });
     });
 

@@ -54,8 +54,8 @@ test('a write that fails in a group is rolled back and rejected alone', async (t
   const failed = results[2] as PromiseRejectedResult;
   assert.ok(failed.reason instanceof BrokerError && failed.reason.code === 'STORE_CONFLICT');
   // a batch in the same group that throws half way leaves none of its writes
-  const batch = store.batch(async () => {
-    await store.createAccount({ username: 'half', role: 'user', ...secrets });
+  const batch = store.batch(async (tx) => {
+    await tx.createAccount({ username: 'half', role: 'user', ...secrets });
     throw new Error('changed my mind');
   });
   const alongside = store.createAccount({ username: 'e', role: 'user', ...secrets });
@@ -208,9 +208,9 @@ test('a read from outside a group does not wait for it and never sees its writes
   const held = new Promise<void>((r) => (release = r));
   // a batch that creates an account and a tunnel (prepared statements, run on the group's connection), then
   // waits while a read from outside runs, then fails: everything it wrote is rolled back
-  const doomed = store.batch(async () => {
-    const a = await store.createAccount({ username: 'dirty-read', role: 'user', ...secrets });
-    await store.createTunnel(
+  const doomed = store.batch(async (tx) => {
+    const a = await tx.createAccount({ username: 'dirty-read', role: 'user', ...secrets });
+    await tx.createTunnel(
       {
         accountId: a.id,
         leaseId: null,

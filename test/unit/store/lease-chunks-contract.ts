@@ -102,8 +102,8 @@ export function leaseChunksContract(name: string, open: () => Promise<KyselyStor
       class Abandon extends Error {}
       for (let i = 0; i < 20; i++) {
         await assert.rejects(
-          store.batch(async () => {
-            await store.allocate(lease(pool, 128, `undo-${i}`));
+          store.batch(async (tx) => {
+            await tx.allocate(lease(pool, 128, `undo-${i}`));
             throw new Abandon('changed my mind');
           }),
           (e: unknown) => e instanceof Abandon || (e instanceof BrokerError && e.cause instanceof Abandon),
@@ -173,8 +173,8 @@ export function leaseChunksContract(name: string, open: () => Promise<KyselyStor
       // a transaction that fails after writing a reservation's rows writes nothing, and the reservation holds
       class Abandon extends Error {}
       await assert.rejects(
-        store.batch(async () => {
-          await store.createTunnel(tunnel(r3), 30, { established: 31, reservation: r3 });
+        store.batch(async (tx) => {
+          await tx.createTunnel(tunnel(r3), 30, { established: 31, reservation: r3 });
           throw new Abandon('the accept failed');
         }),
         (e: unknown) => e instanceof Abandon || (e instanceof BrokerError && e.cause instanceof Abandon),
