@@ -392,13 +392,8 @@ export class TunnelRegistry {
 
   /** The store side of an end: final counters, state and reason, the anonymous lease released. Store calls
    *  only, and idempotent, so it may run inside a batch that retries. */
-  private async persistEnd(
-    tx: TunnelRegistryStore,
-    t: TunnelRecord,
-    reason: EndReason,
-    counters?: CounterUpdate,
-  ): Promise<void> {
-    await tx.endTunnel(t.id, reason, this.deps.clock.now(), counters);
+  private async persistEnd(tx: TunnelRegistryStore, t: TunnelRecord, why: EndReason, c?: CounterUpdate): Promise<void> {
+    await tx.endTunnel(t.id, why, this.deps.clock.now(), c);
     if (t.leaseId) await tx.releaseLease(t.leaseId);
   }
 }
