@@ -19,6 +19,13 @@ const PREDEFINED: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '
 const MAX_DEPTH = 16;
 const MAX_ELEMENTS = 256;
 
+/** What `\s` matches in a regular expression, by UTF-16 code unit (without running one a character). */
+const isSpace = (c: number): boolean =>
+  c <= 0x20
+    ? c === 0x20 || (c >= 0x09 && c <= 0x0d)
+    : c >= 0xa0 && (c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || SPACES.includes(c));
+const SPACES = [0x2028, 0x2029, 0x202f, 0x205f, 0x3000, 0xfeff];
+
 /** XML 1.0's Char production: what a character reference may name. */
 const isXmlChar = (c: number): boolean =>
   c === 0x9 ||
@@ -29,6 +36,7 @@ const isXmlChar = (c: number): boolean =>
   (c >= 0x10000 && c <= 0x10ffff);
 
 function decodeEntities(s: string): string {
+  if (!s.includes('&')) return s; // most text and values: nothing to decode, no regular expression run
   return s.replace(/&([a-z]+|#[0-9]+|#x[0-9a-fA-F]+);|&/g, (m, ent: string | undefined) => {
     if (ent === undefined) throw new RemoteProtocolError('TSP_BAD_XML', 'bare & in XML');
     if (ent.startsWith('#')) {
@@ -73,7 +81,7 @@ class XmlReader {
   skipMisc(): void {
     const s = this.s;
     for (;;) {
-      while (this.i < this.n && /[\s\0]/.test(s[this.i]!)) this.i++;
+      while (this.i < this.n && (isSpace(s.charCodeAt(this.i)) || s.charCodeAt(this.i) === 0)) this.i++;
       if (s.startsWith('<?', this.i)) this.i = this.after('?>', 'unterminated processing instruction');
       else if (s.startsWith('<!--', this.i)) this.i = this.after('-->', 'unterminated comment');
       else if (s.startsWith('<!', this.i)) this.fail('DOCTYPE, CDATA and declarations are not allowed');
@@ -162,7 +170,7 @@ class XmlReader {
   }
 
   private skipSpace(): void {
-    while (this.i < this.n && /\s/.test(this.s[this.i]!)) this.i++;
+    while (this.i < this.n && isSpace(this.s.charCodeAt(this.i))) this.i++;
   }
 
   /** The offset just past the next `end`, or a failure named `what`. */
