@@ -3,6 +3,7 @@
  *  byte-exact forms gogoc accepts, built from string templates with validated values (§6.3). Pure. */
 
 import ipaddr from 'ipaddr.js';
+import { ipv4Number } from '../address.js';
 import { expandedIpv6 } from '../ipv6-text.js';
 import { RemoteProtocolError } from '../errors.js';
 import type { TunnelType } from '../tunnel-model.js';
@@ -234,7 +235,7 @@ export function parseTunnelRequest(xml: string): TunnelRequest {
   const client = child(root, 'client');
   const v4 = children(client, 'address').find((a) => (a.attrs.type ?? '').toLowerCase() === 'ipv4');
   if (v4) {
-    if (!ipaddr.IPv4.isValidFourPartDecimal(v4.text))
+    if (ipv4Number(v4.text) === undefined)
       throw new RemoteProtocolError('TSP_BAD_IPV4', `client IPv4 address "${v4.text.slice(0, 40)}" is not valid`);
     req.clientIpv4 = v4.text;
   }
@@ -295,8 +296,7 @@ export function expandIpv6(address: string): string {
 }
 
 function checkedIpv4(s: string): string {
-  if (!ipaddr.IPv4.isValidFourPartDecimal(s))
-    throw new RemoteProtocolError('TSP_BAD_IPV4', `not an IPv4 address: ${s}`);
+  if (ipv4Number(s) === undefined) throw new RemoteProtocolError('TSP_BAD_IPV4', `not an IPv4 address: ${s}`);
   return s;
 }
 
