@@ -216,11 +216,16 @@ async function main(): Promise<void> {
     // the broker, on each store dialect: SQLite, and PostgreSQL when a URL is given
     const pgUrl = process.env.BENCH_PG_URL ?? process.env.TSP_TEST_PG_URL;
     const rows: string[] = [];
+    const byTrip: string[] = [];
     for (const dialect of pgUrl ? (['sqlite', 'postgres'] as const) : (['sqlite'] as const)) {
       const store = dialect === 'sqlite' ? { path: path.join(dir, 'broker.db') } : await freshPgDatabase(pgUrl!);
       if (store.drop) cleanups.push(store.drop);
       const r = await benchBroker(dir, dialect, store, procs);
-      for (const [name, res, trips] of r) rows.push(row(`${name} (${trips} rtt)`, dialect, res, base, trips));
+      for (const [name, res, trips] of r) {
+        rows.push(row(`${name} (${trips} rtt)`, dialect, res, base, trips));
+        const each = res.trips.map((ms, k) => `${k + 1}: ${pct(ms, 50).toFixed(1)}/${pct(ms, 99).toFixed(1)}`);
+        byTrip.push(`${`${name} ${dialect}`.padEnd(35)} ${each.join('  ')}`);
+      }
     }
     console.log(
       `tsp-broker control-plane benchmark: concurrency ${CONCURRENCY}, ${SECONDS} s measured after ${WARMUP_SECONDS} s warm-up, UDP on loopback${hasTaskset ? ', server on CPU 0, client on CPU 1' : ''}`,
@@ -230,6 +235,8 @@ async function main(): Promise<void> {
     );
     console.log(row('baseline: bare UDP echo', '-', base, base, 1));
     for (const r of rows) console.log(r);
+    console.log('\nround trips of those sessions in turn (1: VERSION), p50/p99 ms: where the latency is');
+    for (const b of byTrip) console.log(b);
     console.log(
       'ceiling = the baseline echo rate divided by the round trips a session takes (what this machine allows); of ceil = rate / ceiling; latency = whole session setup (one request for the baseline); errors = sessions that timed out (a lost datagram is never retransmitted here); cpu us = the server process CPU time (every thread: the event loop, the fsyncs on the thread pool, GC) in the window over the sessions completed in it (sessions cut by its edges add about 1 %; on PostgreSQL the database server CPU is not in it); busy % = that CPU time over the window (100 = one core: below it the server waits, for the disk or the client)',
     );

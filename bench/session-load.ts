@@ -16,6 +16,8 @@ export class Client {
   private seq = 0xf0;
   private pending: ((b: Buffer) => void) | undefined;
   private want = -1;
+  /** The round trips of the session under way, in ms (drive() starts each session with it empty). */
+  readonly tripTimes: number[] = [];
   constructor(readonly port: number) {
     this.s.on('message', (m) => {
       if (m.length >= 8 && m.readUInt32BE(0) === this.want && this.pending) {
@@ -34,10 +36,12 @@ export class Client {
     h.writeUInt32BE((0xf0000000 | seq) >>> 0, 0);
     h.writeUInt32BE(0, 4);
     this.want = (0xf0000000 | seq) >>> 0;
+    const sent = performance.now();
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('request timed out')), timeoutMs);
       this.pending = (b) => {
         clearTimeout(t);
+        this.tripTimes.push(performance.now() - sent);
         resolve(b);
       };
       this.s.send(
@@ -60,6 +64,8 @@ export interface Result {
   roundTrips: number;
   seconds: number;
   latencies: number[];
+  /** Each round trip's latency, by its place in the session (0: VERSION), over the measured sessions. */
+  trips: number[][];
   errors: number;
   /** CPU seconds the server process used in the measured window (all its threads), when a pid was given. */
   cpuSeconds?: number;
@@ -87,7 +93,7 @@ export async function drive(
   const start = performance.now();
   const measureFrom = start + WARMUP_SECONDS * 1000;
   const end = measureFrom + SECONDS * 1000;
-  const r: Result = { count: 0, roundTrips: 0, seconds: SECONDS, latencies: [], errors: 0 };
+  const r: Result = { count: 0, roundTrips: 0, seconds: SECONDS, latencies: [], trips: [], errors: 0 };
   let cpuFrom = NaN;
   const sampleCpu = () => serverPid !== undefined && (r.cpuSeconds ??= processCpuSeconds(serverPid) - cpuFrom);
   if (serverPid !== undefined) {
@@ -98,6 +104,7 @@ export async function drive(
     clients.map(async (c, i) => {
       while (performance.now() < end) {
         const t0 = performance.now();
+        c.tripTimes.length = 0;
         try {
           const trips = await once(c, i);
           const t1 = performance.now();
@@ -105,6 +112,7 @@ export async function drive(
             r.count++;
             r.roundTrips += trips;
             r.latencies.push(t1 - t0);
+            c.tripTimes.forEach((ms, k) => (r.trips[k] ??= []).push(ms));
           }
         } catch {
           r.errors++;
