@@ -229,9 +229,10 @@ export interface WebSession {
 /** Runs several store calls as one transaction. */
 export interface Transactional {
   /** Runs the store calls fn makes on `tx` (awaited one after another) in one transaction: they commit
-   *  together or not at all. `tx` is a store whose every call runs in that transaction; a call on this store
-   *  instead would be a transaction of its own (and on SQLite would wait behind the batch forever: tests run
-   *  with TSP_STORE_CHECKS=1, which makes it throw). fn may run more than once (a transient error or a lost
+   *  together or not at all. `tx` is a store whose calls run in that transaction (but releaseOtherChunks, a
+   *  start-up call), and which refuses calls once the batch has settled. A call on this store instead bypasses
+   *  the batch: a write is a transaction of its own (on SQLite it waits behind the batch forever), a read sees
+   *  the last commit; tests run with TSP_STORE_CHECKS=1, which makes such a call throw. fn may run more than once (a transient error or a lost
    *  race retries the whole batch), so it must do nothing but store calls and computing from their results.
    *  A batch on `tx` joins it. */
   batch<T>(fn: (tx: Store) => Promise<T>, opts?: BatchOptions): Promise<T>;

@@ -75,8 +75,8 @@ interface OpenBatch {
 }
 
 /** Set TSP_STORE_CHECKS=1 (the test runner does) to have a store call that bypasses the batch it runs in
- *  fail loudly instead of opening a transaction of its own: on SQLite that transaction would wait behind the
- *  batch's group forever. It needs AsyncLocalStorage, whose promise hooks cost every promise of the process
+ *  fail loudly: a write would open a transaction of its own, which on SQLite waits behind the batch's group
+ *  forever, and a read would answer from the last commit, without the batch's own writes. It needs AsyncLocalStorage, whose promise hooks cost every promise of the process
  *  (about 7 % of an anonymous TSP session's CPU in bench:control), so it is off in production. */
 const checks: AsyncLocalStorage<true> | undefined =
   process.env.TSP_STORE_CHECKS === '1' ? new AsyncLocalStorage<true>() : undefined;
@@ -85,6 +85,10 @@ const checks: AsyncLocalStorage<true> | undefined =
  *  every call runs in the batch's transaction. The batch is passed by hand (Store.batch gives its callback a
  *  store on the batch's runner), never looked up from the call chain. */
 export class Runner {
+  /** A batch's runner once its callback has settled: a call on it then throws (a `tx` kept past its batch
+   *  would run on the group's connection, outside the group, maybe inside another group's transaction). */
+  private done = false;
+
   constructor(
     readonly db: Kysely<Database>,
     readonly driver: StoreDriver,
@@ -104,15 +108,16 @@ export class Runner {
       'batch',
       (trx, hooks) => {
         const run = new Runner(this.db, this.driver, { trx, hooks });
-        return checks ? checks.run(true, () => fn(run)) : fn(run);
+        return (checks ? checks.run(true, () => fn(run)) : fn(run)).finally(() => (run.done = true));
       },
       opts,
     );
   }
 
-  /** Runs fn, whose writes on this store's own runner are transactions of their own, committed whether or not
+  /** Runs fn, whose writes on the store's own runner are transactions of their own, committed whether or not
    *  a batch that started it commits (store/lease-chunks.ts claims a chunk this way). Only marks the intent
-   *  for TSP_STORE_CHECKS: on the store's own runner every write is its own transaction. */
+   *  for TSP_STORE_CHECKS: on the store's own runner every write is its own transaction (and on a batch's
+   *  runner, the batch's). */
   detached<T>(fn: () => Promise<T>): Promise<T> {
     return checks ? checks.exit(fn) : fn();
   }
@@ -136,6 +141,7 @@ export class Runner {
     fn: (trx: Kysely<Database>, hooks: TxHooks) => Promise<T>,
     opts?: BatchOptions,
   ): Promise<T> {
+    this.check(op);
     const open = this.open;
     if (open !== undefined) {
       try {
@@ -144,7 +150,6 @@ export class Runner {
         throw e instanceof RetryTransaction || this.driver.isTransient(e) ? e : storeError(op, e);
       }
     }
-    this.check(op);
     for (let attempt = 1; ; attempt++) {
       const hooks = new Hooks();
       try {
@@ -160,8 +165,10 @@ export class Runner {
     }
   }
 
-  /** TSP_STORE_CHECKS: a call on the store's own runner from inside a batch's callback bypasses the batch. */
+  /** A batch's runner after its batch; TSP_STORE_CHECKS: a call on the store's own runner from inside a
+   *  batch's callback bypasses the batch. */
   private check(op: string): void {
+    if (this.done) throw new Error(`store.${op} was called on a batch's store after its batch ended`);
     if (checks !== undefined && this.open === undefined && checks.getStore() === true)
       throw new Error(`store.${op} was called on the store inside a batch: call it on the batch's store`);
   }
