@@ -76,8 +76,9 @@ interface OpenBatch {
 
 /** Set TSP_STORE_CHECKS=1 (the test runner does) to have a store call that bypasses the batch it runs in
  *  fail loudly: a write would open a transaction of its own, which on SQLite waits behind the batch's group
- *  forever, and a read would answer from the last commit, without the batch's own writes. It needs AsyncLocalStorage, whose promise hooks cost every promise of the process
- *  (about 7 % of an anonymous TSP session's CPU in bench:control), so it is off in production. */
+ *  forever, and a read would answer from the last commit, without the batch's own writes. It needs
+ *  AsyncLocalStorage, whose promise hooks cost every promise of the process (about 7 % of an anonymous TSP
+ *  session's CPU in bench:control), so it is off in production. */
 const checks: AsyncLocalStorage<true> | undefined =
   process.env.TSP_STORE_CHECKS === '1' ? new AsyncLocalStorage<true>() : undefined;
 
