@@ -232,9 +232,9 @@ export interface Transactional {
    *  together or not at all. `tx` is a store whose calls run in that transaction (but releaseOtherChunks, a
    *  start-up call), and which refuses calls once the batch has settled. A call on this store instead bypasses
    *  the batch: a write is a transaction of its own (on SQLite it waits behind the batch forever), a read sees
-   *  the last commit; tests run with TSP_STORE_CHECKS=1, which makes such a call throw. fn may run more than once (a transient error or a lost
-   *  race retries the whole batch), so it must do nothing but store calls and computing from their results.
-   *  A batch on `tx` joins it. */
+   *  the last commit; tests run with TSP_STORE_CHECKS=1, which makes such a call throw. fn may run more than
+   *  once (a transient error or a lost race retries the whole batch), so it must do nothing but store calls
+   *  and computing from their results. A batch on `tx` joins it. */
   batch<T>(fn: (tx: Store) => Promise<T>, opts?: BatchOptions): Promise<T>;
 }
 
