@@ -68,6 +68,8 @@ test('the project template with router and dns_server blocks is 721 bytes (722 w
 
 test('offers never carry unvalidated values, and an offer without keepalive omits the element', () => {
   assert.throws(() => writeOffer({ ...offer01, clientIpv4: '192.0.2.2"><x' }), /IPv4/);
+  for (const bad of ['192.0.2.02', '192.0.2', '192.0.2.256', '192.0.2.1.', ' 192.0.2.1'])
+    assert.throws(() => writeOffer({ ...offer01, serverIpv4: bad }), /IPv4/, bad);
   assert.throws(() => writeOffer({ ...offer01, serverIpv6: 'zz::1' }));
   const noKa = writeOffer({ ...offer01, keepalive: { interval: 0, address: '2001:db8:f00::1' } });
   assert.doesNotMatch(noKa, /keepalive/);
@@ -152,6 +154,11 @@ test('requests are parsed tolerantly: LF, attribute order, single quotes, no pro
   });
   assert.deepEqual(parseTunnelRequest('<tunnel action="accept"/>'), { action: 'accept', proxy: false });
   assert.equal(parseTunnelRequest('<tunnel action="create" type="v6v4" proxy="yes"><client/></tunnel>').proxy, true);
+  // tabs, CR LF and spaces anywhere between the parts, and around the address text (trimmed)
+  const spaced = parseTunnelRequest(
+    '\r\n<tunnel\taction = "create"\r\n type=\t"v6v4" >\t<client >\r\n<address\ttype="ipv4"> 192.0.2.9\t</address></client ></tunnel\t>\r\n',
+  );
+  assert.equal(spaced.clientIpv4, '192.0.2.9');
 });
 
 test('request errors map to the right status codes', () => {
@@ -179,6 +186,17 @@ test('request errors map to the right status codes', () => {
     ),
     'TSP_BAD_IPV4',
   );
+  // a dotted quad exactly: no leading zeros, four parts, each at most 255
+  for (const bad of ['192.0.2.01', '192.0.2', '192.0.2.1.5', '0x7f.0.0.1', '192.0.2.-1'])
+    assert.equal(
+      codeOf(() =>
+        parseTunnelRequest(
+          `<tunnel action="create" type="v6v4"><client><address type="ipv4">${bad}</address></client></tunnel>`,
+        ),
+      ),
+      'TSP_BAD_IPV4',
+      bad,
+    );
   assert.equal(
     codeOf(() =>
       parseTunnelRequest(
