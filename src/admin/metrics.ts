@@ -147,16 +147,17 @@ export class AdminMetrics {
     });
     new Counter({
       name: 'tsp_control_events_total',
-      help: 'What the TSP transports did besides running sessions: sessions closed because their processing failed, half-open sessions evicted to make room, connections refused busy, VERSION answered without a session',
+      help: 'What the TSP transports did besides running sessions: sessions closed because their processing failed, half-open sessions evicted to make room, connections refused busy, VERSION answered without a session, UDP replies the data plane refused (it was closing)',
       labelNames: ['event'],
       registers,
       collect() {
-        const c = deps.sessionCounts?.().control ?? { crashes: 0, evictions: 0, busy: 0, statelessVersion: 0 };
+        const c = deps.sessionCounts?.().control ?? { crashes: 0, evictions: 0, busy: 0, statelessVersion: 0, unsentReplies: 0 };
         this.reset();
         this.inc({ event: 'session_crash' }, c.crashes);
         this.inc({ event: 'half_open_eviction' }, c.evictions);
         this.inc({ event: 'busy_refusal' }, c.busy);
         this.inc({ event: 'version_stateless' }, c.statelessVersion);
+        this.inc({ event: 'reply_unsent' }, c.unsentReplies);
       },
     });
     const withheld = new Counter({

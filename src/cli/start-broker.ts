@@ -308,6 +308,7 @@ function countSessions(udp: UdpControl | undefined, tcp: TcpControl | undefined)
       evictions: sa.evictions + sb.evictions,
       busy: sa.busy + sb.busy,
       statelessVersion: udp?.statelessReplies ?? 0,
+      unsentReplies: udp?.unsent ?? 0,
     },
   };
 }

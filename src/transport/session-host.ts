@@ -52,7 +52,7 @@ export interface SessionCounts {
   total: number;
   halfOpen: number;
   /** What the adapters did besides running sessions (both transports added up), for metrics. */
-  control?: ControlStats & { statelessVersion: number };
+  control?: ControlStats & { statelessVersion: number; unsentReplies: number };
 }
 
 /** What a transport adapter did besides running sessions; counters only grow (exported as metrics). */

@@ -11,7 +11,13 @@
  *    drawn at random and the one from the busiest /24, the oldest among equals, is evicted. A spoofer cannot
  *    aim that at a given client, and a legitimate client negotiates in a few round trips while a flood has
  *    to replace the whole table to reach it.
- *  - Replies stay within the session's anti-amplification budget (protocol/framing/udp.ts). */
+ *  - Replies stay within the session's anti-amplification budget (protocol/framing/udp.ts).
+ *
+ *  Replies leave together at the end of the event-loop turn that made them (`reply`, setImmediate), in the order
+ *  they were made: a turn that read 30 datagrams sends its 30 replies back to back. Sent one by one as each
+ *  datagram was handled, each reply found its (idle) peer asleep and paid the kernel's wakeup of it; sent
+ *  together, the later ones find the peer awake (docs/architecture.md, Measurements). No reply waits for
+ *  anything but the rest of its own turn. */
 
 import { randomInt } from 'node:crypto';
 import type { Clock } from '../clock.js';
@@ -57,6 +63,10 @@ export class UdpControl extends SessionHost<UdpContext> {
   readonly dropped = { notTsp: 0, notVersion: 0 };
   /** VERSION datagrams answered without a session. */
   statelessReplies = 0;
+  /** Replies the channel refused when their turn ended (it was closed meanwhile: the broker stopping). */
+  unsent = 0;
+  /** Replies made in this event-loop turn, not sent yet (module comment). */
+  private outbox: [Endpoint, Uint8Array][] = [];
 
   constructor(
     private readonly dp: ControlChannel,
@@ -103,7 +113,7 @@ export class UdpControl extends SessionHost<UdpContext> {
     if (first.kind === 'version') {
       this.statelessReplies++;
       this.rememberVersion(key, first.version);
-      this.dp.sendControl(d.from, first.reply);
+      this.reply(d.from, first.reply);
       return undefined;
     }
     const now = this.clock.now();
@@ -146,8 +156,26 @@ export class UdpControl extends SessionHost<UdpContext> {
   }
 
   protected write(ctx: UdpContext, bytes: Buffer): void {
-    this.dp.sendControl(ctx.peer, bytes);
+    this.reply(ctx.peer, bytes);
   }
+
+  /** Queues a reply for the end of this event-loop turn (module comment). */
+  private reply(to: Endpoint, bytes: Uint8Array): void {
+    if (this.outbox.push([to, bytes]) === 1) setImmediate(this.flush);
+  }
+
+  /** Sends the turn's replies in order. One the channel refuses is counted and the rest still go. */
+  private readonly flush = (): void => {
+    const out = this.outbox;
+    this.outbox = [];
+    for (const [to, bytes] of out) {
+      try {
+        this.dp.sendControl(to, bytes);
+      } catch {
+        this.unsent++;
+      }
+    }
+  };
   protected finishTransport(): void {} // nothing to close: the socket is the data plane's
   protected abandonTransport(): void {}
   protected forget(ctx: UdpContext): void {
@@ -157,5 +185,6 @@ export class UdpControl extends SessionHost<UdpContext> {
   /** Drops every session (broker shutdown); pending offers are withdrawn through the handler. */
   close(): void {
     for (const ctx of [...this.sessions.values()]) ctx.step((s) => s.close(this.clock.now()));
+    this.flush(); // what the turn made goes before the data plane closes
   }
 }

@@ -40,6 +40,7 @@ test('control events and withheld replies are counted, from zero', async () => {
     assert.equal(await metric('tsp_control_events_total{event="half_open_eviction"}'), 1, 'the table holds 2');
     assert.ok((await metric('tsp_udp_replies_withheld_total{reason="amplification"}')) > 0);
     assert.equal(await metric('tsp_control_events_total{event="session_crash"}'), 0);
+    assert.equal(await metric('tsp_control_events_total{event="reply_unsent"}'), 0, 'every reply went out');
   } finally {
     for (const u of socks) u.close();
   }
