@@ -151,7 +151,13 @@ export class AdminMetrics {
       labelNames: ['event'],
       registers,
       collect() {
-        const c = deps.sessionCounts?.().control ?? { crashes: 0, evictions: 0, busy: 0, statelessVersion: 0, unsentReplies: 0 };
+        const c = deps.sessionCounts?.().control ?? {
+          crashes: 0,
+          evictions: 0,
+          busy: 0,
+          statelessVersion: 0,
+          unsentReplies: 0,
+        };
         this.reset();
         this.inc({ event: 'session_crash' }, c.crashes);
         this.inc({ event: 'half_open_eviction' }, c.evictions);
