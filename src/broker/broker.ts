@@ -10,7 +10,6 @@
  *  The transports feed `handler` (transport/answer.ts), which asks the service and feeds its answers back into
  *  the session: nothing here touches a session or a socket. */
 
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config/schema.js';
@@ -33,6 +32,7 @@ import type { RedirectDecision } from '../protocol/redirect.js';
 import { StaticTunnels } from './static-tunnels.js';
 import { TunnelAdmin } from './tunnel-admin.js';
 import { TunnelRegistry } from './tunnels.js';
+import { newNonce } from './nonce.js';
 
 export type { SessionOutcome } from './service.js';
 
@@ -163,7 +163,7 @@ export class Broker implements LiveTunnelControl {
       realm: cfg.auth.realm,
       quirk200: cfg.auth.digestMd5Quirk200,
       negotiationTimeoutMs: cfg.limits.negotiationTimeoutS * 1000,
-      newNonce: this.deps.newNonce ?? (() => randomBytes(8).toString('hex')),
+      newNonce: this.deps.newNonce ?? newNonce,
       nowMs,
       ...(afterVersion ? { afterVersion } : {}),
     });
