@@ -1,5 +1,6 @@
 /** @module bench/control: `npm run bench:control`. Control-plane throughput of a real `tsp-broker serve`
- *  process (MemoryDataPlane, SQLite store on, logging at info) driven over UDP on loopback at concurrency 50:
+ *  process (MemoryDataPlane, or BENCH_DATAPLANE=native; SQLite store on, logging at info) driven over UDP on
+ *  loopback at concurrency 50:
  *   - full anonymous sessions per second (VERSION, AUTHENTICATE ANONYMOUS, create, accept: 4 round trips),
  *   - full DIGEST-MD5 sessions per second (VERSION, AUTHENTICATE, response, poll, create, accept: 6 round
  *     trips; each account's new tunnel replaces its previous one in the store),
@@ -100,7 +101,7 @@ async function benchBroker(
     '--port',
     '0',
     '--dataplane',
-    'memory',
+    process.env.BENCH_DATAPLANE ?? 'memory',
     '--no-admin',
     '--log-level',
     'info',
