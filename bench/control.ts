@@ -9,15 +9,12 @@
  *  type, one reply per request, no TSP). The server process is pinned to CPU 0 and this client to CPU 1 when
  *  taskset exists. Round trips per second are compared with the baseline's, since the machine is noisy. */
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { framedRequest } from '../src/protocol/framing/content-length.js';
-import { writeActionRequest, writeCreateRequest } from '../src/protocol/request-writer.js';
-import { buildClientResponse, parseChallenge } from '../src/protocol/sasl/digest-md5.js';
-import { encodePlain } from '../src/protocol/sasl/plain.js';
-import { buildDist, waitForOutput } from './output.js';
+import { buildDist } from './output.js';
+import { hasTaskset, pin, pinClientsToCpu1, sessionScripts, startServe, waitForPort } from './serve.js';
 import {
   CONCURRENCY,
   Client,
@@ -30,8 +27,6 @@ import {
   type StoreChoice,
 } from './session-load.js';
 
-/** BENCH_LINK_MODE=shared-64 measures that pools.linkMode (a /126 per owner) instead of the default. */
-const LINK_MODE = process.env.BENCH_LINK_MODE ?? 'per-account-64';
 /** BENCH_CASES=anonymous,digest runs only those cases (for profiling one path); all three by default. */
 const CASES = new Set((process.env.BENCH_CASES ?? 'anonymous,plain,digest').split(','));
 /** The broker runs from dist/ (built first), as an installed one does; BENCH_FROM_SOURCE=1 runs src/ through
@@ -40,14 +35,7 @@ const FROM_SOURCE = process.env.BENCH_FROM_SOURCE === '1';
 const BROKER = FROM_SOURCE
   ? ['--import', import.meta.resolve('tsx'), path.resolve('src/cli/tsp-broker.ts')]
   : [path.resolve('dist/cli/tsp-broker.js')];
-const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
-const pin = (cpu: number, argv: string[]) =>
-  (hasTaskset ? ['taskset', ['-c', String(cpu), ...argv]] : [argv[0]!, argv.slice(1)]) as [string, string[]];
-if (hasTaskset) spawnSync('taskset', ['-p', '-c', '1', String(process.pid)]);
-
-async function waitForPort(proc: ChildProcess, pattern: RegExp): Promise<number> {
-  return Number((await waitForOutput(proc, pattern)).match[1]);
-}
+pinClientsToCpu1();
 
 const ECHO_SERVER = `
 const s = require('node:dgram').createSocket('udp4');
@@ -62,53 +50,25 @@ async function benchBroker(
   store: StoreChoice,
   procs: ChildProcess[],
 ): Promise<[string, Result, number][]> {
-  // every client here comes from 127.0.0.1: lift the per-source anonymous quotas that protect a real pool
-  const cfgFile = path.join(dir, `bench-${dialect}.json`);
-  writeFileSync(
-    cfgFile,
-    JSON.stringify({
-      limits: { anonymousPerSource: 100_000, anonymousPerPrefix24: 100_000 },
-      auth: { plain: true, realm: 'bench' },
-      pools: { linkMode: LINK_MODE },
-      store: 'url' in store ? { driver: 'postgres', url: store.url } : { driver: 'sqlite', path: store.path },
-    }),
-  );
-  // accounts only for the cases that log in (each `user add` is a process and an argon2id hash)
-  for (let i = 0; i < (CASES.has('plain') || CASES.has('digest') ? CONCURRENCY : 0); i++) {
-    const r = spawnSync(
-      process.execPath,
-      [...BROKER, 'user', 'add', `bench${i}`, '--password-stdin', '--config', cfgFile],
-      { input: 'benchmark-pw\n' },
-    );
-    if (r.status !== 0) throw new Error(`user add failed: ${r.stderr}`);
-  }
-  const [bcmd, bargs] = pin(0, [
-    process.execPath,
-    ...(process.env.BENCH_PROFILE
-      ? [
-          '--cpu-prof',
-          '--cpu-prof-interval',
-          process.env.BENCH_PROFILE_US ?? '1000',
-          `--cpu-prof-dir=${process.env.BENCH_PROFILE}`,
-        ]
-      : []),
-    ...BROKER,
-    'serve',
-    '--config',
-    cfgFile,
-    '--listen',
-    '127.0.0.1',
-    '--port',
-    '0',
-    '--dataplane',
-    process.env.BENCH_DATAPLANE ?? 'memory',
-    '--no-admin',
-    '--log-level',
-    'info',
-  ]);
-  const broker = spawn(bcmd, bargs, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const profile = process.env.BENCH_PROFILE;
+  const { proc: broker, port } = await startServe({
+    dir,
+    name: dialect,
+    store,
+    broker: BROKER,
+    accounts: CASES.has('plain') || CASES.has('digest'),
+    ...(profile
+      ? {
+          nodeArgs: [
+            '--cpu-prof',
+            '--cpu-prof-interval',
+            process.env.BENCH_PROFILE_US ?? '1000',
+            `--cpu-prof-dir=${profile}`,
+          ],
+        }
+      : {}),
+  });
   procs.push(broker);
-  const port = await waitForPort(broker, /"udp":(\d+)/);
   const clients = await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
       const c = new Client(port);
@@ -116,53 +76,12 @@ async function benchBroker(
       return c;
     }),
   );
-  const create = framedRequest(writeCreateRequest({ type: 'v6udpv4', clientIpv4: '127.0.0.1', keepaliveInterval: 30 }));
-  const accept = framedRequest(writeActionRequest('accept'));
-  const expect = (b: Buffer, prefix: string) => {
-    if (!b.subarray(8).toString('latin1').startsWith(prefix))
-      throw new Error(`unexpected reply ${b.subarray(8, 60).toString()}`);
-  };
-  const tunnel = async (c: Client) => {
-    expect(await c.request(create), 'Content-length');
-    await c.request(accept);
-  };
-  const run = (name: string, once: (c: Client, i: number) => Promise<number>) =>
-    CASES.has(name) ? drive(clients, once, broker.pid) : Promise.resolve(undefined);
-  const anon = await run('anonymous', async (c) => {
-    c.resetSeq();
-    expect(await c.request('VERSION=2.0.2\r\n'), 'CAPABILITY');
-    expect(await c.request('AUTHENTICATE ANONYMOUS\r\n\0'), '200');
-    await tunnel(c);
-    return 4;
-  });
-  const plain = await run('plain', async (c, i) => {
-    c.resetSeq();
-    expect(await c.request('VERSION=2.0.2\r\n'), 'CAPABILITY');
-    await c.request('AUTHENTICATE PLAIN\r\n\0');
-    expect(await c.request(encodePlain({ username: `bench${i}`, password: 'benchmark-pw' })), '200');
-    await tunnel(c);
-    return 5;
-  });
-  const digest = await run('digest', async (c, i) => {
-    c.resetSeq();
-    expect(await c.request('VERSION=2.0.2\r\n'), 'CAPABILITY');
-    const ch = await c.request('AUTHENTICATE DIGEST-MD5\r\n\0');
-    const challenge = parseChallenge(Buffer.from(ch.subarray(8).toString().trim(), 'base64').toString());
-    const resp = buildClientResponse({
-      username: `bench${i}`,
-      password: 'benchmark-pw',
-      challenge,
-      cnonce: String(Date.now()),
-      digestUri: `tsp/127.0.0.1:${port}`,
-    });
-    expect(
-      await c.request(`${Buffer.from(resp.text).toString('base64')}\r\n`),
-      Buffer.from('rspauth=').toString('base64').slice(0, 8),
-    );
-    expect(await c.request(''), '200');
-    await tunnel(c);
-    return 6;
-  });
+  const scripts = sessionScripts(port);
+  const run = (name: 'anonymous' | 'plain' | 'digest') =>
+    CASES.has(name) ? drive(clients, scripts[name], broker.pid) : Promise.resolve(undefined);
+  const anon = await run('anonymous');
+  const plain = await run('plain');
+  const digest = await run('digest');
   clients.forEach((c) => c.close());
   // a clean stop (SIGTERM) so the broker writes its profile when BENCH_PROFILE is set
   broker.kill('SIGTERM');

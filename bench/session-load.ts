@@ -84,16 +84,18 @@ export function processCpuSeconds(pid: number): number {
 }
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
 
-/** Runs `once` on every client in a loop for the measured window after a warm-up. */
+/** Runs `once` on every client in a loop for the measured window after a warm-up (`window`: other lengths than
+ *  BENCH_SECONDS and WARMUP_SECONDS, in seconds). */
 export async function drive(
   clients: Client[],
   once: (c: Client, i: number) => Promise<number>,
   serverPid?: number,
+  window: { warmup: number; seconds: number } = { warmup: WARMUP_SECONDS, seconds: SECONDS },
 ): Promise<Result> {
   const start = performance.now();
-  const measureFrom = start + WARMUP_SECONDS * 1000;
-  const end = measureFrom + SECONDS * 1000;
-  const r: Result = { count: 0, roundTrips: 0, seconds: SECONDS, latencies: [], trips: [], errors: 0 };
+  const measureFrom = start + window.warmup * 1000;
+  const end = measureFrom + window.seconds * 1000;
+  const r: Result = { count: 0, roundTrips: 0, seconds: window.seconds, latencies: [], trips: [], errors: 0 };
   let cpuFrom = NaN;
   const sampleCpu = () => serverPid !== undefined && (r.cpuSeconds ??= processCpuSeconds(serverPid) - cpuFrom);
   if (serverPid !== undefined) {
