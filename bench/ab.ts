@@ -55,7 +55,7 @@ async function main(): Promise<void> {
           return c;
         }),
       );
-      sides.push({ name, proc, clients, once: sessionScripts(port)[CASE], us: [], p99: [] });
+      sides.push({ name, proc, clients, once: sessionScripts()[CASE], us: [], p99: [] });
     }
     console.log(
       `tsp-broker A/B: ${CASE} sessions, concurrency ${CONCURRENCY}, ${ROUNDS} rounds of ${SLICE_S} s a build (after 0.5 s warm-up), alternating; base = ${BASE}`,

@@ -10,12 +10,10 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { framedRequest } from '../src/protocol/framing/content-length.js';
-import { writeActionRequest, writeCreateRequest } from '../src/protocol/request-writer.js';
-import { buildClientResponse, parseChallenge } from '../src/protocol/sasl/digest-md5.js';
 import { openPostgresStore } from '../src/store/open.js';
 import { deriveCredentials } from '../src/broker/credentials.js';
 import { waitForOutput } from './output.js';
+import { sessionScripts } from './serve.js';
 import { CONCURRENCY, Client, SECONDS, drive, freshPgDatabase, pct, type Result } from './session-load.js';
 
 const TSX = import.meta.resolve('tsx');
@@ -69,34 +67,8 @@ async function sessions(ports: number[], kind: 'anonymous' | 'digest'): Promise<
       return c;
     }),
   );
-  const create = framedRequest(writeCreateRequest({ type: 'v6udpv4', clientIpv4: '127.0.0.1', keepaliveInterval: 30 }));
-  const accept = framedRequest(writeActionRequest('accept'));
-  const expect = (b: Buffer, prefix: string) => {
-    if (!b.subarray(8).toString('latin1').startsWith(prefix))
-      throw new Error(`unexpected reply ${b.subarray(8, 60).toString()}`);
-  };
   try {
-    return await drive(clients, async (c, i) => {
-      c.resetSeq();
-      expect(await c.request('VERSION=2.0.2\r\n'), 'CAPABILITY');
-      if (kind === 'anonymous') expect(await c.request('AUTHENTICATE ANONYMOUS\r\n\0'), '200');
-      else {
-        const ch = await c.request('AUTHENTICATE DIGEST-MD5\r\n\0');
-        const challenge = parseChallenge(Buffer.from(ch.subarray(8).toString().trim(), 'base64').toString());
-        const resp = buildClientResponse({
-          username: `bench${i}`,
-          password: 'benchmark-pw',
-          challenge,
-          cnonce: String(Date.now()),
-          digestUri: `tsp/127.0.0.1:${c.port}`,
-        });
-        await c.request(`${Buffer.from(resp.text).toString('base64')}\r\n`);
-        expect(await c.request(''), '200');
-      }
-      expect(await c.request(create), 'Content-length');
-      await c.request(accept);
-      return kind === 'anonymous' ? 4 : 6;
-    });
+    return await drive(clients, sessionScripts()[kind]);
   } finally {
     clients.forEach((c) => c.close());
   }

@@ -76,7 +76,7 @@ async function benchBroker(
       return c;
     }),
   );
-  const scripts = sessionScripts(port);
+  const scripts = sessionScripts();
   const run = (name: 'anonymous' | 'plain' | 'digest') =>
     CASES.has(name) ? drive(clients, scripts[name], broker.pid) : Promise.resolve(undefined);
   const anon = await run('anonymous');

@@ -86,9 +86,7 @@ export async function startServe(o: ServeOptions): Promise<{ proc: ChildProcess;
 }
 
 /** One session of each kind, as a client runs it again and again against the broker at `port`. */
-export function sessionScripts(
-  port: number,
-): Record<'anonymous' | 'plain' | 'digest', (c: Client, i: number) => Promise<number>> {
+export function sessionScripts(): Record<'anonymous' | 'plain' | 'digest', (c: Client, i: number) => Promise<number>> {
   const create = framedRequest(writeCreateRequest({ type: 'v6udpv4', clientIpv4: '127.0.0.1', keepaliveInterval: 30 }));
   const accept = framedRequest(writeActionRequest('accept'));
   const expect = (b: Buffer, prefix: string) => {
@@ -125,7 +123,7 @@ export function sessionScripts(
         password: 'benchmark-pw',
         challenge,
         cnonce: String(Date.now()),
-        digestUri: `tsp/127.0.0.1:${port}`,
+        digestUri: `tsp/127.0.0.1:${c.port}`,
       });
       expect(
         await c.request(`${Buffer.from(resp.text).toString('base64')}\r\n`),
