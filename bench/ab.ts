@@ -35,6 +35,9 @@ async function main(): Promise<void> {
   const baseCli = path.resolve(BASE, 'dist/cli/tsp-broker.js');
   if (!existsSync(baseCli)) throw new Error(`${baseCli} does not exist: run \`npm run build\` in ${BASE} first`);
   if (!['anonymous', 'plain', 'digest'].includes(CASE)) throw new Error(`BENCH_AB_CASE: no case '${CASE}'`);
+  // two native data planes would both claim the TUN device tsp0 and the same pool routes
+  if ((process.env.BENCH_DATAPLANE ?? 'memory') !== 'memory')
+    throw new Error('bench:ab runs two brokers at once, on the memory data plane only: unset BENCH_DATAPLANE');
   pinClientsToCpu1();
   buildDist();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-ab-'));
@@ -81,6 +84,9 @@ async function main(): Promise<void> {
       ];
       console.log(`${String(r + 1).padEnd(6)} ${row.map((c) => c.padStart(9)).join(' ')}`);
     }
+    console.log(
+      'us = broker CPU (/proc, in clock ticks: a 2 s slice is about 200 of them, so each figure is good to about 1 %) over the sessions completed in the slice; p99 ms = whole session set-up',
+    );
     const ratios = sides[1]!.us.map((t, r) => t / sides[0]!.us[r]!);
     const cheaper = ratios.filter((x) => x < 1).length;
     console.log(

@@ -19,7 +19,7 @@
  *                                                             failed (Broker.reverseDns.updates)
  *    tsp_control_events_total{event}                 counter  what the TSP transports did besides running sessions:
  *                                                             session_crash, half_open_eviction, busy_refusal,
- *                                                             version_stateless (SessionCounts.control)
+ *                                                             version_stateless, reply_unsent (SessionCounts.control)
  *    tsp_udp_replies_withheld_total{reason}          counter  UDP replies not sent: amplification budget or resend
  *                                                             limit ('replyWithheld' events)
  *    tsp_audit_suppressed_total                      counter  audit rows of unauthenticated events not written
@@ -147,7 +147,7 @@ export class AdminMetrics {
     });
     new Counter({
       name: 'tsp_control_events_total',
-      help: 'What the TSP transports did besides running sessions: sessions closed because their processing failed, half-open sessions evicted to make room, connections refused busy, VERSION answered without a session, UDP replies the data plane refused (it was closing)',
+      help: 'What the TSP transports did besides running sessions: sessions closed because their processing failed, half-open sessions evicted to make room, connections refused busy, VERSION answered without a session, UDP replies not sent (the native data plane refused them while closing, or the broker was stopping)',
       labelNames: ['event'],
       registers,
       collect() {

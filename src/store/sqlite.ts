@@ -290,15 +290,17 @@ function prepareFile(file: string, allowShared: boolean): void {
   }
 }
 
-/** Prepared statements kept per connection. Kysely's SQLite driver prepares every query anew, and parsing was a
- *  fifth of an allocation's time; the store issues a few dozen distinct statements, so this holds them all. */
+/** Prepared statements a cache generation holds (withStatementCache). Kysely's SQLite driver prepares every query
+ *  anew, and parsing was a fifth of an allocation's time; the store issues a few dozen distinct statements, so
+ *  this holds them all. */
 const STATEMENT_CACHE_SIZE = 256;
 
 /** The database as Kysely's SqliteDialect sees it, reusing prepared statements. Nearly least recently used goes,
- *  in two generations: a statement is looked up in the young one, then in the old one, which it moves to the
- *  young one from; when the young one is full it becomes the old one and the old one's statements go. A hit
- *  in the young one, which is every hit on the hot path, is one Map lookup: an exact LRU moved the statement
- *  to the end of its Map on every hit (a delete and a set on a long key, each session's ten statements). */
+ *  in two generations: a statement is looked up in the young one, then in the old one, from which it is copied
+ *  into the young one; when the young one holds STATEMENT_CACHE_SIZE it becomes the old one and the old one's
+ *  statements go (so at most twice that many are kept, and every statement used since the last turnover stays).
+ *  A hit in the young one, which is every hit on the hot path, is one Map lookup: an exact LRU moved the
+ *  statement to the end of its Map on every hit (a delete and a set on a long key, each session's ten). */
 function withStatementCache(
   raw: BetterSqlite3.Database,
 ): SqliteDatabase & { prepare(q: string): BetterSqlite3.Statement } {
@@ -311,7 +313,7 @@ function withStatementCache(
       if (stmt !== undefined) return stmt;
       stmt = old.get(query) ?? raw.prepare(query);
       young.set(query, stmt);
-      if (young.size >= STATEMENT_CACHE_SIZE / 2) {
+      if (young.size >= STATEMENT_CACHE_SIZE) {
         old = young;
         young = new Map();
       }

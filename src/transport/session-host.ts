@@ -282,8 +282,9 @@ export abstract class SessionHost<C extends HostedSession> implements HostedAdap
     return { total: this.sessionCount, halfOpen: this.halfOpen.size };
   }
 
-  /** Sends, ends, arms, counts, and passes events on, in that order: a step's sends go out before its events
-   *  are handled. Steps for a forgotten session send nothing. */
+  /** Sends, ends, arms, counts, and passes events on, in that order: a step's sends are written before its
+   *  events are handled (UDP queues them for the end of the turn, in order: udp.ts). Steps for a forgotten
+   *  session send nothing. */
   applyStep(ctx: C, step: Step): void {
     if (!ctx.ended) for (const b of step.send) this.write(ctx, b);
     if (step.done) {

@@ -16,8 +16,10 @@
  *  Replies leave together at the end of the event-loop turn that made them (`reply`, setImmediate), in the order
  *  they were made: a turn that read 30 datagrams sends its 30 replies back to back. Sent one by one as each
  *  datagram was handled, each reply found its (idle) peer asleep and paid the kernel's wakeup of it; sent
- *  together, the later ones find the peer awake (docs/architecture.md, Measurements). No reply waits for
- *  anything but the rest of its own turn. */
+ *  together, the later ones find the peer awake (docs/architecture.md, Measurements). The flush is set when a
+ *  batch of datagrams arrives, before any is handled, so a group commit that handling them starts (a
+ *  setImmediate of its own) runs after the turn's replies have gone; a reply made after the flush ran (an
+ *  answer that came back from the store) goes at the end of the next turn. After close() nothing is answered. */
 
 import { randomInt } from 'node:crypto';
 import type { Clock } from '../clock.js';
@@ -63,10 +65,13 @@ export class UdpControl extends SessionHost<UdpContext> {
   readonly dropped = { notTsp: 0, notVersion: 0 };
   /** VERSION datagrams answered without a session. */
   statelessReplies = 0;
-  /** Replies the channel refused when their turn ended (it was closed meanwhile: the broker stopping). */
+  /** Replies not sent: the channel refused them when their turn ended (the native data plane throws once it
+   *  is closed: the broker stopping), or they were made after close(). */
   unsent = 0;
-  /** Replies made in this event-loop turn, not sent yet (module comment). */
+  /** Replies made in this event-loop turn, not sent yet (module comment), and whether their flush is set. */
   private outbox: [Endpoint, Uint8Array][] = [];
+  private flushSet = false;
+  private closed = false;
 
   constructor(
     private readonly dp: ControlChannel,
@@ -83,6 +88,10 @@ export class UdpControl extends SessionHost<UdpContext> {
 
   start(): void {
     this.dp.onControl((batch) => {
+      if (this.closed) return;
+      // before the datagrams are handled: a group commit that handling them starts (setImmediate too) then runs
+      // after this turn's replies have gone, not before them
+      this.setFlush();
       for (const d of batch) this.receive(d);
     });
   }
@@ -161,11 +170,23 @@ export class UdpControl extends SessionHost<UdpContext> {
 
   /** Queues a reply for the end of this event-loop turn (module comment). */
   private reply(to: Endpoint, bytes: Uint8Array): void {
-    if (this.outbox.push([to, bytes]) === 1) setImmediate(this.flush);
+    if (this.closed) {
+      this.unsent++;
+      return;
+    }
+    this.outbox.push([to, bytes]);
+    this.setFlush();
+  }
+
+  private setFlush(): void {
+    if (this.flushSet) return;
+    this.flushSet = true;
+    setImmediate(this.flush);
   }
 
   /** Sends the turn's replies in order. One the channel refuses is counted and the rest still go. */
   private readonly flush = (): void => {
+    this.flushSet = false;
     const out = this.outbox;
     this.outbox = [];
     for (const [to, bytes] of out) {
@@ -176,6 +197,7 @@ export class UdpControl extends SessionHost<UdpContext> {
       }
     }
   };
+
   protected finishTransport(): void {} // nothing to close: the socket is the data plane's
   protected abandonTransport(): void {}
   protected forget(ctx: UdpContext): void {
@@ -186,5 +208,6 @@ export class UdpControl extends SessionHost<UdpContext> {
   close(): void {
     for (const ctx of [...this.sessions.values()]) ctx.step((s) => s.close(this.clock.now()));
     this.flush(); // what the turn made goes before the data plane closes
+    this.closed = true; // and nothing more: datagrams read until the data plane closes are not answered
   }
 }

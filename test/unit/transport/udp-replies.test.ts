@@ -13,6 +13,8 @@ import type { TspVersion } from '../../../src/protocol/constants.js';
 import type { Capabilities } from '../../../src/protocol/server/version.js';
 import type { SessionHandler } from '../../../src/transport/session-host.js';
 import { RawUdp, udpDatagram } from '../../helpers/clients.js';
+import { framedRequest } from '../../../src/protocol/framing/content-length.js';
+import { writeCreateRequest } from '../../../src/protocol/request-writer.js';
 
 const caps: Capabilities = { tunnelTypes: ['v6udpv4'], mechanisms: ['ANONYMOUS'] };
 const newSession = (transport: 'udp' | 'tcp', nowMs: number, afterVersion?: TspVersion) =>
@@ -87,6 +89,85 @@ test("UDP: a turn's replies leave together after it, in order; one the channel r
     assert.equal(udp.counts().total, 1, "b's session is open");
     // over the socket as well: a datagram read alone is answered once its turn ends
     assert.match((await b.request(udpDatagram(3, 0, 'VERSION=2.0.2\r\n'), dp.udpPort))!.subarray(8).toString(), /^CAP/);
+  } finally {
+    a.close();
+    b.close();
+    udp.close();
+    await dp.close();
+  }
+});
+
+test('UDP: close() sends what its turn made at once, and nothing read after it is answered', async () => {
+  const dp = new MemoryDataPlane({ listenAddress: '127.0.0.1', port: 0 });
+  await dp.start();
+  const b = await RawUdp.open();
+  const { channel, sent, deliver } = recording(dp, { port: -1 });
+  const udp = new UdpControl(
+    channel,
+    newSession,
+    quiet,
+    systemClock,
+    { halfOpenSessions: 10, halfOpenPerSource: 10 },
+    caps,
+  );
+  udp.start();
+  const from = { address: '127.0.0.1', port: b.port };
+  try {
+    deliver([{ from, data: udpDatagram(1, 0, 'VERSION=2.0.2\r\n') }]);
+    udp.close(); // the broker stopping, in the same turn
+    assert.equal(sent.length, 1, "the turn's reply went before close() returned");
+    deliver([{ from, data: udpDatagram(2, 0, 'VERSION=2.0.2\r\n') }]); // read before the data plane closes
+    await new Promise((r) => setImmediate(r));
+    assert.equal(sent.length, 1, 'nothing is answered after close()');
+    assert.equal(udp.statelessReplies, 1, 'nor even read');
+    assert.match((await b.next())!.subarray(8).toString(), /^CAPABILITY /);
+  } finally {
+    b.close();
+    await dp.close();
+  }
+});
+
+test("UDP: a turn's replies go before work its datagrams set for the end of the turn (a group commit)", async () => {
+  const dp = new MemoryDataPlane({ listenAddress: '127.0.0.1', port: 0 });
+  await dp.start();
+  const a = await RawUdp.open();
+  const b = await RawUdp.open();
+  const { channel, sent, deliver } = recording(dp, { port: -1 });
+  // the broker's accept or offer starts a group commit on setImmediate: stand for it with one of our own
+  let sentWhenWorkRan: number | undefined;
+  const handler: SessionHandler = {
+    onEvents: (_ctx, events) => {
+      if (events.some((e) => e.type === 'tunnelRequested')) setImmediate(() => (sentWhenWorkRan = sent.length));
+    },
+    onCrash: () => {},
+  };
+  const udp = new UdpControl(
+    channel,
+    newSession,
+    handler,
+    systemClock,
+    { halfOpenSessions: 10, halfOpenPerSource: 10 },
+    caps,
+  );
+  udp.start();
+  const from = (u: RawUdp) => ({ address: '127.0.0.1', port: u.port });
+  try {
+    deliver([
+      { from: from(b), data: udpDatagram(1, 0, 'VERSION=2.0.2\r\n') },
+      { from: from(b), data: udpDatagram(2, 0, 'AUTHENTICATE ANONYMOUS\r\n\0') },
+    ]);
+    await new Promise((r) => setImmediate(r));
+    const before = sent.length;
+    // b's request has no reply of its own yet (the offer is being decided); a's VERSION has one
+    const create = framedRequest(writeCreateRequest({ type: 'v6udpv4', clientIpv4: '127.0.0.1' }));
+    deliver([
+      { from: from(b), data: udpDatagram(3, 0, create) },
+      { from: from(a), data: udpDatagram(1, 0, 'VERSION=2.0.2\r\n') },
+    ]);
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(sent.length, before + 1, "a's CAPABILITY");
+    assert.equal(sentWhenWorkRan, before + 1, 'it was sent before the work the turn set for its end');
   } finally {
     a.close();
     b.close();
