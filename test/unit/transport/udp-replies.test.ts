@@ -27,8 +27,11 @@ const newSession = (transport: 'udp' | 'tcp', nowMs: number, afterVersion?: TspV
   });
 const quiet: SessionHandler = { onEvents: () => {}, onCrash: () => {} };
 
-/** The data plane's channel, recording each send; sends to `refuse`'s port throw, as a closed plane's do. */
-function recording(dp: MemoryDataPlane, refuse: { port: number }) {
+/** A UdpControl on a real MemoryDataPlane, through a channel that records each send; sends to `refusePort`
+ *  throw, as a closed native data plane's do. `deliver` hands a batch over as the native data plane does. */
+async function rig(refusePort = -1) {
+  const dp = new MemoryDataPlane({ listenAddress: '127.0.0.1', port: 0 });
+  await dp.start();
   const sent: { to: Endpoint; body: string }[] = [];
   let handler: ((batch: readonly ControlDatagram[]) => void) | undefined;
   const channel: ControlChannel = {
@@ -38,28 +41,20 @@ function recording(dp: MemoryDataPlane, refuse: { port: number }) {
     },
     sendControl(to, datagram) {
       sent.push({ to, body: Buffer.from(datagram).subarray(8).toString('latin1') });
-      if (to.port === refuse.port) throw new Error('data plane is closed');
+      if (to.port === refusePort) throw new Error('data plane is closed');
       dp.sendControl(to, datagram);
     },
   };
-  return { channel, sent, deliver: (batch: ControlDatagram[]) => handler!(batch) };
+  const limits = { halfOpenSessions: 10, halfOpenPerSource: 10 };
+  const udp = new UdpControl(channel, newSession, quiet, systemClock, limits, caps);
+  udp.start();
+  return { dp, udp, sent, deliver: (batch: ControlDatagram[]) => handler!(batch) };
 }
 
 test("UDP: a turn's replies leave together after it, in order; one the channel refuses is counted, the rest go", async () => {
-  const dp = new MemoryDataPlane({ listenAddress: '127.0.0.1', port: 0 });
-  await dp.start();
   const a = await RawUdp.open();
   const b = await RawUdp.open();
-  const { channel, sent, deliver } = recording(dp, { port: a.port });
-  const udp = new UdpControl(
-    channel,
-    newSession,
-    quiet,
-    systemClock,
-    { halfOpenSessions: 10, halfOpenPerSource: 10 },
-    caps,
-  );
-  udp.start();
+  const { dp, udp, sent, deliver } = await rig(a.port);
   try {
     // one batch, as the native data plane hands over what one wakeup read: b's VERSION, then b's AUTHENTICATE
     // (it opens b's session) and a's VERSION
@@ -96,19 +91,8 @@ test("UDP: a turn's replies leave together after it, in order; one the channel r
 });
 
 test('UDP: close() sends what its turn made at once, and nothing read after it is answered', async () => {
-  const dp = new MemoryDataPlane({ listenAddress: '127.0.0.1', port: 0 });
-  await dp.start();
   const b = await RawUdp.open();
-  const { channel, sent, deliver } = recording(dp, { port: -1 });
-  const udp = new UdpControl(
-    channel,
-    newSession,
-    quiet,
-    systemClock,
-    { halfOpenSessions: 10, halfOpenPerSource: 10 },
-    caps,
-  );
-  udp.start();
+  const { dp, udp, sent, deliver } = await rig();
   const from = { address: '127.0.0.1', port: b.port };
   try {
     deliver([{ from, data: udpDatagram(1, 0, 'VERSION=2.0.2\r\n') }]);
