@@ -6,20 +6,18 @@
  *  clients and PostgreSQL share the machine with them, which a 2-core machine makes visible (the output says
  *  the core count). Needs BENCH_PG_URL or TSP_TEST_PG_URL: a server we may create a database on. */
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openPostgresStore } from '../src/store/open.js';
 import { deriveCredentials } from '../src/broker/credentials.js';
-import { waitForOutput } from './output.js';
-import { sessionScripts } from './serve.js';
+import { hasTaskset, pin, sessionScripts, waitForPort } from './serve.js';
 import { CONCURRENCY, Client, SECONDS, drive, freshPgDatabase, pct, type Result } from './session-load.js';
 
 const TSX = import.meta.resolve('tsx');
 const CLI = path.resolve('src/cli/tsp-broker.ts');
 const REALM = 'bench';
-const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
 
 async function startNode(url: string, name: string, cpu: number, procs: ChildProcess[]): Promise<number> {
   // every client comes from 127.0.0.1: lift the per-source anonymous quotas that protect a real pool
@@ -49,13 +47,11 @@ async function startNode(url: string, name: string, cpu: number, procs: ChildPro
     '--log-level',
     'info',
   ];
-  const [cmd, args] = hasTaskset
-    ? ['taskset', ['-c', String(cpu % os.cpus().length), ...argv]]
-    : [argv[0]!, argv.slice(1)];
+  const [cmd, args] = pin(cpu % os.cpus().length, argv);
   const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   p.once('exit', () => rmSync(cfgFile, { force: true }));
   procs.push(p);
-  return Number((await waitForOutput(p, /"udp":(\d+)/)).match[1]);
+  return waitForPort(p, /"udp":(\d+)/);
 }
 
 /** Runs one kind of session on every client, each client against the port it is given. */

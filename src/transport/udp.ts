@@ -70,9 +70,8 @@ export class UdpControl extends SessionHost<UdpContext> {
   /** Replies not sent: the channel refused them when their turn ended (the native data plane throws once it
    *  is closed: the broker stopping), or they were made after close(). */
   unsent = 0;
-  /** Replies made in this event-loop turn, not sent yet (module comment), and whether their flush is set. */
+  /** Replies made in this event-loop turn, not sent yet (module comment); the first one sets the flush. */
   private outbox: [Endpoint, Uint8Array][] = [];
-  private flushSet = false;
   private closed = false;
 
   constructor(
@@ -173,19 +172,11 @@ export class UdpControl extends SessionHost<UdpContext> {
       this.unsent++;
       return;
     }
-    this.outbox.push([to, bytes]);
-    this.setFlush();
-  }
-
-  private setFlush(): void {
-    if (this.flushSet) return;
-    this.flushSet = true;
-    setImmediate(this.flush);
+    if (this.outbox.push([to, bytes]) === 1) setImmediate(this.flush);
   }
 
   /** Sends the turn's replies in order. One the channel refuses is counted and the rest still go. */
   private readonly flush = (): void => {
-    this.flushSet = false;
     const out = this.outbox;
     this.outbox = [];
     for (const [to, bytes] of out) {
